@@ -1,0 +1,161 @@
+//! The typed builder API that front-ends use.
+//!
+//! Each method computes the result type from its operands and goes through
+//! [`Graph::build`], so every node a front-end makes is simplified and
+//! value-numbered at construction. Nothing here compiles anything: the
+//! embedder decides when to hand the finished graph to the pipeline.
+
+use crate::graph::{Graph, GraphError, NodeId};
+use crate::op::{BinOp, CmpOp, ConvOp, Op, UnOp};
+use crate::types::Type;
+
+/// The projections of `Start`: what the entry block begins with.
+#[derive(Clone, Copy, Debug)]
+pub struct Entry {
+    pub start: NodeId,
+    pub ctrl: NodeId,
+    pub mem: NodeId,
+}
+
+type R = Result<NodeId, GraphError>;
+
+impl Graph {
+    /// The entry: `Start` and its control and memory projections.
+    pub fn entry(&mut self) -> Result<Entry, GraphError> {
+        let start = self.build(Op::Start, Type::Tuple, &[])?;
+        let ctrl = self.build(Op::Proj { index: 0 }, Type::Ctrl, &[start])?;
+        let mem = self.build(Op::Proj { index: 1 }, Type::Mem, &[start])?;
+        Ok(Entry { start, ctrl, mem })
+    }
+
+    /// Function parameter `index` of type `ty`.
+    pub fn param(&mut self, start: NodeId, index: u32, ty: Type) -> R {
+        self.build(Op::Proj { index: 2 + index }, ty, &[start])
+    }
+
+    /// An integer or pointer constant. Host values known at compile time
+    /// (addresses, limits, flags) enter the graph this way and end up as
+    /// immediate operands.
+    pub fn iconst(&mut self, ty: Type, value: i64) -> R {
+        self.build(Op::Const { value }, ty, &[])
+    }
+
+    /// `a op b`; the type is `a`'s.
+    pub fn bin(&mut self, op: BinOp, a: NodeId, b: NodeId) -> R {
+        let ty = self.ty(self.resolve(a));
+        self.build(Op::Bin(op), ty, &[a, b])
+    }
+
+    pub fn add(&mut self, a: NodeId, b: NodeId) -> R {
+        self.bin(BinOp::Add, a, b)
+    }
+
+    pub fn sub(&mut self, a: NodeId, b: NodeId) -> R {
+        self.bin(BinOp::Sub, a, b)
+    }
+
+    /// `op a`; the type is `a`'s.
+    pub fn un(&mut self, op: UnOp, a: NodeId) -> R {
+        let ty = self.ty(self.resolve(a));
+        self.build(Op::Un(op), ty, &[a])
+    }
+
+    /// `a cmp b` as an `I8` 0 or 1.
+    pub fn cmp(&mut self, op: CmpOp, a: NodeId, b: NodeId) -> R {
+        self.build(Op::Cmp(op), Type::I8, &[a, b])
+    }
+
+    /// Widen or narrow `a` to `ty`.
+    pub fn conv(&mut self, op: ConvOp, ty: Type, a: NodeId) -> R {
+        self.build(Op::Conv(op), ty, &[a])
+    }
+
+    /// `cond ? a : b`.
+    pub fn select(&mut self, cond: NodeId, a: NodeId, b: NodeId) -> R {
+        let ty = self.ty(self.resolve(a));
+        self.build(Op::Select, ty, &[cond, a, b])
+    }
+
+    /// `ptr + bytes` (an `I64` byte count).
+    pub fn ptr_add(&mut self, ptr: NodeId, bytes: NodeId) -> R {
+        self.build(Op::PtrAdd, Type::Ptr, &[ptr, bytes])
+    }
+
+    /// A merge of forward control edges.
+    pub fn region(&mut self, preds: &[NodeId]) -> R {
+        self.build(Op::Region, Type::Ctrl, preds)
+    }
+
+    /// A loop header entered from `entry`; close it with
+    /// [`Graph::set_back_input`] once the body is built.
+    pub fn loop_header(&mut self, key: u64, entry: NodeId) -> R {
+        self.build(Op::Loop { key }, Type::Ctrl, &[entry])
+    }
+
+    /// A phi on a forward `Region`: one value per predecessor.
+    pub fn phi(&mut self, region: NodeId, ty: Type, values: &[NodeId]) -> R {
+        let mut inputs = Vec::with_capacity(values.len() + 1);
+        inputs.push(region);
+        inputs.extend_from_slice(values);
+        self.build(Op::Phi { key: 0 }, ty, &inputs)
+    }
+
+    /// A phi on a `Loop` with its entry value; `key` tells the loop's phis
+    /// apart. Close it with [`Graph::set_back_input`].
+    pub fn loop_phi(&mut self, lp: NodeId, key: u64, ty: Type, entry: NodeId) -> R {
+        self.build(Op::Phi { key }, ty, &[lp, entry])
+    }
+
+    /// A branch; returns the (taken when `cond != 0`, not taken) controls.
+    pub fn branch(&mut self, ctrl: NodeId, cond: NodeId) -> Result<(NodeId, NodeId), GraphError> {
+        let iff = self.build(Op::If, Type::Tuple, &[ctrl, cond])?;
+        let t = self.build(Op::Proj { index: 0 }, Type::Ctrl, &[iff])?;
+        let f = self.build(Op::Proj { index: 1 }, Type::Ctrl, &[iff])?;
+        Ok((t, f))
+    }
+
+    /// Reads a `ty` at `base + offset` from memory state `mem`.
+    pub fn load(&mut self, ctrl: NodeId, mem: NodeId, base: NodeId, offset: i32, ty: Type) -> R {
+        self.build(Op::Load { offset }, ty, &[ctrl, mem, base])
+    }
+
+    /// Writes `value` at `base + offset`; returns the new memory state.
+    pub fn store(&mut self, ctrl: NodeId, mem: NodeId, base: NodeId, offset: i32, value: NodeId) -> R {
+        self.build(Op::Store { offset }, Type::Mem, &[ctrl, mem, base, value])
+    }
+
+    /// Calls host function `func`; returns the new memory state and, if
+    /// `ret` is given, the result.
+    pub fn call(
+        &mut self,
+        ctrl: NodeId,
+        mem: NodeId,
+        func: u32,
+        args: &[NodeId],
+        ret: Option<Type>,
+    ) -> Result<(NodeId, Option<NodeId>), GraphError> {
+        let mut inputs = Vec::with_capacity(args.len() + 2);
+        inputs.push(ctrl);
+        inputs.push(mem);
+        inputs.extend_from_slice(args);
+        let call = self.build(Op::Call { func }, Type::Tuple, &inputs)?;
+        let mem = self.build(Op::Proj { index: 0 }, Type::Mem, &[call])?;
+        let result = match ret {
+            Some(ty) => Some(self.build(Op::Proj { index: 1 }, ty, &[call])?),
+            None => None,
+        };
+        Ok((mem, result))
+    }
+
+    /// Leaves the function with `value`.
+    pub fn ret(&mut self, ctrl: NodeId, mem: NodeId, value: NodeId) -> R {
+        self.build(Op::Return, Type::Ctrl, &[ctrl, mem, value])
+    }
+
+    /// Builds the `End` over all returns and makes it the graph's sink.
+    pub fn finish(&mut self, returns: &[NodeId]) -> R {
+        let end = self.build(Op::End, Type::Ctrl, returns)?;
+        self.set_end(end);
+        Ok(end)
+    }
+}

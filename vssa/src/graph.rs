@@ -1,0 +1,462 @@
+//! The graph: an arena of interned nodes with replaced-by forwarding.
+//!
+//! Nodes are referred to by [`NodeId`] (a dense index, cheap to copy and
+//! compare) inside one graph, and by [`Addr`] (their content address) across
+//! graphs and processes. Interning guarantees one node per address.
+//!
+//! A node is never edited once interned. Two things may happen to it later:
+//! a cycle-closing node (`Loop`, loop `Phi`) receives its back-edge input
+//! once ([`Graph::set_back_input`]), and any node may be *replaced*
+//! ([`Graph::replace`]): its `replaced_by` is set and every reader goes
+//! through [`Graph::resolve`]. Neither changes an address.
+
+use crate::addr::{address, Addr};
+use crate::op::Op;
+use crate::types::Type;
+use smallvec::SmallVec;
+use std::collections::HashMap;
+use std::fmt;
+
+/// A node's index in its graph.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(u32);
+
+impl NodeId {
+    /// The arena index.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+
+    /// The id of arena slot `i`.
+    pub fn from_index(i: usize) -> NodeId {
+        NodeId(u32::try_from(i).expect("graph larger than 2^32 nodes"))
+    }
+}
+
+impl fmt::Debug for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "n{}", self.0)
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "n{}", self.0)
+    }
+}
+
+/// Inputs are few; four fit without a heap allocation.
+pub type Inputs = SmallVec<[NodeId; 4]>;
+
+/// One interned node.
+#[derive(Clone, Debug)]
+pub struct Node {
+    op: Op,
+    ty: Type,
+    inputs: Inputs,
+    addr: Addr,
+    replaced_by: Option<NodeId>,
+    /// Input slots of other nodes that name this node, plus those of nodes
+    /// replaced by it. Never decreases, so it over-approximates live uses:
+    /// rules that need "only one user" stay safe with it.
+    uses: u32,
+}
+
+impl Node {
+    pub fn op(&self) -> Op {
+        self.op
+    }
+    pub fn ty(&self) -> Type {
+        self.ty
+    }
+    /// Inputs as built (not resolved). Use [`Graph::input`] to read through replacements.
+    pub fn raw_inputs(&self) -> &[NodeId] {
+        &self.inputs
+    }
+    pub fn addr(&self) -> Addr {
+        self.addr
+    }
+    pub fn replaced_by(&self) -> Option<NodeId> {
+        self.replaced_by
+    }
+    pub fn use_count(&self) -> u32 {
+        self.uses
+    }
+}
+
+/// Errors from building or mutating a graph. None of them is a panic: an
+/// embedder's bad request is reported and the graph stays as it was.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GraphError {
+    /// Two different nodes hashed to one address.
+    Collision { addr: Addr, existing: NodeId },
+    /// An input id that this graph never handed out.
+    UnknownNode(NodeId),
+    /// `set_back_input` on a node that does not close a cycle, or twice.
+    BadBackEdge { node: NodeId, reason: &'static str },
+    /// `replace` of a node that is already replaced.
+    AlreadyReplaced { node: NodeId, by: NodeId },
+    /// `replace(a, b)` where `b` resolves to `a`.
+    ReplacementCycle { node: NodeId, by: NodeId },
+    /// `replace(a, b)` with `a` and `b` of different types.
+    ReplacementType { node: NodeId, by: NodeId },
+}
+
+impl fmt::Display for GraphError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GraphError::Collision { addr, existing } => write!(
+                f,
+                "address collision: a different node already has address {addr} ({existing})"
+            ),
+            GraphError::UnknownNode(n) => write!(f, "unknown node {n}"),
+            GraphError::BadBackEdge { node, reason } => {
+                write!(f, "cannot set the back edge of {node}: {reason}")
+            }
+            GraphError::AlreadyReplaced { node, by } => {
+                write!(f, "{node} is already replaced by {by}")
+            }
+            GraphError::ReplacementCycle { node, by } => {
+                write!(f, "replacing {node} by {by} would make a forwarding cycle")
+            }
+            GraphError::ReplacementType { node, by } => {
+                write!(f, "cannot replace {node} by {by}: their types differ")
+            }
+        }
+    }
+}
+
+impl std::error::Error for GraphError {}
+
+/// A content-addressed sea-of-nodes graph.
+#[derive(Clone, Debug)]
+pub struct Graph {
+    nodes: Vec<Node>,
+    by_addr: HashMap<Addr, NodeId>,
+    end: Option<NodeId>,
+    /// Every replacement, in order: what the patch log records.
+    replacements: Vec<(NodeId, NodeId)>,
+    /// Construction-time peepholes (on by default).
+    simplify_on_build: bool,
+    /// Requests to build a node (including those answered by an existing node
+    /// or by a peephole), for statistics.
+    build_requests: u64,
+}
+
+impl Default for Graph {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Graph {
+    pub fn new() -> Graph {
+        Graph {
+            nodes: Vec::new(),
+            by_addr: HashMap::new(),
+            end: None,
+            replacements: Vec::new(),
+            simplify_on_build: true,
+            build_requests: 0,
+        }
+    }
+
+    /// Turns construction-time peepholes on or off (on by default). Off is
+    /// for tests and for measuring what the peepholes do.
+    pub fn set_simplify_on_build(&mut self, on: bool) {
+        self.simplify_on_build = on;
+    }
+
+    pub fn simplify_on_build(&self) -> bool {
+        self.simplify_on_build
+    }
+
+    /// Number of nodes ever interned (live or not).
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// How many nodes the builder asked for, hits and peephole answers included.
+    pub fn build_requests(&self) -> u64 {
+        self.build_requests
+    }
+
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id.index()]
+    }
+
+    /// `Some` if `id` was handed out by this graph.
+    pub fn get(&self, id: NodeId) -> Option<&Node> {
+        self.nodes.get(id.index())
+    }
+
+    pub fn op(&self, id: NodeId) -> Op {
+        self.nodes[id.index()].op
+    }
+
+    pub fn ty(&self, id: NodeId) -> Type {
+        self.nodes[id.index()].ty
+    }
+
+    pub fn addr(&self, id: NodeId) -> Addr {
+        self.nodes[id.index()].addr
+    }
+
+    /// The node with this address, if interned (resolved or not).
+    pub fn lookup(&self, addr: &Addr) -> Option<NodeId> {
+        self.by_addr.get(addr).copied()
+    }
+
+    /// All node ids, in construction order.
+    pub fn ids(&self) -> impl Iterator<Item = NodeId> + '_ {
+        (0..self.nodes.len()).map(NodeId::from_index)
+    }
+
+    /// Follows `replaced_by` to the node that currently stands for `id`.
+    pub fn resolve(&self, mut id: NodeId) -> NodeId {
+        while let Some(next) = self.nodes[id.index()].replaced_by {
+            id = next;
+        }
+        id
+    }
+
+    /// Input `i` of `id`, resolved.
+    pub fn input(&self, id: NodeId, i: usize) -> NodeId {
+        self.resolve(self.nodes[id.index()].inputs[i])
+    }
+
+    /// All inputs of `id`, resolved.
+    pub fn inputs(&self, id: NodeId) -> Inputs {
+        self.nodes[id.index()]
+            .inputs
+            .iter()
+            .map(|&i| self.resolve(i))
+            .collect()
+    }
+
+    /// Number of inputs (including a back edge once set).
+    pub fn arity(&self, id: NodeId) -> usize {
+        self.nodes[id.index()].inputs.len()
+    }
+
+    /// How many leading inputs the address covers: all of them, except the
+    /// back edge of a `Loop` and of a `Phi` on a `Loop`.
+    pub fn hashed_arity(&self, id: NodeId) -> usize {
+        let n = &self.nodes[id.index()];
+        match n.op {
+            Op::Loop { .. } => 1.min(n.inputs.len()),
+            Op::Phi { .. } if self.is_loop_phi(id) => 2.min(n.inputs.len()),
+            _ => n.inputs.len(),
+        }
+    }
+
+    /// A `Phi` whose region is a `Loop`.
+    pub fn is_loop_phi(&self, id: NodeId) -> bool {
+        let n = &self.nodes[id.index()];
+        matches!(n.op, Op::Phi { .. })
+            && n
+                .inputs
+                .first()
+                .is_some_and(|&r| matches!(self.op(self.resolve(r)), Op::Loop { .. }))
+    }
+
+    /// The back-edge input of a `Loop` or loop `Phi`, if set (resolved).
+    pub fn back_input(&self, id: NodeId) -> Option<NodeId> {
+        let h = self.hashed_arity(id);
+        let n = &self.nodes[id.index()];
+        if matches!(n.op, Op::Loop { .. } | Op::Phi { .. }) && n.inputs.len() > h {
+            Some(self.resolve(n.inputs[h]))
+        } else {
+            None
+        }
+    }
+
+    /// The graph's `End`, once [`Graph::set_end`] was called.
+    pub fn end(&self) -> Option<NodeId> {
+        self.end.map(|e| self.resolve(e))
+    }
+
+    /// Marks `end` (an `End` node) as the sink that liveness starts from.
+    pub fn set_end(&mut self, end: NodeId) {
+        self.end = Some(end);
+    }
+
+    /// Every replacement made so far, in order.
+    pub fn replacements(&self) -> &[(NodeId, NodeId)] {
+        &self.replacements
+    }
+
+    /// Builds a node: resolves the inputs, lets the construction-time
+    /// peepholes answer with an equivalent node if they can, and otherwise
+    /// interns it. This is the entry point for front-ends and passes.
+    pub fn build(&mut self, op: Op, ty: Type, inputs: &[NodeId]) -> Result<NodeId, GraphError> {
+        self.build_requests += 1;
+        let inputs = self.resolve_all(inputs)?;
+        if self.simplify_on_build {
+            if let Some(n) = crate::peephole::simplify(self, op, ty, &inputs)? {
+                return Ok(n);
+            }
+        }
+        self.intern_resolved(op, ty, &inputs)
+    }
+
+    /// Interns a node as given (inputs are resolved, no peepholes): returns
+    /// the existing node with the same address, or a new one.
+    pub fn intern(&mut self, op: Op, ty: Type, inputs: &[NodeId]) -> Result<NodeId, GraphError> {
+        let inputs = self.resolve_all(inputs)?;
+        self.intern_resolved(op, ty, &inputs)
+    }
+
+    fn resolve_all(&self, inputs: &[NodeId]) -> Result<Inputs, GraphError> {
+        inputs
+            .iter()
+            .map(|&i| {
+                if i.index() < self.nodes.len() {
+                    Ok(self.resolve(i))
+                } else {
+                    Err(GraphError::UnknownNode(i))
+                }
+            })
+            .collect()
+    }
+
+    /// The address a node with these (already resolved) parts would get.
+    /// For `Loop` and loop `Phi`, pass only the hashed inputs.
+    pub fn address_of(&self, op: &Op, ty: Type, inputs: &[NodeId]) -> Addr {
+        let addrs: SmallVec<[Addr; 4]> = inputs.iter().map(|&i| self.addr(i)).collect();
+        address(op, ty, &addrs)
+    }
+
+    fn intern_resolved(&mut self, op: Op, ty: Type, inputs: &[NodeId]) -> Result<NodeId, GraphError> {
+        let op = match op {
+            Op::Const { value } => Op::Const {
+                value: ty.normalize(value),
+            },
+            other => other,
+        };
+        let addr = self.address_of(&op, ty, inputs);
+        if let Some(&existing) = self.by_addr.get(&addr) {
+            let e = &self.nodes[existing.index()];
+            let h = self.hashed_arity(existing);
+            let same = e.op == op && e.ty == ty && e.inputs[..h] == *inputs;
+            return if same {
+                Ok(existing)
+            } else {
+                Err(GraphError::Collision { addr, existing })
+            };
+        }
+        let id = NodeId::from_index(self.nodes.len());
+        for &i in inputs {
+            self.nodes[i.index()].uses += 1;
+        }
+        self.nodes.push(Node {
+            op,
+            ty,
+            inputs: inputs.iter().copied().collect(),
+            addr,
+            replaced_by: None,
+            uses: 0,
+        });
+        self.by_addr.insert(addr, id);
+        Ok(id)
+    }
+
+    /// Closes a cycle: gives a `Loop` or loop `Phi` its back-edge input.
+    /// Allowed once per node; the address does not change.
+    pub fn set_back_input(&mut self, node: NodeId, value: NodeId) -> Result<(), GraphError> {
+        if node.index() >= self.nodes.len() {
+            return Err(GraphError::UnknownNode(node));
+        }
+        if value.index() >= self.nodes.len() {
+            return Err(GraphError::UnknownNode(value));
+        }
+        let n = &self.nodes[node.index()];
+        let expected = match n.op {
+            Op::Loop { .. } => 1,
+            Op::Phi { .. } if self.is_loop_phi(node) => 2,
+            _ => {
+                return Err(GraphError::BadBackEdge {
+                    node,
+                    reason: "only a Loop or a Phi on a Loop has a back edge",
+                })
+            }
+        };
+        if n.inputs.len() != expected {
+            return Err(GraphError::BadBackEdge {
+                node,
+                reason: "the back edge is already set",
+            });
+        }
+        let value = self.resolve(value);
+        self.nodes[value.index()].uses += 1;
+        self.nodes[node.index()].inputs.push(value);
+        Ok(())
+    }
+
+    /// Records that `old` is replaced by `new`: every reader of `old` now
+    /// sees `new`. Addresses do not change. This is the only mutation passes
+    /// make, and each one is a patch.
+    pub fn replace(&mut self, old: NodeId, new: NodeId) -> Result<(), GraphError> {
+        for n in [old, new] {
+            if n.index() >= self.nodes.len() {
+                return Err(GraphError::UnknownNode(n));
+            }
+        }
+        if let Some(by) = self.nodes[old.index()].replaced_by {
+            return Err(GraphError::AlreadyReplaced { node: old, by });
+        }
+        let target = self.resolve(new);
+        if target == old {
+            return Err(GraphError::ReplacementCycle { node: old, by: new });
+        }
+        if self.ty(old) != self.ty(target) {
+            return Err(GraphError::ReplacementType { node: old, by: new });
+        }
+        let moved = self.nodes[old.index()].uses;
+        let t = &mut self.nodes[target.index()];
+        t.uses = t.uses.saturating_add(moved);
+        self.nodes[old.index()].replaced_by = Some(new);
+        self.replacements.push((old, new));
+        Ok(())
+    }
+
+    /// The nodes reachable backwards from `End` through resolved inputs
+    /// (back edges included), in construction order. Iterative: any depth.
+    pub fn live_nodes(&self) -> Vec<NodeId> {
+        let mut seen = vec![false; self.nodes.len()];
+        let mut stack: Vec<NodeId> = self.end().into_iter().collect();
+        for &s in &stack {
+            seen[s.index()] = true;
+        }
+        while let Some(n) = stack.pop() {
+            for &i in &self.nodes[n.index()].inputs {
+                let i = self.resolve(i);
+                if !seen[i.index()] {
+                    seen[i.index()] = true;
+                    stack.push(i);
+                }
+            }
+        }
+        seen.iter()
+            .enumerate()
+            .filter(|(_, &s)| s)
+            .map(|(i, _)| NodeId::from_index(i))
+            .collect()
+    }
+
+    /// Users of every live node through resolved inputs, indexed by node id
+    /// (dead nodes have none). A user appears once per input slot.
+    pub fn users(&self) -> Vec<SmallVec<[NodeId; 2]>> {
+        let mut users = vec![SmallVec::new(); self.nodes.len()];
+        for n in self.live_nodes() {
+            for &i in &self.nodes[n.index()].inputs {
+                users[self.resolve(i).index()].push(n);
+            }
+        }
+        users
+    }
+}

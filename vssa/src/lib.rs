@@ -1,0 +1,34 @@
+//! # vssa: the LIR
+//!
+//! The low-level IR of vssa is a **content-addressed sea-of-nodes graph**.
+//! Pure nodes float, ordered only by their inputs; control nodes form the
+//! CFG; loads, stores and host calls are threaded on a memory chain.
+//!
+//! * Every node has an [`Addr`]: a blake3 hash of its opcode, type,
+//!   immediates and its inputs' addresses ([`addr`]). Building a node that
+//!   exists returns it ([`Graph::build`]), so value numbering is free.
+//! * A node is never edited: a pass builds the new node and *replaces* the
+//!   old one ([`Graph::replace`]). Readers see through replacements with
+//!   [`Graph::resolve`]. Each replacement is a patch that the `vssa-patch`
+//!   crate records and replays.
+//! * Cycles (loops) are closed by back edges that are not hashed, so
+//!   addresses form a DAG even though the graph does not.
+//!
+//! Pipeline: a front-end builds a graph with the typed builder ([`build`]),
+//! the optimizer runs, `vssa-schedule` turns the graph into blocks, and
+//! `vssa-backend` emits native code through Cranelift.
+
+#![forbid(unsafe_code)]
+
+pub mod addr;
+pub mod build;
+pub mod graph;
+pub mod op;
+pub mod peephole;
+pub mod types;
+
+pub use addr::{Addr, ENCODING_VERSION};
+pub use build::Entry;
+pub use graph::{Graph, GraphError, Node, NodeId};
+pub use op::{BinOp, CmpOp, ConvOp, Op, UnOp};
+pub use types::Type;

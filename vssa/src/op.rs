@@ -1,0 +1,246 @@
+//! Operations: what a node does, with its immediates.
+//!
+//! Input conventions (resolved inputs, in order) are part of each variant's
+//! documentation; the verifier checks them.
+
+use std::fmt;
+
+/// Two-operand integer arithmetic. Both operands and the result have the
+/// same type. Shift amounts are taken modulo the width.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    And,
+    Or,
+    Xor,
+    Shl,
+    /// Logical (unsigned) shift right.
+    Ushr,
+    /// Arithmetic (signed) shift right.
+    Sshr,
+}
+
+/// One-operand integer arithmetic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum UnOp {
+    Neg,
+    Not,
+}
+
+/// Integer comparisons; the result is an `I8` that is 0 or 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Slt,
+    Sle,
+    Sgt,
+    Sge,
+    Ult,
+    Ule,
+    Ugt,
+    Uge,
+}
+
+/// Width changes between integer types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ConvOp {
+    /// Zero-extend to a wider type.
+    Uext,
+    /// Sign-extend to a wider type.
+    Sext,
+    /// Keep the low bits of a wider value.
+    Trunc,
+}
+
+/// What a node does. Immediates live here; inputs live on the node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    // ---- control ----
+    /// The entry. No inputs; type `Tuple`: `Proj 0` is control, `Proj 1` the
+    /// initial memory, `Proj 2+i` parameter `i`.
+    Start,
+    /// A merge of forward control edges: inputs are the predecessors' controls.
+    Region,
+    /// A loop header: inputs `[entry, back]`. The back edge closes a cycle, so
+    /// it is set after construction and is not hashed; `key` is a stable
+    /// front-end key (e.g. the guest pc) that tells loops with the same entry apart.
+    Loop { key: u64 },
+    /// A two-way branch: inputs `[ctrl, cond]`, type `Tuple`:
+    /// `Proj 0` is taken when `cond != 0`, `Proj 1` otherwise.
+    If,
+    /// Part `index` of a tuple-typed input: `[tuple]`.
+    Proj { index: u32 },
+    /// Leaves the function: inputs `[ctrl, mem, value]`.
+    Return,
+    /// The graph's single sink: inputs are every `Return`.
+    End,
+
+    // ---- data ----
+    /// An integer or pointer constant, normalized to its type's width.
+    Const { value: i64 },
+    /// `[a, b]`, result of the same type.
+    Bin(BinOp),
+    /// `[a]`, result of the same type.
+    Un(UnOp),
+    /// `[a, b]`, result `I8` (0 or 1).
+    Cmp(CmpOp),
+    /// `[a]`, result of the node's type.
+    Conv(ConvOp),
+    /// `[cond, a, b]`: `a` if `cond != 0`, else `b`.
+    Select,
+    /// `[ptr, i64]`: a pointer moved by a byte count.
+    PtrAdd,
+    /// `[region, v0, v1, ...]`: one value per region input. On a `Loop`
+    /// region the inputs are `[loop, entry, back]` and `back` is not hashed;
+    /// `key` is a stable front-end key telling apart phis of one loop.
+    Phi { key: u64 },
+
+    // ---- memory and effects ----
+    /// `[ctrl, mem, base]`: the value of the node's type at `base + offset`.
+    Load { offset: i32 },
+    /// `[ctrl, mem, base, value]`: writes `value` (its type gives the width)
+    /// at `base + offset`; the result is the new memory state.
+    Store { offset: i32 },
+    /// `[ctrl, mem, args...]`: calls host function `func` of the embedder's
+    /// table. Type `Tuple`: `Proj 0` is the new memory, `Proj 1` the result.
+    Call { func: u32 },
+}
+
+impl Op {
+    /// The opcode tag of the canonical encoding (see `docs/architecture.md`).
+    /// These numbers are frozen: changing one changes every address.
+    pub fn tag(&self) -> u16 {
+        match self {
+            Op::Start => 1,
+            Op::Region => 2,
+            Op::Loop { .. } => 3,
+            Op::If => 4,
+            Op::Proj { .. } => 5,
+            Op::Return => 6,
+            Op::End => 7,
+            Op::Const { .. } => 16,
+            Op::Bin(_) => 17,
+            Op::Un(_) => 18,
+            Op::Cmp(_) => 19,
+            Op::Conv(_) => 20,
+            Op::Select => 21,
+            Op::PtrAdd => 22,
+            Op::Phi { .. } => 23,
+            Op::Load { .. } => 32,
+            Op::Store { .. } => 33,
+            Op::Call { .. } => 34,
+        }
+    }
+
+    /// Appends the immediates in canonical (little-endian) form.
+    pub fn encode_immediates(&self, out: &mut Vec<u8>) {
+        match *self {
+            Op::Loop { key } | Op::Phi { key } => out.extend_from_slice(&key.to_le_bytes()),
+            Op::Proj { index } => out.extend_from_slice(&index.to_le_bytes()),
+            Op::Const { value } => out.extend_from_slice(&value.to_le_bytes()),
+            Op::Bin(b) => out.push(b as u8),
+            Op::Un(u) => out.push(u as u8),
+            Op::Cmp(c) => out.push(c as u8),
+            Op::Conv(c) => out.push(c as u8),
+            Op::Load { offset } | Op::Store { offset } => {
+                out.extend_from_slice(&offset.to_le_bytes())
+            }
+            Op::Call { func } => out.extend_from_slice(&func.to_le_bytes()),
+            Op::Start
+            | Op::Region
+            | Op::If
+            | Op::Return
+            | Op::End
+            | Op::Select
+            | Op::PtrAdd => {}
+        }
+    }
+
+    /// Control nodes form the CFG.
+    pub fn is_control(&self) -> bool {
+        matches!(
+            self,
+            Op::Start | Op::Region | Op::Loop { .. } | Op::If | Op::Return | Op::End
+        )
+    }
+
+    /// Nodes that must stay in the block of their control input: effects,
+    /// loads (they read the memory of a program point) and phis.
+    pub fn is_pinned(&self) -> bool {
+        matches!(
+            self,
+            Op::Load { .. } | Op::Store { .. } | Op::Call { .. } | Op::Phi { .. }
+        )
+    }
+
+    /// Side-effecting nodes never merge by value numbering across
+    /// memory states and are never removed unless the memory rules say so.
+    pub fn has_effect(&self) -> bool {
+        matches!(self, Op::Store { .. } | Op::Call { .. })
+    }
+
+    /// Short lower-case mnemonic used by the text printer and DOT export.
+    pub fn mnemonic(&self) -> &'static str {
+        match self {
+            Op::Start => "start",
+            Op::Region => "region",
+            Op::Loop { .. } => "loop",
+            Op::If => "if",
+            Op::Proj { .. } => "proj",
+            Op::Return => "return",
+            Op::End => "end",
+            Op::Const { .. } => "const",
+            Op::Bin(b) => match b {
+                BinOp::Add => "add",
+                BinOp::Sub => "sub",
+                BinOp::Mul => "mul",
+                BinOp::And => "and",
+                BinOp::Or => "or",
+                BinOp::Xor => "xor",
+                BinOp::Shl => "shl",
+                BinOp::Ushr => "ushr",
+                BinOp::Sshr => "sshr",
+            },
+            Op::Un(UnOp::Neg) => "neg",
+            Op::Un(UnOp::Not) => "not",
+            Op::Cmp(c) => match c {
+                CmpOp::Eq => "eq",
+                CmpOp::Ne => "ne",
+                CmpOp::Slt => "slt",
+                CmpOp::Sle => "sle",
+                CmpOp::Sgt => "sgt",
+                CmpOp::Sge => "sge",
+                CmpOp::Ult => "ult",
+                CmpOp::Ule => "ule",
+                CmpOp::Ugt => "ugt",
+                CmpOp::Uge => "uge",
+            },
+            Op::Conv(ConvOp::Uext) => "uext",
+            Op::Conv(ConvOp::Sext) => "sext",
+            Op::Conv(ConvOp::Trunc) => "trunc",
+            Op::Select => "select",
+            Op::PtrAdd => "ptradd",
+            Op::Phi { .. } => "phi",
+            Op::Load { .. } => "load",
+            Op::Store { .. } => "store",
+            Op::Call { .. } => "call",
+        }
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.mnemonic())?;
+        match *self {
+            Op::Loop { key } | Op::Phi { key } => write!(f, " #{key}"),
+            Op::Proj { index } => write!(f, " {index}"),
+            Op::Const { value } => write!(f, " {value}"),
+            Op::Load { offset } | Op::Store { offset } => write!(f, " {offset:+}"),
+            Op::Call { func } => write!(f, " fn{func}"),
+            _ => Ok(()),
+        }
+    }
+}

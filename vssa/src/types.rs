@@ -1,0 +1,104 @@
+//! Value types carried by every LIR node.
+
+use std::fmt;
+
+/// The type of a node's value.
+///
+/// Integers are sized; `Ptr` is a machine address (64 bits on every target
+/// vssa supports). `Ctrl`, `Mem` and `Tuple` are the non-value types of the
+/// sea of nodes: control flow, the memory/effect chain, and multi-result
+/// nodes whose parts are taken apart by `Proj`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Type {
+    Ctrl,
+    Mem,
+    Tuple,
+    I8,
+    I16,
+    I32,
+    I64,
+    Ptr,
+}
+
+impl Type {
+    /// All types, in encoding-tag order.
+    pub const ALL: [Type; 8] = [
+        Type::Ctrl,
+        Type::Mem,
+        Type::Tuple,
+        Type::I8,
+        Type::I16,
+        Type::I32,
+        Type::I64,
+        Type::Ptr,
+    ];
+
+    /// The byte that stands for this type in the canonical encoding.
+    pub fn tag(self) -> u8 {
+        match self {
+            Type::Ctrl => 0,
+            Type::Mem => 1,
+            Type::Tuple => 2,
+            Type::I8 => 3,
+            Type::I16 => 4,
+            Type::I32 => 5,
+            Type::I64 => 6,
+            Type::Ptr => 7,
+        }
+    }
+
+    /// Integer and pointer types are values that live in registers.
+    pub fn is_value(self) -> bool {
+        self.bits().is_some()
+    }
+
+    /// Sized integers (not pointers).
+    pub fn is_int(self) -> bool {
+        matches!(self, Type::I8 | Type::I16 | Type::I32 | Type::I64)
+    }
+
+    /// Width in bits of a value type, `None` for control, memory and tuples.
+    pub fn bits(self) -> Option<u32> {
+        match self {
+            Type::I8 => Some(8),
+            Type::I16 => Some(16),
+            Type::I32 => Some(32),
+            Type::I64 | Type::Ptr => Some(64),
+            _ => None,
+        }
+    }
+
+    /// Width in bytes of a value type (what a load or store of it moves).
+    pub fn bytes(self) -> Option<u32> {
+        self.bits().map(|b| b / 8)
+    }
+
+    /// Wraps `v` to this type's width, sign-extended back to `i64`.
+    ///
+    /// Constants are stored in this normal form so that equal values of a
+    /// type always hash equal (e.g. `I8` 255 and -1 are the same constant).
+    pub fn normalize(self, v: i64) -> i64 {
+        match self {
+            Type::I8 => v as i8 as i64,
+            Type::I16 => v as i16 as i64,
+            Type::I32 => v as i32 as i64,
+            _ => v,
+        }
+    }
+}
+
+impl fmt::Display for Type {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            Type::Ctrl => "ctrl",
+            Type::Mem => "mem",
+            Type::Tuple => "tuple",
+            Type::I8 => "i8",
+            Type::I16 => "i16",
+            Type::I32 => "i32",
+            Type::I64 => "i64",
+            Type::Ptr => "ptr",
+        };
+        f.write_str(s)
+    }
+}
