@@ -1,1 +1,228 @@
-fn main() {}
+//! The `vssa` command: runs Brainfuck programs through the vssa pipeline.
+//!
+//! `vssa run [FILE]` runs FILE (or the bundled demo) with stdin and stdout.
+//! It exits 0 on success and 1 with a one-line error on stderr otherwise;
+//! usage errors exit 2.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::json;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+use vssa_bf::runtime::{self, JitConfig, JitReport};
+use vssa_bf::{EofMode, Io, RunOptions, Tape, DEFAULT_TAPE_LIMIT};
+
+/// The demo program `vssa run` runs when no FILE is given.
+const DEMO: &str = include_str!("../demo/demo.b");
+
+#[derive(Parser)]
+#[command(
+    name = "vssa",
+    version,
+    about = "A versioned sea-of-nodes JIT middle-end, driven by a Brainfuck guest"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a Brainfuck program (the bundled demo when FILE is omitted).
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The program; omitted: the bundled demo.
+    file: Option<PathBuf>,
+    /// Which engine runs the program.
+    #[arg(long, value_enum, default_value_t = Engine::Jit)]
+    engine: Engine,
+    /// Print statistics on stderr when done (one JSON object).
+    #[arg(long, value_enum)]
+    stats: Option<StatsFormat>,
+    /// Write the graph as Graphviz DOT after each phase into DIR.
+    #[arg(long, value_name = "DIR")]
+    dump_dot: Option<PathBuf>,
+    /// Write the Cranelift IR of the compiled program to FILE.
+    #[arg(long, value_name = "FILE")]
+    dump_clif: Option<PathBuf>,
+    /// Stop with an error after N loop tests (each `[` or `]` test is one step).
+    #[arg(long, value_name = "N")]
+    max_steps: Option<u64>,
+    /// What `,` stores at end of input.
+    #[arg(long, value_enum, default_value_t = Eof::Unchanged)]
+    eof: Eof,
+    /// Tape size limit in cells (the tape grows on demand up to it).
+    #[arg(long, value_name = "CELLS", default_value_t = DEFAULT_TAPE_LIMIT)]
+    tape_limit: usize,
+    /// Skip the optimizer (construction-time peepholes still run).
+    #[arg(long)]
+    no_opt: bool,
+    /// Run the graph verifier after each phase and Cranelift's verifier.
+    #[arg(long)]
+    verify: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Engine {
+    /// The reference interpreter.
+    Interp,
+    /// The whole program compiled to native code before it runs.
+    Jit,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum StatsFormat {
+    Json,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Eof {
+    Unchanged,
+    #[value(name = "0")]
+    Zero,
+    #[value(name = "255")]
+    MaxByte,
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("vssa: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Logging goes through `tracing`, off unless `VSSA_LOG` names a filter
+/// (e.g. `VSSA_LOG=debug`).
+fn init_logging() {
+    if let Ok(filter) = std::env::var("VSSA_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}
+
+fn run(args: RunArgs) -> Result<(), String> {
+    let (name, source) = match &args.file {
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            (path.display().to_string(), bytes)
+        }
+        None => ("<demo>".to_string(), DEMO.as_bytes().to_vec()),
+    };
+    let t = Instant::now();
+    let prog = vssa_bf::parse(&source).map_err(|e| format!("{name}:{e}"))?;
+    let parse_ms = ms(t.elapsed());
+
+    let opts = RunOptions {
+        max_steps: args.max_steps,
+        eof: match args.eof {
+            Eof::Unchanged => EofMode::Unchanged,
+            Eof::Zero => EofMode::Zero,
+            Eof::MaxByte => EofMode::MaxByte,
+        },
+    };
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let stdout = std::io::stdout();
+    let mut output = BufWriter::with_capacity(1 << 16, stdout.lock());
+
+    let (outcome, stats) = match args.engine {
+        Engine::Interp => {
+            let t = Instant::now();
+            let mut tape = Tape::new(args.tape_limit).map_err(|e| e.to_string())?;
+            let mut io = Io::new(&mut input, &mut output);
+            let r = vssa_bf::run(&prog, &mut tape, &mut io, &opts);
+            let run_ms = ms(t.elapsed());
+            let steps = r.as_ref().map(|s| s.steps).unwrap_or(0);
+            let stats = json!({
+                "engine": "interp",
+                "program": name,
+                "insts": prog.insts.len(),
+                "parse_ms": parse_ms,
+                "nodes_built": 0,
+                "nodes_after_opt": 0,
+                "compile_ms": { "total": 0.0 },
+                "run_ms": run_ms,
+                "steps": steps,
+            });
+            (r.map(|_| ()).map_err(|e| format!("{name}:{e}")), stats)
+        }
+        Engine::Jit => {
+            let cfg = JitConfig {
+                run: opts,
+                optimize: !args.no_opt,
+                verify: args.verify,
+                dump_dot: args.dump_dot.clone(),
+                capture_clif: args.dump_clif.is_some(),
+            };
+            let mut io = Io::new(&mut input, &mut output);
+            let (report, r) = runtime::run_jit(&prog, args.tape_limit, &mut io, &cfg);
+            let r = r.map_err(|e| format!("{name}:{e}"));
+            if let (Some(path), Some(clif)) = (&args.dump_clif, &report.clif) {
+                vssa_bf::fsutil::write_atomic(path, clif.as_bytes())
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            }
+            (r, jit_stats(&name, &prog, parse_ms, &report))
+        }
+    };
+    let flushed = output
+        .flush()
+        .map_err(|e| format!("cannot write output: {e}"));
+    if args.stats.is_some() {
+        eprintln!("{stats}");
+    }
+    outcome?;
+    flushed
+}
+
+fn jit_stats(
+    name: &str,
+    prog: &vssa_bf::Program,
+    parse_ms: f64,
+    r: &JitReport,
+) -> serde_json::Value {
+    json!({
+        "engine": "jit",
+        "program": name,
+        "insts": prog.insts.len(),
+        "parse_ms": parse_ms,
+        "nodes_built": r.nodes_built,
+        "build_requests": r.build_requests,
+        "nodes_live_built": r.nodes_live_built,
+        "nodes_after_opt": r.nodes_after_opt,
+        "replacements": r.replacements,
+        "blocks": r.blocks,
+        "clif_insts": r.clif_insts,
+        "code_bytes": r.code_size,
+        "compile_ms": {
+            "build": ms(r.build),
+            "optimize": ms(r.optimize),
+            "verify": ms(r.verify),
+            "schedule": ms(r.schedule),
+            "lower": ms(r.lower),
+            "codegen": ms(r.lower + r.codegen),
+            "cranelift": ms(r.codegen),
+            "total": ms(r.compile()),
+        },
+        "run_ms": ms(r.run),
+        "exits_to_interp": r.exits_to_interp,
+    })
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}

@@ -120,7 +120,14 @@ impl Graph {
     }
 
     /// Writes `value` at `base + offset`; returns the new memory state.
-    pub fn store(&mut self, ctrl: NodeId, mem: NodeId, base: NodeId, offset: i32, value: NodeId) -> R {
+    pub fn store(
+        &mut self,
+        ctrl: NodeId,
+        mem: NodeId,
+        base: NodeId,
+        offset: i32,
+        value: NodeId,
+    ) -> R {
         self.build(Op::Store { offset }, Type::Mem, &[ctrl, mem, base, value])
     }
 

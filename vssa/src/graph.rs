@@ -258,8 +258,7 @@ impl Graph {
     pub fn is_loop_phi(&self, id: NodeId) -> bool {
         let n = &self.nodes[id.index()];
         matches!(n.op, Op::Phi { .. })
-            && n
-                .inputs
+            && n.inputs
                 .first()
                 .is_some_and(|&r| matches!(self.op(self.resolve(r)), Op::Loop { .. }))
     }
@@ -331,7 +330,12 @@ impl Graph {
         address(op, ty, &addrs)
     }
 
-    fn intern_resolved(&mut self, op: Op, ty: Type, inputs: &[NodeId]) -> Result<NodeId, GraphError> {
+    fn intern_resolved(
+        &mut self,
+        op: Op,
+        ty: Type,
+        inputs: &[NodeId],
+    ) -> Result<NodeId, GraphError> {
         let op = match op {
             Op::Const { value } => Op::Const {
                 value: ty.normalize(value),

@@ -22,13 +22,19 @@
 
 pub mod addr;
 pub mod build;
+pub mod dot;
 pub mod graph;
 pub mod op;
+pub mod opt;
 pub mod peephole;
+pub mod print;
 pub mod types;
+pub mod verify;
 
 pub use addr::{Addr, ENCODING_VERSION};
 pub use build::Entry;
 pub use graph::{Graph, GraphError, Node, NodeId};
 pub use op::{BinOp, CmpOp, ConvOp, Op, UnOp};
+pub use opt::{optimize, OptStats};
 pub use types::Type;
+pub use verify::{verify, VerifyError};

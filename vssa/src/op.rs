@@ -149,13 +149,7 @@ impl Op {
                 out.extend_from_slice(&offset.to_le_bytes())
             }
             Op::Call { func } => out.extend_from_slice(&func.to_le_bytes()),
-            Op::Start
-            | Op::Region
-            | Op::If
-            | Op::Return
-            | Op::End
-            | Op::Select
-            | Op::PtrAdd => {}
+            Op::Start | Op::Region | Op::If | Op::Return | Op::End | Op::Select | Op::PtrAdd => {}
         }
     }
 

@@ -1,0 +1,106 @@
+//! Host functions: the embedder's table that `Op::Call { func }` indexes.
+//!
+//! Generated code reaches the embedder (I/O, runtime helpers, deopt exits)
+//! only through these functions. Their addresses are known when a graph is
+//! compiled, so a call is emitted as an indirect call through a constant:
+//! no symbol table, no relocation, and the table can differ per compile.
+
+use cranelift_codegen::ir::{self, AbiParam};
+use cranelift_codegen::isa::CallConv;
+use vssa::Type;
+
+/// One host function that generated code may call.
+///
+/// The function must use the platform's C calling convention
+/// (`extern "C"`), take exactly `params` and return `ret` (nothing when
+/// `None`). `Ptr` is a 64-bit pointer. `I8` and `I16` arguments are passed
+/// zero-extended to 32 bits, so declare them unsigned (`u8`, `u16`) on the
+/// host side; `I32` and `I64` may be signed or unsigned.
+///
+/// The address is only stored here; it is called by generated code, whose
+/// safety contract ([`crate::CompiledCode::call`]) requires it to be valid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostFn {
+    /// For diagnostics and IR dumps.
+    pub name: String,
+    pub addr: *const u8,
+    pub params: Vec<Type>,
+    pub ret: Option<Type>,
+}
+
+impl HostFn {
+    /// A table entry; `addr` is typically `my_fn as *const u8`.
+    pub fn new(
+        name: impl Into<String>,
+        addr: *const u8,
+        params: &[Type],
+        ret: Option<Type>,
+    ) -> HostFn {
+        HostFn {
+            name: name.into(),
+            addr,
+            params: params.to_vec(),
+            ret,
+        }
+    }
+
+    /// The Cranelift signature calls to this function use, or the offending
+    /// type if one is not a value type.
+    pub fn signature(&self, call_conv: CallConv) -> Result<ir::Signature, Type> {
+        let mut sig = ir::Signature::new(call_conv);
+        for &p in &self.params {
+            let ty = clif_type(p).ok_or(p)?;
+            let mut param = AbiParam::new(ty);
+            if ty.bits() < 32 {
+                param = param.uext();
+            }
+            sig.params.push(param);
+        }
+        if let Some(r) = self.ret {
+            sig.returns.push(AbiParam::new(clif_type(r).ok_or(r)?));
+        }
+        Ok(sig)
+    }
+}
+
+/// The Cranelift type of a vssa value type (`Ptr` is `I64`); `None` for
+/// control, memory and tuples, which have no Cranelift value.
+pub fn clif_type(t: Type) -> Option<ir::Type> {
+    match t {
+        Type::I8 => Some(ir::types::I8),
+        Type::I16 => Some(ir::types::I16),
+        Type::I32 => Some(ir::types::I32),
+        Type::I64 | Type::Ptr => Some(ir::types::I64),
+        Type::Ctrl | Type::Mem | Type::Tuple => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cranelift_codegen::ir::ArgumentExtension;
+
+    #[test]
+    fn signature_extends_narrow_params() {
+        let h = HostFn::new(
+            "f",
+            std::ptr::null(),
+            &[Type::Ptr, Type::I8, Type::I32],
+            Some(Type::I16),
+        );
+        let sig = h.signature(CallConv::SystemV).unwrap();
+        assert_eq!(sig.params.len(), 3);
+        assert_eq!(sig.params[0].value_type, ir::types::I64);
+        assert_eq!(sig.params[1].extension, ArgumentExtension::Uext);
+        assert_eq!(sig.params[2].extension, ArgumentExtension::None);
+        assert_eq!(sig.returns[0].value_type, ir::types::I16);
+    }
+
+    #[test]
+    fn signature_rejects_non_values() {
+        let h = HostFn::new("f", std::ptr::null(), &[Type::Mem], None);
+        assert_eq!(h.signature(CallConv::SystemV), Err(Type::Mem));
+        let h = HostFn::new("f", std::ptr::null(), &[], Some(Type::Tuple));
+        assert_eq!(h.signature(CallConv::SystemV), Err(Type::Tuple));
+    }
+}

@@ -1,0 +1,351 @@
+//! The JIT: compiles lowered functions to native code in this process.
+//!
+//! A [`Jit`] owns one Cranelift `JITModule` (the executable memory) and the
+//! reusable compilation contexts. [`Jit::compile`] lowers, compiles and
+//! finalizes one graph and hands back a [`CompiledCode`] handle; the code
+//! lives as long as the `Jit` does, and dropping the `Jit` frees it.
+
+use crate::error::BackendError;
+use crate::host::HostFn;
+use crate::lower::{entry_signature, lower_with};
+use cranelift_codegen::control::ControlPlane;
+use cranelift_codegen::isa::{OwnedTargetIsa, TargetFrontendConfig};
+use cranelift_codegen::print_errors::pretty_verifier_error;
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::{ir, CodegenError, Context};
+use cranelift_frontend::FunctionBuilderContext;
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{default_libcall_names, FuncId, Linkage, Module, ModuleError, ModuleReloc};
+use std::mem::ManuallyDrop;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use vssa::Graph;
+use vssa_schedule::Schedule;
+
+/// How a [`Jit`] compiles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JitOptions {
+    /// Run Cranelift's IR verifier before compiling each function. It
+    /// catches backend bugs; it costs compile time, so it defaults to on
+    /// only in debug builds.
+    pub verify: bool,
+    /// Keep the Cranelift IR text of each function in its [`CompiledCode`]
+    /// (for `--dump-clif`).
+    pub capture_clif: bool,
+    /// Functions whose loops nest deeper than this (by the schedule's
+    /// `loop_depth`) skip Cranelift's e-graph optimizer: its loop-invariant
+    /// code motion costs time proportional to the loop depth per
+    /// instruction, i.e. quadratic time for very deep nests (100 000 nested
+    /// loops: 17 s with it, 0.7 s without, in a release build).
+    pub max_optimized_loop_depth: u32,
+}
+
+impl Default for JitOptions {
+    fn default() -> Self {
+        JitOptions {
+            verify: cfg!(debug_assertions),
+            capture_clif: false,
+            max_optimized_loop_depth: 1000,
+        }
+    }
+}
+
+/// Where compile time went, and what came out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompileStats {
+    /// Schedule + graph to Cranelift IR.
+    pub lower: Duration,
+    /// Cranelift (verify, optimize, isel, regalloc, emit) and finalization.
+    pub compile: Duration,
+    /// Bytes of machine code.
+    pub code_size: usize,
+    /// Cranelift IR size before optimization.
+    pub clif_insts: usize,
+    pub clif_blocks: usize,
+    /// Whether Cranelift's optimizer ran (see
+    /// [`JitOptions::max_optimized_loop_depth`]).
+    pub optimized: bool,
+}
+
+/// Unique ids tie each [`CompiledCode`] to the [`Jit`] that made it.
+static NEXT_JIT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A compiled graph: a handle to native code owned by a [`Jit`].
+///
+/// The handle does not keep the code alive: it is valid while the `Jit`
+/// that compiled it lives. [`Jit::call`] checks that pairing;
+/// [`CompiledCode::call`] leaves it to the caller.
+#[derive(Clone, Debug)]
+pub struct CompiledCode {
+    jit: u64,
+    id: FuncId,
+    ptr: *const u8,
+    stats: CompileStats,
+    clif: Option<String>,
+}
+
+impl CompiledCode {
+    pub fn func_id(&self) -> FuncId {
+        self.id
+    }
+
+    /// The entry point's address.
+    pub fn code_ptr(&self) -> *const u8 {
+        self.ptr
+    }
+
+    pub fn stats(&self) -> &CompileStats {
+        &self.stats
+    }
+
+    /// The Cranelift IR as lowered (before Cranelift's optimizations), if
+    /// [`JitOptions::capture_clif`] was set.
+    pub fn clif(&self) -> Option<&str> {
+        self.clif.as_deref()
+    }
+
+    /// Runs the compiled graph on context `ctx` and returns its result.
+    ///
+    /// # Safety
+    ///
+    /// * The [`Jit`] that compiled this code is alive (dropping it frees
+    ///   the code).
+    /// * `ctx` points to memory laid out as the graph was built for: every
+    ///   load and store the graph performs at `ctx` plus an offset is in
+    ///   bounds, valid for that access, and not aliased by a live Rust
+    ///   reference for the duration of the call.
+    /// * Every host function the graph calls is, at its recorded address,
+    ///   an `extern "C"` function with the [`HostFn`]'s signature, and its
+    ///   own preconditions hold for the arguments the graph passes.
+    pub unsafe fn call(&self, ctx: *mut u8) -> u32 {
+        // SAFETY: `ptr` is the finalized entry of a function compiled with
+        // `entry_signature(isa.default_call_conv())`, which is this
+        // platform's C ABI for `fn(*mut u8) -> u32`; the code is alive and
+        // `ctx`/host functions are valid by this function's contract.
+        let f: extern "C" fn(*mut u8) -> u32 = unsafe { std::mem::transmute(self.ptr) };
+        f(ctx)
+    }
+}
+
+/// A native-code compiler for scheduled vssa graphs.
+pub struct Jit {
+    /// `ManuallyDrop` so that `Drop` can move it into `free_memory`.
+    module: ManuallyDrop<JITModule>,
+    /// The module's ISA with `opt_level=none`, for very deep loop nests.
+    unoptimized: OwnedTargetIsa,
+    ctx: Context,
+    fctx: FunctionBuilderContext,
+    options: JitOptions,
+    id: u64,
+    /// Disambiguates repeated function names.
+    compiled: u64,
+}
+
+impl Jit {
+    /// A JIT for the host machine (`cranelift_native`), optimizing for speed.
+    pub fn new(options: JitOptions) -> Result<Jit, BackendError> {
+        let isa = host_isa(options.verify, "speed")?;
+        let unoptimized = host_isa(options.verify, "none")?;
+        if isa.pointer_bits() != 64 {
+            return Err(BackendError::Isa(format!(
+                "vssa needs 64-bit pointers, the host has {}",
+                isa.pointer_bits()
+            )));
+        }
+        let module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
+        Ok(Jit {
+            ctx: module.make_context(),
+            module: ManuallyDrop::new(module),
+            unoptimized,
+            fctx: FunctionBuilderContext::new(),
+            options,
+            id: NEXT_JIT_ID.fetch_add(1, Ordering::Relaxed),
+            compiled: 0,
+        })
+    }
+
+    pub fn options(&self) -> JitOptions {
+        self.options
+    }
+
+    /// Calling convention and pointer width of the generated code.
+    pub fn frontend_config(&self) -> TargetFrontendConfig {
+        self.module.isa().frontend_config()
+    }
+
+    /// The Cranelift IR `g` lowers to, without compiling it (`--dump-clif`).
+    pub fn clif_text(
+        &mut self,
+        g: &Graph,
+        s: &Schedule,
+        hosts: &[HostFn],
+        name: &str,
+    ) -> Result<String, BackendError> {
+        let config = self.frontend_config();
+        let func = lower_with(g, s, hosts, config, name, &mut self.fctx)?;
+        Ok(func.display().to_string())
+    }
+
+    /// Lowers, compiles and finalizes `g` as scheduled by `s`; `name` labels
+    /// the function (suffixed if already used in this JIT).
+    pub fn compile(
+        &mut self,
+        g: &Graph,
+        s: &Schedule,
+        hosts: &[HostFn],
+        name: &str,
+    ) -> Result<CompiledCode, BackendError> {
+        let t0 = Instant::now();
+        let config = self.frontend_config();
+        let func = lower_with(g, s, hosts, config, name, &mut self.fctx)?;
+        let lower = t0.elapsed();
+        let clif = self
+            .options
+            .capture_clif
+            .then(|| func.display().to_string());
+        let clif_insts = func.dfg.num_insts();
+        let clif_blocks = func.dfg.num_blocks();
+
+        let t1 = Instant::now();
+        let symbol = self.unique_name(name);
+        let sig = entry_signature(config.default_call_conv);
+        let id = self
+            .module
+            .declare_function(&symbol, Linkage::Local, &sig)
+            .map_err(|e| BackendError::Codegen(e.to_string()))?;
+        self.ctx.func = func;
+        let max_depth = s.blocks.iter().map(|b| b.loop_depth).max().unwrap_or(0);
+        let optimized = max_depth <= self.options.max_optimized_loop_depth;
+        let defined = if optimized {
+            self.module
+                .define_function(id, &mut self.ctx)
+                .map_err(|e| match e {
+                    ModuleError::Compilation(e) => codegen_error(&self.ctx.func, e),
+                    other => BackendError::Codegen(other.to_string()),
+                })
+        } else {
+            self.define_unoptimized(id)
+        };
+        let code_size = self
+            .ctx
+            .compiled_code()
+            .map_or(0, |c| c.code_buffer().len());
+        self.module.clear_context(&mut self.ctx);
+        defined?;
+        self.module
+            .finalize_definitions()
+            .map_err(|e| BackendError::Codegen(e.to_string()))?;
+        let ptr = self.module.get_finalized_function(id);
+        let compile = t1.elapsed();
+        Ok(CompiledCode {
+            jit: self.id,
+            id,
+            ptr,
+            stats: CompileStats {
+                lower,
+                compile,
+                code_size,
+                clif_insts,
+                clif_blocks,
+                optimized,
+            },
+            clif,
+        })
+    }
+
+    /// Runs `code` on `ctx`, checking that this JIT compiled it (so the
+    /// code is alive for the call).
+    ///
+    /// # Safety
+    ///
+    /// As [`CompiledCode::call`], except that liveness is checked here.
+    pub unsafe fn call(&self, code: &CompiledCode, ctx: *mut u8) -> Result<u32, BackendError> {
+        if code.jit != self.id {
+            return Err(BackendError::ForeignCode);
+        }
+        // SAFETY: `code` belongs to `self`, which is borrowed for the call,
+        // so its memory is alive; the rest is the caller's contract.
+        Ok(unsafe { code.call(ctx) })
+    }
+
+    /// Compiles `self.ctx.func` with the unoptimizing ISA and hands the
+    /// machine code to the module, as `define_function` would.
+    fn define_unoptimized(&mut self, id: FuncId) -> Result<(), BackendError> {
+        if let Err(e) = self
+            .ctx
+            .compile(&*self.unoptimized, &mut ControlPlane::default())
+        {
+            return Err(codegen_error(e.func, e.inner));
+        }
+        let Some(code) = self.ctx.compiled_code() else {
+            return Err(BackendError::Codegen("no code was produced".into()));
+        };
+        let relocs: Vec<ModuleReloc> = code
+            .buffer
+            .relocs()
+            .iter()
+            .map(|r| ModuleReloc::from_mach_reloc(r, &self.ctx.func, id))
+            .collect();
+        self.module
+            .define_function_bytes(
+                id,
+                u64::from(code.buffer.alignment),
+                code.code_buffer(),
+                &relocs,
+            )
+            .map_err(|e| BackendError::Codegen(e.to_string()))
+    }
+
+    fn unique_name(&mut self, name: &str) -> String {
+        let mut candidate = name.to_string();
+        while self.module.declarations().get_name(&candidate).is_some() {
+            self.compiled += 1;
+            candidate = format!("{name}.{}", self.compiled);
+        }
+        candidate
+    }
+}
+
+impl Drop for Jit {
+    fn drop(&mut self) {
+        // SAFETY: `self.module` is never touched again after this take.
+        let module = unsafe { ManuallyDrop::take(&mut self.module) };
+        // SAFETY: `CompiledCode::call` requires the Jit to be alive and
+        // `Jit::call` borrows it, so no code of this module runs now or is
+        // called later. Without this the module would leak its memory.
+        unsafe { module.free_memory() };
+    }
+}
+
+/// A Cranelift failure as a backend error; verifier errors are printed
+/// against the function they refer to.
+fn codegen_error(func: &ir::Function, e: CodegenError) -> BackendError {
+    match e {
+        CodegenError::Verifier(errors) => {
+            BackendError::Verifier(pretty_verifier_error(func, None, errors))
+        }
+        other => BackendError::Codegen(other.to_string()),
+    }
+}
+
+/// The host ISA with vssa's flags.
+fn host_isa(verify: bool, opt_level: &str) -> Result<OwnedTargetIsa, BackendError> {
+    let isa_err = |e: &dyn std::fmt::Display| BackendError::Isa(e.to_string());
+    let mut flags = settings::builder();
+    for (k, v) in [
+        ("opt_level", opt_level),
+        ("enable_verifier", if verify { "true" } else { "false" }),
+        // cranelift-jit's requirements: absolute addresses, far calls.
+        ("is_pic", "false"),
+        ("use_colocated_libcalls", "false"),
+    ] {
+        flags.set(k, v).map_err(|e| isa_err(&e))?;
+    }
+    let builder = cranelift_native::builder().map_err(|e| isa_err(&e))?;
+    builder
+        .finish(settings::Flags::new(flags))
+        .map_err(|e| isa_err(&e))
+}
+
+#[cfg(test)]
+mod tests;

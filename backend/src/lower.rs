@@ -1,0 +1,608 @@
+//! Lowering: a scheduled vssa graph becomes one Cranelift IR function.
+//!
+//! The schedule already decided where every node runs, so lowering is a
+//! straight walk: one Cranelift block per schedule block (same order), block
+//! parameters for value phis, one Cranelift value per value node. Memory,
+//! control and tuple nodes only order things in the graph; the schedule has
+//! already turned that order into instruction order, so they lower to
+//! nothing.
+//!
+//! The function is the entry point `extern "C" fn(*mut Context) -> u32`:
+//! its single parameter is `Proj 2` of `Start`, and the returned value is
+//! zero-extended or truncated to 32 bits.
+//!
+//! Every node is checked before an instruction is built (input counts,
+//! operand types, availability of definitions), so a bad graph or schedule
+//! is a [`BackendError`], never malformed IR handed to Cranelift.
+
+use crate::cfg::Dominators;
+use crate::error::BackendError;
+use crate::host::{clif_type, HostFn};
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{
+    self, types, AbiParam, BlockArg, Function, InstBuilder, MemFlagsData, SigRef, UserFuncName,
+    Value,
+};
+use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use vssa::{BinOp, CmpOp, ConvOp, Graph, NodeId, Op, Type, UnOp};
+use vssa_schedule::{Schedule, Terminator};
+
+/// The signature of every compiled graph: `extern "C" fn(*mut u8) -> u32`
+/// in the target's default (C) calling convention.
+pub fn entry_signature(call_conv: CallConv) -> ir::Signature {
+    let mut sig = ir::Signature::new(call_conv);
+    sig.params.push(AbiParam::new(types::I64));
+    sig.returns.push(AbiParam::new(types::I32));
+    sig
+}
+
+/// Lowers `g` as scheduled by `s` into a new Cranelift function named `name`.
+///
+/// `config` supplies the calling convention (used for the entry and for
+/// host calls) and the pointer width, which must be 64 bits.
+pub fn lower(
+    g: &Graph,
+    s: &Schedule,
+    hosts: &[HostFn],
+    config: TargetFrontendConfig,
+    name: &str,
+) -> Result<Function, BackendError> {
+    let mut fctx = FunctionBuilderContext::new();
+    lower_with(g, s, hosts, config, name, &mut fctx)
+}
+
+/// [`lower`] reusing a builder context's allocations across functions.
+///
+/// After an error the context is replaced by a fresh one, because a
+/// half-built function leaves it dirty.
+pub fn lower_with(
+    g: &Graph,
+    s: &Schedule,
+    hosts: &[HostFn],
+    config: TargetFrontendConfig,
+    name: &str,
+    fctx: &mut FunctionBuilderContext,
+) -> Result<Function, BackendError> {
+    if config.pointer_bits() != 64 {
+        return Err(BackendError::Isa(format!(
+            "vssa needs 64-bit pointers, the target has {}",
+            config.pointer_bits()
+        )));
+    }
+    let dom = Dominators::compute(s)?;
+    let sig = entry_signature(config.default_call_conv);
+    let mut func = Function::with_name_signature(UserFuncName::testcase(name), sig);
+    let result = Lowerer::run(g, s, hosts, config, &dom, &mut func, fctx);
+    match result {
+        Ok(()) => Ok(func),
+        Err(e) => {
+            *fctx = FunctionBuilderContext::new();
+            Err(e)
+        }
+    }
+}
+
+/// What lowering knows about a node so far.
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    /// Not lowered (yet).
+    Undef,
+    /// Lowered; has no Cranelift value (control, memory).
+    NoValue,
+    /// A value defined in schedule block `block`.
+    Val { v: Value, block: u32 },
+    /// A call, defined in `block`; `Proj 1` reads `result`.
+    Call { result: Option<Value>, block: u32 },
+}
+
+struct Lowerer<'a, 'f> {
+    g: &'a Graph,
+    s: &'a Schedule,
+    hosts: &'a [HostFn],
+    dom: &'a Dominators,
+    call_conv: CallConv,
+    b: FunctionBuilder<'f>,
+    blocks: Vec<ir::Block>,
+    /// Per schedule block: its value phis (resolved), in block-param order.
+    phi_params: Vec<Vec<NodeId>>,
+    slots: Vec<Slot>,
+    /// Imported signature per host function, on first call.
+    host_sigs: Vec<Option<SigRef>>,
+    /// The schedule block being lowered.
+    cur: usize,
+}
+
+/// Load/store flags: accesses through the context are in bounds (the
+/// graph's producer guarantees it), so they cannot trap; they are not
+/// necessarily aligned (a tape cell read as `I32` can sit at any byte).
+fn mem_flags() -> MemFlagsData {
+    MemFlagsData::new().with_notrap()
+}
+
+fn unsupported(node: NodeId, reason: impl Into<String>) -> BackendError {
+    BackendError::Unsupported {
+        node,
+        reason: reason.into(),
+    }
+}
+
+/// `value` wrapped to `ty`'s width, as Cranelift wants `iconst` immediates
+/// (zero-extended: `iconst.i8 255`, not `-1`).
+fn const_bits(ty: ir::Type, value: i64) -> i64 {
+    match ty.bits() {
+        b @ 1..=63 => ((value as u64) & ((1u64 << b) - 1)) as i64,
+        _ => value,
+    }
+}
+
+impl<'a, 'f> Lowerer<'a, 'f> {
+    fn run(
+        g: &'a Graph,
+        s: &'a Schedule,
+        hosts: &'a [HostFn],
+        config: TargetFrontendConfig,
+        dom: &'a Dominators,
+        func: &'f mut Function,
+        fctx: &'f mut FunctionBuilderContext,
+    ) -> Result<(), BackendError> {
+        let mut l = Lowerer {
+            g,
+            s,
+            hosts,
+            dom,
+            call_conv: config.default_call_conv,
+            b: FunctionBuilder::new(func, fctx),
+            blocks: Vec::with_capacity(s.blocks.len()),
+            phi_params: Vec::with_capacity(s.blocks.len()),
+            slots: vec![Slot::Undef; g.len()],
+            host_sigs: vec![None; hosts.len()],
+            cur: 0,
+        };
+        l.declare_blocks()?;
+        for i in 0..s.blocks.len() {
+            l.lower_block(i)?;
+        }
+        l.b.seal_all_blocks();
+        l.b.finalize(config);
+        Ok(())
+    }
+
+    /// A schedule-provided id, checked and resolved.
+    fn id(&self, n: NodeId) -> Result<NodeId, BackendError> {
+        if self.g.get(n).is_none() {
+            return Err(BackendError::UnknownNode(n));
+        }
+        Ok(self.g.resolve(n))
+    }
+
+    /// Input `i` of `n` (resolved), or an error if `n` has fewer inputs.
+    fn input(&self, n: NodeId, i: usize) -> Result<NodeId, BackendError> {
+        let arity = self.g.arity(n);
+        if i >= arity {
+            return Err(unsupported(
+                n,
+                format!("{} has {arity} inputs, input {i} is missing", self.g.op(n)),
+            ));
+        }
+        Ok(self.g.input(n, i))
+    }
+
+    fn define(&mut self, n: NodeId, slot: Slot) -> Result<(), BackendError> {
+        let s = &mut self.slots[n.index()];
+        if !matches!(s, Slot::Undef) {
+            return Err(BackendError::Duplicate(n));
+        }
+        *s = slot;
+        Ok(())
+    }
+
+    fn define_val(&mut self, n: NodeId, v: Value) -> Result<(), BackendError> {
+        let block = self.cur as u32;
+        self.define(n, Slot::Val { v, block })
+    }
+
+    fn available(&self, def_block: u32, use_block: usize) -> bool {
+        def_block as usize == use_block || self.dom.dominates(def_block as usize, use_block)
+    }
+
+    /// The value of `n` as used by `user` at the end of block `at`.
+    fn value_at(&self, user: NodeId, n: NodeId, at: usize) -> Result<Value, BackendError> {
+        match self.slots[n.index()] {
+            Slot::Val { v, block } if self.available(block, at) => Ok(v),
+            Slot::Val { .. } | Slot::Undef => Err(BackendError::NotAvailable { node: n, user }),
+            Slot::NoValue | Slot::Call { .. } => Err(BackendError::NoValue { node: n, user }),
+        }
+    }
+
+    /// The value of input `i` of `n`, in the current block.
+    fn operand(&self, n: NodeId, i: usize) -> Result<Value, BackendError> {
+        let x = self.input(n, i)?;
+        self.value_at(n, x, self.cur)
+    }
+
+    fn vty(&self, v: Value) -> ir::Type {
+        self.b.func.dfg.value_type(v)
+    }
+
+    /// The Cranelift type of `n`'s result, which must be a value.
+    fn result_type(&self, n: NodeId) -> Result<ir::Type, BackendError> {
+        let t = self.g.ty(n);
+        clif_type(t).ok_or_else(|| unsupported(n, format!("{} of type {t}", self.g.op(n))))
+    }
+
+    /// Operand `i` of `n`, required to have type `ty`.
+    fn operand_of(&self, n: NodeId, i: usize, ty: ir::Type) -> Result<Value, BackendError> {
+        let v = self.operand(n, i)?;
+        let got = self.vty(v);
+        if got != ty {
+            return Err(unsupported(
+                n,
+                format!("input {i} is {got}, expected {ty} ({})", self.g.op(n)),
+            ));
+        }
+        Ok(v)
+    }
+
+    /// Creates every Cranelift block up front (branches may go forward)
+    /// with parameters for the value phis.
+    fn declare_blocks(&mut self) -> Result<(), BackendError> {
+        for (i, block) in self.s.blocks.iter().enumerate() {
+            let cb = self.b.create_block();
+            self.blocks.push(cb);
+            if i == 0 {
+                self.b.append_block_params_for_function_params(cb);
+                if !block.phis.is_empty() {
+                    return Err(BackendError::BadBlock {
+                        block: 0,
+                        reason: "the entry block has phis".into(),
+                    });
+                }
+            }
+            let head = self.id(block.head)?;
+            let mut params = Vec::new();
+            for &phi in &block.phis {
+                let phi = self.id(phi)?;
+                if !matches!(self.g.op(phi), Op::Phi { .. }) {
+                    return Err(BackendError::BadBlock {
+                        block: i,
+                        reason: format!("{phi} in the phi list is a {}", self.g.op(phi)),
+                    });
+                }
+                if self.input(phi, 0)? != head {
+                    return Err(BackendError::BadBlock {
+                        block: i,
+                        reason: format!("{phi} is a phi of another region, not of {head}"),
+                    });
+                }
+                match self.g.ty(phi) {
+                    Type::Mem => self.define(phi, Slot::NoValue)?,
+                    t => {
+                        let ty = clif_type(t)
+                            .ok_or_else(|| unsupported(phi, format!("phi of type {t}")))?;
+                        let v = self.b.append_block_param(cb, ty);
+                        self.define(phi, Slot::Val { v, block: i as u32 })?;
+                        params.push(phi);
+                    }
+                }
+            }
+            self.phi_params.push(params);
+        }
+        Ok(())
+    }
+
+    fn lower_block(&mut self, i: usize) -> Result<(), BackendError> {
+        self.cur = i;
+        self.b.switch_to_block(self.blocks[i]);
+        let s = self.s;
+        let block = &s.blocks[i];
+        for &n in &block.nodes {
+            let n = self.id(n)?;
+            self.lower_node(n)?;
+        }
+        let head = self.id(block.head)?;
+        match block.term {
+            Terminator::Jump { target } => {
+                let t = target.index();
+                let args = self.edge_args(t)?;
+                self.b.ins().jump(self.blocks[t], &args);
+            }
+            Terminator::Branch {
+                cond,
+                if_true,
+                if_false,
+            } => {
+                let cond = self.id(cond)?;
+                let c = self.value_at(head, cond, i)?;
+                let (t, f) = (if_true.index(), if_false.index());
+                if t == f && !self.phi_params[t].is_empty() {
+                    return Err(BackendError::BadBlock {
+                        block: i,
+                        reason: format!("both branch edges go to b{t}, which has phis"),
+                    });
+                }
+                let targs = self.edge_args(t)?;
+                let fargs = self.edge_args(f)?;
+                self.b
+                    .ins()
+                    .brif(c, self.blocks[t], &targs, self.blocks[f], &fargs);
+            }
+            Terminator::Return { ret, value } => {
+                let ret = self.id(ret)?;
+                let value = self.id(value)?;
+                let v = self.value_at(ret, value, i)?;
+                let v = match self.vty(v).bits() {
+                    32 => v,
+                    b if b < 32 => self.b.ins().uextend(types::I32, v),
+                    _ => self.b.ins().ireduce(types::I32, v),
+                };
+                self.b.ins().return_(&[v]);
+            }
+        }
+        Ok(())
+    }
+
+    /// The block arguments for the edge from the current block to `target`:
+    /// for each value phi, its input for this predecessor.
+    fn edge_args(&self, target: usize) -> Result<Vec<BlockArg>, BackendError> {
+        let phis = &self.phi_params[target];
+        if phis.is_empty() {
+            return Ok(Vec::new());
+        }
+        let preds = &self.s.blocks[target].preds;
+        let mut positions = preds
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.index() == self.cur)
+            .map(|(k, _)| k);
+        let pred_index = match (positions.next(), positions.next()) {
+            (Some(k), None) => k,
+            (found, _) => {
+                return Err(BackendError::BadBlock {
+                    block: target,
+                    reason: format!(
+                        "b{} must be listed exactly once among its predecessors ({})",
+                        self.cur,
+                        if found.is_none() {
+                            "missing"
+                        } else {
+                            "repeated"
+                        }
+                    ),
+                })
+            }
+        };
+        let params = self.b.func.dfg.block_params(self.blocks[target]);
+        let mut args = Vec::with_capacity(phis.len());
+        for (k, &phi) in phis.iter().enumerate() {
+            let x = self.input(phi, 1 + pred_index)?;
+            let v = self.value_at(phi, x, self.cur)?;
+            let want = self.b.func.dfg.value_type(params[k]);
+            if self.vty(v) != want {
+                return Err(unsupported(
+                    phi,
+                    format!(
+                        "input from b{} is {}, the phi is {want}",
+                        self.cur,
+                        self.vty(v)
+                    ),
+                ));
+            }
+            args.push(BlockArg::Value(v));
+        }
+        Ok(args)
+    }
+
+    fn lower_node(&mut self, n: NodeId) -> Result<(), BackendError> {
+        let op = self.g.op(n);
+        match op {
+            Op::Start | Op::Region | Op::Loop { .. } | Op::If | Op::Return | Op::End => {
+                self.define(n, Slot::NoValue)
+            }
+            Op::Phi { .. } => Err(unsupported(
+                n,
+                "a phi must be listed in its block's phis, not its nodes",
+            )),
+            Op::Proj { index } => self.lower_proj(n, index),
+            Op::Const { value } => {
+                let ty = self.result_type(n)?;
+                let v = self.b.ins().iconst(ty, const_bits(ty, value));
+                self.define_val(n, v)
+            }
+            Op::Bin(bop) => {
+                let ty = self.result_type(n)?;
+                let a = self.operand_of(n, 0, ty)?;
+                let is_shift = matches!(bop, BinOp::Shl | BinOp::Ushr | BinOp::Sshr);
+                let b = if is_shift {
+                    // Cranelift takes any integer shift amount, modulo the width.
+                    self.operand(n, 1)?
+                } else {
+                    self.operand_of(n, 1, ty)?
+                };
+                let ins = self.b.ins();
+                let v = match bop {
+                    BinOp::Add => ins.iadd(a, b),
+                    BinOp::Sub => ins.isub(a, b),
+                    BinOp::Mul => ins.imul(a, b),
+                    BinOp::And => ins.band(a, b),
+                    BinOp::Or => ins.bor(a, b),
+                    BinOp::Xor => ins.bxor(a, b),
+                    BinOp::Shl => ins.ishl(a, b),
+                    BinOp::Ushr => ins.ushr(a, b),
+                    BinOp::Sshr => ins.sshr(a, b),
+                };
+                self.define_val(n, v)
+            }
+            Op::Un(uop) => {
+                let ty = self.result_type(n)?;
+                let a = self.operand_of(n, 0, ty)?;
+                let v = match uop {
+                    UnOp::Neg => self.b.ins().ineg(a),
+                    UnOp::Not => self.b.ins().bnot(a),
+                };
+                self.define_val(n, v)
+            }
+            Op::Cmp(cop) => {
+                if self.g.ty(n) != Type::I8 {
+                    return Err(unsupported(n, "a comparison must have type i8"));
+                }
+                let a = self.operand(n, 0)?;
+                let b = self.operand_of(n, 1, self.vty(a))?;
+                let cc = match cop {
+                    CmpOp::Eq => IntCC::Equal,
+                    CmpOp::Ne => IntCC::NotEqual,
+                    CmpOp::Slt => IntCC::SignedLessThan,
+                    CmpOp::Sle => IntCC::SignedLessThanOrEqual,
+                    CmpOp::Sgt => IntCC::SignedGreaterThan,
+                    CmpOp::Sge => IntCC::SignedGreaterThanOrEqual,
+                    CmpOp::Ult => IntCC::UnsignedLessThan,
+                    CmpOp::Ule => IntCC::UnsignedLessThanOrEqual,
+                    CmpOp::Ugt => IntCC::UnsignedGreaterThan,
+                    CmpOp::Uge => IntCC::UnsignedGreaterThanOrEqual,
+                };
+                // icmp yields an i8 that is 0 or 1, exactly vssa's Cmp.
+                let v = self.b.ins().icmp(cc, a, b);
+                self.define_val(n, v)
+            }
+            Op::Conv(cop) => {
+                let to = self.result_type(n)?;
+                let a = self.operand(n, 0)?;
+                let from = self.vty(a);
+                let v = match (cop, from.bits().cmp(&to.bits())) {
+                    (_, std::cmp::Ordering::Equal) => a,
+                    (ConvOp::Uext, std::cmp::Ordering::Less) => self.b.ins().uextend(to, a),
+                    (ConvOp::Sext, std::cmp::Ordering::Less) => self.b.ins().sextend(to, a),
+                    (ConvOp::Trunc, std::cmp::Ordering::Greater) => self.b.ins().ireduce(to, a),
+                    _ => {
+                        return Err(unsupported(n, format!("{op} from {from} to {to}")));
+                    }
+                };
+                self.define_val(n, v)
+            }
+            Op::Select => {
+                let ty = self.result_type(n)?;
+                // Any integer condition; Cranelift's select tests it against zero.
+                let c = self.operand(n, 0)?;
+                let a = self.operand_of(n, 1, ty)?;
+                let b = self.operand_of(n, 2, ty)?;
+                let v = self.b.ins().select(c, a, b);
+                self.define_val(n, v)
+            }
+            Op::PtrAdd => {
+                if self.result_type(n)? != types::I64 {
+                    return Err(unsupported(n, "ptradd must produce a 64-bit pointer"));
+                }
+                let p = self.operand_of(n, 0, types::I64)?;
+                let d = self.operand_of(n, 1, types::I64)?;
+                let v = self.b.ins().iadd(p, d);
+                self.define_val(n, v)
+            }
+            Op::Load { offset } => {
+                let ty = self.result_type(n)?;
+                let base = self.operand_of(n, 2, types::I64)?;
+                let v = self.b.ins().load(ty, mem_flags(), base, offset);
+                self.define_val(n, v)
+            }
+            Op::Store { offset } => {
+                let base = self.operand_of(n, 2, types::I64)?;
+                let value = self.operand(n, 3)?;
+                self.b.ins().store(mem_flags(), value, base, offset);
+                self.define(n, Slot::NoValue)
+            }
+            Op::Call { func } => self.lower_call(n, func),
+        }
+    }
+
+    fn lower_proj(&mut self, n: NodeId, index: u32) -> Result<(), BackendError> {
+        let src = self.input(n, 0)?;
+        match (self.g.op(src), index) {
+            (Op::Start, 0 | 1) | (Op::If, _) | (Op::Call { .. }, 0) => {
+                self.define(n, Slot::NoValue)
+            }
+            (Op::Start, 2) => {
+                if self.result_type(n)? != types::I64 {
+                    return Err(unsupported(n, "the context parameter must be a pointer"));
+                }
+                let v = self.b.block_params(self.blocks[0])[0];
+                // The parameter is available everywhere: define it in the entry.
+                self.define(n, Slot::Val { v, block: 0 })
+            }
+            (Op::Start, _) => Err(unsupported(
+                n,
+                "the entry takes one parameter (the context pointer)",
+            )),
+            (Op::Call { func }, 1) => {
+                let result = match self.slots[src.index()] {
+                    Slot::Call { result, block } if self.available(block, self.cur) => result,
+                    _ => return Err(BackendError::NotAvailable { node: src, user: n }),
+                };
+                let Some(v) = result else {
+                    return Err(unsupported(
+                        n,
+                        format!("host function {func} returns nothing"),
+                    ));
+                };
+                let ty = self.result_type(n)?;
+                if self.vty(v) != ty {
+                    return Err(unsupported(
+                        n,
+                        format!("host function {func} returns {}, not {ty}", self.vty(v)),
+                    ));
+                }
+                self.define_val(n, v)
+            }
+            (other, _) => Err(unsupported(n, format!("projection {index} of {other}"))),
+        }
+    }
+
+    fn lower_call(&mut self, n: NodeId, func: u32) -> Result<(), BackendError> {
+        let hosts = self.hosts;
+        let host = hosts.get(func as usize).ok_or(BackendError::HostIndex {
+            node: n,
+            func,
+            len: hosts.len(),
+        })?;
+        let bad = |reason: String| BackendError::HostSignature {
+            node: n,
+            func,
+            reason,
+        };
+        let sig = host
+            .signature(self.call_conv)
+            .map_err(|t| bad(format!("{}: type {t} cannot cross a call", host.name)))?;
+        let nargs = self.g.arity(n).saturating_sub(2);
+        if nargs != sig.params.len() {
+            return Err(bad(format!(
+                "{} takes {} arguments, the call passes {nargs}",
+                host.name,
+                sig.params.len()
+            )));
+        }
+        let mut args = Vec::with_capacity(nargs);
+        for (k, p) in sig.params.iter().enumerate() {
+            let v = self.operand(n, 2 + k)?;
+            if self.vty(v) != p.value_type {
+                return Err(bad(format!(
+                    "{} argument {k} is {}, the call passes {}",
+                    host.name,
+                    p.value_type,
+                    self.vty(v)
+                )));
+            }
+            args.push(v);
+        }
+        let sig_ref = match self.host_sigs[func as usize] {
+            Some(r) => r,
+            None => {
+                let r = self.b.import_signature(sig);
+                self.host_sigs[func as usize] = Some(r);
+                r
+            }
+        };
+        let callee = self.b.ins().iconst(types::I64, host.addr as usize as i64);
+        let inst = self.b.ins().call_indirect(sig_ref, callee, &args);
+        let result = self.b.inst_results(inst).first().copied();
+        let block = self.cur as u32;
+        self.define(n, Slot::Call { result, block })
+    }
+}

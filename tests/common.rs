@@ -1,0 +1,97 @@
+//! Helpers shared by the workspace tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use vssa_bf::runtime::{self, JitConfig};
+use vssa_bf::{EofMode, Io, Program, RunError, RunOptions, Tape};
+
+/// The shared benchmark corpus, if this machine has it.
+pub fn corpus_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/bf");
+    dir.is_dir().then_some(dir)
+}
+
+/// A corpus program with its input and expected output.
+pub struct CorpusProgram {
+    pub name: String,
+    pub source: Vec<u8>,
+    pub input: Vec<u8>,
+    pub expected: Vec<u8>,
+}
+
+/// Every corpus program that has an expected output, by name.
+pub fn corpus() -> Vec<CorpusProgram> {
+    let Some(dir) = corpus_dir() else {
+        return Vec::new();
+    };
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .expect("read corpus dir")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "b"))
+        .collect();
+    names.sort();
+    let mut out = Vec::new();
+    for p in names {
+        let expected = p.with_extension("b.out");
+        if !expected.exists() {
+            continue;
+        }
+        let input = std::fs::read(p.with_extension("b.in")).unwrap_or_default();
+        out.push(CorpusProgram {
+            name: p.file_name().unwrap().to_string_lossy().into_owned(),
+            source: std::fs::read(&p).unwrap(),
+            input,
+            expected: std::fs::read(expected).unwrap(),
+        });
+    }
+    out
+}
+
+/// What a run produced: output bytes and the error, if any (as text).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub output: Vec<u8>,
+    pub error: Option<RunError>,
+}
+
+pub const SMALL_TAPE: usize = 65_536;
+
+pub fn run_interp(prog: &Program, input: &[u8], opts: RunOptions, tape_len: usize) -> Outcome {
+    let mut tape = Tape::new(tape_len).unwrap();
+    let mut inp = input;
+    let mut output = Vec::new();
+    let r = {
+        let mut io = Io::new(&mut inp, &mut output);
+        vssa_bf::run(prog, &mut tape, &mut io, &opts)
+    };
+    Outcome {
+        output,
+        error: r.err(),
+    }
+}
+
+pub fn run_jit(prog: &Program, input: &[u8], opts: RunOptions, tape_len: usize) -> Outcome {
+    let mut inp = input;
+    let mut output = Vec::new();
+    let cfg = JitConfig {
+        run: opts,
+        optimize: true,
+        verify: true,
+        dump_dot: None,
+        capture_clif: false,
+    };
+    let r = {
+        let mut io = Io::new(&mut inp, &mut output);
+        runtime::run_jit(prog, tape_len, &mut io, &cfg)
+    };
+    let error = match r.1 {
+        Ok(()) => None,
+        Err(runtime::JitError::Run(e)) => Some(e),
+        Err(e) => panic!("pipeline failure (not a guest error): {e}"),
+    };
+    Outcome { output, error }
+}
+
+pub fn opts(max_steps: Option<u64>, eof: EofMode) -> RunOptions {
+    RunOptions { max_steps, eof }
+}

@@ -1,0 +1,170 @@
+//! Differential tests: the JIT against the reference interpreter, byte for
+//! byte, on the shared corpus and on generated programs.
+
+mod common;
+
+use common::*;
+use proptest::prelude::*;
+use vssa_bf::{EofMode, RunErrorKind};
+
+#[test]
+fn corpus_jit_matches_interpreter_and_expected_output() {
+    let programs = corpus();
+    if programs.is_empty() {
+        println!("skipped: ../shared/bf is absent on this machine");
+        return;
+    }
+    for CorpusProgram {
+        name,
+        source,
+        input,
+        expected,
+    } in programs
+    {
+        let prog = vssa_bf::parse(&source).unwrap();
+        let jit = run_jit(
+            &prog,
+            &input,
+            opts(None, EofMode::Unchanged),
+            vssa_bf::DEFAULT_TAPE_LIMIT,
+        );
+        assert_eq!(jit.error, None, "{name}: jit error");
+        assert!(
+            jit.output == expected,
+            "{name}: jit output differs from .out"
+        );
+        let interp = run_interp(
+            &prog,
+            &input,
+            opts(None, EofMode::Unchanged),
+            vssa_bf::DEFAULT_TAPE_LIMIT,
+        );
+        assert_eq!(interp.error, None, "{name}: interp error");
+        assert!(
+            interp.output == expected,
+            "{name}: interp output differs from .out"
+        );
+        println!("{name}: ok ({} bytes)", expected.len());
+    }
+}
+
+fn both(src: &str, input: &[u8], max_steps: Option<u64>, eof: EofMode) -> (Outcome, Outcome) {
+    let prog = vssa_bf::parse(src).unwrap();
+    let o = opts(max_steps, eof);
+    (
+        run_interp(&prog, input, o, SMALL_TAPE),
+        run_jit(&prog, input, o, SMALL_TAPE),
+    )
+}
+
+#[test]
+fn tape_underflow_is_reported_at_the_same_move() {
+    let (i, j) = both("+.>+.\n<<.", b"", None, EofMode::Unchanged);
+    assert_eq!(i, j);
+    let e = j.error.unwrap();
+    assert_eq!(e.kind, RunErrorKind::TapeUnderflow);
+    let pos = e.pos.unwrap();
+    assert_eq!((pos.line, pos.col), (2, 1));
+    assert_eq!(j.output, vec![1, 1]);
+}
+
+#[test]
+fn tape_underflow_inside_a_loop() {
+    let (i, j) = both("++++[.<]", b"", None, EofMode::Unchanged);
+    assert_eq!(i, j);
+    assert_eq!(j.error.unwrap().kind, RunErrorKind::TapeUnderflow);
+}
+
+#[test]
+fn tape_limit_is_reported_at_the_same_move() {
+    let (i, j) = both("+[>+]", b"", None, EofMode::Unchanged);
+    assert_eq!(i, j);
+    assert!(matches!(
+        j.error.unwrap().kind,
+        RunErrorKind::TapeLimit { .. }
+    ));
+}
+
+#[test]
+fn step_limit_stops_every_engine_at_the_same_test() {
+    let src = "+[.+]";
+    for n in [0, 1, 2, 3, 10, 100] {
+        let (i, j) = both(src, b"", Some(n), EofMode::Unchanged);
+        assert_eq!(i, j, "max_steps {n}");
+        assert!(matches!(
+            j.error.unwrap().kind,
+            RunErrorKind::StepLimit { .. }
+        ));
+    }
+    let (i, j) = both("+++[-]", b"", Some(4), EofMode::Unchanged);
+    assert_eq!(i, j);
+    assert_eq!(j.error, None);
+}
+
+#[test]
+fn eof_modes_agree() {
+    for eof in [EofMode::Unchanged, EofMode::Zero, EofMode::MaxByte] {
+        let (i, j) = both("+++++,.,.,.", b"A", None, eof);
+        assert_eq!(i, j);
+    }
+}
+
+#[test]
+fn echo_until_zero() {
+    let (i, j) = both(",[.,]", b"hello, world\0tail", None, EofMode::Unchanged);
+    assert_eq!(i, j);
+    assert_eq!(j.output, b"hello, world");
+}
+
+#[test]
+fn empty_program() {
+    let (i, j) = both("", b"", None, EofMode::Unchanged);
+    assert_eq!(i, j);
+    assert!(j.output.is_empty());
+}
+
+#[test]
+fn deep_nesting_compiles_and_runs() {
+    let depth = 100_000;
+    let mut src = String::with_capacity(2 * depth + 8);
+    src.push('+');
+    src.push_str(&"[-".repeat(depth));
+    src.push_str(&"]".repeat(depth));
+    src.push('.');
+    let (i, j) = both(&src, b"", None, EofMode::Unchanged);
+    assert_eq!(i, j);
+    assert_eq!(j.output, vec![0]);
+}
+
+/// A random balanced program over all eight commands.
+fn program() -> impl Strategy<Value = String> {
+    let atom = prop_oneof![
+        4 => Just("+"), 3 => Just("-"), 3 => Just(">"), 2 => Just("<"),
+        2 => Just("."), 1 => Just(","),
+    ];
+    let leaf = prop::collection::vec(atom, 0..12).prop_map(|v| v.concat());
+    leaf.prop_recursive(4, 64, 6, |inner| {
+        prop::collection::vec(
+            prop_oneof![
+                3 => inner.clone(),
+                1 => inner.prop_map(|s| format!("[{s}]")),
+            ],
+            1..5,
+        )
+        .prop_map(|v| v.concat())
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, .. ProptestConfig::default() })]
+
+    #[test]
+    fn random_programs_agree(
+        src in program(),
+        input in prop::collection::vec(any::<u8>(), 0..8),
+        eof in prop_oneof![Just(EofMode::Unchanged), Just(EofMode::Zero), Just(EofMode::MaxByte)],
+    ) {
+        let (i, j) = both(&src, &input, Some(2_000), eof);
+        prop_assert_eq!(i, j, "program {}", src);
+    }
+}

@@ -1,0 +1,430 @@
+//! The worklist optimizer: peepholes and value numbering to a fixed point.
+//!
+//! Construction-time peepholes see each node once, when it is built; after a
+//! replacement, the users of the replaced node may simplify further, and two
+//! nodes built on inputs that have since merged may now be one node. The
+//! pass revisits exactly those nodes until nothing changes.
+//!
+//! Redundant phis are removed a whole group at a time (see
+//! `remove_redundant_phis`): one phi at a time, a nest of `n` loops that
+//! all carry an unchanged value would take `n` sweeps, each re-interning
+//! everything inside, i.e. quadratic time.
+//!
+//! Every change is a [`Graph::replace`]: the graph's replacement list is the
+//! whole record of what the pass did, so it can be logged and replayed.
+
+use crate::graph::{Graph, GraphError, NodeId};
+use crate::op::Op;
+
+use crate::peephole;
+use std::collections::{BTreeSet, HashMap};
+
+/// What a run of [`optimize`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OptStats {
+    /// Node visits (a node may be visited more than once).
+    pub visited: u64,
+    /// Replacements made (each one a patch).
+    pub replaced: u64,
+    /// Sweeps over the worklist in construction order. The first sweep
+    /// covers every live node; a later one only what earlier changes woke up
+    /// behind the sweep (typically loop phis after their back edge changed).
+    pub rounds: u32,
+    /// False when the visit budget ran out before a fixed point. The graph
+    /// is valid either way, just possibly less simplified.
+    pub converged: bool,
+}
+
+/// Visits per live node before the pass gives up. Each rule makes the graph
+/// strictly simpler, so real graphs converge in a couple of visits per node;
+/// the budget only guards against a rule bug turning into a hang.
+const VISITS_PER_NODE: u64 = 16;
+
+/// Simplifies the live graph to a fixed point. Iterative (no recursion over
+/// the graph) and deterministic: nodes are visited in construction order
+/// within a sweep, and a node woken behind the sweep waits for the next one.
+///
+/// For each visited node: control nodes are left alone; loop phis only
+/// collapse when all their values (back edge included) are one node or the
+/// phi itself, and are never re-interned (their back edge is not hashed);
+/// every other node is asked to [`peephole::simplify_node`], and failing
+/// that, re-interned on its resolved inputs, which merges it into an equal
+/// node (value numbering). A different answer replaces the node and wakes
+/// its users.
+pub fn optimize(g: &mut Graph) -> Result<OptStats, GraphError> {
+    let live = g.live_nodes();
+    let mut users: Vec<Vec<NodeId>> = g.users().into_iter().map(|u| u.into_vec()).collect();
+    let budget = VISITS_PER_NODE.saturating_mul(live.len() as u64 + 16);
+    let mut stats = OptStats {
+        converged: true,
+        ..OptStats::default()
+    };
+    let mut phis: Vec<NodeId> = live
+        .iter()
+        .copied()
+        .filter(|&n| matches!(g.op(n), Op::Phi { .. }))
+        .collect();
+    let mut current: BTreeSet<NodeId> = live.into_iter().collect();
+    let mut next: BTreeSet<NodeId> = BTreeSet::new();
+    while !current.is_empty() {
+        stats.rounds += 1;
+        // Whole groups of redundant phis first, so that what depends on
+        // them is re-interned once, in the sweep below.
+        phis.retain(|&p| g.node(p).replaced_by().is_none());
+        for (old, new) in remove_redundant_phis(g, &phis)? {
+            stats.replaced += 1;
+            let moved = std::mem::take(&mut users[old.index()]);
+            current.extend(moved.iter().copied());
+            users[new.index()].extend(moved);
+        }
+        while let Some(n) = current.pop_first() {
+            if stats.visited >= budget {
+                stats.converged = false;
+                return Ok(stats);
+            }
+            stats.visited += 1;
+            let before = g.len();
+            let answer = visit(g, n)?;
+            let mut woken: Vec<NodeId> = Vec::new();
+            if let Some(r) = answer {
+                g.replace(n, r)?;
+                stats.replaced += 1;
+                let moved = std::mem::take(&mut users[n.index()]);
+                users.resize_with(g.len(), Vec::new);
+                woken.extend_from_slice(&moved);
+                users[r.index()].extend(moved);
+            }
+            // Nodes the rules created: record them as users of their inputs
+            // (so later changes wake them) and visit them too.
+            users.resize_with(g.len(), Vec::new);
+            for i in before..g.len() {
+                let id = NodeId::from_index(i);
+                if matches!(g.op(id), Op::Phi { .. }) {
+                    phis.push(id);
+                }
+                for input in g.inputs(id) {
+                    users[input.index()].push(id);
+                }
+                woken.push(id);
+            }
+            for u in woken {
+                if u > n {
+                    current.insert(u);
+                } else {
+                    next.insert(u);
+                }
+            }
+        }
+        std::mem::swap(&mut current, &mut next);
+    }
+    Ok(stats)
+}
+
+/// Replaces every group of phis that merges only members of the group and
+/// one outside value `v` by `v` (a loop-carried value no iteration changes,
+/// across any depth of nested loops and the regions between them), and
+/// returns the replacements made.
+///
+/// An optimistic analysis in linear time: each phi starts as "unknown" and
+/// takes the meet of its operands, where a phi operand contributes its own
+/// current state and any other node itself: one node `v`, or "many". States
+/// only go down (unknown, one, many), so each phi changes at most twice.
+/// At the fixed point, a phi in state "one `v`" only ever receives `v`.
+/// Loop phis without their back edge are not candidates (their value is not
+/// known yet) and count as ordinary values.
+fn remove_redundant_phis(
+    g: &mut Graph,
+    phis: &[NodeId],
+) -> Result<Vec<(NodeId, NodeId)>, GraphError> {
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum State {
+        Unknown,
+        One(NodeId),
+        Many,
+    }
+    fn meet(a: State, b: State) -> State {
+        match (a, b) {
+            (State::Unknown, x) | (x, State::Unknown) => x,
+            (State::One(x), State::One(y)) if x == y => a,
+            _ => State::Many,
+        }
+    }
+    let cand: Vec<NodeId> = phis
+        .iter()
+        .copied()
+        .filter(|&p| {
+            g.node(p).replaced_by().is_none()
+                && g.arity(p) >= 2
+                && match g.op(g.input(p, 0)) {
+                    Op::Region => true,
+                    Op::Loop { .. } => g.arity(p) == 3,
+                    _ => false,
+                }
+        })
+        .collect();
+    let pos: HashMap<NodeId, usize> = cand.iter().enumerate().map(|(i, &p)| (p, i)).collect();
+    // Operands as candidate indexes or plain nodes, and candidate users.
+    let mut operands: Vec<Vec<Result<usize, NodeId>>> = Vec::with_capacity(cand.len());
+    let mut phi_users: Vec<Vec<usize>> = vec![Vec::new(); cand.len()];
+    for (i, &p) in cand.iter().enumerate() {
+        let ops: Vec<Result<usize, NodeId>> = g
+            .inputs(p)
+            .into_iter()
+            .skip(1)
+            .filter(|&v| v != p)
+            .map(|v| pos.get(&v).copied().ok_or(v))
+            .collect();
+        for op in &ops {
+            if let Ok(j) = *op {
+                phi_users[j].push(i);
+            }
+        }
+        operands.push(ops);
+    }
+    let mut state = vec![State::Unknown; cand.len()];
+    let mut work: Vec<usize> = (0..cand.len()).rev().collect();
+    let mut queued = vec![true; cand.len()];
+    while let Some(i) = work.pop() {
+        queued[i] = false;
+        let new = operands[i]
+            .iter()
+            .fold(State::Unknown, |acc, op| match *op {
+                Ok(j) => meet(acc, state[j]),
+                Err(v) => meet(acc, State::One(v)),
+            });
+        if new != state[i] {
+            state[i] = new;
+            for &u in &phi_users[i] {
+                if !queued[u] {
+                    queued[u] = true;
+                    work.push(u);
+                }
+            }
+        }
+    }
+    let mut done = Vec::new();
+    for (i, &p) in cand.iter().enumerate() {
+        if let State::One(v) = state[i] {
+            if g.ty(v) == g.ty(p) && g.resolve(v) != p {
+                g.replace(p, v)?;
+                done.push((p, v));
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// The node that should stand for `n`, if different. Never re-interns a
+/// loop phi or a control node.
+fn visit(g: &mut Graph, n: NodeId) -> Result<Option<NodeId>, GraphError> {
+    if g.node(n).replaced_by().is_some() {
+        return Ok(None);
+    }
+    let op = g.op(n);
+    if op.is_control() {
+        return Ok(None);
+    }
+    if g.is_loop_phi(n) {
+        return peephole::simplify_node(g, n);
+    }
+    let found = match peephole::simplify_node(g, n)? {
+        Some(r) => Some(r),
+        None => {
+            let inputs = g.inputs(n);
+            if inputs.as_slice() == g.node(n).raw_inputs() {
+                None
+            } else {
+                Some(g.intern(op, g.ty(n), &inputs)?)
+            }
+        }
+    };
+    Ok(found.map(|r| g.resolve(r)).filter(|&r| r != n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::op::{BinOp, CmpOp};
+    use crate::types::Type;
+
+    #[test]
+    fn merges_nodes_whose_inputs_merged() {
+        let mut g = Graph::new();
+        g.set_simplify_on_build(false);
+        let e = g.entry().unwrap();
+        let x = g.param(e.start, 0, Type::I64).unwrap();
+        let zero = g.iconst(Type::I64, 0).unwrap();
+        let x0 = g.add(x, zero).unwrap();
+        let one = g.iconst(Type::I64, 1).unwrap();
+        let a = g.add(x0, one).unwrap();
+        let b = g.add(x, one).unwrap();
+        let s = g.sub(a, b).unwrap();
+        let r = g.ret(e.ctrl, e.mem, s).unwrap();
+        g.finish(&[r]).unwrap();
+        let stats = optimize(&mut g).unwrap();
+        assert!(stats.converged);
+        assert_eq!(g.resolve(x0), x);
+        assert_eq!(g.resolve(a), b, "value numbering after x + 0 = x");
+        let v = g.input(r, 2);
+        assert_eq!(g.op(v), Op::Const { value: 0 }, "a - a = 0");
+        assert_eq!(stats.replaced as usize, g.replacements().len());
+        // A second run finds nothing.
+        let again = optimize(&mut g).unwrap();
+        assert_eq!(again.replaced, 0);
+    }
+
+    #[test]
+    fn collapses_loop_phis_through_their_back_edge() {
+        let mut g = Graph::new();
+        g.set_simplify_on_build(false);
+        let e = g.entry().unwrap();
+        let x = g.param(e.start, 0, Type::I64).unwrap();
+        let lp = g.loop_header(1, e.ctrl).unwrap();
+        let phi = g.loop_phi(lp, 0, Type::I64, x).unwrap();
+        let zero = g.iconst(Type::I64, 0).unwrap();
+        let same = g.add(phi, zero).unwrap();
+        let cond = g.cmp(CmpOp::Ne, same, zero).unwrap();
+        let (again, out) = g.branch(lp, cond).unwrap();
+        g.set_back_input(lp, again).unwrap();
+        g.set_back_input(phi, same).unwrap();
+        let r = g.ret(out, e.mem, same).unwrap();
+        g.finish(&[r]).unwrap();
+        let stats = optimize(&mut g).unwrap();
+        assert!(stats.converged);
+        assert_eq!(g.resolve(phi), x);
+        assert_eq!(g.input(r, 2), x);
+        assert_eq!(g.resolve(lp), lp, "control is left alone");
+        assert_eq!(g.back_input(lp), Some(again));
+    }
+
+    #[test]
+    fn a_real_loop_keeps_its_phi() {
+        let mut g = Graph::new();
+        let e = g.entry().unwrap();
+        let lp = g.loop_header(1, e.ctrl).unwrap();
+        let zero = g.iconst(Type::I64, 0).unwrap();
+        let phi = g.loop_phi(lp, 0, Type::I64, zero).unwrap();
+        let one = g.iconst(Type::I64, 1).unwrap();
+        let inc = g.bin(BinOp::Add, phi, one).unwrap();
+        let ten = g.iconst(Type::I64, 10).unwrap();
+        let cond = g.cmp(CmpOp::Slt, inc, ten).unwrap();
+        let (again, out) = g.branch(lp, cond).unwrap();
+        g.set_back_input(lp, again).unwrap();
+        g.set_back_input(phi, inc).unwrap();
+        let r = g.ret(out, e.mem, inc).unwrap();
+        g.finish(&[r]).unwrap();
+        let stats = optimize(&mut g).unwrap();
+        assert_eq!(stats.replaced, 0);
+        assert_eq!(stats.rounds, 1);
+        assert_eq!(g.resolve(phi), phi);
+    }
+
+    #[test]
+    fn memory_rules_run_in_the_pass() {
+        let mut g = Graph::new();
+        g.set_simplify_on_build(false);
+        let e = g.entry().unwrap();
+        let tape = g.param(e.start, 0, Type::Ptr).unwrap();
+        let p = g.param(e.start, 1, Type::I64).unwrap();
+        let one = g.iconst(Type::I64, 1).unwrap();
+        let p1 = g.add(p, one).unwrap();
+        let a = g.ptr_add(tape, p).unwrap();
+        let b = g.ptr_add(tape, p1).unwrap();
+        let x = g.iconst(Type::I8, 7).unwrap();
+        let s = g.store(e.ctrl, e.mem, b, 0, x).unwrap();
+        let l = g.load(e.ctrl, s, a, 1, Type::I8).unwrap();
+        let r = g.ret(e.ctrl, s, l).unwrap();
+        g.finish(&[r]).unwrap();
+        optimize(&mut g).unwrap();
+        assert_eq!(
+            g.input(r, 2),
+            x,
+            "store to [tape+p+1] forwards to load [tape+p]+1"
+        );
+        let s2 = g.input(r, 1);
+        assert_eq!((g.op(s2), g.input(s2, 2)), (Op::Store { offset: 1 }, a));
+    }
+
+    /// Nested loops carrying an unchanged value through regions: one group.
+    #[test]
+    fn removes_nested_redundant_phi_groups_at_once() {
+        let mut g = Graph::new();
+        let e = g.entry().unwrap();
+        let x = g.param(e.start, 0, Type::I64).unwrap();
+        let c = g.param(e.start, 1, Type::I8).unwrap();
+        let depth = 50;
+        let (mut ctrl, mut v) = (e.ctrl, x);
+        let mut open = Vec::new();
+        for k in 0..depth {
+            let (enter, skip) = g.branch(ctrl, c).unwrap();
+            let lp = g.loop_header(k, enter).unwrap();
+            let phi = g.loop_phi(lp, 0, Type::I64, v).unwrap();
+            open.push((lp, phi, skip, v));
+            (ctrl, v) = (lp, phi);
+        }
+        let mut all_phis = Vec::new();
+        while let Some((lp, phi, skip, before)) = open.pop() {
+            let (again, leave) = g.branch(ctrl, c).unwrap();
+            g.set_back_input(lp, again).unwrap();
+            g.set_back_input(phi, v).unwrap();
+            let region = g.region(&[skip, leave]).unwrap();
+            let merged = g.phi(region, Type::I64, &[before, v]).unwrap();
+            all_phis.extend([phi, merged]);
+            (ctrl, v) = (region, merged);
+        }
+        let r = g.ret(ctrl, e.mem, v).unwrap();
+        g.finish(&[r]).unwrap();
+        let stats = optimize(&mut g).unwrap();
+        assert!(stats.converged);
+        assert!(stats.rounds <= 2, "{stats:?}");
+        for p in all_phis {
+            assert_eq!(g.resolve(p), x);
+        }
+        assert_eq!(g.input(r, 2), x);
+    }
+
+    #[test]
+    fn phi_groups_with_two_outside_values_stay() {
+        let mut g = Graph::new();
+        let e = g.entry().unwrap();
+        let x = g.param(e.start, 0, Type::I64).unwrap();
+        let y = g.param(e.start, 1, Type::I64).unwrap();
+        let c = g.param(e.start, 2, Type::I8).unwrap();
+        let lp = g.loop_header(0, e.ctrl).unwrap();
+        let phi = g.loop_phi(lp, 0, Type::I64, x).unwrap();
+        let (t, f) = g.branch(lp, c).unwrap();
+        let region = g.region(&[t, f]).unwrap();
+        let merged = g.phi(region, Type::I64, &[phi, y]).unwrap();
+        let (again, out) = g.branch(region, c).unwrap();
+        g.set_back_input(lp, again).unwrap();
+        g.set_back_input(phi, merged).unwrap();
+        let r = g.ret(out, e.mem, merged).unwrap();
+        g.finish(&[r]).unwrap();
+        let stats = optimize(&mut g).unwrap();
+        assert_eq!(stats.replaced, 0);
+        assert_eq!(
+            remove_redundant_phis(&mut g, &[phi, merged]).unwrap(),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn deep_chains_do_not_recurse() {
+        let mut g = Graph::new();
+        g.set_simplify_on_build(false);
+        let e = g.entry().unwrap();
+        let x = g.param(e.start, 0, Type::I64).unwrap();
+        let one = g.iconst(Type::I64, 1).unwrap();
+        let mut v = x;
+        for _ in 0..200_000 {
+            v = g.add(v, one).unwrap();
+        }
+        let r = g.ret(e.ctrl, e.mem, v).unwrap();
+        g.finish(&[r]).unwrap();
+        let stats = optimize(&mut g).unwrap();
+        assert!(stats.converged);
+        let v = g.input(r, 2);
+        assert_eq!(g.input(v, 0), x);
+        assert_eq!(g.op(g.input(v, 1)), Op::Const { value: 200_000 });
+    }
+}
