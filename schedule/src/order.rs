@@ -1,16 +1,12 @@
 //! The order of nodes inside each block.
 //!
-//! A topological sort (Kahn's algorithm) over three kinds of edges between
+//! A topological sort (Kahn's algorithm) over two kinds of edges between
 //! nodes of the same block:
 //!
 //! * data: an input before its user (this includes memory: a node's memory
 //!   input is an input, so a store comes before what reads its state);
-//! * anti-dependence: a load that reads memory state `M` before a store or
-//!   call that consumes `M` and overwrites what the load may read. A store
-//!   to the same base whose byte range is disjoint from the load's cannot
-//!   change the loaded value, so it gets no edge. Peepholes let loads skip
-//!   such stores (the load then names the older state), and a conservative
-//!   edge there would only over-constrain, or even form a cycle.
+//! * anti-dependence: a load that reads memory state `M` before the stores
+//!   and calls that may overwrite what it reads, see [`AntiDeps`].
 //!
 //! Ready nodes come out of a priority queue keyed by (class, node id):
 //! `Start`'s projections first, so the backend defines memory and
@@ -24,6 +20,11 @@ use crate::BlockId;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use vssa::{Graph, NodeId, Op};
+
+/// How many disjoint stores one load's anti-dependence walk steps over, like
+/// the peephole's `MAX_CHAIN_WALK`. Keeps many loads in front of a long run
+/// of stores linear; past the bound the walk turns conservative.
+pub(crate) const MAX_ANTI_WALK: usize = 128;
 
 /// Whether the load `l` provably reads no byte that the store `s` writes:
 /// same resolved base, disjoint `[offset, offset + width)` ranges.
@@ -50,16 +51,130 @@ fn key(g: &Graph, v: NodeId) -> Reverse<(u8, NodeId)> {
     Reverse((class, v))
 }
 
-/// Stores and calls by the memory state they consume, sorted.
-struct Effects(Vec<(NodeId, NodeId)>);
+/// The scheduled stores and calls consuming each memory state, by the
+/// state's node index (compressed rows, live order inside a row). Unlike
+/// the full user lists it skips loads, so a state read by many loads costs
+/// a walk nothing.
+struct Consumers {
+    start: Vec<u32>,
+    list: Vec<NodeId>,
+}
 
-impl Effects {
-    fn consuming(&self, mem: NodeId) -> impl Iterator<Item = NodeId> + '_ {
-        let start = self.0.partition_point(|&(m, _)| m < mem);
+impl Consumers {
+    fn new(g: &Graph, effects: &[NodeId]) -> Consumers {
+        let mut start = vec![0u32; g.len() + 1];
+        for &e in effects {
+            start[g.input(e, 1).index() + 1] += 1;
+        }
+        for i in 1..start.len() {
+            start[i] += start[i - 1];
+        }
+        let mut fill = start.clone();
+        let mut list = effects.to_vec();
+        for &e in effects {
+            let slot = &mut fill[g.input(e, 1).index()];
+            list[*slot as usize] = e;
+            *slot += 1;
+        }
+        Consumers { start, list }
+    }
+
+    fn of(&self, mem: NodeId) -> &[NodeId] {
+        let i = mem.index();
+        &self.list[self.start[i] as usize..self.start[i + 1] as usize]
+    }
+}
+
+/// Anti-dependences: `(load, effect)` pairs, sorted, where the load must run
+/// before the store or call `effect` of its own block.
+///
+/// A load reading state `M` must precede every store or call that may
+/// overwrite its bytes and comes after `M` on the memory chain. Peepholes
+/// let a load skip stores to other bytes of its base, so such a store need
+/// not consume `M` itself: it may sit behind stores the load skipped. The
+/// walk therefore follows the chain forward from `M`, stepping over stores
+/// that are provably disjoint from the load; the first store or call on
+/// each path that may alias gets an edge. Disjoint stores get none: an edge
+/// there would only over-constrain, or even form a cycle. The walk stops at
+/// anything else (phis, returns, a call's memory) and at blocks that come
+/// after the load's block in reverse postorder, which cannot lead back to
+/// it. It does step through stores of earlier blocks: a load may skip a
+/// store of a dominating block and alias a store of its own block built on
+/// it.
+///
+/// Past [`MAX_ANTI_WALK`] steps a store of the load's block gets an edge
+/// whatever its bytes, and a path still outside the block gives edges to
+/// every store and call of the block whose memory comes from outside it
+/// (the first ones of the block on any chain).
+///
+/// No new cycles: an edge `L -> S` closes a cycle only through an input of
+/// `L` in the block, its memory `M` or its base `p`. Both reach `S` by data
+/// edges when the walk stepped over a store (that store consumes `M`'s chain
+/// and has base `p`), so the cycle already existed without the edge. A walk
+/// that leaves the block only steps over stores whose base is defined
+/// outside the block, so then `L` has no predecessor in the block at all.
+/// Only the direct consumers of `M` remain, as before the walk existed.
+struct AntiDeps(Vec<(NodeId, NodeId)>);
+
+impl AntiDeps {
+    fn new(g: &Graph, members: &[Vec<NodeId>], block: &[u32], effects: &[NodeId]) -> AntiDeps {
+        let consumers = Consumers::new(g, effects);
+        let mut pairs = Vec::new();
+        let mut stack = Vec::new();
+        for (b, members) in members.iter().enumerate() {
+            let b32 = b as u32;
+            // The first stores/calls of the block on any chain (the
+            // conservative answer once a walk outside the block runs out).
+            let entry: Vec<NodeId> = members
+                .iter()
+                .copied()
+                .filter(|&e| {
+                    matches!(g.op(e), Op::Store { .. } | Op::Call { .. })
+                        && block[g.input(e, 1).index()] != b32
+                })
+                .collect();
+            for &l in members {
+                if !matches!(g.op(l), Op::Load { .. }) {
+                    continue;
+                }
+                let mut steps = 0;
+                let mut lost = false;
+                stack.clear();
+                stack.push(g.input(l, 1));
+                while let Some(m) = stack.pop() {
+                    for &e in consumers.of(m) {
+                        let be = block[e.index()];
+                        if be > b32 {
+                            continue;
+                        }
+                        let disjoint = provably_disjoint(g, l, e);
+                        if disjoint && steps < MAX_ANTI_WALK {
+                            steps += 1;
+                            stack.push(e);
+                        } else if be == b32 {
+                            pairs.push((l, e));
+                        } else if disjoint {
+                            lost = true;
+                        }
+                    }
+                }
+                if lost {
+                    pairs.extend(entry.iter().map(|&e| (l, e)));
+                }
+            }
+        }
+        pairs.sort_unstable();
+        pairs.dedup();
+        AntiDeps(pairs)
+    }
+
+    /// The stores/calls the load `l` must precede (none for other nodes).
+    fn of(&self, l: NodeId) -> impl Iterator<Item = NodeId> + '_ {
+        let start = self.0.partition_point(|&(x, _)| x < l);
         self.0[start..]
             .iter()
-            .take_while(move |&&(m, _)| m == mem)
-            .map(|&(_, s)| s)
+            .take_while(move |&&(x, _)| x == l)
+            .map(|&(_, e)| e)
     }
 }
 
@@ -83,27 +198,16 @@ pub(crate) fn order_blocks(
         }
         members[b as usize].push(v);
         if matches!(g.op(v), Op::Store { .. } | Op::Call { .. }) {
-            effects.push((g.input(v, 1), v));
+            effects.push(v);
         }
     }
-    effects.sort_unstable();
-    let effects = Effects(effects);
+    let anti = AntiDeps::new(g, &members, block, &effects);
 
     let mut indeg = vec![0u32; g.len()];
     let mut out = Vec::with_capacity(nb);
     for (b, members) in members.into_iter().enumerate() {
         let b32 = b as u32;
         let in_block = |d: NodeId| block[d.index()] == b32 && !is_phi(d);
-        // The stores/calls a load must precede.
-        let anti = |l: NodeId| {
-            let mem = match g.op(l) {
-                Op::Load { .. } => Some(g.input(l, 1)),
-                _ => None,
-            };
-            mem.into_iter()
-                .flat_map(|m| effects.consuming(m))
-                .filter(move |&s| block[s.index()] == b32 && !provably_disjoint(g, l, s))
-        };
 
         for &v in &members {
             indeg[v.index()] = 0;
@@ -114,7 +218,7 @@ pub(crate) fn order_blocks(
                     indeg[v.index()] += 1;
                 }
             }
-            for s in anti(v) {
+            for s in anti.of(v) {
                 indeg[s.index()] += 1;
             }
         }
@@ -136,7 +240,7 @@ pub(crate) fn order_blocks(
                     }
                 }
             }
-            for s in anti(v) {
+            for s in anti.of(v) {
                 indeg[s.index()] -= 1;
                 if indeg[s.index()] == 0 {
                     heap.push(key(g, s));

@@ -16,11 +16,18 @@
 //!   one load and one store per cell touched.
 //! * `[ body ]` is a rotated loop: the `[` test guards entry, the `]` test is
 //!   the back edge, and both exits meet in a `Region` after the loop.
-//! * Tape bounds are checked once per *segment* (the straight-line code
-//!   between two loop tests), over the whole range of cells the segment
-//!   reaches. A failing check leaves to the interpreter at the segment's first
-//!   instruction, which then reports the error at the exact move (or, under a
-//!   larger limit, would run on). Nothing in the segment has run yet, so the
+//! * Tape bounds are checked once per *segment*, over the whole range of
+//!   cells the segment reaches. A *balanced* loop — one whose every
+//!   iteration ends on the cell it started on, holding only balanced loops —
+//!   starts on the same cell each time round, so its body is checked once
+//!   when the loop is entered, not on every iteration; and since it leaves
+//!   the pointer where it was, the segment around it runs straight through
+//!   it. Other segments start at the program's start and at both ends of
+//!   every unbalanced loop's body. A check covers only code that surely runs
+//!   once the check is passed (a loop's body is its own segment), so it
+//!   fails exactly when the program would walk off the tape. It then leaves
+//!   to the interpreter at the segment's first instruction, which reports
+//!   the error at the exact move. Nothing in the segment has run yet, so the
 //!   state handed over is exact.
 //! * The step limit counts loop tests, as the interpreter does; running out
 //!   leaves to the interpreter at the test, which reports it.
@@ -105,6 +112,8 @@ struct OpenLoop {
     phi_fuel: Option<NodeId>,
     /// The state on the path where the `[` test skipped the loop.
     skipped: State,
+    /// Whether the loop is balanced (its cells were checked before it).
+    balanced: bool,
 }
 
 /// Phi keys: a loop's phis are told apart by the slot they carry.
@@ -115,6 +124,7 @@ const SLOT_FUEL: u64 = 2;
 struct Builder<'a> {
     g: Graph,
     prog: &'a Program,
+    reach: LoopReach,
     opts: BuildOptions,
     ctx: NodeId,
     tape: NodeId,
@@ -136,6 +146,7 @@ pub fn build_program(prog: &Program, opts: BuildOptions) -> Result<CompiledProgr
     let p = g.iconst(Type::I64, 0)?;
     let mut b = Builder {
         g,
+        reach: LoopReach::of(prog),
         prog,
         opts,
         ctx,
@@ -151,7 +162,15 @@ pub fn build_program(prog: &Program, opts: BuildOptions) -> Result<CompiledProgr
     };
     st = b.segment_check(st, 0)?;
     let mut loops: Vec<OpenLoop> = Vec::new();
-    for (pc, inst) in prog.insts.iter().enumerate() {
+    let mut pc = 0;
+    while let Some(inst) = prog.insts.get(pc) {
+        if let (InstKind::Open { close }, false) = (inst.kind, opts.step_limit) {
+            if let Some(lp) = AffineLoop::at(prog, pc) {
+                st = b.affine_loop(st, pc, &lp)?;
+                pc = close + 1;
+                continue;
+            }
+        }
         match inst.kind {
             InstKind::Add(n) => {
                 let v = b.load_cell(st)?;
@@ -167,7 +186,13 @@ pub fn build_program(prog: &Program, opts: BuildOptions) -> Result<CompiledProgr
             InstKind::In => st = b.input(st, pc)?,
             InstKind::Open { .. } => {
                 let (enter, skip) = b.loop_test(&mut st, pc)?;
-                let header = b.g.loop_header(pc as u64, enter)?;
+                let balanced = b.reach.is_balanced(pc);
+                let mut entered = State { ctrl: enter, ..st };
+                if balanced {
+                    // Checked once here; every iteration starts on this cell.
+                    entered = b.segment_check(entered, pc + 1)?;
+                }
+                let header = b.g.loop_header(pc as u64, entered.ctrl)?;
                 let key = (pc as u64) * 4;
                 let phi_mem = b.g.loop_phi(header, key + SLOT_MEM, Type::Mem, st.mem)?;
                 let phi_p = b.g.loop_phi(header, key + SLOT_P, Type::I64, st.p)?;
@@ -181,6 +206,7 @@ pub fn build_program(prog: &Program, opts: BuildOptions) -> Result<CompiledProgr
                     phi_p,
                     phi_fuel,
                     skipped: State { ctrl: skip, ..st },
+                    balanced,
                 });
                 st = State {
                     ctrl: header,
@@ -188,7 +214,9 @@ pub fn build_program(prog: &Program, opts: BuildOptions) -> Result<CompiledProgr
                     p: phi_p,
                     fuel: phi_fuel,
                 };
-                st = b.segment_check(st, pc + 1)?;
+                if !balanced {
+                    st = b.segment_check(st, pc + 1)?;
+                }
             }
             InstKind::Close { .. } => {
                 // The parser guarantees balance; an unmatched `]` cannot get here.
@@ -219,9 +247,12 @@ pub fn build_program(prog: &Program, opts: BuildOptions) -> Result<CompiledProgr
                     p,
                     fuel,
                 };
-                st = b.segment_check(st, pc + 1)?;
+                if !lp.balanced {
+                    st = b.segment_check(st, pc + 1)?;
+                }
             }
         }
+        pc += 1;
     }
     let done = b.g.iconst(Type::I32, EXIT_DONE as i64)?;
     let r = b.g.ret(st.ctrl, st.mem, done)?;
@@ -285,7 +316,7 @@ impl Builder<'_> {
     /// every cell the segment reaches, `p + lo ..= p + hi`, must be on the
     /// tape. One unsigned compare: `(p + lo) as u64 > len - 1 - (hi - lo)`.
     fn segment_check(&mut self, mut st: State, start: usize) -> Result<State, GraphError> {
-        let (lo, hi) = segment_range(self.prog, start);
+        let (lo, hi) = self.reach.segment_range(self.prog, start);
         if lo == 0 && hi == 0 {
             // The segment stays on the cell it starts on, which was checked
             // by whoever moved the pointer there.
@@ -318,6 +349,40 @@ impl Builder<'_> {
         }
         let v = self.load_cell(*st)?;
         self.g.branch(st.ctrl, v)
+    }
+
+    /// A loop in closed form (see [`AffineLoop`]): when the tested cell `v`
+    /// is not zero, the body's cells are checked as on loop entry and each
+    /// other cell gets `n * delta` added, where `n` is the iteration count.
+    /// Either way the tested cell is 0 afterwards; storing that 0 after the
+    /// merge (on a cell already checked) lets later loads of it fold.
+    fn affine_loop(&mut self, st: State, pc: usize, lp: &AffineLoop) -> Result<State, GraphError> {
+        let mut after = st;
+        if !lp.deltas.is_empty() {
+            let v = self.load_cell(st)?;
+            let (enter, skip) = self.g.branch(st.ctrl, v)?;
+            let mut run = self.segment_check(State { ctrl: enter, ..st }, pc + 1)?;
+            let inverse = self.g.iconst(Type::I8, lp.count_factor as i64)?;
+            let n = self.g.bin(vssa::BinOp::Mul, v, inverse)?;
+            for &(offset, delta) in &lp.deltas {
+                let k = self.g.iconst(Type::I64, offset)?;
+                let at = State {
+                    p: self.g.add(run.p, k)?,
+                    ..run
+                };
+                let old = self.load_cell(at)?;
+                let d = self.g.iconst(Type::I8, delta as i64)?;
+                let add = self.g.bin(vssa::BinOp::Mul, n, d)?;
+                let new = self.g.add(old, add)?;
+                run.mem = self.store_cell(at, new)?;
+            }
+            let region = self.g.region(&[skip, run.ctrl])?;
+            after.mem = self.g.phi(region, Type::Mem, &[st.mem, run.mem])?;
+            after.ctrl = region;
+        }
+        let zero = self.g.iconst(Type::I8, 0)?;
+        after.mem = self.store_cell(after, zero)?;
+        Ok(after)
     }
 
     /// `.`: a host call; a failed write leaves with [`EXIT_ERROR`].
@@ -366,26 +431,226 @@ impl Builder<'_> {
     }
 }
 
-/// The lowest and highest cell offsets (relative to the pointer at `start`)
-/// that the segment starting at instruction `start` reaches, up to and
-/// including the next loop test (or the program's end).
-pub fn segment_range(prog: &Program, start: usize) -> (i64, i64) {
-    let (mut at, mut lo, mut hi) = (0i64, 0i64, 0i64);
-    for inst in &prog.insts[start.min(prog.insts.len())..] {
-        match inst.kind {
-            InstKind::Move(k) => {
-                at = at.saturating_add(k);
-                lo = lo.min(at);
-                hi = hi.max(at);
+/// A loop in closed form: a balanced loop whose body only adds constants
+/// to cells (no I/O, no inner loop), and changes the tested cell by an odd
+/// constant `c`. It runs `n = cell * count_factor` times (mod 256, where
+/// `count_factor` is the inverse of `-c`), which is exact for every start
+/// value because `c` is odd; each other cell at `offset` ends up `delta * n`
+/// higher, and the tested cell at 0. Clear loops (`[-]`), copy and multiply
+/// loops (`[->+>++<<]`) are all of this form.
+///
+/// This is a front-end lowering rather than a middle-end loop rewrite: the
+/// middle-end does not yet promote memory cells to loop-carried values, which
+/// a generic closed-form rewrite would need.
+#[derive(Debug, PartialEq, Eq)]
+pub struct AffineLoop {
+    pub count_factor: u8,
+    /// `(offset, delta)` for every other cell the body changes, by offset.
+    pub deltas: Vec<(i64, u8)>,
+}
+
+impl AffineLoop {
+    /// The closed form of the loop opened at `open`, if it has one.
+    pub fn at(prog: &Program, open: usize) -> Option<AffineLoop> {
+        let InstKind::Open { close } = prog.insts.get(open)?.kind else {
+            return None;
+        };
+        let mut at = 0i64;
+        let mut deltas: Vec<(i64, u8)> = Vec::new();
+        for inst in &prog.insts[open + 1..close] {
+            match inst.kind {
+                InstKind::Add(n) => match deltas.iter_mut().find(|(o, _)| *o == at) {
+                    Some((_, d)) => *d = d.wrapping_add(n),
+                    None => deltas.push((at, n)),
+                },
+                InstKind::Move(k) => at = at.checked_add(k)?,
+                _ => return None,
             }
-            InstKind::Open { .. } | InstKind::Close { .. } => break,
-            _ => {}
         }
+        if at != 0 {
+            return None;
+        }
+        let c = deltas.iter().find(|(o, _)| *o == 0).map_or(0, |&(_, d)| d);
+        if c % 2 == 0 {
+            return None;
+        }
+        deltas.retain(|&(o, d)| o != 0 && d != 0);
+        deltas.sort_unstable();
+        Some(AffineLoop {
+            count_factor: inverse_mod_256(c.wrapping_neg()),
+            deltas,
+        })
     }
-    (lo, hi)
+}
+
+/// The multiplicative inverse of an odd byte, modulo 256.
+fn inverse_mod_256(x: u8) -> u8 {
+    // Newton's iteration doubles the correct low bits each step: 3 → 6 → 12 → 24.
+    let mut y = x;
+    for _ in 0..3 {
+        y = y.wrapping_mul(2u8.wrapping_sub(x.wrapping_mul(y)));
+    }
+    y
+}
+
+/// Which loops are balanced.
+///
+/// A loop is *balanced* when its body's moves add up to zero and every loop
+/// inside it is balanced: each iteration then starts on the cell the loop
+/// tests, and the loop leaves the pointer where it found it.
+pub struct LoopReach {
+    /// Indexed by instruction: true at the `Open` of a balanced loop.
+    balanced: Vec<bool>,
+}
+
+/// A loop (or the whole program) being measured.
+struct Frame {
+    open: usize,
+    /// Net move so far.
+    at: i64,
+    /// No unbalanced loop inside so far.
+    balanced: bool,
+}
+
+impl LoopReach {
+    /// One pass over the program with an explicit stack: any depth.
+    pub fn of(prog: &Program) -> LoopReach {
+        let mut balanced = vec![false; prog.insts.len()];
+        let mut stack = vec![Frame {
+            open: usize::MAX,
+            at: 0,
+            balanced: true,
+        }];
+        for (pc, inst) in prog.insts.iter().enumerate() {
+            match inst.kind {
+                InstKind::Move(k) => {
+                    let f = stack.last_mut().expect("the program frame is never popped");
+                    f.at = f.at.saturating_add(k);
+                }
+                InstKind::Open { .. } => stack.push(Frame {
+                    open: pc,
+                    at: 0,
+                    balanced: true,
+                }),
+                InstKind::Close { .. } if stack.len() > 1 => {
+                    let inner = stack.pop().expect("checked above");
+                    let outer = stack.last_mut().expect("checked above");
+                    if inner.balanced && inner.at == 0 {
+                        balanced[inner.open] = true;
+                    } else {
+                        outer.balanced = false;
+                    }
+                }
+                _ => {}
+            }
+        }
+        LoopReach { balanced }
+    }
+
+    /// Whether the loop opened at instruction `open` is balanced.
+    pub fn is_balanced(&self, open: usize) -> bool {
+        self.balanced.get(open).copied().unwrap_or(false)
+    }
+
+    /// The lowest and highest cell offsets (relative to the pointer at
+    /// `start`) that the segment starting at instruction `start` surely
+    /// reaches: up to the next unbalanced loop's test, the end of the
+    /// enclosing loop's body, or the program's end. A balanced loop on the
+    /// way counts as its test alone: it leaves the pointer where it was, and
+    /// its body, which may not run, is checked when it is entered.
+    pub fn segment_range(&self, prog: &Program, start: usize) -> (i64, i64) {
+        let (mut at, mut lo, mut hi) = (0i64, 0i64, 0i64);
+        let mut pc = start;
+        while let Some(inst) = prog.insts.get(pc) {
+            match inst.kind {
+                InstKind::Move(k) => {
+                    at = at.saturating_add(k);
+                    lo = lo.min(at);
+                    hi = hi.max(at);
+                }
+                InstKind::Open { close } if self.is_balanced(pc) => pc = close,
+                InstKind::Open { .. } | InstKind::Close { .. } => break,
+                _ => {}
+            }
+            pc += 1;
+        }
+        (lo, hi)
+    }
 }
 
 /// The source position of instruction `pc` (for messages about exits).
 pub fn position(prog: &Program, pc: usize) -> Option<SrcPos> {
     prog.insts.get(pc).map(|i| i.pos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse;
+
+    fn reach(src: &str) -> (Program, LoopReach) {
+        let p = parse(src).unwrap();
+        let r = LoopReach::of(&p);
+        (p, r)
+    }
+
+    #[test]
+    fn affine_loops() {
+        let (p, _) = reach("[->+>++<<]");
+        assert_eq!(
+            AffineLoop::at(&p, 0),
+            Some(AffineLoop {
+                count_factor: 1,
+                deltas: vec![(1, 1), (2, 2)]
+            })
+        );
+        let (p, _) = reach("[+++>-<]");
+        let lp = AffineLoop::at(&p, 0).unwrap();
+        // 3 * n == -v (mod 256): n = v * inverse(-3).
+        assert_eq!(lp.count_factor.wrapping_mul(253), 1);
+        for src in ["[--]", "[->+<.]", "[->]", "[-[-]]", "[>+<]"] {
+            let (p, _) = reach(src);
+            assert_eq!(AffineLoop::at(&p, 0), None, "{src}");
+        }
+    }
+
+    #[test]
+    fn inverses_mod_256() {
+        for x in (1..=255u8).step_by(2) {
+            assert_eq!(x.wrapping_mul(inverse_mod_256(x)), 1, "{x}");
+        }
+    }
+
+    #[test]
+    fn balanced_and_unbalanced_loops() {
+        let (p, r) = reach("[->+<][>]");
+        assert!(r.is_balanced(0));
+        let open2 = p
+            .insts
+            .iter()
+            .rposition(|i| matches!(i.kind, InstKind::Open { .. }))
+            .unwrap();
+        assert!(!r.is_balanced(open2));
+    }
+
+    #[test]
+    fn a_loop_holding_an_unbalanced_loop_is_unbalanced() {
+        let (_, r) = reach("[[>]<]");
+        assert!(!r.is_balanced(0));
+    }
+
+    #[test]
+    fn segments_run_through_balanced_loops_without_their_bodies() {
+        // The copy loop's body (reaching -1) may not run: it is not counted.
+        let (p, r) = reach(">[<<+>>-]>>[>]");
+        assert_eq!(r.segment_range(&p, 0), (0, 3));
+        // The body itself, from its first instruction.
+        assert_eq!(r.segment_range(&p, 2), (-2, 0));
+    }
+
+    #[test]
+    fn segments_stop_at_the_end_of_the_enclosing_body() {
+        let (p, r) = reach("[>>]<<<");
+        assert_eq!(r.segment_range(&p, 1), (0, 2));
+    }
 }
