@@ -7,8 +7,11 @@ use common::*;
 use proptest::prelude::*;
 use vssa_bf::{EofMode, RunErrorKind};
 
+/// The JIT against the corpus' expected outputs. The interpreter is checked
+/// against the same files by `frontends/bf/tests/interp.rs`, so the two
+/// agree byte for byte without running the (slow) interpreter twice.
 #[test]
-fn corpus_jit_matches_interpreter_and_expected_output() {
+fn corpus_jit_matches_expected_output() {
     let programs = corpus();
     if programs.is_empty() {
         println!("skipped: ../shared/bf is absent on this machine");
@@ -32,17 +35,6 @@ fn corpus_jit_matches_interpreter_and_expected_output() {
         assert!(
             jit.output == expected,
             "{name}: jit output differs from .out"
-        );
-        let interp = run_interp(
-            &prog,
-            &input,
-            opts(None, EofMode::Unchanged),
-            vssa_bf::DEFAULT_TAPE_LIMIT,
-        );
-        assert_eq!(interp.error, None, "{name}: interp error");
-        assert!(
-            interp.output == expected,
-            "{name}: interp output differs from .out"
         );
         println!("{name}: ok ({} bytes)", expected.len());
     }
@@ -117,6 +109,38 @@ fn echo_until_zero() {
 }
 
 #[test]
+fn closed_form_loops_agree() {
+    for src in [
+        "+++++[->++>+++<<]>.>.",
+        "++++[+++>+<]>.",
+        "+++[-<+>]",
+        "[-<+>]+.",
+        ">+++[-<+>]<.",
+        "+>+++++[<++>-]<.",
+        "-[--->+<]>.",
+        "+++[>[-]<-]>.",
+    ] {
+        let (i, j) = both(src, b"", None, EofMode::Unchanged);
+        assert_eq!(i, j, "{src}");
+    }
+}
+
+#[test]
+fn a_loop_that_would_walk_off_errors_only_when_entered() {
+    // Skipped at cell 0: no error. Entered: underflow at the `<`.
+    let (i, j) = both("[<+>-]+.", b"", None, EofMode::Unchanged);
+    assert_eq!(i, j);
+    assert_eq!(j.error, None);
+    let (i, j) = both("+[<+>-]", b"", None, EofMode::Unchanged);
+    assert_eq!(i, j);
+    let e = j.error.unwrap();
+    assert_eq!(e.kind, RunErrorKind::TapeUnderflow);
+    assert_eq!(e.pos.unwrap().col, 3);
+    let (i, j) = both("+[[<]+>-]", b"", None, EofMode::Unchanged);
+    assert_eq!(i, j);
+}
+
+#[test]
 fn empty_program() {
     let (i, j) = both("", b"", None, EofMode::Unchanged);
     assert_eq!(i, j);
@@ -166,5 +190,21 @@ proptest! {
     ) {
         let (i, j) = both(&src, &input, Some(2_000), eof);
         prop_assert_eq!(i, j, "program {}", src);
+    }
+
+    /// Without a step limit the JIT builds loops in closed form, so this
+    /// runs the programs that end within a bound under no limit at all.
+    #[test]
+    fn random_terminating_programs_agree_without_a_step_limit(
+        src in program(),
+        input in prop::collection::vec(any::<u8>(), 0..8),
+    ) {
+        let prog = vssa_bf::parse(&src).unwrap();
+        let bounded = run_interp(&prog, &input, opts(Some(5_000), EofMode::Unchanged), SMALL_TAPE);
+        let ran_out = matches!(&bounded.error, Some(e) if matches!(e.kind, RunErrorKind::StepLimit { .. }));
+        if !ran_out {
+            let jit = run_jit(&prog, &input, opts(None, EofMode::Unchanged), SMALL_TAPE);
+            prop_assert_eq!(bounded, jit, "program {}", src);
+        }
     }
 }
