@@ -250,6 +250,11 @@ impl<'a, 'f> Lowerer<'a, 'f> {
         for (i, block) in self.s.blocks.iter().enumerate() {
             let cb = self.b.create_block();
             self.blocks.push(cb);
+            // A function returns once, so a block that returns is never
+            // hot: Cranelift moves cold blocks out of the way of the rest.
+            if i != 0 && matches!(block.term, Terminator::Return { .. }) {
+                self.b.set_cold_block(cb);
+            }
             if i == 0 {
                 self.b.append_block_params_for_function_params(cb);
                 if !block.phis.is_empty() {
@@ -323,9 +328,20 @@ impl<'a, 'f> Lowerer<'a, 'f> {
                 }
                 let targs = self.edge_args(t)?;
                 let fargs = self.edge_args(f)?;
-                self.b
-                    .ins()
-                    .brif(c, self.blocks[t], &targs, self.blocks[f], &fargs);
+                if t == i + 1 {
+                    // Cranelift lays out a branch's else-target right after
+                    // it (its block order visits the then-target first), so
+                    // the target the schedule placed next goes there: the
+                    // loop body after its test, not after the whole program.
+                    let z = self.b.ins().icmp_imm_u(IntCC::Equal, c, 0);
+                    self.b
+                        .ins()
+                        .brif(z, self.blocks[f], &fargs, self.blocks[t], &targs);
+                } else {
+                    self.b
+                        .ins()
+                        .brif(c, self.blocks[t], &targs, self.blocks[f], &fargs);
+                }
             }
             Terminator::Return { ret, value } => {
                 let ret = self.id(ret)?;
