@@ -13,6 +13,9 @@ use std::time::Instant;
 use vssa_bf::runtime::{self, JitConfig, JitReport};
 use vssa_bf::{EofMode, Io, RunOptions, Tape, DEFAULT_TAPE_LIMIT};
 
+mod bench;
+mod log_cmd;
+
 /// The demo program `vssa run` runs when no FILE is given.
 const DEMO: &str = include_str!("../demo/demo.b");
 
@@ -31,6 +34,21 @@ struct Cli {
 enum Command {
     /// Run a Brainfuck program (the bundled demo when FILE is omitted).
     Run(RunArgs),
+    /// Inspect patch logs (`show`, `diff`).
+    Log(log_cmd::LogArgs),
+    /// Benchmarks (`bf`: every engine against gcc -O2 on the corpus).
+    Bench(bench::BenchArgs),
+    /// Print a Brainfuck program translated to C (the benchmark's gcc anchor).
+    TranslateC(TranslateCArgs),
+}
+
+#[derive(clap::Args)]
+struct TranslateCArgs {
+    /// The program.
+    file: PathBuf,
+    /// Also rewrite clear, copy/multiply and scan loops.
+    #[arg(long)]
+    idioms: bool,
 }
 
 #[derive(clap::Args)]
@@ -64,6 +82,10 @@ struct RunArgs {
     /// Run the graph verifier after each phase and Cranelift's verifier.
     #[arg(long)]
     verify: bool,
+    /// Replay the optimizer's patches from FILE if it exists (instead of
+    /// optimizing), then save the updated log there.
+    #[arg(long, value_name = "FILE")]
+    patch_log: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -72,6 +94,9 @@ enum Engine {
     Interp,
     /// The whole program compiled to native code before it runs.
     Jit,
+    /// Benchmark baseline: straight to Cranelift, no vssa middle-end.
+    #[value(hide = true)]
+    Naive,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -93,6 +118,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(args),
+        Command::Log(args) => log_cmd::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::TranslateC(args) => translate_c(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -161,6 +189,25 @@ fn run(args: RunArgs) -> Result<(), String> {
             });
             (r.map(|_| ()).map_err(|e| format!("{name}:{e}")), stats)
         }
+        Engine::Naive => {
+            let mut io = Io::new(&mut input, &mut output);
+            let (report, r) = vssa_bf::naive::run_naive(&prog, args.tape_limit, &mut io, &opts);
+            let stats = json!({
+                "engine": "naive",
+                "program": name,
+                "insts": prog.insts.len(),
+                "parse_ms": parse_ms,
+                "clif_insts": report.clif_insts,
+                "code_bytes": report.code_size,
+                "compile_ms": {
+                    "lower": ms(report.lower),
+                    "cranelift": ms(report.codegen),
+                    "total": ms(report.compile()),
+                },
+                "run_ms": ms(report.run),
+            });
+            (r.map_err(|e| format!("{name}:{e}")), stats)
+        }
         Engine::Jit => {
             let cfg = JitConfig {
                 run: opts,
@@ -168,10 +215,14 @@ fn run(args: RunArgs) -> Result<(), String> {
                 verify: args.verify,
                 dump_dot: args.dump_dot.clone(),
                 capture_clif: args.dump_clif.is_some(),
+                patch_log: args.patch_log.clone(),
             };
             let mut io = Io::new(&mut input, &mut output);
             let (report, r) = runtime::run_jit(&prog, args.tape_limit, &mut io, &cfg);
             let r = r.map_err(|e| format!("{name}:{e}"));
+            for w in &report.patch_log_warnings {
+                eprintln!("vssa: warning: {w}");
+            }
             if let (Some(path), Some(clif)) = (&args.dump_clif, &report.clif) {
                 vssa_bf::fsutil::write_atomic(path, clif.as_bytes())
                     .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
@@ -211,6 +262,7 @@ fn jit_stats(
         "compile_ms": {
             "build": ms(r.build),
             "optimize": ms(r.optimize),
+            "replay": ms(r.replay),
             "verify": ms(r.verify),
             "schedule": ms(r.schedule),
             "lower": ms(r.lower),
@@ -220,9 +272,33 @@ fn jit_stats(
         },
         "run_ms": ms(r.run),
         "exits_to_interp": r.exits_to_interp,
+        "patches_recorded": r.patches_recorded,
+        "patches_replayed": r.patches_replayed,
+        "patches_stale": r.patches_stale,
+        "patches_conflicting": r.patches_conflicting,
+        "replay_ms": ms(r.replay),
+        "optimize_ms": ms(r.optimize),
+        "patch_log_save_ms": ms(r.patch_log_save),
     })
 }
 
 fn ms(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// `vssa translate-c`: the C that `vssa bench bf` compiles with gcc.
+fn translate_c(args: TranslateCArgs) -> Result<(), String> {
+    let path = &args.file;
+    let source = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let prog = vssa_bf::parse(&source).map_err(|e| format!("{}:{e}", path.display()))?;
+    let style = if args.idioms {
+        vssa_bf::c_translate::CStyle::Idioms
+    } else {
+        vssa_bf::c_translate::CStyle::RunLength
+    };
+    let c = vssa_bf::c_translate::translate(&prog, style);
+    let mut out = std::io::stdout().lock();
+    out.write_all(c.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| format!("cannot write output: {e}"))
 }

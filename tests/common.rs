@@ -79,6 +79,7 @@ pub fn run_jit(prog: &Program, input: &[u8], opts: RunOptions, tape_len: usize) 
         verify: true,
         dump_dot: None,
         capture_clif: false,
+        patch_log: None,
     };
     let r = {
         let mut io = Io::new(&mut inp, &mut output);

@@ -1,1 +1,38 @@
-//! placeholder
+//! # vssa-patch: record, store and replay what the optimizer did
+//!
+//! A vssa graph is content-addressed and never edited: the optimizer's
+//! every change is a [`vssa::Graph::replace`] of one node by another. This
+//! crate turns those changes into **patches** that name nothing but
+//! addresses — "the node at address A is replaced by B, where B is built by
+//! this recipe" — so that the work of an optimization run can be written to
+//! a file and *replayed* onto a freshly built graph of the same program in
+//! a later process, without running the analysis again.
+//!
+//! Where it sits in the pipeline:
+//!
+//! ```text
+//! front-end builds G ──► Recorder::start(G) ──► replay(G, log)  ──► optimize(G) (only if
+//!                                               (applies patches)    something was not applied)
+//!                    ──► Recorder::finish(G) ──► Log ──► save (atomic) ──► schedule, codegen
+//! ```
+//!
+//! * [`model`]: the patch model and the recorder (graph → patches).
+//! * [`replay`]: applying a log by address lookup, with an outcome per patch
+//!   (applied, stale, conflicting); never panics, never misapplies.
+//! * [`format`]: the versioned, checksummed, one-patch-per-line text file.
+//! * [`write_atomic`]: temp-file-and-rename writes, shared with the front-ends.
+//!
+//! `docs/patch-log.md` describes the model, the file format and the
+//! staleness rules in full.
+
+#![forbid(unsafe_code)]
+
+pub mod format;
+mod fsutil;
+pub mod model;
+pub mod replay;
+
+pub use format::{Log, LogError, FORMAT_VERSION};
+pub use fsutil::write_atomic;
+pub use model::{program_key, NewNode, Patch, RecordError, Recorder};
+pub use replay::{replay, LogMismatch, Outcome, ReplayReport};

@@ -24,6 +24,7 @@ pub mod addr;
 pub mod build;
 pub mod dot;
 pub mod graph;
+pub mod interp;
 pub mod op;
 pub mod opt;
 pub mod peephole;

@@ -47,5 +47,7 @@ pub use parse::{parse, Inst, InstKind, Program};
 pub use tape::{Tape, DEFAULT_TAPE_LIMIT, MIN_TAPE_LIMIT};
 
 pub mod build;
+pub mod c_translate;
 pub mod fsutil;
+pub mod naive;
 pub mod runtime;

@@ -29,12 +29,12 @@ pub struct Context {
 }
 
 /// What host functions need while compiled code runs.
-struct HostState<'p, 'io, 'b> {
-    prog: &'p Program,
-    io: &'io mut Io<'b>,
-    eof: EofMode,
+pub(crate) struct HostState<'p, 'io, 'b> {
+    pub(crate) prog: &'p Program,
+    pub(crate) io: &'io mut Io<'b>,
+    pub(crate) eof: EofMode,
     /// The error a host function hit; the code then returns [`EXIT_ERROR`].
-    error: Option<RunError>,
+    pub(crate) error: Option<RunError>,
 }
 
 /// How the JIT runs a program.
@@ -49,6 +49,12 @@ pub struct JitConfig {
     pub dump_dot: Option<PathBuf>,
     /// Keep the Cranelift IR text (see [`JitReport::clif`]).
     pub capture_clif: bool,
+    /// A patch log (see `vssa-patch`): when `optimize` is on, it is loaded
+    /// if it exists and replayed instead of optimizing (the optimizer then
+    /// only runs if some patch did not apply), and the updated log is saved.
+    /// An unreadable or stale log is reported in
+    /// [`JitReport::patch_log_warnings`] and otherwise ignored.
+    pub patch_log: Option<PathBuf>,
 }
 
 /// Where the time went and what the pipeline produced.
@@ -79,12 +85,34 @@ pub struct JitReport {
     pub clif: Option<String>,
     /// Loop tests performed.
     pub steps: u64,
+    /// Replacements the optimizer made in this run (each recorded as a patch).
+    pub patches_recorded: usize,
+    /// Patches of the loaded log that applied.
+    pub patches_replayed: usize,
+    /// Patches of the loaded log skipped as stale (another program or
+    /// encoding, or an address missing).
+    pub patches_stale: usize,
+    /// Patches of the loaded log skipped as conflicting with the graph.
+    pub patches_conflicting: usize,
+    /// Loading, checking and replaying the patch log.
+    pub replay: Duration,
+    /// Recording and saving the updated patch log (when it changed).
+    pub patch_log_save: Duration,
+    /// Why the patch log was not (fully) used or not saved, one line each.
+    pub patch_log_warnings: Vec<String>,
 }
 
 impl JitReport {
     /// Total compile time: every phase before the run.
     pub fn compile(&self) -> Duration {
-        self.build + self.optimize + self.verify + self.schedule + self.lower + self.codegen
+        self.build
+            + self.replay
+            + self.optimize
+            + self.patch_log_save
+            + self.verify
+            + self.schedule
+            + self.lower
+            + self.codegen
     }
 }
 
@@ -153,7 +181,7 @@ unsafe fn host_state<'a>(ctx: *mut Context) -> &'a mut HostState<'a, 'a, 'a> {
 }
 
 /// `.`: writes `byte`; returns 0, or 1 after recording an error.
-extern "C" fn host_putchar(ctx: *mut Context, byte: i32, pc: i64) -> i32 {
+pub(crate) extern "C" fn host_putchar(ctx: *mut Context, byte: i32, pc: i64) -> i32 {
     // SAFETY: only compiled code calls this, with the context run_jit gave it.
     let st = unsafe { host_state(ctx) };
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -182,7 +210,7 @@ extern "C" fn host_putchar(ctx: *mut Context, byte: i32, pc: i64) -> i32 {
 }
 
 /// `,`: returns the cell's new value (0..=255), or -1 after recording an error.
-extern "C" fn host_getchar(ctx: *mut Context, cur: i32, pc: i64) -> i32 {
+pub(crate) extern "C" fn host_getchar(ctx: *mut Context, cur: i32, pc: i64) -> i32 {
     // SAFETY: only compiled code calls this, with the context run_jit gave it.
     let st = unsafe { host_state(ctx) };
     let eof = st.eof;
@@ -250,9 +278,7 @@ pub fn compile(
         report.verify += t.elapsed();
     }
     if cfg.optimize {
-        let t = Instant::now();
-        vssa::opt::optimize(&mut graph).map_err(|e| JitError::Verify(e.to_string()))?;
-        report.optimize = t.elapsed();
+        optimize_or_replay(&mut graph, cfg, report)?;
         report.replacements = graph.replacements().len();
         dump(cfg, &graph, "2-optimized")?;
         if cfg.verify {
@@ -295,6 +321,77 @@ pub fn compile(
         step_limit,
         tape_len,
     })
+}
+
+/// The optimize phase: replays the patch log if there is one, runs the
+/// optimizer unless every patch applied, and saves the updated log.
+fn optimize_or_replay(
+    graph: &mut vssa::Graph,
+    cfg: &JitConfig,
+    report: &mut JitReport,
+) -> Result<(), JitError> {
+    use vssa_patch::{Log, Recorder};
+    let mut recorder = None;
+    let mut loaded = None;
+    if let Some(path) = &cfg.patch_log {
+        let t = Instant::now();
+        let rec = Recorder::start(graph);
+        match Log::load(path) {
+            Ok(Some(log)) => {
+                let r = rec.replay(graph, &log);
+                report.patches_replayed = r.applied;
+                report.patches_stale = r.stale;
+                report.patches_conflicting = r.conflicting;
+                if let Some(m) = r.mismatch {
+                    report
+                        .patch_log_warnings
+                        .push(format!("{}: stale patch log: {m}", path.display()));
+                } else if !r.complete() {
+                    report.patch_log_warnings.push(format!(
+                        "{}: {} stale and {} conflicting patch(es) skipped",
+                        path.display(),
+                        r.stale,
+                        r.conflicting
+                    ));
+                }
+                if r.complete() {
+                    loaded = Some(log);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => report
+                .patch_log_warnings
+                .push(format!("{e} (running without the patch log)")),
+        }
+        recorder = Some(rec);
+        report.replay = t.elapsed();
+    }
+    if loaded.is_none() {
+        let t = Instant::now();
+        let before = graph.replacements().len();
+        vssa::opt::optimize(graph).map_err(|e| JitError::Verify(e.to_string()))?;
+        report.optimize = t.elapsed();
+        report.patches_recorded = graph.replacements().len() - before;
+    }
+    // A complete replay with nothing new reproduces the loaded log exactly:
+    // nothing to save.
+    if let (Some(path), Some(rec), None) = (&cfg.patch_log, &recorder, &loaded) {
+        let t = Instant::now();
+        match rec.log(graph) {
+            Ok(log) => {
+                if let Err(e) = log.save(path) {
+                    report
+                        .patch_log_warnings
+                        .push(format!("cannot write patch log {}: {e}", path.display()));
+                }
+            }
+            Err(e) => report
+                .patch_log_warnings
+                .push(format!("patch log {} not saved: {e}", path.display())),
+        }
+        report.patch_log_save = t.elapsed();
+    }
+    Ok(())
 }
 
 fn verify(g: &vssa::Graph) -> Result<(), JitError> {

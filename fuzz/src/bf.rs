@@ -1,0 +1,401 @@
+//! The Brainfuck targets: the reference interpreter against the JIT.
+//!
+//! A [`Case`] is a source, an input, a step limit and an EOF mode. Every
+//! [`Engine`] runs it on a fresh tape of [`MIN_TAPE_LIMIT`] cells, and each
+//! must give the interpreter's output, error (kind and position) and final
+//! tape. The `bytes` target feeds arbitrary bytes as source: the parser
+//! must reject exactly the unbalanced ones, naming a bracket of the right
+//! kind, and accepted ones are run like the `bf` target's.
+
+use crate::rng::Rng;
+use crate::shrink::shrink_bytes;
+use crate::{guarded, Failure, Outcome};
+use vssa_bf::runtime::{self, JitConfig, JitReport};
+use vssa_bf::MIN_TAPE_LIMIT;
+use vssa_bf::{parse, EofMode, Io, ParseError, Program, RunError, RunOptions, Tape};
+
+/// One Brainfuck run to compare.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Case {
+    pub source: Vec<u8>,
+    pub input: Vec<u8>,
+    /// Always set for programs with loops, so that every run ends.
+    pub max_steps: Option<u64>,
+    pub eof: EofMode,
+}
+
+/// An implementation compared against the reference interpreter. Add a
+/// variant (and a [`run_engine`] arm) for each new tier, e.g. the tiered
+/// engine or a run replayed from a patch log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// The whole-program JIT, with or without the worklist optimizer.
+    Jit { optimize: bool },
+}
+
+/// Every engine the fuzzer compares with the interpreter.
+pub const ENGINES: [Engine; 2] = [
+    Engine::Jit { optimize: true },
+    Engine::Jit { optimize: false },
+];
+
+/// What a run produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunResult {
+    pub output: Vec<u8>,
+    pub result: Result<(), RunError>,
+    pub tape: Vec<u8>,
+}
+
+/// Generates case `seed`: a balanced program (`bytes == false`) or bytes
+/// that are often not (`bytes == true`).
+pub fn generate(seed: u64, bytes: bool) -> Case {
+    let mut rng = Rng::new(seed);
+    let source = if bytes {
+        random_bytes(&mut rng)
+    } else {
+        random_program(&mut rng)
+    };
+    let input_len = rng.below(9) as usize;
+    let input = rng.bytes(input_len);
+    let has_loops = source.contains(&b'[');
+    let max_steps = if !has_loops && rng.chance(1, 2) {
+        None
+    } else {
+        Some(match rng.weighted(&[2, 5, 3]) {
+            0 => rng.below(20),
+            1 => rng.below(2_000),
+            _ => rng.below(20_000),
+        })
+    };
+    let eof = *rng.pick(&[EofMode::Unchanged, EofMode::Zero, EofMode::MaxByte]);
+    Case {
+        source,
+        input,
+        max_steps,
+        eof,
+    }
+}
+
+/// Loop idioms that the builder and peepholes treat specially.
+const IDIOMS: [&[u8]; 8] = [
+    b"[-]",
+    b"[+]",
+    b"[->+<]",
+    b"[-<+>]",
+    b"[->>+<<]",
+    b"[>]",
+    b"[<]",
+    b"[->+>+<<]",
+];
+
+/// A balanced program, biased towards code that runs loops and moves.
+fn random_program(rng: &mut Rng) -> Vec<u8> {
+    let len = rng.range(1, 160) as usize;
+    let mut out = Vec::with_capacity(len + 16);
+    let mut depth = 0usize;
+    if rng.chance(2, 3) {
+        let n = rng.range(1, 6) as usize;
+        out.extend(std::iter::repeat_n(b'>', n));
+    }
+    while out.len() < len {
+        match rng.weighted(&[5, 3, 4, 3, 2, 1, 3, 3, 2, 1, 1]) {
+            0 | 1 => {
+                let c = if rng.chance(3, 5) { b'+' } else { b'-' };
+                let n = if rng.chance(1, 20) {
+                    rng.range(100, 300)
+                } else {
+                    rng.range(1, 5)
+                };
+                out.extend(std::iter::repeat_n(c, n as usize));
+            }
+            2 => {
+                let n = rng.range(1, 4) as usize;
+                out.extend(std::iter::repeat_n(b'>', n));
+            }
+            3 => {
+                let n = rng.range(1, 4) as usize;
+                out.extend(std::iter::repeat_n(b'<', n));
+            }
+            4 => out.push(b'.'),
+            5 => out.push(b','),
+            6 if depth < 12 => {
+                out.push(b'[');
+                depth += 1;
+            }
+            7 if depth > 0 => {
+                out.push(b']');
+                depth -= 1;
+            }
+            8 => {
+                let idiom: &[u8] = rng.pick::<&[u8]>(&IDIOMS);
+                out.extend_from_slice(idiom);
+            }
+            9 => out.push(*rng.pick(b" \n\tab#\xff\xc3")),
+            _ => {}
+        }
+    }
+    out.extend(std::iter::repeat_n(b']', depth));
+    out
+}
+
+/// Bytes as source: mostly commands (so some parse), sometimes anything,
+/// sometimes a valid program with a few bytes changed.
+fn random_bytes(rng: &mut Rng) -> Vec<u8> {
+    if rng.chance(1, 3) {
+        let mut p = random_program(rng);
+        for _ in 0..rng.range(1, 3) {
+            let at = rng.below(p.len() as u64 + 1) as usize;
+            match rng.below(3) {
+                0 => p.insert(at, rng.next_u64() as u8),
+                1 if at < p.len() => {
+                    p.remove(at);
+                }
+                _ if at < p.len() => p[at] = *rng.pick(b"+-<>.,[]"),
+                _ => {}
+            }
+        }
+        return p;
+    }
+    let len = rng.below(200) as usize;
+    (0..len)
+        .map(|_| {
+            if rng.chance(3, 5) {
+                *rng.pick(b"+-<>.,[]")
+            } else {
+                rng.next_u64() as u8
+            }
+        })
+        .collect()
+}
+
+/// Runs `case` on the interpreter and every engine; any difference is a
+/// mismatch, any panic a crash.
+pub fn check(case: &Case) -> Outcome {
+    guarded(|| check_unguarded(case))
+}
+
+/// Generates and checks input `seed` of a target.
+pub fn check_seed(seed: u64, bytes: bool) -> Outcome {
+    check(&generate(seed, bytes))
+}
+
+fn check_unguarded(case: &Case) -> Outcome {
+    let prog = match parse(&case.source) {
+        Ok(p) => p,
+        Err(e) => return check_parse_error(&case.source, e),
+    };
+    if !balanced(&case.source) {
+        return Outcome::Mismatch("the parser accepted unbalanced brackets".into());
+    }
+    let reference = run_interp(&prog, case);
+    for engine in ENGINES {
+        match run_engine(engine, &prog, case) {
+            Err(e) => return Outcome::Mismatch(format!("{engine:?}: pipeline error: {e}")),
+            Ok(r) => {
+                if let Some(diff) = compare(&reference, &r) {
+                    return Outcome::Mismatch(format!("{engine:?}: {diff}"));
+                }
+            }
+        }
+    }
+    Outcome::Pass
+}
+
+/// Whether the brackets of `src` balance (the parser's contract).
+fn balanced(src: &[u8]) -> bool {
+    let mut depth = 0usize;
+    for &b in src {
+        match b {
+            b'[' => depth += 1,
+            b']' => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return false,
+            },
+            _ => {}
+        }
+    }
+    depth == 0
+}
+
+/// A parse error must be for unbalanced source and name a bracket of the
+/// kind it reports.
+fn check_parse_error(src: &[u8], e: ParseError) -> Outcome {
+    if balanced(src) {
+        return Outcome::Mismatch(format!("balanced source rejected: {e}"));
+    }
+    let (pos, want) = match e {
+        ParseError::UnmatchedClose { pos } => (pos, b']'),
+        ParseError::UnmatchedOpen { pos } => (pos, b'['),
+    };
+    if src.get(pos.byte) != Some(&want) {
+        return Outcome::Mismatch(format!(
+            "parse error {e} does not point at a '{}'",
+            want as char
+        ));
+    }
+    if pos.line == 0 || pos.col == 0 {
+        return Outcome::Mismatch(format!("parse error {e}: lines and columns are 1-based"));
+    }
+    Outcome::Pass
+}
+
+fn options(case: &Case) -> RunOptions {
+    RunOptions {
+        max_steps: case.max_steps,
+        eof: case.eof,
+    }
+}
+
+/// The reference run.
+pub fn run_interp(prog: &Program, case: &Case) -> RunResult {
+    let mut tape = Tape::new(MIN_TAPE_LIMIT).expect("a minimal tape");
+    let mut input = &case.input[..];
+    let mut output = Vec::new();
+    let mut io = Io::new(&mut input, &mut output);
+    let result = vssa_bf::run(prog, &mut tape, &mut io, &options(case)).map(|_| ());
+    RunResult {
+        output,
+        result,
+        tape: tape.as_slice().to_vec(),
+    }
+}
+
+/// A run on `engine`; `Err` for a failure of the pipeline itself.
+pub fn run_engine(engine: Engine, prog: &Program, case: &Case) -> Result<RunResult, String> {
+    match engine {
+        Engine::Jit { optimize } => {
+            let cfg = JitConfig {
+                run: options(case),
+                optimize,
+                verify: true,
+                ..JitConfig::default()
+            };
+            let mut tape = Tape::new(MIN_TAPE_LIMIT).map_err(|e| e.to_string())?;
+            let mut report = JitReport::default();
+            let native =
+                runtime::compile(prog, tape.len(), &cfg, &mut report).map_err(|e| e.to_string())?;
+            let mut input = &case.input[..];
+            let mut output = Vec::new();
+            let mut io = Io::new(&mut input, &mut output);
+            let result = native
+                .run(prog, &mut tape, &mut io, &cfg.run, &mut report)
+                .map(|_| ());
+            Ok(RunResult {
+                output,
+                result,
+                tape: tape.as_slice().to_vec(),
+            })
+        }
+    }
+}
+
+/// The first difference between two runs, if any.
+fn compare(want: &RunResult, got: &RunResult) -> Option<String> {
+    if want.result != got.result {
+        return Some(format!(
+            "result {:?}, interpreter {:?}",
+            got.result, want.result
+        ));
+    }
+    if want.output != got.output {
+        return Some(format!(
+            "output {:?}, interpreter {:?}",
+            String::from_utf8_lossy(&got.output),
+            String::from_utf8_lossy(&want.output)
+        ));
+    }
+    if let Some(i) = (0..want.tape.len()).find(|&i| want.tape.get(i) != got.tape.get(i)) {
+        return Some(format!(
+            "tape cell {i} is {:?}, interpreter {:?}",
+            got.tape.get(i),
+            want.tape.get(i)
+        ));
+    }
+    None
+}
+
+/// Describes (and, if asked, minimises) failing input `seed`.
+pub fn failure(seed: u64, bytes: bool, outcome: Outcome, shrink: bool) -> Failure {
+    let mut case = generate(seed, bytes);
+    let mut outcome = outcome;
+    if shrink {
+        let mut attempt = case.clone();
+        let mut fails = |src: &[u8]| {
+            attempt.source = src.to_vec();
+            check(&attempt).is_failure()
+        };
+        case.source = shrink_bytes(&case.source, 400, &mut fails);
+        let mut attempt = case.clone();
+        let mut fails = |input: &[u8]| {
+            attempt.input = input.to_vec();
+            check(&attempt).is_failure()
+        };
+        case.input = shrink_bytes(&case.input, 100, &mut fails);
+        outcome = check(&case);
+    }
+    Failure {
+        input_seed: seed,
+        reproducer: format!(
+            "source: {:?}\ninput: {:?}\nmax_steps: {:?}\neof: {:?}\noutcome after shrinking: {:?}",
+            String::from_utf8_lossy(&case.source),
+            case.input,
+            case.max_steps,
+            case.eof,
+            outcome
+        ),
+        outcome,
+        raw: Some(case.source),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn programs_balance() {
+        for seed in 0..200 {
+            assert!(balanced(&generate(seed, false).source), "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn bytes_mix_valid_and_invalid() {
+        let valid = (0..200)
+            .filter(|&s| balanced(&generate(s, true).source))
+            .count();
+        assert!(valid > 20 && valid < 180, "{valid} of 200 balanced");
+    }
+
+    #[test]
+    fn a_known_program_passes() {
+        let case = Case {
+            source: b"++++++++[>++++++++<-]>+.,.".to_vec(),
+            input: b"z".to_vec(),
+            max_steps: Some(1000),
+            eof: EofMode::Unchanged,
+        };
+        assert_eq!(check(&case), Outcome::Pass);
+        assert_eq!(
+            run_interp(&parse(&case.source).unwrap(), &case).output,
+            b"Az"
+        );
+    }
+
+    #[test]
+    fn parse_errors_are_checked() {
+        assert_eq!(
+            check_parse_error(b"]", parse(b"]").unwrap_err()),
+            Outcome::Pass
+        );
+        let e = ParseError::UnmatchedOpen {
+            pos: vssa_bf::SrcPos {
+                line: 1,
+                col: 1,
+                byte: 0,
+            },
+        };
+        assert!(check_parse_error(b"]", e).is_failure());
+    }
+}

@@ -1,0 +1,650 @@
+//! The `lir` target: one random graph, four ways to run it.
+//!
+//! A generator builds a random well-formed function of one `Ptr` parameter
+//! (a byte buffer of [`MEM_LEN`] bytes): arithmetic of every width with
+//! conversions, selects and comparisons, loads and stores at constant (and
+//! some dynamic) offsets, host calls, diamonds with phis, and counted loops
+//! with loop phis, nested a few deep. It ends by storing and returning a
+//! value. The same seed builds the same program twice:
+//!
+//! 1. with construction peepholes off, run by the LIR interpreter: the
+//!    reference;
+//! 2. with peepholes on, then after [`vssa::optimize`], interpreted;
+//! 3. native code (schedule, Cranelift) of the optimized graph and of the
+//!    unoptimized one.
+//!
+//! All must return the same value and leave the same buffer; the graph is
+//! verified after each phase. A failure is minimised by regenerating the
+//! same seed with a smaller statement budget: the generator draws the same
+//! numbers until the budget runs out, so a smaller budget is a prefix of
+//! the same program.
+
+use crate::rng::Rng;
+use crate::{guarded, Failure, Outcome};
+use vssa::interp::{self, Memory};
+use vssa::{BinOp, CmpOp, ConvOp, Graph, GraphError, NodeId, Type, UnOp};
+use vssa_backend::{HostFn, Jit, JitOptions};
+
+/// Bytes of the buffer the function works on.
+pub const MEM_LEN: usize = 256;
+/// Guard bytes on each side of the native buffer: a miscompiled address a
+/// little off is caught as a changed guard instead of corrupting the heap.
+const GUARD: usize = 4096;
+const GUARD_BYTE: u8 = 0xA5;
+/// The buffer's address for the interpreter.
+const BASE: i64 = 0x10_0000;
+/// Generated loops run at most a few hundred iterations in all.
+const FUEL: u64 = 1 << 24;
+/// Statement budget of a generated function.
+const MAX_BUDGET: i64 = 40;
+/// Compiles per [`Jit`] before a fresh one frees the code memory.
+const COMPILES_PER_JIT: u32 = 200;
+
+const INTS: [Type; 4] = [Type::I8, Type::I16, Type::I32, Type::I64];
+const BINS: [BinOp; 9] = [
+    BinOp::Add,
+    BinOp::Sub,
+    BinOp::Mul,
+    BinOp::And,
+    BinOp::Or,
+    BinOp::Xor,
+    BinOp::Shl,
+    BinOp::Ushr,
+    BinOp::Sshr,
+];
+const CMPS: [CmpOp; 10] = [
+    CmpOp::Eq,
+    CmpOp::Ne,
+    CmpOp::Slt,
+    CmpOp::Sle,
+    CmpOp::Sgt,
+    CmpOp::Sge,
+    CmpOp::Ult,
+    CmpOp::Ule,
+    CmpOp::Ugt,
+    CmpOp::Uge,
+];
+
+/// Host function 0 of the generated calls (also what the interpreter calls).
+extern "C" fn host_mix(a: i64, b: i64) -> i64 {
+    a.wrapping_mul(0x9E37_79B9).wrapping_add(b) ^ (b >> 7)
+}
+
+/// Host function 1.
+extern "C" fn host_rot(a: i64, b: i64) -> i64 {
+    a.rotate_left((b & 63) as u32).wrapping_sub(b)
+}
+
+fn host_table() -> Vec<HostFn> {
+    let sig = [Type::I64, Type::I64];
+    vec![
+        HostFn::new("mix", host_mix as *const u8, &sig, Some(Type::I64)),
+        HostFn::new("rot", host_rot as *const u8, &sig, Some(Type::I64)),
+    ]
+}
+
+fn interp_host(func: u32, args: &[i64]) -> i64 {
+    let a = args.first().copied().unwrap_or(0);
+    let b = args.get(1).copied().unwrap_or(0);
+    match func {
+        0 => host_mix(a, b),
+        _ => host_rot(a, b),
+    }
+}
+
+/// A generated function.
+pub struct Generated {
+    pub graph: Graph,
+    /// The type of the returned value.
+    pub ret_ty: Type,
+    /// Initial buffer contents.
+    pub init: Vec<u8>,
+    /// Statements generated.
+    pub budget: u32,
+}
+
+/// Builds function `seed` with construction peepholes on or off, with at
+/// most `budget` statements (`None`: the seed's own budget).
+pub fn generate(seed: u64, simplify: bool, budget: Option<u32>) -> Result<Generated, GraphError> {
+    let mut rng = Rng::new(seed);
+    let own = rng.range(1, MAX_BUDGET) as u32;
+    let budget = budget.map_or(own, |b| b.min(own));
+    let init = rng.bytes(MEM_LEN);
+    let mut g = Graph::new();
+    g.set_simplify_on_build(simplify);
+    let e = g.entry()?;
+    let base = g.param(e.start, 0, Type::Ptr)?;
+    let mut gen = Gen {
+        g,
+        rng: &mut rng,
+        ctrl: e.ctrl,
+        mem: e.mem,
+        base,
+        vals: Vec::new(),
+        next_key: 1,
+        budget,
+    };
+    // The top level runs until the budget is spent; nested blocks are short.
+    while gen.budget > 0 {
+        gen.budget -= 1;
+        gen.stmt(0)?;
+    }
+    let ret_ty = *gen.rng.pick(&INTS);
+    let v = gen.pick(ret_ty)?;
+    let off = (MEM_LEN - 8) as i32;
+    let mem = gen.g.store(gen.ctrl, gen.mem, base, off, v)?;
+    let ret = gen.g.ret(gen.ctrl, mem, v)?;
+    gen.g.finish(&[ret])?;
+    Ok(Generated {
+        graph: gen.g,
+        ret_ty,
+        init,
+        budget,
+    })
+}
+
+/// The generator's state: where code goes and what values are in scope.
+struct Gen<'r> {
+    g: Graph,
+    rng: &'r mut Rng,
+    ctrl: NodeId,
+    mem: NodeId,
+    base: NodeId,
+    /// Values that dominate the current point, with their types.
+    vals: Vec<(NodeId, Type)>,
+    next_key: u64,
+    budget: u32,
+}
+
+type R<T = ()> = Result<T, GraphError>;
+
+impl Gen<'_> {
+    fn konst(&mut self, ty: Type) -> i64 {
+        let bits = ty.bits().unwrap_or(64);
+        let v = match self.rng.weighted(&[2, 2, 2, 4, 2, 2, 3]) {
+            0 => 0,
+            1 => 1,
+            2 => -1,
+            3 => self.rng.range(-8, 8),
+            4 => (1i64 << (bits - 1)).wrapping_sub(1), // max
+            5 => 1i64.wrapping_shl(bits - 1),          // min (after normalizing)
+            _ => self.rng.next_u64() as i64,
+        };
+        ty.normalize(v)
+    }
+
+    /// A value of type `ty` in scope, or a new constant.
+    fn pick(&mut self, ty: Type) -> R<NodeId> {
+        let n = self.vals.iter().filter(|v| v.1 == ty).count() as u64;
+        if n == 0 || self.rng.chance(1, 8) {
+            let v = self.konst(ty);
+            return self.g.iconst(ty, v);
+        }
+        let k = self.rng.below(n) as usize;
+        Ok(self
+            .vals
+            .iter()
+            .filter(|v| v.1 == ty)
+            .nth(k)
+            .map_or(self.base, |v| v.0))
+    }
+
+    fn any_ty(&mut self) -> Type {
+        *self.rng.pick(&INTS)
+    }
+
+    fn block(&mut self, depth: u32) -> R {
+        let n = self.rng.range(1, 6);
+        for _ in 0..n {
+            if self.budget == 0 {
+                break;
+            }
+            self.budget -= 1;
+            self.stmt(depth)?;
+        }
+        Ok(())
+    }
+
+    fn stmt(&mut self, depth: u32) -> R {
+        let nest = if depth < 3 { 2 } else { 0 };
+        match self.rng.weighted(&[1, 6, 2, 2, 2, 2, 3, 3, 1, nest, nest]) {
+            0 => {
+                let ty = self.any_ty();
+                let v = self.konst(ty);
+                let n = self.g.iconst(ty, v)?;
+                self.vals.push((n, ty));
+            }
+            1 => {
+                let ty = self.any_ty();
+                let op = *self.rng.pick(&BINS);
+                let a = self.pick(ty)?;
+                let b = self.pick(ty)?;
+                let n = self.g.bin(op, a, b)?;
+                self.vals.push((n, ty));
+            }
+            2 => {
+                let ty = self.any_ty();
+                let op = *self.rng.pick(&[UnOp::Neg, UnOp::Not]);
+                let a = self.pick(ty)?;
+                let n = self.g.un(op, a)?;
+                self.vals.push((n, ty));
+            }
+            3 => {
+                let ty = self.any_ty();
+                let op = *self.rng.pick(&CMPS);
+                let a = self.pick(ty)?;
+                let b = self.pick(ty)?;
+                let n = self.g.cmp(op, a, b)?;
+                self.vals.push((n, Type::I8));
+            }
+            4 => {
+                let from = self.any_ty();
+                let to = self.any_ty();
+                let op = match (from.bits(), to.bits()) {
+                    (Some(f), Some(t)) if t > f => *self.rng.pick(&[ConvOp::Uext, ConvOp::Sext]),
+                    (Some(f), Some(t)) if t < f => ConvOp::Trunc,
+                    _ => return Ok(()),
+                };
+                let a = self.pick(from)?;
+                let n = self.g.conv(op, to, a)?;
+                self.vals.push((n, to));
+            }
+            5 => {
+                let cty = self.any_ty();
+                let c = self.pick(cty)?;
+                let ty = self.any_ty();
+                let a = self.pick(ty)?;
+                let b = self.pick(ty)?;
+                let n = self.g.select(c, a, b)?;
+                self.vals.push((n, ty));
+            }
+            6 => {
+                let ty = self.any_ty();
+                let (b, off) = self.address(ty)?;
+                let n = self.g.load(self.ctrl, self.mem, b, off, ty)?;
+                self.vals.push((n, ty));
+            }
+            7 => {
+                let ty = self.any_ty();
+                let v = self.pick(ty)?;
+                let (b, off) = self.address(ty)?;
+                self.mem = self.g.store(self.ctrl, self.mem, b, off, v)?;
+            }
+            8 => {
+                let func = self.rng.below(2) as u32;
+                let a = self.pick(Type::I64)?;
+                let b = self.pick(Type::I64)?;
+                let (m, r) = self
+                    .g
+                    .call(self.ctrl, self.mem, func, &[a, b], Some(Type::I64))?;
+                self.mem = m;
+                if let Some(r) = r {
+                    self.vals.push((r, Type::I64));
+                }
+            }
+            9 => self.diamond(depth)?,
+            _ => self.counted_loop(depth)?,
+        }
+        Ok(())
+    }
+
+    /// A base pointer and offset for an access of `ty` inside the buffer:
+    /// the parameter itself, the parameter moved by a constant, or moved by
+    /// a small computed amount (which the memory rules cannot see through).
+    fn address(&mut self, ty: Type) -> R<(NodeId, i32)> {
+        let width = ty.bytes().unwrap_or(8) as i64;
+        let top = MEM_LEN as i64 - width;
+        match self.rng.weighted(&[5, 2, 1]) {
+            0 => Ok((self.base, self.rng.range(0, top) as i32)),
+            1 => {
+                let total = self.rng.range(0, top);
+                let k = self.rng.range(0, MEM_LEN as i64 - 1);
+                let kc = self.g.iconst(Type::I64, k)?;
+                let b = self.g.ptr_add(self.base, kc)?;
+                Ok((b, (total - k) as i32))
+            }
+            _ => {
+                let x = self.pick(Type::I64)?;
+                let seven = self.g.iconst(Type::I64, 7)?;
+                let k = self.g.bin(BinOp::And, x, seven)?;
+                let b = self.g.ptr_add(self.base, k)?;
+                Ok((b, self.rng.range(0, top - 7) as i32))
+            }
+        }
+    }
+
+    /// `if c { .. } else { .. }` with a memory phi and a few value phis.
+    fn diamond(&mut self, depth: u32) -> R {
+        let cty = self.any_ty();
+        let c = if self.rng.chance(1, 2) {
+            let a = self.pick(cty)?;
+            let b = self.pick(cty)?;
+            let op = *self.rng.pick(&CMPS);
+            self.g.cmp(op, a, b)?
+        } else {
+            self.pick(cty)?
+        };
+        let (t, f) = self.g.branch(self.ctrl, c)?;
+        let outer = self.vals.len();
+        let mem0 = self.mem;
+        let mut arms = Vec::with_capacity(2);
+        for start in [t, f] {
+            self.ctrl = start;
+            self.mem = mem0;
+            self.block(depth + 1)?;
+            let defined: Vec<(NodeId, Type)> = self.vals.drain(outer..).collect();
+            arms.push((self.ctrl, self.mem, defined));
+        }
+        let region = self.g.region(&[arms[0].0, arms[1].0])?;
+        self.mem = self.g.phi(region, Type::Mem, &[arms[0].1, arms[1].1])?;
+        self.ctrl = region;
+        // A phi's inputs come from its arm, never from the other phis.
+        let mut phis = Vec::new();
+        for _ in 0..self.rng.range(0, 3) {
+            let ty = self.any_ty();
+            let mut ins = [region; 2];
+            for (k, arm) in arms.iter().enumerate() {
+                self.vals.extend_from_slice(&arm.2);
+                ins[k] = self.pick(ty)?;
+                self.vals.truncate(outer);
+            }
+            phis.push((self.g.phi(region, ty, &ins)?, ty));
+        }
+        self.vals.extend(phis);
+        Ok(())
+    }
+
+    /// `for i in 0..n { .. }` with the memory and a few values carried.
+    fn counted_loop(&mut self, depth: u32) -> R {
+        let n = if self.rng.chance(1, 2) {
+            let k = self.rng.range(0, 4);
+            self.g.iconst(Type::I64, k)?
+        } else {
+            let x = self.pick(Type::I64)?;
+            let three = self.g.iconst(Type::I64, 3)?;
+            self.g.bin(BinOp::And, x, three)?
+        };
+        let key = self.next_key;
+        self.next_key += 1;
+        let lp = self.g.loop_header(key, self.ctrl)?;
+        let zero = self.g.iconst(Type::I64, 0)?;
+        let i = self.g.loop_phi(lp, key * 16, Type::I64, zero)?;
+        let mphi = self.g.loop_phi(lp, key * 16 + 1, Type::Mem, self.mem)?;
+        let mut carried = Vec::new();
+        for k in 0..self.rng.range(0, 2) as u64 {
+            let ty = self.any_ty();
+            let entry = self.pick(ty)?;
+            let p = self.g.loop_phi(lp, key * 16 + 2 + k, ty, entry)?;
+            carried.push((p, ty));
+        }
+        let cond = self.g.cmp(CmpOp::Slt, i, n)?;
+        let (body, exit) = self.g.branch(lp, cond)?;
+        let outer = self.vals.len();
+        self.vals.push((i, Type::I64));
+        self.vals.extend_from_slice(&carried);
+        self.ctrl = body;
+        self.mem = mphi;
+        self.block(depth + 1)?;
+        let one = self.g.iconst(Type::I64, 1)?;
+        let next = self.g.add(i, one)?;
+        let mut backs = Vec::with_capacity(carried.len());
+        for &(_, ty) in &carried {
+            backs.push(self.pick(ty)?);
+        }
+        self.g.set_back_input(lp, self.ctrl)?;
+        self.g.set_back_input(i, next)?;
+        self.g.set_back_input(mphi, self.mem)?;
+        for (&(p, _), &b) in carried.iter().zip(&backs) {
+            self.g.set_back_input(p, b)?;
+        }
+        self.vals.truncate(outer + 1 + carried.len());
+        self.ctrl = exit;
+        self.mem = mphi;
+        Ok(())
+    }
+}
+
+/// What a run of a graph produced: the value (or the failure) and the buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Run {
+    value: Result<i64, String>,
+    mem: Vec<u8>,
+}
+
+/// Interprets `g`; `linear` also checks that it threads memory linearly
+/// (true of every graph the generator builds without peepholes).
+fn run_interp(g: &Graph, init: &[u8], linear: bool) -> Run {
+    let mut mem = Memory::from_bytes(BASE, init.to_vec());
+    let eval = if linear {
+        interp::eval_linear
+    } else {
+        interp::eval
+    };
+    let value = eval(g, &[BASE], &mut mem, &mut interp_host, FUEL).map_err(|e| e.to_string());
+    Run {
+        value,
+        mem: mem.bytes().to_vec(),
+    }
+}
+
+fn verify(g: &Graph, phase: &str) -> Result<(), String> {
+    vssa::verify(g).map_err(|errs| {
+        let first: Vec<String> = errs.iter().take(3).map(|e| e.to_string()).collect();
+        format!("{phase}: verifier: {}", first.join("; "))
+    })
+}
+
+/// The low 32 bits the native entry returns for a value of `ty`: narrower
+/// values are zero-extended, wider ones truncated.
+fn native_ret(value: i64, ty: Type) -> u32 {
+    let bits = ty.bits().unwrap_or(64).min(32);
+    let mask = if bits >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    };
+    ((value as u64) & mask) as u32
+}
+
+/// Runs the graphs of one seed through every phase; keeps a JIT across
+/// inputs (creating one per input would dominate the run time).
+pub struct Checker {
+    jit: Option<Jit>,
+    compiles: u32,
+}
+
+impl Default for Checker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Checker {
+    pub fn new() -> Checker {
+        Checker {
+            jit: None,
+            compiles: 0,
+        }
+    }
+
+    /// Checks function `seed` (at most `budget` statements).
+    pub fn check(&mut self, seed: u64, budget: Option<u32>) -> Outcome {
+        let o = guarded(|| match self.check_unguarded(seed, budget) {
+            Ok(()) => Outcome::Pass,
+            Err(m) => Outcome::Mismatch(m),
+        });
+        if matches!(o, Outcome::Crash(_)) {
+            // A panic may have left the JIT half-way through a function.
+            self.jit = None;
+        }
+        o
+    }
+
+    pub fn check_seed(&mut self, seed: u64) -> Outcome {
+        self.check(seed, None)
+    }
+
+    fn check_unguarded(&mut self, seed: u64, budget: Option<u32>) -> Result<(), String> {
+        let gen_err = |e: GraphError| format!("generator: {e}");
+        let plain = generate(seed, false, budget).map_err(gen_err)?;
+        verify(&plain.graph, "built without peepholes")?;
+        let reference = run_interp(&plain.graph, &plain.init, true);
+        if let Err(e) = &reference.value {
+            return Err(format!("interpreter on the plain graph: {e}"));
+        }
+        let same = |phase: &str, got: &Run| -> Result<(), String> {
+            if *got != reference {
+                Err(format!(
+                    "{phase}: {:?}, reference {:?}{}",
+                    got.value,
+                    reference.value,
+                    first_diff(&got.mem, &reference.mem)
+                ))
+            } else {
+                Ok(())
+            }
+        };
+
+        let mut g = generate(seed, true, budget).map_err(gen_err)?.graph;
+        verify(&g, "built with peepholes")?;
+        same("built with peepholes", &run_interp(&g, &plain.init, false))?;
+        vssa::optimize(&mut g).map_err(|e| format!("optimize: {e}"))?;
+        verify(&g, "optimized")?;
+        same("optimized", &run_interp(&g, &plain.init, false))?;
+
+        let want = reference.value.clone().unwrap_or(0);
+        let expect = Run {
+            value: Ok(i64::from(native_ret(want, plain.ret_ty))),
+            mem: reference.mem.clone(),
+        };
+        for (phase, graph) in [("native optimized", &g), ("native plain", &plain.graph)] {
+            let got = self
+                .native(graph, &plain.init)
+                .map_err(|e| format!("{phase}: {e}"))?;
+            if got != expect {
+                return Err(format!(
+                    "{phase}: {:?}, reference {:?}{}",
+                    got.value,
+                    expect.value,
+                    first_diff(&got.mem, &expect.mem)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Schedules, compiles and runs `g` on a guarded copy of `init`.
+    fn native(&mut self, g: &Graph, init: &[u8]) -> Result<Run, String> {
+        let s = vssa_schedule::schedule(g).map_err(|e| format!("schedule: {e}"))?;
+        if self.jit.is_none() || self.compiles >= COMPILES_PER_JIT {
+            self.jit = None;
+            let opts = JitOptions {
+                verify: true,
+                ..JitOptions::default()
+            };
+            self.jit = Some(Jit::new(opts).map_err(|e| e.to_string())?);
+            self.compiles = 0;
+        }
+        let Some(jit) = self.jit.as_mut() else {
+            return Err("no JIT".into());
+        };
+        self.compiles += 1;
+        let code = jit
+            .compile(g, &s, &host_table(), "fuzz")
+            .map_err(|e| format!("backend: {e}"))?;
+        let mut buf = vec![GUARD_BYTE; GUARD + MEM_LEN + GUARD];
+        buf[GUARD..GUARD + MEM_LEN].copy_from_slice(init);
+        let ctx = buf[GUARD..].as_mut_ptr();
+        // SAFETY: `code` comes from `jit`, which is alive. The generated
+        // graph only accesses its parameter plus offsets inside
+        // `[0, MEM_LEN)` (the interpreter has just run the same graph with
+        // bounds checks), and `buf` holds `GUARD` spare bytes on both sides
+        // of those, so even a slightly wrong address stays in `buf`, which
+        // no Rust reference aliases during the call. The host functions are
+        // `extern "C" fn(i64, i64) -> i64` as declared in `host_table`.
+        let r = unsafe { jit.call(&code, ctx) }.map_err(|e| e.to_string())?;
+        let guards_ok = buf[..GUARD]
+            .iter()
+            .chain(&buf[GUARD + MEM_LEN..])
+            .all(|&b| b == GUARD_BYTE);
+        if !guards_ok {
+            return Err("native code wrote outside the buffer".into());
+        }
+        Ok(Run {
+            value: Ok(i64::from(r)),
+            mem: buf[GUARD..GUARD + MEM_LEN].to_vec(),
+        })
+    }
+}
+
+fn first_diff(got: &[u8], want: &[u8]) -> String {
+    match (0..want.len().max(got.len())).find(|&i| got.get(i) != want.get(i)) {
+        Some(i) => format!(
+            "; byte {i} of the buffer is {:?}, reference {:?}",
+            got.get(i),
+            want.get(i)
+        ),
+        None => String::new(),
+    }
+}
+
+/// Describes failing function `seed`, minimised to the smallest statement
+/// budget that still fails, with its graph as text.
+pub fn failure(seed: u64, outcome: Outcome) -> Failure {
+    let mut checker = Checker::new();
+    let own = generate(seed, false, None).map_or(0, |g| g.budget);
+    let mut budget = own;
+    let mut outcome = outcome;
+    for b in 0..own {
+        let o = checker.check(seed, Some(b));
+        if o.is_failure() {
+            budget = b;
+            outcome = o;
+            break;
+        }
+    }
+    let text = match generate(seed, false, Some(budget)) {
+        Ok(gen) => vssa::print::print(&gen.graph),
+        Err(e) => format!("(cannot rebuild: {e})"),
+    };
+    Failure {
+        input_seed: seed,
+        reproducer: format!(
+            "statement budget: {budget} (of {own})\nreproduce: vssa_fuzz::lir::Checker::new().check({seed:#x}, Some({budget}))\noutcome: {outcome:?}\ngraph (built without peepholes):\n{text}"
+        ),
+        outcome,
+        raw: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_graphs_verify_and_run() {
+        for seed in 0..50 {
+            for simplify in [false, true] {
+                let gen = generate(seed, simplify, None).unwrap();
+                vssa::verify(&gen.graph).unwrap();
+                let r = run_interp(&gen.graph, &gen.init, !simplify);
+                assert!(r.value.is_ok(), "seed {seed}: {:?}", r.value);
+            }
+        }
+    }
+
+    #[test]
+    fn a_smaller_budget_is_a_prefix() {
+        let full = generate(3, false, None).unwrap();
+        let small = generate(3, false, Some(1)).unwrap();
+        assert_eq!(small.init, full.init);
+        assert!(small.graph.len() <= full.graph.len());
+    }
+
+    #[test]
+    fn native_return_widths() {
+        assert_eq!(native_ret(-1, Type::I8), 0xFF);
+        assert_eq!(native_ret(-1, Type::I32), u32::MAX);
+        assert_eq!(native_ret(0x1_0000_0002, Type::I64), 2);
+    }
+}

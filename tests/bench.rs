@@ -1,0 +1,139 @@
+//! Tests of `vssa bench bf`, `vssa run --engine naive` and `vssa translate-c`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn vssa(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vssa"))
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn vssa")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vssa-bench-test-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+const HELLO: &str = "++++++++[>++++[>++>+++>+++>+<<<<-]>+>+>->>+[<]<-]>>.>---.+++++++..+++.>>.<-.<.+++.------.--------.>>+.>++.";
+
+#[test]
+fn smoke_on_the_shared_corpus() {
+    let corpus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/bf");
+    if !corpus.join("hello.b").is_file() || !corpus.join("bench.b").is_file() {
+        eprintln!("skipped: no ../shared/bf corpus with hello.b and bench.b");
+        return;
+    }
+    let dir = temp_dir("smoke");
+    let md = dir.join("bench.md");
+    let json = dir.join("bench.json");
+    let out = vssa(
+        &[
+            "bench",
+            "bf",
+            "--runs",
+            "1",
+            "--only",
+            "hello,bench",
+            "--corpus",
+            corpus.to_str().unwrap(),
+            "--out",
+            md.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("[1/2] bench"), "{stderr}");
+    let text = std::fs::read_to_string(&md).unwrap();
+    assert!(text.contains("target/release/vssa bench bf --runs 1 --only hello,bench"));
+    assert!(
+        text.contains("| hello |") && text.contains("| bench |"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("| FAIL") && !text.contains("## Notes"),
+        "{text}"
+    );
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let progs = j["programs"].as_array().unwrap();
+    assert_eq!(progs.len(), 2);
+    assert_eq!(progs[0]["name"], "bench");
+    assert_eq!(progs[1]["engines"]["jit"]["ok"], true);
+    assert!(progs[1]["engines"]["jit"]["median_ms"].as_f64().unwrap() > 0.0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn wrong_output_is_a_failure() {
+    let dir = temp_dir("fail");
+    std::fs::write(dir.join("hello.b"), HELLO).unwrap();
+    std::fs::write(dir.join("hello.b.out"), "Goodbye\n").unwrap();
+    std::fs::write(dir.join("other.b"), "+.").unwrap();
+    let out = vssa(
+        &[
+            "bench", "bf", "--runs", "1", "--corpus", ".", "--only", "hello", "--out", "b.md",
+        ],
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("FAIL: hello/interp"), "{stderr}");
+    let text = std::fs::read_to_string(dir.join("b.md")).unwrap();
+    assert!(text.contains("| hello | FAIL | FAIL | FAIL |"), "{text}");
+    assert!(!text.contains("other"), "{text}");
+    // An unknown name is an error, not an empty table.
+    let out = vssa(
+        &[
+            "bench", "bf", "--corpus", ".", "--only", "nope", "--out", "c.md",
+        ],
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!dir.join("c.md").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn naive_engine_reports_errors_like_the_interpreter() {
+    let dir = temp_dir("naive");
+    for (name, src) in [
+        ("hello.b", HELLO),
+        ("under.b", "+.\n >+.<<<"),
+        ("over.b", "+[>+]"),
+    ] {
+        std::fs::write(dir.join(name), src).unwrap();
+        let run = |engine: &str| {
+            vssa(
+                &["run", "--engine", engine, "--tape-limit", "30000", name],
+                &dir,
+            )
+        };
+        let (i, n) = (run("interp"), run("naive"));
+        assert_eq!(n.stdout, i.stdout, "{name}");
+        assert_eq!(n.status.code(), i.status.code(), "{name}");
+        assert_eq!(n.stderr, i.stderr, "{name}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn translate_c_prints_a_program() {
+    let dir = temp_dir("translate");
+    std::fs::write(dir.join("p.b"), "+[-]>,.").unwrap();
+    let plain = vssa(&["translate-c", "p.b"], &dir);
+    let idioms = vssa(&["translate-c", "--idioms", "p.b"], &dir);
+    assert!(plain.status.success() && idioms.status.success());
+    let (plain, idioms) = (
+        String::from_utf8(plain.stdout).unwrap(),
+        String::from_utf8(idioms.stdout).unwrap(),
+    );
+    assert!(plain.contains("int main(void)") && plain.contains("while (*p) {"));
+    assert!(idioms.contains("p[0] = 0;") && !idioms.contains("while (*p) {"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

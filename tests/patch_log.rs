@@ -1,0 +1,385 @@
+//! Patch logs end to end: record while optimizing, replay onto a fresh
+//! graph, through files and through the JIT driver; damaged logs; the
+//! shared corpus; and (ignored) the replay/optimize time measurement.
+
+mod common;
+
+use common::*;
+use proptest::prelude::*;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use vssa::{Addr, Graph};
+use vssa_bf::build::{build_program, BuildOptions};
+use vssa_bf::runtime::{self, JitConfig, JitReport};
+use vssa_bf::{EofMode, Io, Program, RunError, DEFAULT_TAPE_LIMIT};
+use vssa_patch::{replay, Log, Outcome as PatchOutcome, Recorder};
+
+fn build(prog: &Program) -> Graph {
+    build_program(
+        prog,
+        BuildOptions {
+            tape_len: SMALL_TAPE as u64,
+            step_limit: false,
+        },
+    )
+    .expect("build")
+    .graph
+}
+
+/// Builds and optimizes with recording: the optimized graph and its log.
+fn record(prog: &Program) -> (Graph, Log) {
+    let mut g = build(prog);
+    let rec = Recorder::start(&g);
+    vssa::optimize(&mut g).expect("optimize");
+    let log = rec.log(&g).expect("record");
+    (g, log)
+}
+
+fn live_addrs(g: &Graph) -> Vec<Addr> {
+    let mut v: Vec<Addr> = g.live_nodes().into_iter().map(|n| g.addr(n)).collect();
+    v.sort();
+    v
+}
+
+/// One block by address: head, phis, nodes, predecessor block indexes.
+type BlockAddrs = (Addr, Vec<Addr>, Vec<Addr>, Vec<u32>);
+
+/// The schedule with every node named by address.
+fn schedule_addrs(g: &Graph) -> Vec<BlockAddrs> {
+    let s = vssa_schedule::schedule(g).expect("schedule");
+    s.blocks
+        .iter()
+        .map(|b| {
+            (
+                g.addr(b.head),
+                b.phis.iter().map(|&n| g.addr(n)).collect(),
+                b.nodes.iter().map(|&n| g.addr(n)).collect(),
+                b.preds.iter().map(|p| p.0).collect(),
+            )
+        })
+        .collect()
+}
+
+/// A name no other case of this process uses.
+fn unique(prefix: &str) -> String {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    format!(
+        "{prefix}-{}",
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+/// A scratch folder for one test.
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vssa-patch-log-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Loop tests allowed to generated programs (they may loop forever).
+const STEPS: Option<u64> = Some(20_000);
+
+/// Runs `prog` through the JIT with a patch log.
+fn run_with_log(
+    prog: &Program,
+    input: &[u8],
+    steps: Option<u64>,
+    tape: usize,
+    log: Option<PathBuf>,
+) -> (Outcome, JitReport) {
+    let mut inp = input;
+    let mut output = Vec::new();
+    let cfg = JitConfig {
+        run: opts(steps, EofMode::Unchanged),
+        optimize: true,
+        verify: false,
+        dump_dot: None,
+        capture_clif: false,
+        patch_log: log,
+    };
+    let (report, r) = {
+        let mut io = Io::new(&mut inp, &mut output);
+        runtime::run_jit(prog, tape, &mut io, &cfg)
+    };
+    let error: Option<RunError> = match r {
+        Ok(()) => None,
+        Err(runtime::JitError::Run(e)) => Some(e),
+        Err(e) => panic!("pipeline failure: {e}"),
+    };
+    (Outcome { output, error }, report)
+}
+
+/// A random balanced program over all eight commands (as in differential.rs).
+fn program() -> impl Strategy<Value = String> {
+    let atom = prop_oneof![
+        4 => Just("+"), 3 => Just("-"), 3 => Just(">"), 2 => Just("<"),
+        2 => Just("."), 1 => Just(","),
+    ];
+    let leaf = prop::collection::vec(atom, 0..12).prop_map(|v| v.concat());
+    leaf.prop_recursive(4, 64, 6, |inner| {
+        prop::collection::vec(
+            prop_oneof![
+                3 => inner.clone(),
+                1 => inner.prop_map(|s| format!("[{s}]")),
+            ],
+            1..5,
+        )
+        .prop_map(|v| v.concat())
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    /// Record then replay (through the text format): same live addresses,
+    /// same schedule, nothing left for the optimizer.
+    #[test]
+    fn replay_reproduces_the_optimized_graph(src in program()) {
+        let prog = vssa_bf::parse(&src).unwrap();
+        let (opt, log) = record(&prog);
+        let log = Log::parse(log.to_text().as_bytes(), "mem").unwrap();
+        let mut g = build(&prog);
+        let r = replay(&mut g, &log);
+        prop_assert!(r.complete(), "{:?}", r);
+        prop_assert_eq!(live_addrs(&g), live_addrs(&opt));
+        prop_assert_eq!(schedule_addrs(&g), schedule_addrs(&opt));
+        prop_assert_eq!(vssa::optimize(&mut g).unwrap().replaced, 0);
+    }
+
+    /// Another program's log is stale as a whole and changes nothing.
+    #[test]
+    fn a_log_never_changes_another_program(a in program(), b in program()) {
+        let (pa, pb) = (vssa_bf::parse(&a).unwrap(), vssa_bf::parse(&b).unwrap());
+        let (_, log) = record(&pa);
+        let mut g = build(&pb);
+        let fresh = build(&pb);
+        let r = replay(&mut g, &log);
+        if a != b && r.mismatch.is_some() {
+            prop_assert_eq!(r.stale, log.patches.len());
+            prop_assert_eq!(live_addrs(&g), live_addrs(&fresh));
+        } else {
+            // Same graph (the builder can fold different sources alike).
+            prop_assert!(r.complete());
+        }
+        // And the program behaves as without the log.
+        let dir = scratch(&unique("other"));
+        let file = dir.join("a.log");
+        log.save(&file).unwrap();
+        let input = b"xyz";
+        let (with, _) = run_with_log(&pb, input, STEPS, SMALL_TAPE, Some(file));
+        let reference = run_interp(&pb, input, opts(STEPS, EofMode::Unchanged), SMALL_TAPE);
+        prop_assert_eq!(with, reference);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Through the driver: run 1 records, run 2 replays everything, same output.
+    #[test]
+    fn second_run_replays_everything(src in program()) {
+        let prog = vssa_bf::parse(&src).unwrap();
+        let dir = scratch(&unique("run"));
+        let file = dir.join("p.log");
+        let (o1, r1) = run_with_log(&prog, b"ab", STEPS, SMALL_TAPE, Some(file.clone()));
+        let (o2, r2) = run_with_log(&prog, b"ab", STEPS, SMALL_TAPE, Some(file.clone()));
+        prop_assert_eq!(&o1, &o2);
+        prop_assert_eq!(r2.patches_replayed, r1.patches_recorded);
+        prop_assert_eq!(r2.patches_stale + r2.patches_conflicting + r2.patches_recorded, 0);
+        prop_assert_eq!(r2.nodes_after_opt, r1.nodes_after_opt);
+        prop_assert!(r2.patch_log_warnings.is_empty(), "{:?}", r2.patch_log_warnings);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// A program with loops, I/O and plenty for the optimizer to do.
+const SAMPLE: &str =
+    "++++++++[>++++[>++>+++>+++>+<<<<-]>+>+>->>+[<]<-]>>.>---.+++++++..+++.,[.[-],]";
+
+/// Every kind of damage: an error naming a line or a stale log, never a
+/// panic, and the program still runs correctly.
+#[test]
+fn damaged_logs_are_errors_or_stale_never_panics() {
+    let prog = vssa_bf::parse(SAMPLE).unwrap();
+    let (_, log) = record(&prog);
+    let text = log.to_text().into_bytes();
+    let lines: Vec<&[u8]> = text.split_inclusive(|&b| b == b'\n').collect();
+    let mut variants: Vec<(String, Vec<u8>)> = Vec::new();
+    for cut in (0..text.len()).step_by(7) {
+        variants.push((format!("truncated at {cut}"), text[..cut].to_vec()));
+    }
+    for at in (0..text.len()).step_by(5) {
+        for flip in [0x01u8, 0x20, 0x80] {
+            let mut t = text.clone();
+            t[at] ^= flip;
+            variants.push((format!("byte {at} ^ {flip:#x}"), t));
+        }
+    }
+    for i in 0..lines.len() {
+        for j in i + 1..lines.len() {
+            let mut l = lines.clone();
+            l.swap(i, j);
+            variants.push((format!("lines {} and {} swapped", i + 1, j + 1), l.concat()));
+        }
+    }
+    let reference = run_interp(&prog, b"in", opts(None, EofMode::Unchanged), SMALL_TAPE);
+    let dir = scratch("damaged");
+    let file = dir.join("d.log");
+    let mut errors = 0;
+    for (k, (what, bytes)) in variants.iter().enumerate() {
+        match Log::parse(bytes, "d.log") {
+            Err(e) => {
+                errors += 1;
+                let msg = e.to_string();
+                assert!(
+                    e.line.is_some() && msg.starts_with("d.log:") && !msg.contains('\n'),
+                    "{what}: {msg}"
+                );
+            }
+            Ok(parsed) => {
+                // Only a change that keeps the log valid (none expected
+                // here): it must replay without misapplying anything.
+                let mut g = build(&prog);
+                let r = replay(&mut g, &parsed);
+                assert_eq!(r.outcomes.len(), parsed.patches.len(), "{what}");
+            }
+        }
+        // The driver runs the program correctly whatever the file holds
+        // (a sample of the variants: each run compiles).
+        if k % 97 == 0 {
+            std::fs::write(&file, bytes).unwrap();
+            let (out, report) = run_with_log(&prog, b"in", None, SMALL_TAPE, Some(file.clone()));
+            assert_eq!(out, reference, "{what}");
+            assert_eq!(report.patches_replayed, 0, "{what}: a damaged log was used");
+            assert_eq!(report.patch_log_warnings.len(), 1, "{what}");
+        }
+    }
+    assert_eq!(errors, variants.len(), "every damaged variant is rejected");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A valid log (checksum recomputed) whose patch names absent addresses or
+/// was recorded for another program: stale, not applied, not an error.
+#[test]
+fn stale_logs_are_reported_not_misapplied() {
+    let prog = vssa_bf::parse(SAMPLE).unwrap();
+    let (_, log) = record(&prog);
+    // Another program: every patch stale.
+    let other = vssa_bf::parse("+[>+<-]>.").unwrap();
+    let mut g = build(&other);
+    let before = live_addrs(&g);
+    let r = replay(&mut g, &Log::parse(log.to_text().as_bytes(), "x").unwrap());
+    assert!(r.mismatch.is_some());
+    assert_eq!(r.stale, log.patches.len());
+    assert_eq!(live_addrs(&g), before);
+    // An older encoding: stale as a whole.
+    let mut old = log.clone();
+    old.encoding = 0;
+    let mut g = build(&prog);
+    let r = replay(&mut g, &Log::parse(old.to_text().as_bytes(), "x").unwrap());
+    assert!(r.mismatch.is_some() && r.stale == log.patches.len());
+    // A target that does not exist: that patch stale, later ones that
+    // depend on it stale or applied, never a panic; the result still runs.
+    let mut edited = log.clone();
+    edited.patches[0].target = Addr([0xab; 16]);
+    let mut g = build(&prog);
+    let r = replay(&mut g, &edited);
+    assert_eq!(
+        r.outcomes[0],
+        PatchOutcome::Stale {
+            missing: Some(Addr([0xab; 16]))
+        }
+    );
+    vssa::optimize(&mut g).unwrap();
+    vssa_schedule::schedule(&g).unwrap();
+}
+
+/// `vssa run --patch-log` on every corpus program: the second run replays
+/// every patch, none stale, no optimizer, identical output.
+#[test]
+fn corpus_second_run_replays_every_patch() {
+    let programs = corpus();
+    if programs.is_empty() {
+        println!("skipped: ../shared/bf is absent on this machine");
+        return;
+    }
+    let dir = scratch("corpus");
+    for p in programs {
+        let prog = vssa_bf::parse(&p.source).unwrap();
+        let file = dir.join(format!("{}.log", p.name));
+        let (o1, r1) = run_with_log(
+            &prog,
+            &p.input,
+            None,
+            DEFAULT_TAPE_LIMIT,
+            Some(file.clone()),
+        );
+        let (o2, r2) = run_with_log(
+            &prog,
+            &p.input,
+            None,
+            DEFAULT_TAPE_LIMIT,
+            Some(file.clone()),
+        );
+        assert!(o1.output == p.expected && o1.error.is_none(), "{}", p.name);
+        assert_eq!(o2, o1, "{}", p.name);
+        assert_eq!(r2.patches_replayed, r1.patches_recorded, "{}", p.name);
+        assert_eq!(r2.patches_stale + r2.patches_conflicting, 0, "{}", p.name);
+        assert_eq!(r2.optimize, Duration::ZERO, "{}: optimizer ran", p.name);
+        assert_eq!(r2.nodes_after_opt, r1.nodes_after_opt, "{}", p.name);
+        println!(
+            "{}: {} patches replayed (replay {:?}, first optimize {:?})",
+            p.name, r2.patches_replayed, r2.replay, r1.optimize
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The measurement behind docs/patch-log.md: per corpus program, the
+/// optimizer and the replay of its log on fresh graphs, side by side, best
+/// of 5. Run with
+/// `cargo test --release --test patch_log -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn measure_replay_vs_optimize() {
+    let programs = corpus();
+    if programs.is_empty() {
+        println!("skipped: ../shared/bf is absent on this machine");
+        return;
+    }
+    println!(
+        "| program | patches | log bytes | optimize ms | replay ms (parse+apply) | apply ms | ratio | ratio (apply) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for p in programs {
+        let prog = vssa_bf::parse(&p.source).unwrap();
+        let (_, log) = record(&prog);
+        let text = log.to_text();
+        let (mut opt, mut rep, mut apply) = (Duration::MAX, Duration::MAX, Duration::MAX);
+        for _ in 0..5 {
+            let mut g = build(&prog);
+            let t = Instant::now();
+            vssa::optimize(&mut g).unwrap();
+            opt = opt.min(t.elapsed());
+
+            let mut g = build(&prog);
+            let t = Instant::now();
+            let parsed = Log::parse(text.as_bytes(), "log").unwrap();
+            let t_apply = Instant::now();
+            let r = replay(&mut g, &parsed);
+            apply = apply.min(t_apply.elapsed());
+            rep = rep.min(t.elapsed());
+            assert!(r.complete());
+        }
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        println!(
+            "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.1} % | {:.1} % |",
+            p.name,
+            log.patches.len(),
+            text.len(),
+            ms(opt),
+            ms(rep),
+            ms(apply),
+            100.0 * ms(rep) / ms(opt),
+            100.0 * ms(apply) / ms(opt)
+        );
+    }
+}
