@@ -1,6 +1,7 @@
 //! Helpers shared by the workspace tests.
 #![allow(dead_code)]
 
+use proptest::prelude::*;
 use std::path::PathBuf;
 use vssa_bf::runtime::{self, JitConfig};
 use vssa_bf::{EofMode, Io, Program, RunError, RunOptions, Tape};
@@ -95,4 +96,23 @@ pub fn run_jit(prog: &Program, input: &[u8], opts: RunOptions, tape_len: usize) 
 
 pub fn opts(max_steps: Option<u64>, eof: EofMode) -> RunOptions {
     RunOptions { max_steps, eof }
+}
+
+/// A random balanced program over all eight commands.
+pub fn random_program() -> impl Strategy<Value = String> {
+    let atom = prop_oneof![
+        4 => Just("+"), 3 => Just("-"), 3 => Just(">"), 2 => Just("<"),
+        2 => Just("."), 1 => Just(","),
+    ];
+    let leaf = prop::collection::vec(atom, 0..12).prop_map(|v| v.concat());
+    leaf.prop_recursive(4, 64, 6, |inner| {
+        prop::collection::vec(
+            prop_oneof![
+                3 => inner.clone(),
+                1 => inner.prop_map(|s| format!("[{s}]")),
+            ],
+            1..5,
+        )
+        .prop_map(|v| v.concat())
+    })
 }

@@ -160,31 +160,12 @@ fn deep_nesting_compiles_and_runs() {
     assert_eq!(j.output, vec![0]);
 }
 
-/// A random balanced program over all eight commands.
-fn program() -> impl Strategy<Value = String> {
-    let atom = prop_oneof![
-        4 => Just("+"), 3 => Just("-"), 3 => Just(">"), 2 => Just("<"),
-        2 => Just("."), 1 => Just(","),
-    ];
-    let leaf = prop::collection::vec(atom, 0..12).prop_map(|v| v.concat());
-    leaf.prop_recursive(4, 64, 6, |inner| {
-        prop::collection::vec(
-            prop_oneof![
-                3 => inner.clone(),
-                1 => inner.prop_map(|s| format!("[{s}]")),
-            ],
-            1..5,
-        )
-        .prop_map(|v| v.concat())
-    })
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, .. ProptestConfig::default() })]
 
     #[test]
     fn random_programs_agree(
-        src in program(),
+        src in random_program(),
         input in prop::collection::vec(any::<u8>(), 0..8),
         eof in prop_oneof![Just(EofMode::Unchanged), Just(EofMode::Zero), Just(EofMode::MaxByte)],
     ) {
@@ -196,7 +177,7 @@ proptest! {
     /// runs the programs that end within a bound under no limit at all.
     #[test]
     fn random_terminating_programs_agree_without_a_step_limit(
-        src in program(),
+        src in random_program(),
         input in prop::collection::vec(any::<u8>(), 0..8),
     ) {
         let prog = vssa_bf::parse(&src).unwrap();

@@ -110,32 +110,13 @@ fn run_with_log(
     (Outcome { output, error }, report)
 }
 
-/// A random balanced program over all eight commands (as in differential.rs).
-fn program() -> impl Strategy<Value = String> {
-    let atom = prop_oneof![
-        4 => Just("+"), 3 => Just("-"), 3 => Just(">"), 2 => Just("<"),
-        2 => Just("."), 1 => Just(","),
-    ];
-    let leaf = prop::collection::vec(atom, 0..12).prop_map(|v| v.concat());
-    leaf.prop_recursive(4, 64, 6, |inner| {
-        prop::collection::vec(
-            prop_oneof![
-                3 => inner.clone(),
-                1 => inner.prop_map(|s| format!("[{s}]")),
-            ],
-            1..5,
-        )
-        .prop_map(|v| v.concat())
-    })
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
 
     /// Record then replay (through the text format): same live addresses,
     /// same schedule, nothing left for the optimizer.
     #[test]
-    fn replay_reproduces_the_optimized_graph(src in program()) {
+    fn replay_reproduces_the_optimized_graph(src in random_program()) {
         let prog = vssa_bf::parse(&src).unwrap();
         let (opt, log) = record(&prog);
         let log = Log::parse(log.to_text().as_bytes(), "mem").unwrap();
@@ -149,7 +130,7 @@ proptest! {
 
     /// Another program's log is stale as a whole and changes nothing.
     #[test]
-    fn a_log_never_changes_another_program(a in program(), b in program()) {
+    fn a_log_never_changes_another_program(a in random_program(), b in random_program()) {
         let (pa, pb) = (vssa_bf::parse(&a).unwrap(), vssa_bf::parse(&b).unwrap());
         let (_, log) = record(&pa);
         let mut g = build(&pb);
@@ -175,7 +156,7 @@ proptest! {
 
     /// Through the driver: run 1 records, run 2 replays everything, same output.
     #[test]
-    fn second_run_replays_everything(src in program()) {
+    fn second_run_replays_everything(src in random_program()) {
         let prog = vssa_bf::parse(&src).unwrap();
         let dir = scratch(&unique("run"));
         let file = dir.join("p.log");
