@@ -16,6 +16,7 @@ use crate::types::Type;
 use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// A node's index in its graph.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -128,11 +129,35 @@ impl fmt::Display for GraphError {
 
 impl std::error::Error for GraphError {}
 
+/// Hashes an [`Addr`] by its first eight bytes. An address is already the
+/// output of a cryptographic hash, so hashing it again (as the default
+/// SipHash would) only costs time.
+#[derive(Default)]
+pub struct AddrHasher(u64);
+
+impl Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Addresses arrive as one 16-byte write (after a length prefix,
+        // which `write_usize` ignores); fold anything else in too.
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(b);
+        }
+    }
+
+    fn write_usize(&mut self, _: usize) {}
+}
+
 /// A content-addressed sea-of-nodes graph.
 #[derive(Clone, Debug)]
 pub struct Graph {
     nodes: Vec<Node>,
-    by_addr: HashMap<Addr, NodeId>,
+    by_addr: HashMap<Addr, NodeId, BuildHasherDefault<AddrHasher>>,
     end: Option<NodeId>,
     /// Every replacement, in order: what the patch log records.
     replacements: Vec<(NodeId, NodeId)>,
@@ -153,7 +178,7 @@ impl Graph {
     pub fn new() -> Graph {
         Graph {
             nodes: Vec::new(),
-            by_addr: HashMap::new(),
+            by_addr: HashMap::default(),
             end: None,
             replacements: Vec::new(),
             simplify_on_build: true,

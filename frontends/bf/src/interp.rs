@@ -102,7 +102,10 @@ impl<'a> Io<'a> {
     }
 
     /// Reads one byte; `None` at end of input. Retries interrupted reads.
+    /// Flushes the output first, so that a prompt written before a `,` is
+    /// seen before the program waits for its answer.
     pub fn read_byte(&mut self) -> io::Result<Option<u8>> {
+        self.output.flush()?;
         let mut buf = [0u8; 1];
         loop {
             match self.input.read(&mut buf) {
