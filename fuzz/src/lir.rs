@@ -41,29 +41,8 @@ const MAX_BUDGET: i64 = 40;
 const COMPILES_PER_JIT: u32 = 200;
 
 const INTS: [Type; 4] = [Type::I8, Type::I16, Type::I32, Type::I64];
-const BINS: [BinOp; 9] = [
-    BinOp::Add,
-    BinOp::Sub,
-    BinOp::Mul,
-    BinOp::And,
-    BinOp::Or,
-    BinOp::Xor,
-    BinOp::Shl,
-    BinOp::Ushr,
-    BinOp::Sshr,
-];
-const CMPS: [CmpOp; 10] = [
-    CmpOp::Eq,
-    CmpOp::Ne,
-    CmpOp::Slt,
-    CmpOp::Sle,
-    CmpOp::Sgt,
-    CmpOp::Sge,
-    CmpOp::Ult,
-    CmpOp::Ule,
-    CmpOp::Ugt,
-    CmpOp::Uge,
-];
+const BINS: [BinOp; 9] = BinOp::ALL;
+const CMPS: [CmpOp; 10] = CmpOp::ALL;
 
 /// Host function 0 of the generated calls (also what the interpreter calls).
 extern "C" fn host_mix(a: i64, b: i64) -> i64 {

@@ -22,6 +22,21 @@ pub enum BinOp {
     Sshr,
 }
 
+impl BinOp {
+    /// Every binary operation, for tests and generators that cover them all.
+    pub const ALL: [BinOp; 9] = [
+        BinOp::Add,
+        BinOp::Sub,
+        BinOp::Mul,
+        BinOp::And,
+        BinOp::Or,
+        BinOp::Xor,
+        BinOp::Shl,
+        BinOp::Ushr,
+        BinOp::Sshr,
+    ];
+}
+
 /// One-operand integer arithmetic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum UnOp {
@@ -42,6 +57,22 @@ pub enum CmpOp {
     Ule,
     Ugt,
     Uge,
+}
+
+impl CmpOp {
+    /// Every comparison, for tests and generators that cover them all.
+    pub const ALL: [CmpOp; 10] = [
+        CmpOp::Eq,
+        CmpOp::Ne,
+        CmpOp::Slt,
+        CmpOp::Sle,
+        CmpOp::Sgt,
+        CmpOp::Sge,
+        CmpOp::Ult,
+        CmpOp::Ule,
+        CmpOp::Ugt,
+        CmpOp::Uge,
+    ];
 }
 
 /// Width changes between integer types.

@@ -18,29 +18,8 @@ use std::rc::Rc;
 use vssa::{BinOp, CmpOp, ConvOp, Graph, NodeId, Op, Type, UnOp};
 
 const INTS: [Type; 4] = [Type::I8, Type::I16, Type::I32, Type::I64];
-const BINS: [BinOp; 9] = [
-    BinOp::Add,
-    BinOp::Sub,
-    BinOp::Mul,
-    BinOp::And,
-    BinOp::Or,
-    BinOp::Xor,
-    BinOp::Shl,
-    BinOp::Ushr,
-    BinOp::Sshr,
-];
-const CMPS: [CmpOp; 10] = [
-    CmpOp::Eq,
-    CmpOp::Ne,
-    CmpOp::Slt,
-    CmpOp::Sle,
-    CmpOp::Sgt,
-    CmpOp::Sge,
-    CmpOp::Ult,
-    CmpOp::Ule,
-    CmpOp::Ugt,
-    CmpOp::Uge,
-];
+const BINS: [BinOp; 9] = BinOp::ALL;
+const CMPS: [CmpOp; 10] = CmpOp::ALL;
 
 // ---------------------------------------------------------------------------
 // Reference semantics on native integers.

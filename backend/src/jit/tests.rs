@@ -122,29 +122,8 @@ fn returns_narrow_and_wide_values() {
     }
 }
 
-const BINS: [BinOp; 9] = [
-    BinOp::Add,
-    BinOp::Sub,
-    BinOp::Mul,
-    BinOp::And,
-    BinOp::Or,
-    BinOp::Xor,
-    BinOp::Shl,
-    BinOp::Ushr,
-    BinOp::Sshr,
-];
-const CMPS: [CmpOp; 10] = [
-    CmpOp::Eq,
-    CmpOp::Ne,
-    CmpOp::Slt,
-    CmpOp::Sle,
-    CmpOp::Sgt,
-    CmpOp::Sge,
-    CmpOp::Ult,
-    CmpOp::Ule,
-    CmpOp::Ugt,
-    CmpOp::Uge,
-];
+const BINS: [BinOp; 9] = BinOp::ALL;
+const CMPS: [CmpOp; 10] = CmpOp::ALL;
 
 fn bin_ref(op: BinOp, ty: Type, a: i64, b: i64) -> i64 {
     let w = ty.bits().unwrap();

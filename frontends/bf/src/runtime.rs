@@ -180,32 +180,35 @@ unsafe fn host_state<'a>(ctx: *mut Context) -> &'a mut HostState<'a, 'a, 'a> {
     unsafe { &mut *((*ctx).host as *mut HostState<'a, 'a, 'a>) }
 }
 
+/// Runs one I/O step of a host call. A failure, or a panic in the
+/// embedder's reader or writer (which must not unwind into compiled code),
+/// is recorded against instruction `pc` and gives `None`.
+fn host_io<T>(
+    st: &mut HostState<'_, '_, '_>,
+    pc: i64,
+    what: &str,
+    step: impl FnOnce(&mut Io<'_>) -> std::io::Result<T>,
+) -> Option<T> {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| step(&mut *st.io)));
+    let kind = match r {
+        Ok(Ok(v)) => return Some(v),
+        Ok(Err(e)) => RunErrorKind::io(&e),
+        Err(_) => RunErrorKind::Io {
+            kind: std::io::ErrorKind::Other,
+            message: format!("the {what} panicked"),
+        },
+    };
+    st.error = Some(RunError::new(kind, build::position(st.prog, pc as usize)));
+    None
+}
+
 /// `.`: writes `byte`; returns 0, or 1 after recording an error.
 pub(crate) extern "C" fn host_putchar(ctx: *mut Context, byte: i32, pc: i64) -> i32 {
     // SAFETY: only compiled code calls this, with the context run_jit gave it.
     let st = unsafe { host_state(ctx) };
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        st.io.write_byte(byte as u8)
-    }));
-    match r {
-        Ok(Ok(())) => 0,
-        Ok(Err(e)) => {
-            st.error = Some(RunError::new(
-                RunErrorKind::io(&e),
-                build::position(st.prog, pc as usize),
-            ));
-            1
-        }
-        Err(_) => {
-            st.error = Some(RunError::new(
-                RunErrorKind::Io {
-                    kind: std::io::ErrorKind::Other,
-                    message: "the output writer panicked".into(),
-                },
-                build::position(st.prog, pc as usize),
-            ));
-            1
-        }
+    match host_io(st, pc, "output writer", |io| io.write_byte(byte as u8)) {
+        Some(()) => 0,
+        None => 1,
     }
 }
 
@@ -214,28 +217,9 @@ pub(crate) extern "C" fn host_getchar(ctx: *mut Context, cur: i32, pc: i64) -> i
     // SAFETY: only compiled code calls this, with the context run_jit gave it.
     let st = unsafe { host_state(ctx) };
     let eof = st.eof;
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        st.io.read_cell(cur as u8, eof)
-    }));
-    match r {
-        Ok(Ok(b)) => b as i32,
-        Ok(Err(e)) => {
-            st.error = Some(RunError::new(
-                RunErrorKind::io(&e),
-                build::position(st.prog, pc as usize),
-            ));
-            -1
-        }
-        Err(_) => {
-            st.error = Some(RunError::new(
-                RunErrorKind::Io {
-                    kind: std::io::ErrorKind::Other,
-                    message: "the input reader panicked".into(),
-                },
-                build::position(st.prog, pc as usize),
-            ));
-            -1
-        }
+    match host_io(st, pc, "input reader", |io| io.read_cell(cur as u8, eof)) {
+        Some(b) => i32::from(b),
+        None => -1,
     }
 }
 
