@@ -2,12 +2,13 @@
 //!
 //! The file format is already text, but its lines carry full 32-digit
 //! addresses; these commands print short addresses and one new node per
-//! line, and compare two logs patch by patch.
+//! line, and compare two files unit by unit (units are matched by program
+//! key), patch by patch.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use vssa_patch::format::write_patch;
-use vssa_patch::{Log, Patch};
+use vssa_patch::{Log, LogBook, Patch};
 
 #[derive(clap::Args)]
 pub struct LogArgs {
@@ -17,13 +18,14 @@ pub struct LogArgs {
 
 #[derive(clap::Subcommand)]
 enum LogCommand {
-    /// Print a patch log readably (header, then each patch and its new nodes).
+    /// Print a patch-log file readably: each unit's key, refuted guards,
+    /// then each patch and its new nodes.
     Show {
         /// The patch log.
         file: PathBuf,
     },
-    /// Show how two patch logs differ: header fields, then patches only in
-    /// A (`-`) and only in B (`+`).
+    /// Show how two patch-log files differ: units only in A or B, then for
+    /// units in both, refutes and patches only in A (`-`) and only in B (`+`).
     Diff {
         /// The old log.
         a: PathBuf,
@@ -51,16 +53,16 @@ fn emit(text: &str) -> Result<(), String> {
     }
 }
 
-fn load(path: &Path) -> Result<Log, String> {
-    match Log::load(path) {
-        Ok(Some(log)) => Ok(log),
+fn load(path: &Path) -> Result<LogBook, String> {
+    match LogBook::load(path) {
+        Ok(Some(book)) => Ok(book),
         Ok(None) => Err(format!("{}: no such file", path.display())),
         Err(e) => Err(e.to_string()),
     }
 }
 
-fn encoding_note(log: &Log) -> &'static str {
-    if log.encoding == vssa::ENCODING_VERSION {
+fn encoding_note(encoding: u32) -> &'static str {
+    if encoding == vssa::ENCODING_VERSION {
         "(current)"
     } else {
         "(not this build's: every patch is stale)"
@@ -80,36 +82,84 @@ fn patch_text(i: usize, p: &Patch) -> String {
     s
 }
 
-fn show(log: &Log, file: &Path) -> String {
+/// A unit's one-line summary.
+fn unit_head(log: &Log) -> String {
     let nodes: usize = log.patches.iter().map(|p| p.nodes.len()).sum();
-    let mut s = format!(
-        "patch log {}\n  format {}, address encoding {} {}\n  program {}\n  {} patches, {} new nodes\n",
-        file.display(),
-        vssa_patch::FORMAT_VERSION,
-        log.encoding,
-        encoding_note(log),
+    format!(
+        "unit {}: {} refuted, {} patches, {} new nodes\n",
         log.program,
+        log.refuted.len(),
         log.patches.len(),
         nodes
+    )
+}
+
+fn show(book: &LogBook, file: &Path) -> String {
+    let patches: usize = book.units().map(|l| l.patches.len()).sum();
+    let mut s = format!(
+        "patch log {}\n  address encoding {} {}\n  {} units, {} patches\n",
+        file.display(),
+        book.encoding(),
+        encoding_note(book.encoding()),
+        book.len(),
+        patches
     );
-    for (i, p) in log.patches.iter().enumerate() {
-        s.push_str(&patch_text(i + 1, p));
+    for log in book.units() {
+        s.push_str(&unit_head(log));
+        for g in &log.refuted {
+            s.push_str(&format!("  refuted guard {g:?}\n"));
+        }
+        for (i, p) in log.patches.iter().enumerate() {
+            s.push_str(&patch_text(i + 1, p));
+        }
     }
     s
 }
 
-/// Header differences, then a multiset difference of patch lines (in each
-/// log's order), then a one-line summary.
-fn diff(a: &Log, b: &Log) -> String {
+/// The encoding, then units only in A (`-`) or only in B (`+`), then for
+/// each unit in both its refute and patch differences, then a summary.
+fn diff(a: &LogBook, b: &LogBook) -> String {
     let mut s = String::new();
-    if a.encoding != b.encoding {
-        s.push_str(&format!("encoding: {} -> {}\n", a.encoding, b.encoding));
+    if a.encoding() != b.encoding() {
+        s.push_str(&format!("encoding: {} -> {}\n", a.encoding(), b.encoding()));
     }
-    if a.program != b.program {
-        s.push_str(&format!(
-            "program: {} -> {} (logs of different programs)\n",
-            a.program, b.program
-        ));
+    let (mut only_a, mut only_b, mut differ, mut same) = (0, 0, 0, 0);
+    let keys: std::collections::BTreeSet<vssa::Addr> =
+        a.units().chain(b.units()).map(|l| l.program).collect();
+    for k in keys {
+        match (a.unit(&k), b.unit(&k)) {
+            (Some(x), None) => {
+                only_a += 1;
+                s.push_str(&format!("- {}", unit_head(x)));
+            }
+            (None, Some(y)) => {
+                only_b += 1;
+                s.push_str(&format!("+ {}", unit_head(y)));
+            }
+            (Some(x), Some(y)) if x == y => same += 1,
+            (Some(x), Some(y)) => {
+                differ += 1;
+                s.push_str(&format!("unit {}:\n", k));
+                s.push_str(&unit_diff(x, y));
+            }
+            (None, None) => {}
+        }
+    }
+    s.push_str(&format!(
+        "{only_a} unit(s) only in A, {only_b} only in B, {differ} differing, {same} identical\n"
+    ));
+    s
+}
+
+/// Refutes only in one log, then a multiset difference of patch lines (in
+/// each log's order), then a one-line summary, for one unit.
+fn unit_diff(a: &Log, b: &Log) -> String {
+    let mut s = String::new();
+    for g in a.refuted.iter().filter(|g| !b.is_refuted(g)) {
+        s.push_str(&format!("- refuted guard {g:?}\n"));
+    }
+    for g in b.refuted.iter().filter(|g| !a.is_refuted(g)) {
+        s.push_str(&format!("+ refuted guard {g:?}\n"));
     }
     let key = |p: &Patch| {
         let mut k = String::new();
@@ -145,11 +195,11 @@ fn diff(a: &Log, b: &Log) -> String {
     let common = a.patches.len() - only_a;
     let same_order = a.patches == b.patches;
     s.push_str(&format!(
-        "{only_a} patch(es) only in A, {only_b} only in B, {common} in both{}\n",
+        "  {only_a} patch(es) only in A, {only_b} only in B, {common} in both{}\n",
         if only_a == 0 && only_b == 0 && !same_order {
             " (in a different order)"
-        } else if a == b {
-            " (identical)"
+        } else if a.patches == b.patches {
+            " (identical patches)"
         } else {
             ""
         }
@@ -171,33 +221,65 @@ mod tests {
                 addr: Addr([b; 16]),
                 op: Op::Const { value: 3 },
                 ty: Type::I8,
-                inputs: vec![],
-            }],
+                inputs: Default::default(),
+            }]
+            .into(),
         }
     }
 
+    fn book(units: Vec<Log>) -> LogBook {
+        let mut b = LogBook::new();
+        for u in units {
+            b.insert(u);
+        }
+        b
+    }
+
     #[test]
-    fn show_lists_patches_and_nodes() {
-        let log = Log::new(Addr([1; 16]), vec![patch(2, 3)]);
-        let s = show(&log, Path::new("x.log"));
-        assert!(s.contains("1 patches, 1 new nodes"), "{s}");
+    fn show_lists_units_refutes_patches_and_nodes() {
+        let mut one = Log::new(Addr([1; 16]), vec![patch(2, 3)]);
+        one.refute(Addr([0xab; 16]));
+        let two = Log::new(Addr([9; 16]), vec![]);
+        let s = show(&book(vec![two, one]), Path::new("x.log"));
+        assert!(s.contains("2 units, 1 patches"), "{s}");
+        let u1 = s.find("unit 0101").unwrap();
+        let u9 = s.find("unit 0909").unwrap();
+        assert!(u1 < u9, "key order: {s}");
+        assert!(s.contains(": 1 refuted, 1 patches, 1 new nodes"), "{s}");
+        assert!(s.contains("refuted guard @abababab"), "{s}");
         assert!(s.contains("#1 replace @02020202 by @03030303"), "{s}");
         assert!(s.contains("@03030303 = i8 const 3"), "{s}");
     }
 
     #[test]
-    fn diff_shows_each_side() {
-        let a = Log::new(Addr([1; 16]), vec![patch(2, 3), patch(4, 5)]);
-        let b = Log::new(Addr([1; 16]), vec![patch(4, 5), patch(6, 7)]);
-        let d = diff(&a, &b);
+    fn diff_matches_units_by_key() {
+        let key = Addr([1; 16]);
+        let a = Log::new(key, vec![patch(2, 3), patch(4, 5)]);
+        let mut b = Log::new(key, vec![patch(4, 5), patch(6, 7)]);
+        b.refute(Addr([0xcd; 16]));
+        let gone = Log::new(Addr([7; 16]), vec![]);
+        let new = Log::new(Addr([8; 16]), vec![patch(1, 1)]);
+        let same = Log::new(Addr([9; 16]), vec![patch(6, 6)]);
+        let d = diff(
+            &book(vec![a.clone(), gone, same.clone()]),
+            &book(vec![b, new, same]),
+        );
+        assert!(d.contains("- unit 0707"), "{d}");
+        assert!(d.contains("+ unit 0808"), "{d}");
+        assert!(d.contains("+ refuted guard @cdcdcdcd"), "{d}");
         assert!(d.contains("- #1 replace @02020202"), "{d}");
         assert!(d.contains("+ #2 replace @06060606"), "{d}");
         assert!(
-            d.ends_with("1 patch(es) only in A, 1 only in B, 1 in both\n"),
+            d.contains("1 patch(es) only in A, 1 only in B, 1 in both\n"),
             "{d}"
         );
-        assert!(diff(&a, &a).contains("(identical)"));
-        let swapped = Log::new(Addr([1; 16]), vec![patch(4, 5), patch(2, 3)]);
-        assert!(diff(&a, &swapped).contains("different order"));
+        assert!(
+            d.ends_with("1 unit(s) only in A, 1 only in B, 1 differing, 1 identical\n"),
+            "{d}"
+        );
+        let one = book(vec![a.clone()]);
+        assert!(diff(&one, &one).ends_with("0 differing, 1 identical\n"));
+        let swapped = Log::new(key, vec![patch(4, 5), patch(2, 3)]);
+        assert!(diff(&one, &book(vec![swapped])).contains("different order"));
     }
 }

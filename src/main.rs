@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 use vssa_bf::runtime::{self, JitConfig, JitReport};
+use vssa_bf::tiered::{self, TieredConfig, TieredReport};
 use vssa_bf::{EofMode, Io, RunOptions, Tape, DEFAULT_TAPE_LIMIT};
+use vssa_deopt::RecompilePolicy;
 
 mod bench;
 mod log_cmd;
@@ -56,8 +58,18 @@ struct RunArgs {
     /// The program; omitted: the bundled demo.
     file: Option<PathBuf>,
     /// Which engine runs the program.
-    #[arg(long, value_enum, default_value_t = Engine::Jit)]
+    #[arg(long, value_enum, default_value_t = Engine::Tiered)]
     engine: Engine,
+    /// Tiered engine: compile a loop once its body has been entered N times.
+    #[arg(long, value_name = "N", default_value_t = vssa_bf::tiered::DEFAULT_HOT_LOOP)]
+    hot_loop: u32,
+    /// Tiered engine: give up a speculation (and recompile its loop) after
+    /// it failed N times; 0 never recompiles.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    recompile_after: u32,
+    /// With `--stats`: also list every compiled loop.
+    #[arg(short, long)]
+    verbose: bool,
     /// Print statistics on stderr when done (one JSON object).
     #[arg(long, value_enum)]
     stats: Option<StatsFormat>,
@@ -94,6 +106,9 @@ enum Engine {
     Interp,
     /// The whole program compiled to native code before it runs.
     Jit,
+    /// The interpreter, compiling hot loops, speculating on the profile and
+    /// deoptimizing when a speculation fails.
+    Tiered,
     /// Benchmark baseline: straight to Cranelift, no vssa middle-end.
     #[value(hide = true)]
     Naive,
@@ -208,7 +223,7 @@ fn run(args: RunArgs) -> Result<(), String> {
             });
             (r.map_err(|e| format!("{name}:{e}")), stats)
         }
-        Engine::Jit => {
+        Engine::Jit | Engine::Tiered => {
             let cfg = JitConfig {
                 run: opts,
                 optimize: !args.no_opt,
@@ -218,7 +233,23 @@ fn run(args: RunArgs) -> Result<(), String> {
                 patch_log: args.patch_log.clone(),
             };
             let mut io = Io::new(&mut input, &mut output);
-            let (report, r) = runtime::run_jit(&prog, args.tape_limit, &mut io, &cfg);
+            let (report, r, stats) = if args.engine == Engine::Jit {
+                let (report, r) = runtime::run_jit(&prog, args.tape_limit, &mut io, &cfg);
+                let stats = jit_stats("jit", &name, &prog, parse_ms, &report);
+                (report, r, stats)
+            } else {
+                let tcfg = TieredConfig {
+                    jit: cfg,
+                    hot_loop: args.hot_loop,
+                    policy: match args.recompile_after {
+                        0 => RecompilePolicy::Never,
+                        n => RecompilePolicy::AfterFailures(n),
+                    },
+                };
+                let (t, r) = tiered::run_tiered(&prog, args.tape_limit, &mut io, &tcfg);
+                let stats = tiered_stats(&name, &prog, parse_ms, &t, args.verbose);
+                (t.jit, r, stats)
+            };
             let r = r.map_err(|e| format!("{name}:{e}"));
             for w in &report.patch_log_warnings {
                 eprintln!("vssa: warning: {w}");
@@ -227,7 +258,7 @@ fn run(args: RunArgs) -> Result<(), String> {
                 vssa_bf::fsutil::write_atomic(path, clif.as_bytes())
                     .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             }
-            (r, jit_stats(&name, &prog, parse_ms, &report))
+            (r, stats)
         }
     };
     let flushed = output
@@ -240,14 +271,60 @@ fn run(args: RunArgs) -> Result<(), String> {
     flushed
 }
 
+/// `--stats json` of the tiered engine: the JIT's fields (over all
+/// compilations) plus the tiers' own.
+fn tiered_stats(
+    name: &str,
+    prog: &vssa_bf::Program,
+    parse_ms: f64,
+    t: &TieredReport,
+    verbose: bool,
+) -> serde_json::Value {
+    let mut v = jit_stats("tiered", name, prog, parse_ms, &t.jit);
+    v["run_ms"] = json!(ms(t.interp + t.native));
+    v["interp_ms"] = json!(ms(t.interp));
+    v["native_ms"] = json!(ms(t.native));
+    v["steps"] = json!(t.steps);
+    v["units_compiled"] = json!(t.units_compiled);
+    v["deopts"] = json!(t.deopts);
+    v["recompiles"] = json!(t.recompiles);
+    v["recompile_ms"] = json!(ms(t.recompile));
+    v["guards"] = json!(t.jit.guards);
+    v["speculated"] = json!(t.jit.speculated);
+    if verbose {
+        let units: Vec<serde_json::Value> = t
+            .units
+            .iter()
+            .map(|u| {
+                json!({
+                    "open": u.open,
+                    "at": u.pos.map(|p| p.to_string()),
+                    "compiles": u.compiles,
+                    "entries": u.entries,
+                    "deopts": u.deopts,
+                    "speculation_failures": u.speculation_failures,
+                    "guards": u.guards,
+                    "speculated": u.speculated,
+                    "refuted": u.refuted,
+                    "compile_ms": ms(u.compile),
+                    "code_bytes": u.code_size,
+                })
+            })
+            .collect();
+        v["units"] = json!(units);
+    }
+    v
+}
+
 fn jit_stats(
+    engine: &str,
     name: &str,
     prog: &vssa_bf::Program,
     parse_ms: f64,
     r: &JitReport,
 ) -> serde_json::Value {
     json!({
-        "engine": "jit",
+        "engine": engine,
         "program": name,
         "insts": prog.insts.len(),
         "parse_ms": parse_ms,
@@ -276,6 +353,7 @@ fn jit_stats(
         "patches_replayed": r.patches_replayed,
         "patches_stale": r.patches_stale,
         "patches_conflicting": r.patches_conflicting,
+        "patches_refuted": r.patches_refuted,
         "replay_ms": ms(r.replay),
         "optimize_ms": ms(r.optimize),
         "patch_log_save_ms": ms(r.patch_log_save),

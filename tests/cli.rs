@@ -56,6 +56,26 @@ fn stats_json_has_the_promised_fields() {
     for k in ["build", "optimize", "schedule", "codegen"] {
         assert!(v["compile_ms"].get(k).is_some(), "missing compile_ms.{k}");
     }
+    assert_eq!(v["engine"], "tiered");
+    for k in [
+        "units_compiled",
+        "deopts",
+        "recompiles",
+        "recompile_ms",
+        "interp_ms",
+        "native_ms",
+    ] {
+        assert!(v.get(k).is_some(), "missing {k}: {v}");
+    }
+    assert!(v.get("units").is_none(), "per-unit detail only with -v");
+    let (code, _, err) = vssa(&["run", "--stats", "json", "-v", "--hot-loop", "1"], b"");
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(err.trim()).expect("one JSON object");
+    let units = v["units"].as_array().expect("per-unit detail with -v");
+    assert_eq!(units.len() as u64, v["units_compiled"].as_u64().unwrap());
+    let (code, _, err) = vssa(&["run", "--engine", "jit", "--stats", "json"], b"");
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(err.trim()).expect("one JSON object");
     assert_eq!(v["engine"], "jit");
 }
 
@@ -127,7 +147,16 @@ fn missing_file_is_a_clear_error() {
 #[test]
 fn dump_dot_writes_every_phase() {
     let dir = std::env::temp_dir().join(format!("vssa-dot-{}", std::process::id()));
-    let (code, _, err) = vssa(&["run", "--dump-dot", dir.to_str().unwrap()], b"");
+    let (code, _, err) = vssa(
+        &[
+            "run",
+            "--engine",
+            "jit",
+            "--dump-dot",
+            dir.to_str().unwrap(),
+        ],
+        b"",
+    );
     assert_eq!(code, 0, "{err}");
     for f in ["1-built.dot", "2-optimized.dot", "3-scheduled.dot"] {
         let text = std::fs::read_to_string(dir.join(f)).unwrap();

@@ -116,3 +116,44 @@ pub fn random_program() -> impl Strategy<Value = String> {
         .prop_map(|v| v.concat())
     })
 }
+
+/// Runs `prog` with the tiered engine (verifiers on), compiling loops after
+/// `hot_loop` body entries and giving up a speculation after `recompile_after`
+/// failures (0: never).
+pub fn run_tiered(
+    prog: &Program,
+    input: &[u8],
+    opts: RunOptions,
+    tape_len: usize,
+    hot_loop: u32,
+    recompile_after: u32,
+) -> (Outcome, vssa_bf::tiered::TieredReport) {
+    use vssa_bf::tiered::{self, TieredConfig};
+    let mut inp = input;
+    let mut output = Vec::new();
+    let cfg = TieredConfig {
+        jit: JitConfig {
+            run: opts,
+            optimize: true,
+            verify: true,
+            dump_dot: None,
+            capture_clif: false,
+            patch_log: None,
+        },
+        hot_loop,
+        policy: match recompile_after {
+            0 => vssa_deopt::RecompilePolicy::Never,
+            n => vssa_deopt::RecompilePolicy::AfterFailures(n),
+        },
+    };
+    let (report, r) = {
+        let mut io = Io::new(&mut inp, &mut output);
+        tiered::run_tiered(prog, tape_len, &mut io, &cfg)
+    };
+    let error = match r {
+        Ok(()) => None,
+        Err(runtime::JitError::Run(e)) => Some(e),
+        Err(e) => panic!("pipeline failure (not a guest error): {e}"),
+    };
+    (Outcome { output, error }, report)
+}

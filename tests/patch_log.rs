@@ -12,7 +12,7 @@ use vssa::{Addr, Graph};
 use vssa_bf::build::{build_program, BuildOptions};
 use vssa_bf::runtime::{self, JitConfig, JitReport};
 use vssa_bf::{EofMode, Io, Program, RunError, DEFAULT_TAPE_LIMIT};
-use vssa_patch::{replay, Log, Outcome as PatchOutcome, Recorder};
+use vssa_patch::{program_key, replay, Log, LogBook, Outcome as PatchOutcome, Recorder};
 
 fn build(prog: &Program) -> Graph {
     build_program(
@@ -44,8 +44,37 @@ fn live_addrs(g: &Graph) -> Vec<Addr> {
 /// One block by address: head, phis, nodes, predecessor block indexes.
 type BlockAddrs = (Addr, Vec<Addr>, Vec<Addr>, Vec<u32>);
 
-/// The schedule with every node named by address.
-fn schedule_addrs(g: &Graph) -> Vec<BlockAddrs> {
+/// The graph as the driver schedules it: a copy with its guards lowered
+/// to deopt exits (`prog` gives the context node, the same in every graph
+/// built from it).
+fn lowered(g: &Graph, prog: &Program) -> Graph {
+    let ctx = build_program(
+        prog,
+        BuildOptions {
+            tape_len: SMALL_TAPE as u64,
+            step_limit: false,
+        },
+    )
+    .expect("build")
+    .ctx;
+    let mut g = g.clone();
+    vssa_deopt::lower_guards(
+        &mut g,
+        &vssa_deopt::DeoptAbi {
+            ctx,
+            buffer_offset: vssa_bf::build::ctx_offset::DEOPT,
+            capacity: vssa_bf::build::DEOPT_SLOTS,
+            first_exit: vssa_bf::build::EXIT_FIRST_DEOPT as i64,
+            exit_type: vssa::Type::I32,
+        },
+    )
+    .expect("lower guards");
+    g
+}
+
+/// The schedule (of the lowered graph) with every node named by address.
+fn schedule_addrs(g: &Graph, prog: &Program) -> Vec<BlockAddrs> {
+    let g = &lowered(g, prog);
     let s = vssa_schedule::schedule(g).expect("schedule");
     s.blocks
         .iter()
@@ -124,7 +153,7 @@ proptest! {
         let r = replay(&mut g, &log);
         prop_assert!(r.complete(), "{:?}", r);
         prop_assert_eq!(live_addrs(&g), live_addrs(&opt));
-        prop_assert_eq!(schedule_addrs(&g), schedule_addrs(&opt));
+        prop_assert_eq!(schedule_addrs(&g, &prog), schedule_addrs(&opt, &prog));
         prop_assert_eq!(vssa::optimize(&mut g).unwrap().replaced, 0);
     }
 
@@ -270,7 +299,104 @@ fn stale_logs_are_reported_not_misapplied() {
         }
     );
     vssa::optimize(&mut g).unwrap();
-    vssa_schedule::schedule(&g).unwrap();
+    vssa_schedule::schedule(&lowered(&g, &prog)).unwrap();
+}
+
+/// Sources for a book of several units (each its own program, as the
+/// tiered JIT's loops are).
+const UNITS: [&str; 3] = [SAMPLE, "+[>+<-]>.", ",[>++<-]>[-<+>]<."];
+
+/// A book of the units above, the second with a refuted guard (the first
+/// node its log builds stands in for one).
+fn unit_book() -> (LogBook, Vec<Program>) {
+    let mut book = LogBook::new();
+    let mut progs = Vec::new();
+    for (i, src) in UNITS.iter().enumerate() {
+        let prog = vssa_bf::parse(src).unwrap();
+        let (_, mut log) = record(&prog);
+        if i == 1 {
+            if let Some(n) = log.patches.iter().flat_map(|p| &p.nodes).next() {
+                let a = n.addr;
+                log.refute(a);
+            }
+            log.refute(Addr([0x5a; 16]));
+        }
+        book.insert(log);
+        progs.push(prog);
+    }
+    (book, progs)
+}
+
+/// Every unit of a book, through the text, replays onto its own program
+/// (looked up by program key) like its own log would.
+#[test]
+fn a_book_replays_each_unit_by_key() {
+    let (book, progs) = unit_book();
+    assert_eq!(book.len(), UNITS.len());
+    let back = LogBook::parse(book.to_text().as_bytes(), "book").unwrap();
+    assert_eq!(back, book);
+    for (i, prog) in progs.iter().enumerate() {
+        let (opt, _) = record(prog);
+        let mut g = build(prog);
+        let unit = back.unit(&program_key(&g)).expect("a unit per program");
+        let r = replay(&mut g, unit);
+        assert_eq!(r.outcomes.len(), unit.patches.len());
+        assert_eq!(r.stale + r.conflicting, 0, "unit {i}: {r:?}");
+        if unit.refuted.len() > 1 {
+            assert!(r.refuted > 0 && !r.complete(), "unit {i}: {r:?}");
+        } else {
+            assert!(r.complete(), "unit {i}: {r:?}");
+        }
+        // What replay left, the optimizer finishes: the same graph.
+        vssa::optimize(&mut g).unwrap();
+        assert_eq!(live_addrs(&g), live_addrs(&opt), "unit {i}");
+        assert_eq!(
+            schedule_addrs(&g, prog),
+            schedule_addrs(&opt, prog),
+            "unit {i}"
+        );
+    }
+}
+
+/// Truncations, byte flips and swapped lines of a book of several units:
+/// every one an error naming a line, never a panic, never a book.
+#[test]
+fn damaged_books_are_errors_never_panics() {
+    let (book, _) = unit_book();
+    let text = book.to_text().into_bytes();
+    let lines: Vec<&[u8]> = text.split_inclusive(|&b| b == b'\n').collect();
+    let mut variants: Vec<(String, Vec<u8>)> = Vec::new();
+    for cut in (0..text.len()).step_by(3) {
+        variants.push((format!("truncated at {cut}"), text[..cut].to_vec()));
+    }
+    for at in (0..text.len()).step_by(3) {
+        for flip in [0x01u8, 0x20, 0x80] {
+            let mut t = text.clone();
+            t[at] ^= flip;
+            variants.push((format!("byte {at} ^ {flip:#x}"), t));
+        }
+    }
+    for i in 0..lines.len() {
+        for j in i + 1..lines.len() {
+            if lines[i] != lines[j] {
+                let mut l = lines.clone();
+                l.swap(i, j);
+                variants.push((format!("lines {} and {} swapped", i + 1, j + 1), l.concat()));
+            }
+        }
+    }
+    for (what, bytes) in &variants {
+        match LogBook::parse(bytes, "b.log") {
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(
+                    e.line.is_some() && msg.starts_with("b.log:") && !msg.contains('\n'),
+                    "{what}: {msg}"
+                );
+            }
+            Ok(_) => panic!("{what}: a damaged book was accepted"),
+        }
+    }
 }
 
 /// `vssa run --patch-log` on every corpus program: the second run replays
@@ -316,7 +442,8 @@ fn corpus_second_run_replays_every_patch() {
 
 /// The measurement behind docs/patch-log.md: per corpus program, the
 /// optimizer and the replay of its log on fresh graphs, side by side, best
-/// of 5. Run with
+/// of 7 (replay = parsing the file text, checksum included, + `replay()`,
+/// which computes the program key; apply = `replay()` alone). Run with
 /// `cargo test --release --test patch_log -- --ignored --nocapture`.
 #[test]
 #[ignore]
@@ -335,7 +462,7 @@ fn measure_replay_vs_optimize() {
         let (_, log) = record(&prog);
         let text = log.to_text();
         let (mut opt, mut rep, mut apply) = (Duration::MAX, Duration::MAX, Duration::MAX);
-        for _ in 0..5 {
+        for _ in 0..7 {
             let mut g = build(&prog);
             let t = Instant::now();
             vssa::optimize(&mut g).unwrap();
@@ -363,4 +490,42 @@ fn measure_replay_vs_optimize() {
             100.0 * ms(apply) / ms(opt)
         );
     }
+}
+
+/// A loop for profilers (`perf record`): parses and replays one corpus
+/// program's log (`VSSA_PROFILE`, default `hanoi.b`) on copies of its
+/// built graph, `VSSA_PROFILE_ITERS` times (default 20).
+#[test]
+#[ignore]
+fn profile_replay() {
+    let name = std::env::var("VSSA_PROFILE").unwrap_or_else(|_| "hanoi.b".into());
+    let iters: usize = std::env::var("VSSA_PROFILE_ITERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let Some(p) = corpus().into_iter().find(|p| p.name == name) else {
+        println!("skipped: {name} is not in ../shared/bf");
+        return;
+    };
+    let prog = vssa_bf::parse(&p.source).unwrap();
+    let (_, log) = record(&prog);
+    let text = log.to_text();
+    let base = build(&prog);
+    let (mut parse, mut key, mut apply) = (Duration::MAX, Duration::MAX, Duration::MAX);
+    for _ in 0..iters {
+        let mut g = base.clone();
+        let t = Instant::now();
+        let parsed = Log::parse(text.as_bytes(), "log").unwrap();
+        parse = parse.min(t.elapsed());
+        if std::env::var_os("VSSA_PROFILE_PARSE_ONLY").is_some() {
+            continue;
+        }
+        let t = Instant::now();
+        let rec = Recorder::start(&g);
+        key = key.min(t.elapsed());
+        let t = Instant::now();
+        assert!(rec.replay(&mut g, &parsed).complete());
+        apply = apply.min(t.elapsed());
+    }
+    println!("{name}: best of {iters}: parse {parse:?}, program key {key:?}, apply {apply:?}");
 }

@@ -419,6 +419,10 @@ impl<'a, 'f> Lowerer<'a, 'f> {
                 n,
                 "a phi must be listed in its block's phis, not its nodes",
             )),
+            Op::Guard { .. } | Op::FrameState { .. } => Err(unsupported(
+                n,
+                "guards must be lowered (vssa_deopt::lower_guards) before scheduling",
+            )),
             Op::Proj { index } => self.lower_proj(n, index),
             Op::Const { value } => {
                 let ty = self.result_type(n)?;

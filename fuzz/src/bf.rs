@@ -78,7 +78,7 @@ pub fn generate(seed: u64, bytes: bool) -> Case {
 }
 
 /// Loop idioms that the builder and peepholes treat specially.
-const IDIOMS: [&[u8]; 8] = [
+pub(crate) const IDIOMS: [&[u8]; 8] = [
     b"[-]",
     b"[+]",
     b"[->+<]",
@@ -90,7 +90,7 @@ const IDIOMS: [&[u8]; 8] = [
 ];
 
 /// A balanced program, biased towards code that runs loops and moves.
-fn random_program(rng: &mut Rng) -> Vec<u8> {
+pub(crate) fn random_program(rng: &mut Rng) -> Vec<u8> {
     let len = rng.range(1, 160) as usize;
     let mut out = Vec::with_capacity(len + 16);
     let mut depth = 0usize;
@@ -203,7 +203,7 @@ fn check_unguarded(case: &Case) -> Outcome {
 }
 
 /// Whether the brackets of `src` balance (the parser's contract).
-fn balanced(src: &[u8]) -> bool {
+pub(crate) fn balanced(src: &[u8]) -> bool {
     let mut depth = 0usize;
     for &b in src {
         match b {
@@ -264,34 +264,50 @@ pub fn run_interp(prog: &Program, case: &Case) -> RunResult {
 /// A run on `engine`; `Err` for a failure of the pipeline itself.
 pub fn run_engine(engine: Engine, prog: &Program, case: &Case) -> Result<RunResult, String> {
     match engine {
-        Engine::Jit { optimize } => {
-            let cfg = JitConfig {
-                run: options(case),
-                optimize,
-                verify: true,
-                ..JitConfig::default()
-            };
-            let mut tape = Tape::new(MIN_TAPE_LIMIT).map_err(|e| e.to_string())?;
-            let mut report = JitReport::default();
-            let native =
-                runtime::compile(prog, tape.len(), &cfg, &mut report).map_err(|e| e.to_string())?;
-            let mut input = &case.input[..];
-            let mut output = Vec::new();
-            let mut io = Io::new(&mut input, &mut output);
-            let result = native
-                .run(prog, &mut tape, &mut io, &cfg.run, &mut report)
-                .map(|_| ());
-            Ok(RunResult {
-                output,
-                result,
-                tape: tape.as_slice().to_vec(),
-            })
-        }
+        Engine::Jit { optimize } => run_jit(prog, case, optimize, None).map(|(r, _)| r),
     }
 }
 
+/// Compiles `prog` with the JIT driver (verifiers on) and runs it on a
+/// fresh tape. With `patch_log`, the driver loads that file if it exists,
+/// replays it instead of optimizing where it can, and saves the updated log
+/// there: exactly what `vssa run --patch-log` does. The report says what the
+/// replay did. `Err` for a failure of the pipeline itself.
+pub fn run_jit(
+    prog: &Program,
+    case: &Case,
+    optimize: bool,
+    patch_log: Option<&std::path::Path>,
+) -> Result<(RunResult, JitReport), String> {
+    let cfg = JitConfig {
+        run: options(case),
+        optimize,
+        verify: true,
+        patch_log: patch_log.map(|p| p.to_path_buf()),
+        ..JitConfig::default()
+    };
+    let mut tape = Tape::new(MIN_TAPE_LIMIT).map_err(|e| e.to_string())?;
+    let mut report = JitReport::default();
+    let native =
+        runtime::compile(prog, tape.len(), &cfg, &mut report).map_err(|e| e.to_string())?;
+    let mut input = &case.input[..];
+    let mut output = Vec::new();
+    let mut io = Io::new(&mut input, &mut output);
+    let result = native
+        .run(prog, &mut tape, &mut io, &cfg.run, &mut report)
+        .map(|_| ());
+    Ok((
+        RunResult {
+            output,
+            result,
+            tape: tape.as_slice().to_vec(),
+        },
+        report,
+    ))
+}
+
 /// The first difference between two runs, if any.
-fn compare(want: &RunResult, got: &RunResult) -> Option<String> {
+pub(crate) fn compare(want: &RunResult, got: &RunResult) -> Option<String> {
     if want.result != got.result {
         return Some(format!(
             "result {:?}, interpreter {:?}",

@@ -15,14 +15,19 @@
 //!   built with them and optimized, and native code for both.
 //! * [`Target::Bytes`]: random bytes as Brainfuck source: a clean parse
 //!   error, or a run on which interpreter and JIT agree.
+//! * [`Target::Replay`]: a program's patch log replayed by the driver onto
+//!   a mutated copy of the program: the run must be the mutated program's.
+//! * [`Target::LogBytes`]: random and damaged patch-log files: a parse
+//!   error naming a line, or a replay whose run matches the interpreter.
 //!
-//! New targets (patch-log files, the tiered engine) are new [`Target`]
-//! variants with a `check` function; new Brainfuck engines are new
-//! [`bf::Engine`] variants, compared against the interpreter by the same
-//! code.
+//! New targets are new [`Target`] variants with a `check` function; new
+//! Brainfuck engines are new [`bf::Engine`] variants, compared against the
+//! interpreter by the same code.
 
 pub mod bf;
 pub mod lir;
+pub mod logbytes;
+pub mod replay;
 pub mod rng;
 pub mod shrink;
 
@@ -39,16 +44,28 @@ pub enum Target {
     Lir,
     /// Arbitrary bytes as Brainfuck source.
     Bytes,
+    /// A patch log replayed onto a mutated program.
+    Replay,
+    /// Random and damaged patch-log files.
+    LogBytes,
 }
 
 impl Target {
-    pub const ALL: [Target; 3] = [Target::Bf, Target::Lir, Target::Bytes];
+    pub const ALL: [Target; 5] = [
+        Target::Bf,
+        Target::Lir,
+        Target::Bytes,
+        Target::Replay,
+        Target::LogBytes,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Target::Bf => "bf",
             Target::Lir => "lir",
             Target::Bytes => "bytes",
+            Target::Replay => "replay",
+            Target::LogBytes => "logbytes",
         }
     }
 
@@ -71,6 +88,41 @@ pub enum Outcome {
 impl Outcome {
     pub fn is_failure(&self) -> bool {
         !matches!(self, Outcome::Pass)
+    }
+}
+
+/// Named event counts a target keeps besides pass/fail (how often a
+/// replayed log applied, how often a damaged log parsed, ...). A
+/// `BTreeMap`, so that summaries print in a fixed order.
+pub type Counters = std::collections::BTreeMap<&'static str, u64>;
+
+/// Adds one to counter `key`.
+pub fn bump(c: &mut Counters, key: &'static str) {
+    *c.entry(key).or_default() += 1;
+}
+
+/// A scratch file path unique in this process and among processes (the
+/// process id and a counter), removed when dropped. Smoke tests run in
+/// parallel threads, and release runs in parallel processes.
+pub struct TempFile(PathBuf);
+
+impl TempFile {
+    pub fn new(what: &str) -> TempFile {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        TempFile(
+            std::env::temp_dir().join(format!("vssa-fuzz-{}-{what}-{n}.log", std::process::id())),
+        )
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -97,6 +149,8 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 pub enum Limit {
     Count(u64),
     Time(Duration),
+    /// Whichever comes first: a count goal under a deadline.
+    Either(u64, Duration),
 }
 
 /// A fuzzing run.
@@ -132,6 +186,8 @@ pub struct Summary {
     pub elapsed: Duration,
     /// The first few failures (all are counted).
     pub failures: Vec<Failure>,
+    /// What the target counted besides failures.
+    pub counters: Counters,
 }
 
 impl Summary {
@@ -156,7 +212,11 @@ impl std::fmt::Display for Summary {
             self.crashes,
             self.elapsed.as_secs_f64(),
             self.per_second()
-        )
+        )?;
+        for (i, (k, v)) in self.counters.iter().enumerate() {
+            write!(f, "{}{k} {v}", if i == 0 { "; " } else { ", " })?;
+        }
+        Ok(())
     }
 }
 
@@ -174,12 +234,15 @@ pub fn run_target(target: Target, cfg: &Config) -> Summary {
         crashes: 0,
         elapsed: Duration::ZERO,
         failures: Vec::new(),
+        counters: Counters::new(),
     };
     let mut lir = lir::Checker::new();
+    let mut logs = logbytes::Checker::new();
     loop {
         let more = match cfg.limit {
             Limit::Count(n) => summary.tried < n,
             Limit::Time(d) => t0.elapsed() < d,
+            Limit::Either(n, d) => summary.tried < n && t0.elapsed() < d,
         };
         if !more {
             break;
@@ -190,6 +253,8 @@ pub fn run_target(target: Target, cfg: &Config) -> Summary {
             Target::Bf => bf::check_seed(seed, false),
             Target::Bytes => bf::check_seed(seed, true),
             Target::Lir => lir.check_seed(seed),
+            Target::Replay => replay::check_seed(seed, &mut summary.counters),
+            Target::LogBytes => logs.check_seed(seed, &mut summary.counters),
         };
         match &outcome {
             Outcome::Pass => continue,
@@ -201,6 +266,8 @@ pub fn run_target(target: Target, cfg: &Config) -> Summary {
                 Target::Bf => bf::failure(seed, false, outcome, cfg.shrink),
                 Target::Bytes => bf::failure(seed, true, outcome, cfg.shrink),
                 Target::Lir => lir::failure(seed, outcome),
+                Target::Replay => replay::failure(seed, outcome, cfg.shrink),
+                Target::LogBytes => logs.failure(seed, outcome, cfg.shrink),
             };
             if let Some(dir) = &cfg.out {
                 if let Err(e) = save(dir, target, &failure) {
@@ -252,5 +319,44 @@ mod tests {
         let o = guarded(|| panic!("boom {}", 1));
         assert_eq!(o, Outcome::Crash("boom 1".into()));
         assert_eq!(guarded(|| Outcome::Pass), Outcome::Pass);
+    }
+
+    #[test]
+    fn temp_files_are_distinct_and_removed() {
+        let a = TempFile::new("t");
+        let b = TempFile::new("t");
+        assert_ne!(a.path(), b.path());
+        std::fs::write(a.path(), b"x").unwrap();
+        let p = a.path().to_path_buf();
+        drop(a);
+        assert!(!p.exists());
+    }
+
+    #[test]
+    fn either_limit_stops_at_the_count() {
+        let cfg = Config {
+            seed: 1,
+            limit: Limit::Either(5, Duration::from_secs(600)),
+            out: None,
+            shrink: false,
+        };
+        assert_eq!(run_target(Target::Bytes, &cfg).tried, 5);
+    }
+
+    #[test]
+    fn counters_print_in_order() {
+        let mut s = Summary {
+            target: Target::Replay,
+            tried: 2,
+            mismatches: 0,
+            crashes: 0,
+            elapsed: Duration::from_secs(1),
+            failures: vec![],
+            counters: Counters::new(),
+        };
+        bump(&mut s.counters, "stale");
+        bump(&mut s.counters, "applied-fully");
+        bump(&mut s.counters, "stale");
+        assert!(s.to_string().ends_with("; applied-fully 1, stale 2"), "{s}");
     }
 }

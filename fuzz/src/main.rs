@@ -1,18 +1,21 @@
 //! `vssa-fuzz`: differential fuzzing from the command line.
 //!
 //! ```text
-//! vssa-fuzz [--target bf|lir|bytes|all] (--seconds N | --count N) [--seed S] [--out DIR] [--no-shrink]
+//! vssa-fuzz [--target bf|lir|bytes|replay|logbytes|all] [--seconds N] [--count N] [--seed S] [--out DIR] [--no-shrink]
 //! ```
 //!
 //! Prints one summary line per target and exits with status 1 if any
 //! input failed (reproducers go to `--out`, default `fuzz-failures`).
+//! Given both `--seconds` and `--count`, a target stops at whichever comes
+//! first (a count goal under a deadline).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use vssa_fuzz::{run_target, Config, Limit, Target};
 
-const USAGE: &str = "usage: vssa-fuzz [--target bf|lir|bytes|all] (--seconds N | --count N) \
+const USAGE: &str =
+    "usage: vssa-fuzz [--target bf|lir|bytes|replay|logbytes|all] [--seconds N] [--count N] \
 [--seed S] [--out DIR] [--no-shrink]";
 
 struct Args {
@@ -28,6 +31,8 @@ fn parse_args() -> Result<Args, String> {
         out: Some(PathBuf::from("fuzz-failures")),
         shrink: true,
     };
+    let mut seconds = None;
+    let mut count = None;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
@@ -46,11 +51,11 @@ fn parse_args() -> Result<Args, String> {
                 if !(s.is_finite() && s >= 0.0) {
                     return Err(format!("bad --seconds {v:?}"));
                 }
-                cfg.limit = Limit::Time(Duration::from_secs_f64(s));
+                seconds = Some(Duration::from_secs_f64(s));
             }
             "--count" => {
                 let v = value("--count")?;
-                cfg.limit = Limit::Count(v.parse().map_err(|_| format!("bad --count {v:?}"))?);
+                count = Some(v.parse().map_err(|_| format!("bad --count {v:?}"))?);
             }
             "--seed" => {
                 let v = value("--seed")?;
@@ -68,6 +73,12 @@ fn parse_args() -> Result<Args, String> {
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
+    }
+    match (count, seconds) {
+        (Some(n), Some(d)) => cfg.limit = Limit::Either(n, d),
+        (Some(n), None) => cfg.limit = Limit::Count(n),
+        (None, Some(d)) => cfg.limit = Limit::Time(d),
+        (None, None) => {}
     }
     Ok(Args { targets, cfg })
 }

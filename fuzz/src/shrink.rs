@@ -61,7 +61,7 @@ pub fn shrink_bytes(input: &[u8], budget: usize, fails: &mut dyn FnMut(&[u8]) ->
 }
 
 /// The index of the `]` matching the `[` at `open`, if any.
-fn matching_close(s: &[u8], open: usize) -> Option<usize> {
+pub(crate) fn matching_close(s: &[u8], open: usize) -> Option<usize> {
     let mut depth = 0usize;
     for (k, &b) in s.iter().enumerate().skip(open) {
         match b {

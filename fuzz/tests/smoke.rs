@@ -31,3 +31,13 @@ fn lir_smoke() {
 fn bytes_smoke() {
     smoke(Target::Bytes, 300);
 }
+
+#[test]
+fn replay_smoke() {
+    smoke(Target::Replay, 60);
+}
+
+#[test]
+fn logbytes_smoke() {
+    smoke(Target::LogBytes, 600);
+}

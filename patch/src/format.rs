@@ -1,36 +1,39 @@
-//! The patch-log file: versioned, line-oriented, checksummed text.
+//! Patch-log records and the syntax of one patch line.
+//!
+//! A [`Log`] is one compilation unit's record: the address encoding, the
+//! program key, the refuted guards and the patches. A patch-log *file* holds
+//! several of them: see [`crate::book::LogBook`], which reads and writes the
+//! file (format version 2; version 1, one unit, is still read).
 //!
 //! ```text
-//! vssa-patch-log 1
-//! encoding 1
-//! program <32 hex digits>
-//! patches <count>
 //! replace <target> <by>[ ; <addr> <type> <op> <imm> <input>...]...
-//! ...
-//! checksum <64 hex digits: blake3 of every byte before this line>
 //! ```
 //!
-//! One patch per line, so logs diff well. Every line ends with `\n`.
-//! `docs/patch-log.md` is the full specification; [`Log::parse`] rejects
-//! anything that does not follow it with an error naming the line.
+//! One patch per line, so logs diff well. `docs/patch-log.md` is the full
+//! specification.
 
+use crate::book::LogBook;
 use crate::model::{NewNode, Patch};
 use std::fmt;
 use std::path::Path;
 use vssa::{Addr, BinOp, CmpOp, ConvOp, Op, Type, UnOp};
 
-/// The version of this file format (the number after `vssa-patch-log`).
-pub const FORMAT_VERSION: u32 = 1;
+/// The version of the file format this build writes (the number after
+/// `vssa-patch-log`). It also reads version 1.
+pub const FORMAT_VERSION: u32 = 2;
 
-const MAGIC: &str = "vssa-patch-log";
-
-/// A patch log: what one program's optimization did, as patches.
+/// One compilation unit's record: what the optimizer did to one graph.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Log {
     /// The address-encoding version the addresses were computed with.
     pub encoding: u32,
     /// The [`crate::program_key`] of the graph the patches were recorded on.
     pub program: Addr,
+    /// Addresses of speculation guards that failed at run time (deopt
+    /// decisions: "this guard is replaced by the general code"). Sorted,
+    /// no duplicates (use [`Log::refute`]). Replay stops at the first patch
+    /// that builds one of them: see [`crate::replay()`].
+    pub refuted: Vec<Addr>,
     pub patches: Vec<Patch>,
 }
 
@@ -56,157 +59,61 @@ impl std::error::Error for LogError {}
 
 impl Log {
     /// A log of `patches` for the program with key `program`, in the
-    /// current encoding.
+    /// current encoding, with nothing refuted.
     pub fn new(program: Addr, patches: Vec<Patch>) -> Log {
         Log {
             encoding: vssa::ENCODING_VERSION,
             program,
+            refuted: Vec::new(),
             patches,
         }
     }
 
-    /// The file text, checksum line included.
+    /// Records that the guard at `guard` failed at run time. Keeps
+    /// `refuted` sorted and free of duplicates; `false` if it was there.
+    pub fn refute(&mut self, guard: Addr) -> bool {
+        match self.refuted.binary_search(&guard) {
+            Ok(_) => false,
+            Err(at) => {
+                self.refuted.insert(at, guard);
+                true
+            }
+        }
+    }
+
+    /// Whether `guard` is refuted.
+    pub fn is_refuted(&self, guard: &Addr) -> bool {
+        self.refuted.binary_search(guard).is_ok()
+    }
+
+    /// The file text of a patch log holding just this unit (format
+    /// version 2), checksum line included.
     pub fn to_text(&self) -> String {
-        let mut s = String::with_capacity(64 + self.patches.len() * 120);
-        s.push_str(&format!("{MAGIC} {FORMAT_VERSION}\n"));
-        s.push_str(&format!("encoding {}\n", self.encoding));
-        s.push_str(&format!("program {}\n", self.program));
-        s.push_str(&format!("patches {}\n", self.patches.len()));
-        for p in &self.patches {
-            write_patch(&mut s, p);
-            s.push('\n');
-        }
-        let sum = blake3::hash(s.as_bytes());
-        s.push_str(&format!("checksum {}\n", sum.to_hex()));
-        s
+        crate::book::write_text(self.encoding, std::iter::once(self))
     }
 
-    /// Reads a log from `bytes`; `file` names it in errors.
-    ///
-    /// Checks, in order: the file ends with a complete checksum line
-    /// (otherwise it is truncated), the header (magic, known format
-    /// version), every patch line, the patch count, and the checksum. A log
-    /// in another address encoding parses (its syntax is the same) and is
-    /// then reported stale by [`crate::replay`], never applied.
+    /// Reads a patch-log file that holds exactly one unit (any file of
+    /// format version 1; a version-2 file with `units 1`); `file` names it
+    /// in errors. A file with several units is an error: read it with
+    /// [`LogBook::parse`].
     pub fn parse(bytes: &[u8], file: &str) -> Result<Log, LogError> {
-        let err = |line: Option<usize>, message: String| LogError {
-            file: file.to_string(),
-            line,
-            message,
-        };
-        if bytes.is_empty() {
-            return Err(err(Some(1), "empty file (not a vssa patch log)".into()));
-        }
-        // Lines with their byte offsets; the text after the last '\n' is
-        // a partial line (a truncated file).
-        let mut lines: Vec<(usize, &[u8])> = Vec::new();
-        let mut start = 0;
-        for (i, &b) in bytes.iter().enumerate() {
-            if b == b'\n' {
-                lines.push((start, &bytes[start..i]));
-                start = i + 1;
-            }
-        }
-        if start < bytes.len() {
-            return Err(err(
-                Some(lines.len() + 1),
-                "truncated: the last line has no end (a complete log ends with its checksum line)"
-                    .into(),
-            ));
-        }
-        let text = |n: usize| -> Result<&str, LogError> {
-            std::str::from_utf8(lines[n].1).map_err(|_| err(Some(n + 1), "not valid UTF-8".into()))
-        };
-        // The header first: a future format may end differently.
-        let first = text(0)?;
-        let version = match first.split_once(' ') {
-            Some((MAGIC, v)) => v
-                .parse::<u32>()
-                .map_err(|_| err(Some(1), format!("bad format version `{v}`")))?,
-            _ => {
-                return Err(err(
-                    Some(1),
-                    format!("not a vssa patch log (expected `{MAGIC} {FORMAT_VERSION}`)"),
-                ))
-            }
-        };
-        if version != FORMAT_VERSION {
-            return Err(err(
-                Some(1),
-                format!("unsupported format version {version} (this build reads {FORMAT_VERSION})"),
-            ));
-        }
-        let last = lines.len() - 1;
-        let last_text = text(last)?;
-        let Some(sum) = last_text.strip_prefix("checksum ") else {
-            return Err(err(
-                Some(last + 1),
-                "truncated or damaged: the log does not end with its checksum line".into(),
-            ));
-        };
-        if lines.len() < 5 {
-            return Err(err(
-                Some(lines.len()),
-                "truncated: the header needs 4 lines before the checksum".into(),
-            ));
-        }
-        let field = |n: usize, key: &str| -> Result<&str, LogError> {
-            let t = text(n)?;
-            match t.split_once(' ') {
-                Some((k, v)) if k == key => Ok(v),
-                _ => Err(err(
-                    Some(n + 1),
-                    format!("expected `{key} ...`, found `{}`", clip(t)),
-                )),
-            }
-        };
-        let encoding = field(1, "encoding")?
-            .parse::<u32>()
-            .map_err(|_| err(Some(2), "bad encoding version".into()))?;
-        let program = Addr::from_hex(field(2, "program")?)
-            .ok_or_else(|| err(Some(3), "bad program key (expected 32 hex digits)".into()))?;
-        let count = field(3, "patches")?
-            .parse::<usize>()
-            .map_err(|_| err(Some(4), "bad patch count".into()))?;
-        let body = 4..last;
-        if body.len() != count {
-            return Err(err(
-                Some(4),
-                format!(
-                    "the header says {count} patches but the file has {} patch lines",
-                    body.len()
-                ),
-            ));
-        }
-        let mut patches = Vec::with_capacity(count);
-        for n in body {
-            let p = parse_patch(text(n)?).map_err(|m| err(Some(n + 1), m))?;
-            patches.push(p);
-        }
-        let expected = blake3::hash(&bytes[..lines[last].0]);
-        if sum != expected.to_hex().as_str() {
-            return Err(err(
-                Some(last + 1),
-                "checksum mismatch: the log was changed or damaged after it was written".into(),
-            ));
-        }
-        Ok(Log {
-            encoding,
-            program,
-            patches,
-        })
+        LogBook::parse(bytes, file)?
+            .into_single()
+            .map_err(|n| LogError {
+                file: file.to_string(),
+                line: Some(3),
+                message: format!("the file holds {n} units, expected exactly one"),
+            })
     }
 
-    /// Reads the log at `path`: `Ok(None)` if there is no such file.
+    /// Reads the one-unit log at `path`: `Ok(None)` if there is no such file.
     pub fn load(path: &Path) -> Result<Option<Log>, LogError> {
-        let name = path.display().to_string();
-        match std::fs::read(path) {
-            Ok(bytes) => Log::parse(&bytes, &name).map(Some),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(LogError {
-                file: name,
-                line: None,
-                message: format!("cannot read: {e}"),
+        match LogBook::load(path)? {
+            None => Ok(None),
+            Some(book) => book.into_single().map(Some).map_err(|n| LogError {
+                file: path.display().to_string(),
+                line: Some(3),
+                message: format!("the file holds {n} units, expected exactly one"),
             }),
         }
     }
@@ -219,7 +126,7 @@ impl Log {
 }
 
 /// At most 40 characters of a line, for error messages.
-fn clip(s: &str) -> String {
+pub(crate) fn clip(s: &str) -> String {
     match s.char_indices().nth(40) {
         Some((i, _)) => format!("{}...", &s[..i]),
         None => s.to_string(),
@@ -260,6 +167,8 @@ fn immediate(op: &Op) -> Option<i128> {
         Op::Const { value } => Some(value as i128),
         Op::Load { offset } | Op::Store { offset } => Some(offset as i128),
         Op::Call { func } => Some(func as i128),
+        Op::Guard { reason } => Some(reason as i128),
+        Op::FrameState { resume } => Some(resume as i128),
         _ => None,
     }
 }
@@ -327,6 +236,12 @@ pub fn parse_op(mnemonic: &str, imm: &str) -> Result<Op, String> {
             offset: num(m, imm)?,
         }),
         "call" => Ok(Op::Call { func: num(m, imm)? }),
+        "guard" => Ok(Op::Guard {
+            reason: num(m, imm)?,
+        }),
+        "framestate" => Ok(Op::FrameState {
+            resume: num(m, imm)?,
+        }),
         _ => Err(format!("unknown op `{}`", clip(m))),
     }
 }
@@ -341,92 +256,169 @@ pub fn parse_type(s: &str) -> Result<Type, String> {
         "i32" => Ok(Type::I32),
         "i64" => Ok(Type::I64),
         "ptr" => Ok(Type::Ptr),
+        "frame" => Ok(Type::Frame),
         _ => Err(format!("unknown type `{}`", clip(s))),
     }
 }
 
-fn parse_addr(s: &str, what: &str) -> Result<Addr, String> {
-    hex_addr(s.as_bytes()).ok_or_else(|| {
-        format!(
-            "bad {what} address `{}` (expected 32 lower-case hex digits)",
-            clip(s)
-        )
-    })
-}
-
 /// 32 lower-case hex digits to an address (the log's hot path: a log holds
-/// several addresses per patch).
-fn hex_addr(s: &[u8]) -> Option<Addr> {
-    /// Digit value of each byte, 0xff for bytes that are not lower-case hex.
-    const DIGIT: [u8; 256] = {
-        let mut t = [0xffu8; 256];
-        let mut c = 0;
-        while c < 10 {
-            t[b'0' as usize + c] = c as u8;
-            c += 1;
-        }
-        let mut c = 0;
-        while c < 6 {
-            t[b'a' as usize + c] = 10 + c as u8;
-            c += 1;
-        }
-        t
-    };
+/// several addresses per patch). Eight digits at a time, as bytes of a
+/// `u64` (SWAR): no table, no branch per digit.
+#[inline]
+pub(crate) fn hex_addr(s: &[u8]) -> Option<Addr> {
     let s: &[u8; 32] = s.try_into().ok()?;
     let mut out = [0u8; 16];
-    let mut bad = 0u8;
-    for (i, byte) in out.iter_mut().enumerate() {
-        let (hi, lo) = (DIGIT[s[2 * i] as usize], DIGIT[s[2 * i + 1] as usize]);
-        bad |= hi | lo;
-        *byte = (hi << 4) | (lo & 0x0f);
+    for (k, chunk) in s.chunks_exact(8).enumerate() {
+        let x = u64::from_le_bytes(chunk.try_into().ok()?);
+        let v = hex8(x)?;
+        out[4 * k..4 * k + 4].copy_from_slice(&v);
     }
-    (bad & 0xf0 == 0).then_some(Addr(out))
+    Some(Addr(out))
+}
+
+/// Eight lower-case hex digits (the bytes of `x`, first digit lowest) to
+/// four bytes; `None` if any byte is not `0-9` or `a-f`.
+#[inline]
+fn hex8(x: u64) -> Option<[u8; 4]> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    if x & HIGH != 0 {
+        return None;
+    }
+    // Each byte is below 0x80 and each added constant at most 0x50: no
+    // carry crosses a byte. The high bit of a byte of `ge(c)` says `b >= c`.
+    let ge = |c: u64| (x + (0x80 - c) * ONES) & HIGH;
+    let digit = ge(0x30) & !ge(0x3a);
+    let letter = ge(0x61) & !ge(0x67);
+    if digit | letter != HIGH {
+        return None;
+    }
+    // Digit value: the low nibble, plus 9 for letters (bit 6 set).
+    let v = (x & (0x0f * ONES)) + ((x >> 6) & ONES) * 9;
+    // Byte k of `t` = digit k << 4 | digit k+1; the even bytes are the result.
+    let t = ((v << 4) & (0xf0 * ONES)) | (v >> 8);
+    let b = t.to_le_bytes();
+    Some([b[0], b[2], b[4], b[6]])
 }
 
 /// Parses one patch line. Syntax only: whether each new node's address is
 /// the hash of its parts is checked when replay builds it (that hash is
 /// computed there anyway; computing it twice would double replay's cost).
+///
+/// A hand-written scan over the bytes: this is most of the cost of reading
+/// a log (a big log has tens of thousands of lines of addresses), so it
+/// reads each 32-digit address in place and allocates only the patch.
 pub fn parse_patch(line: &str) -> Result<Patch, String> {
-    let mut groups = line.split(" ; ");
-    let head = groups.next().unwrap_or_default();
-    let mut t = head.split(' ');
-    if t.next() != Some("replace") {
+    if line.ends_with(' ') {
+        return Err("the line ends with a space".into());
+    }
+    let mut t = Tokens {
+        s: line.as_bytes(),
+        at: 0,
+    };
+    if t.next() != Some(&b"replace"[..]) {
         return Err("expected `replace <target> <by>`".into());
     }
-    let target = parse_addr(t.next().unwrap_or_default(), "target")?;
-    let by = parse_addr(t.next().unwrap_or_default(), "replacement")?;
-    if let Some(extra) = t.next() {
-        return Err(format!(
-            "unexpected `{}` after the replacement address",
-            clip(extra)
-        ));
+    let target = t.addr("target")?;
+    let by = t.addr("replacement")?;
+    let mut nodes = crate::PatchNodes::new();
+    match t.next() {
+        None => return Ok(Patch { target, by, nodes }),
+        Some(b";") => {}
+        Some(extra) => {
+            return Err(format!(
+                "unexpected `{}` after the replacement address",
+                clip(&String::from_utf8_lossy(extra))
+            ))
+        }
     }
-    let mut nodes = Vec::new();
-    for (k, g) in groups.enumerate() {
-        let at = |m: String| format!("new node {}: {m}", k + 1);
-        let mut t = g.split(' ');
-        let addr = parse_addr(t.next().unwrap_or_default(), "node").map_err(at)?;
-        let ty = parse_type(t.next().unwrap_or_default()).map_err(at)?;
-        let mnemonic = t.next().ok_or_else(|| at("missing op".into()))?;
-        let imm = t.next().ok_or_else(|| at("missing immediate".into()))?;
+    loop {
+        let k = nodes.len() + 1;
+        let at = |m: String| format!("new node {k}: {m}");
+        let addr = t.addr("node").map_err(at)?;
+        let ty = parse_type(t.text().unwrap_or_default()).map_err(at)?;
+        let mnemonic = t.text().ok_or_else(|| at("missing op".into()))?;
+        let imm = t.text().ok_or_else(|| at("missing immediate".into()))?;
         let op = parse_op(mnemonic, imm).map_err(at)?;
         if matches!(op, Op::Loop { .. }) {
             return Err(at(
                 "a loop cannot be built by a patch (its back edge is not hashed)".into(),
             ));
         }
-        let inputs = t
-            .map(|s| parse_addr(s, "input"))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(at)?;
+        let mut inputs = crate::RecipeInputs::new();
+        let more = loop {
+            if t.done() {
+                break false;
+            }
+            if t.peek_sep() {
+                t.next();
+                break true;
+            }
+            inputs.push(t.addr("input").map_err(at)?);
+        };
         nodes.push(NewNode {
             addr,
             op,
             ty,
             inputs,
         });
+        if !more {
+            return Ok(Patch { target, by, nodes });
+        }
     }
-    Ok(Patch { target, by, nodes })
+}
+
+/// Space-separated tokens of one line.
+struct Tokens<'a> {
+    s: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Tokens<'a> {
+    fn done(&self) -> bool {
+        self.at >= self.s.len()
+    }
+
+    /// The next token (up to a space or the end), or `None` at the end.
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.done() {
+            return None;
+        }
+        let rest = &self.s[self.at..];
+        let n = rest.iter().position(|&c| c == b' ').unwrap_or(rest.len());
+        self.at += n + 1;
+        Some(&rest[..n])
+    }
+
+    /// The next token as text (tokens are split at ASCII spaces, so each
+    /// is valid UTF-8 when the line is).
+    fn text(&mut self) -> Option<&'a str> {
+        self.next()
+            .map(|b| std::str::from_utf8(b).unwrap_or("\u{fffd}"))
+    }
+
+    /// Whether the next token is the node separator `;`.
+    fn peek_sep(&self) -> bool {
+        let rest = &self.s[self.at..];
+        rest.first() == Some(&b';') && rest.get(1).is_none_or(|&c| c == b' ')
+    }
+
+    /// The next token as an address: 32 lower-case hex digits.
+    fn addr(&mut self, what: &str) -> Result<Addr, String> {
+        let rest = &self.s[self.at.min(self.s.len())..];
+        // The fast path: 32 digits then a space or the end.
+        if rest.len() >= 32 && rest.get(32).is_none_or(|&c| c == b' ') {
+            if let Some(a) = hex_addr(&rest[..32]) {
+                self.at += 33;
+                return Ok(a);
+            }
+        }
+        let tok = self.next().unwrap_or_default();
+        Err(format!(
+            "bad {what} address `{}` (expected 32 lower-case hex digits)",
+            clip(&String::from_utf8_lossy(tok))
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -447,7 +439,7 @@ mod tests {
         assert!(log.patches.iter().any(|p| !p.nodes.is_empty()));
         let text = log.to_text();
         assert_eq!(Log::parse(text.as_bytes(), "t").unwrap(), log);
-        assert!(text.starts_with("vssa-patch-log 1\nencoding 1\nprogram "));
+        assert!(text.starts_with("vssa-patch-log 2\nencoding 1\nunits 1\nunit "));
         assert_eq!(text.lines().count(), 5 + log.patches.len());
     }
 
@@ -471,6 +463,8 @@ mod tests {
             Op::Load { offset: -7 },
             Op::Store { offset: i32::MAX },
             Op::Call { func: 9 },
+            Op::Guard { reason: u32::MAX },
+            Op::FrameState { resume: u64::MAX },
         ];
         for op in ops {
             let imm = immediate(&op).map_or("-".to_string(), |v| v.to_string());
@@ -500,12 +494,12 @@ mod tests {
             );
         }
         // Unknown version.
-        let v2 = text.replacen("vssa-patch-log 1", "vssa-patch-log 2", 1);
-        let e = Log::parse(v2.as_bytes(), "f").unwrap_err();
+        let v3 = text.replacen("vssa-patch-log 2", "vssa-patch-log 3", 1);
+        let e = Log::parse(v3.as_bytes(), "f").unwrap_err();
         assert_eq!(line_of(&e), Some(1));
         assert!(
             e.to_string()
-                .starts_with("f:1: unsupported format version 2"),
+                .starts_with("f:1: unsupported format version 3"),
             "{e}"
         );
         // A changed hex digit in a patch: the checksum (or address check) catches it.
@@ -529,6 +523,85 @@ mod tests {
         log.encoding = 99;
         let back = Log::parse(log.to_text().as_bytes(), "f").unwrap();
         assert_eq!(back.encoding, 99);
+    }
+
+    #[test]
+    fn refutes_round_trip_sorted() {
+        let mut log = recorded();
+        log.refute(Addr([9; 16]));
+        log.refute(Addr([3; 16]));
+        log.refute(Addr([9; 16]));
+        assert_eq!(log.refuted, vec![Addr([3; 16]), Addr([9; 16])]);
+        assert!(log.is_refuted(&Addr([3; 16])) && !log.is_refuted(&Addr([4; 16])));
+        let text = log.to_text();
+        assert!(text.contains(&format!("refute {}\n", Addr([3; 16]))));
+        assert_eq!(Log::parse(text.as_bytes(), "t").unwrap(), log);
+        // Written sorted even when the field was filled by hand.
+        let mut hand = log.clone();
+        hand.refuted = vec![Addr([9; 16]), Addr([3; 16]), Addr([9; 16])];
+        assert_eq!(hand.to_text(), text);
+    }
+
+    #[test]
+    fn hex_addresses_parse_exactly() {
+        for seed in 0..64u8 {
+            let a = Addr(std::array::from_fn(|i| {
+                (i as u8).wrapping_mul(37) ^ seed.wrapping_mul(101)
+            }));
+            assert_eq!(hex_addr(a.to_hex().as_bytes()), Some(a));
+        }
+        assert_eq!(hex_addr(&[b'f'; 32]), Some(Addr([0xff; 16])));
+        assert_eq!(hex_addr(&[b'0'; 32]), Some(Addr([0; 16])));
+        let good = Addr([0x5a; 16]).to_hex().into_bytes();
+        for i in 0..32 {
+            for b in 0..=255u8 {
+                let mut t = good.clone();
+                t[i] = b;
+                let valid = b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+                assert_eq!(hex_addr(&t).is_some(), valid, "byte {b:#x} at {i}");
+            }
+        }
+        assert_eq!(hex_addr(&good[..31]), None);
+    }
+
+    #[test]
+    fn patch_lines_are_strict() {
+        let log = recorded();
+        let p = log.patches.iter().find(|p| !p.nodes.is_empty()).unwrap();
+        let mut line = String::new();
+        write_patch(&mut line, p);
+        assert_eq!(parse_patch(&line).as_ref(), Ok(p));
+        let bad = [
+            format!("{line} "),
+            format!("{line} ;"),
+            format!("{line} ; "),
+            line.replacen(" ; ", " ;  ", 1),
+            line.replacen(" ; ", "  ; ", 1),
+            line.replacen(" ; ", " ;", 1),
+            line.replacen("replace ", "replace  ", 1),
+            line.replacen("replace ", "", 1),
+            line[..line.len() - 1].to_string(),
+            format!("{line}0"),
+            line.replacen(" ; ", " ", 1),
+            line.replacen(" i64 ", " i65 ", 1),
+            String::new(),
+            "replace".to_string(),
+        ];
+        for b in &bad {
+            assert!(parse_patch(b).is_err(), "accepted `{b}`");
+        }
+        let upper = line.to_uppercase().replacen("REPLACE", "replace", 1);
+        assert!(parse_patch(&upper).is_err());
+    }
+
+    #[test]
+    fn a_book_of_two_units_is_not_one_log() {
+        let mut book = crate::LogBook::new();
+        book.insert(Log::new(Addr([1; 16]), vec![]));
+        book.insert(Log::new(Addr([2; 16]), vec![]));
+        let e = Log::parse(book.to_text().as_bytes(), "b").unwrap_err();
+        assert_eq!(e.line, Some(3), "{e}");
+        assert!(e.message.contains("2 units"), "{e}");
     }
 
     #[test]

@@ -11,15 +11,18 @@
 //! Where it sits in the pipeline:
 //!
 //! ```text
-//! front-end builds G ──► Recorder::start(G) ──► replay(G, log)  ──► optimize(G) (only if
-//!                                               (applies patches)    something was not applied)
-//!                    ──► Recorder::finish(G) ──► Log ──► save (atomic) ──► schedule, codegen
+//! front-end builds G ──► Recorder::start(G) ──► replay(G, book.unit(key)) ──► optimize(G) (only if
+//!                                               (applies patches)             something was not applied)
+//!                    ──► Recorder::log(G) ──► book.insert(log) ──► save (atomic) ──► schedule, codegen
 //! ```
 //!
 //! * [`model`]: the patch model and the recorder (graph → patches).
-//! * [`replay`]: applying a log by address lookup, with an outcome per patch
-//!   (applied, stale, conflicting); never panics, never misapplies.
-//! * [`format`]: the versioned, checksummed, one-patch-per-line text file.
+//! * [`mod@replay`]: applying a log by address lookup, with an outcome per patch
+//!   (applied, stale, conflicting, or refuted: cut by a guard that failed
+//!   at run time); never panics, never misapplies.
+//! * [`mod@format`]: a unit's [`Log`] and the syntax of one patch line.
+//! * [`book`]: the patch-log file, [`LogBook`]: every unit's log in one
+//!   versioned, checksummed, one-patch-per-line text file.
 //! * [`write_atomic`]: temp-file-and-rename writes, shared with the front-ends.
 //!
 //! `docs/patch-log.md` describes the model, the file format and the
@@ -27,12 +30,14 @@
 
 #![forbid(unsafe_code)]
 
+pub mod book;
 pub mod format;
 mod fsutil;
 pub mod model;
 pub mod replay;
 
+pub use book::LogBook;
 pub use format::{Log, LogError, FORMAT_VERSION};
 pub use fsutil::write_atomic;
-pub use model::{program_key, NewNode, Patch, RecordError, Recorder};
+pub use model::{program_key, NewNode, Patch, PatchNodes, RecipeInputs, RecordError, Recorder};
 pub use replay::{replay, LogMismatch, Outcome, ReplayReport};

@@ -20,6 +20,11 @@
 use std::fmt;
 use vssa::{Addr, Graph, NodeId, Op, Type};
 
+/// A recipe node's input addresses: nodes have few inputs, and a log
+/// holds tens of thousands of recipe nodes, so they are kept inline (no
+/// allocation per node when a log is read).
+pub type RecipeInputs = smallvec::SmallVec<[Addr; 3]>;
+
 /// A node a patch builds before its replacement.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewNode {
@@ -28,15 +33,20 @@ pub struct NewNode {
     pub op: Op,
     pub ty: Type,
     /// Input addresses, in input order (new nodes have no back edge).
-    pub inputs: Vec<Addr>,
+    pub inputs: RecipeInputs,
 }
+
+/// A patch's new nodes: most patches build none or one, so one is kept
+/// inline (a log is read without an allocation per patch, and replay walks
+/// the patches and their nodes in one contiguous array).
+pub type PatchNodes = smallvec::SmallVec<[NewNode; 1]>;
 
 /// One optimizing mutation: build `nodes` in order, then replace `target` by `by`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Patch {
     pub target: Addr,
     pub by: Addr,
-    pub nodes: Vec<NewNode>,
+    pub nodes: PatchNodes,
 }
 
 impl Patch {
@@ -194,7 +204,7 @@ impl Recorder {
         let mut patches = Vec::with_capacity(repls.len());
         let mut k = 0usize;
         for (j, &(old, new)) in repls.iter().enumerate() {
-            let mut nodes = Vec::new();
+            let mut nodes = PatchNodes::new();
             while k < pos.len() && pos[k] == j {
                 let id = NodeId::from_index(base + k);
                 nodes.push(NewNode {
@@ -214,7 +224,7 @@ impl Recorder {
         Ok(patches)
     }
 
-    /// [`crate::replay`] onto the graph this recorder was started on, reusing
+    /// [`crate::replay()`] onto the graph this recorder was started on, reusing
     /// its program key (saves hashing the graph twice). Call it before any
     /// other change to the graph.
     pub fn replay(&self, g: &mut Graph, log: &crate::Log) -> crate::ReplayReport {
@@ -320,8 +330,9 @@ pub(crate) mod tests {
                 addr: a(3),
                 op: Op::Bin(BinOp::Add),
                 ty: Type::I64,
-                inputs: vec![a(2), a(2)],
-            }],
+                inputs: vec![a(2), a(2)].into(),
+            }]
+            .into(),
         };
         assert_eq!(p.prerequisites(), vec![a(1), a(2)]);
     }

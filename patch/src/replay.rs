@@ -9,6 +9,11 @@
 //! another address encoding (see [`LogMismatch`]): addresses alone cannot
 //! tell two programs apart that differ only in a loop's back edge, so the
 //! log's program key must match before any patch is considered.
+//!
+//! A log's refuted guards ([`Log::refuted`]) cut it: the first patch that
+//! builds one, and every later patch, are [`Outcome::Refuted`] and not
+//! applied. Those patches were recorded on a graph that had the
+//! speculation which failed at run time.
 
 use crate::format::Log;
 use crate::model::{program_key, Patch};
@@ -26,6 +31,13 @@ pub enum Outcome {
     /// or an input is already replaced differently, a node would come out
     /// with another address, or the graph refused the replacement).
     Conflicting { reason: String },
+    /// Skipped because of a run-time deopt decision: this patch, or an
+    /// earlier one of the same log, builds (or replaces by) the guard
+    /// `guard`, which is in [`Log::refuted`]. Every patch from the first
+    /// such one on was recorded on a graph that had the failed
+    /// speculation, so none of them is replayed; the optimizer redoes
+    /// what is left.
+    Refuted { guard: Addr },
 }
 
 /// Why a whole log does not belong to this graph.
@@ -62,6 +74,8 @@ pub struct ReplayReport {
     pub applied: usize,
     pub stale: usize,
     pub conflicting: usize,
+    /// Patches skipped because of a refuted guard ([`Outcome::Refuted`]).
+    pub refuted: usize,
     /// Set when the whole log was skipped as stale.
     pub mismatch: Option<LogMismatch>,
 }
@@ -102,18 +116,47 @@ pub(crate) fn replay_keyed(g: &mut Graph, log: &Log, key: Addr) -> ReplayReport 
             ..ReplayReport::default()
         };
     }
-    apply_patches(g, &log.patches)
+    // `Log::refute` keeps the list sorted; a hand-built log may not.
+    if log.refuted.windows(2).all(|w| w[0] < w[1]) {
+        apply_patches(g, &log.patches, &log.refuted)
+    } else {
+        let mut sorted = log.refuted.clone();
+        sorted.sort();
+        apply_patches(g, &log.patches, &sorted)
+    }
 }
 
-/// Applies patches without the program check: the per-patch rules only.
-pub(crate) fn apply_patches(g: &mut Graph, patches: &[Patch]) -> ReplayReport {
+/// The refuted guard a patch builds or replaces by, if any. `refuted` is
+/// sorted (a [`Log`] keeps it so), hence the binary search.
+fn builds_refuted(p: &Patch, refuted: &[Addr]) -> Option<Addr> {
+    let hit = |a: &Addr| refuted.binary_search(a).is_ok();
+    if hit(&p.by) {
+        return Some(p.by);
+    }
+    p.nodes.iter().map(|n| n.addr).find(hit)
+}
+
+/// Applies patches without the program check: the per-patch rules, and the
+/// refute rule (from the first patch that builds a guard in `refuted` on,
+/// every patch is [`Outcome::Refuted`]). `refuted` must be sorted.
+pub(crate) fn apply_patches(g: &mut Graph, patches: &[Patch], refuted: &[Addr]) -> ReplayReport {
     let mut report = ReplayReport::default();
+    report.outcomes.reserve(patches.len());
+    let mut cut: Option<Addr> = None;
+    let mut scratch = Scratch::default();
     for p in patches {
-        let o = apply(g, p);
+        if cut.is_none() && !refuted.is_empty() {
+            cut = builds_refuted(p, refuted);
+        }
+        let o = match cut {
+            Some(guard) => Outcome::Refuted { guard },
+            None => apply(g, p, &mut scratch),
+        };
         match o {
             Outcome::Applied => report.applied += 1,
             Outcome::Stale { .. } => report.stale += 1,
             Outcome::Conflicting { .. } => report.conflicting += 1,
+            Outcome::Refuted { .. } => report.refuted += 1,
         }
         report.outcomes.push(o);
     }
@@ -139,22 +182,41 @@ fn in_recipe(p: &Patch, upto: usize, a: &Addr) -> Option<usize> {
     p.nodes[..upto].iter().rposition(|n| n.addr == *a)
 }
 
+/// Recipes up to this many nodes are searched before the graph: most
+/// inputs named by a small recipe that are not in the graph are its own
+/// nodes, and a short scan is cheaper than a hash-map miss.
+const SMALL_RECIPE: usize = 8;
+
+/// Buffers reused from patch to patch (replay's per-patch work is small;
+/// allocating them per patch showed in profiles).
+#[derive(Default)]
+struct Scratch {
+    srcs: Vec<Src>,
+    built: Vec<NodeId>,
+    inputs: Vec<NodeId>,
+}
+
 /// One patch: check everything first, so that a skipped patch changes
 /// nothing; each address is looked up once.
-fn apply(g: &mut Graph, p: &Patch) -> Outcome {
+fn apply(g: &mut Graph, p: &Patch, s: &mut Scratch) -> Outcome {
     let Some(target) = g.lookup(&p.target) else {
         return Outcome::Stale {
             missing: Some(p.target),
         };
     };
-    let mut srcs: Vec<Src> = Vec::with_capacity(p.nodes.iter().map(|n| n.inputs.len()).sum());
+    let small = p.nodes.len() <= SMALL_RECIPE;
+    s.srcs.clear();
     for (k, n) in p.nodes.iter().enumerate() {
         if matches!(n.op, Op::Loop { .. }) {
             return conflict(format!("new node {} is a loop", n.addr.short()));
         }
         for (slot, a) in n.inputs.iter().enumerate() {
-            let src = match g.lookup(a) {
-                Some(id) => {
+            let early = if small { in_recipe(p, k, a) } else { None };
+            let src = match early
+                .map(Src::Recipe)
+                .or_else(|| g.lookup(a).map(Src::Graph))
+            {
+                Some(Src::Graph(id)) => {
                     if g.resolve(id) != id {
                         return conflict(format!(
                             "input {} of new node {} is already replaced",
@@ -174,27 +236,38 @@ fn apply(g: &mut Graph, p: &Patch) -> Outcome {
                     }
                     Src::Graph(id)
                 }
-                None => match in_recipe(p, k, a) {
+                Some(r) => r,
+                None => match (!small).then(|| in_recipe(p, k, a)).flatten() {
                     Some(j) => Src::Recipe(j),
                     None => return Outcome::Stale { missing: Some(*a) },
                 },
             };
-            srcs.push(src);
+            s.srcs.push(src);
         }
     }
-    let by = match g.lookup(&p.by) {
-        Some(id) => Src::Graph(id),
-        None => match in_recipe(p, p.nodes.len(), &p.by) {
-            Some(j) => Src::Recipe(j),
-            None => {
-                return Outcome::Stale {
-                    missing: Some(p.by),
+    // `by` is most often the recipe's last node.
+    let last = p.nodes.len().checked_sub(1);
+    let by = match last.filter(|&j| p.nodes[j].addr == p.by) {
+        Some(j) => Src::Recipe(j),
+        None => match g.lookup(&p.by) {
+            Some(id) => Src::Graph(id),
+            None => match in_recipe(p, p.nodes.len(), &p.by) {
+                Some(j) => Src::Recipe(j),
+                None => {
+                    return Outcome::Stale {
+                        missing: Some(p.by),
+                    }
                 }
-            }
+            },
         },
     };
     if g.node(target).replaced_by().is_some() {
-        let same = matches!(by, Src::Graph(b) if g.resolve(b) == g.resolve(target));
+        let by_now = match by {
+            Src::Graph(b) => Some(b),
+            // Built before (replaying twice): the graph has it.
+            Src::Recipe(_) => g.lookup(&p.by),
+        };
+        let same = by_now.is_some_and(|b| g.resolve(b) == g.resolve(target));
         return if same {
             Outcome::Applied
         } else {
@@ -202,20 +275,19 @@ fn apply(g: &mut Graph, p: &Patch) -> Outcome {
         };
     }
     // Build the new nodes exactly as recorded (no peepholes).
-    let mut built: Vec<NodeId> = Vec::with_capacity(p.nodes.len());
+    s.built.clear();
     let mut next = 0;
-    let mut inputs: Vec<NodeId> = Vec::new();
     for n in &p.nodes {
-        inputs.clear();
-        for s in &srcs[next..next + n.inputs.len()] {
-            inputs.push(match *s {
+        s.inputs.clear();
+        for src in &s.srcs[next..next + n.inputs.len()] {
+            s.inputs.push(match *src {
                 Src::Graph(id) => id,
-                Src::Recipe(j) => built[j],
+                Src::Recipe(j) => s.built[j],
             });
         }
         next += n.inputs.len();
-        match g.intern(n.op, n.ty, &inputs) {
-            Ok(id) if g.addr(id) == n.addr => built.push(id),
+        match g.intern(n.op, n.ty, &s.inputs) {
+            Ok(id) if g.addr(id) == n.addr => s.built.push(id),
             Ok(_) => {
                 return conflict(format!(
                     "new node {} came out with another address",
@@ -227,7 +299,7 @@ fn apply(g: &mut Graph, p: &Patch) -> Outcome {
     }
     let by = match by {
         Src::Graph(id) => id,
-        Src::Recipe(j) => built[j],
+        Src::Recipe(j) => s.built[j],
     };
     match g.replace(target, by) {
         Ok(()) => Outcome::Applied,
@@ -273,7 +345,7 @@ mod tests {
         let mut g = sample();
         replay(&mut g, &log);
         // (The program key no longer matches a replayed graph: per patch.)
-        let again = apply_patches(&mut g, &log.patches);
+        let again = apply_patches(&mut g, &log.patches, &[]);
         assert_eq!(again.applied, log.patches.len());
         assert_eq!(again.stale + again.conflicting, 0, "{again:?}");
     }
@@ -302,7 +374,7 @@ mod tests {
         let r = g.ret(e.ctrl, e.mem, c).unwrap();
         g.finish(&[r]).unwrap();
         let len = g.len();
-        let rep = apply_patches(&mut g, &log.patches);
+        let rep = apply_patches(&mut g, &log.patches, &[]);
         assert_eq!(rep.stale, log.patches.len(), "{rep:?}");
         assert_eq!(g.len(), len);
         assert!(g.replacements().is_empty());
@@ -317,12 +389,66 @@ mod tests {
         // Replace the target by some other node of its type first.
         let other = g.iconst(g.ty(target), 12345).unwrap();
         g.replace(target, other).unwrap();
-        let rep = apply_patches(&mut g, std::slice::from_ref(first));
+        let rep = apply_patches(&mut g, std::slice::from_ref(first), &[]);
         assert!(
             matches!(rep.outcomes[0], Outcome::Conflicting { .. }),
             "{rep:?}"
         );
         assert_eq!(g.resolve(target), other);
+    }
+
+    /// A sample with a guard-like node: the refute rule only looks at
+    /// addresses, so any node a patch builds can stand for the guard.
+    #[test]
+    fn a_refuted_guard_cuts_the_log_from_the_patch_that_builds_it() {
+        let (opt, log) = recorded();
+        let k = log
+            .patches
+            .iter()
+            .position(|p| !p.nodes.is_empty())
+            .expect("the sample builds nodes");
+        let guard = log.patches[k].nodes[0].addr;
+        let mut cut = log.clone();
+        assert!(cut.refute(guard));
+        assert!(!cut.refute(guard), "refuted twice");
+        cut.refute(Addr([0xff; 16])); // never built: no effect on its own
+        assert_eq!(cut.refuted.len(), 2);
+        assert!(cut.refuted.windows(2).all(|w| w[0] < w[1]));
+        let mut g = sample();
+        let r = replay(&mut g, &cut);
+        assert_eq!(r.applied, k, "{r:?}");
+        assert_eq!(r.refuted, log.patches.len() - k);
+        assert!(!r.complete());
+        for o in &r.outcomes[k..] {
+            assert_eq!(*o, Outcome::Refuted { guard });
+        }
+        assert_eq!(
+            g.replacements().len(),
+            k,
+            "nothing from the guard's patch on"
+        );
+        // The optimizer redoes the rest and reaches the same graph.
+        vssa::optimize(&mut g).unwrap();
+        assert_eq!(live_addrs(&g), live_addrs(&opt));
+        // A refute list out of order (hand-built) still works.
+        let mut unsorted = log.clone();
+        unsorted.refuted = vec![Addr([0xff; 16]), guard];
+        let r = replay(&mut sample(), &unsorted);
+        assert_eq!(r.refuted, log.patches.len() - k);
+        // A refuted address nothing builds changes nothing.
+        let mut other = log.clone();
+        other.refute(Addr([0xee; 16]));
+        assert!(replay(&mut sample(), &other).complete());
+    }
+
+    #[test]
+    fn a_refuted_replacement_cuts_too() {
+        let (_, log) = recorded();
+        let mut cut = log.clone();
+        cut.refute(log.patches[0].by);
+        let r = replay(&mut sample(), &cut);
+        assert_eq!(r.refuted, log.patches.len(), "{r:?}");
+        assert_eq!(r.applied, 0);
     }
 
     #[test]
@@ -339,7 +465,7 @@ mod tests {
             p.by = wrong;
         }
         let mut g = sample();
-        let rep = apply_patches(&mut g, &patches);
+        let rep = apply_patches(&mut g, &patches, &[]);
         assert!(rep.conflicting + rep.stale > 0, "{rep:?}");
     }
 }

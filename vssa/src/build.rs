@@ -154,6 +154,21 @@ impl Graph {
         Ok((mem, result))
     }
 
+    /// The guest state at a deoptimization point: resume point `resume`,
+    /// memory `mem` and live slot values `values` (see [`Op::FrameState`]).
+    pub fn frame_state(&mut self, resume: u64, mem: NodeId, values: &[NodeId]) -> R {
+        let mut inputs = Vec::with_capacity(values.len() + 1);
+        inputs.push(mem);
+        inputs.extend_from_slice(values);
+        self.build(Op::FrameState { resume }, Type::Frame, &inputs)
+    }
+
+    /// Goes on when `cond != 0`, else deoptimizes to `frame`; returns the
+    /// control that goes on (see [`Op::Guard`]).
+    pub fn guard(&mut self, ctrl: NodeId, cond: NodeId, frame: NodeId, reason: u32) -> R {
+        self.build(Op::Guard { reason }, Type::Ctrl, &[ctrl, cond, frame])
+    }
+
     /// Leaves the function with `value`.
     pub fn ret(&mut self, ctrl: NodeId, mem: NodeId, value: NodeId) -> R {
         self.build(Op::Return, Type::Ctrl, &[ctrl, mem, value])

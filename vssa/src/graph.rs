@@ -14,6 +14,7 @@ use crate::addr::{address, Addr};
 use crate::op::Op;
 use crate::types::Type;
 use smallvec::SmallVec;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -368,7 +369,16 @@ impl Graph {
             other => other,
         };
         let addr = self.address_of(&op, ty, inputs);
-        if let Some(&existing) = self.by_addr.get(&addr) {
+        // One probe of the address map for a hit or a new node alike.
+        let id = NodeId::from_index(self.nodes.len());
+        let existing = match self.by_addr.entry(addr) {
+            Entry::Occupied(e) => *e.get(),
+            Entry::Vacant(v) => {
+                v.insert(id);
+                id
+            }
+        };
+        if existing != id {
             let e = &self.nodes[existing.index()];
             let h = self.hashed_arity(existing);
             let same = e.op == op && e.ty == ty && e.inputs[..h] == *inputs;
@@ -378,7 +388,6 @@ impl Graph {
                 Err(GraphError::Collision { addr, existing })
             };
         }
-        let id = NodeId::from_index(self.nodes.len());
         for &i in inputs {
             self.nodes[i.index()].uses += 1;
         }
@@ -390,7 +399,6 @@ impl Graph {
             replaced_by: None,
             uses: 0,
         });
-        self.by_addr.insert(addr, id);
         Ok(id)
     }
 

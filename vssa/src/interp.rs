@@ -77,6 +77,15 @@ pub enum InterpError {
     StaleMemory { node: NodeId },
     /// A parameter index with no argument given.
     MissingArg { node: NodeId, index: u32 },
+    /// A `Guard` failed: the function deoptimized to the `FrameState` with
+    /// resume point `resume`, whose slot values (normalized to their types)
+    /// are `values`. Not a fault of the graph: the way a guarded function
+    /// leaves when a speculation or check does not hold.
+    Deopt {
+        guard: NodeId,
+        resume: u64,
+        values: Vec<i64>,
+    },
     /// The graph does not have a shape this interpreter can run.
     BadGraph {
         node: Option<NodeId>,
@@ -104,6 +113,14 @@ impl fmt::Display for InterpError {
             InterpError::MissingArg { node, index } => {
                 write!(f, "{node}: parameter {index} has no argument")
             }
+            InterpError::Deopt {
+                guard,
+                resume,
+                values,
+            } => write!(
+                f,
+                "{guard}: deoptimized to resume point {resume} with {values:?}"
+            ),
             InterpError::BadGraph {
                 node: Some(n),
                 reason,
@@ -279,9 +296,9 @@ impl Shape {
                     };
                     phis[r.index()].push(id);
                 }
-                Op::If | Op::Return | Op::Region | Op::Loop { .. } => {
+                Op::If | Op::Return | Op::Guard { .. } | Op::Region | Op::Loop { .. } => {
                     let slots = match op {
-                        Op::If | Op::Return => 1.min(ins.len()),
+                        Op::If | Op::Return | Op::Guard { .. } => 1.min(ins.len()),
                         _ => ins.len(),
                     };
                     for (k, &c) in ins[..slots].iter().enumerate() {
@@ -397,6 +414,15 @@ impl Machine<'_> {
                     }
                     return self.demand(self.input(next, 2)?);
                 }
+                Op::Guard { .. } => {
+                    // A guard is a control point of its own: what it
+                    // protects is pinned to it and runs only if it passes.
+                    if self.demand(self.input(next, 1)?)? != 0 {
+                        self.enter(next)?;
+                        continue;
+                    }
+                    return Err(self.deopt(next)?);
+                }
                 Op::Region | Op::Loop { .. } => {
                     // All phis read their inputs in the predecessor's visit,
                     // then take them at once.
@@ -420,6 +446,30 @@ impl Machine<'_> {
                 }
             }
         }
+    }
+
+    /// The state a failing `guard` hands over: its frame state's values.
+    fn deopt(&mut self, guard: NodeId) -> Result<InterpError, InterpError> {
+        let frame = self.input(guard, 2)?;
+        let Op::FrameState { resume } = self.g.op(frame) else {
+            return Err(InterpError::BadGraph {
+                node: Some(guard),
+                reason: "a guard whose input 2 is not a frame state",
+            });
+        };
+        let mem = self.demand(self.input(frame, 0)?)?;
+        if self.linear && mem != self.latest {
+            return Err(InterpError::NonLinearMemory { node: frame });
+        }
+        let mut values = Vec::with_capacity(self.g.arity(frame).saturating_sub(1));
+        for i in 1..self.g.arity(frame) {
+            values.push(self.demand(self.g.input(frame, i))?);
+        }
+        Ok(InterpError::Deopt {
+            guard,
+            resume,
+            values,
+        })
     }
 
     fn enter(&mut self, c: NodeId) -> Result<(), InterpError> {

@@ -108,6 +108,20 @@ pub enum Op {
     Return,
     /// The graph's single sink: inputs are every `Return`.
     End,
+    /// A speculation or check that leaves compiled code when it fails:
+    /// inputs `[ctrl, cond, frame]`, type `Ctrl`. Control goes on when
+    /// `cond != 0`; otherwise the function *deoptimizes*: it stops and hands
+    /// the guest the state `frame` (a `FrameState`) describes. `reason` is
+    /// the guest's own code for why the guard is there (e.g. "bounds" or
+    /// "never taken"); vssa does not interpret it. Threaded on control like
+    /// any effect, so nothing it protects is hoisted above it.
+    Guard { reason: u32 },
+    /// The guest's state at a point where a `Guard` may leave: inputs
+    /// `[mem, v0, v1, ...]`, type `Frame`. `resume` is the guest's resume
+    /// point (e.g. its pc); `v0..` are the values of the guest's live slots,
+    /// in the guest's order, and `mem` is the memory state the guest sees
+    /// there. Not code: it floats, and only `Guard`s use it.
+    FrameState { resume: u64 },
 
     // ---- data ----
     /// An integer or pointer constant, normalized to its type's width.
@@ -152,6 +166,7 @@ impl Op {
             Op::Proj { .. } => 5,
             Op::Return => 6,
             Op::End => 7,
+            Op::Guard { .. } => 8,
             Op::Const { .. } => 16,
             Op::Bin(_) => 17,
             Op::Un(_) => 18,
@@ -163,6 +178,7 @@ impl Op {
             Op::Load { .. } => 32,
             Op::Store { .. } => 33,
             Op::Call { .. } => 34,
+            Op::FrameState { .. } => 40,
         }
     }
 
@@ -180,6 +196,8 @@ impl Op {
                 out.extend_from_slice(&offset.to_le_bytes())
             }
             Op::Call { func } => out.extend_from_slice(&func.to_le_bytes()),
+            Op::Guard { reason } => out.extend_from_slice(&reason.to_le_bytes()),
+            Op::FrameState { resume } => out.extend_from_slice(&resume.to_le_bytes()),
             Op::Start | Op::Region | Op::If | Op::Return | Op::End | Op::Select | Op::PtrAdd => {}
         }
     }
@@ -188,7 +206,13 @@ impl Op {
     pub fn is_control(&self) -> bool {
         matches!(
             self,
-            Op::Start | Op::Region | Op::Loop { .. } | Op::If | Op::Return | Op::End
+            Op::Start
+                | Op::Region
+                | Op::Loop { .. }
+                | Op::If
+                | Op::Return
+                | Op::End
+                | Op::Guard { .. }
         )
     }
 
@@ -217,6 +241,7 @@ impl Op {
             Op::Proj { .. } => "proj",
             Op::Return => "return",
             Op::End => "end",
+            Op::Guard { .. } => "guard",
             Op::Const { .. } => "const",
             Op::Bin(b) => match b {
                 BinOp::Add => "add",
@@ -252,6 +277,7 @@ impl Op {
             Op::Load { .. } => "load",
             Op::Store { .. } => "store",
             Op::Call { .. } => "call",
+            Op::FrameState { .. } => "framestate",
         }
     }
 }
@@ -265,6 +291,8 @@ impl fmt::Display for Op {
             Op::Const { value } => write!(f, " {value}"),
             Op::Load { offset } | Op::Store { offset } => write!(f, " {offset:+}"),
             Op::Call { func } => write!(f, " fn{func}"),
+            Op::Guard { reason } => write!(f, " r{reason}"),
+            Op::FrameState { resume } => write!(f, " @{resume}"),
             _ => Ok(()),
         }
     }

@@ -221,6 +221,10 @@ fn visit(g: &mut Graph, n: NodeId) -> Result<Option<NodeId>, GraphError> {
         return Ok(None);
     }
     let op = g.op(n);
+    if let Op::Guard { .. } = op {
+        // The one control node with a rule: a guard that cannot fail goes.
+        return peephole::simplify_node(g, n);
+    }
     if op.is_control() {
         return Ok(None);
     }

@@ -102,6 +102,7 @@ fn simplify_at(
         Op::Phi { .. } => phi_same_value(g, op, ty, inputs, this),
         Op::Load { offset } => load(g, offset, ty, inputs, depth)?,
         Op::Store { offset } => store(g, offset, ty, inputs, this, depth)?,
+        Op::Guard { .. } => guard_passes(g, inputs),
         _ => None,
     };
     Ok(found.map(|n| g.resolve(n)).filter(|&n| g.ty(n) == ty))
@@ -564,6 +565,20 @@ fn ptr_add(g: &mut Graph, ty: Type, inputs: &[NodeId], depth: u32) -> R {
         }
     }
     Ok(None)
+}
+
+// ---------------------------------------------------------------------------
+// Guards.
+// ---------------------------------------------------------------------------
+
+/// Rule `guard_passes`: a guard whose condition is a nonzero constant never
+/// fails, so it is its control input. (A guard on a zero constant always
+/// fails; it stays, and deoptimizes every time it is reached.)
+fn guard_passes(g: &Graph, inputs: &[NodeId]) -> Option<NodeId> {
+    let &[ctrl, cond, _frame] = inputs else {
+        return None;
+    };
+    (konst(g, cond)? != 0).then_some(ctrl)
 }
 
 // ---------------------------------------------------------------------------

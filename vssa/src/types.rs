@@ -7,7 +7,9 @@ use std::fmt;
 /// Integers are sized; `Ptr` is a machine address (64 bits on every target
 /// vssa supports). `Ctrl`, `Mem` and `Tuple` are the non-value types of the
 /// sea of nodes: control flow, the memory/effect chain, and multi-result
-/// nodes whose parts are taken apart by `Proj`.
+/// nodes whose parts are taken apart by `Proj`. `Frame` is the type of a
+/// `FrameState`: a guest's state at a deoptimization point, used only by
+/// `Guard`s.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Type {
     Ctrl,
@@ -18,11 +20,12 @@ pub enum Type {
     I32,
     I64,
     Ptr,
+    Frame,
 }
 
 impl Type {
     /// All types, in encoding-tag order.
-    pub const ALL: [Type; 8] = [
+    pub const ALL: [Type; 9] = [
         Type::Ctrl,
         Type::Mem,
         Type::Tuple,
@@ -31,6 +34,7 @@ impl Type {
         Type::I32,
         Type::I64,
         Type::Ptr,
+        Type::Frame,
     ];
 
     /// The byte that stands for this type in the canonical encoding.
@@ -44,6 +48,7 @@ impl Type {
             Type::I32 => 5,
             Type::I64 => 6,
             Type::Ptr => 7,
+            Type::Frame => 8,
         }
     }
 
@@ -98,6 +103,7 @@ impl fmt::Display for Type {
             Type::I32 => "i32",
             Type::I64 => "i64",
             Type::Ptr => "ptr",
+            Type::Frame => "frame",
         };
         f.write_str(s)
     }

@@ -152,7 +152,10 @@ fn check_node(g: &Graph, n: NodeId, ins: &[NodeId], out: &mut Vec<String>) {
     };
     match op {
         Op::Start => want_ty("tuple", ty == Type::Tuple),
-        Op::Region | Op::Loop { .. } | Op::Return | Op::End => want_ty("ctrl", ty == Type::Ctrl),
+        Op::Region | Op::Loop { .. } | Op::Return | Op::End | Op::Guard { .. } => {
+            want_ty("ctrl", ty == Type::Ctrl)
+        }
+        Op::FrameState { .. } => want_ty("frame", ty == Type::Frame),
         Op::If | Op::Call { .. } => want_ty("tuple", ty == Type::Tuple),
         Op::Const { .. } | Op::Bin(_) | Op::Un(_) | Op::Select | Op::Load { .. } => {
             want_ty("a value type", ty.is_value())
@@ -175,7 +178,8 @@ fn check_node(g: &Graph, n: NodeId, ins: &[NodeId], out: &mut Vec<String>) {
         }
         Op::If | Op::Bin(_) | Op::Cmp(_) | Op::PtrAdd => ins.len() == 2,
         Op::Proj { .. } | Op::Un(_) | Op::Conv(_) => ins.len() == 1,
-        Op::Return | Op::Select | Op::Load { .. } => ins.len() == 3,
+        Op::Return | Op::Select | Op::Load { .. } | Op::Guard { .. } => ins.len() == 3,
+        Op::FrameState { .. } => !ins.is_empty(),
         Op::Store { .. } => ins.len() == 4,
         Op::Call { .. } => ins.len() >= 2,
         Op::End => true,
@@ -218,6 +222,21 @@ fn check_node(g: &Graph, n: NodeId, ins: &[NodeId], out: &mut Vec<String>) {
             want(0, "control flow", is_flow(g, ins[0]));
             want(1, "mem", t(1) == Type::Mem);
             want(2, "a value", t(2).is_value());
+        }
+        Op::Guard { .. } => {
+            want(0, "control flow", is_flow(g, ins[0]));
+            want(1, "an integer", t(1).is_int());
+            want(
+                2,
+                "a frame state",
+                matches!(g.op(ins[2]), Op::FrameState { .. }),
+            );
+        }
+        Op::FrameState { .. } => {
+            want(0, "mem", t(0) == Type::Mem);
+            for i in 1..ins.len() {
+                want(i, "a value", t(i).is_value());
+            }
         }
         Op::End => {
             for (i, &r) in ins.iter().enumerate() {

@@ -180,6 +180,8 @@ fn eval(g: &Graph, root: NodeId, params: &[i64]) -> Val {
             | Op::End
             | Op::Region
             | Op::Loop { .. }
+            | Op::Guard { .. }
+            | Op::FrameState { .. }
             | Op::Call { .. } => Val::Other,
             Op::Proj { index } => match (g.op(ins[0]), index) {
                 (Op::Start, 1) => Val::Mem(Rc::new(BTreeMap::new())),

@@ -1,12 +1,22 @@
-//! The graph builder: a whole Brainfuck program as one vssa function.
+//! The graph builder: a Brainfuck program, or one of its loops, as one vssa
+//! function (a *compilation unit*).
 //!
 //! The compiled function has the native signature
 //! `extern "C" fn(*mut Context) -> u32` and works on the interpreter's own
 //! tape, so compiled code and interpreter always share the exact machine
 //! state. It returns [`EXIT_DONE`], [`EXIT_ERROR`] (a host call recorded the
-//! error), or an *exit id* `>= EXIT_FIRST_RESUME`: the code stopped before a
-//! point it does not handle and the interpreter resumes there (see
-//! [`CompiledProgram::exits`]).
+//! error), or a *deopt exit id* `>= EXIT_FIRST_DEOPT`: a guard failed, its
+//! frame (the cell index and the fuel left) is in the context's deopt
+//! buffer, and the interpreter resumes at the frame's instruction (see
+//! `vssa_deopt`).
+//!
+//! * [`Unit::Program`] runs the whole program from its start; `EXIT_DONE`
+//!   means the program ended.
+//! * [`Unit::Loop`] is entered at a loop's header (its first body
+//!   instruction, the cell known nonzero) with the cell index in
+//!   `ctx.ptr`; `EXIT_DONE` means the loop ended, with the cell index and
+//!   fuel written back to the context, and the interpreter goes on after
+//!   its `]`. This is what the tiered runtime compiles.
 //!
 //! How the program maps onto the graph:
 //! * The guest state is threaded as SSA values: control, memory, the cell
@@ -28,20 +38,43 @@
 //!   fails exactly when the program would walk off the tape. It then leaves
 //!   to the interpreter at the segment's first instruction, which reports
 //!   the error at the exact move. Nothing in the segment has run yet, so the
-//!   state handed over is exact.
+//!   state handed over is exact. Each check is a `Guard` (reason
+//!   [`REASON_BOUNDS`]).
 //! * The step limit counts loop tests, as the interpreter does; running out
-//!   leaves to the interpreter at the test, which reports it.
+//!   leaves to the interpreter at the test, which reports it (a guard with
+//!   reason [`REASON_STEPS`]).
+//! * Every inner loop's entry test is a speculation *site*
+//!   ([`CompiledProgram::sites`]): the runtime may ask
+//!   `vssa_deopt::speculate_never_taken` to turn a loop the profile never
+//!   saw entered into a guard (reason [`REASON_UNTAKEN`]) that resumes the
+//!   interpreter at the `[`.
 
 use crate::error::SrcPos;
 use crate::parse::{InstKind, Program};
 use vssa::{CmpOp, ConvOp, Graph, GraphError, NodeId, Type};
+use vssa_deopt::BranchSite;
 
-/// The program ran to its end.
+/// The unit ran to its end (the program's end, or its loop's exit).
 pub const EXIT_DONE: u32 = 0;
 /// A host call failed (I/O); the host recorded the error.
 pub const EXIT_ERROR: u32 = 1;
-/// Exit ids from here on index [`CompiledProgram::exits`].
-pub const EXIT_FIRST_RESUME: u32 = 2;
+/// Deopt exit ids start here (`vssa_deopt::DeoptAbi::first_exit`).
+pub const EXIT_FIRST_DEOPT: u32 = 2;
+
+/// Guard reason: a segment's cells are not all on the tape.
+pub const REASON_BOUNDS: u32 = 1;
+/// Guard reason: the step limit is reached at a loop test.
+pub const REASON_STEPS: u32 = 2;
+/// Guard reason: a loop the profile never saw entered was entered (the
+/// only speculative guard: recompiling without it fixes it).
+pub const REASON_UNTAKEN: u32 = 3;
+
+/// Frame slots: the cell index, then (under a step limit) the fuel left.
+pub const FRAME_PTR: usize = 0;
+/// See [`FRAME_PTR`].
+pub const FRAME_FUEL: usize = 1;
+/// Slots the deopt buffer has.
+pub const DEOPT_SLOTS: usize = 2;
 
 /// Host function indexes of the calls the graph makes.
 pub const HOST_PUTCHAR: u32 = 0;
@@ -54,8 +87,20 @@ pub mod ctx_offset {
     pub const TAPE: i32 = 0;
     /// `u64`: loop tests left before the step limit (read at entry, written at exits).
     pub const FUEL: i32 = 8;
-    /// `i64`: the cell index at an exit to the interpreter.
-    pub const EXIT_PTR: i32 = 16;
+    /// `i64`: the cell index on entry to a loop unit and when it ends.
+    pub const PTR: i32 = 16;
+    /// `[i64; DEOPT_SLOTS]`: where a failing guard leaves its frame.
+    pub const DEOPT: i32 = 32;
+}
+
+/// What a graph compiles: the whole program, or one loop entered at its header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Unit {
+    Program,
+    /// The loop whose `[` is instruction `open`.
+    Loop {
+        open: usize,
+    },
 }
 
 /// What the builder needs to know about the run: everything here becomes
@@ -68,12 +113,22 @@ pub struct BuildOptions {
     pub step_limit: bool,
 }
 
-/// A built program: its graph and the table that gives meaning to exit ids.
+/// An inner loop's entry test, which the runtime may speculate on.
+#[derive(Clone, Copy, Debug)]
+pub struct LoopSite {
+    /// The loop's `[`.
+    pub open: usize,
+    /// The test, its merge after the loop and the frame before the test;
+    /// `taken` is 1 (the loop skipped) and `reason` [`REASON_UNTAKEN`].
+    pub site: BranchSite,
+}
+
+/// A built unit: its graph, the context pointer node (for
+/// `vssa_deopt::DeoptAbi`) and its speculation sites.
 pub struct CompiledProgram {
     pub graph: Graph,
-    /// `exits[id - EXIT_FIRST_RESUME]` is the instruction index at which the
-    /// interpreter resumes after that exit.
-    pub exits: Vec<usize>,
+    pub ctx: NodeId,
+    pub sites: Vec<LoopSite>,
 }
 
 /// Why the builder could not build the graph: an internal inconsistency
@@ -110,16 +165,18 @@ struct OpenLoop {
     phi_mem: NodeId,
     phi_p: NodeId,
     phi_fuel: Option<NodeId>,
-    /// The state on the path where the `[` test skipped the loop.
-    skipped: State,
+    /// The state on the path where the `[` test skipped the loop (`None`
+    /// for a loop unit's own loop, entered at its header), with the test
+    /// and the frame before it.
+    skipped: Option<(State, NodeId, NodeId)>,
     /// Whether the loop is balanced (its cells were checked before it).
     balanced: bool,
 }
 
 /// Phi keys: a loop's phis are told apart by the slot they carry.
-const SLOT_MEM: u64 = 0;
-const SLOT_P: u64 = 1;
-const SLOT_FUEL: u64 = 2;
+const PHI_MEM: u64 = 0;
+const PHI_P: u64 = 1;
+const PHI_FUEL: u64 = 2;
 
 struct Builder<'a> {
     g: Graph,
@@ -129,11 +186,20 @@ struct Builder<'a> {
     ctx: NodeId,
     tape: NodeId,
     returns: Vec<NodeId>,
-    exits: Vec<usize>,
+    sites: Vec<LoopSite>,
 }
 
 /// Builds the whole program as one function. Iterative: any nesting depth.
 pub fn build_program(prog: &Program, opts: BuildOptions) -> Result<CompiledProgram, BuildError> {
+    build_unit(prog, Unit::Program, opts)
+}
+
+/// Builds `unit` as one function. Iterative: any nesting depth.
+pub fn build_unit(
+    prog: &Program,
+    unit: Unit,
+    opts: BuildOptions,
+) -> Result<CompiledProgram, BuildError> {
     let mut g = Graph::new();
     let entry = g.entry()?;
     let ctx = g.param(entry.start, 0, Type::Ptr)?;
@@ -143,7 +209,10 @@ pub fn build_program(prog: &Program, opts: BuildOptions) -> Result<CompiledProgr
     } else {
         None
     };
-    let p = g.iconst(Type::I64, 0)?;
+    let p = match unit {
+        Unit::Program => g.iconst(Type::I64, 0)?,
+        Unit::Loop { .. } => g.load(entry.ctrl, entry.mem, ctx, ctx_offset::PTR, Type::I64)?,
+    };
     let mut b = Builder {
         g,
         reach: LoopReach::of(prog),
@@ -152,7 +221,7 @@ pub fn build_program(prog: &Program, opts: BuildOptions) -> Result<CompiledProgr
         ctx,
         tape,
         returns: Vec::new(),
-        exits: Vec::new(),
+        sites: Vec::new(),
     };
     let mut st = State {
         ctrl: entry.ctrl,
@@ -160,9 +229,23 @@ pub fn build_program(prog: &Program, opts: BuildOptions) -> Result<CompiledProgr
         p,
         fuel,
     };
-    st = b.segment_check(st, 0)?;
     let mut loops: Vec<OpenLoop> = Vec::new();
-    let mut pc = 0;
+    let mut pc = match unit {
+        Unit::Program => {
+            st = b.segment_check(st, 0)?;
+            0
+        }
+        Unit::Loop { open } => {
+            let Some(InstKind::Open { .. }) = prog.insts.get(open).map(|i| i.kind) else {
+                return Err(BuildError(GraphError::BadBackEdge {
+                    node: st.ctrl,
+                    reason: "a loop unit must start at a `[`",
+                }));
+            };
+            st = b.open_loop(&mut loops, st, open, None)?;
+            open + 1
+        }
+    };
     while let Some(inst) = prog.insts.get(pc) {
         if let (InstKind::Open { close }, false) = (inst.kind, opts.step_limit) {
             if let Some(lp) = AffineLoop::at(prog, pc) {
@@ -185,38 +268,14 @@ pub fn build_program(prog: &Program, opts: BuildOptions) -> Result<CompiledProgr
             InstKind::Out => st = b.output(st, pc)?,
             InstKind::In => st = b.input(st, pc)?,
             InstKind::Open { .. } => {
+                // The state before the test: where a failed speculation
+                // that the loop is never entered resumes.
+                let frame = b.frame(st, pc)?;
                 let (enter, skip) = b.loop_test(&mut st, pc)?;
-                let balanced = b.reach.is_balanced(pc);
-                let mut entered = State { ctrl: enter, ..st };
-                if balanced {
-                    // Checked once here; every iteration starts on this cell.
-                    entered = b.segment_check(entered, pc + 1)?;
-                }
-                let header = b.g.loop_header(pc as u64, entered.ctrl)?;
-                let key = (pc as u64) * 4;
-                let phi_mem = b.g.loop_phi(header, key + SLOT_MEM, Type::Mem, st.mem)?;
-                let phi_p = b.g.loop_phi(header, key + SLOT_P, Type::I64, st.p)?;
-                let phi_fuel = match st.fuel {
-                    Some(f) => Some(b.g.loop_phi(header, key + SLOT_FUEL, Type::I64, f)?),
-                    None => None,
-                };
-                loops.push(OpenLoop {
-                    header,
-                    phi_mem,
-                    phi_p,
-                    phi_fuel,
-                    skipped: State { ctrl: skip, ..st },
-                    balanced,
-                });
-                st = State {
-                    ctrl: header,
-                    mem: phi_mem,
-                    p: phi_p,
-                    fuel: phi_fuel,
-                };
-                if !balanced {
-                    st = b.segment_check(st, pc + 1)?;
-                }
+                let test = b.g.input(skip, 0);
+                let entered = State { ctrl: enter, ..st };
+                let skipped = Some((State { ctrl: skip, ..st }, test, frame));
+                st = b.open_loop(&mut loops, entered, pc, skipped)?;
             }
             InstKind::Close { .. } => {
                 // The parser guarantees balance; an unmatched `]` cannot get here.
@@ -233,8 +292,23 @@ pub fn build_program(prog: &Program, opts: BuildOptions) -> Result<CompiledProgr
                 if let (Some(phi), Some(f)) = (lp.phi_fuel, st.fuel) {
                     b.g.set_back_input(phi, f)?;
                 }
-                let s = lp.skipped;
+                let Some((s, test, frame)) = lp.skipped else {
+                    // A loop unit's own loop has ended: hand the state back.
+                    st.ctrl = leave;
+                    b.finish_loop_unit(st)?;
+                    break;
+                };
                 let region = b.g.region(&[s.ctrl, leave])?;
+                b.sites.push(LoopSite {
+                    open: pc_of_open(prog, pc),
+                    site: BranchSite {
+                        branch: test,
+                        taken: 1,
+                        merge: region,
+                        frame,
+                        reason: REASON_UNTAKEN,
+                    },
+                });
                 let mem = b.g.phi(region, Type::Mem, &[s.mem, st.mem])?;
                 let p = b.g.phi(region, Type::I64, &[s.p, st.p])?;
                 let fuel = match (s.fuel, st.fuel) {
@@ -254,15 +328,26 @@ pub fn build_program(prog: &Program, opts: BuildOptions) -> Result<CompiledProgr
         }
         pc += 1;
     }
-    let done = b.g.iconst(Type::I32, EXIT_DONE as i64)?;
-    let r = b.g.ret(st.ctrl, st.mem, done)?;
-    b.returns.push(r);
+    if unit == Unit::Program {
+        let done = b.g.iconst(Type::I32, EXIT_DONE as i64)?;
+        let r = b.g.ret(st.ctrl, st.mem, done)?;
+        b.returns.push(r);
+    }
     let returns = std::mem::take(&mut b.returns);
     b.g.finish(&returns)?;
     Ok(CompiledProgram {
         graph: b.g,
-        exits: b.exits,
+        ctx,
+        sites: b.sites,
     })
+}
+
+/// The `[` that the `]` at `close` closes.
+fn pc_of_open(prog: &Program, close: usize) -> usize {
+    match prog.insts.get(close).map(|i| i.kind) {
+        Some(InstKind::Close { open }) => open,
+        _ => close,
+    }
 }
 
 impl Builder<'_> {
@@ -280,21 +365,73 @@ impl Builder<'_> {
         self.g.store(st.ctrl, st.mem, ptr, 0, v)
     }
 
-    /// Leaves to the interpreter at instruction `resume`, handing over the
-    /// cell index and the fuel left.
-    fn exit_to_interpreter(&mut self, st: State, resume: usize) -> Result<(), GraphError> {
+    /// Opens the loop whose `[` is `pc`, on the control `entered` where its
+    /// test went into the body; `skipped` is the other side of the test
+    /// (`None` for a loop unit's own loop). Returns the state at the top of
+    /// the body.
+    fn open_loop(
+        &mut self,
+        loops: &mut Vec<OpenLoop>,
+        mut entered: State,
+        pc: usize,
+        skipped: Option<(State, NodeId, NodeId)>,
+    ) -> Result<State, GraphError> {
+        let balanced = self.reach.is_balanced(pc);
+        if balanced {
+            // Checked once here; every iteration starts on this cell.
+            entered = self.segment_check(entered, pc + 1)?;
+        }
+        let header = self.g.loop_header(pc as u64, entered.ctrl)?;
+        let key = (pc as u64) * 4;
+        let phi_mem = self
+            .g
+            .loop_phi(header, key + PHI_MEM, Type::Mem, entered.mem)?;
+        let phi_p = self.g.loop_phi(header, key + PHI_P, Type::I64, entered.p)?;
+        let phi_fuel = match entered.fuel {
+            Some(f) => Some(self.g.loop_phi(header, key + PHI_FUEL, Type::I64, f)?),
+            None => None,
+        };
+        loops.push(OpenLoop {
+            header,
+            phi_mem,
+            phi_p,
+            phi_fuel,
+            skipped,
+            balanced,
+        });
+        let mut st = State {
+            ctrl: header,
+            mem: phi_mem,
+            p: phi_p,
+            fuel: phi_fuel,
+        };
+        if !balanced {
+            st = self.segment_check(st, pc + 1)?;
+        }
+        Ok(st)
+    }
+
+    /// The end of a loop unit: the cell index and fuel go back to the
+    /// context, and the interpreter goes on after the loop.
+    fn finish_loop_unit(&mut self, st: State) -> Result<(), GraphError> {
         let mut mem = self
             .g
-            .store(st.ctrl, st.mem, self.ctx, ctx_offset::EXIT_PTR, st.p)?;
+            .store(st.ctrl, st.mem, self.ctx, ctx_offset::PTR, st.p)?;
         if let Some(f) = st.fuel {
             mem = self.g.store(st.ctrl, mem, self.ctx, ctx_offset::FUEL, f)?;
         }
-        let id = EXIT_FIRST_RESUME as usize + self.exits.len();
-        self.exits.push(resume);
-        let code = self.g.iconst(Type::I32, id as i64)?;
-        let r = self.g.ret(st.ctrl, mem, code)?;
+        let done = self.g.iconst(Type::I32, EXIT_DONE as i64)?;
+        let r = self.g.ret(st.ctrl, mem, done)?;
         self.returns.push(r);
         Ok(())
+    }
+
+    /// The interpreter's state at instruction `resume`, as a frame state:
+    /// slot [`FRAME_PTR`] the cell index, [`FRAME_FUEL`] the fuel left.
+    fn frame(&mut self, st: State, resume: usize) -> Result<NodeId, GraphError> {
+        let mut values = vec![st.p];
+        values.extend(st.fuel);
+        self.g.frame_state(resume as u64, st.mem, &values)
     }
 
     /// Returns to the host with [`EXIT_ERROR`] (the host recorded why).
@@ -305,11 +442,18 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// Branches to an exit when `cond != 0`; returns the control that goes on.
-    fn exit_if(&mut self, st: State, cond: NodeId, resume: usize) -> Result<NodeId, GraphError> {
-        let (bail, stay) = self.g.branch(st.ctrl, cond)?;
-        self.exit_to_interpreter(State { ctrl: bail, ..st }, resume)?;
-        Ok(stay)
+    /// Goes on when `ok != 0`, else leaves to the interpreter at
+    /// instruction `resume` with the state `st`; returns the control that
+    /// goes on.
+    fn guard(
+        &mut self,
+        st: State,
+        ok: NodeId,
+        resume: usize,
+        reason: u32,
+    ) -> Result<NodeId, GraphError> {
+        let frame = self.frame(st, resume)?;
+        self.g.guard(st.ctrl, ok, frame, reason)
     }
 
     /// The bounds check at the start of the segment beginning at `start`:
@@ -325,15 +469,15 @@ impl Builder<'_> {
         let span = (hi - lo) as u64;
         let first = self.g.iconst(Type::I64, lo)?;
         let first = self.g.add(st.p, first)?;
-        let cond = match self.opts.tape_len.checked_sub(1 + span) {
+        let ok = match self.opts.tape_len.checked_sub(1 + span) {
             Some(max_first) => {
                 let max_first = self.g.iconst(Type::I64, max_first as i64)?;
-                self.g.cmp(CmpOp::Ugt, first, max_first)?
+                self.g.cmp(CmpOp::Ule, first, max_first)?
             }
             // Wider than the tape: always leave; the interpreter reports it.
-            None => self.g.iconst(Type::I8, 1)?,
+            None => self.g.iconst(Type::I8, 0)?,
         };
-        st.ctrl = self.exit_if(st, cond, start)?;
+        st.ctrl = self.guard(st, ok, start, REASON_BOUNDS)?;
         Ok(st)
     }
 
@@ -342,8 +486,8 @@ impl Builder<'_> {
     fn loop_test(&mut self, st: &mut State, pc: usize) -> Result<(NodeId, NodeId), GraphError> {
         if let Some(fuel) = st.fuel {
             let zero = self.g.iconst(Type::I64, 0)?;
-            let empty = self.g.cmp(CmpOp::Eq, fuel, zero)?;
-            st.ctrl = self.exit_if(*st, empty, pc)?;
+            let left = self.g.cmp(CmpOp::Ne, fuel, zero)?;
+            st.ctrl = self.guard(*st, left, pc, REASON_STEPS)?;
             let one = self.g.iconst(Type::I64, 1)?;
             st.fuel = Some(self.g.sub(fuel, one)?);
         }

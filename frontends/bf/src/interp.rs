@@ -153,6 +153,39 @@ pub fn run_from(
     io: &mut Io<'_>,
     opts: &RunOptions,
 ) -> Result<(), RunError> {
+    run_hooked(prog, tape, state, io, opts, &mut NoHook).map(|_| ())
+}
+
+/// Watches loop entries for a tiered runtime (see [`run_hooked`]).
+pub trait LoopHook {
+    /// The body of the loop opened at `open` is about to run (its `[` or
+    /// `]` test found the cell nonzero). Returning true stops the run
+    /// there, at the loop's header: `state.pc == open + 1`.
+    fn enter_body(&mut self, open: usize) -> bool;
+}
+
+/// The hook of a plain run: never stops.
+struct NoHook;
+
+impl LoopHook for NoHook {
+    #[inline(always)]
+    fn enter_body(&mut self, _open: usize) -> bool {
+        false
+    }
+}
+
+/// [`run_from`], asking `hook` at every loop-body entry whether to stop.
+/// Returns `Some(open)` when the hook stopped the run at the header of the
+/// loop opened at `open` (`state.pc == open + 1`, the test counted), `None`
+/// when the program ended.
+pub fn run_hooked(
+    prog: &Program,
+    tape: &mut Tape,
+    state: &mut InterpState,
+    io: &mut Io<'_>,
+    opts: &RunOptions,
+    hook: &mut impl LoopHook,
+) -> Result<Option<usize>, RunError> {
     let insts = &prog.insts[..];
     let cells = tape.as_mut_slice();
     let len = cells.len();
@@ -167,7 +200,7 @@ pub fn run_from(
 
     let result = loop {
         let Some(inst) = insts.get(pc) else {
-            break Ok(());
+            break Ok(None);
         };
         match inst.kind {
             InstKind::Add(n) => cells[ptr] = cells[ptr].wrapping_add(n),
@@ -197,6 +230,9 @@ pub fn run_from(
                 }
                 if cells[ptr] == 0 {
                     pc = close;
+                } else if hook.enter_body(pc) {
+                    pc += 1;
+                    break Ok(Some(pc - 1));
                 }
             }
             InstKind::Close { open } => {
@@ -205,6 +241,10 @@ pub fn run_from(
                 }
                 if cells[ptr] != 0 {
                     pc = open;
+                    if hook.enter_body(open) {
+                        pc += 1;
+                        break Ok(Some(open));
+                    }
                 }
             }
         }

@@ -51,3 +51,4 @@ pub mod c_translate;
 pub mod fsutil;
 pub mod naive;
 pub mod runtime;
+pub mod tiered;

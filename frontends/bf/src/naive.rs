@@ -13,7 +13,7 @@
 //! The compiled function is `extern "C" fn(*mut Context) -> i64`. It
 //! returns [`DONE`], [`HOST_ERROR`] (a host call recorded the error), or
 //! `TAPE_ERROR_BASE + pc` for a move at instruction `pc` that left the
-//! tape, with the offending index in `Context::exit_ptr`.
+//! tape, with the offending index in `Context::ptr`.
 
 use crate::error::{RunError, RunErrorKind};
 use crate::interp::{Io, RunOptions};
@@ -43,9 +43,9 @@ const TAPE_ERROR_BASE: i64 = 2;
 /// `max_optimized_loop_depth`), and no benchmark nests this deep.
 const MAX_OPTIMIZED_DEPTH: usize = 1000;
 
-/// Byte offsets into [`Context`] (`#[repr(C)]`: tape, fuel, exit_ptr, host).
+/// Byte offsets into [`Context`] (`#[repr(C)]`: tape, fuel, ptr, host).
 const CTX_TAPE: i32 = 0;
-const CTX_EXIT_PTR: i32 = 16;
+const CTX_PTR: i32 = 16;
 
 /// Why the naive engine could not run a program (never a guest error).
 #[derive(Debug)]
@@ -129,17 +129,12 @@ pub fn run_naive(
             eof: opts.eof,
             error: None,
         };
-        let mut ctx = Context {
-            tape: tape.as_mut_ptr(),
-            fuel: 0,
-            exit_ptr: 0,
-            host: &mut host as *mut HostState as *mut c_void,
-        };
+        let mut ctx = Context::new(&mut tape, 0, &mut host as *mut HostState as *mut c_void);
         // SAFETY: `entry` is the finalized code of a function built by
         // `compile` with the C ABI signature `fn(*mut Context) -> i64`, alive
         // while `code` is. It reads `ctx.tape` and accesses tape cells only
         // at indexes it has checked to be below `tape.len()` (the length it
-        // was compiled for), writes only `ctx.exit_ptr`, and calls only the
+        // was compiled for), writes only `ctx.ptr`, and calls only the
         // runtime's host functions, whose contract (a context whose `host`
         // is a live `HostState`, not otherwise borrowed) holds for the call.
         let status = unsafe {
@@ -161,7 +156,7 @@ pub fn run_naive(
             }))),
             s => {
                 let pc = (s - TAPE_ERROR_BASE) as usize;
-                let kind = if ctx.exit_ptr < 0 {
+                let kind = if ctx.ptr < 0 {
                     RunErrorKind::TapeUnderflow
                 } else {
                     RunErrorKind::TapeLimit { limit: tape.len() }
@@ -373,7 +368,7 @@ fn compile(
         b.switch_to_block(tape_err);
         let pc = b.block_params(tape_err)[0];
         let bad_p = b.block_params(tape_err)[1];
-        b.ins().store(flags, bad_p, ctxp, CTX_EXIT_PTR);
+        b.ins().store(flags, bad_p, ctxp, CTX_PTR);
         let code_v = b.ins().iadd_imm_s(pc, TAPE_ERROR_BASE);
         b.ins().return_(&[code_v]);
 

@@ -6,16 +6,22 @@
 //! crate that cross into generated code; each `unsafe` block says why it
 //! holds.
 
-use crate::build::{self, BuildOptions, CompiledProgram, EXIT_DONE, EXIT_ERROR, EXIT_FIRST_RESUME};
+use crate::build::{
+    self, BuildOptions, CompiledProgram, Unit, DEOPT_SLOTS, EXIT_DONE, EXIT_ERROR,
+    EXIT_FIRST_DEOPT, FRAME_FUEL, FRAME_PTR,
+};
 use crate::error::{RunError, RunErrorKind};
 use crate::interp::{self, EofMode, InterpState, Io, RunOptions};
 use crate::parse::Program;
 use crate::tape::Tape;
+use std::collections::BTreeSet;
 use std::ffi::c_void;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use vssa::Type;
-use vssa_backend::{HostFn, Jit, JitOptions};
+use vssa::{Addr, Type};
+use vssa_backend::{CompiledCode, HostFn, Jit, JitOptions};
+use vssa_deopt::{DeoptAbi, ExitTable};
+use vssa_patch::{Log, LogBook};
 
 /// The memory the compiled code reads and writes besides the tape. Field
 /// offsets are [`build::ctx_offset`]; a test pins them.
@@ -23,9 +29,25 @@ use vssa_backend::{HostFn, Jit, JitOptions};
 pub struct Context {
     pub tape: *mut u8,
     pub fuel: u64,
-    pub exit_ptr: i64,
+    /// The cell index on entry to a loop unit and when it ends.
+    pub ptr: i64,
     /// The [`HostState`] of the running call, for host functions.
     pub host: *mut c_void,
+    /// Where a failing guard leaves its frame (`vssa_deopt::DeoptAbi`).
+    pub deopt: [i64; DEOPT_SLOTS],
+}
+
+impl Context {
+    /// A context for a run on `tape` with `fuel` loop tests left.
+    pub(crate) fn new(tape: &mut Tape, fuel: u64, host: *mut c_void) -> Context {
+        Context {
+            tape: tape.as_mut_ptr(),
+            fuel,
+            ptr: 0,
+            host,
+            deopt: [0; DEOPT_SLOTS],
+        }
+    }
 }
 
 /// What host functions need while compiled code runs.
@@ -73,6 +95,12 @@ pub struct JitReport {
     pub blocks: usize,
     pub code_size: usize,
     pub clif_insts: usize,
+    /// Guards in the compiled code (each an exit to the interpreter).
+    pub guards: usize,
+    /// Guards made by speculation (loops never entered while profiling).
+    pub speculated: usize,
+    /// Patches not replayed because they follow a refuted speculation.
+    pub patches_refuted: usize,
     pub build: Duration,
     pub optimize: Duration,
     pub verify: Duration,
@@ -223,159 +251,354 @@ pub(crate) extern "C" fn host_getchar(ctx: *mut Context, cur: i32, pc: i64) -> i
     }
 }
 
-/// A program compiled to native code, ready to run (possibly many times).
+/// What to speculate on while compiling a unit.
+pub(crate) struct Speculate<'a> {
+    /// Whether the loop opened at a pc was never entered while profiling.
+    pub never_entered: &'a dyn Fn(usize) -> bool,
+}
+
+/// What [`compile_unit`] needs besides the program.
+pub(crate) struct UnitRequest<'a> {
+    pub unit: Unit,
+    pub tape_len: usize,
+    /// `None`: no speculation (the `jit` engine).
+    pub speculate: Option<Speculate<'a>>,
+    /// The units' patch logs (from the patch-log file, or earlier
+    /// compilations in this run). If it has this unit's log, its patches
+    /// are replayed instead of optimizing, up to the first one that builds
+    /// a refuted guard, and refuted guards are never speculated on again.
+    pub book: &'a LogBook,
+    /// Function name for the JIT.
+    pub name: &'a str,
+}
+
+/// A compiled unit.
+pub(crate) struct UnitCode {
+    pub code: CompiledCode,
+    pub exits: ExitTable,
+    /// The program key of the unit's built graph: its key in the [`LogBook`].
+    pub key: Addr,
+    /// What the optimizer and speculation did, as patches, with the
+    /// refuted guards (when optimizing).
+    pub log: Option<Log>,
+}
+
+/// The pipeline for one unit: build, verify, replay or optimize (and
+/// speculate), record, lower guards, schedule, codegen. Phase times and
+/// counts add up in `report`.
+pub(crate) fn compile_unit(
+    jit: &mut Jit,
+    prog: &Program,
+    req: &UnitRequest<'_>,
+    cfg: &JitConfig,
+    report: &mut JitReport,
+) -> Result<UnitCode, JitError> {
+    let t = Instant::now();
+    let CompiledProgram {
+        mut graph,
+        ctx,
+        sites,
+    } = build::build_unit(
+        prog,
+        req.unit,
+        BuildOptions {
+            tape_len: req.tape_len as u64,
+            step_limit: cfg.run.max_steps.is_some(),
+        },
+    )
+    .map_err(JitError::Build)?;
+    report.build += t.elapsed();
+    report.nodes_built += graph.len();
+    report.build_requests += graph.build_requests();
+    report.nodes_live_built += graph.live_nodes().len();
+    dump(cfg, &graph, req.name, "1-built")?;
+    if cfg.verify {
+        let t = Instant::now();
+        verify(&graph)?;
+        report.verify += t.elapsed();
+    }
+    let mut log = None;
+    let rec = vssa_patch::Recorder::start(&graph);
+    let key = rec.program();
+    if cfg.optimize {
+        let prior = req.book.unit(&key);
+        let refuted: BTreeSet<Addr> =
+            prior.map_or_else(BTreeSet::new, |l| l.refuted.iter().copied().collect());
+        let mut replayed_all = false;
+        if let Some(prior) = prior {
+            let t = Instant::now();
+            let r = rec.replay(&mut graph, prior);
+            report.patches_replayed += r.applied;
+            report.patches_stale += r.stale;
+            report.patches_conflicting += r.conflicting;
+            report.patches_refuted += r.refuted;
+            replayed_all = r.complete();
+            report.replay += t.elapsed();
+        }
+        if !replayed_all {
+            let t = Instant::now();
+            let before = graph.replacements().len();
+            vssa::opt::optimize(&mut graph).map_err(|e| JitError::Verify(e.to_string()))?;
+            if let Some(spec) = &req.speculate {
+                let all: Vec<_> = sites.iter().map(|s| s.site).collect();
+                let chosen = |k: usize| (spec.never_entered)(sites[k].open);
+                let done = vssa_deopt::speculate_never_taken(&mut graph, &all, &chosen, &refuted)
+                    .map_err(|e| JitError::Verify(e.to_string()))?;
+                report.speculated += done.guards.len();
+                if !done.guards.is_empty() {
+                    vssa::opt::optimize(&mut graph).map_err(|e| JitError::Verify(e.to_string()))?;
+                }
+            }
+            report.optimize += t.elapsed();
+            report.patches_recorded += graph.replacements().len() - before;
+        }
+        report.replacements += graph.replacements().len();
+        dump(cfg, &graph, req.name, "2-optimized")?;
+        if cfg.verify {
+            let t = Instant::now();
+            verify(&graph)?;
+            report.verify += t.elapsed();
+        }
+        let t = Instant::now();
+        match rec.log(&graph) {
+            Ok(mut l) => {
+                for &g in &refuted {
+                    l.refute(g);
+                }
+                log = Some(l);
+            }
+            Err(e) => report
+                .patch_log_warnings
+                .push(format!("unit {}: patches not recorded: {e}", req.name)),
+        }
+        report.patch_log_save += t.elapsed();
+    }
+    report.nodes_after_opt += graph.live_nodes().len();
+
+    let t = Instant::now();
+    let exits = vssa_deopt::lower_guards(
+        &mut graph,
+        &DeoptAbi {
+            ctx,
+            buffer_offset: build::ctx_offset::DEOPT,
+            capacity: DEOPT_SLOTS,
+            first_exit: EXIT_FIRST_DEOPT as i64,
+            exit_type: Type::I32,
+        },
+    )
+    .map_err(|e| JitError::Verify(e.to_string()))?;
+    report.guards += exits.len();
+    let schedule =
+        vssa_schedule::schedule(&graph).map_err(|e| JitError::Schedule(e.to_string()))?;
+    report.schedule += t.elapsed();
+    report.blocks += schedule.blocks.len();
+    if let Some(dir) = &cfg.dump_dot {
+        let phase = dump_label(req.name, "3-scheduled");
+        let dot = vssa_schedule::to_dot(&graph, &schedule, &phase);
+        write_dump(dir, &phase, &dot)?;
+    }
+    let code = jit
+        .compile(&graph, &schedule, &host_table(), req.name)
+        .map_err(|e| JitError::Backend(e.to_string()))?;
+    let stats = code.stats();
+    report.lower += stats.lower;
+    report.codegen += stats.compile;
+    report.code_size += stats.code_size;
+    report.clif_insts += stats.clif_insts;
+    if let Some(c) = code.clif() {
+        report.clif.get_or_insert_with(String::new).push_str(c);
+    }
+    Ok(UnitCode {
+        code,
+        exits,
+        key,
+        log,
+    })
+}
+
+/// A JIT for the runtime's options.
+pub(crate) fn new_jit(cfg: &JitConfig) -> Result<Jit, JitError> {
+    Jit::new(JitOptions {
+        verify: cfg.verify,
+        capture_clif: cfg.capture_clif,
+        ..JitOptions::default()
+    })
+    .map_err(|e| JitError::Backend(e.to_string()))
+}
+
+/// How a call of compiled code ended, for the interpreter to go on from.
+pub(crate) enum Ended {
+    /// The unit finished: the program's end, or after its loop.
+    Done { ptr: i64, fuel: u64 },
+    /// A guard failed: resume at `state`; `exit` indexes the unit's table.
+    Deopt { state: InterpState, exit: usize },
+}
+
+/// Runs `code` on the context, turning its exit code into what happened.
+///
+/// # Safety
+/// `code` was compiled by `jit` from a unit of `prog` for a tape of
+/// `tape.len()` cells and the current step-limit setting, and `ctx` is a
+/// context on `tape` whose host state is live for the call.
+pub(crate) unsafe fn call_unit(
+    jit: &Jit,
+    unit: &UnitCode,
+    ctx: &mut Context,
+    host_error: impl FnOnce() -> Option<RunError>,
+    opts: &RunOptions,
+) -> Result<Ended, RunError> {
+    // SAFETY: the caller's contract: the code is this JIT's, compiled for
+    // this context layout and tape length; every tape access it makes is
+    // bounds-checked against that length first.
+    let code = unsafe { jit.call(&unit.code, ctx as *mut Context as *mut u8) }
+        .expect("code compiled by this JIT");
+    match code {
+        EXIT_DONE => Ok(Ended::Done {
+            ptr: ctx.ptr,
+            fuel: ctx.fuel,
+        }),
+        EXIT_ERROR => Err(host_error().unwrap_or_else(|| {
+            RunError::new(
+                RunErrorKind::Io {
+                    kind: std::io::ErrorKind::Other,
+                    message: "compiled code reported an error without a cause".into(),
+                },
+                None,
+            )
+        })),
+        id => {
+            let Some(exit) = unit.exits.exit(i64::from(id)) else {
+                return Err(RunError::new(
+                    RunErrorKind::Io {
+                        kind: std::io::ErrorKind::Other,
+                        message: format!(
+                            "internal error: compiled code returned unknown exit {id}"
+                        ),
+                    },
+                    None,
+                ));
+            };
+            let frame = unit.exits.frame(exit, &ctx.deopt);
+            let fuel = frame.values.get(FRAME_FUEL).map_or(0, |&f| f as u64);
+            let steps = opts.max_steps.map_or(0, |m| m.saturating_sub(fuel));
+            Ok(Ended::Deopt {
+                state: InterpState {
+                    pc: exit.resume as usize,
+                    ptr: frame.values.get(FRAME_PTR).copied().unwrap_or(0),
+                    steps,
+                },
+                exit: (id - EXIT_FIRST_DEOPT) as usize,
+            })
+        }
+    }
+}
+
+/// A program compiled to native code as one unit, ready to run (possibly
+/// many times): the `jit` engine.
 pub struct NativeProgram {
     jit: Jit,
-    code: vssa_backend::CompiledCode,
-    exits: Vec<usize>,
+    unit: UnitCode,
     step_limit: bool,
     tape_len: usize,
 }
 
-/// Runs the pipeline on `prog`: build, optimize, verify, schedule, lower,
-/// codegen. `tape_len` and whether a step limit applies are compiled in.
+/// Runs the pipeline on the whole program: build, optimize (or replay the
+/// patch log), verify, schedule, lower, codegen. `tape_len` and whether a
+/// step limit applies are compiled in.
 pub fn compile(
     prog: &Program,
     tape_len: usize,
     cfg: &JitConfig,
     report: &mut JitReport,
 ) -> Result<NativeProgram, JitError> {
-    let step_limit = cfg.run.max_steps.is_some();
-    let t = Instant::now();
-    let CompiledProgram { mut graph, exits } = build::build_program(
+    let mut jit = new_jit(cfg)?;
+    let mut book = load_book(cfg, report);
+    let unit = compile_unit(
+        &mut jit,
         prog,
-        BuildOptions {
-            tape_len: tape_len as u64,
-            step_limit,
+        &UnitRequest {
+            unit: Unit::Program,
+            tape_len,
+            speculate: None,
+            book: &book,
+            name: "bf_main",
         },
-    )
-    .map_err(JitError::Build)?;
-    report.build = t.elapsed();
-    report.nodes_built = graph.len();
-    report.build_requests = graph.build_requests();
-    report.nodes_live_built = graph.live_nodes().len();
-    dump(cfg, &graph, "1-built")?;
-
-    if cfg.verify {
-        let t = Instant::now();
-        verify(&graph)?;
-        report.verify += t.elapsed();
+        cfg,
+        report,
+    )?;
+    warn_replay(cfg, report);
+    if !book.is_empty() && book.unit(&unit.key).is_none() {
+        // The whole program is one unit: a book without it was recorded
+        // for another program (or another build of this one).
+        if let Some(path) = &cfg.patch_log {
+            report.patch_log_warnings.push(format!(
+                "{}: stale patch log: it has no unit for this program",
+                path.display()
+            ));
+        }
+        book = LogBook::new();
     }
-    if cfg.optimize {
-        optimize_or_replay(&mut graph, cfg, report)?;
-        report.replacements = graph.replacements().len();
-        dump(cfg, &graph, "2-optimized")?;
-        if cfg.verify {
-            let t = Instant::now();
-            verify(&graph)?;
-            report.verify += t.elapsed();
+    if let Some(log) = &unit.log {
+        if book.unit(&unit.key) != Some(log) {
+            book.insert(log.clone());
+            save_book(cfg, report, &book);
         }
     }
-    report.nodes_after_opt = graph.live_nodes().len();
-
-    let t = Instant::now();
-    let schedule =
-        vssa_schedule::schedule(&graph).map_err(|e| JitError::Schedule(e.to_string()))?;
-    report.schedule = t.elapsed();
-    report.blocks = schedule.blocks.len();
-    if let Some(dir) = &cfg.dump_dot {
-        let dot = vssa_schedule::to_dot(&graph, &schedule, "3-scheduled");
-        write_dump(dir, "3-scheduled", &dot)?;
-    }
-
-    let mut jit = Jit::new(JitOptions {
-        verify: cfg.verify,
-        capture_clif: cfg.capture_clif,
-        ..JitOptions::default()
-    })
-    .map_err(|e| JitError::Backend(e.to_string()))?;
-    let code = jit
-        .compile(&graph, &schedule, &host_table(), "bf_main")
-        .map_err(|e| JitError::Backend(e.to_string()))?;
-    let stats = code.stats();
-    report.lower = stats.lower;
-    report.codegen = stats.compile;
-    report.code_size = stats.code_size;
-    report.clif_insts = stats.clif_insts;
-    report.clif = code.clif().map(str::to_string);
     Ok(NativeProgram {
         jit,
-        code,
-        exits,
-        step_limit,
+        unit,
+        step_limit: cfg.run.max_steps.is_some(),
         tape_len,
     })
 }
 
-/// The optimize phase: replays the patch log if there is one, runs the
-/// optimizer unless every patch applied, and saves the updated log.
-fn optimize_or_replay(
-    graph: &mut vssa::Graph,
-    cfg: &JitConfig,
-    report: &mut JitReport,
-) -> Result<(), JitError> {
-    use vssa_patch::{Log, Recorder};
-    let mut recorder = None;
-    let mut loaded = None;
-    if let Some(path) = &cfg.patch_log {
-        let t = Instant::now();
-        let rec = Recorder::start(graph);
-        match Log::load(path) {
-            Ok(Some(log)) => {
-                let r = rec.replay(graph, &log);
-                report.patches_replayed = r.applied;
-                report.patches_stale = r.stale;
-                report.patches_conflicting = r.conflicting;
-                if let Some(m) = r.mismatch {
-                    report
-                        .patch_log_warnings
-                        .push(format!("{}: stale patch log: {m}", path.display()));
-                } else if !r.complete() {
-                    report.patch_log_warnings.push(format!(
-                        "{}: {} stale and {} conflicting patch(es) skipped",
-                        path.display(),
-                        r.stale,
-                        r.conflicting
-                    ));
-                }
-                if r.complete() {
-                    loaded = Some(log);
-                }
-            }
-            Ok(None) => {}
-            Err(e) => report
+/// Loads the patch-log file named by the configuration, if any; problems
+/// become warnings (the program runs without the log). Empty otherwise.
+pub(crate) fn load_book(cfg: &JitConfig, report: &mut JitReport) -> LogBook {
+    let Some(path) = cfg.patch_log.as_ref().filter(|_| cfg.optimize) else {
+        return LogBook::new();
+    };
+    let t = Instant::now();
+    let book = match LogBook::load(path) {
+        Ok(b) => b.unwrap_or_default(),
+        Err(e) => {
+            report
                 .patch_log_warnings
-                .push(format!("{e} (running without the patch log)")),
+                .push(format!("{e} (running without the patch log)"));
+            LogBook::new()
         }
-        recorder = Some(rec);
-        report.replay = t.elapsed();
+    };
+    report.replay += t.elapsed();
+    book
+}
+
+/// Warns about patches from the patch-log file that could not be replayed.
+pub(crate) fn warn_replay(cfg: &JitConfig, report: &mut JitReport) {
+    let Some(path) = &cfg.patch_log else {
+        return;
+    };
+    if report.patches_stale + report.patches_conflicting > 0 {
+        report.patch_log_warnings.push(format!(
+            "{}: {} stale and {} conflicting patch(es) skipped",
+            path.display(),
+            report.patches_stale,
+            report.patches_conflicting
+        ));
     }
-    if loaded.is_none() {
-        let t = Instant::now();
-        let before = graph.replacements().len();
-        vssa::opt::optimize(graph).map_err(|e| JitError::Verify(e.to_string()))?;
-        report.optimize = t.elapsed();
-        report.patches_recorded = graph.replacements().len() - before;
+}
+
+/// Saves `book` to the configured patch-log file (atomically).
+pub(crate) fn save_book(cfg: &JitConfig, report: &mut JitReport, book: &LogBook) {
+    let Some(path) = cfg.patch_log.as_ref().filter(|_| cfg.optimize) else {
+        return;
+    };
+    let t = Instant::now();
+    if let Err(e) = book.save(path) {
+        report
+            .patch_log_warnings
+            .push(format!("cannot write patch log {}: {e}", path.display()));
     }
-    // A complete replay with nothing new reproduces the loaded log exactly:
-    // nothing to save.
-    if let (Some(path), Some(rec), None) = (&cfg.patch_log, &recorder, &loaded) {
-        let t = Instant::now();
-        match rec.log(graph) {
-            Ok(log) => {
-                if let Err(e) = log.save(path) {
-                    report
-                        .patch_log_warnings
-                        .push(format!("cannot write patch log {}: {e}", path.display()));
-                }
-            }
-            Err(e) => report
-                .patch_log_warnings
-                .push(format!("patch log {} not saved: {e}", path.display())),
-        }
-        report.patch_log_save = t.elapsed();
-    }
-    Ok(())
+    report.patch_log_save += t.elapsed();
 }
 
 fn verify(g: &vssa::Graph) -> Result<(), JitError> {
@@ -385,9 +608,22 @@ fn verify(g: &vssa::Graph) -> Result<(), JitError> {
     })
 }
 
-fn dump(cfg: &JitConfig, g: &vssa::Graph, phase: &str) -> Result<(), JitError> {
+/// The dump file name of `phase` of unit `name` (the whole program's
+/// dumps keep the bare phase name).
+fn dump_label(name: &str, phase: &str) -> String {
+    if name == "bf_main" {
+        phase.to_string()
+    } else {
+        format!("{name}-{phase}")
+    }
+}
+
+fn dump(cfg: &JitConfig, g: &vssa::Graph, name: &str, phase: &str) -> Result<(), JitError> {
     match &cfg.dump_dot {
-        Some(dir) => write_dump(dir, phase, &vssa::dot::to_dot(g, phase)),
+        Some(dir) => {
+            let label = dump_label(name, phase);
+            write_dump(dir, &label, &vssa::dot::to_dot(g, &label))
+        }
         None => Ok(()),
     }
 }
@@ -422,51 +658,24 @@ impl NativeProgram {
             eof: opts.eof,
             error: None,
         };
-        let mut ctx = Context {
-            tape: tape.as_mut_ptr(),
-            fuel: opts.max_steps.unwrap_or(0),
-            exit_ptr: 0,
-            host: &mut host as *mut HostState as *mut c_void,
-        };
-        // SAFETY: the code was compiled by `self.jit` (alive: borrowed) for
-        // exactly this `Context` layout and a tape of `self.tape_len` cells,
-        // which `tape` has (asserted above); every access the code makes is
-        // bounds-checked against that length before it happens. `ctx` and
-        // the host state it points to outlive the call, and nothing else
-        // touches the tape or the host state until it returns.
-        let code = unsafe {
-            self.jit
-                .call(&self.code, &mut ctx as *mut Context as *mut u8)
-        }
-        .expect("code compiled by this JIT");
-        let error = host.error.take();
-        let result = match code {
-            EXIT_DONE => Ok(InterpState {
+        let fuel = opts.max_steps.unwrap_or(0);
+        let mut ctx = Context::new(tape, fuel, &mut host as *mut HostState as *mut c_void);
+        // SAFETY: the unit was compiled by `self.jit` for this program, a
+        // tape of `self.tape_len` cells (asserted above) and this step-limit
+        // setting; `ctx` and the host state it points to outlive the call.
+        let ended =
+            unsafe { call_unit(&self.jit, &self.unit, &mut ctx, || host.error.take(), opts) };
+        let result = match ended {
+            Ok(Ended::Done { .. }) => Ok(InterpState {
                 pc: prog.insts.len(),
                 ptr: 0,
                 steps: 0,
             }),
-            EXIT_ERROR => Err(error.unwrap_or_else(|| {
-                RunError::new(
-                    RunErrorKind::Io {
-                        kind: std::io::ErrorKind::Other,
-                        message: "compiled code reported an error without a cause".into(),
-                    },
-                    None,
-                )
-            })),
-            id => {
-                let index = (id - EXIT_FIRST_RESUME) as usize;
-                let pc = self.exits[index];
-                let steps = opts.max_steps.map_or(0, |m| m - ctx.fuel);
-                let mut state = InterpState {
-                    pc,
-                    ptr: ctx.exit_ptr,
-                    steps,
-                };
+            Ok(Ended::Deopt { mut state, .. }) => {
                 report.exits_to_interp += 1;
                 interp::run_from(prog, tape, &mut state, io, opts).map(|()| state)
             }
+            Err(e) => Err(e),
         };
         report.run = t.elapsed();
         result
@@ -490,4 +699,21 @@ pub fn run_jit(
         Ok(())
     })();
     (report, result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::offset_of;
+
+    /// The compiled code addresses the context by these offsets.
+    #[test]
+    fn context_offsets_are_the_builders() {
+        use build::ctx_offset;
+        assert_eq!(offset_of!(Context, tape), ctx_offset::TAPE as usize);
+        assert_eq!(offset_of!(Context, fuel), ctx_offset::FUEL as usize);
+        assert_eq!(offset_of!(Context, ptr), ctx_offset::PTR as usize);
+        assert_eq!(offset_of!(Context, deopt), ctx_offset::DEOPT as usize);
+        assert_eq!(std::mem::size_of::<[i64; DEOPT_SLOTS]>(), 8 * DEOPT_SLOTS);
+    }
 }

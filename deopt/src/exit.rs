@@ -1,0 +1,121 @@
+//! The exit protocol: where a failing guard leaves its state, and how the
+//! runtime reads it back.
+
+use vssa::{Addr, NodeId, Type};
+
+/// How lowered guards hand over their frames: fixed per compiled function.
+///
+/// A failing guard stores slot `i` of its frame at
+/// `ctx + buffer_offset + 8 * i` (integers sign-extended to 64 bits,
+/// pointers as they are) and returns `first_exit + k` for the `k`-th guard
+/// of the table, as a value of `exit_type`. The guest picks `first_exit`
+/// above every value its functions return normally.
+#[derive(Clone, Copy, Debug)]
+pub struct DeoptAbi {
+    /// A `Ptr` node of the graph (typically parameter 0): the context.
+    pub ctx: NodeId,
+    /// Byte offset of the deopt buffer in the context.
+    pub buffer_offset: i32,
+    /// Slots the buffer has; a frame with more values is an error.
+    pub capacity: usize,
+    /// The exit id of the first guard.
+    pub first_exit: i64,
+    /// The function's return type (what exit ids are returned as).
+    pub exit_type: Type,
+}
+
+/// One guard of a compiled function, as the runtime needs to know it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeoptExit {
+    /// The guard's content address: what deopt counters and refutations name.
+    pub guard: Addr,
+    /// The guard's `reason` immediate (the guest's own code).
+    pub reason: u32,
+    /// The frame state's resume point.
+    pub resume: u64,
+    /// The types of the frame's slots, in order.
+    pub slots: Vec<Type>,
+}
+
+/// Every exit of one compiled function, by exit id.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExitTable {
+    pub first_exit: i64,
+    pub exits: Vec<DeoptExit>,
+}
+
+impl ExitTable {
+    /// The exit a returned code stands for, or `None` for a normal return.
+    pub fn exit(&self, code: i64) -> Option<&DeoptExit> {
+        let k = code.checked_sub(self.first_exit)?;
+        self.exits.get(usize::try_from(k).ok()?)
+    }
+
+    /// The frame of exit `exit`, read from the deopt buffer's raw slots:
+    /// each value normalized to its slot's type.
+    pub fn frame<'a>(&self, exit: &'a DeoptExit, buffer: &[i64]) -> Frame<'a> {
+        let values = exit
+            .slots
+            .iter()
+            .zip(buffer)
+            .map(|(t, &v)| t.normalize(v))
+            .collect();
+        Frame { exit, values }
+    }
+
+    pub fn len(&self) -> usize {
+        self.exits.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.exits.is_empty()
+    }
+}
+
+/// A deoptimization as the guest sees it: which exit, and the slot values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame<'a> {
+    pub exit: &'a DeoptExit,
+    pub values: Vec<i64>,
+}
+
+/// What a guest implements to resume after a deoptimization.
+///
+/// The guest's graph builder chose what a frame state holds (its resume
+/// point and the slots it listed); this is the inverse: rebuild the
+/// interpreter state from the frame, so the interpreter can go on exactly
+/// where the compiled code stopped. Memory (a tape, a heap) needs no
+/// rebuilding: every store before the guard has run.
+pub trait Guest {
+    /// The interpreter's state (e.g. pc and registers).
+    type State;
+    /// Why a frame cannot be turned into a state (a slot out of range...).
+    type Error;
+    fn resume_state(&self, frame: &Frame<'_>) -> Result<Self::State, Self::Error>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_ids_map_back_to_exits_and_values_are_normalized() {
+        let e = DeoptExit {
+            guard: Addr([1; 16]),
+            reason: 3,
+            resume: 42,
+            slots: vec![Type::I8, Type::I64],
+        };
+        let t = ExitTable {
+            first_exit: 2,
+            exits: vec![e.clone()],
+        };
+        assert_eq!(t.exit(0), None);
+        assert_eq!(t.exit(1), None);
+        assert_eq!(t.exit(2), Some(&e));
+        assert_eq!(t.exit(3), None);
+        assert_eq!(t.exit(i64::MIN), None);
+        let f = t.frame(&e, &[255, -7]);
+        assert_eq!(f.values, vec![-1, -7]);
+    }
+}

@@ -1,0 +1,122 @@
+//! Guard lowering: every guard becomes a branch to an exit block.
+
+use crate::exit::{DeoptAbi, DeoptExit, ExitTable};
+use std::fmt;
+use vssa::{ConvOp, Graph, GraphError, NodeId, Op, Type};
+
+/// Why guards could not be lowered.
+#[derive(Debug)]
+pub enum LowerError {
+    /// A frame has more slots than the deopt buffer.
+    FrameTooLarge {
+        guard: NodeId,
+        slots: usize,
+        capacity: usize,
+    },
+    /// A guard's input 2 is not a frame state, or the graph has no `End`.
+    Malformed {
+        node: Option<NodeId>,
+        reason: &'static str,
+    },
+    Graph(GraphError),
+}
+
+impl fmt::Display for LowerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LowerError::FrameTooLarge {
+                guard,
+                slots,
+                capacity,
+            } => write!(
+                f,
+                "{guard}: its frame has {slots} slots but the deopt buffer holds {capacity}"
+            ),
+            LowerError::Malformed {
+                node: Some(n),
+                reason,
+            } => write!(f, "{n}: {reason}"),
+            LowerError::Malformed { node: None, reason } => write!(f, "graph: {reason}"),
+            LowerError::Graph(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for LowerError {}
+
+impl From<GraphError> for LowerError {
+    fn from(e: GraphError) -> Self {
+        LowerError::Graph(e)
+    }
+}
+
+/// Replaces every live guard by `If [ctrl, cond]`: the true side goes on,
+/// the false side stores the frame's values into the deopt buffer (on the
+/// frame's memory state) and returns the guard's exit id. Exit ids follow
+/// the order of [`Graph::live_nodes`], so the same graph always gets the
+/// same table.
+///
+/// This is a lowering, not an optimization: it runs after the patch log is
+/// recorded, on every compilation, like scheduling.
+pub fn lower_guards(g: &mut Graph, abi: &DeoptAbi) -> Result<ExitTable, LowerError> {
+    let Some(end) = g.end() else {
+        return Err(LowerError::Malformed {
+            node: None,
+            reason: "no End was set",
+        });
+    };
+    let guards: Vec<NodeId> = g
+        .live_nodes()
+        .into_iter()
+        .filter(|&n| matches!(g.op(n), Op::Guard { .. }))
+        .collect();
+    let mut table = ExitTable {
+        first_exit: abi.first_exit,
+        exits: Vec::with_capacity(guards.len()),
+    };
+    if guards.is_empty() {
+        return Ok(table);
+    }
+    let mut returns: Vec<NodeId> = g.inputs(end).to_vec();
+    for (k, &guard) in guards.iter().enumerate() {
+        let Op::Guard { reason } = g.op(guard) else {
+            unreachable!("filtered above");
+        };
+        let (ctrl, cond, frame) = (g.input(guard, 0), g.input(guard, 1), g.input(guard, 2));
+        let Op::FrameState { resume } = g.op(frame) else {
+            return Err(LowerError::Malformed {
+                node: Some(guard),
+                reason: "a guard's input 2 is not a frame state",
+            });
+        };
+        let values: Vec<NodeId> = g.inputs(frame)[1..].to_vec();
+        if values.len() > abi.capacity {
+            return Err(LowerError::FrameTooLarge {
+                guard,
+                slots: values.len(),
+                capacity: abi.capacity,
+            });
+        }
+        let (pass, fail) = g.branch(ctrl, cond)?;
+        let mut mem = g.input(frame, 0);
+        for (i, &v) in values.iter().enumerate() {
+            let wide = match g.ty(v) {
+                Type::I8 | Type::I16 | Type::I32 => g.conv(ConvOp::Sext, Type::I64, v)?,
+                _ => v,
+            };
+            let offset = abi.buffer_offset + 8 * i as i32;
+            mem = g.store(fail, mem, abi.ctx, offset, wide)?;
+        }
+        let code = g.iconst(abi.exit_type, abi.first_exit + k as i64)?;
+        returns.push(g.ret(fail, mem, code)?);
+        table.exits.push(DeoptExit {
+            guard: g.addr(guard),
+            reason,
+            resume,
+            slots: values.iter().map(|&v| g.ty(v)).collect(),
+        });
+        g.replace(guard, pass)?;
+    }
+    g.finish(&returns)?;
+    Ok(table)
+}

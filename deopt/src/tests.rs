@@ -1,0 +1,178 @@
+//! Guards before and after lowering, and speculation, checked with the LIR
+//! interpreter.
+
+use super::*;
+use std::collections::BTreeSet;
+use vssa::interp::{eval, InterpError, Memory};
+use vssa::{BinOp, CmpOp, Graph, NodeId, Type};
+
+const BASE: i64 = 0x1000;
+
+/// `f(ctx, x) = x + 1`, guarded by `x < 10` with frame `@7 [x]`.
+fn guarded() -> (Graph, NodeId) {
+    let mut g = Graph::new();
+    let e = g.entry().unwrap();
+    let ctx = g.param(e.start, 0, Type::Ptr).unwrap();
+    let x = g.param(e.start, 1, Type::I64).unwrap();
+    let ten = g.iconst(Type::I64, 10).unwrap();
+    let ok = g.cmp(CmpOp::Slt, x, ten).unwrap();
+    let frame = g.frame_state(7, e.mem, &[x]).unwrap();
+    let ctrl = g.guard(e.ctrl, ok, frame, 5).unwrap();
+    let one = g.iconst(Type::I64, 1).unwrap();
+    let y = g.bin(BinOp::Add, x, one).unwrap();
+    let r = g.ret(ctrl, e.mem, y).unwrap();
+    g.finish(&[r]).unwrap();
+    (g, ctx)
+}
+
+fn run(g: &Graph, x: i64, mem: &mut Memory) -> Result<i64, InterpError> {
+    eval(g, &[BASE, x], mem, &mut |_, _| 0, 10_000)
+}
+
+fn abi(ctx: NodeId, capacity: usize) -> DeoptAbi {
+    DeoptAbi {
+        ctx,
+        buffer_offset: 16,
+        capacity,
+        first_exit: 100,
+        exit_type: Type::I64,
+    }
+}
+
+#[test]
+fn a_failing_guard_deoptimizes_to_its_frame() {
+    let (g, _) = guarded();
+    let mut mem = Memory::new(BASE, 64);
+    assert_eq!(run(&g, 3, &mut mem), Ok(4));
+    match run(&g, 20, &mut mem) {
+        Err(InterpError::Deopt { resume, values, .. }) => {
+            assert_eq!(resume, 7);
+            assert_eq!(values, vec![20]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn lowered_guards_write_the_frame_and_return_the_exit_id() {
+    let (mut g, ctx) = guarded();
+    let guard_addr = g
+        .live_nodes()
+        .into_iter()
+        .find(|&n| matches!(g.op(n), vssa::Op::Guard { .. }))
+        .map(|n| g.addr(n))
+        .unwrap();
+    let table = lower_guards(&mut g, &abi(ctx, 2)).unwrap();
+    assert!(vssa::verify::verify(&g).is_ok());
+    assert!(!g.live_nodes().iter().any(|&n| matches!(
+        g.op(n),
+        vssa::Op::Guard { .. } | vssa::Op::FrameState { .. }
+    )));
+    assert_eq!(table.len(), 1);
+    let exit = table.exit(100).unwrap();
+    assert_eq!(exit.guard, guard_addr);
+    assert_eq!((exit.reason, exit.resume), (5, 7));
+    assert_eq!(exit.slots, vec![Type::I64]);
+    let mut mem = Memory::new(BASE, 64);
+    assert_eq!(run(&g, 3, &mut mem), Ok(4));
+    assert_eq!(run(&g, -20, &mut mem), Ok(-19));
+    assert_eq!(run(&g, 20, &mut mem), Ok(100));
+    let slot = i64::from_le_bytes(mem.bytes()[16..24].try_into().unwrap());
+    assert_eq!(slot, 20);
+    let frame = table.frame(exit, &[slot]);
+    assert_eq!(frame.values, vec![20]);
+    // The same graph always gets the same table.
+    let (mut again, ctx) = guarded();
+    assert_eq!(lower_guards(&mut again, &abi(ctx, 2)).unwrap(), table);
+}
+
+#[test]
+fn a_frame_larger_than_the_buffer_is_an_error() {
+    let (mut g, ctx) = guarded();
+    let e = lower_guards(&mut g, &abi(ctx, 0)).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            LowerError::FrameTooLarge {
+                slots: 1,
+                capacity: 0,
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+/// `f(ctx, x) = (x != 0 ? store 9 at ctx : nothing); return load ctx`,
+/// with a site on the branch whose true side is never taken.
+fn diamond() -> (Graph, NodeId, BranchSite) {
+    let mut g = Graph::new();
+    let e = g.entry().unwrap();
+    let ctx = g.param(e.start, 0, Type::Ptr).unwrap();
+    let x = g.param(e.start, 1, Type::I64).unwrap();
+    let frame = g.frame_state(3, e.mem, &[x]).unwrap();
+    let (t, f) = g.branch(e.ctrl, x).unwrap();
+    let nine = g.iconst(Type::I64, 9).unwrap();
+    let stored = g.store(t, e.mem, ctx, 0, nine).unwrap();
+    let merge = g.region(&[f, t]).unwrap();
+    let mem = g.phi(merge, Type::Mem, &[e.mem, stored]).unwrap();
+    let v = g.load(merge, mem, ctx, 0, Type::I64).unwrap();
+    let r = g.ret(merge, mem, v).unwrap();
+    g.finish(&[r]).unwrap();
+    let branch = g.input(t, 0);
+    let site = BranchSite {
+        branch,
+        taken: 1,
+        merge,
+        frame,
+        reason: 9,
+    };
+    (g, ctx, site)
+}
+
+#[test]
+fn speculation_turns_the_untaken_side_into_a_guard() {
+    let (mut g, ctx, site) = diamond();
+    let mut mem = Memory::new(BASE, 64);
+    assert_eq!(run(&g, 1, &mut mem), Ok(9));
+    let none = BTreeSet::new();
+    let s = speculate_never_taken(&mut g, &[site], &|_| true, &none).unwrap();
+    assert_eq!((s.guards.len(), s.refuted, s.skipped), (1, 0, 0));
+    assert!(vssa::verify::verify(&g).is_ok());
+    let mut mem = Memory::new(BASE, 64);
+    assert_eq!(run(&g, 0, &mut mem), Ok(0));
+    match run(&g, 1, &mut mem) {
+        Err(InterpError::Deopt { resume, values, .. }) => {
+            assert_eq!((resume, values), (3, vec![1]))
+        }
+        other => panic!("{other:?}"),
+    }
+    // The store on the untaken side is gone from the code.
+    assert!(!g
+        .live_nodes()
+        .iter()
+        .any(|&n| matches!(g.op(n), vssa::Op::Store { .. })));
+    // Lowered, it is an exit like any other.
+    let table = lower_guards(&mut g, &abi(ctx, 1)).unwrap();
+    assert_eq!(table.exits[0].reason, 9);
+    let mut mem = Memory::new(BASE, 64);
+    assert_eq!(run(&g, 1, &mut mem), Ok(100));
+}
+
+#[test]
+fn refuted_and_unchosen_sites_keep_the_general_code() {
+    let (mut g, _, site) = diamond();
+    let s = speculate_never_taken(&mut g, &[site], &|_| false, &BTreeSet::new()).unwrap();
+    assert!(s.guards.is_empty());
+    assert!(g.replacements().is_empty());
+    // Refuted: find the guard's address by speculating on a copy.
+    let (mut probe, _, site2) = diamond();
+    let made = speculate_never_taken(&mut probe, &[site2], &|_| true, &BTreeSet::new()).unwrap();
+    let refuted: BTreeSet<_> = made.guards.iter().map(|&n| probe.addr(n)).collect();
+    let (mut g, _, site) = diamond();
+    let s = speculate_never_taken(&mut g, &[site], &|_| true, &refuted).unwrap();
+    assert_eq!((s.guards.len(), s.refuted), (0, 1));
+    assert!(g.replacements().is_empty());
+    let mut mem = Memory::new(BASE, 64);
+    assert_eq!(run(&g, 1, &mut mem), Ok(9));
+}

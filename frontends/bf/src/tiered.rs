@@ -1,0 +1,493 @@
+//! The tiered runtime: interpret, compile hot loops, speculate, deoptimize,
+//! recompile.
+//!
+//! The interpreter runs the program and counts, per loop, how often its
+//! body is entered ([`Profile`]). When a loop gets hot, it is compiled as a
+//! *unit* ([`Unit::Loop`]) whose entry is the loop's header; from then on
+//! the interpreter calls the unit every time it is about to run that
+//! loop's body, and the unit returns when the loop ends (the interpreter
+//! goes on after its `]`) or when a guard fails (the interpreter resumes
+//! exactly where the guard's frame says).
+//!
+//! Speculation: an inner loop the profile never saw entered is compiled as
+//! a guard (`vssa_deopt::speculate_never_taken`), not as code. When that
+//! guard fails, the [`DeoptCounters`] apply the [`RecompilePolicy`]: the
+//! guard is *refuted* and only its unit is recompiled, replaying the unit's
+//! patch log up to the failed speculation instead of optimizing again.
+//! The refutation is kept with the unit's patches in the patch-log book, so
+//! a later process that loads the patch log (`--patch-log`) never
+//! speculates there again, and replays every unit's optimization instead
+//! of redoing it.
+//!
+//! Tape bounds and the step limit are guards too (never refuted: the
+//! general code needs them); when one fails the interpreter reports the
+//! error at the exact instruction.
+
+use crate::build::{Unit, REASON_UNTAKEN};
+use crate::error::SrcPos;
+use crate::interp::{self, InterpState, Io, LoopHook};
+use crate::parse::{InstKind, Program};
+use crate::runtime::{
+    self, call_unit, compile_unit, Context, Ended, HostState, JitConfig, JitError, JitReport,
+    Speculate, UnitCode, UnitRequest,
+};
+use crate::tape::Tape;
+use std::ffi::c_void;
+use std::time::{Duration, Instant};
+use vssa::Addr;
+use vssa_backend::Jit;
+use vssa_deopt::{DeoptCounters, DeoptExit, RecompilePolicy, Verdict};
+use vssa_patch::{Log, LogBook};
+
+/// Loop-body entries after which a loop is compiled.
+pub const DEFAULT_HOT_LOOP: u32 = 50;
+
+/// How the tiered runtime runs a program.
+#[derive(Clone, Debug)]
+pub struct TieredConfig {
+    /// The pipeline's options (and the run's: step limit, EOF).
+    pub jit: JitConfig,
+    /// Body entries (counted by the interpreter) that make a loop hot.
+    pub hot_loop: u32,
+    /// When a failing speculation is given up and its unit recompiled.
+    pub policy: RecompilePolicy,
+}
+
+impl Default for TieredConfig {
+    fn default() -> Self {
+        TieredConfig {
+            jit: JitConfig {
+                optimize: true,
+                ..JitConfig::default()
+            },
+            hot_loop: DEFAULT_HOT_LOOP,
+            policy: RecompilePolicy::default(),
+        }
+    }
+}
+
+/// One compiled loop, for `--stats -v`.
+#[derive(Clone, Debug, Default)]
+pub struct UnitReport {
+    /// The loop's `[` and where it is in the source.
+    pub open: usize,
+    pub pos: Option<SrcPos>,
+    /// Compilations (the first one and every recompilation).
+    pub compiles: u32,
+    /// Calls from the interpreter.
+    pub entries: u64,
+    /// Guard failures, and how many of them were speculations.
+    pub deopts: u64,
+    pub speculation_failures: u64,
+    /// Guards in the current code, and how many are speculations.
+    pub guards: usize,
+    pub speculated: usize,
+    /// Refuted guards (speculations given up).
+    pub refuted: usize,
+    /// Compile time, all compilations together.
+    pub compile: Duration,
+    pub code_size: usize,
+}
+
+/// Where the time went and what the tiers did.
+#[derive(Clone, Debug, Default)]
+pub struct TieredReport {
+    /// Every compilation's phases and counts, added up.
+    pub jit: JitReport,
+    pub units_compiled: usize,
+    pub deopts: u64,
+    pub recompiles: u64,
+    /// Time spent recompiling after deopts (part of the compile time).
+    pub recompile: Duration,
+    /// Time in the interpreter and in compiled code.
+    pub interp: Duration,
+    pub native: Duration,
+    /// Loop tests counted (exact under a step limit).
+    pub steps: u64,
+    pub units: Vec<UnitReport>,
+}
+
+impl TieredReport {
+    /// Total compile time (first compilations and recompilations).
+    pub fn compile(&self) -> Duration {
+        self.jit.compile()
+    }
+}
+
+/// What an observer of deoptimizations sees: the guard, and the
+/// interpreter state and tape the run resumes from.
+pub struct DeoptEvent<'a> {
+    /// The `[` of the unit that deoptimized.
+    pub unit: usize,
+    pub exit: &'a DeoptExit,
+    pub state: &'a InterpState,
+    pub tape: &'a Tape,
+    pub verdict: Verdict,
+}
+
+/// The interpreter's loop profile, and the loops that have code.
+struct Profile {
+    /// Per instruction: body entries of the loop opened there.
+    entered: Vec<u32>,
+    /// Per instruction: 1 + the index of the loop's unit, 0 for none, or
+    /// [`DELEGATED`].
+    unit_of: Vec<u32>,
+    hot: u32,
+}
+
+/// A hot loop that an enclosing loop's unit was compiled for instead: the
+/// interpreter runs it until it reaches that loop's header.
+const DELEGATED: u32 = u32::MAX;
+
+impl LoopHook for Profile {
+    #[inline]
+    fn enter_body(&mut self, open: usize) -> bool {
+        let n = &mut self.entered[open];
+        *n = n.saturating_add(1);
+        match self.unit_of[open] {
+            0 => *n >= self.hot,
+            DELEGATED => false,
+            _ => true,
+        }
+    }
+}
+
+/// Per instruction: the `[` of the loop that encloses the loop opened
+/// there, if any.
+fn enclosing_loops(prog: &Program) -> Vec<Option<usize>> {
+    let mut parent = vec![None; prog.insts.len()];
+    let mut open: Vec<usize> = Vec::new();
+    for (pc, inst) in prog.insts.iter().enumerate() {
+        match inst.kind {
+            InstKind::Open { .. } => {
+                parent[pc] = open.last().copied();
+                open.push(pc);
+            }
+            InstKind::Close { .. } => {
+                open.pop();
+            }
+            _ => {}
+        }
+    }
+    parent
+}
+
+/// A loop's unit: its code and what it did. Its patch log and refuted
+/// guards are in [`Tiers::book`], under `code.key`.
+struct UnitSlot {
+    open: usize,
+    close: usize,
+    code: UnitCode,
+    report: UnitReport,
+}
+
+/// The runtime's state besides the interpreter's.
+struct Tiers<'p> {
+    prog: &'p Program,
+    cfg: &'p TieredConfig,
+    tape_len: usize,
+    jit: Jit,
+    profile: Profile,
+    units: Vec<UnitSlot>,
+    /// Every unit's patch log (loaded from the patch-log file, if any, and
+    /// updated by every compilation); `dirty` once it differs from the file.
+    book: LogBook,
+    dirty: bool,
+    /// [`enclosing_loops`].
+    parent: Vec<Option<usize>>,
+    counters: DeoptCounters,
+    report: TieredReport,
+}
+
+impl Tiers<'_> {
+    /// Compiles (or recompiles) the unit of the loop at `open`, replaying
+    /// its log from the book if it has one, and files the new log there.
+    fn compile(&mut self, open: usize) -> Result<UnitCode, JitError> {
+        // Speculate only on a mature profile: a loop never entered although
+        // the loop around it (whose every iteration tests it once) went
+        // round at least a quarter of `hot` times (and twice) in the
+        // interpreter.
+        let entered = &self.profile.entered;
+        let parent = &self.parent;
+        let mature = (self.profile.hot / 4).max(2);
+        let never_entered = |pc: usize| {
+            let around = parent.get(pc).copied().flatten();
+            entered.get(pc).is_some_and(|&n| n == 0)
+                && around.is_some_and(|p| entered.get(p).is_some_and(|&n| n >= mature))
+        };
+        let name = format!("bf_loop_{open}");
+        let code = compile_unit(
+            &mut self.jit,
+            self.prog,
+            &UnitRequest {
+                unit: Unit::Loop { open },
+                tape_len: self.tape_len,
+                speculate: Some(Speculate {
+                    never_entered: &never_entered,
+                }),
+                book: &self.book,
+                name: &name,
+            },
+            &self.cfg.jit,
+            &mut self.report.jit,
+        )?;
+        if let Some(log) = &code.log {
+            if self.book.unit(&code.key) != Some(log) {
+                self.book.insert(log.clone());
+                self.dirty = true;
+            }
+        }
+        Ok(code)
+    }
+
+    /// The unit to call at the header of the loop at `open`, compiled now
+    /// if it has none; `None` when the loop was hot but a unit for an
+    /// enclosing loop was compiled instead.
+    ///
+    /// Inner loops get hot first. Compiling each one as it does would
+    /// compile every nest level again (each outer unit holds the inner
+    /// loops): instead, the outermost enclosing loop that has itself gone
+    /// round at least twice (so its header comes round again) is compiled,
+    /// and the interpreter goes on to that header.
+    fn unit_for(&mut self, open: usize) -> Result<Option<usize>, JitError> {
+        match self.profile.unit_of[open] {
+            0 => {}
+            DELEGATED => return Ok(None),
+            i => return Ok(Some(i as usize - 1)),
+        }
+        let mut target = open;
+        while let Some(up) = self.parent[target] {
+            if self.profile.entered[up] < 2 || self.profile.unit_of[up] == DELEGATED {
+                break;
+            }
+            target = up;
+        }
+        if target != open {
+            if self.profile.unit_of[target] == 0 {
+                self.compile_new(target)?;
+            }
+            self.profile.unit_of[open] = DELEGATED;
+            return Ok(None);
+        }
+        self.compile_new(open).map(Some)
+    }
+
+    /// Compiles the first unit of the loop at `open`.
+    fn compile_new(&mut self, open: usize) -> Result<usize, JitError> {
+        let t = Instant::now();
+        let code = self.compile(open)?;
+        let close = match self.prog.insts[open].kind {
+            InstKind::Open { close } => close,
+            _ => open,
+        };
+        let report = UnitReport {
+            open,
+            pos: self.prog.insts.get(open).map(|i| i.pos),
+            compiles: 1,
+            guards: code.exits.len(),
+            speculated: count_speculative(&code),
+            refuted: self.book.unit(&code.key).map_or(0, |l| l.refuted.len()),
+            compile: t.elapsed(),
+            code_size: code.code.stats().code_size,
+            ..UnitReport::default()
+        };
+        self.units.push(UnitSlot {
+            open,
+            close,
+            code,
+            report,
+        });
+        self.report.units_compiled += 1;
+        self.profile.unit_of[open] = self.units.len() as u32;
+        Ok(self.units.len() - 1)
+    }
+
+    /// Refutes `guard` in unit `i` and recompiles the unit, replaying its
+    /// patch log up to the failed speculation.
+    fn recompile(&mut self, i: usize, guard: Addr) -> Result<(), JitError> {
+        let t = Instant::now();
+        let key = self.units[i].code.key;
+        if let Some(log) = self.book.unit_mut(&key) {
+            log.refute(guard);
+        } else {
+            // Not optimizing: no log to cut, but the refutation is kept.
+            let mut log = Log::new(key, Vec::new());
+            log.refute(guard);
+            self.book.insert(log);
+        }
+        self.dirty = true;
+        let open = self.units[i].open;
+        let code = self.compile(open)?;
+        let refuted = self.book.unit(&key).map_or(0, |l| l.refuted.len());
+        let u = &mut self.units[i];
+        u.report.compiles += 1;
+        u.report.refuted = refuted;
+        u.report.guards = code.exits.len();
+        u.report.speculated = count_speculative(&code);
+        u.report.code_size = code.code.stats().code_size;
+        u.code = code;
+        let dt = t.elapsed();
+        u.report.compile += dt;
+        self.report.recompile += dt;
+        self.report.recompiles += 1;
+        Ok(())
+    }
+}
+
+fn count_speculative(code: &UnitCode) -> usize {
+    code.exits
+        .exits
+        .iter()
+        .filter(|e| e.reason == REASON_UNTAKEN)
+        .count()
+}
+
+/// Runs `prog` on a fresh tape of `tape_limit` cells with the tiered
+/// runtime. The report is returned whatever happened.
+pub fn run_tiered(
+    prog: &Program,
+    tape_limit: usize,
+    io: &mut Io<'_>,
+    cfg: &TieredConfig,
+) -> (TieredReport, Result<(), JitError>) {
+    run_tiered_observed(prog, tape_limit, io, cfg, &mut |_| {})
+}
+
+/// [`run_tiered`], calling `observer` after every deoptimization with the
+/// state the interpreter resumes from (for tests of exactness).
+pub fn run_tiered_observed(
+    prog: &Program,
+    tape_limit: usize,
+    io: &mut Io<'_>,
+    cfg: &TieredConfig,
+    observer: &mut dyn FnMut(&DeoptEvent<'_>),
+) -> (TieredReport, Result<(), JitError>) {
+    let jit = match runtime::new_jit(&cfg.jit) {
+        Ok(j) => j,
+        Err(e) => return (TieredReport::default(), Err(e)),
+    };
+    let mut tape = match Tape::new(tape_limit) {
+        Ok(t) => t,
+        Err(e) => return (TieredReport::default(), Err(JitError::Tape(e))),
+    };
+    let n = prog.insts.len();
+    let mut report = TieredReport::default();
+    let book = runtime::load_book(&cfg.jit, &mut report.jit);
+    let mut tiers = Tiers {
+        prog,
+        cfg,
+        tape_len: tape.len(),
+        jit,
+        profile: Profile {
+            entered: vec![0; n],
+            unit_of: vec![0; n],
+            hot: cfg.hot_loop.max(1),
+        },
+        units: Vec::new(),
+        book,
+        dirty: false,
+        parent: enclosing_loops(prog),
+        counters: DeoptCounters::new(cfg.policy),
+        report,
+    };
+    let result = run_loop(&mut tiers, &mut tape, io, observer);
+    runtime::warn_replay(&cfg.jit, &mut tiers.report.jit);
+    if tiers.dirty {
+        runtime::save_book(&cfg.jit, &mut tiers.report.jit, &tiers.book);
+    }
+    let mut report = tiers.report;
+    report.units = tiers.units.into_iter().map(|u| u.report).collect();
+    (report, result)
+}
+
+fn run_loop(
+    tiers: &mut Tiers<'_>,
+    tape: &mut Tape,
+    io: &mut Io<'_>,
+    observer: &mut dyn FnMut(&DeoptEvent<'_>),
+) -> Result<(), JitError> {
+    let prog = tiers.prog;
+    let opts = tiers.cfg.jit.run;
+    let mut state = InterpState::default();
+    loop {
+        let t = Instant::now();
+        let stop = interp::run_hooked(prog, tape, &mut state, io, &opts, &mut tiers.profile);
+        tiers.report.interp += t.elapsed();
+        tiers.report.steps = state.steps;
+        let Some(open) = stop? else {
+            return Ok(());
+        };
+        let Some(i) = tiers.unit_for(open)? else {
+            continue;
+        };
+        let t = Instant::now();
+        let ended = {
+            let mut host = HostState {
+                prog,
+                io: &mut *io,
+                eof: opts.eof,
+                error: None,
+            };
+            let fuel = opts.max_steps.map_or(0, |m| m.saturating_sub(state.steps));
+            let host_ptr = &mut host as *mut HostState as *mut c_void;
+            let mut ctx = Context::new(tape, fuel, host_ptr);
+            ctx.ptr = state.ptr;
+            let unit = &tiers.units[i];
+            // SAFETY: the unit was compiled by `tiers.jit` for this program,
+            // this tape's length and this step-limit setting; `ctx` and the
+            // host state outlive the call; the interpreter left the cell
+            // index on the tape and the run at the loop's header.
+            unsafe {
+                call_unit(
+                    &tiers.jit,
+                    &unit.code,
+                    &mut ctx,
+                    || host.error.take(),
+                    &opts,
+                )
+            }
+        };
+        tiers.report.native += t.elapsed();
+        tiers.units[i].report.entries += 1;
+        match ended.map_err(JitError::Run)? {
+            Ended::Done { ptr, fuel } => {
+                state.pc = tiers.units[i].close + 1;
+                state.ptr = ptr;
+                if let Some(m) = opts.max_steps {
+                    state.steps = m.saturating_sub(fuel);
+                }
+            }
+            Ended::Deopt {
+                state: resume,
+                exit,
+            } => {
+                let e = tiers.units[i].code.exits.exits[exit].clone();
+                let speculative = e.reason == REASON_UNTAKEN;
+                let verdict = tiers.counters.record(e.guard, speculative);
+                tiers.report.deopts += 1;
+                let u = &mut tiers.units[i].report;
+                u.deopts += 1;
+                u.speculation_failures += u64::from(speculative);
+                if opts.max_steps.is_none() {
+                    // Compiled code does not count tests without a limit.
+                    state = InterpState {
+                        steps: state.steps,
+                        ..resume
+                    };
+                } else {
+                    state = resume;
+                }
+                observer(&DeoptEvent {
+                    unit: tiers.units[i].open,
+                    exit: &e,
+                    state: &state,
+                    tape,
+                    verdict,
+                });
+                if verdict == Verdict::Recompile {
+                    tiers.recompile(i, e.guard)?;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! The tiered engine against the interpreter: the corpus, programs built
+//! to deoptimize, random programs, and the exactness of every deopt.
+
+mod common;
+
+use common::*;
+use proptest::prelude::*;
+use vssa_bf::tiered::{run_tiered_observed, TieredConfig};
+use vssa_bf::{EofMode, InterpState, Io, RunErrorKind, Tape};
+
+#[test]
+fn corpus_tiered_matches_expected_output() {
+    let programs = corpus();
+    if programs.is_empty() {
+        eprintln!("skipped: ../shared/bf not found (the shared corpus is not on this machine)");
+        return;
+    }
+    for p in programs {
+        let prog = vssa_bf::parse(&p.source).unwrap();
+        let (out, report) = run_tiered(
+            &prog,
+            &p.input,
+            opts(None, EofMode::Unchanged),
+            vssa_bf::DEFAULT_TAPE_LIMIT,
+            vssa_bf::tiered::DEFAULT_HOT_LOOP,
+            1,
+        );
+        assert_eq!(out.error, None, "{}", p.name);
+        assert!(out.output == p.expected, "{}: output differs", p.name);
+        eprintln!(
+            "{}: {} units, {} deopts, {} recompiles",
+            p.name, report.units_compiled, report.deopts, report.recompiles
+        );
+    }
+}
+
+/// Interpreter and tiered engine (at several thresholds and policies) on `src`.
+fn agree(src: &str, input: &[u8], max_steps: Option<u64>) -> u64 {
+    let prog = vssa_bf::parse(src).unwrap();
+    let o = opts(max_steps, EofMode::Unchanged);
+    let want = run_interp(&prog, input, o, SMALL_TAPE);
+    let mut deopts = 0;
+    for (hot, after) in [(1, 1), (2, 0), (3, 2), (50, 1)] {
+        let (got, report) = run_tiered(&prog, input, o, SMALL_TAPE, hot, after);
+        assert_eq!(got, want, "hot {hot}, recompile after {after}: {src}");
+        deopts += report.deopts;
+    }
+    deopts
+}
+
+#[test]
+fn a_loop_first_entered_late_deoptimizes_and_recompiles() {
+    let prog = vssa_bf::parse(LATE_LOOP).unwrap();
+    let o = opts(None, EofMode::Unchanged);
+    let want = run_interp(&prog, LATE_INPUT, o, SMALL_TAPE);
+    let (got, report) = run_tiered(&prog, LATE_INPUT, o, SMALL_TAPE, 2, 1);
+    assert_eq!(got, want);
+    assert!(report.deopts >= 1 && report.recompiles >= 1, "{report:?}");
+    let u = &report.units[0];
+    assert_eq!((u.speculation_failures, u.refuted), (1, 1), "{u:?}");
+    // Never recompiling: every entry of the inner loop deoptimizes.
+    let (got, report) = run_tiered(&prog, LATE_INPUT, o, SMALL_TAPE, 2, 0);
+    assert_eq!(got, want);
+    assert_eq!(report.recompiles, 0);
+    assert!(report.deopts >= 2, "{report:?}");
+    agree(LATE_LOOP, LATE_INPUT, None);
+    agree(LATE_LOOP, LATE_INPUT, Some(500));
+}
+
+#[test]
+fn programs_that_deoptimize_agree() {
+    let cases = [
+        // A loop entered only on the last of many iterations.
+        "+++++++++[>+>[-]<<-]>[-]++++++++[<+++++>-]<[>>+<<-]>>.",
+        // Nested loops entered late, with output inside.
+        "++++++[>++++[>+>[>+.<-]<<-]<-]",
+        // The pointer walks right, past what the bounds guard checked.
+        "+[>+]",
+        // Walks left off the tape inside a compiled loop.
+        "+++++[>+++<-]>[<]",
+        // A loop that deoptimizes at every guard: every speculation fails.
+        "+++[>+++[>+>+<<-]>[>[-]<-]<<-]>>>.",
+    ];
+    let mut deopts = 0;
+    for src in cases {
+        deopts += agree(src, b"", None);
+        deopts += agree(src, b"", Some(300));
+    }
+    assert!(deopts > 0, "no case deoptimized");
+}
+
+#[test]
+fn the_pointer_walking_off_the_right_end_is_the_interpreters_error() {
+    let prog = vssa_bf::parse("+[>+]").unwrap();
+    let (out, report) = run_tiered(&prog, b"", opts(None, EofMode::Unchanged), SMALL_TAPE, 2, 1);
+    let e = out.error.expect("walks off");
+    assert!(matches!(e.kind, RunErrorKind::TapeLimit { .. }), "{e}");
+    assert!(report.deopts >= 1, "{report:?}");
+}
+
+/// A program whose inner loop is skipped for the first eight rounds of the
+/// outer loop (it reads a zero byte each time) and then entered: with a
+/// low threshold, the outer loop is compiled speculating that the inner
+/// loop is never entered, and that speculation fails in round nine.
+const LATE_LOOP: &str = "++++++++++[>,[-.>+<]<-]";
+const LATE_INPUT: &[u8] = &[0, 0, 0, 0, 0, 0, 0, 0, 3, 2];
+
+/// Counts the bytes read through it, for the observer to see.
+struct CountingReader<'a> {
+    data: &'a [u8],
+    read: std::rc::Rc<std::cell::Cell<usize>>,
+}
+
+impl std::io::Read for CountingReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.data.read(buf)?;
+        self.read.set(self.read.get() + n);
+        Ok(n)
+    }
+}
+
+/// Output the observer can see.
+#[derive(Clone, Default)]
+struct SharedOut(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+
+impl std::io::Write for SharedOut {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every deopt hands the interpreter exactly the state the interpreter
+/// alone has at that point: same pc, pointer, step count, tape, input
+/// consumed and output written. The point is identified by its step count:
+/// the pure interpreter, limited to that many steps, stops at the next loop
+/// test after it; so does the resumed run when limited the same way.
+#[test]
+fn every_deopt_is_exact() {
+    let prog = vssa_bf::parse(LATE_LOOP).unwrap();
+    let mut cfg = TieredConfig {
+        hot_loop: 2,
+        ..TieredConfig::default()
+    };
+    cfg.jit.verify = true;
+    cfg.jit.run = opts(Some(100_000), EofMode::Unchanged);
+    let read = std::rc::Rc::new(std::cell::Cell::new(0));
+    let out = SharedOut::default();
+    // (state, first cells, input consumed, output so far)
+    let mut snapshots: Vec<(InterpState, Vec<u8>, usize, Vec<u8>)> = Vec::new();
+    {
+        let mut inp = CountingReader {
+            data: LATE_INPUT,
+            read: read.clone(),
+        };
+        let mut w = out.clone();
+        let mut io = Io::new(&mut inp, &mut w);
+        let (report, r) = run_tiered_observed(&prog, SMALL_TAPE, &mut io, &cfg, &mut |ev| {
+            snapshots.push((
+                *ev.state,
+                ev.tape.as_slice()[..64].to_vec(),
+                read.get(),
+                out.0.borrow().clone(),
+            ));
+        });
+        r.unwrap();
+        assert!(report.recompiles > 0, "{report:?}");
+    }
+    let want = run_interp(&prog, LATE_INPUT, cfg.jit.run, SMALL_TAPE);
+    assert_eq!(*out.0.borrow(), want.output);
+    assert!(!snapshots.is_empty(), "the program did not deoptimize");
+    for (state, cells, consumed, printed) in snapshots {
+        let lim = opts(Some(state.steps), EofMode::Unchanged);
+        // The interpreter alone, up to the same number of steps...
+        let mut tape = Tape::new(SMALL_TAPE).unwrap();
+        let mut alone_out = Vec::new();
+        let mut inp: &[u8] = LATE_INPUT;
+        let mut alone = InterpState::default();
+        let r = {
+            let mut io = Io::new(&mut inp, &mut alone_out);
+            vssa_bf::run_from(&prog, &mut tape, &mut alone, &mut io, &lim)
+        };
+        let alone_consumed = LATE_INPUT.len() - inp.len();
+        // ...and the resumed state, run to the same point.
+        let mut tape2 = Tape::new(SMALL_TAPE).unwrap();
+        tape2.as_mut_slice()[..64].copy_from_slice(&cells);
+        let mut resumed = state;
+        let mut out2 = printed.clone();
+        let mut inp2: &[u8] = &LATE_INPUT[consumed..];
+        let r2 = {
+            let mut io = Io::new(&mut inp2, &mut out2);
+            vssa_bf::run_from(&prog, &mut tape2, &mut resumed, &mut io, &lim)
+        };
+        assert_eq!(r.is_err(), r2.is_err());
+        assert_eq!(alone, resumed, "state after resuming from {state:?}");
+        assert_eq!(
+            &tape.as_slice()[..64],
+            &tape2.as_slice()[..64],
+            "tape at {state:?}"
+        );
+        assert_eq!(alone_out, out2, "output at {state:?}");
+        assert_eq!(
+            alone_consumed,
+            LATE_INPUT.len() - inp2.len(),
+            "input at {state:?}"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    #[test]
+    fn random_programs_agree_with_the_interpreter(
+        src in random_program(),
+        input in prop::collection::vec(any::<u8>(), 0..8),
+        hot in 1u32..4,
+        after in 0u32..3,
+    ) {
+        let prog = vssa_bf::parse(&src).unwrap();
+        let o = opts(Some(2_000), EofMode::Unchanged);
+        let want = run_interp(&prog, &input, o, SMALL_TAPE);
+        let (got, _) = run_tiered(&prog, &input, o, SMALL_TAPE, hot, after);
+        prop_assert_eq!(got, want, "program {}", src);
+    }
+
+    #[test]
+    fn random_terminating_programs_agree_without_a_step_limit(
+        src in random_program(),
+        input in prop::collection::vec(any::<u8>(), 0..8),
+        hot in 1u32..4,
+    ) {
+        let prog = vssa_bf::parse(&src).unwrap();
+        let bounded = run_interp(&prog, &input, opts(Some(5_000), EofMode::Unchanged), SMALL_TAPE);
+        let ran_out = matches!(&bounded.error, Some(e) if matches!(e.kind, RunErrorKind::StepLimit { .. }));
+        if !ran_out {
+            let (got, _) = run_tiered(&prog, &input, opts(None, EofMode::Unchanged), SMALL_TAPE, hot, 1);
+            prop_assert_eq!(bounded, got, "program {}", src);
+        }
+    }
+}
+
+/// A failed speculation is recorded in the patch log: a second process
+/// that loads it neither speculates there again nor redoes the optimizer's
+/// work, and gives the same output.
+#[test]
+fn refutations_and_patches_persist_in_the_patch_log() {
+    let prog = vssa_bf::parse(LATE_LOOP).unwrap();
+    let dir = std::env::temp_dir().join(format!("vssa-tiered-log-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("t.log");
+    let _ = std::fs::remove_file(&log);
+    let run = |log: &std::path::Path| {
+        let mut cfg = TieredConfig {
+            hot_loop: 2,
+            ..TieredConfig::default()
+        };
+        cfg.jit.verify = true;
+        cfg.jit.patch_log = Some(log.to_path_buf());
+        let mut out = Vec::new();
+        let mut inp: &[u8] = LATE_INPUT;
+        let (report, r) = {
+            let mut io = Io::new(&mut inp, &mut out);
+            vssa_bf::tiered::run_tiered(&prog, SMALL_TAPE, &mut io, &cfg)
+        };
+        r.unwrap();
+        (out, report)
+    };
+    let want = run_interp(
+        &prog,
+        LATE_INPUT,
+        opts(None, EofMode::Unchanged),
+        SMALL_TAPE,
+    )
+    .output;
+    let (out1, r1) = run(&log);
+    assert_eq!(out1, want);
+    assert!(
+        r1.deopts > 0 && r1.recompiles > 0,
+        "run 1 did not deoptimize: {r1:?}"
+    );
+    let book = vssa_patch::LogBook::load(&log).unwrap().expect("saved");
+    assert!(
+        book.units().any(|u| !u.refuted.is_empty()),
+        "no refutation saved"
+    );
+    let (out2, r2) = run(&log);
+    assert_eq!(out2, want);
+    assert_eq!(
+        r2.recompiles, 0,
+        "run 2 repeated a failed speculation: {r2:?}"
+    );
+    assert!(r2.jit.patches_replayed > 0, "{r2:?}");
+    assert_eq!(r2.jit.patches_recorded, 0, "run 2 optimized again: {r2:?}");
+    // A damaged log is a warning; the run is still right.
+    let mut bytes = std::fs::read(&log).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x20;
+    std::fs::write(&log, &bytes).unwrap();
+    let (out3, r3) = run(&log);
+    assert_eq!(out3, want);
+    assert!(!r3.jit.patch_log_warnings.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
