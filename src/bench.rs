@@ -29,7 +29,8 @@ pub struct BenchArgs {
 #[derive(clap::Subcommand)]
 enum BenchWhat {
     /// Measure the Brainfuck corpus: vssa's interpreter, the naive
-    /// Cranelift baseline, and the JIT (compile time included and alone),
+    /// Cranelift baseline, the JIT (compile time included and alone) and
+    /// the tiered engine,
     /// against the same programs translated to C and compiled with
     /// `gcc -O2` (run-length and loop-idiom translations). Reports medians
     /// of whole-process wall time over --runs runs, checks every output
@@ -77,8 +78,8 @@ struct Variant {
     kind: Kind,
 }
 
-/// The engines, in column order. A new engine (`tiered`) is one entry here
-/// (and, if it should get ratio columns, one line in [`RATIOS`]).
+/// The engines, in column order. A new engine is one entry here (and, if
+/// it should get ratio columns, one line in [`RATIOS`]).
 const VARIANTS: &[Variant] = &[
     Variant {
         key: "interp",
@@ -96,6 +97,11 @@ const VARIANTS: &[Variant] = &[
         kind: Kind::Vssa("jit"),
     },
     Variant {
+        key: "tiered",
+        label: "vssa tiered",
+        kind: Kind::Vssa("tiered"),
+    },
+    Variant {
         key: "gcc_rl",
         label: "gcc -O2 run-length",
         kind: Kind::Gcc(CStyle::RunLength),
@@ -109,6 +115,7 @@ const VARIANTS: &[Variant] = &[
 
 /// Ratio columns: (numerator key, denominator key, header).
 const RATIOS: &[(&str, &str, &str)] = &[
+    ("tiered", "gcc_rl", "tiered / gcc run-length"),
     ("jit", "gcc_rl", "jit / gcc run-length"),
     ("jit", "gcc_idioms", "jit / gcc idioms"),
     ("interp", "jit", "interp / jit"),
@@ -646,6 +653,7 @@ fn markdown(rows: &[(String, Vec<Cell>)], m: &Machine, args: &BfArgs) -> String 
     s.push_str("* **vssa interp**: `vssa run --engine interp`, the reference interpreter.\n");
     s.push_str("* **naive Cranelift**: `vssa run --engine naive`: each folded instruction lowered\n  straight to a few Cranelift instructions (no vssa middle-end, bounds check on every\n  move), Cranelift `opt_level=speed`. Compile time included.\n");
     s.push_str("* **vssa jit**: `vssa run --engine jit`, the whole vssa pipeline, compile time included;\n  **jit compile** is its compile time alone (`--stats json`, `compile_ms.total`).\n");
+    s.push_str("* **vssa tiered**: `vssa run --engine tiered` (the default): interpreter, hot loops compiled as units, speculation and deopts; compile time included.\n");
     s.push_str(&format!(
         "* **gcc -O2**: the program translated to C by `vssa_bf::c_translate` (`vssa translate-c`),\n  compiled with `gcc -O2`: **run-length** is one C statement per folded instruction;\n  **idioms** also turns clear loops into `p[0] = 0`, copy/multiply loops into\n  `p[k] += f * p[0]`, and `[>]` into `memchr`. Same semantics as vssa (8-bit cells, EOF\n  leaves the cell unchanged, a `calloc` tape of {C_TAPE_LEN} cells like vssa's default\n  limit) but **no bounds checks**: the physical-limit anchor. gcc's compile time is\n  reported apart, not included.\n"
     ));

@@ -78,13 +78,15 @@ fn programs_that_deoptimize_agree() {
         "+[>+]",
         // Walks left off the tape inside a compiled loop.
         "+++++[>+++<-]>[<]",
-        // A loop that deoptimizes at every guard: every speculation fails.
+        // Inner loops that start empty and fill up as the outer ones go round.
         "+++[>+++[>+>+<<-]>[>[-]<-]<<-]>>>.",
+        // The late loop again, with input: entered only from round nine.
+        LATE_LOOP,
     ];
     let mut deopts = 0;
     for src in cases {
-        deopts += agree(src, b"", None);
-        deopts += agree(src, b"", Some(300));
+        deopts += agree(src, LATE_INPUT, None);
+        deopts += agree(src, LATE_INPUT, Some(300));
     }
     assert!(deopts > 0, "no case deoptimized");
 }

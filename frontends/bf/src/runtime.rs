@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use vssa::{Addr, Type};
 use vssa_backend::{CompiledCode, HostFn, Jit, JitOptions};
-use vssa_deopt::{DeoptAbi, ExitTable};
+use vssa_deopt::{DeoptAbi, ExitTable, Frame, Guest};
 use vssa_patch::{Log, LogBook};
 
 /// The memory the compiled code reads and writes besides the tape. Field
@@ -479,17 +479,55 @@ pub(crate) unsafe fn call_unit(
                 ));
             };
             let frame = unit.exits.frame(exit, &ctx.deopt);
-            let fuel = frame.values.get(FRAME_FUEL).map_or(0, |&f| f as u64);
-            let steps = opts.max_steps.map_or(0, |m| m.saturating_sub(fuel));
+            let guest = BfGuest {
+                max_steps: opts.max_steps,
+            };
             Ok(Ended::Deopt {
-                state: InterpState {
-                    pc: exit.resume as usize,
-                    ptr: frame.values.get(FRAME_PTR).copied().unwrap_or(0),
-                    steps,
-                },
+                state: guest.resume_state(&frame)?,
                 exit: (id - EXIT_FIRST_DEOPT) as usize,
             })
         }
+    }
+}
+
+/// The Brainfuck guest's side of the deopt protocol: a frame (resume =
+/// instruction index; slots: cell index, then the fuel left under a step
+/// limit) becomes the interpreter's state.
+pub struct BfGuest {
+    /// The run's step limit: steps taken = limit - fuel left.
+    pub max_steps: Option<u64>,
+}
+
+impl Guest for BfGuest {
+    type State = InterpState;
+    type Error = RunError;
+
+    fn resume_state(&self, frame: &Frame<'_>) -> Result<InterpState, RunError> {
+        let bad = |what: &str| {
+            RunError::new(
+                RunErrorKind::Io {
+                    kind: std::io::ErrorKind::Other,
+                    message: format!("internal error: deopt frame {what}"),
+                },
+                None,
+            )
+        };
+        let ptr = *frame
+            .values
+            .get(FRAME_PTR)
+            .ok_or_else(|| bad("without a cell index"))?;
+        let steps = match self.max_steps {
+            Some(max) => {
+                let fuel = *frame
+                    .values
+                    .get(FRAME_FUEL)
+                    .ok_or_else(|| bad("without fuel"))?;
+                max.saturating_sub(fuel as u64)
+            }
+            None => 0,
+        };
+        let pc = usize::try_from(frame.exit.resume).map_err(|_| bad("resumes nowhere"))?;
+        Ok(InterpState { pc, ptr, steps })
     }
 }
 
