@@ -31,12 +31,24 @@ pub struct Case {
 pub enum Engine {
     /// The whole-program JIT, with or without the worklist optimizer.
     Jit { optimize: bool },
+    /// The tiered engine, compiling loops after `hot` body entries (low, so
+    /// that short programs compile, speculate and deoptimize) and giving
+    /// up a failed speculation after `recompile_after` failures (0: never).
+    Tiered { hot: u32, recompile_after: u32 },
 }
 
 /// Every engine the fuzzer compares with the interpreter.
-pub const ENGINES: [Engine; 2] = [
+pub const ENGINES: [Engine; 4] = [
     Engine::Jit { optimize: true },
     Engine::Jit { optimize: false },
+    Engine::Tiered {
+        hot: 2,
+        recompile_after: 1,
+    },
+    Engine::Tiered {
+        hot: 1,
+        recompile_after: 0,
+    },
 ];
 
 /// What a run produced.
@@ -265,7 +277,50 @@ pub fn run_interp(prog: &Program, case: &Case) -> RunResult {
 pub fn run_engine(engine: Engine, prog: &Program, case: &Case) -> Result<RunResult, String> {
     match engine {
         Engine::Jit { optimize } => run_jit(prog, case, optimize, None).map(|(r, _)| r),
+        Engine::Tiered {
+            hot,
+            recompile_after,
+        } => run_tiered(prog, case, hot, recompile_after),
     }
+}
+
+/// Runs `prog` with the tiered engine (verifiers on) on a fresh tape.
+pub fn run_tiered(
+    prog: &Program,
+    case: &Case,
+    hot: u32,
+    recompile_after: u32,
+) -> Result<RunResult, String> {
+    use vssa_bf::tiered::{run_tiered_on, TieredConfig};
+    use vssa_deopt::RecompilePolicy;
+    let cfg = TieredConfig {
+        jit: JitConfig {
+            run: options(case),
+            optimize: true,
+            verify: true,
+            ..JitConfig::default()
+        },
+        hot_loop: hot,
+        policy: match recompile_after {
+            0 => RecompilePolicy::Never,
+            n => RecompilePolicy::AfterFailures(n),
+        },
+    };
+    let mut tape = Tape::new(MIN_TAPE_LIMIT).map_err(|e| e.to_string())?;
+    let mut input = &case.input[..];
+    let mut output = Vec::new();
+    let mut io = Io::new(&mut input, &mut output);
+    let (_, r) = run_tiered_on(prog, &mut tape, &mut io, &cfg, &mut |_| {});
+    let result = match r {
+        Ok(()) => Ok(()),
+        Err(runtime::JitError::Run(e)) => Err(e),
+        Err(e) => return Err(e.to_string()),
+    };
+    Ok(RunResult {
+        output,
+        result,
+        tape: tape.as_slice().to_vec(),
+    })
 }
 
 /// Compiles `prog` with the JIT driver (verifiers on) and runs it on a

@@ -317,6 +317,53 @@ mod tests {
         (r, out, st, tape.as_slice()[..8].to_vec())
     }
 
+    /// Stops at the `n`-th body entry of any loop, recording every entry.
+    struct StopAt {
+        n: usize,
+        seen: Vec<usize>,
+    }
+
+    impl LoopHook for StopAt {
+        fn enter_body(&mut self, open: usize) -> bool {
+            self.seen.push(open);
+            self.seen.len() == self.n
+        }
+    }
+
+    #[test]
+    fn the_hook_sees_every_body_entry_and_stops_at_the_header() {
+        // Loop at 1 runs 3 times (entered by `[` once, by `]` twice); the
+        // loop at 4 is skipped every time (its cell stays 0).
+        let prog = parse("+++[>[-]<-]").unwrap();
+        let open = 1;
+        let opts = RunOptions {
+            max_steps: Some(100),
+            ..RunOptions::default()
+        };
+        let mut all = StopAt { n: 0, seen: vec![] };
+        let mut tape = Tape::new(MIN_TAPE_LIMIT).unwrap();
+        let (mut inp, mut out) = (&b""[..], Vec::new());
+        let mut st = InterpState::default();
+        let mut io = Io::new(&mut inp, &mut out);
+        let r = run_hooked(&prog, &mut tape, &mut st, &mut io, &opts, &mut all).unwrap();
+        assert_eq!(r, None);
+        assert_eq!(all.seen, vec![open; 3]);
+        // Stopping at the second entry leaves the run at the body's start,
+        // with the `]` test counted; going on from there ends the same way.
+        let mut stop = StopAt { n: 2, seen: vec![] };
+        let mut tape = Tape::new(MIN_TAPE_LIMIT).unwrap();
+        let mut st = InterpState::default();
+        let r = run_hooked(&prog, &mut tape, &mut st, &mut io, &opts, &mut stop).unwrap();
+        assert_eq!(r, Some(open));
+        assert_eq!(st.pc, open + 1);
+        assert_eq!(tape.as_slice()[0], 2);
+        let steps_at_stop = st.steps;
+        run_from(&prog, &mut tape, &mut st, &mut io, &opts).unwrap();
+        assert_eq!(st.pc, prog.insts.len());
+        assert!(st.steps > steps_at_stop);
+        assert_eq!(tape.as_slice()[0], 0);
+    }
+
     #[test]
     fn cells_wrap() {
         let (r, _, _, cells) = exec(&"+".repeat(255), b"", RunOptions::default());

@@ -286,7 +286,44 @@ pub(crate) struct UnitCode {
 /// The pipeline for one unit: build, verify, replay or optimize (and
 /// speculate), record, lower guards, schedule, codegen. Phase times and
 /// counts add up in `report`.
+///
+/// A patch log can only be checked patch by patch: a log edited on purpose
+/// (its checksum recomputed) may hold patches that each look valid yet leave
+/// a graph the scheduler or the backend rejects. If a unit whose log was
+/// replayed fails to compile, it is compiled again without the log, with a
+/// warning, so a bad log never stops a program.
 pub(crate) fn compile_unit(
+    jit: &mut Jit,
+    prog: &Program,
+    req: &UnitRequest<'_>,
+    cfg: &JitConfig,
+    report: &mut JitReport,
+) -> Result<UnitCode, JitError> {
+    let replayed_before = report.patches_replayed;
+    match compile_unit_once(jit, prog, req, cfg, report) {
+        Err(e @ (JitError::Verify(_) | JitError::Schedule(_) | JitError::Backend(_)))
+            if report.patches_replayed > replayed_before =>
+        {
+            report.patch_log_warnings.push(format!(
+                "unit {}: the replayed patch log left a graph that does not compile ({e}); \
+                 compiled without it",
+                req.name
+            ));
+            let empty = LogBook::new();
+            let without = UnitRequest {
+                book: &empty,
+                speculate: req.speculate.as_ref().map(|s| Speculate {
+                    never_entered: s.never_entered,
+                }),
+                ..*req
+            };
+            compile_unit_once(jit, prog, &without, cfg, report)
+        }
+        other => other,
+    }
+}
+
+fn compile_unit_once(
     jit: &mut Jit,
     prog: &Program,
     req: &UnitRequest<'_>,

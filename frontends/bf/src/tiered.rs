@@ -362,13 +362,24 @@ pub fn run_tiered_observed(
     cfg: &TieredConfig,
     observer: &mut dyn FnMut(&DeoptEvent<'_>),
 ) -> (TieredReport, Result<(), JitError>) {
+    match Tape::new(tape_limit) {
+        Ok(mut tape) => run_tiered_on(prog, &mut tape, io, cfg, observer),
+        Err(e) => (TieredReport::default(), Err(JitError::Tape(e))),
+    }
+}
+
+/// [`run_tiered_observed`] on a tape the caller owns (normally fresh), so
+/// that the final tape can be inspected.
+pub fn run_tiered_on(
+    prog: &Program,
+    tape: &mut Tape,
+    io: &mut Io<'_>,
+    cfg: &TieredConfig,
+    observer: &mut dyn FnMut(&DeoptEvent<'_>),
+) -> (TieredReport, Result<(), JitError>) {
     let jit = match runtime::new_jit(&cfg.jit) {
         Ok(j) => j,
         Err(e) => return (TieredReport::default(), Err(e)),
-    };
-    let mut tape = match Tape::new(tape_limit) {
-        Ok(t) => t,
-        Err(e) => return (TieredReport::default(), Err(JitError::Tape(e))),
     };
     let n = prog.insts.len();
     let mut report = TieredReport::default();
@@ -390,7 +401,7 @@ pub fn run_tiered_observed(
         counters: DeoptCounters::new(cfg.policy),
         report,
     };
-    let result = run_loop(&mut tiers, &mut tape, io, observer);
+    let result = run_loop(&mut tiers, tape, io, observer);
     runtime::warn_replay(&cfg.jit, &mut tiers.report.jit);
     if tiers.dirty {
         runtime::save_book(&cfg.jit, &mut tiers.report.jit, &tiers.book);
