@@ -289,7 +289,6 @@ fn tiered_stats(
     v["deopts"] = json!(t.deopts);
     v["recompiles"] = json!(t.recompiles);
     v["recompile_ms"] = json!(ms(t.recompile));
-    v["guards"] = json!(t.jit.guards);
     v["speculated"] = json!(t.jit.speculated);
     if verbose {
         let units: Vec<serde_json::Value> = t
@@ -349,6 +348,7 @@ fn jit_stats(
         },
         "run_ms": ms(r.run),
         "exits_to_interp": r.exits_to_interp,
+        "guards": r.guards,
         "patches_recorded": r.patches_recorded,
         "patches_replayed": r.patches_replayed,
         "patches_stale": r.patches_stale,
