@@ -241,10 +241,7 @@ fn run(args: RunArgs) -> Result<(), String> {
                 let tcfg = TieredConfig {
                     jit: cfg,
                     hot_loop: args.hot_loop,
-                    policy: match args.recompile_after {
-                        0 => RecompilePolicy::Never,
-                        n => RecompilePolicy::AfterFailures(n),
-                    },
+                    policy: RecompilePolicy::after(args.recompile_after),
                 };
                 let (t, r) = tiered::run_tiered(&prog, args.tape_limit, &mut io, &tcfg);
                 let stats = tiered_stats(&name, &prog, parse_ms, &t, args.verbose);

@@ -74,24 +74,37 @@ pub fn run_interp(prog: &Program, input: &[u8], opts: RunOptions, tape_len: usiz
 pub fn run_jit(prog: &Program, input: &[u8], opts: RunOptions, tape_len: usize) -> Outcome {
     let mut inp = input;
     let mut output = Vec::new();
-    let cfg = JitConfig {
+    let cfg = checked_config(opts);
+    let r = {
+        let mut io = Io::new(&mut inp, &mut output);
+        runtime::run_jit(prog, tape_len, &mut io, &cfg)
+    };
+    Outcome {
+        output,
+        error: guest_error(r.1),
+    }
+}
+
+/// The pipeline with the optimizer and both verifiers on.
+fn checked_config(opts: RunOptions) -> JitConfig {
+    JitConfig {
         run: opts,
         optimize: true,
         verify: true,
         dump_dot: None,
         capture_clif: false,
         patch_log: None,
-    };
-    let r = {
-        let mut io = Io::new(&mut inp, &mut output);
-        runtime::run_jit(prog, tape_len, &mut io, &cfg)
-    };
-    let error = match r.1 {
+    }
+}
+
+/// The guest's error from a compiled run; a failure of the pipeline itself
+/// fails the test.
+fn guest_error(r: Result<(), runtime::JitError>) -> Option<RunError> {
+    match r {
         Ok(()) => None,
         Err(runtime::JitError::Run(e)) => Some(e),
         Err(e) => panic!("pipeline failure (not a guest error): {e}"),
-    };
-    Outcome { output, error }
+    }
 }
 
 pub fn opts(max_steps: Option<u64>, eof: EofMode) -> RunOptions {
@@ -132,28 +145,19 @@ pub fn run_tiered(
     let mut inp = input;
     let mut output = Vec::new();
     let cfg = TieredConfig {
-        jit: JitConfig {
-            run: opts,
-            optimize: true,
-            verify: true,
-            dump_dot: None,
-            capture_clif: false,
-            patch_log: None,
-        },
+        jit: checked_config(opts),
         hot_loop,
-        policy: match recompile_after {
-            0 => vssa_deopt::RecompilePolicy::Never,
-            n => vssa_deopt::RecompilePolicy::AfterFailures(n),
-        },
+        policy: vssa_deopt::RecompilePolicy::after(recompile_after),
     };
     let (report, r) = {
         let mut io = Io::new(&mut inp, &mut output);
         tiered::run_tiered(prog, tape_len, &mut io, &cfg)
     };
-    let error = match r {
-        Ok(()) => None,
-        Err(runtime::JitError::Run(e)) => Some(e),
-        Err(e) => panic!("pipeline failure (not a guest error): {e}"),
-    };
-    (Outcome { output, error }, report)
+    (
+        Outcome {
+            output,
+            error: guest_error(r),
+        },
+        report,
+    )
 }

@@ -14,6 +14,17 @@ pub enum RecompilePolicy {
     Never,
 }
 
+impl RecompilePolicy {
+    /// The policy of a command-line count: refute after `n` failures, or
+    /// never when `n` is 0.
+    pub fn after(n: u32) -> RecompilePolicy {
+        match n {
+            0 => RecompilePolicy::Never,
+            n => RecompilePolicy::AfterFailures(n),
+        }
+    }
+}
+
 impl Default for RecompilePolicy {
     fn default() -> Self {
         RecompilePolicy::AfterFailures(1)
@@ -93,6 +104,8 @@ mod tests {
         assert_eq!(c.total(), 14);
         let mut now = DeoptCounters::default();
         assert_eq!(now.record(a, true), Verdict::Recompile);
+        assert_eq!(RecompilePolicy::after(0), RecompilePolicy::Never);
+        assert_eq!(RecompilePolicy::after(2), RecompilePolicy::AfterFailures(2));
         let mut never = DeoptCounters::new(RecompilePolicy::Never);
         assert_eq!(never.record(a, true), Verdict::Keep);
     }

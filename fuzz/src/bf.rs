@@ -301,10 +301,7 @@ pub fn run_tiered(
             ..JitConfig::default()
         },
         hot_loop: hot,
-        policy: match recompile_after {
-            0 => RecompilePolicy::Never,
-            n => RecompilePolicy::AfterFailures(n),
-        },
+        policy: RecompilePolicy::after(recompile_after),
     };
     let mut tape = Tape::new(MIN_TAPE_LIMIT).map_err(|e| e.to_string())?;
     let mut input = &case.input[..];

@@ -252,12 +252,14 @@ pub(crate) extern "C" fn host_getchar(ctx: *mut Context, cur: i32, pc: i64) -> i
 }
 
 /// What to speculate on while compiling a unit.
+#[derive(Clone, Copy)]
 pub(crate) struct Speculate<'a> {
     /// Whether the loop opened at a pc was never entered while profiling.
     pub never_entered: &'a dyn Fn(usize) -> bool,
 }
 
 /// What [`compile_unit`] needs besides the program.
+#[derive(Clone, Copy)]
 pub(crate) struct UnitRequest<'a> {
     pub unit: Unit,
     pub tape_len: usize,
@@ -312,9 +314,6 @@ pub(crate) fn compile_unit(
             let empty = LogBook::new();
             let without = UnitRequest {
                 book: &empty,
-                speculate: req.speculate.as_ref().map(|s| Speculate {
-                    never_entered: s.never_entered,
-                }),
                 ..*req
             };
             compile_unit_once(jit, prog, &without, cfg, report)
