@@ -8,15 +8,22 @@
 //! coverage feedback.
 //!
 //! * [`Target::Bf`]: random balanced Brainfuck programs and inputs; the
-//!   reference interpreter against the JIT, optimized and not (output,
-//!   error kind and position, final tape).
+//!   reference interpreter against every engine (output, error kind and
+//!   position, final tape): the JIT optimized and not, the tiered engine in
+//!   two settings, and (one input in 4) the optimizing JIT replaying its
+//!   own patch log, which must apply in full.
 //! * [`Target::Lir`]: random well-formed LIR graphs; the LIR interpreter
 //!   ([`vssa::interp`]) on the graph built without peepholes, on the graph
 //!   built with them and optimized, and native code for both.
 //! * [`Target::Bytes`]: random bytes as Brainfuck source: a clean parse
 //!   error, or a run on which interpreter and JIT agree.
-//! * [`Target::Replay`]: a program's patch log replayed by the driver onto
-//!   a mutated copy of the program: the run must be the mutated program's.
+//! * [`Target::Replay`]: a program's patch log replayed onto a mutated
+//!   copy of the program. On every input, patch by patch (the program key
+//!   check bypassed, patches on changed loop back edges dropped), with and
+//!   without optimizing afterwards; the LIR interpreter's run of the result
+//!   (resumed in the Brainfuck interpreter after a guard fails) must be
+//!   the mutated program's. On one input in 8, also through the driver
+//!   with a shared patch-log file, compiled and run natively.
 //! * [`Target::LogBytes`]: random and damaged patch-log files: a parse
 //!   error naming a line, or a replay whose run matches the interpreter.
 //!
@@ -38,13 +45,13 @@ use std::time::{Duration, Instant};
 /// What to fuzz.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Target {
-    /// Brainfuck programs: interpreter vs JIT.
+    /// Brainfuck programs: interpreter vs every engine.
     Bf,
     /// LIR graphs: interpreter before/after optimization vs native code.
     Lir,
     /// Arbitrary bytes as Brainfuck source.
     Bytes,
-    /// A patch log replayed onto a mutated program.
+    /// A patch log replayed onto a mutated program (per patch and by the driver).
     Replay,
     /// Random and damaged patch-log files.
     LogBytes,
