@@ -37,6 +37,12 @@ enum BenchWhat {
     /// against the program's .out, and writes a Markdown table (--out) and
     /// optionally JSON (--json).
     Bf(BfArgs),
+    /// Measure recompilation after a deoptimization: fresh compile by
+    /// phase, then recompile latency with full re-optimization, patch
+    /// replay, replay + code cache, and the changed unit only, on the
+    /// corpus and on generated programs as the program and the change
+    /// grow. Writes a Markdown table, JSON and two SVG charts (--out-dir).
+    Recompile(crate::bench_recompile::RecompileArgs),
 }
 
 #[derive(clap::Args)]
@@ -168,6 +174,7 @@ fn median(xs: &[f64]) -> Option<f64> {
 pub fn run(args: BenchArgs) -> Result<(), String> {
     match args.what {
         BenchWhat::Bf(a) => bench_bf(a),
+        BenchWhat::Recompile(a) => crate::bench_recompile::run(a),
     }
 }
 
@@ -473,7 +480,19 @@ fn machine_info(gcc: Option<&str>) -> Machine {
                 .map(|(_, v)| v.trim().to_string())
         })
         .unwrap_or_else(|| "unknown".into());
-    let commit = match first_line_of("git", &["rev-parse", "--short", "HEAD"]) {
+    Machine {
+        nproc: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cpu,
+        rustc: first_line_of("rustc", &["--version"]).unwrap_or_else(|| "unknown".into()),
+        gcc: gcc.unwrap_or("not found").to_string(),
+        date: utc_now(),
+        commit: commit_label(),
+    }
+}
+
+/// The checked-out commit, marked when the tree has uncommitted changes.
+pub(crate) fn commit_label() -> String {
+    match first_line_of("git", &["rev-parse", "--short", "HEAD"]) {
         Some(c) => {
             let dirty = Command::new("git")
                 .args(["status", "--porcelain", "--untracked-files=no"])
@@ -487,14 +506,6 @@ fn machine_info(gcc: Option<&str>) -> Machine {
             }
         }
         None => "unknown".into(),
-    };
-    Machine {
-        nproc: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        cpu,
-        rustc: first_line_of("rustc", &["--version"]).unwrap_or_else(|| "unknown".into()),
-        gcc: gcc.unwrap_or("not found").to_string(),
-        date: utc_now(),
-        commit,
     }
 }
 

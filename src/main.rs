@@ -16,7 +16,9 @@ use vssa_bf::{EofMode, Io, RunOptions, Tape, DEFAULT_TAPE_LIMIT};
 use vssa_deopt::RecompilePolicy;
 
 mod bench;
+mod bench_recompile;
 mod log_cmd;
+mod plot;
 
 /// The demo program `vssa run` runs when no FILE is given.
 const DEMO: &str = include_str!("../demo/demo.b");
@@ -242,6 +244,7 @@ fn run(args: RunArgs) -> Result<(), String> {
                     jit: cfg,
                     hot_loop: args.hot_loop,
                     policy: RecompilePolicy::after(args.recompile_after),
+                    ..TieredConfig::default()
                 };
                 let (t, r) = tiered::run_tiered(&prog, args.tape_limit, &mut io, &tcfg);
                 let stats = tiered_stats(&name, &prog, parse_ms, &t, args.verbose);
@@ -338,6 +341,7 @@ fn jit_stats(
             "replay": ms(r.replay),
             "verify": ms(r.verify),
             "schedule": ms(r.schedule),
+            "code_key": ms(r.code_key),
             "lower": ms(r.lower),
             "codegen": ms(r.lower + r.codegen),
             "cranelift": ms(r.codegen),
@@ -351,6 +355,7 @@ fn jit_stats(
         "patches_stale": r.patches_stale,
         "patches_conflicting": r.patches_conflicting,
         "patches_refuted": r.patches_refuted,
+        "code_cache_hits": r.code_cache_hits,
         "replay_ms": ms(r.replay),
         "optimize_ms": ms(r.optimize),
         "patch_log_save_ms": ms(r.patch_log_save),

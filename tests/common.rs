@@ -148,6 +148,7 @@ pub fn run_tiered(
         jit: checked_config(opts),
         hot_loop,
         policy: vssa_deopt::RecompilePolicy::after(recompile_after),
+        ..TieredConfig::default()
     };
     let (report, r) = {
         let mut io = Io::new(&mut inp, &mut output);

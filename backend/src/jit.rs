@@ -4,6 +4,9 @@
 //! reusable compilation contexts. [`Jit::compile`] lowers, compiles and
 //! finalizes one graph and hands back a [`CompiledCode`] handle; the code
 //! lives as long as the `Jit` does, and dropping the `Jit` frees it.
+//! [`Jit::compile_owned`] instead puts the function in memory of its own
+//! ([`OwnedCode`]), freed when that is dropped: what a code cache that
+//! evicts unit by unit needs.
 
 use crate::error::BackendError;
 use crate::host::HostFn;
@@ -129,16 +132,82 @@ impl CompiledCode {
 
 /// A native-code compiler for scheduled vssa graphs.
 pub struct Jit {
-    /// `ManuallyDrop` so that `Drop` can move it into `free_memory`.
+    /// The memory [`Jit::compile`] puts code in. `ManuallyDrop` so that
+    /// `Drop` can move it into `free_memory`.
     module: ManuallyDrop<JITModule>,
-    /// The module's ISA with `opt_level=none`, for very deep loop nests.
+    compiler: Compiler,
+    id: u64,
+}
+
+/// Everything a compilation needs but the module it compiles into, so that
+/// the same compiler serves the JIT's own module and fresh ones
+/// ([`Jit::compile_owned`]).
+struct Compiler {
+    /// The ISA every module of this JIT compiles for.
+    isa: OwnedTargetIsa,
+    /// The same ISA with `opt_level=none`, for very deep loop nests.
     unoptimized: OwnedTargetIsa,
     ctx: Context,
     fctx: FunctionBuilderContext,
     options: JitOptions,
-    id: u64,
     /// Disambiguates repeated function names.
     compiled: u64,
+}
+
+/// Machine code that owns its executable memory: one function, freed when
+/// this is dropped. Share it with `Rc` or `Arc` to keep it alive while
+/// anything may still call it (see [`crate::CodeCache`]).
+pub struct OwnedCode {
+    /// `ManuallyDrop` so that `Drop` can move it into `free_memory`.
+    module: ManuallyDrop<JITModule>,
+    code: CompiledCode,
+}
+
+impl OwnedCode {
+    pub fn stats(&self) -> &CompileStats {
+        &self.code.stats
+    }
+
+    /// The Cranelift IR as lowered, if [`JitOptions::capture_clif`] was set.
+    pub fn clif(&self) -> Option<&str> {
+        self.code.clif()
+    }
+
+    /// The entry point's address.
+    pub fn code_ptr(&self) -> *const u8 {
+        self.code.ptr
+    }
+
+    /// Runs the code on context `ctx` and returns its result.
+    ///
+    /// # Safety
+    ///
+    /// As [`CompiledCode::call`], except that the code is alive as long as
+    /// `self` is, so that condition always holds.
+    pub unsafe fn call(&self, ctx: *mut u8) -> u32 {
+        // SAFETY: `self.module` holds the code's memory and is borrowed for
+        // the call; the rest is the caller's contract.
+        unsafe { self.code.call(ctx) }
+    }
+}
+
+impl std::fmt::Debug for OwnedCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnedCode")
+            .field("ptr", &self.code.ptr)
+            .field("code_size", &self.code.stats.code_size)
+            .finish()
+    }
+}
+
+impl Drop for OwnedCode {
+    fn drop(&mut self) {
+        // SAFETY: `self.module` is never touched again after this take.
+        let module = unsafe { ManuallyDrop::take(&mut self.module) };
+        // SAFETY: `OwnedCode::call` borrows `self`, so no call of this code
+        // is running, and none can start once it is dropped.
+        unsafe { module.free_memory() };
+    }
 }
 
 impl Jit {
@@ -152,25 +221,28 @@ impl Jit {
                 isa.pointer_bits()
             )));
         }
-        let module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
+        let module = new_module(&isa);
         Ok(Jit {
-            ctx: module.make_context(),
+            compiler: Compiler {
+                isa,
+                ctx: module.make_context(),
+                unoptimized,
+                fctx: FunctionBuilderContext::new(),
+                options,
+                compiled: 0,
+            },
             module: ManuallyDrop::new(module),
-            unoptimized,
-            fctx: FunctionBuilderContext::new(),
-            options,
             id: NEXT_JIT_ID.fetch_add(1, Ordering::Relaxed),
-            compiled: 0,
         })
     }
 
     pub fn options(&self) -> JitOptions {
-        self.options
+        self.compiler.options
     }
 
     /// Calling convention and pointer width of the generated code.
     pub fn frontend_config(&self) -> TargetFrontendConfig {
-        self.module.isa().frontend_config()
+        self.compiler.isa.frontend_config()
     }
 
     /// The Cranelift IR `g` lowers to, without compiling it (`--dump-clif`).
@@ -182,12 +254,13 @@ impl Jit {
         name: &str,
     ) -> Result<String, BackendError> {
         let config = self.frontend_config();
-        let func = lower_with(g, s, hosts, config, name, &mut self.fctx)?;
+        let func = lower_with(g, s, hosts, config, name, &mut self.compiler.fctx)?;
         Ok(func.display().to_string())
     }
 
     /// Lowers, compiles and finalizes `g` as scheduled by `s`; `name` labels
-    /// the function (suffixed if already used in this JIT).
+    /// the function (suffixed if already used in this JIT). The code lives
+    /// in this JIT's memory until the JIT is dropped.
     pub fn compile(
         &mut self,
         g: &Graph,
@@ -195,62 +268,33 @@ impl Jit {
         hosts: &[HostFn],
         name: &str,
     ) -> Result<CompiledCode, BackendError> {
-        let t0 = Instant::now();
-        let config = self.frontend_config();
-        let func = lower_with(g, s, hosts, config, name, &mut self.fctx)?;
-        let lower = t0.elapsed();
-        let clif = self
-            .options
-            .capture_clif
-            .then(|| func.display().to_string());
-        let clif_insts = func.dfg.num_insts();
-        let clif_blocks = func.dfg.num_blocks();
+        let mut code = self.compiler.compile(&mut self.module, g, s, hosts, name)?;
+        code.jit = self.id;
+        Ok(code)
+    }
 
-        let t1 = Instant::now();
-        let symbol = self.unique_name(name);
-        let sig = entry_signature(config.default_call_conv);
-        let id = self
-            .module
-            .declare_function(&symbol, Linkage::Local, &sig)
-            .map_err(|e| BackendError::Codegen(e.to_string()))?;
-        self.ctx.func = func;
-        let max_depth = s.blocks.iter().map(|b| b.loop_depth).max().unwrap_or(0);
-        let optimized = max_depth <= self.options.max_optimized_loop_depth;
-        let defined = if optimized {
-            self.module
-                .define_function(id, &mut self.ctx)
-                .map_err(|e| match e {
-                    ModuleError::Compilation(e) => codegen_error(&self.ctx.func, e),
-                    other => BackendError::Codegen(other.to_string()),
-                })
-        } else {
-            self.define_unoptimized(id)
-        };
-        let code_size = self
-            .ctx
-            .compiled_code()
-            .map_or(0, |c| c.code_buffer().len());
-        self.module.clear_context(&mut self.ctx);
-        defined?;
-        self.module
-            .finalize_definitions()
-            .map_err(|e| BackendError::Codegen(e.to_string()))?;
-        let ptr = self.module.get_finalized_function(id);
-        let compile = t1.elapsed();
-        Ok(CompiledCode {
-            jit: self.id,
-            id,
-            ptr,
-            stats: CompileStats {
-                lower,
-                compile,
-                code_size,
-                clif_insts,
-                clif_blocks,
-                optimized,
-            },
-            clif,
-        })
+    /// [`Jit::compile`] into executable memory of its own, freed when the
+    /// returned [`OwnedCode`] is dropped, whatever happens to this JIT: a
+    /// code cache frees units one by one.
+    pub fn compile_owned(
+        &mut self,
+        g: &Graph,
+        s: &Schedule,
+        hosts: &[HostFn],
+        name: &str,
+    ) -> Result<OwnedCode, BackendError> {
+        let mut module = new_module(&self.compiler.isa);
+        match self.compiler.compile(&mut module, g, s, hosts, name) {
+            Ok(code) => Ok(OwnedCode {
+                module: ManuallyDrop::new(module),
+                code,
+            }),
+            Err(e) => {
+                // SAFETY: nothing compiled into `module` was handed out.
+                unsafe { module.free_memory() };
+                Err(e)
+            }
+        }
     }
 
     /// Runs `code` on `ctx`, checking that this JIT compiled it (so the
@@ -267,10 +311,87 @@ impl Jit {
         // so its memory is alive; the rest is the caller's contract.
         Ok(unsafe { code.call(ctx) })
     }
+}
+
+/// A module (executable memory) for `isa`.
+fn new_module(isa: &OwnedTargetIsa) -> JITModule {
+    JITModule::new(JITBuilder::with_isa(isa.clone(), default_libcall_names()))
+}
+
+impl Compiler {
+    /// Lowers, compiles and finalizes one function into `module`. The
+    /// returned handle's `jit` id is 0: no [`Jit`] owns the memory yet.
+    fn compile(
+        &mut self,
+        module: &mut JITModule,
+        g: &Graph,
+        s: &Schedule,
+        hosts: &[HostFn],
+        name: &str,
+    ) -> Result<CompiledCode, BackendError> {
+        let t0 = Instant::now();
+        let config = self.isa.frontend_config();
+        let func = lower_with(g, s, hosts, config, name, &mut self.fctx)?;
+        let lower = t0.elapsed();
+        let clif = self
+            .options
+            .capture_clif
+            .then(|| func.display().to_string());
+        let clif_insts = func.dfg.num_insts();
+        let clif_blocks = func.dfg.num_blocks();
+
+        let t1 = Instant::now();
+        let symbol = self.unique_name(module, name);
+        let sig = entry_signature(config.default_call_conv);
+        let id = module
+            .declare_function(&symbol, Linkage::Local, &sig)
+            .map_err(|e| BackendError::Codegen(e.to_string()))?;
+        self.ctx.func = func;
+        let max_depth = s.blocks.iter().map(|b| b.loop_depth).max().unwrap_or(0);
+        let optimized = max_depth <= self.options.max_optimized_loop_depth;
+        let defined = if optimized {
+            module
+                .define_function(id, &mut self.ctx)
+                .map_err(|e| match e {
+                    ModuleError::Compilation(e) => codegen_error(&self.ctx.func, e),
+                    other => BackendError::Codegen(other.to_string()),
+                })
+        } else {
+            self.define_unoptimized(module, id)
+        };
+        let code_size = self
+            .ctx
+            .compiled_code()
+            .map_or(0, |c| c.code_buffer().len());
+        module.clear_context(&mut self.ctx);
+        defined?;
+        module
+            .finalize_definitions()
+            .map_err(|e| BackendError::Codegen(e.to_string()))?;
+        let ptr = module.get_finalized_function(id);
+        Ok(CompiledCode {
+            jit: 0,
+            id,
+            ptr,
+            stats: CompileStats {
+                lower,
+                compile: t1.elapsed(),
+                code_size,
+                clif_insts,
+                clif_blocks,
+                optimized,
+            },
+            clif,
+        })
+    }
 
     /// Compiles `self.ctx.func` with the unoptimizing ISA and hands the
     /// machine code to the module, as `define_function` would.
-    fn define_unoptimized(&mut self, id: FuncId) -> Result<(), BackendError> {
+    fn define_unoptimized(
+        &mut self,
+        module: &mut JITModule,
+        id: FuncId,
+    ) -> Result<(), BackendError> {
         if let Err(e) = self
             .ctx
             .compile(&*self.unoptimized, &mut ControlPlane::default())
@@ -286,7 +407,7 @@ impl Jit {
             .iter()
             .map(|r| ModuleReloc::from_mach_reloc(r, &self.ctx.func, id))
             .collect();
-        self.module
+        module
             .define_function_bytes(
                 id,
                 u64::from(code.buffer.alignment),
@@ -296,9 +417,9 @@ impl Jit {
             .map_err(|e| BackendError::Codegen(e.to_string()))
     }
 
-    fn unique_name(&mut self, name: &str) -> String {
+    fn unique_name(&mut self, module: &JITModule, name: &str) -> String {
         let mut candidate = name.to_string();
-        while self.module.declarations().get_name(&candidate).is_some() {
+        while module.declarations().get_name(&candidate).is_some() {
             self.compiled += 1;
             candidate = format!("{name}.{}", self.compiled);
         }

@@ -8,18 +8,24 @@
 //! 2. compiles it in-process with `cranelift-jit` ([`Jit`]), and
 //! 3. calls it as `extern "C" fn(*mut Context) -> u32` ([`CompiledCode::call`]).
 //!
+//! Code compiled into memory of its own ([`OwnedCode`]) can be kept in a
+//! [`CodeCache`] keyed by the content of the unit it was compiled from, so
+//! that a recompilation only generates code for units that changed.
+//!
 //! Generated code touches the outside world only through the context
 //! pointer (loads and stores) and the embedder's [`HostFn`] table (calls).
 //! Malformed graphs or schedules are reported as [`BackendError`]s before
 //! Cranelift sees them.
 
+pub mod cache;
 mod cfg;
 pub mod error;
 pub mod host;
 pub mod jit;
 pub mod lower;
 
+pub use cache::{CacheStats, CodeCache};
 pub use error::BackendError;
 pub use host::HostFn;
-pub use jit::{CompileStats, CompiledCode, Jit, JitOptions};
+pub use jit::{CompileStats, CompiledCode, Jit, JitOptions, OwnedCode};
 pub use lower::{entry_signature, lower, lower_with};

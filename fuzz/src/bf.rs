@@ -373,6 +373,7 @@ pub fn run_tiered(
         },
         hot_loop: hot,
         policy: RecompilePolicy::after(recompile_after),
+        ..TieredConfig::default()
     };
     let mut tape = Tape::new(MIN_TAPE_LIMIT).map_err(|e| e.to_string())?;
     let mut input = &case.input[..];

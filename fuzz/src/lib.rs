@@ -169,6 +169,8 @@ pub struct Config {
     pub out: Option<PathBuf>,
     /// Shrink failures before saving them (slow for big failures).
     pub shrink: bool,
+    /// Print a progress line on stderr this often (`None`: quiet).
+    pub progress: Option<Duration>,
 }
 
 /// One failing input, minimised when the target knows how.
@@ -245,7 +247,23 @@ pub fn run_target(target: Target, cfg: &Config) -> Summary {
     };
     let mut lir = lir::Checker::new();
     let mut logs = logbytes::Checker::new();
+    let mut next_report = cfg.progress.map(|p| t0 + p);
     loop {
+        if let (Some(at), Some(every)) = (next_report, cfg.progress) {
+            if Instant::now() >= at {
+                let s = t0.elapsed().as_secs_f64();
+                eprintln!(
+                    "vssa-fuzz: {}: {} inputs, {} mismatches, {} crashes, {:.0} s, {:.0} inputs/s",
+                    target.name(),
+                    summary.tried,
+                    summary.mismatches,
+                    summary.crashes,
+                    s,
+                    summary.tried as f64 / s.max(1e-9)
+                );
+                next_report = Some(at + every);
+            }
+        }
         let more = match cfg.limit {
             Limit::Count(n) => summary.tried < n,
             Limit::Time(d) => t0.elapsed() < d,
@@ -346,6 +364,7 @@ mod tests {
             limit: Limit::Either(5, Duration::from_secs(600)),
             out: None,
             shrink: false,
+            progress: None,
         };
         assert_eq!(run_target(Target::Bytes, &cfg).tried, 5);
     }

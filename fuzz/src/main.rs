@@ -1,10 +1,11 @@
 //! `vssa-fuzz`: differential fuzzing from the command line.
 //!
 //! ```text
-//! vssa-fuzz [--target bf|lir|bytes|replay|logbytes|all] [--seconds N] [--count N] [--seed S] [--out DIR] [--no-shrink]
+//! vssa-fuzz [--target bf|lir|bytes|replay|logbytes|all] [--seconds N] [--count N] [--seed S] [--out DIR] [--no-shrink] [--quiet]
 //! ```
 //!
-//! Prints one summary line per target and exits with status 1 if any
+//! Prints a progress line every minute on stderr (`--quiet`: none), and
+//! one summary line per target and exits with status 1 if any
 //! input failed (reproducers go to `--out`, default `fuzz-failures`).
 //! Given both `--seconds` and `--count`, a target stops at whichever comes
 //! first (a count goal under a deadline).
@@ -16,7 +17,7 @@ use vssa_fuzz::{run_target, Config, Limit, Target};
 
 const USAGE: &str =
     "usage: vssa-fuzz [--target bf|lir|bytes|replay|logbytes|all] [--seconds N] [--count N] \
-[--seed S] [--out DIR] [--no-shrink]";
+[--seed S] [--out DIR] [--no-shrink] [--quiet]";
 
 struct Args {
     targets: Vec<Target>,
@@ -30,6 +31,7 @@ fn parse_args() -> Result<Args, String> {
         limit: Limit::Count(1000),
         out: Some(PathBuf::from("fuzz-failures")),
         shrink: true,
+        progress: Some(Duration::from_secs(60)),
     };
     let mut seconds = None;
     let mut count = None;
@@ -67,6 +69,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--out" => cfg.out = Some(PathBuf::from(value("--out")?)),
             "--no-shrink" => cfg.shrink = false,
+            "--quiet" => cfg.progress = None,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);

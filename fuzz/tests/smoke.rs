@@ -10,6 +10,7 @@ fn smoke(target: Target, count: u64) {
         limit: Limit::Count(count),
         out: None,
         shrink: true,
+        progress: None,
     };
     let s = run_target(target, &cfg);
     assert_eq!(s.tried, count);

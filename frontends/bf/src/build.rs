@@ -215,7 +215,13 @@ pub fn build_unit(
     };
     let mut b = Builder {
         g,
-        reach: LoopReach::of(prog),
+        reach: match unit {
+            Unit::Program => LoopReach::of(prog),
+            Unit::Loop { open } => match prog.insts.get(open).map(|i| i.kind) {
+                Some(InstKind::Open { close }) => LoopReach::of_range(prog, open..close + 1),
+                _ => LoopReach::of(prog),
+            },
+        },
         prog,
         opts,
         ctx,
@@ -643,8 +649,10 @@ fn inverse_mod_256(x: u8) -> u8 {
 /// inside it is balanced: each iteration then starts on the cell the loop
 /// tests, and the loop leaves the pointer where it found it.
 pub struct LoopReach {
-    /// Indexed by instruction: true at the `Open` of a balanced loop.
+    /// Indexed by instruction minus `base`: true at the `Open` of a
+    /// balanced loop.
     balanced: Vec<bool>,
+    base: usize,
 }
 
 /// A loop (or the whole program) being measured.
@@ -659,13 +667,23 @@ struct Frame {
 impl LoopReach {
     /// One pass over the program with an explicit stack: any depth.
     pub fn of(prog: &Program) -> LoopReach {
-        let mut balanced = vec![false; prog.insts.len()];
+        LoopReach::of_range(prog, 0..prog.insts.len())
+    }
+
+    /// [`LoopReach::of`] for the loops inside instructions `range` (a
+    /// loop unit's): whether a loop is balanced depends on its body only,
+    /// so compiling one loop of a big program costs time in that loop's
+    /// size, not the program's.
+    pub fn of_range(prog: &Program, range: std::ops::Range<usize>) -> LoopReach {
+        let insts = prog.insts.get(range.clone()).unwrap_or(&[]);
+        let base = range.start;
+        let mut balanced = vec![false; insts.len()];
         let mut stack = vec![Frame {
             open: usize::MAX,
             at: 0,
             balanced: true,
         }];
-        for (pc, inst) in prog.insts.iter().enumerate() {
+        for (pc, inst) in insts.iter().enumerate() {
             match inst.kind {
                 InstKind::Move(k) => {
                     let f = stack.last_mut().expect("the program frame is never popped");
@@ -688,12 +706,16 @@ impl LoopReach {
                 _ => {}
             }
         }
-        LoopReach { balanced }
+        LoopReach { balanced, base }
     }
 
-    /// Whether the loop opened at instruction `open` is balanced.
+    /// Whether the loop opened at instruction `open` is balanced (false
+    /// outside the range measured).
     pub fn is_balanced(&self, open: usize) -> bool {
-        self.balanced.get(open).copied().unwrap_or(false)
+        open.checked_sub(self.base)
+            .and_then(|i| self.balanced.get(i))
+            .copied()
+            .unwrap_or(false)
     }
 
     /// The lowest and highest cell offsets (relative to the pointer at
@@ -763,6 +785,24 @@ mod tests {
         for x in (1..=255u8).step_by(2) {
             assert_eq!(x.wrapping_mul(inverse_mod_256(x)), 1, "{x}");
         }
+    }
+
+    #[test]
+    fn a_range_measures_its_loops_as_the_whole_program_does() {
+        let p = parse("+[>[-]<[>]+[->+<]<]>[<]").unwrap();
+        let whole = LoopReach::of(&p);
+        let InstKind::Open { close } = p.insts[1].kind else {
+            panic!("expected a loop at 1")
+        };
+        let part = LoopReach::of_range(&p, 1..close + 1);
+        for pc in 0..p.insts.len() {
+            let inside = (1..=close).contains(&pc);
+            let want = inside && whole.is_balanced(pc);
+            assert_eq!(part.is_balanced(pc), want, "pc {pc}");
+        }
+        assert!((1..=close).any(|pc| part.is_balanced(pc)));
+        assert!((1..=close)
+            .any(|pc| matches!(p.insts[pc].kind, InstKind::Open { .. }) && !part.is_balanced(pc)));
     }
 
     #[test]

@@ -17,9 +17,10 @@ use crate::tape::Tape;
 use std::collections::BTreeSet;
 use std::ffi::c_void;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 use vssa::{Addr, Type};
-use vssa_backend::{CompiledCode, HostFn, Jit, JitOptions};
+use vssa_backend::{CodeCache, HostFn, Jit, JitOptions, OwnedCode};
 use vssa_deopt::{DeoptAbi, ExitTable, Frame, Guest};
 use vssa_patch::{Log, LogBook};
 
@@ -128,6 +129,11 @@ pub struct JitReport {
     pub patch_log_save: Duration,
     /// Why the patch log was not (fully) used or not saved, one line each.
     pub patch_log_warnings: Vec<String>,
+    /// Units whose machine code came from the code cache (their final
+    /// graph had been compiled before): scheduling and codegen skipped.
+    pub code_cache_hits: usize,
+    /// Computing units' code-cache keys.
+    pub code_key: Duration,
 }
 
 impl JitReport {
@@ -138,6 +144,7 @@ impl JitReport {
             + self.optimize
             + self.patch_log_save
             + self.verify
+            + self.code_key
             + self.schedule
             + self.lower
             + self.codegen
@@ -253,14 +260,14 @@ pub(crate) extern "C" fn host_getchar(ctx: *mut Context, cur: i32, pc: i64) -> i
 
 /// What to speculate on while compiling a unit.
 #[derive(Clone, Copy)]
-pub(crate) struct Speculate<'a> {
+pub struct Speculate<'a> {
     /// Whether the loop opened at a pc was never entered while profiling.
     pub never_entered: &'a dyn Fn(usize) -> bool,
 }
 
-/// What [`compile_unit`] needs besides the program.
+/// What [`UnitCompiler::compile`] needs besides the program.
 #[derive(Clone, Copy)]
-pub(crate) struct UnitRequest<'a> {
+pub struct UnitRequest<'a> {
     pub unit: Unit,
     pub tape_len: usize,
     /// `None`: no speculation (the `jit` engine).
@@ -275,9 +282,16 @@ pub(crate) struct UnitRequest<'a> {
 }
 
 /// A compiled unit.
-pub(crate) struct UnitCode {
-    pub code: CompiledCode,
+pub struct UnitCode {
+    /// The machine code, shared with the code cache (freed when neither
+    /// holds it any more).
+    pub code: Rc<OwnedCode>,
     pub exits: ExitTable,
+    /// The content key of the final graph ([`vssa::live_graph_key`]):
+    /// its key in the code cache.
+    pub code_key: Addr,
+    /// Whether the code came from the cache.
+    pub cached: bool,
     /// The program key of the unit's built graph: its key in the [`LogBook`].
     pub key: Addr,
     /// What the optimizer and speculation did, as patches, with the
@@ -285,24 +299,58 @@ pub(crate) struct UnitCode {
     pub log: Option<Log>,
 }
 
-/// The pipeline for one unit: build, verify, replay or optimize (and
-/// speculate), record, lower guards, schedule, codegen. Phase times and
-/// counts add up in `report`.
-///
-/// A patch log can only be checked patch by patch: a log edited on purpose
-/// (its checksum recomputed) may hold patches that each look valid yet leave
-/// a graph the scheduler or the backend rejects. If a unit whose log was
-/// replayed fails to compile, it is compiled again without the log, with a
-/// warning, so a bad log never stops a program.
-pub(crate) fn compile_unit(
-    jit: &mut Jit,
+/// Compiles units: the pipeline's options, the JIT, and the code cache
+/// that lets a recompilation skip code generation for every unit whose
+/// final graph it has compiled before.
+pub struct UnitCompiler {
+    jit: Jit,
+    cfg: JitConfig,
+    /// Machine code by final-graph key ([`UnitCode::code_key`]).
+    pub cache: CodeCache,
+}
+
+impl UnitCompiler {
+    /// A compiler for `cfg` whose code cache keeps up to `cache_bytes` of
+    /// machine code (0: no cache).
+    pub fn new(cfg: &JitConfig, cache_bytes: usize) -> Result<UnitCompiler, JitError> {
+        Ok(UnitCompiler {
+            jit: new_jit(cfg)?,
+            cfg: cfg.clone(),
+            cache: CodeCache::new(cache_bytes),
+        })
+    }
+
+    pub fn config(&self) -> &JitConfig {
+        &self.cfg
+    }
+
+    /// The pipeline for one unit: build, verify, replay or optimize (and
+    /// speculate), record, lower guards, then the code cache or schedule
+    /// and codegen. Phase times and counts add up in `report`.
+    ///
+    /// A patch log can only be checked patch by patch: a log edited on
+    /// purpose (its checksum recomputed) may hold patches that each look
+    /// valid yet leave a graph the scheduler or the backend rejects. If a
+    /// unit whose log was replayed fails to compile, it is compiled again
+    /// without the log, with a warning, so a bad log never stops a program.
+    pub fn compile(
+        &mut self,
+        prog: &Program,
+        req: &UnitRequest<'_>,
+        report: &mut JitReport,
+    ) -> Result<UnitCode, JitError> {
+        compile_unit(self, prog, req, report)
+    }
+}
+
+fn compile_unit(
+    uc: &mut UnitCompiler,
     prog: &Program,
     req: &UnitRequest<'_>,
-    cfg: &JitConfig,
     report: &mut JitReport,
 ) -> Result<UnitCode, JitError> {
     let replayed_before = report.patches_replayed;
-    match compile_unit_once(jit, prog, req, cfg, report) {
+    match compile_unit_once(uc, prog, req, report) {
         Err(e @ (JitError::Verify(_) | JitError::Schedule(_) | JitError::Backend(_)))
             if report.patches_replayed > replayed_before =>
         {
@@ -316,19 +364,19 @@ pub(crate) fn compile_unit(
                 book: &empty,
                 ..*req
             };
-            compile_unit_once(jit, prog, &without, cfg, report)
+            compile_unit_once(uc, prog, &without, report)
         }
         other => other,
     }
 }
 
 fn compile_unit_once(
-    jit: &mut Jit,
+    uc: &mut UnitCompiler,
     prog: &Program,
     req: &UnitRequest<'_>,
-    cfg: &JitConfig,
     report: &mut JitReport,
 ) -> Result<UnitCode, JitError> {
+    let cfg = &uc.cfg;
     let t = Instant::now();
     let CompiledProgram {
         mut graph,
@@ -368,7 +416,11 @@ fn compile_unit_once(
             report.patches_stale += r.stale;
             report.patches_conflicting += r.conflicting;
             report.patches_refuted += r.refuted;
-            replayed_all = r.complete();
+            // An optimizing run that recorded nothing leaves an empty log:
+            // replaying it is complete. An empty log with refutations was
+            // not recorded that way (a refuted guard was built by a
+            // recorded patch), so it proves nothing: the optimizer looks.
+            replayed_all = r.complete() && (!prior.patches.is_empty() || prior.refuted.is_empty());
             report.replay += t.elapsed();
         }
         if !replayed_all {
@@ -424,6 +476,24 @@ fn compile_unit_once(
     )
     .map_err(|e| JitError::Verify(e.to_string()))?;
     report.guards += exits.len();
+    report.schedule += t.elapsed();
+    let t = Instant::now();
+    let code_key = vssa::live_graph_key(&graph);
+    let cached = uc.cache.get(&code_key);
+    report.code_key += t.elapsed();
+    if let Some(code) = cached {
+        report.code_cache_hits += 1;
+        report.code_size += code.stats().code_size;
+        return Ok(UnitCode {
+            code,
+            exits,
+            code_key,
+            cached: true,
+            key,
+            log,
+        });
+    }
+    let t = Instant::now();
     let schedule =
         vssa_schedule::schedule(&graph).map_err(|e| JitError::Schedule(e.to_string()))?;
     report.schedule += t.elapsed();
@@ -433,8 +503,9 @@ fn compile_unit_once(
         let dot = vssa_schedule::to_dot(&graph, &schedule, &phase);
         write_dump(dir, &phase, &dot)?;
     }
-    let code = jit
-        .compile(&graph, &schedule, &host_table(), req.name)
+    let code = uc
+        .jit
+        .compile_owned(&graph, &schedule, &host_table(), req.name)
         .map_err(|e| JitError::Backend(e.to_string()))?;
     let stats = code.stats();
     report.lower += stats.lower;
@@ -444,9 +515,13 @@ fn compile_unit_once(
     if let Some(c) = code.clif() {
         report.clif.get_or_insert_with(String::new).push_str(c);
     }
+    let code = Rc::new(code);
+    uc.cache.insert(code_key, Rc::clone(&code));
     Ok(UnitCode {
         code,
         exits,
+        code_key,
+        cached: false,
         key,
         log,
     })
@@ -473,21 +548,19 @@ pub(crate) enum Ended {
 /// Runs `code` on the context, turning its exit code into what happened.
 ///
 /// # Safety
-/// `code` was compiled by `jit` from a unit of `prog` for a tape of
-/// `tape.len()` cells and the current step-limit setting, and `ctx` is a
-/// context on `tape` whose host state is live for the call.
+/// `unit` was compiled from a unit of `prog` for a tape of `tape.len()`
+/// cells and the current step-limit setting, and `ctx` is a context on
+/// `tape` whose host state is live for the call.
 pub(crate) unsafe fn call_unit(
-    jit: &Jit,
     unit: &UnitCode,
     ctx: &mut Context,
     host_error: impl FnOnce() -> Option<RunError>,
     opts: &RunOptions,
 ) -> Result<Ended, RunError> {
-    // SAFETY: the caller's contract: the code is this JIT's, compiled for
-    // this context layout and tape length; every tape access it makes is
-    // bounds-checked against that length first.
-    let code = unsafe { jit.call(&unit.code, ctx as *mut Context as *mut u8) }
-        .expect("code compiled by this JIT");
+    // SAFETY: the caller's contract: the code (alive: `unit` holds it) was
+    // compiled for this context layout and tape length; every tape access
+    // it makes is bounds-checked against that length first.
+    let code = unsafe { unit.code.call(ctx as *mut Context as *mut u8) };
     match code {
         EXIT_DONE => Ok(Ended::Done {
             ptr: ctx.ptr,
@@ -570,7 +643,6 @@ impl Guest for BfGuest {
 /// A program compiled to native code as one unit, ready to run (possibly
 /// many times): the `jit` engine.
 pub struct NativeProgram {
-    jit: Jit,
     unit: UnitCode,
     step_limit: bool,
     tape_len: usize,
@@ -585,10 +657,10 @@ pub fn compile(
     cfg: &JitConfig,
     report: &mut JitReport,
 ) -> Result<NativeProgram, JitError> {
-    let mut jit = new_jit(cfg)?;
+    // One unit, compiled once: nothing to cache.
+    let mut compiler = UnitCompiler::new(cfg, 0)?;
     let mut book = load_book(cfg, report);
-    let unit = compile_unit(
-        &mut jit,
+    let unit = compiler.compile(
         prog,
         &UnitRequest {
             unit: Unit::Program,
@@ -597,7 +669,6 @@ pub fn compile(
             book: &book,
             name: "bf_main",
         },
-        cfg,
         report,
     )?;
     warn_replay(cfg, report);
@@ -619,7 +690,6 @@ pub fn compile(
         }
     }
     Ok(NativeProgram {
-        jit,
         unit,
         step_limit: cfg.run.max_steps.is_some(),
         tape_len,
@@ -734,11 +804,10 @@ impl NativeProgram {
         };
         let fuel = opts.max_steps.unwrap_or(0);
         let mut ctx = Context::new(tape, fuel, &mut host as *mut HostState as *mut c_void);
-        // SAFETY: the unit was compiled by `self.jit` for this program, a
-        // tape of `self.tape_len` cells (asserted above) and this step-limit
+        // SAFETY: the unit was compiled for this program, a tape of
+        // `self.tape_len` cells (asserted above) and this step-limit
         // setting; `ctx` and the host state it points to outlive the call.
-        let ended =
-            unsafe { call_unit(&self.jit, &self.unit, &mut ctx, || host.error.take(), opts) };
+        let ended = unsafe { call_unit(&self.unit, &mut ctx, || host.error.take(), opts) };
         let result = match ended {
             Ok(Ended::Done { .. }) => Ok(InterpState {
                 pc: prog.insts.len(),

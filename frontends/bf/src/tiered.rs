@@ -28,14 +28,13 @@ use crate::error::SrcPos;
 use crate::interp::{self, InterpState, Io, LoopHook};
 use crate::parse::{InstKind, Program};
 use crate::runtime::{
-    self, call_unit, compile_unit, Context, Ended, HostState, JitConfig, JitError, JitReport,
-    Speculate, UnitCode, UnitRequest,
+    self, call_unit, Context, Ended, HostState, JitConfig, JitError, JitReport, Speculate,
+    UnitCode, UnitCompiler, UnitRequest,
 };
 use crate::tape::Tape;
 use std::ffi::c_void;
 use std::time::{Duration, Instant};
 use vssa::Addr;
-use vssa_backend::Jit;
 use vssa_deopt::{DeoptCounters, DeoptExit, RecompilePolicy, Verdict};
 use vssa_patch::{Log, LogBook};
 
@@ -51,6 +50,9 @@ pub struct TieredConfig {
     pub hot_loop: u32,
     /// When a failing speculation is given up and its unit recompiled.
     pub policy: RecompilePolicy,
+    /// Bytes of machine code the code cache keeps (0: no cache). A unit
+    /// whose final graph was compiled before takes that code.
+    pub code_cache_bytes: usize,
 }
 
 impl Default for TieredConfig {
@@ -62,6 +64,7 @@ impl Default for TieredConfig {
             },
             hot_loop: DEFAULT_HOT_LOOP,
             policy: RecompilePolicy::default(),
+            code_cache_bytes: vssa_backend::cache::DEFAULT_CACHE_BYTES,
         }
     }
 }
@@ -186,7 +189,7 @@ struct Tiers<'p> {
     prog: &'p Program,
     cfg: &'p TieredConfig,
     tape_len: usize,
-    jit: Jit,
+    compiler: UnitCompiler,
     profile: Profile,
     units: Vec<UnitSlot>,
     /// Every unit's patch log (loaded from the patch-log file, if any, and
@@ -216,8 +219,7 @@ impl Tiers<'_> {
                 && around.is_some_and(|p| entered.get(p).is_some_and(|&n| n >= mature))
         };
         let name = format!("bf_loop_{open}");
-        let code = compile_unit(
-            &mut self.jit,
+        let code = self.compiler.compile(
             self.prog,
             &UnitRequest {
                 unit: Unit::Loop { open },
@@ -228,7 +230,6 @@ impl Tiers<'_> {
                 book: &self.book,
                 name: &name,
             },
-            &self.cfg.jit,
             &mut self.report.jit,
         )?;
         if let Some(log) = &code.log {
@@ -377,8 +378,8 @@ pub fn run_tiered_on(
     cfg: &TieredConfig,
     observer: &mut dyn FnMut(&DeoptEvent<'_>),
 ) -> (TieredReport, Result<(), JitError>) {
-    let jit = match runtime::new_jit(&cfg.jit) {
-        Ok(j) => j,
+    let compiler = match UnitCompiler::new(&cfg.jit, cfg.code_cache_bytes) {
+        Ok(c) => c,
         Err(e) => return (TieredReport::default(), Err(e)),
     };
     let n = prog.insts.len();
@@ -388,7 +389,7 @@ pub fn run_tiered_on(
         prog,
         cfg,
         tape_len: tape.len(),
-        jit,
+        compiler,
         profile: Profile {
             entered: vec![0; n],
             unit_of: vec![0; n],
@@ -444,19 +445,11 @@ fn run_loop(
             let mut ctx = Context::new(tape, fuel, host_ptr);
             ctx.ptr = state.ptr;
             let unit = &tiers.units[i];
-            // SAFETY: the unit was compiled by `tiers.jit` for this program,
-            // this tape's length and this step-limit setting; `ctx` and the
-            // host state outlive the call; the interpreter left the cell
-            // index on the tape and the run at the loop's header.
-            unsafe {
-                call_unit(
-                    &tiers.jit,
-                    &unit.code,
-                    &mut ctx,
-                    || host.error.take(),
-                    &opts,
-                )
-            }
+            // SAFETY: the unit was compiled for this program, this tape's
+            // length and this step-limit setting; `ctx` and the host state
+            // outlive the call; the interpreter left the cell index on the
+            // tape and the run at the loop's header.
+            unsafe { call_unit(&unit.code, &mut ctx, || host.error.take(), &opts) }
         };
         tiers.report.native += t.elapsed();
         tiers.units[i].report.entries += 1;
