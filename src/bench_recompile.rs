@@ -435,28 +435,31 @@ pub fn run(args: RecompileArgs) -> Result<(), String> {
     });
     let text = serde_json::to_string_pretty(&j).map_err(|e| e.to_string())? + "\n";
     write(&args.out_dir.join("recompile-bench.json"), &text)?;
-    let size_chart = chart(
-        "Recompile after one deopt, as the program grows",
-        "program size (nodes built)",
-        &size_rows,
-        |r| r.nodes as f64,
-        true,
-    );
-    write(
-        &args.out_dir.join("recompile-size.svg"),
-        &size_chart.to_svg(),
-    )?;
-    let change_chart = chart(
-        &format!("Recompile as the change grows ({fixed} units)"),
-        "units changed",
-        &change_rows,
-        |r| r.changed as f64,
-        false,
-    );
-    write(
-        &args.out_dir.join("recompile-change.svg"),
-        &change_chart.to_svg(),
-    )?;
+    let charts = [
+        (
+            "recompile-size.svg",
+            chart(
+                "Recompile after one deopt, as the program grows",
+                "program size (nodes built)",
+                &size_rows,
+                |r| r.nodes as f64,
+                true,
+            ),
+        ),
+        (
+            "recompile-change.svg",
+            chart(
+                &format!("Recompile as the change grows ({fixed} units)"),
+                "units changed",
+                &change_rows,
+                |r| r.changed as f64,
+                false,
+            ),
+        ),
+    ];
+    for (file, c) in &charts {
+        write(&args.out_dir.join(file), &c.to_svg())?;
+    }
     eprintln!(
         "vssa bench recompile: wrote recompile-bench.md, recompile-bench.json, \
          recompile-size.svg, recompile-change.svg in {} ({:.0} s)",

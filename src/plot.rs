@@ -158,38 +158,37 @@ impl Chart {
 
         // Grid lines (minor ones first, so major ones stay on top) and
         // tick labels.
-        out.push_str("<g stroke=\"#f2f2f2\" stroke-width=\"1\">\n");
-        for v in &x_axis.minor {
-            let x = px(*v);
-            let _ = writeln!(
-                out,
-                "<line x1=\"{x:.1}\" y1=\"{PLOT_TOP:.1}\" x2=\"{x:.1}\" y2=\"{PLOT_BOTTOM:.1}\"/>"
-            );
-        }
-        for v in &y_axis.minor {
-            let y = py(*v);
-            let _ = writeln!(
-                out,
-                "<line x1=\"{PLOT_LEFT:.1}\" y1=\"{y:.1}\" x2=\"{PLOT_RIGHT:.1}\" y2=\"{y:.1}\"/>"
-            );
-        }
-        out.push_str("</g>\n");
-        out.push_str("<g stroke=\"#dddddd\" stroke-width=\"1\">\n");
-        for (v, _) in &x_axis.ticks {
-            let x = px(*v);
-            let _ = writeln!(
-                out,
-                "<line x1=\"{x:.1}\" y1=\"{PLOT_TOP:.1}\" x2=\"{x:.1}\" y2=\"{PLOT_BOTTOM:.1}\"/>"
-            );
-        }
-        for (v, _) in &y_axis.ticks {
-            let y = py(*v);
-            let _ = writeln!(
-                out,
-                "<line x1=\"{PLOT_LEFT:.1}\" y1=\"{y:.1}\" x2=\"{PLOT_RIGHT:.1}\" y2=\"{y:.1}\"/>"
-            );
-        }
-        out.push_str("</g>\n");
+        let grid = |out: &mut String,
+                    color: &str,
+                    xs: &mut dyn Iterator<Item = f64>,
+                    ys: &mut dyn Iterator<Item = f64>| {
+            let _ = writeln!(out, "<g stroke=\"{color}\" stroke-width=\"1\">");
+            for x in xs.map(&px) {
+                let _ = writeln!(
+                    out,
+                    "<line x1=\"{x:.1}\" y1=\"{PLOT_TOP:.1}\" x2=\"{x:.1}\" y2=\"{PLOT_BOTTOM:.1}\"/>"
+                );
+            }
+            for y in ys.map(&py) {
+                let _ = writeln!(
+                    out,
+                    "<line x1=\"{PLOT_LEFT:.1}\" y1=\"{y:.1}\" x2=\"{PLOT_RIGHT:.1}\" y2=\"{y:.1}\"/>"
+                );
+            }
+            out.push_str("</g>\n");
+        };
+        grid(
+            &mut out,
+            "#f2f2f2",
+            &mut x_axis.minor.iter().copied(),
+            &mut y_axis.minor.iter().copied(),
+        );
+        grid(
+            &mut out,
+            "#dddddd",
+            &mut x_axis.ticks.iter().map(|t| t.0),
+            &mut y_axis.ticks.iter().map(|t| t.0),
+        );
         out.push_str("<g stroke=\"#333333\" stroke-width=\"1\">\n");
         for (v, _) in &x_axis.ticks {
             let x = px(*v);

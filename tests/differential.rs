@@ -141,6 +141,23 @@ fn a_loop_that_would_walk_off_errors_only_when_entered() {
 }
 
 #[test]
+fn a_widened_check_near_the_right_end_falls_back_exactly() {
+    // At the last cells of the tape, the segment's check also covers the
+    // copy loop's reach to the right (3 cells past the tape's end), which
+    // fails although the loop is skipped here: the interpreter finishes
+    // the segment, exactly. Entered, the loop walks off at its `>>>`.
+    // `,[>,]` first, so that the cell index is not a constant and the
+    // checks do not fold away at compile time.
+    let to_end = ">".repeat(SMALL_TAPE - 3);
+    for (tail, fails) in [("[->>>+<<<]+.", false), ("+[->>>+<<<]", true)] {
+        let src = format!(",[>,]{to_end}{tail}");
+        let (i, j) = both(&src, b"\x01", None, EofMode::Zero);
+        assert_eq!(i, j, "{tail}");
+        assert_eq!(j.error.is_some(), fails, "{tail}: {:?}", j.error);
+    }
+}
+
+#[test]
 fn empty_program() {
     let (i, j) = both("", b"", None, EofMode::Unchanged);
     assert_eq!(i, j);

@@ -33,12 +33,17 @@
 //!   when the loop is entered, not on every iteration; and since it leaves
 //!   the pointer where it was, the segment around it runs straight through
 //!   it. Other segments start at the program's start and at both ends of
-//!   every unbalanced loop's body. A check covers only code that surely runs
-//!   once the check is passed (a loop's body is its own segment), so it
-//!   fails exactly when the program would walk off the tape. It then leaves
-//!   to the interpreter at the segment's first instruction, which reports
-//!   the error at the exact move. Nothing in the segment has run yet, so the
-//!   state handed over is exact. Each check is a `Guard` (reason
+//!   every unbalanced loop's body. To the left, a check covers only cells
+//!   that code surely running after it reaches; to the right it also covers
+//!   what the balanced loops in the segment may reach, so that they need no
+//!   check of their own. The builder tracks which cells the checks on every
+//!   path have covered ([`State`]'s `checked`, relative to the pointer) and
+//!   leaves out a check those cells already cover. A failing check leaves to
+//!   the interpreter at the segment's first instruction: nothing in the
+//!   segment has run yet, so the state handed over is exact, and the
+//!   interpreter reports the error at the exact move, or, if only the
+//!   widened right side failed (within a loop body's reach of the tape's
+//!   end), runs the segment without one. Each check is a `Guard` (reason
 //!   [`REASON_BOUNDS`]).
 //! * The step limit counts loop tests, as the interpreter does; running out
 //!   leaves to the interpreter at the test, which reports it (a guard with
@@ -157,7 +162,15 @@ struct State {
     mem: NodeId,
     p: NodeId,
     fuel: Option<NodeId>,
+    /// Cell offsets from `p` that the guards on every path here have
+    /// shown to be on the tape (always including 0: the pointer only
+    /// moves to checked cells). The tape is contiguous, so two checked
+    /// ranges prove everything between them too.
+    checked: (i64, i64),
 }
+
+/// What is known on entry to a unit: only the current cell.
+const CURRENT_CELL: (i64, i64) = (0, 0);
 
 /// A loop whose `]` has not been reached yet.
 struct OpenLoop {
@@ -234,6 +247,7 @@ pub fn build_unit(
         mem: entry.mem,
         p,
         fuel,
+        checked: CURRENT_CELL,
     };
     let mut loops: Vec<OpenLoop> = Vec::new();
     let mut pc = match unit {
@@ -268,6 +282,10 @@ pub fn build_unit(
                 st.mem = b.store_cell(st, v)?;
             }
             InstKind::Move(k) => {
+                st.checked = (
+                    st.checked.0.saturating_sub(k),
+                    st.checked.1.saturating_sub(k),
+                );
                 let k = b.g.iconst(Type::I64, k)?;
                 st.p = b.g.add(st.p, k)?;
             }
@@ -326,6 +344,9 @@ pub fn build_unit(
                     mem,
                     p,
                     fuel,
+                    // A balanced loop leaves the pointer where it found
+                    // it: what was known before the loop still holds.
+                    checked: if lp.balanced { s.checked } else { CURRENT_CELL },
                 };
                 if !lp.balanced {
                     st = b.segment_check(st, pc + 1)?;
@@ -410,6 +431,12 @@ impl Builder<'_> {
             mem: phi_mem,
             p: phi_p,
             fuel: phi_fuel,
+            // Every iteration of a balanced loop starts on the entry cell.
+            checked: if balanced {
+                entered.checked
+            } else {
+                CURRENT_CELL
+            },
         };
         if !balanced {
             st = self.segment_check(st, pc + 1)?;
@@ -467,9 +494,11 @@ impl Builder<'_> {
     /// tape. One unsigned compare: `(p + lo) as u64 > len - 1 - (hi - lo)`.
     fn segment_check(&mut self, mut st: State, start: usize) -> Result<State, GraphError> {
         let (lo, hi) = self.reach.segment_range(self.prog, start);
-        if lo == 0 && hi == 0 {
-            // The segment stays on the cell it starts on, which was checked
-            // by whoever moved the pointer there.
+        let (known_lo, known_hi) = st.checked;
+        if known_lo <= lo && hi <= known_hi {
+            // Every cell the segment reaches was checked on every path
+            // here (at least the current cell, checked by whoever moved
+            // the pointer there).
             return Ok(st);
         }
         let span = (hi - lo) as u64;
@@ -484,6 +513,7 @@ impl Builder<'_> {
             None => self.g.iconst(Type::I8, 0)?,
         };
         st.ctrl = self.guard(st, ok, start, REASON_BOUNDS)?;
+        st.checked = (known_lo.min(lo), known_hi.max(hi));
         Ok(st)
     }
 
@@ -649,9 +679,10 @@ fn inverse_mod_256(x: u8) -> u8 {
 /// inside it is balanced: each iteration then starts on the cell the loop
 /// tests, and the loop leaves the pointer where it found it.
 pub struct LoopReach {
-    /// Indexed by instruction minus `base`: true at the `Open` of a
-    /// balanced loop.
-    balanced: Vec<bool>,
+    /// Indexed by instruction minus `base`: at the `Open` of a balanced
+    /// loop, the highest cell offset its body (nested loops included)
+    /// can reach, relative to the cell it tests.
+    balanced: Vec<Option<i64>>,
     base: usize,
 }
 
@@ -660,6 +691,8 @@ struct Frame {
     open: usize,
     /// Net move so far.
     at: i64,
+    /// Highest offset reached so far.
+    hi: i64,
     /// No unbalanced loop inside so far.
     balanced: bool,
 }
@@ -677,10 +710,11 @@ impl LoopReach {
     pub fn of_range(prog: &Program, range: std::ops::Range<usize>) -> LoopReach {
         let insts = prog.insts.get(range.clone()).unwrap_or(&[]);
         let base = range.start;
-        let mut balanced = vec![false; insts.len()];
+        let mut balanced = vec![None; insts.len()];
         let mut stack = vec![Frame {
             open: usize::MAX,
             at: 0,
+            hi: 0,
             balanced: true,
         }];
         for (pc, inst) in insts.iter().enumerate() {
@@ -688,17 +722,20 @@ impl LoopReach {
                 InstKind::Move(k) => {
                     let f = stack.last_mut().expect("the program frame is never popped");
                     f.at = f.at.saturating_add(k);
+                    f.hi = f.hi.max(f.at);
                 }
                 InstKind::Open { .. } => stack.push(Frame {
                     open: pc,
                     at: 0,
+                    hi: 0,
                     balanced: true,
                 }),
                 InstKind::Close { .. } if stack.len() > 1 => {
                     let inner = stack.pop().expect("checked above");
                     let outer = stack.last_mut().expect("checked above");
                     if inner.balanced && inner.at == 0 {
-                        balanced[inner.open] = true;
+                        balanced[inner.open] = Some(inner.hi);
+                        outer.hi = outer.hi.max(outer.at.saturating_add(inner.hi));
                     } else {
                         outer.balanced = false;
                     }
@@ -712,18 +749,28 @@ impl LoopReach {
     /// Whether the loop opened at instruction `open` is balanced (false
     /// outside the range measured).
     pub fn is_balanced(&self, open: usize) -> bool {
+        self.balanced_reach(open).is_some()
+    }
+
+    /// For a balanced loop, the highest cell offset its body can reach.
+    fn balanced_reach(&self, open: usize) -> Option<i64> {
         open.checked_sub(self.base)
             .and_then(|i| self.balanced.get(i))
             .copied()
-            .unwrap_or(false)
+            .flatten()
     }
 
     /// The lowest and highest cell offsets (relative to the pointer at
-    /// `start`) that the segment starting at instruction `start` surely
-    /// reaches: up to the next unbalanced loop's test, the end of the
-    /// enclosing loop's body, or the program's end. A balanced loop on the
-    /// way counts as its test alone: it leaves the pointer where it was, and
-    /// its body, which may not run, is checked when it is entered.
+    /// `start`) that the segment starting at instruction `start` checks: up
+    /// to the next unbalanced loop's test, the end of the enclosing loop's
+    /// body, or the program's end. To the left, exactly what the segment
+    /// surely reaches. To the right, also what the balanced loops on the
+    /// way may reach: they leave the pointer where it was, and their bodies
+    /// (which may not run) then need no check of their own. That wider
+    /// check can fail although the program stays on the tape, but only
+    /// within a loop body's reach of the tape's right end; the interpreter
+    /// then runs the segment, exactly. Programs work near cell 0 all the
+    /// time, so the left side is never widened.
     pub fn segment_range(&self, prog: &Program, start: usize) -> (i64, i64) {
         let (mut at, mut lo, mut hi) = (0i64, 0i64, 0i64);
         let mut pc = start;
@@ -734,8 +781,14 @@ impl LoopReach {
                     lo = lo.min(at);
                     hi = hi.max(at);
                 }
-                InstKind::Open { close } if self.is_balanced(pc) => pc = close,
-                InstKind::Open { .. } | InstKind::Close { .. } => break,
+                InstKind::Open { close } => match self.balanced_reach(pc) {
+                    Some(reach) => {
+                        hi = hi.max(at.saturating_add(reach));
+                        pc = close;
+                    }
+                    None => break,
+                },
+                InstKind::Close { .. } => break,
                 _ => {}
             }
             pc += 1;
@@ -758,6 +811,55 @@ mod tests {
         let p = parse(src).unwrap();
         let r = LoopReach::of(&p);
         (p, r)
+    }
+
+    /// Bounds guards in the built graph of `src`.
+    fn bounds_guards(src: &str) -> usize {
+        let p = parse(src).unwrap();
+        let opts = BuildOptions {
+            tape_len: 30_000,
+            step_limit: false,
+        };
+        let g = build_program(&p, opts).unwrap().graph;
+        g.live_nodes()
+            .into_iter()
+            .filter(|&n| {
+                g.op(n)
+                    == vssa::Op::Guard {
+                        reason: REASON_BOUNDS,
+                    }
+            })
+            .count()
+    }
+
+    #[test]
+    fn a_loop_inside_checked_cells_needs_no_check_of_its_own() {
+        // After `[>]` the cell index is unknown (at the start it is the
+        // constant 0, and every check folds away). `[>]` itself checks its
+        // body; the segment after it has no cells but the current one.
+        const P: &str = "+[>]";
+        let base = bounds_guards(P);
+        assert_eq!(base, 1);
+        let extra = |x: &str| bounds_guards(&format!("{P}{x}")) - base;
+        // The segment checks cells 0..=2; the copy loop reaches 0..=1.
+        assert_eq!(extra(">>+<<[->+<]"), 1);
+        // The loop's right reach widens the segment's check instead.
+        assert_eq!(extra("+[->>>+<<<]"), 1);
+        // Also for a balanced loop that is not closed-form.
+        assert_eq!(extra(">>>+<<<+[->>>[-]<<<.]"), 1);
+        // The left side is never widened: the loop reaches cell -1.
+        assert_eq!(extra("+>+<[-<+>]"), 2);
+        // After an unbalanced loop only the current cell is known.
+        assert_eq!(extra(">>+[>]<<[->+<]"), 3);
+    }
+
+    #[test]
+    fn balanced_reach_includes_nested_loops() {
+        let (_, r) = reach("[>[>>>+<<<-]<-]");
+        assert_eq!(r.balanced_reach(0), Some(4));
+        assert_eq!(r.balanced_reach(2), Some(3));
+        let (_, r) = reach("[>]");
+        assert_eq!(r.balanced_reach(0), None);
     }
 
     #[test]

@@ -849,6 +849,58 @@ mod tests {
     use super::*;
     use std::mem::offset_of;
 
+    /// A unit compiled again to the same final graph takes the cached
+    /// code; a unit whose graph changed (a refuted speculation) does not.
+    #[test]
+    fn the_code_cache_serves_unchanged_units_only() {
+        let prog = crate::parse("+[>,[-.]<-]").unwrap();
+        let cfg = JitConfig {
+            optimize: true,
+            verify: true,
+            ..JitConfig::default()
+        };
+        let mut c = UnitCompiler::new(&cfg, 1 << 20).unwrap();
+        let never = |pc: usize| pc == 4;
+        let mut book = LogBook::new();
+        let compile = |c: &mut UnitCompiler, book: &LogBook, r: &mut JitReport| {
+            c.compile(
+                &prog,
+                &UnitRequest {
+                    unit: Unit::Loop { open: 1 },
+                    tape_len: crate::MIN_TAPE_LIMIT,
+                    speculate: Some(Speculate {
+                        never_entered: &never,
+                    }),
+                    book,
+                    name: "u",
+                },
+                r,
+            )
+            .unwrap()
+        };
+        let mut r = JitReport::default();
+        let first = compile(&mut c, &book, &mut r);
+        assert!(!first.cached);
+        let guard = first
+            .exits
+            .exits
+            .iter()
+            .find(|e| e.reason == build::REASON_UNTAKEN)
+            .expect("the inner loop is speculated on")
+            .guard;
+        book.insert(first.log.clone().unwrap());
+        let again = compile(&mut c, &book, &mut r);
+        assert!(again.cached);
+        assert_eq!(again.code_key, first.code_key);
+        assert!(Rc::ptr_eq(&again.code, &first.code));
+        assert_eq!(r.code_cache_hits, 1);
+        book.unit_mut(&first.key).unwrap().refute(guard);
+        let refuted = compile(&mut c, &book, &mut r);
+        assert!(!refuted.cached);
+        assert_ne!(refuted.code_key, first.code_key);
+        assert_eq!(r.code_cache_hits, 1);
+    }
+
     /// The compiled code addresses the context by these offsets.
     #[test]
     fn context_offsets_are_the_builders() {
