@@ -1,4 +1,5 @@
-//! Tests of `vssa bench bf`, `vssa run --engine naive` and `vssa translate-c`.
+//! Tests of `vssa bench bf`, `vssa bench recompile`, `vssa run --engine naive` and
+//! `vssa translate-c`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -135,5 +136,58 @@ fn translate_c_prints_a_program() {
     );
     assert!(plain.contains("int main(void)") && plain.contains("while (*p) {"));
     assert!(idioms.contains("p[0] = 0;") && !idioms.contains("while (*p) {"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `vssa bench recompile` on a tiny corpus of its own and small generated
+/// programs: every file is written, every strategy measured, and the cache
+/// serves every unit the deopt did not touch.
+#[test]
+fn recompile_bench_writes_tables_json_and_charts() {
+    let dir = temp_dir("recompile");
+    let corpus = dir.join("corpus");
+    std::fs::create_dir_all(&corpus).unwrap();
+    std::fs::write(corpus.join("nested.b"), "+[>+[.-]<-]+[>+[,-]<-]").unwrap();
+    let out_dir = dir.join("out");
+    let out = vssa(
+        &[
+            "bench",
+            "recompile",
+            "--runs",
+            "1",
+            "--max-units",
+            "10",
+            "--unit-nodes",
+            "200",
+            "--corpus",
+            corpus.to_str().unwrap(),
+            "--out-dir",
+            out_dir.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let md = std::fs::read_to_string(out_dir.join("recompile-bench.md")).unwrap();
+    assert!(md.contains("| nested | 2 | 1 |"), "{md}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("recompile-bench.json")).unwrap())
+            .unwrap();
+    let grows = json["program_grows"].as_array().unwrap();
+    assert_eq!(grows.len(), 2, "1 and 10 units");
+    let ten = &grows[1];
+    assert_eq!(ten["units"], 10);
+    assert_eq!(ten["cache_hits"], 9);
+    for k in ["full", "replay", "replay_cache", "unit"] {
+        assert!(ten["recompile_ms"][k].as_f64().unwrap() > 0.0, "{k}");
+    }
+    for svg in ["recompile-size.svg", "recompile-change.svg"] {
+        let text = std::fs::read_to_string(out_dir.join(svg)).unwrap();
+        assert!(
+            text.starts_with("<svg") && text.ends_with("</svg>\n"),
+            "{svg}"
+        );
+        assert!(text.contains("<polyline"), "{svg}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
