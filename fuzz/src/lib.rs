@@ -305,6 +305,11 @@ pub fn run_target(target: Target, cfg: &Config) -> Summary {
             summary.failures.push(failure);
         }
     }
+    if target == Target::Lir {
+        for (k, v) in lir.counters() {
+            summary.counters.insert(k, *v);
+        }
+    }
     summary.elapsed = t0.elapsed();
     summary
 }

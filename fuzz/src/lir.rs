@@ -4,8 +4,9 @@
 //! (a byte buffer of [`MEM_LEN`] bytes): arithmetic of every width with
 //! conversions, selects and comparisons, loads and stores at constant (and
 //! some dynamic) offsets, host calls, diamonds with phis, and counted loops
-//! with loop phis, nested a few deep. It ends by storing and returning a
-//! value. The same seed builds the same program twice:
+//! with loop phis, nested a few deep, and guards (each with a frame state
+//! of a few values) that deoptimize on some inputs. It ends by storing and
+//! returning a value. The same seed builds the same program twice:
 //!
 //! 1. with construction peepholes off, run by the LIR interpreter: the
 //!    reference;
@@ -13,17 +14,23 @@
 //! 3. native code (schedule, Cranelift) of the optimized graph and of the
 //!    unoptimized one.
 //!
-//! All must return the same value and leave the same buffer; the graph is
-//! verified after each phase. A failure is minimised by regenerating the
-//! same seed with a smaller statement budget: the generator draws the same
-//! numbers until the budget runs out, so a smaller budget is a prefix of
-//! the same program.
+//! All must return the same value and leave the same buffer, or all must
+//! deoptimize to the same resume point with the same frame values and the
+//! same buffer (the stores before the failing guard); the graph is
+//! verified after each phase. Native code has its guards lowered by
+//! [`vssa_deopt::lower_guards`] first, with a deopt buffer just past the
+//! compared bytes and exit ids that no normal return can produce.
+//!
+//! A failure is minimised by regenerating the same seed with a smaller
+//! statement budget: the generator draws the same numbers until the budget
+//! runs out, so a smaller budget is a prefix of the same program.
 
 use crate::rng::Rng;
-use crate::{guarded, Failure, Outcome};
-use vssa::interp::{self, Memory};
+use crate::{bump, guarded, Counters, Failure, Outcome};
+use vssa::interp::{self, InterpError, Memory};
 use vssa::{BinOp, CmpOp, ConvOp, Graph, GraphError, NodeId, Type, UnOp};
 use vssa_backend::{HostFn, Jit, JitOptions};
+use vssa_deopt::{DeoptAbi, ExitTable};
 
 /// Bytes of the buffer the function works on.
 pub const MEM_LEN: usize = 256;
@@ -39,6 +46,16 @@ const FUEL: u64 = 1 << 24;
 const MAX_BUDGET: i64 = 40;
 /// Compiles per [`Jit`] before a fresh one frees the code memory.
 const COMPILES_PER_JIT: u32 = 200;
+/// Most values a generated frame state holds (the deopt buffer's slots).
+const MAX_SLOTS: usize = 3;
+/// The native deopt buffer sits right after the `MEM_LEN` compared bytes,
+/// where no generated access reaches (the interpreter's memory ends there).
+const DEOPT_OFFSET: usize = MEM_LEN;
+const DEOPT_LEN: usize = 8 * MAX_SLOTS;
+/// Exit ids of lowered guards start here. A function with guards returns
+/// an `I32` masked with [`RET_MASK`], so no normal return looks like an exit.
+const FIRST_EXIT: i64 = 0x4000_0000;
+const RET_MASK: i64 = FIRST_EXIT - 1;
 
 const INTS: [Type; 4] = [Type::I8, Type::I16, Type::I32, Type::I64];
 const BINS: [BinOp; 9] = BinOp::ALL;
@@ -74,8 +91,12 @@ fn interp_host(func: u32, args: &[i64]) -> i64 {
 /// A generated function.
 pub struct Generated {
     pub graph: Graph,
-    /// The type of the returned value.
+    /// The type of the returned value (`I32` if the function has guards).
     pub ret_ty: Type,
+    /// The buffer parameter (the deopt context of lowered guards).
+    pub base: NodeId,
+    /// Guards generated (some may have been folded away).
+    pub guards: u32,
     /// Initial buffer contents.
     pub init: Vec<u8>,
     /// Statements generated.
@@ -101,6 +122,8 @@ pub fn generate(seed: u64, simplify: bool, budget: Option<u32>) -> Result<Genera
         base,
         vals: Vec::new(),
         next_key: 1,
+        next_resume: 1,
+        guards: 0,
         budget,
     };
     // The top level runs until the budget is spent; nested blocks are short.
@@ -108,15 +131,29 @@ pub fn generate(seed: u64, simplify: bool, budget: Option<u32>) -> Result<Genera
         gen.budget -= 1;
         gen.stmt(0)?;
     }
-    let ret_ty = *gen.rng.pick(&INTS);
-    let v = gen.pick(ret_ty)?;
+    let mut ret_ty = *gen.rng.pick(&INTS);
+    let mut v = gen.pick(ret_ty)?;
     let off = (MEM_LEN - 8) as i32;
     let mem = gen.g.store(gen.ctrl, gen.mem, base, off, v)?;
+    if gen.guards > 0 {
+        // Keep normal returns below the exit ids; the whole value is still
+        // compared through the store above.
+        v = match ret_ty {
+            Type::I8 | Type::I16 => gen.g.conv(ConvOp::Uext, Type::I32, v)?,
+            Type::I64 => gen.g.conv(ConvOp::Trunc, Type::I32, v)?,
+            _ => v,
+        };
+        let mask = gen.g.iconst(Type::I32, RET_MASK)?;
+        v = gen.g.bin(BinOp::And, v, mask)?;
+        ret_ty = Type::I32;
+    }
     let ret = gen.g.ret(gen.ctrl, mem, v)?;
     gen.g.finish(&[ret])?;
     Ok(Generated {
         graph: gen.g,
         ret_ty,
+        base,
+        guards: gen.guards,
         init,
         budget,
     })
@@ -132,6 +169,10 @@ struct Gen<'r> {
     /// Values that dominate the current point, with their types.
     vals: Vec<(NodeId, Type)>,
     next_key: u64,
+    /// The resume point of the next frame state (distinct per guard, so
+    /// runs of differently optimized graphs compare by it).
+    next_resume: u64,
+    guards: u32,
     budget: u32,
 }
 
@@ -186,7 +227,10 @@ impl Gen<'_> {
 
     fn stmt(&mut self, depth: u32) -> R {
         let nest = if depth < 3 { 2 } else { 0 };
-        match self.rng.weighted(&[1, 6, 2, 2, 2, 2, 3, 3, 1, nest, nest]) {
+        match self
+            .rng
+            .weighted(&[1, 6, 2, 2, 2, 2, 3, 3, 1, 2, nest, nest])
+        {
             0 => {
                 let ty = self.any_ty();
                 let v = self.konst(ty);
@@ -261,9 +305,51 @@ impl Gen<'_> {
                     self.vals.push((r, Type::I64));
                 }
             }
-            9 => self.diamond(depth)?,
+            9 => self.guard()?,
+            10 => self.diamond(depth)?,
             _ => self.counted_loop(depth)?,
         }
+        Ok(())
+    }
+
+    /// A guard on a condition that holds on most inputs, with a frame state
+    /// of up to [`MAX_SLOTS`] values in scope; code goes on after it.
+    fn guard(&mut self) -> R {
+        let ty = self.any_ty();
+        let cond = match self.rng.weighted(&[1, 4, 2]) {
+            // A comparison result in scope: fails about half the time.
+            0 if self.vals.iter().any(|v| v.1 == Type::I8) => self.pick(Type::I8)?,
+            // `x != k` fails when x happens to be a small constant.
+            1 => {
+                let x = self.pick(ty)?;
+                let k = self.konst(ty);
+                let k = self.g.iconst(ty, k)?;
+                self.g.cmp(CmpOp::Ne, x, k)?
+            }
+            // `x > small`: fails on the small (or, signed, negative) values.
+            _ => {
+                let a = self.pick(ty)?;
+                let small = self.rng.range(0, 3);
+                let b = self.g.iconst(ty, small)?;
+                let op = *self.rng.pick(&[CmpOp::Ugt, CmpOp::Sgt]);
+                self.g.cmp(op, a, b)?
+            }
+        };
+        let n = self.rng.range(0, MAX_SLOTS as i64) as usize;
+        let mut slots = Vec::with_capacity(n);
+        for _ in 0..n {
+            if self.vals.is_empty() {
+                break;
+            }
+            let k = self.rng.below(self.vals.len() as u64) as usize;
+            slots.push(self.vals[k].0);
+        }
+        let resume = self.next_resume;
+        self.next_resume += 1;
+        let frame = self.g.frame_state(resume, self.mem, &slots)?;
+        let reason = self.rng.below(4) as u32;
+        self.ctrl = self.g.guard(self.ctrl, cond, frame, reason)?;
+        self.guards += 1;
         Ok(())
     }
 
@@ -383,10 +469,23 @@ impl Gen<'_> {
     }
 }
 
-/// What a run of a graph produced: the value (or the failure) and the buffer.
+/// How a run left the function.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Exit {
+    Returned(i64),
+    /// A guard failed. Guards are named by their frame's resume point,
+    /// which survives optimization (node ids do not); `values` are the
+    /// frame's slots, normalized to their types.
+    Deopt {
+        resume: u64,
+        values: Vec<i64>,
+    },
+}
+
+/// What a run of a graph produced: the exit (or the failure) and the buffer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Run {
-    value: Result<i64, String>,
+    value: Result<Exit, String>,
     mem: Vec<u8>,
 }
 
@@ -399,7 +498,11 @@ fn run_interp(g: &Graph, init: &[u8], linear: bool) -> Run {
     } else {
         interp::eval
     };
-    let value = eval(g, &[BASE], &mut mem, &mut interp_host, FUEL).map_err(|e| e.to_string());
+    let value = match eval(g, &[BASE], &mut mem, &mut interp_host, FUEL) {
+        Ok(v) => Ok(Exit::Returned(v)),
+        Err(InterpError::Deopt { resume, values, .. }) => Ok(Exit::Deopt { resume, values }),
+        Err(e) => Err(e.to_string()),
+    };
     Run {
         value,
         mem: mem.bytes().to_vec(),
@@ -430,6 +533,8 @@ fn native_ret(value: i64, ty: Type) -> u32 {
 pub struct Checker {
     jit: Option<Jit>,
     compiles: u32,
+    /// How the reference runs ended: `returned` or `deopt`.
+    counters: Counters,
 }
 
 impl Default for Checker {
@@ -443,6 +548,7 @@ impl Checker {
         Checker {
             jit: None,
             compiles: 0,
+            counters: Counters::new(),
         }
     }
 
@@ -463,13 +569,20 @@ impl Checker {
         self.check(seed, None)
     }
 
+    /// How the reference runs of the checked functions ended so far.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
     fn check_unguarded(&mut self, seed: u64, budget: Option<u32>) -> Result<(), String> {
         let gen_err = |e: GraphError| format!("generator: {e}");
         let plain = generate(seed, false, budget).map_err(gen_err)?;
         verify(&plain.graph, "built without peepholes")?;
         let reference = run_interp(&plain.graph, &plain.init, true);
-        if let Err(e) = &reference.value {
-            return Err(format!("interpreter on the plain graph: {e}"));
+        match &reference.value {
+            Err(e) => return Err(format!("interpreter on the plain graph: {e}")),
+            Ok(Exit::Returned(_)) => bump(&mut self.counters, "returned"),
+            Ok(Exit::Deopt { .. }) => bump(&mut self.counters, "deopt"),
         }
         let same = |phase: &str, got: &Run| -> Result<(), String> {
             if *got != reference {
@@ -484,21 +597,29 @@ impl Checker {
             }
         };
 
-        let mut g = generate(seed, true, budget).map_err(gen_err)?.graph;
+        let simplified = generate(seed, true, budget).map_err(gen_err)?;
+        let base = simplified.base;
+        let mut g = simplified.graph;
         verify(&g, "built with peepholes")?;
         same("built with peepholes", &run_interp(&g, &plain.init, false))?;
         vssa::optimize(&mut g).map_err(|e| format!("optimize: {e}"))?;
         verify(&g, "optimized")?;
         same("optimized", &run_interp(&g, &plain.init, false))?;
 
-        let want = reference.value.clone().unwrap_or(0);
+        let want = match reference.value.clone() {
+            Ok(Exit::Returned(v)) => Ok(Exit::Returned(i64::from(native_ret(v, plain.ret_ty)))),
+            other => other,
+        };
         let expect = Run {
-            value: Ok(i64::from(native_ret(want, plain.ret_ty))),
+            value: want,
             mem: reference.mem.clone(),
         };
-        for (phase, graph) in [("native optimized", &g), ("native plain", &plain.graph)] {
+        for (phase, graph, ctx) in [
+            ("native optimized", &g, base),
+            ("native plain", &plain.graph, plain.base),
+        ] {
             let got = self
-                .native(graph, &plain.init)
+                .native(graph, ctx, plain.ret_ty, &plain.init)
                 .map_err(|e| format!("{phase}: {e}"))?;
             if got != expect {
                 return Err(format!(
@@ -512,8 +633,21 @@ impl Checker {
         Ok(())
     }
 
-    /// Schedules, compiles and runs `g` on a guarded copy of `init`.
-    fn native(&mut self, g: &Graph, init: &[u8]) -> Result<Run, String> {
+    /// Lowers the guards of a copy of `g` (deopt context: its parameter
+    /// `ctx`), schedules, compiles and runs it on a guarded copy of `init`.
+    fn native(&mut self, g: &Graph, ctx: NodeId, ret_ty: Type, init: &[u8]) -> Result<Run, String> {
+        let mut g = g.clone();
+        let abi = DeoptAbi {
+            ctx,
+            buffer_offset: DEOPT_OFFSET as i32,
+            capacity: MAX_SLOTS,
+            first_exit: FIRST_EXIT,
+            exit_type: ret_ty,
+        };
+        let table =
+            vssa_deopt::lower_guards(&mut g, &abi).map_err(|e| format!("lower_guards: {e}"))?;
+        verify(&g, "guards lowered")?;
+        let g = &g;
         let s = vssa_schedule::schedule(g).map_err(|e| format!("schedule: {e}"))?;
         if self.jit.is_none() || self.compiles >= COMPILES_PER_JIT {
             self.jit = None;
@@ -531,28 +665,48 @@ impl Checker {
         let code = jit
             .compile(g, &s, &host_table(), "fuzz")
             .map_err(|e| format!("backend: {e}"))?;
-        let mut buf = vec![GUARD_BYTE; GUARD + MEM_LEN + GUARD];
+        let used = DEOPT_OFFSET + DEOPT_LEN;
+        let mut buf = vec![GUARD_BYTE; GUARD + used + GUARD];
         buf[GUARD..GUARD + MEM_LEN].copy_from_slice(init);
         let ctx = buf[GUARD..].as_mut_ptr();
         // SAFETY: `code` comes from `jit`, which is alive. The generated
         // graph only accesses its parameter plus offsets inside
         // `[0, MEM_LEN)` (the interpreter has just run the same graph with
-        // bounds checks), and `buf` holds `GUARD` spare bytes on both sides
-        // of those, so even a slightly wrong address stays in `buf`, which
-        // no Rust reference aliases during the call. The host functions are
-        // `extern "C" fn(i64, i64) -> i64` as declared in `host_table`.
+        // bounds checks), and lowered guards the deopt buffer at
+        // `[DEOPT_OFFSET, DEOPT_OFFSET + DEOPT_LEN)`; `buf` holds `GUARD`
+        // spare bytes on both sides of those, so even a slightly wrong
+        // address stays in `buf`, which no Rust reference aliases during
+        // the call. The host functions are `extern "C" fn(i64, i64) -> i64`
+        // as declared in `host_table`.
         let r = unsafe { jit.call(&code, ctx) }.map_err(|e| e.to_string())?;
         let guards_ok = buf[..GUARD]
             .iter()
-            .chain(&buf[GUARD + MEM_LEN..])
+            .chain(&buf[GUARD + used..])
             .all(|&b| b == GUARD_BYTE);
         if !guards_ok {
             return Err("native code wrote outside the buffer".into());
         }
+        let slots = &buf[GUARD + DEOPT_OFFSET..GUARD + used];
         Ok(Run {
-            value: Ok(i64::from(r)),
+            value: Ok(decode_exit(&table, r, slots)),
             mem: buf[GUARD..GUARD + MEM_LEN].to_vec(),
         })
+    }
+}
+
+/// What native code's return `r` means: an exit of `table` (its frame read
+/// from the deopt buffer `slots`, 8 little-endian bytes a slot) or a value.
+fn decode_exit(table: &ExitTable, r: u32, slots: &[u8]) -> Exit {
+    let Some(exit) = table.exit(i64::from(r)) else {
+        return Exit::Returned(i64::from(r));
+    };
+    let raw: Vec<i64> = slots
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+        .collect();
+    Exit::Deopt {
+        resume: exit.resume,
+        values: table.frame(exit, &raw).values,
     }
 }
 
@@ -625,5 +779,73 @@ mod tests {
         assert_eq!(native_ret(-1, Type::I8), 0xFF);
         assert_eq!(native_ret(-1, Type::I32), u32::MAX);
         assert_eq!(native_ret(0x1_0000_0002, Type::I64), 2);
+    }
+
+    /// A hand-built guard that fails on `x == -123`: native code must hand
+    /// over the interpreter's frame (resume point, an `I32` and an `I8`
+    /// slot, both negative so that widening matters) and the store before
+    /// the guard, but not the one after it.
+    #[test]
+    fn native_deopt_frame_matches_the_interpreter() {
+        let mut g = Graph::new();
+        let e = g.entry().unwrap();
+        let base = g.param(e.start, 0, Type::Ptr).unwrap();
+        let x = g.load(e.ctrl, e.mem, base, 0, Type::I32).unwrap();
+        let seven = g.iconst(Type::I8, 0x77).unwrap();
+        let m1 = g.store(e.ctrl, e.mem, base, 4, seven).unwrap();
+        let t = g.conv(ConvOp::Trunc, Type::I8, x).unwrap();
+        let k = g.iconst(Type::I8, -123).unwrap();
+        let c = g.cmp(CmpOp::Ne, t, k).unwrap();
+        let frame = g.frame_state(42, m1, &[x, t]).unwrap();
+        let ctrl = g.guard(e.ctrl, c, frame, 3).unwrap();
+        let m2 = g.store(ctrl, m1, base, 8, x).unwrap();
+        let mask = g.iconst(Type::I32, RET_MASK).unwrap();
+        let r = g.bin(BinOp::And, x, mask).unwrap();
+        let ret = g.ret(ctrl, m2, r).unwrap();
+        g.finish(&[ret]).unwrap();
+        vssa::verify(&g).unwrap();
+
+        let mut checker = Checker::new();
+        let mut init = vec![0u8; MEM_LEN];
+        init[..4].copy_from_slice(&(-123i32).to_le_bytes());
+        let mut want_mem = init.clone();
+        want_mem[4] = 0x77;
+        let want = Run {
+            value: Ok(Exit::Deopt {
+                resume: 42,
+                values: vec![-123, -123],
+            }),
+            mem: want_mem,
+        };
+        assert_eq!(run_interp(&g, &init, true), want);
+        let native = checker.native(&g, base, Type::I32, &init).unwrap();
+        assert_eq!(native, want);
+
+        // The guard holds: a normal return, and both stores ran.
+        init[..4].copy_from_slice(&7i32.to_le_bytes());
+        let native = checker.native(&g, base, Type::I32, &init).unwrap();
+        assert_eq!(native.value, Ok(Exit::Returned(7)));
+        assert_eq!(native.mem[4], 0x77);
+        assert_eq!(native.mem[8..12], 7i32.to_le_bytes());
+        assert_eq!(run_interp(&g, &init, true), native);
+    }
+
+    /// Generated functions deoptimize on a good share of inputs (some with
+    /// frame values), and every implementation agrees on those deopts.
+    #[test]
+    fn generated_guards_deoptimize_sometimes() {
+        let mut checker = Checker::new();
+        let mut with_values = 0;
+        for seed in 0..300 {
+            let gen = generate(seed, false, None).unwrap();
+            if let Ok(Exit::Deopt { values, .. }) = run_interp(&gen.graph, &gen.init, true).value {
+                with_values += usize::from(!values.is_empty());
+            }
+            let o = checker.check_seed(seed);
+            assert!(!o.is_failure(), "seed {seed}: {o:?}");
+        }
+        let deopts = checker.counters().get("deopt").copied().unwrap_or(0);
+        assert!((30..=150).contains(&deopts), "{:?}", checker.counters());
+        assert!(with_values >= 10, "{with_values} deopts with values");
     }
 }
