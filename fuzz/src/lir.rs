@@ -601,10 +601,10 @@ impl Checker {
         let base = simplified.base;
         let mut g = simplified.graph;
         verify(&g, "built with peepholes")?;
-        same("built with peepholes", &run_interp(&g, &plain.init, false))?;
+        same("built with peepholes", &run_interp(&g, &plain.init, true))?;
         vssa::optimize(&mut g).map_err(|e| format!("optimize: {e}"))?;
         verify(&g, "optimized")?;
-        same("optimized", &run_interp(&g, &plain.init, false))?;
+        same("optimized", &run_interp(&g, &plain.init, true))?;
 
         let want = match reference.value.clone() {
             Ok(Exit::Returned(v)) => Ok(Exit::Returned(i64::from(native_ret(v, plain.ret_ty)))),

@@ -75,11 +75,9 @@ fn forked_memory_runs_like_the_machine() {
     }
 }
 
-/// Fails today: the peephole-built graph forks memory. Un-ignore once
-/// `store_over_store` keeps chains linear (or the contract is relaxed and
-/// this test deleted).
+/// Fixed: `store_over_store` only drops stores under the new store's own
+/// control, so the peephole-built graph keeps memory linear.
 #[test]
-#[ignore = "known: store_over_store forks the memory chain (vssa/src/peephole.rs)"]
 fn peepholes_keep_memory_linear() {
     for x in [0, 1] {
         let got = run(&forked_graph(true), x, true);

@@ -38,12 +38,12 @@
 //!
 //! Stores and calls run in execution order on top of everything that ran
 //! before, as on the machine, even when their `mem` input is an older state
-//! than the newest. Graphs from front-ends thread memory linearly, but the
-//! optimizer may leave a store live on one path while the other path's
-//! chain skips it because a later store there overwrites its bytes (see
-//! `docs/testing.md`); the machine runs that store anyway, and so does this
-//! interpreter. [`eval_linear`] instead rejects any such fork as
-//! [`InterpError::NonLinearMemory`], for checking front-end graphs.
+//! than the newest. Graphs from front-ends thread memory linearly and the
+//! peepholes keep them so (an earlier `store_over_store` did not, see bug 3
+//! in `docs/testing.md`); should a graph fork its memory chain anyway, the
+//! machine runs every store, and so does this interpreter. [`eval_linear`]
+//! instead rejects any fork as [`InterpError::NonLinearMemory`]: the
+//! fuzzer's check that graphs stay linear.
 //!
 //! Addresses are `i64` values. [`Memory`] covers `[base, base + len)`; any
 //! access outside is [`InterpError::OutOfBounds`]. Nothing here panics on a

@@ -779,7 +779,7 @@ fn store(
         if store_of_loaded_value(g, m, b, o, value) {
             return Ok(Some(m));
         }
-        match store_over_store(g, m, b, o, w, &dead_uses)? {
+        match store_over_store(g, ctrl, m, b, o, w, &dead_uses)? {
             Some((shorter, dropped_mem)) => {
                 dead_uses.push(dropped_mem);
                 m = shorter;
@@ -838,8 +838,14 @@ fn store_of_loaded_value(g: &Graph, m: NodeId, base: NodeId, offset: i64, value:
 /// being built) plus its occurrences in `dead_uses`, uses by nodes known to
 /// die with the old chain. Returns the chain rebuilt without `T` (the stores
 /// above `T`, in order, on `T`'s memory input) and `T`'s memory input.
+///
+/// Every store walked must be under the new store's control `ctrl` (the
+/// same block): a front-end that threads memory linearly gives an older
+/// state new users only across control (the other arm of a branch built
+/// later), which use counts taken now cannot see.
 fn store_over_store(
     g: &mut Graph,
+    ctrl: NodeId,
     top: NodeId,
     base: NodeId,
     offset: i64,
@@ -856,7 +862,10 @@ fn store_over_store(
         let allowed = u32::try_from(dead)
             .unwrap_or(u32::MAX)
             .saturating_add(u32::from(!above.is_empty()));
-        if s.base != base || g.node(cur).use_count() > allowed {
+        // Only within the new store's block: a store under another control
+        // may get more users later (the other side of a branch built after
+        // this store), and dropping it from this chain would fork memory.
+        if s.base != base || s.ctrl != g.resolve(ctrl) || g.node(cur).use_count() > allowed {
             return Ok(None);
         }
         if s.offset >= offset && s.offset + s.width <= offset + width {
