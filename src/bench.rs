@@ -129,9 +129,9 @@ const RATIOS: &[(&str, &str, &str)] = &[
 ];
 
 /// A program of the corpus.
-struct Program {
-    name: String,
-    path: PathBuf,
+pub(crate) struct Program {
+    pub(crate) name: String,
+    pub(crate) path: PathBuf,
     input: Option<PathBuf>,
     expected: Option<Vec<u8>>,
 }
@@ -157,7 +157,7 @@ impl Cell {
     }
 }
 
-fn median(xs: &[f64]) -> Option<f64> {
+pub(crate) fn median(xs: &[f64]) -> Option<f64> {
     if xs.is_empty() {
         return None;
     }
@@ -262,7 +262,7 @@ fn bench_bf(args: BfArgs) -> Result<(), String> {
 }
 
 /// The programs of `dir` (all `*.b`, sorted by name), filtered by `only`.
-fn corpus(dir: &Path, only: &[String]) -> Result<Vec<Program>, String> {
+pub(crate) fn corpus(dir: &Path, only: &[String]) -> Result<Vec<Program>, String> {
     let entries =
         std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     let mut programs = Vec::new();

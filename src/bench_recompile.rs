@@ -132,17 +132,9 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn median(xs: &mut [f64]) -> f64 {
-    if xs.is_empty() {
-        return f64::NAN;
-    }
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
-    }
+/// The median, NaN for no values (drawn as a gap, printed as `–`).
+fn median(xs: &[f64]) -> f64 {
+    crate::bench::median(xs).unwrap_or(f64::NAN)
 }
 
 fn config() -> JitConfig {
@@ -224,13 +216,13 @@ fn measure(w: &Workload, changed: usize, runs: u32) -> Result<Row, String> {
         units: w.units.len(),
         changed,
         nodes: fresh_report.nodes_built,
-        fresh_ms: median(&mut fresh),
+        fresh_ms: median(&fresh),
         phases: phase_runs[0]
             .iter()
             .enumerate()
             .map(|(k, &(name, _))| {
-                let mut v: Vec<f64> = phase_runs.iter().map(|p| p[k].1).collect();
-                (name, median(&mut v))
+                let v: Vec<f64> = phase_runs.iter().map(|p| p[k].1).collect();
+                (name, median(&v))
             })
             .collect(),
         ..Row::default()
@@ -304,10 +296,10 @@ fn measure(w: &Workload, changed: usize, runs: u32) -> Result<Row, String> {
                 }
             }
         }
-        row.recompile_ms.push(median(&mut times));
+        row.recompile_ms.push(median(&times));
     }
-    row.replay_ms = median(&mut replay);
-    row.optimize_ms = median(&mut optimize);
+    row.replay_ms = median(&replay);
+    row.optimize_ms = median(&optimize);
     Ok(row)
 }
 
@@ -475,23 +467,15 @@ fn write(path: &Path, text: &str) -> Result<(), String> {
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-/// The corpus programs (`*.b`, by name); an error if the folder is unreadable.
+/// The corpus programs (`*.b`, by name), parsed; an error if the folder
+/// is unreadable or holds none.
 fn corpus(dir: &Path) -> Result<Vec<(String, Program)>, String> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "b"))
-        .collect();
-    paths.sort();
     let mut out = Vec::new();
-    for p in paths {
-        let src = std::fs::read(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
-        let prog = parse(&src).map_err(|e| format!("{}:{e}", p.display()))?;
-        let name = p
-            .file_stem()
-            .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
-        out.push((name, prog));
+    for p in crate::bench::corpus(dir, &[])? {
+        let src =
+            std::fs::read(&p.path).map_err(|e| format!("cannot read {}: {e}", p.path.display()))?;
+        let prog = parse(&src).map_err(|e| format!("{}:{e}", p.path.display()))?;
+        out.push((p.name, prog));
     }
     Ok(out)
 }

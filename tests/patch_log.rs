@@ -204,6 +204,35 @@ proptest! {
 const SAMPLE: &str =
     "++++++++[>++++[>++>+++>+++>+<<<<-]>+>+>->>+[<]<-]>>.>---.+++++++..+++.,[.[-],]";
 
+/// Damaged copies of a log file's `text`, each with what was done to it:
+/// truncated every `cut_step` bytes, bits flipped every `flip_step` bytes,
+/// and every pair of different lines swapped (swapping equal lines would
+/// give the file back unchanged).
+fn damaged(text: &[u8], cut_step: usize, flip_step: usize) -> Vec<(String, Vec<u8>)> {
+    let lines: Vec<&[u8]> = text.split_inclusive(|&b| b == b'\n').collect();
+    let mut variants: Vec<(String, Vec<u8>)> = Vec::new();
+    for cut in (0..text.len()).step_by(cut_step) {
+        variants.push((format!("truncated at {cut}"), text[..cut].to_vec()));
+    }
+    for at in (0..text.len()).step_by(flip_step) {
+        for flip in [0x01u8, 0x20, 0x80] {
+            let mut t = text.to_vec();
+            t[at] ^= flip;
+            variants.push((format!("byte {at} ^ {flip:#x}"), t));
+        }
+    }
+    for i in 0..lines.len() {
+        for j in i + 1..lines.len() {
+            if lines[i] != lines[j] {
+                let mut l = lines.clone();
+                l.swap(i, j);
+                variants.push((format!("lines {} and {} swapped", i + 1, j + 1), l.concat()));
+            }
+        }
+    }
+    variants
+}
+
 /// Every kind of damage: an error naming a line or a stale log, never a
 /// panic, and the program still runs correctly.
 #[test]
@@ -211,25 +240,7 @@ fn damaged_logs_are_errors_or_stale_never_panics() {
     let prog = vssa_bf::parse(SAMPLE).unwrap();
     let (_, log) = record(&prog);
     let text = log.to_text().into_bytes();
-    let lines: Vec<&[u8]> = text.split_inclusive(|&b| b == b'\n').collect();
-    let mut variants: Vec<(String, Vec<u8>)> = Vec::new();
-    for cut in (0..text.len()).step_by(7) {
-        variants.push((format!("truncated at {cut}"), text[..cut].to_vec()));
-    }
-    for at in (0..text.len()).step_by(5) {
-        for flip in [0x01u8, 0x20, 0x80] {
-            let mut t = text.clone();
-            t[at] ^= flip;
-            variants.push((format!("byte {at} ^ {flip:#x}"), t));
-        }
-    }
-    for i in 0..lines.len() {
-        for j in i + 1..lines.len() {
-            let mut l = lines.clone();
-            l.swap(i, j);
-            variants.push((format!("lines {} and {} swapped", i + 1, j + 1), l.concat()));
-        }
-    }
+    let variants = damaged(&text, 7, 5);
     let reference = run_interp(&prog, b"in", opts(None, EofMode::Unchanged), SMALL_TAPE);
     let dir = scratch("damaged");
     let file = dir.join("d.log");
@@ -364,27 +375,7 @@ fn a_book_replays_each_unit_by_key() {
 fn damaged_books_are_errors_never_panics() {
     let (book, _) = unit_book();
     let text = book.to_text().into_bytes();
-    let lines: Vec<&[u8]> = text.split_inclusive(|&b| b == b'\n').collect();
-    let mut variants: Vec<(String, Vec<u8>)> = Vec::new();
-    for cut in (0..text.len()).step_by(3) {
-        variants.push((format!("truncated at {cut}"), text[..cut].to_vec()));
-    }
-    for at in (0..text.len()).step_by(3) {
-        for flip in [0x01u8, 0x20, 0x80] {
-            let mut t = text.clone();
-            t[at] ^= flip;
-            variants.push((format!("byte {at} ^ {flip:#x}"), t));
-        }
-    }
-    for i in 0..lines.len() {
-        for j in i + 1..lines.len() {
-            if lines[i] != lines[j] {
-                let mut l = lines.clone();
-                l.swap(i, j);
-                variants.push((format!("lines {} and {} swapped", i + 1, j + 1), l.concat()));
-            }
-        }
-    }
+    let variants = damaged(&text, 3, 3);
     for (what, bytes) in &variants {
         match LogBook::parse(bytes, "b.log") {
             Err(e) => {

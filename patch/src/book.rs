@@ -519,14 +519,7 @@ pub(crate) fn write_text<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Recorder;
-
-    fn recorded() -> Log {
-        let mut g = crate::model::tests::sample();
-        let rec = Recorder::start(&g);
-        vssa::optimize(&mut g).unwrap();
-        rec.log(&g).unwrap()
-    }
+    use crate::model::tests::recorded;
 
     /// Three units: the recorded one with a refute, a copy under another
     /// key with two, and an empty one.

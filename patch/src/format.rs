@@ -424,14 +424,7 @@ impl<'a> Tokens<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Recorder;
-
-    fn recorded() -> Log {
-        let mut g = crate::model::tests::sample();
-        let rec = Recorder::start(&g);
-        vssa::optimize(&mut g).unwrap();
-        rec.log(&g).unwrap()
-    }
+    use crate::model::tests::recorded;
 
     #[test]
     fn text_round_trips() {

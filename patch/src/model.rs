@@ -260,6 +260,14 @@ pub(crate) mod tests {
         g
     }
 
+    /// The log of optimizing [`sample`].
+    pub(crate) fn recorded() -> crate::Log {
+        let mut g = sample();
+        let rec = Recorder::start(&g);
+        vssa::optimize(&mut g).unwrap();
+        rec.log(&g).unwrap()
+    }
+
     #[test]
     fn records_every_replacement_in_order() {
         let mut g = sample();

@@ -339,34 +339,25 @@ impl UnitCompiler {
         req: &UnitRequest<'_>,
         report: &mut JitReport,
     ) -> Result<UnitCode, JitError> {
-        compile_unit(self, prog, req, report)
-    }
-}
-
-fn compile_unit(
-    uc: &mut UnitCompiler,
-    prog: &Program,
-    req: &UnitRequest<'_>,
-    report: &mut JitReport,
-) -> Result<UnitCode, JitError> {
-    let replayed_before = report.patches_replayed;
-    match compile_unit_once(uc, prog, req, report) {
-        Err(e @ (JitError::Verify(_) | JitError::Schedule(_) | JitError::Backend(_)))
-            if report.patches_replayed > replayed_before =>
-        {
-            report.patch_log_warnings.push(format!(
-                "unit {}: the replayed patch log left a graph that does not compile ({e}); \
-                 compiled without it",
-                req.name
-            ));
-            let empty = LogBook::new();
-            let without = UnitRequest {
-                book: &empty,
-                ..*req
-            };
-            compile_unit_once(uc, prog, &without, report)
+        let replayed_before = report.patches_replayed;
+        match compile_unit_once(self, prog, req, report) {
+            Err(e @ (JitError::Verify(_) | JitError::Schedule(_) | JitError::Backend(_)))
+                if report.patches_replayed > replayed_before =>
+            {
+                report.patch_log_warnings.push(format!(
+                    "unit {}: the replayed patch log left a graph that does not compile ({e}); \
+                     compiled without it",
+                    req.name
+                ));
+                let empty = LogBook::new();
+                let without = UnitRequest {
+                    book: &empty,
+                    ..*req
+                };
+                compile_unit_once(self, prog, &without, report)
+            }
+            other => other,
         }
-        other => other,
     }
 }
 
