@@ -307,3 +307,72 @@ fn refutations_and_patches_persist_in_the_patch_log() {
     assert!(!r3.jit.patch_log_warnings.is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A unit with four speculation sites, recompiled with its first guard
+/// refuted: its (net) log is cut at the patch that builds that guard, the
+/// guard is not speculated again, and the new code differs from the old.
+/// Net logs must keep the speculation sites' nodes resolved as the full
+/// log would, or the speculation pass does not recognise the refuted
+/// guard and builds it again.
+#[test]
+fn a_refuted_guard_is_not_rebuilt_from_a_net_log() {
+    use vssa_bf::build::{Unit, REASON_UNTAKEN};
+    use vssa_bf::runtime::{JitConfig, JitReport, Speculate, UnitCompiler, UnitRequest};
+    use vssa_patch::LogBook;
+    let mut src = String::from("+[");
+    for j in 0..12 {
+        src.push('>');
+        src.push_str(&"+".repeat(1 + j % 5));
+        src.push('.');
+    }
+    src.push_str(&"<".repeat(12));
+    src.push_str(&"[.-]>".repeat(4));
+    src.push_str("<<<<-]");
+    let prog = vssa_bf::parse(&src).unwrap();
+    let sites: Vec<usize> = (2..prog.insts.len())
+        .filter(|&k| matches!(prog.insts[k].kind, vssa_bf::InstKind::Open { .. }))
+        .collect();
+    assert_eq!(sites.len(), 4);
+    let cfg = JitConfig {
+        optimize: true,
+        ..JitConfig::default()
+    };
+    let mut c = UnitCompiler::new(&cfg, 1 << 20).unwrap();
+    let never = |pc: usize| sites.contains(&pc);
+    let empty = LogBook::new();
+    let req = UnitRequest {
+        unit: Unit::Loop { open: 1 },
+        tape_len: vssa_bf::DEFAULT_TAPE_LIMIT,
+        speculate: Some(Speculate {
+            never_entered: &never,
+        }),
+        book: &empty,
+        name: "unit",
+    };
+    let first = c.compile(&prog, &req, &mut JitReport::default()).unwrap();
+    let guards = |code: &vssa_bf::runtime::UnitCode| -> Vec<vssa::Addr> {
+        code.exits
+            .exits
+            .iter()
+            .filter(|e| e.reason == REASON_UNTAKEN)
+            .map(|e| e.guard)
+            .collect()
+    };
+    let before = guards(&first);
+    assert_eq!(before.len(), 4, "every site speculated");
+    let mut log = first.log.clone().unwrap();
+    log.refute(before[0]);
+    let mut book = LogBook::new();
+    book.insert(log);
+    let mut r = JitReport::default();
+    let again = c
+        .compile(&prog, &UnitRequest { book: &book, ..req }, &mut r)
+        .unwrap();
+    assert!(r.patches_refuted > 0 && r.patches_replayed > 0, "{r:?}");
+    assert!(
+        !guards(&again).contains(&before[0]),
+        "the refuted guard came back"
+    );
+    assert_eq!(guards(&again).len(), 3);
+    assert_ne!(again.code_key, first.code_key);
+}

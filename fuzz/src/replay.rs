@@ -61,7 +61,7 @@ use vssa_bf::build::{
 use vssa_bf::runtime::BfGuest;
 use vssa_bf::{parse, Io, Program, RunOptions, Tape, MIN_TAPE_LIMIT};
 use vssa_deopt::{DeoptExit, Frame, Guest};
-use vssa_patch::{Log, Outcome as PatchOutcome, Recorder};
+use vssa_patch::{Outcome as PatchOutcome, Recorder};
 
 /// A program and its mutation; both run with `a`'s input, step limit and
 /// EOF mode.
@@ -257,7 +257,7 @@ fn check_patches(
     if let Err(e) = vssa::optimize(&mut ga) {
         return Outcome::Mismatch(format!("optimizing A: {e}"));
     }
-    let log = match rec_a.log(&ga) {
+    let mut forced = match rec_a.full_log(&ga) {
         Ok(l) => l,
         Err(e) => return Outcome::Mismatch(format!("recording A's patches: {e}")),
     };
@@ -270,9 +270,8 @@ fn check_patches(
     // Patches whose meaning rests on a loop back edge that A' changed
     // would apply and be wrong (see `back_edge_tainted`): drop them.
     let tainted = back_edge_tainted(&ga, &gm);
-    let recorded = log.patches.len();
-    let patches: Vec<_> = log
-        .patches
+    let recorded = forced.patches.len();
+    let patches: Vec<_> = std::mem::take(&mut forced.patches)
         .into_iter()
         .filter(|p| {
             let refs = std::iter::once(&p.target)
@@ -284,11 +283,9 @@ fn check_patches(
     if patches.len() < recorded {
         bump(stats, "patch-back-edge-dropped");
     }
-    let forced = Log {
-        program: rec_m.program(),
-        patches,
-        ..log
-    };
+    // Filtering keeps every recipe as recorded, so the log stays sealed.
+    forced.program = rec_m.program();
+    forced.patches = patches;
     let r = rec_m.replay(&mut gm, &forced);
     if r.mismatch.is_some() || r.refuted > 0 {
         return Outcome::Mismatch(format!(

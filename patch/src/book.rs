@@ -335,9 +335,7 @@ fn parse_v1(lines: &mut Lines<'_>) -> Result<LogBook, LogError> {
     }
     Ok(LogBook::from(Log {
         encoding,
-        program,
-        refuted: Vec::new(),
-        patches,
+        ..Log::new(program, patches)
     }))
 }
 
@@ -410,9 +408,8 @@ fn parse_v2(lines: &mut Lines<'_>) -> Result<LogBook, LogError> {
             program,
             Log {
                 encoding,
-                program,
                 refuted,
-                patches: list,
+                ..Log::new(program, list)
             },
         );
     }

@@ -23,7 +23,9 @@ use vssa::{Addr, BinOp, CmpOp, ConvOp, Op, Type, UnOp};
 pub const FORMAT_VERSION: u32 = 2;
 
 /// One compilation unit's record: what the optimizer did to one graph.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Equality compares the record, not where it came from ([`Log::is_sealed`]).
+#[derive(Clone, Debug)]
 pub struct Log {
     /// The address-encoding version the addresses were computed with.
     pub encoding: u32,
@@ -35,7 +37,22 @@ pub struct Log {
     /// that builds one of them: see [`crate::replay()`].
     pub refuted: Vec<Addr>,
     pub patches: Vec<Patch>,
+    /// Made by a [`crate::Recorder`] in this process, from the graph's own
+    /// addresses: replay may build its new nodes under their recorded
+    /// addresses without hashing them again (see [`Log::is_sealed`]).
+    pub(crate) sealed: bool,
 }
+
+impl PartialEq for Log {
+    fn eq(&self, other: &Log) -> bool {
+        self.encoding == other.encoding
+            && self.program == other.program
+            && self.refuted == other.refuted
+            && self.patches == other.patches
+    }
+}
+
+impl Eq for Log {}
 
 /// A log that cannot be read: where and why. Displayed as `FILE:LINE: why`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,7 +83,33 @@ impl Log {
             program,
             refuted: Vec::new(),
             patches,
+            sealed: false,
         }
+    }
+
+    /// A log as the recorder makes it: every recipe address was read off
+    /// the graph that built the node, so it is the node's true address.
+    pub(crate) fn sealed(program: Addr, patches: Vec<Patch>) -> Log {
+        Log {
+            sealed: true,
+            ..Log::new(program, patches)
+        }
+    }
+
+    /// Whether replay trusts the recipe addresses (made by a
+    /// [`crate::Recorder`] in this process) instead of hashing every new
+    /// node to check it: hashing is most of a replay's cost. A log read
+    /// from a file, or built with [`Log::new`], is not sealed: its nodes are
+    /// hashed, and one that does not match is a conflict. Changing the
+    /// `patches` of a sealed log by hand breaks that trust: call
+    /// [`Log::unseal`] first.
+    pub fn is_sealed(&self) -> bool {
+        self.sealed
+    }
+
+    /// Makes replay check every recipe address again.
+    pub fn unseal(&mut self) {
+        self.sealed = false;
     }
 
     /// Records that the guard at `guard` failed at run time. Keeps

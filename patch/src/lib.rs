@@ -17,6 +17,9 @@
 //! ```
 //!
 //! * [`model`]: the patch model and the recorder (graph → patches).
+//! * [`net`]: the net effect of a recording, the short log that
+//!   [`Recorder::log`] hands out (chains of rewrites shortened, what the
+//!   optimized graph cannot observe left out).
 //! * [`mod@replay`]: applying a log by address lookup, with an outcome per patch
 //!   (applied, stale, conflicting, or refuted: cut by a guard that failed
 //!   at run time); never panics, never misapplies.
@@ -34,6 +37,7 @@ pub mod book;
 pub mod format;
 mod fsutil;
 pub mod model;
+pub mod net;
 pub mod replay;
 
 pub use book::LogBook;

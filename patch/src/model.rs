@@ -98,28 +98,43 @@ impl fmt::Display for RecordError {
 impl std::error::Error for RecordError {}
 
 /// The key of a built program: the first 16 bytes of a blake3 hash over
-/// every node's address *and back-edge input address*, in construction
-/// order, and the `End`.
+/// the `End`'s address; for every `Loop` and loop `Phi` (in construction
+/// order), its address and its back-edge input's address; and the number
+/// of nodes and the sum of all their addresses.
 ///
-/// The `End` address alone is not enough: back edges are not hashed, so two
-/// programs that differ only inside a loop body can have the same `End`
-/// address, and a patch recorded for one (say, "this loop phi is
-/// redundant") would be wrong for the other.
+/// An address hashes a node's inputs, and theirs, all the way down, but not
+/// back edges: the `End` address alone pins every node reachable from it
+/// except through a back edge, so two programs that differ only inside a
+/// loop body can share it, and a patch recorded for one (say, "this loop
+/// phi is redundant") would be wrong for the other. With every back edge
+/// in the key, a node with a given address means the same in every graph
+/// with the same key, so a patch never applies where it would be wrong.
+/// The count and sum tell apart builds of the same live program with
+/// different dead nodes (patches may name dead nodes: a speculation site's
+/// frame state is dead until a guard uses it), so that a matching key
+/// means the whole log applies; the sum is no defence against a program
+/// crafted to collide, but safety does not rest on it. Cheap: one pass
+/// over the nodes, hashing only loops and phis (hashing every node's
+/// address cost a third of a replay).
 pub fn program_key(g: &Graph) -> Addr {
-    // One buffer, hashed once: blake3 is fastest on long inputs.
-    let mut buf = Vec::with_capacity(48 + 32 * g.len());
-    buf.extend_from_slice(b"vssa-patch program key v1\0");
+    let mut buf = Vec::with_capacity(64 * 32);
+    buf.extend_from_slice(b"vssa-patch program key v2\0");
     buf.extend_from_slice(&vssa::ENCODING_VERSION.to_le_bytes());
-    buf.extend_from_slice(&(g.len() as u64).to_le_bytes());
-    for id in g.ids() {
-        buf.extend_from_slice(&g.addr(id).0);
-        let back = match g.op(id) {
-            Op::Loop { .. } | Op::Phi { .. } => g.node(id).raw_inputs().get(g.hashed_arity(id)),
-            _ => None,
-        };
-        buf.extend_from_slice(&back.map_or([0u8; 16], |&b| g.addr(b).0));
-    }
     buf.extend_from_slice(&g.end().map_or([0u8; 16], |e| g.addr(e).0));
+    let mut sum = 0u128;
+    for id in g.ids() {
+        let n = g.node(id);
+        sum = sum.wrapping_add(u128::from_le_bytes(n.addr().0));
+        if !matches!(n.op(), Op::Loop { .. } | Op::Phi { .. }) {
+            continue;
+        }
+        if let Some(&back) = n.raw_inputs().get(g.hashed_arity(id)) {
+            buf.extend_from_slice(&n.addr().0);
+            buf.extend_from_slice(&g.addr(back).0);
+        }
+    }
+    buf.extend_from_slice(&(g.len() as u64).to_le_bytes());
+    buf.extend_from_slice(&sum.to_le_bytes());
     let mut key = [0u8; 16];
     key.copy_from_slice(&blake3::hash(&buf).as_bytes()[..16]);
     Addr(key)
@@ -152,15 +167,52 @@ impl Recorder {
         self.program
     }
 
-    /// Every replacement since [`Recorder::start`], as patches, in order.
+    /// Every replacement since [`Recorder::start`], as patches, in order:
+    /// the full record of what the passes did. [`Recorder::net`] is the
+    /// shorter log with the same result, which [`Recorder::log`] hands out.
+    pub fn finish(&self, g: &Graph) -> Result<Vec<Patch>, RecordError> {
+        let t = self.timeline(g)?;
+        let mut patches = Vec::with_capacity(t.repls.len());
+        let mut k = 0usize;
+        for (j, &(old, new)) in t.repls.iter().enumerate() {
+            let mut nodes = PatchNodes::new();
+            while k < t.pos.len() && t.pos[k] == j {
+                nodes.push(new_node(g, NodeId::from_index(t.base + k)));
+                k += 1;
+            }
+            patches.push(Patch {
+                target: g.addr(old),
+                by: g.addr(new),
+                nodes,
+            });
+        }
+        Ok(patches)
+    }
+
+    /// The net effect of every replacement since [`Recorder::start`]: only
+    /// the new nodes and replacements the optimized graph can observe, with
+    /// chains of replacements shortened to their end (see [`crate::net`]).
+    /// Replaying it gives the same live graph as replaying
+    /// [`Recorder::finish`], and a refuted guard cuts it at the same point.
+    pub fn net(&self, g: &Graph) -> Result<Vec<Patch>, RecordError> {
+        match crate::net::net_patches(g, &self.timeline(g)?) {
+            Some(patches) => Ok(patches),
+            // A case the net form does not cover: the full record is right.
+            None => self.finish(g),
+        }
+    }
+
+    /// Where each node created since [`Recorder::start`] goes among the
+    /// replacements made since.
     ///
     /// New node `m` goes into patch `pos(m)`, the suffix minimum (over `m`
     /// and every later node) of the first replacement that either names a
     /// node at or after `m` (so `m` existed) or replaces an input of `m`
     /// (so `m` was built before it). Monotone in creation order, so nodes
     /// are rebuilt in their original order; nodes created after the last
-    /// replacement are dead and dropped. Linear in new nodes + replacements.
-    pub fn finish(&self, g: &Graph) -> Result<Vec<Patch>, RecordError> {
+    /// replacement are dead and get `usize::MAX`. Linear in new nodes +
+    /// replacements.
+    pub(crate) fn timeline<'g>(&self, g: &'g Graph) -> Result<Timeline<'g>, RecordError> {
         let all = g.replacements();
         if all.len() < self.base_replacements || g.len() < self.base_len {
             return Err(RecordError::NotTheSameGraph);
@@ -201,27 +253,7 @@ impl Recorder {
         for k in (0..pos.len().saturating_sub(1)).rev() {
             pos[k] = pos[k].min(pos[k + 1]);
         }
-        let mut patches = Vec::with_capacity(repls.len());
-        let mut k = 0usize;
-        for (j, &(old, new)) in repls.iter().enumerate() {
-            let mut nodes = PatchNodes::new();
-            while k < pos.len() && pos[k] == j {
-                let id = NodeId::from_index(base + k);
-                nodes.push(NewNode {
-                    addr: g.addr(id),
-                    op: g.op(id),
-                    ty: g.ty(id),
-                    inputs: g.node(id).raw_inputs().iter().map(|&x| g.addr(x)).collect(),
-                });
-                k += 1;
-            }
-            patches.push(Patch {
-                target: g.addr(old),
-                by: g.addr(new),
-                nodes,
-            });
-        }
-        Ok(patches)
+        Ok(Timeline { repls, base, pos })
     }
 
     /// [`crate::replay()`] onto the graph this recorder was started on, reusing
@@ -231,9 +263,37 @@ impl Recorder {
         crate::replay::replay_keyed(g, log, self.program)
     }
 
-    /// [`Recorder::finish`] wrapped in a [`crate::Log`] for this program.
+    /// [`Recorder::net`] wrapped in a [`crate::Log`] for this program: the
+    /// log to store and replay.
     pub fn log(&self, g: &Graph) -> Result<crate::Log, RecordError> {
-        Ok(crate::Log::new(self.program, self.finish(g)?))
+        Ok(crate::Log::sealed(self.program, self.net(g)?))
+    }
+
+    /// [`Recorder::finish`] (every replacement) wrapped in a [`crate::Log`].
+    pub fn full_log(&self, g: &Graph) -> Result<crate::Log, RecordError> {
+        Ok(crate::Log::sealed(self.program, self.finish(g)?))
+    }
+}
+
+/// The replacements made since [`Recorder::start`] and where each new node
+/// would be rebuilt among them ([`Recorder::timeline`]).
+pub(crate) struct Timeline<'g> {
+    /// The replacements since recording started, in order.
+    pub repls: &'g [(NodeId, NodeId)],
+    /// Nodes below this index were built before recording started.
+    pub base: usize,
+    /// For new node `base + k`, the index of the replacement before which
+    /// it is rebuilt (`usize::MAX`: created after the last one, dead).
+    pub pos: Vec<usize>,
+}
+
+/// A node as a recipe entry.
+pub(crate) fn new_node(g: &Graph, id: NodeId) -> NewNode {
+    NewNode {
+        addr: g.addr(id),
+        op: g.op(id),
+        ty: g.ty(id),
+        inputs: g.node(id).raw_inputs().iter().map(|&x| g.addr(x)).collect(),
     }
 }
 

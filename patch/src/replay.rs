@@ -118,11 +118,11 @@ pub(crate) fn replay_keyed(g: &mut Graph, log: &Log, key: Addr) -> ReplayReport 
     }
     // `Log::refute` keeps the list sorted; a hand-built log may not.
     if log.refuted.windows(2).all(|w| w[0] < w[1]) {
-        apply_patches(g, &log.patches, &log.refuted)
+        apply_patches(g, &log.patches, &log.refuted, log.is_sealed())
     } else {
         let mut sorted = log.refuted.clone();
         sorted.sort();
-        apply_patches(g, &log.patches, &sorted)
+        apply_patches(g, &log.patches, &sorted, log.is_sealed())
     }
 }
 
@@ -139,9 +139,18 @@ fn builds_refuted(p: &Patch, refuted: &[Addr]) -> Option<Addr> {
 /// Applies patches without the program check: the per-patch rules, and the
 /// refute rule (from the first patch that builds a guard in `refuted` on,
 /// every patch is [`Outcome::Refuted`]). `refuted` must be sorted.
-pub(crate) fn apply_patches(g: &mut Graph, patches: &[Patch], refuted: &[Addr]) -> ReplayReport {
+/// `trusted`: the recipe addresses come from a [`Log::is_sealed`] log.
+pub(crate) fn apply_patches(
+    g: &mut Graph,
+    patches: &[Patch],
+    refuted: &[Addr],
+    trusted: bool,
+) -> ReplayReport {
     let mut report = ReplayReport::default();
     report.outcomes.reserve(patches.len());
+    // Room for every new node up front: growing the address map while
+    // replaying rehashes it several times.
+    g.reserve(patches.iter().map(|p| p.nodes.len()).sum());
     let mut cut: Option<Addr> = None;
     let mut scratch = Scratch::default();
     for p in patches {
@@ -150,7 +159,7 @@ pub(crate) fn apply_patches(g: &mut Graph, patches: &[Patch], refuted: &[Addr]) 
         }
         let o = match cut {
             Some(guard) => Outcome::Refuted { guard },
-            None => apply(g, p, &mut scratch),
+            None => apply(g, p, &mut scratch, trusted),
         };
         match o {
             Outcome::Applied => report.applied += 1,
@@ -198,7 +207,7 @@ struct Scratch {
 
 /// One patch: check everything first, so that a skipped patch changes
 /// nothing; each address is looked up once.
-fn apply(g: &mut Graph, p: &Patch, s: &mut Scratch) -> Outcome {
+fn apply(g: &mut Graph, p: &Patch, s: &mut Scratch, trusted: bool) -> Outcome {
     let Some(target) = g.lookup(&p.target) else {
         return Outcome::Stale {
             missing: Some(p.target),
@@ -286,7 +295,12 @@ fn apply(g: &mut Graph, p: &Patch, s: &mut Scratch) -> Outcome {
             });
         }
         next += n.inputs.len();
-        match g.intern(n.op, n.ty, &s.inputs) {
+        let built = if trusted {
+            g.intern_recorded(n.op, n.ty, &s.inputs, n.addr)
+        } else {
+            g.intern(n.op, n.ty, &s.inputs)
+        };
+        match built {
             Ok(id) if g.addr(id) == n.addr => s.built.push(id),
             Ok(_) => {
                 return conflict(format!(
@@ -345,7 +359,7 @@ mod tests {
         let mut g = sample();
         replay(&mut g, &log);
         // (The program key no longer matches a replayed graph: per patch.)
-        let again = apply_patches(&mut g, &log.patches, &[]);
+        let again = apply_patches(&mut g, &log.patches, &[], false);
         assert_eq!(again.applied, log.patches.len());
         assert_eq!(again.stale + again.conflicting, 0, "{again:?}");
     }
@@ -374,7 +388,7 @@ mod tests {
         let r = g.ret(e.ctrl, e.mem, c).unwrap();
         g.finish(&[r]).unwrap();
         let len = g.len();
-        let rep = apply_patches(&mut g, &log.patches, &[]);
+        let rep = apply_patches(&mut g, &log.patches, &[], false);
         assert_eq!(rep.stale, log.patches.len(), "{rep:?}");
         assert_eq!(g.len(), len);
         assert!(g.replacements().is_empty());
@@ -389,7 +403,7 @@ mod tests {
         // Replace the target by some other node of its type first.
         let other = g.iconst(g.ty(target), 12345).unwrap();
         g.replace(target, other).unwrap();
-        let rep = apply_patches(&mut g, std::slice::from_ref(first), &[]);
+        let rep = apply_patches(&mut g, std::slice::from_ref(first), &[], false);
         assert!(
             matches!(rep.outcomes[0], Outcome::Conflicting { .. }),
             "{rep:?}"
@@ -465,7 +479,7 @@ mod tests {
             p.by = wrong;
         }
         let mut g = sample();
-        let rep = apply_patches(&mut g, &patches, &[]);
+        let rep = apply_patches(&mut g, &patches, &[], false);
         assert!(rep.conflicting + rep.stale > 0, "{rep:?}");
     }
 }

@@ -62,6 +62,9 @@ impl fmt::Display for Addr {
     }
 }
 
+/// The bytes of a node's canonical encoding ([`encode`]).
+pub type Encoding = smallvec::SmallVec<[u8; 128]>;
+
 /// The canonical encoding of a node, the bytes its address hashes:
 ///
 /// ```text
@@ -69,8 +72,11 @@ impl fmt::Display for Addr {
 /// immediates (per opcode, LE) | hashed input count (u32 LE) |
 /// each hashed input's address (16 bytes)
 /// ```
-pub fn encode(op: &Op, ty: Type, hashed_inputs: &[Addr]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + 3 + 8 + 4 + 16 * hashed_inputs.len());
+///
+/// Built on the stack for nodes of up to six inputs: every node built or
+/// replayed is hashed, and a heap allocation per hash showed in profiles.
+pub fn encode(op: &Op, ty: Type, hashed_inputs: &[Addr]) -> Encoding {
+    let mut out = Encoding::new();
     out.extend_from_slice(DOMAIN);
     out.extend_from_slice(&op.tag().to_le_bytes());
     out.push(ty.tag());

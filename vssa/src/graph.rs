@@ -305,6 +305,12 @@ impl Graph {
         self.end.map(|e| self.resolve(e))
     }
 
+    /// The `End` as set, before resolving replacements: what a graph
+    /// rebuilt from the same program starts from.
+    pub fn end_as_built(&self) -> Option<NodeId> {
+        self.end
+    }
+
     /// Marks `end` (an `End` node) as the sink that liveness starts from.
     pub fn set_end(&mut self, end: NodeId) {
         self.end = Some(end);
@@ -369,6 +375,50 @@ impl Graph {
             other => other,
         };
         let addr = self.address_of(&op, ty, inputs);
+        self.intern_at(op, ty, inputs, addr)
+    }
+
+    /// [`Graph::intern`] under an address the caller vouches for, without
+    /// hashing: for replaying a patch log made by a recorder in this
+    /// process, which read `addr` off the graph that built the same node
+    /// (op, type and input addresses). Hashing is most of a replay's cost.
+    /// Never pass an address read from outside (a file): use `intern`,
+    /// which computes it. If `addr` is taken, the node there must have the
+    /// same content, or this is a collision error as in `intern`.
+    pub fn intern_recorded(
+        &mut self,
+        op: Op,
+        ty: Type,
+        inputs: &[NodeId],
+        addr: Addr,
+    ) -> Result<NodeId, GraphError> {
+        // Replay passes unreplaced inputs; anything else is resolved first.
+        let unreplaced = inputs.iter().all(|&i| {
+            self.nodes
+                .get(i.index())
+                .is_some_and(|n| n.replaced_by.is_none())
+        });
+        if !unreplaced {
+            let inputs = self.resolve_all(inputs)?;
+            return self.intern_recorded(op, ty, &inputs, addr);
+        }
+        debug_assert_eq!(addr, self.address_of(&op, ty, inputs), "{op} {ty}");
+        self.intern_at(op, ty, inputs, addr)
+    }
+
+    /// Makes room for `additional` more nodes.
+    pub fn reserve(&mut self, additional: usize) {
+        self.nodes.reserve(additional);
+        self.by_addr.reserve(additional);
+    }
+
+    fn intern_at(
+        &mut self,
+        op: Op,
+        ty: Type,
+        inputs: &[NodeId],
+        addr: Addr,
+    ) -> Result<NodeId, GraphError> {
         // One probe of the address map for a hit or a new node alike.
         let id = NodeId::from_index(self.nodes.len());
         let existing = match self.by_addr.entry(addr) {

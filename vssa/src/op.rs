@@ -183,7 +183,7 @@ impl Op {
     }
 
     /// Appends the immediates in canonical (little-endian) form.
-    pub fn encode_immediates(&self, out: &mut Vec<u8>) {
+    pub fn encode_immediates(&self, out: &mut crate::addr::Encoding) {
         match *self {
             Op::Loop { key } | Op::Phi { key } => out.extend_from_slice(&key.to_le_bytes()),
             Op::Proj { index } => out.extend_from_slice(&index.to_le_bytes()),

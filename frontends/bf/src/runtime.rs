@@ -114,7 +114,10 @@ pub struct JitReport {
     pub clif: Option<String>,
     /// Loop tests performed.
     pub steps: u64,
-    /// Replacements the optimizer made in this run (each recorded as a patch).
+    /// Patches in the logs recorded by the compilations that ran the
+    /// optimizer (a log holds the net effect of the optimizer's
+    /// replacements: see `vssa_patch::net`). 0 when every unit replayed its
+    /// log in full.
     pub patches_recorded: usize,
     /// Patches of the loaded log that applied.
     pub patches_replayed: usize,
@@ -416,7 +419,6 @@ fn compile_unit_once(
         }
         if !replayed_all {
             let t = Instant::now();
-            let before = graph.replacements().len();
             vssa::opt::optimize(&mut graph).map_err(|e| JitError::Verify(e.to_string()))?;
             if let Some(spec) = &req.speculate {
                 let all: Vec<_> = sites.iter().map(|s| s.site).collect();
@@ -429,7 +431,6 @@ fn compile_unit_once(
                 }
             }
             report.optimize += t.elapsed();
-            report.patches_recorded += graph.replacements().len() - before;
         }
         report.replacements += graph.replacements().len();
         dump(cfg, &graph, req.name, "2-optimized")?;
@@ -441,6 +442,9 @@ fn compile_unit_once(
         let t = Instant::now();
         match rec.log(&graph) {
             Ok(mut l) => {
+                if !replayed_all {
+                    report.patches_recorded += l.patches.len();
+                }
                 for &g in &refuted {
                     l.refute(g);
                 }
