@@ -39,8 +39,8 @@ use crate::model::{new_node, Patch, PatchNodes, Timeline};
 use vssa::{Graph, NodeId, Op};
 
 /// Segments (guard-building patches + 1) above which the full log is kept:
-/// each costs a walk over the graph, and logs with many speculations are
-/// rare (the corpus has none above 1).
+/// each costs a walk over the graph. A tiered unit has one segment per
+/// speculated loop, plus one; units with dozens are rare.
 pub const MAX_SEGMENTS: usize = 32;
 
 /// One net replacement: `target` resolves to `by` from time `time` on

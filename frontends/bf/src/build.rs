@@ -26,6 +26,13 @@
 //!   one load and one store per cell touched.
 //! * `[ body ]` is a rotated loop: the `[` test guards entry, the `]` test is
 //!   the back edge, and both exits meet in a `Region` after the loop.
+//!   The tests' reads of the cell are reused: at the top of the body the
+//!   cell is a loop phi of what the `[` and `]` tests read (so it stays in
+//!   a register round the loop), and after the loop it is known to be 0
+//!   (so a loop right after on the same cell is never built). Only loops
+//!   at most `MAX_CELL_PHI_HEIGHT` (16) nested loops high get the phi: long
+//!   chains of nested loops each carrying a value make Cranelift's compile
+//!   time grow quadratically.
 //! * Tape bounds are checked once per *segment*, over the whole range of
 //!   cells the segment reaches. A *balanced* loop — one whose every
 //!   iteration ends on the cell it started on, holding only balanced loops —
@@ -56,7 +63,8 @@
 
 use crate::error::SrcPos;
 use crate::parse::{InstKind, Program};
-use vssa::{CmpOp, ConvOp, Graph, GraphError, NodeId, Type};
+use std::collections::HashMap;
+use vssa::{CmpOp, ConvOp, Graph, GraphError, NodeId, Op, Type};
 use vssa_deopt::BranchSite;
 
 /// The unit ran to its end (the program's end, or its loop's exit).
@@ -178,6 +186,9 @@ struct OpenLoop {
     phi_mem: NodeId,
     phi_p: NodeId,
     phi_fuel: Option<NodeId>,
+    /// The value of the tested cell at the top of the body: what the `[`
+    /// test read on entry, what the `]` test read on the back edge.
+    phi_cell: NodeId,
     /// The state on the path where the `[` test skipped the loop (`None`
     /// for a loop unit's own loop, entered at its header), with the test
     /// and the frame before it.
@@ -190,6 +201,19 @@ struct OpenLoop {
 const PHI_MEM: u64 = 0;
 const PHI_P: u64 = 1;
 const PHI_FUEL: u64 = 2;
+const PHI_CELL: u64 = 3;
+
+/// Only loops at most this high (see [`loop_heights`]) keep their tested
+/// cell in a phi. Hot loops are low, and a long chain of nested loops
+/// each passing a value round its back edge makes Cranelift's compile
+/// time grow quadratically (100 000 nested `[-` took minutes); this bound
+/// keeps such chains short.
+const MAX_CELL_PHI_HEIGHT: u32 = 16;
+
+/// Where a cell load reads: its (simplified) memory state, base and offset.
+/// Two loads with the same place read the same value whatever their
+/// control, since a memory state is one immutable version of the tape.
+type CellPlace = (NodeId, NodeId, i32);
 
 struct Builder<'a> {
     g: Graph,
@@ -200,6 +224,12 @@ struct Builder<'a> {
     tape: NodeId,
     returns: Vec<NodeId>,
     sites: Vec<LoopSite>,
+    /// Cell values the loop tests already read, by the place a load of
+    /// them would read (see [`Builder::know_cell`]). Only looked up, never
+    /// iterated: the map's order cannot leak into the graph.
+    known: HashMap<CellPlace, NodeId>,
+    /// [`loop_heights`] of the program.
+    heights: Vec<u32>,
 }
 
 /// Builds the whole program as one function. Iterative: any nesting depth.
@@ -241,6 +271,8 @@ pub fn build_unit(
         tape,
         returns: Vec::new(),
         sites: Vec::new(),
+        known: HashMap::new(),
+        heights: loop_heights(prog),
     };
     let mut st = State {
         ctrl: entry.ctrl,
@@ -262,12 +294,27 @@ pub fn build_unit(
                     reason: "a loop unit must start at a `[`",
                 }));
             };
-            st = b.open_loop(&mut loops, st, open, None)?;
+            // Entered at the header: no `[` test read the cell yet.
+            let cell = b.load_cell(st)?;
+            st = b.open_loop(&mut loops, st, cell, open, None)?;
             open + 1
         }
     };
     while let Some(inst) = prog.insts.get(pc) {
         if let (InstKind::Open { close }, false) = (inst.kind, opts.step_limit) {
+            // A loop on a cell known to be zero (e.g. right after another
+            // loop on it) is never entered. (Under a step limit its test
+            // still counts a step, so it stays.)
+            let cell = b.load_cell(st)?;
+            if b.g.op(cell) == (vssa::Op::Const { value: 0 }) {
+                // The segment after an unbalanced loop was not checked
+                // with this one (the `]` would have checked it).
+                if !b.reach.is_balanced(pc) {
+                    st = b.segment_check(st, close + 1)?;
+                }
+                pc = close + 1;
+                continue;
+            }
             if let Some(lp) = AffineLoop::at(prog, pc) {
                 st = b.affine_loop(st, pc, &lp)?;
                 pc = close + 1;
@@ -295,11 +342,11 @@ pub fn build_unit(
                 // The state before the test: where a failed speculation
                 // that the loop is never entered resumes.
                 let frame = b.frame(st, pc)?;
-                let (enter, skip) = b.loop_test(&mut st, pc)?;
+                let (cell, enter, skip) = b.loop_test(&mut st, pc)?;
                 let test = b.g.input(skip, 0);
                 let entered = State { ctrl: enter, ..st };
                 let skipped = Some((State { ctrl: skip, ..st }, test, frame));
-                st = b.open_loop(&mut loops, entered, pc, skipped)?;
+                st = b.open_loop(&mut loops, entered, cell, pc, skipped)?;
             }
             InstKind::Close { .. } => {
                 // The parser guarantees balance; an unmatched `]` cannot get here.
@@ -309,10 +356,11 @@ pub fn build_unit(
                         reason: "unbalanced program reached the builder",
                     }));
                 };
-                let (again, leave) = b.loop_test(&mut st, pc)?;
+                let (cell, again, leave) = b.loop_test(&mut st, pc)?;
                 b.g.set_back_input(lp.header, again)?;
                 b.g.set_back_input(lp.phi_mem, st.mem)?;
                 b.g.set_back_input(lp.phi_p, st.p)?;
+                b.g.set_back_input(lp.phi_cell, cell)?;
                 if let (Some(phi), Some(f)) = (lp.phi_fuel, st.fuel) {
                     b.g.set_back_input(phi, f)?;
                 }
@@ -348,6 +396,9 @@ pub fn build_unit(
                     // it: what was known before the loop still holds.
                     checked: if lp.balanced { s.checked } else { CURRENT_CELL },
                 };
+                // Both ways out of a loop found the cell zero.
+                let zero = b.g.iconst(Type::I8, 0)?;
+                b.know_cell(st, zero)?;
                 if !lp.balanced {
                     st = b.segment_check(st, pc + 1)?;
                 }
@@ -369,6 +420,31 @@ pub fn build_unit(
     })
 }
 
+/// Indexed by instruction: at a `[`, its loop's height (1 for a loop with
+/// no loop inside, else one more than its highest inner loop); 0 elsewhere.
+/// One pass with an explicit stack: any depth.
+fn loop_heights(prog: &Program) -> Vec<u32> {
+    let mut height = vec![0u32; prog.insts.len()];
+    let mut open: Vec<usize> = Vec::new();
+    for (pc, inst) in prog.insts.iter().enumerate() {
+        match inst.kind {
+            InstKind::Open { .. } => {
+                height[pc] = 1;
+                open.push(pc);
+            }
+            InstKind::Close { .. } => {
+                if let Some(inner) = open.pop() {
+                    if let Some(&outer) = open.last() {
+                        height[outer] = height[outer].max(height[inner].saturating_add(1));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    height
+}
+
 /// The `[` that the `]` at `close` closes.
 fn pc_of_open(prog: &Program, close: usize) -> usize {
     match prog.insts.get(close).map(|i| i.kind) {
@@ -382,9 +458,38 @@ impl Builder<'_> {
         self.g.ptr_add(self.tape, st.p)
     }
 
+    /// The current cell's value: a load, unless a loop test already read
+    /// that cell in that memory state (or one the load's simplification
+    /// reaches over stores to other cells).
     fn load_cell(&mut self, st: State) -> Result<NodeId, GraphError> {
         let ptr = self.cell_ptr(st)?;
-        self.g.load(st.ctrl, st.mem, ptr, 0, Type::I8)
+        let v = self.g.load(st.ctrl, st.mem, ptr, 0, Type::I8)?;
+        Ok(self
+            .place(v)
+            .and_then(|at| self.known.get(&at).copied())
+            .unwrap_or(v))
+    }
+
+    /// Where the load `n` reads, if it is one.
+    fn place(&self, n: NodeId) -> Option<CellPlace> {
+        match self.g.op(n) {
+            Op::Load { offset } => Some((self.g.input(n, 1), self.g.input(n, 2), offset)),
+            _ => None,
+        }
+    }
+
+    /// Records that the current cell holds `v` in `st`'s memory state, so
+    /// that loads of it (also after stores to other cells) give `v`
+    /// instead of reading the tape again. The place is that of a probe
+    /// load, simplified as any load would be; the probe itself stays
+    /// unused, so it is never scheduled.
+    fn know_cell(&mut self, st: State, v: NodeId) -> Result<(), GraphError> {
+        let ptr = self.cell_ptr(st)?;
+        let probe = self.g.load(st.ctrl, st.mem, ptr, 0, Type::I8)?;
+        if let Some(at) = self.place(probe) {
+            self.known.insert(at, v);
+        }
+        Ok(())
     }
 
     fn store_cell(&mut self, st: State, v: NodeId) -> Result<NodeId, GraphError> {
@@ -393,13 +498,18 @@ impl Builder<'_> {
     }
 
     /// Opens the loop whose `[` is `pc`, on the control `entered` where its
-    /// test went into the body; `skipped` is the other side of the test
-    /// (`None` for a loop unit's own loop). Returns the state at the top of
-    /// the body.
+    /// test went into the body, having found the cell to be `cell`;
+    /// `skipped` is the other side of the test (`None` for a loop unit's
+    /// own loop). Returns the state at the top of the body.
+    ///
+    /// The tested cell's value at the top of the body is a loop phi of
+    /// what the `[` and `]` tests read, so the body does not read it again:
+    /// it stays in a register across the back edge.
     fn open_loop(
         &mut self,
         loops: &mut Vec<OpenLoop>,
         mut entered: State,
+        cell: NodeId,
         pc: usize,
         skipped: Option<(State, NodeId, NodeId)>,
     ) -> Result<State, GraphError> {
@@ -418,11 +528,13 @@ impl Builder<'_> {
             Some(f) => Some(self.g.loop_phi(header, key + PHI_FUEL, Type::I64, f)?),
             None => None,
         };
+        let phi_cell = self.g.loop_phi(header, key + PHI_CELL, Type::I8, cell)?;
         loops.push(OpenLoop {
             header,
             phi_mem,
             phi_p,
             phi_fuel,
+            phi_cell,
             skipped,
             balanced,
         });
@@ -438,6 +550,10 @@ impl Builder<'_> {
                 CURRENT_CELL
             },
         };
+        let height = self.heights.get(pc).copied().unwrap_or(u32::MAX);
+        if height <= MAX_CELL_PHI_HEIGHT {
+            self.know_cell(st, phi_cell)?;
+        }
         if !balanced {
             st = self.segment_check(st, pc + 1)?;
         }
@@ -518,8 +634,12 @@ impl Builder<'_> {
     }
 
     /// A `[` or `]` test: counts a step, reads the cell, and branches.
-    /// Returns (cell != 0, cell == 0) controls.
-    fn loop_test(&mut self, st: &mut State, pc: usize) -> Result<(NodeId, NodeId), GraphError> {
+    /// Returns the cell's value and the (cell != 0, cell == 0) controls.
+    fn loop_test(
+        &mut self,
+        st: &mut State,
+        pc: usize,
+    ) -> Result<(NodeId, NodeId, NodeId), GraphError> {
         if let Some(fuel) = st.fuel {
             let zero = self.g.iconst(Type::I64, 0)?;
             let left = self.g.cmp(CmpOp::Ne, fuel, zero)?;
@@ -528,7 +648,8 @@ impl Builder<'_> {
             st.fuel = Some(self.g.sub(fuel, one)?);
         }
         let v = self.load_cell(*st)?;
-        self.g.branch(st.ctrl, v)
+        let (nonzero, zero) = self.g.branch(st.ctrl, v)?;
+        Ok((v, nonzero, zero))
     }
 
     /// A loop in closed form (see [`AffineLoop`]): when the tested cell `v`
@@ -830,6 +951,115 @@ mod tests {
                     }
             })
             .count()
+    }
+
+    /// Live loads of the current cell (offset 0 from the pointer) in the
+    /// built (and, if `opt`, optimized) graph of `src` that read a phi's
+    /// memory state: at the top of a loop body, or after a loop.
+    fn loads_after_merges(src: &str, step_limit: bool, opt: bool) -> usize {
+        let p = parse(src).unwrap();
+        let opts = BuildOptions {
+            tape_len: 30_000,
+            step_limit,
+        };
+        let mut g = build_program(&p, opts).unwrap().graph;
+        vssa::verify(&g).unwrap();
+        if opt {
+            vssa::optimize(&mut g).unwrap();
+            vssa::verify(&g).unwrap();
+        }
+        g.live_nodes()
+            .into_iter()
+            .filter(|&n| {
+                g.op(n) == Op::Load { offset: 0 }
+                    && g.ty(n) == Type::I8
+                    && matches!(g.op(g.input(n, 1)), Op::Phi { .. })
+            })
+            .count()
+    }
+
+    #[test]
+    fn a_loop_body_reuses_the_cell_its_tests_read() {
+        for step_limit in [false, true] {
+            for opt in [false, true] {
+                // Balanced and unbalanced: `.` reads the tested cell at
+                // the top of the body, the `[`/`]` tests already did.
+                for src in [",[.-]", ",[.>]", ",[>+<.-]", ",[.[-<+>],]"] {
+                    assert_eq!(loads_after_merges(src, step_limit, opt), 0, "{src}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_cell_is_known_zero_after_its_loop() {
+        for step_limit in [false, true] {
+            // `+` after the loop adds to a known 0: it stores 1, no load.
+            assert_eq!(loads_after_merges(",[,]+.", step_limit, false), 0);
+            assert_eq!(loads_after_merges(",[>,]>+<+.", step_limit, false), 0);
+        }
+        // The second loop's `[` test folds: the loop is gone.
+        let p = parse(",[.,][.]").unwrap();
+        let opts = BuildOptions {
+            tape_len: 30_000,
+            step_limit: false,
+        };
+        let g = build_program(&p, opts).unwrap().graph;
+        let loops = g
+            .live_nodes()
+            .into_iter()
+            .filter(|&n| matches!(g.op(n), Op::Loop { .. }))
+            .count();
+        assert_eq!(loops, 1);
+    }
+
+    #[test]
+    fn a_skipped_loop_still_checks_the_segment_after_it() {
+        // The second `[>]` is never entered (the first left a zero); the
+        // check after the first loop ends at it, so the cells after it
+        // need a check of their own, as if it were not there.
+        assert_eq!(bounds_guards(",[>][>]>>>+"), bounds_guards(",[>]>>>+"));
+    }
+
+    #[test]
+    fn loop_heights_count_the_deepest_inner_chain() {
+        let p = parse("[[-]>[[-]]][]+").unwrap();
+        let h = loop_heights(&p);
+        let opens: Vec<u32> = p
+            .insts
+            .iter()
+            .zip(&h)
+            .filter(|(i, _)| matches!(i.kind, InstKind::Open { .. }))
+            .map(|(_, &h)| h)
+            .collect();
+        assert_eq!(opens, vec![3, 1, 2, 1, 1]);
+    }
+
+    #[test]
+    fn only_low_loops_keep_their_cell_in_a_phi() {
+        let depth = MAX_CELL_PHI_HEIGHT as usize + 3;
+        let src = format!(",{}{}", "[.".repeat(depth), "]".repeat(depth));
+        // One `.` per loop too high to keep its cell in a phi.
+        assert_eq!(loads_after_merges(&src, false, false), 3);
+    }
+
+    #[test]
+    fn a_loop_unit_reads_its_cell_once_on_entry() {
+        let p = parse(",[.-]").unwrap();
+        let opts = BuildOptions {
+            tape_len: 30_000,
+            step_limit: false,
+        };
+        let g = build_unit(&p, Unit::Loop { open: 1 }, opts).unwrap().graph;
+        vssa::verify(&g).unwrap();
+        let from_phis = g
+            .live_nodes()
+            .into_iter()
+            .filter(|&n| {
+                g.op(n) == Op::Load { offset: 0 } && matches!(g.op(g.input(n, 1)), Op::Phi { .. })
+            })
+            .count();
+        assert_eq!(from_phis, 0);
     }
 
     #[test]
