@@ -203,7 +203,7 @@ const PHI_P: u64 = 1;
 const PHI_FUEL: u64 = 2;
 const PHI_CELL: u64 = 3;
 
-/// Only loops at most this high (see [`loop_heights`]) keep their tested
+/// Only loops at most this high (see [`LoopReach::height`]) keep their tested
 /// cell in a phi. Hot loops are low, and a long chain of nested loops
 /// each passing a value round its back edge makes Cranelift's compile
 /// time grow quadratically (100 000 nested `[-` took minutes); this bound
@@ -228,8 +228,6 @@ struct Builder<'a> {
     /// them would read (see [`Builder::know_cell`]). Only looked up, never
     /// iterated: the map's order cannot leak into the graph.
     known: HashMap<CellPlace, NodeId>,
-    /// [`loop_heights`] of the program.
-    heights: Vec<u32>,
 }
 
 /// Builds the whole program as one function. Iterative: any nesting depth.
@@ -272,7 +270,6 @@ pub fn build_unit(
         returns: Vec::new(),
         sites: Vec::new(),
         known: HashMap::new(),
-        heights: loop_heights(prog),
     };
     let mut st = State {
         ctrl: entry.ctrl,
@@ -420,31 +417,6 @@ pub fn build_unit(
     })
 }
 
-/// Indexed by instruction: at a `[`, its loop's height (1 for a loop with
-/// no loop inside, else one more than its highest inner loop); 0 elsewhere.
-/// One pass with an explicit stack: any depth.
-fn loop_heights(prog: &Program) -> Vec<u32> {
-    let mut height = vec![0u32; prog.insts.len()];
-    let mut open: Vec<usize> = Vec::new();
-    for (pc, inst) in prog.insts.iter().enumerate() {
-        match inst.kind {
-            InstKind::Open { .. } => {
-                height[pc] = 1;
-                open.push(pc);
-            }
-            InstKind::Close { .. } => {
-                if let Some(inner) = open.pop() {
-                    if let Some(&outer) = open.last() {
-                        height[outer] = height[outer].max(height[inner].saturating_add(1));
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    height
-}
-
 /// The `[` that the `]` at `close` closes.
 fn pc_of_open(prog: &Program, close: usize) -> usize {
     match prog.insts.get(close).map(|i| i.kind) {
@@ -550,8 +522,7 @@ impl Builder<'_> {
                 CURRENT_CELL
             },
         };
-        let height = self.heights.get(pc).copied().unwrap_or(u32::MAX);
-        if height <= MAX_CELL_PHI_HEIGHT {
+        if self.reach.height(pc) <= MAX_CELL_PHI_HEIGHT {
             self.know_cell(st, phi_cell)?;
         }
         if !balanced {
@@ -794,16 +765,20 @@ fn inverse_mod_256(x: u8) -> u8 {
     y
 }
 
-/// Which loops are balanced.
+/// Which loops are balanced, and how high each loop is.
 ///
 /// A loop is *balanced* when its body's moves add up to zero and every loop
 /// inside it is balanced: each iteration then starts on the cell the loop
-/// tests, and the loop leaves the pointer where it found it.
+/// tests, and the loop leaves the pointer where it found it. A loop's
+/// *height* is 1 with no loop inside, else one more than its highest inner
+/// loop.
 pub struct LoopReach {
     /// Indexed by instruction minus `base`: at the `Open` of a balanced
     /// loop, the highest cell offset its body (nested loops included)
     /// can reach, relative to the cell it tests.
     balanced: Vec<Option<i64>>,
+    /// Indexed like `balanced`: at an `Open`, its loop's height; 0 elsewhere.
+    heights: Vec<u32>,
     base: usize,
 }
 
@@ -816,6 +791,8 @@ struct Frame {
     hi: i64,
     /// No unbalanced loop inside so far.
     balanced: bool,
+    /// The highest loop inside so far (0: none).
+    height: u32,
 }
 
 impl LoopReach {
@@ -832,11 +809,13 @@ impl LoopReach {
         let insts = prog.insts.get(range.clone()).unwrap_or(&[]);
         let base = range.start;
         let mut balanced = vec![None; insts.len()];
+        let mut heights = vec![0u32; insts.len()];
         let mut stack = vec![Frame {
             open: usize::MAX,
             at: 0,
             hi: 0,
             balanced: true,
+            height: 0,
         }];
         for (pc, inst) in insts.iter().enumerate() {
             match inst.kind {
@@ -850,10 +829,14 @@ impl LoopReach {
                     at: 0,
                     hi: 0,
                     balanced: true,
+                    height: 0,
                 }),
                 InstKind::Close { .. } if stack.len() > 1 => {
                     let inner = stack.pop().expect("checked above");
                     let outer = stack.last_mut().expect("checked above");
+                    let height = inner.height.saturating_add(1);
+                    heights[inner.open] = height;
+                    outer.height = outer.height.max(height);
                     if inner.balanced && inner.at == 0 {
                         balanced[inner.open] = Some(inner.hi);
                         outer.hi = outer.hi.max(outer.at.saturating_add(inner.hi));
@@ -864,7 +847,20 @@ impl LoopReach {
                 _ => {}
             }
         }
-        LoopReach { balanced, base }
+        LoopReach {
+            balanced,
+            heights,
+            base,
+        }
+    }
+
+    /// The height of the loop opened at instruction `open` (`u32::MAX`
+    /// outside the range measured).
+    pub fn height(&self, open: usize) -> u32 {
+        open.checked_sub(self.base)
+            .and_then(|i| self.heights.get(i))
+            .copied()
+            .unwrap_or(u32::MAX)
     }
 
     /// Whether the loop opened at instruction `open` is balanced (false
@@ -1024,15 +1020,18 @@ mod tests {
     #[test]
     fn loop_heights_count_the_deepest_inner_chain() {
         let p = parse("[[-]>[[-]]][]+").unwrap();
-        let h = loop_heights(&p);
-        let opens: Vec<u32> = p
-            .insts
-            .iter()
-            .zip(&h)
-            .filter(|(i, _)| matches!(i.kind, InstKind::Open { .. }))
-            .map(|(_, &h)| h)
+        let reach = LoopReach::of(&p);
+        let opens: Vec<u32> = (0..p.insts.len())
+            .filter(|&pc| matches!(p.insts[pc].kind, InstKind::Open { .. }))
+            .map(|pc| reach.height(pc))
             .collect();
         assert_eq!(opens, vec![3, 1, 2, 1, 1]);
+        // A loop unit measures its own loop only.
+        let part = LoopReach::of_range(&p, 5..10);
+        assert_eq!(
+            (part.height(5), part.height(6), part.height(0)),
+            (2, 1, u32::MAX)
+        );
     }
 
     #[test]
