@@ -28,11 +28,35 @@ fn build(prog: &Program) -> Graph {
 
 /// Builds and optimizes with recording: the optimized graph and its log.
 fn record(prog: &Program) -> (Graph, Log) {
-    let mut g = build(prog);
-    let rec = Recorder::start(&g);
-    vssa::optimize(&mut g).expect("optimize");
-    let log = rec.log(&g).expect("record");
-    (g, log)
+    let r = record_all(prog);
+    (r.opt, r.net)
+}
+
+/// One recorded optimization, with everything the log tests compare.
+struct Recorded {
+    /// The graph as built.
+    fresh: Graph,
+    /// The graph after the optimizer.
+    opt: Graph,
+    /// The log the recorder hands out (the net effect).
+    net: Log,
+    /// Every replacement the optimizer made.
+    full: Log,
+}
+
+fn record_all(prog: &Program) -> Recorded {
+    let fresh = build(prog);
+    let mut opt = fresh.clone();
+    let rec = Recorder::start(&opt);
+    vssa::optimize(&mut opt).expect("optimize");
+    let net = rec.log(&opt).expect("record");
+    let full = rec.full_log(&opt).expect("record");
+    Recorded {
+        fresh,
+        opt,
+        net,
+        full,
+    }
 }
 
 fn live_addrs(g: &Graph) -> Vec<Addr> {
@@ -163,11 +187,7 @@ proptest! {
     #[test]
     fn net_and_full_logs_agree(src in random_program()) {
         let prog = vssa_bf::parse(&src).unwrap();
-        let fresh = build(&prog);
-        let mut opt = fresh.clone();
-        let rec = Recorder::start(&opt);
-        vssa::optimize(&mut opt).unwrap();
-        let (net, full) = (rec.log(&opt).unwrap(), rec.full_log(&opt).unwrap());
+        let Recorded { fresh, opt, net, full } = record_all(&prog);
         prop_assert!(net.patches.len() <= full.patches.len());
         let parsed = Log::parse(net.to_text().as_bytes(), "mem").unwrap();
         prop_assert!(net.is_sealed() && !parsed.is_sealed());
@@ -261,8 +281,6 @@ fn damaged(text: &[u8], cut_step: usize, flip_step: usize) -> Vec<(String, Vec<u
     variants
 }
 
-/// Every kind of damage: an error naming a line or a stale log, never a
-/// panic, and the program still runs correctly.
 /// The bundled demo: its optimizer rewrites some of its own rewrites, so
 /// the net log is shorter than the record of every replacement, and both
 /// rebuild the optimized graph.
@@ -270,11 +288,12 @@ fn damaged(text: &[u8], cut_step: usize, flip_step: usize) -> Vec<(String, Vec<u
 fn the_net_log_drops_rewrites_the_result_cannot_see() {
     let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/demo/demo.b")).unwrap();
     let prog = vssa_bf::parse(&src).unwrap();
-    let fresh = build(&prog);
-    let mut opt = fresh.clone();
-    let rec = Recorder::start(&opt);
-    vssa::optimize(&mut opt).unwrap();
-    let (net, full) = (rec.log(&opt).unwrap(), rec.full_log(&opt).unwrap());
+    let Recorded {
+        fresh,
+        opt,
+        net,
+        full,
+    } = record_all(&prog);
     let nodes = |l: &Log| l.patches.iter().map(|p| p.nodes.len()).sum::<usize>();
     assert!(
         net.patches.len() < full.patches.len(),
@@ -290,6 +309,8 @@ fn the_net_log_drops_rewrites_the_result_cannot_see() {
     }
 }
 
+/// Every kind of damage: an error naming a line or a stale log, never a
+/// panic, and the program still runs correctly.
 #[test]
 fn damaged_logs_are_errors_or_stale_never_panics() {
     let prog = vssa_bf::parse(SAMPLE).unwrap();

@@ -171,22 +171,7 @@ impl Recorder {
     /// the full record of what the passes did. [`Recorder::net`] is the
     /// shorter log with the same result, which [`Recorder::log`] hands out.
     pub fn finish(&self, g: &Graph) -> Result<Vec<Patch>, RecordError> {
-        let t = self.timeline(g)?;
-        let mut patches = Vec::with_capacity(t.repls.len());
-        let mut k = 0usize;
-        for (j, &(old, new)) in t.repls.iter().enumerate() {
-            let mut nodes = PatchNodes::new();
-            while k < t.pos.len() && t.pos[k] == j {
-                nodes.push(new_node(g, NodeId::from_index(t.base + k)));
-                k += 1;
-            }
-            patches.push(Patch {
-                target: g.addr(old),
-                by: g.addr(new),
-                nodes,
-            });
-        }
-        Ok(patches)
+        Ok(every_patch(g, &self.timeline(g)?))
     }
 
     /// The net effect of every replacement since [`Recorder::start`]: only
@@ -195,11 +180,9 @@ impl Recorder {
     /// Replaying it gives the same live graph as replaying
     /// [`Recorder::finish`], and a refuted guard cuts it at the same point.
     pub fn net(&self, g: &Graph) -> Result<Vec<Patch>, RecordError> {
-        match crate::net::net_patches(g, &self.timeline(g)?) {
-            Some(patches) => Ok(patches),
-            // A case the net form does not cover: the full record is right.
-            None => self.finish(g),
-        }
+        let t = self.timeline(g)?;
+        // A case the net form does not cover: the full record is right.
+        Ok(crate::net::net_patches(g, &t).unwrap_or_else(|| every_patch(g, &t)))
     }
 
     /// Where each node created since [`Recorder::start`] goes among the
@@ -285,6 +268,26 @@ pub(crate) struct Timeline<'g> {
     /// For new node `base + k`, the index of the replacement before which
     /// it is rebuilt (`usize::MAX`: created after the last one, dead).
     pub pos: Vec<usize>,
+}
+
+/// Every replacement of `t` as a patch, each with the new nodes placed
+/// before it ([`Recorder::finish`]).
+fn every_patch(g: &Graph, t: &Timeline<'_>) -> Vec<Patch> {
+    let mut patches = Vec::with_capacity(t.repls.len());
+    let mut k = 0usize;
+    for (j, &(old, new)) in t.repls.iter().enumerate() {
+        let mut nodes = PatchNodes::new();
+        while k < t.pos.len() && t.pos[k] == j {
+            nodes.push(new_node(g, NodeId::from_index(t.base + k)));
+            k += 1;
+        }
+        patches.push(Patch {
+            target: g.addr(old),
+            by: g.addr(new),
+            nodes,
+        });
+    }
+    patches
 }
 
 /// A node as a recipe entry.
