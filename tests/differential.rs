@@ -206,3 +206,93 @@ proptest! {
         }
     }
 }
+
+/// `src` on `input` (end of input stores 0) with the interpreter, the JIT
+/// and the tiered engine (loops compiled on first entry): all three agree.
+fn all_engines_agree(src: &str, input: &[u8]) -> Outcome {
+    let prog = vssa_bf::parse(src).unwrap();
+    let o = opts(None, EofMode::Zero);
+    let interp = run_interp(&prog, input, o, SMALL_TAPE);
+    let jit = run_jit(&prog, input, o, SMALL_TAPE);
+    assert_eq!(interp, jit, "jit: {src}");
+    let (tiered, _) = run_tiered(&prog, input, o, SMALL_TAPE, 1, 1);
+    assert_eq!(interp, tiered, "tiered: {src}");
+    interp
+}
+
+/// Walk loops (`[>>>]`, `[<[-]<<]`: the same net move every iteration)
+/// test the cell they land on before checking that it is on the tape: off
+/// the tape, the guard zone reads 0 and the loop ends, and a check after
+/// the loop reports the loop's last move. Here every cell from 0 up to
+/// `n` is nonzero, so walks run off the left end, or off the right end
+/// when `n` reaches it, from every start and stride.
+#[test]
+fn walk_loops_that_land_off_the_tape_report_their_last_move() {
+    let fill = ",[>,]+"; // cells 0..=n hold 1, the pointer is at n
+    for stride in [1usize, 2, 3, 9, 13] {
+        let right = ">".repeat(stride);
+        let left = "<".repeat(stride);
+        let bodies = [
+            format!("[{right}]"),
+            format!("[>[-]{}]", ">".repeat(stride - 1)),
+            format!("[+{right}]").replace("+>", ">+<>"),
+            format!("[{left}]"),
+            format!("[<[-]{}]", "<".repeat(stride - 1)),
+            format!("[>>+<{}]", "<".repeat(stride + 1)),
+        ];
+        for n in [SMALL_TAPE - 1 - 2 * stride, SMALL_TAPE - 2, SMALL_TAPE - 1] {
+            let input = vec![1u8; n];
+            for back in [0, 1, stride, 2 * stride + 1] {
+                for walk in &bodies {
+                    let src = format!("{fill}{}{walk}+.", "<".repeat(back));
+                    let got = all_engines_agree(&src, &input);
+                    if *walk == format!("[{left}]") {
+                        let e = got.error.expect("a left walk over nonzero cells falls off");
+                        assert_eq!(e.kind, RunErrorKind::TapeUnderflow, "{src}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A walk that stops on the tape's last cell or on cell 0 is no error.
+#[test]
+fn walk_loops_that_stop_at_either_end_are_no_error() {
+    let to_end = ">".repeat(SMALL_TAPE - 1);
+    let got = all_engines_agree(&format!("+{to_end}<<<<[>>]+."), b"");
+    assert_eq!(got.error, None);
+    assert_eq!(got.output, vec![1]);
+    let got = all_engines_agree(">>>>>>+>>>>>>+[<<<<<<]+.", b"");
+    assert_eq!(got.error, None);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+
+    /// Walks of random strides and bodies from random places over a tape
+    /// whose first `n` cells are random (zero or not), near either end.
+    #[test]
+    fn random_walks_agree(
+        cells in prop::collection::vec(prop_oneof![3 => Just(1u8), 1 => Just(0u8), 1 => any::<u8>()], 0..64),
+        near_end in any::<bool>(),
+        back in 0usize..80,
+        stride in 1usize..20,
+        leftward in any::<bool>(),
+        body in prop_oneof![Just(""), Just("-"), Just("+>-<"), Just(">[-]<"), Just("[-<+>]")],
+    ) {
+        // Near the right end: skip over zero cells to just before the end
+        // with `>`, then write the random cells from the input.
+        let skip = if near_end { ">".repeat(SMALL_TAPE - 1 - cells.len()) } else { String::new() };
+        let write = ",>".repeat(cells.len());
+        let step = if leftward { "<".repeat(stride) } else { ">".repeat(stride) };
+        let src = format!("{skip}{write}{}+[{body}{step}]+.", "<".repeat(back.min(cells.len() + skip.len())));
+        let prog = vssa_bf::parse(&src).unwrap();
+        let o = opts(None, EofMode::Zero);
+        let interp = run_interp(&prog, &cells, o, SMALL_TAPE);
+        let jit = run_jit(&prog, &cells, o, SMALL_TAPE);
+        prop_assert_eq!(&interp, &jit, "jit: {}", src);
+        let (tiered, _) = run_tiered(&prog, &cells, o, SMALL_TAPE, 1, 1);
+        prop_assert_eq!(&interp, &tiered, "tiered: {}", src);
+    }
+}

@@ -20,6 +20,7 @@ fn build(prog: &Program) -> Graph {
         BuildOptions {
             tape_len: SMALL_TAPE as u64,
             step_limit: false,
+            tape_guard: 0,
         },
     )
     .expect("build")
@@ -77,6 +78,7 @@ fn lowered(g: &Graph, prog: &Program) -> Graph {
         BuildOptions {
             tape_len: SMALL_TAPE as u64,
             step_limit: false,
+            tape_guard: 0,
         },
     )
     .expect("build")

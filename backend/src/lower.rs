@@ -308,8 +308,8 @@ impl<'a, 'f> Lowerer<'a, 'f> {
         let head = self.id(block.head)?;
         match block.term {
             Terminator::Jump { target } => {
-                let t = target.index();
-                let args = self.edge_args(t)?;
+                let (from, t) = self.through_empty(i, target.index());
+                let args = self.edge_args(from, t)?;
                 self.b.ins().jump(self.blocks[t], &args);
             }
             Terminator::Branch {
@@ -326,9 +326,17 @@ impl<'a, 'f> Lowerer<'a, 'f> {
                         reason: format!("both branch edges go to b{t}, which has phis"),
                     });
                 }
-                let targs = self.edge_args(t)?;
-                let fargs = self.edge_args(f)?;
-                if t == i + 1 {
+                let next = t == i + 1;
+                let ((tfrom, t), (ffrom, f)) =
+                    match (self.through_empty(i, t), self.through_empty(i, f)) {
+                        // Both edges lead to one block: keep the blocks
+                        // between, which tell the edges apart.
+                        ((_, a), (_, b)) if a == b => ((i, t), (i, f)),
+                        edges => edges,
+                    };
+                let targs = self.edge_args(tfrom, t)?;
+                let fargs = self.edge_args(ffrom, f)?;
+                if next {
                     // Cranelift lays out a branch's else-target right after
                     // it (its block order visits the then-target first), so
                     // the target the schedule placed next goes there: the
@@ -358,9 +366,41 @@ impl<'a, 'f> Lowerer<'a, 'f> {
         Ok(())
     }
 
-    /// The block arguments for the edge from the current block to `target`:
-    /// for each value phi, its input for this predecessor.
-    fn edge_args(&self, target: usize) -> Result<Vec<BlockArg>, BackendError> {
+    /// Where an edge from block `from` to block `to` really leads: a block
+    /// that holds nothing and only jumps on (such as the latch that the
+    /// `]` test's projection makes of a loop's back edge) is passed
+    /// through, so the branch goes straight to the block after it and a
+    /// loop's back edge is its conditional branch, not a branch and a jump.
+    /// Returns the last block passed through (whose edge the phis' inputs
+    /// belong to) and the target. The skipped block is still lowered, and
+    /// Cranelift drops it as unreachable.
+    fn through_empty(&self, mut from: usize, mut to: usize) -> (usize, usize) {
+        // Chains of empty blocks are short; the bound keeps a cycle of
+        // them (which a valid schedule never has) from looping.
+        for _ in 0..4 {
+            let b = &self.s.blocks[to];
+            match b.term {
+                Terminator::Jump { target }
+                    if to != 0
+                        && b.nodes.is_empty()
+                        && b.phis.is_empty()
+                        && b.preds.len() == 1
+                        && b.preds[0].index() == from =>
+                {
+                    from = to;
+                    to = target.index();
+                }
+                _ => break,
+            }
+        }
+        (from, to)
+    }
+
+    /// The block arguments for the edge from block `from` to `target`:
+    /// for each value phi, its input for this predecessor. The values are
+    /// taken at the end of the current block, which `from` is or which
+    /// only empty blocks separate from it.
+    fn edge_args(&self, from: usize, target: usize) -> Result<Vec<BlockArg>, BackendError> {
         let phis = &self.phi_params[target];
         if phis.is_empty() {
             return Ok(Vec::new());
@@ -369,7 +409,7 @@ impl<'a, 'f> Lowerer<'a, 'f> {
         let mut positions = preds
             .iter()
             .enumerate()
-            .filter(|(_, p)| p.index() == self.cur)
+            .filter(|(_, p)| p.index() == from)
             .map(|(k, _)| k);
         let pred_index = match (positions.next(), positions.next()) {
             (Some(k), None) => k,
@@ -377,8 +417,7 @@ impl<'a, 'f> Lowerer<'a, 'f> {
                 return Err(BackendError::BadBlock {
                     block: target,
                     reason: format!(
-                        "b{} must be listed exactly once among its predecessors ({})",
-                        self.cur,
+                        "b{from} must be listed exactly once among its predecessors ({})",
                         if found.is_none() {
                             "missing"
                         } else {

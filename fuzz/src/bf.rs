@@ -295,6 +295,14 @@ fn options(case: &Case) -> RunOptions {
     }
 }
 
+/// Compiled code may read the tape's guard zones but never write them.
+fn guard_zones_untouched(tape: &Tape) -> Result<(), String> {
+    match tape.guards_are_zero() {
+        true => Ok(()),
+        false => Err("compiled code wrote to a guard zone of the tape".into()),
+    }
+}
+
 /// The reference run.
 pub fn run_interp(prog: &Program, case: &Case) -> RunResult {
     let mut tape = Tape::new(MIN_TAPE_LIMIT).expect("a minimal tape");
@@ -385,6 +393,7 @@ pub fn run_tiered(
         Err(runtime::JitError::Run(e)) => Err(e),
         Err(e) => return Err(e.to_string()),
     };
+    guard_zones_untouched(&tape)?;
     Ok(RunResult {
         output,
         result,
@@ -420,6 +429,7 @@ pub fn run_jit(
     let result = native
         .run(prog, &mut tape, &mut io, &cfg.run, &mut report)
         .map(|_| ());
+    guard_zones_untouched(&tape)?;
     Ok((
         RunResult {
             output,

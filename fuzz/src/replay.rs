@@ -246,6 +246,7 @@ fn check_patches(
     let opts = BuildOptions {
         tape_len: MIN_TAPE_LIMIT as u64,
         step_limit: mcase.max_steps.is_some(),
+        tape_guard: 0,
     };
     // A: build, optimize, record (the driver's `compile_unit`, minus
     // speculation, which the whole-program `jit` engine does not do).
@@ -780,6 +781,7 @@ mod tests {
             BuildOptions {
                 tape_len: MIN_TAPE_LIMIT as u64,
                 step_limit: true,
+                tape_guard: 0,
             },
         )
         .unwrap()
@@ -819,6 +821,7 @@ mod tests {
         let opts = BuildOptions {
             tape_len: MIN_TAPE_LIMIT as u64,
             step_limit: true,
+            tape_guard: 0,
         };
         let p = parse(b"+++[>+<-]>[-]").unwrap();
         let g1 = build_program(&p, opts).unwrap().graph;

@@ -1082,3 +1082,74 @@ fn scheduled_deep_nest_lowers() {
     let func = crate::lower(&g, &s, &[], j.frontend_config(), "deep").unwrap();
     assert_eq!(func.dfg.num_blocks(), s.blocks.len());
 }
+
+/// `i = 0; do { i += 1 } while i != n; return i`, with the back edge
+/// through an empty latch block, as a rotated loop's `If` projection
+/// makes it.
+fn rotated_loop() -> (Graph, Schedule) {
+    let mut g = Graph::new();
+    let e = g.entry().unwrap();
+    let ctx = g.param(e.start, 0, Type::Ptr).unwrap();
+    let n = g.load(e.ctrl, e.mem, ctx, 0, Type::I32).unwrap();
+    let zero = g.iconst(Type::I32, 0).unwrap();
+    let one = g.iconst(Type::I32, 1).unwrap();
+    let lp = g.loop_header(1, e.ctrl).unwrap();
+    let i = g.loop_phi(lp, 1, Type::I32, zero).unwrap();
+    let i2 = g.add(i, one).unwrap();
+    let c = g.cmp(CmpOp::Ne, i2, n).unwrap();
+    let (again, exit) = g.branch(lp, c).unwrap();
+    g.set_back_input(lp, again).unwrap();
+    g.set_back_input(i, i2).unwrap();
+    let r = g.ret(exit, e.mem, i2).unwrap();
+    g.finish(&[r]).unwrap();
+    let s = Schedule {
+        blocks: vec![
+            block(
+                e.ctrl,
+                &[],
+                vec![ctx, n, zero, one],
+                &[],
+                Terminator::Jump { target: BlockId(1) },
+            ),
+            block(
+                lp,
+                &[i],
+                vec![i2, c],
+                &[0, 2],
+                Terminator::Branch {
+                    cond: c,
+                    if_true: BlockId(2),
+                    if_false: BlockId(3),
+                },
+            ),
+            block(
+                again,
+                &[],
+                vec![],
+                &[1],
+                Terminator::Jump { target: BlockId(1) },
+            ),
+            block(exit, &[], vec![], &[1], ret_term(&g, r)),
+        ],
+    };
+    (g, s)
+}
+
+#[test]
+fn a_back_edge_through_an_empty_latch_is_one_branch() {
+    let (g, s) = rotated_loop();
+    let mut j = jit();
+    let code = j.compile(&g, &s, &[], "rotated").unwrap();
+    for n in [1u32, 2, 7, 1000] {
+        assert_eq!(run(&j, &code, &mut n.to_le_bytes()), n, "n = {n}");
+    }
+    // The header's own conditional branch goes back to it, with the new
+    // `i` as the argument: the latch block is passed through.
+    let clif = code.clif().unwrap();
+    let header_branch = clif
+        .lines()
+        .skip_while(|l| !l.starts_with("block1("))
+        .find(|l| l.contains("brif"))
+        .unwrap_or_else(|| panic!("no branch in the header:\n{clif}"));
+    assert!(header_branch.contains("block1(v"), "{clif}");
+}

@@ -124,6 +124,11 @@ pub struct BuildOptions {
     pub tape_len: u64,
     /// Whether to count loop tests (compile the step limit in).
     pub step_limit: bool,
+    /// Zero bytes the code may read (never write) on each side of the
+    /// tape (`tape::GUARD_CELLS` on a [`crate::Tape`]; 0 for memory without
+    /// such zones): walk loops whose stride fits in it test their cell
+    /// before checking it (see [`WalkLoop`]).
+    pub tape_guard: u64,
 }
 
 /// An inner loop's entry test, which the runtime may speculate on.
@@ -195,6 +200,8 @@ struct OpenLoop {
     skipped: Option<(State, NodeId, NodeId)>,
     /// Whether the loop is balanced (its cells were checked before it).
     balanced: bool,
+    /// Set for a walk loop, whose landing spot is checked after it ends.
+    walk: Option<WalkLoop>,
 }
 
 /// Phi keys: a loop's phis are told apart by the slot they carry.
@@ -209,6 +216,9 @@ const PHI_CELL: u64 = 3;
 /// time grow quadratically (100 000 nested `[-` took minutes); this bound
 /// keeps such chains short.
 const MAX_CELL_PHI_HEIGHT: u32 = 16;
+
+/// Steps a scan loop takes each time round (see [`Builder::scan_loop`]).
+const SCAN_UNROLL: usize = 4;
 
 /// Where a cell load reads: its (simplified) memory state, base and offset.
 /// Two loads with the same place read the same value whatever their
@@ -317,6 +327,11 @@ pub fn build_unit(
                 pc = close + 1;
                 continue;
             }
+            if let Some(stride) = b.scan_stride(pc) {
+                st = b.scan_loop(st, pc, stride)?;
+                pc = close + 1;
+                continue;
+            }
         }
         match inst.kind {
             InstKind::Add(n) => {
@@ -353,7 +368,10 @@ pub fn build_unit(
                         reason: "unbalanced program reached the builder",
                     }));
                 };
-                let (cell, again, leave) = b.loop_test(&mut st, pc)?;
+                let (cell, again, mut leave) = b.loop_test(&mut st, pc)?;
+                if let Some(w) = &lp.walk {
+                    leave = b.walk_landing_check(State { ctrl: leave, ..st }, pc, w.last_move)?;
+                }
                 b.g.set_back_input(lp.header, again)?;
                 b.g.set_back_input(lp.phi_mem, st.mem)?;
                 b.g.set_back_input(lp.phi_p, st.p)?;
@@ -486,9 +504,20 @@ impl Builder<'_> {
         skipped: Option<(State, NodeId, NodeId)>,
     ) -> Result<State, GraphError> {
         let balanced = self.reach.is_balanced(pc);
+        let walk = match balanced || self.opts.step_limit {
+            // A walk's landing spot may be off the tape when its `]` test
+            // counts a step, and a step guard must hand over a real cell.
+            true => None,
+            false => WalkLoop::at(self.prog, &self.reach, pc)
+                .filter(|w| w.stride.unsigned_abs() <= self.opts.tape_guard),
+        };
         if balanced {
             // Checked once here; every iteration starts on this cell.
             entered = self.segment_check(entered, pc + 1)?;
+        }
+        if let Some(w) = &walk {
+            // The side the walk moves away from, checked once here.
+            entered = self.range_check(entered, pc + 1, w.lo, w.hi)?;
         }
         let header = self.g.loop_header(pc as u64, entered.ctrl)?;
         let key = (pc as u64) * 4;
@@ -509,6 +538,7 @@ impl Builder<'_> {
             phi_cell,
             skipped,
             balanced,
+            walk,
         });
         let mut st = State {
             ctrl: header,
@@ -525,10 +555,60 @@ impl Builder<'_> {
         if self.reach.height(pc) <= MAX_CELL_PHI_HEIGHT {
             self.know_cell(st, phi_cell)?;
         }
-        if !balanced {
-            st = self.segment_check(st, pc + 1)?;
+        match &walk {
+            Some(w) => st = self.walk_check(st, pc + 1, w)?,
+            None if !balanced => st = self.segment_check(st, pc + 1)?,
+            None => {}
         }
         Ok(st)
+    }
+
+    /// A walk loop's check at the top of its body, every iteration: only
+    /// the side it walks towards, and only if the body reaches past the
+    /// cell it starts on there (a scan `[>>>]` needs none).
+    fn walk_check(
+        &mut self,
+        mut st: State,
+        start: usize,
+        w: &WalkLoop,
+    ) -> Result<State, GraphError> {
+        let ok = if w.stride > 0 && w.hi > 0 {
+            let max = match self.opts.tape_len.checked_sub(1 + w.hi as u64) {
+                Some(max) => self.g.iconst(Type::I64, max as i64)?,
+                None => self.g.iconst(Type::I64, -1)?,
+            };
+            Some(self.g.cmp(CmpOp::Ule, st.p, max)?)
+        } else if w.stride < 0 && w.lo < 0 {
+            let min = self.g.iconst(Type::I64, -w.lo)?;
+            Some(self.g.cmp(CmpOp::Sge, st.p, min)?)
+        } else {
+            None
+        };
+        if let Some(ok) = ok {
+            st.ctrl = self.guard(st, ok, start, REASON_BOUNDS)?;
+        }
+        st.checked = (w.lo, w.hi);
+        Ok(st)
+    }
+
+    /// On the way out of a walk loop (its `]` at `close` found the cell 0):
+    /// the cell it landed on may be in a guard zone, off the tape. Then its
+    /// last move went off the tape: leave to the interpreter at that move,
+    /// which reports it.
+    fn walk_landing_check(
+        &mut self,
+        st: State,
+        close: usize,
+        last_move: i64,
+    ) -> Result<NodeId, GraphError> {
+        let max = self.g.iconst(Type::I64, self.opts.tape_len as i64 - 1)?;
+        let ok = self.g.cmp(CmpOp::Ule, st.p, max)?;
+        let back = self.g.iconst(Type::I64, -last_move)?;
+        let before = State {
+            p: self.g.add(st.p, back)?,
+            ..st
+        };
+        self.guard(before, ok, close - 1, REASON_BOUNDS)
     }
 
     /// The end of a loop unit: the cell index and fuel go back to the
@@ -579,8 +659,21 @@ impl Builder<'_> {
     /// The bounds check at the start of the segment beginning at `start`:
     /// every cell the segment reaches, `p + lo ..= p + hi`, must be on the
     /// tape. One unsigned compare: `(p + lo) as u64 > len - 1 - (hi - lo)`.
-    fn segment_check(&mut self, mut st: State, start: usize) -> Result<State, GraphError> {
+    fn segment_check(&mut self, st: State, start: usize) -> Result<State, GraphError> {
         let (lo, hi) = self.reach.segment_range(self.prog, start);
+        self.range_check(st, start, lo, hi)
+    }
+
+    /// The check that cells `p + lo ..= p + hi` are on the tape, leaving
+    /// to the interpreter at `start` if not; left out when the checks on
+    /// every path here already cover them.
+    fn range_check(
+        &mut self,
+        mut st: State,
+        start: usize,
+        lo: i64,
+        hi: i64,
+    ) -> Result<State, GraphError> {
         let (known_lo, known_hi) = st.checked;
         if known_lo <= lo && hi <= known_hi {
             // Every cell the segment reaches was checked on every path
@@ -624,13 +717,18 @@ impl Builder<'_> {
     }
 
     /// A loop in closed form (see [`AffineLoop`]): when the tested cell `v`
-    /// is not zero, the body's cells are checked as on loop entry and each
-    /// other cell gets `n * delta` added, where `n` is the iteration count.
-    /// Either way the tested cell is 0 afterwards; storing that 0 after the
-    /// merge (on a cell already checked) lets later loads of it fold.
+    /// is not zero, the body's cells are checked as on loop entry, each
+    /// other cell gets `n * delta` added, where `n` is the iteration count,
+    /// and the tested cell is set to 0; when it is zero, nothing happens.
+    /// Either way the tested cell is 0 afterwards, which later loads of it
+    /// are told. A clear loop (`[-]`) just stores the 0: cheaper than a
+    /// branch.
     fn affine_loop(&mut self, st: State, pc: usize, lp: &AffineLoop) -> Result<State, GraphError> {
         let mut after = st;
-        if !lp.deltas.is_empty() {
+        let zero = self.g.iconst(Type::I8, 0)?;
+        if lp.deltas.is_empty() {
+            after.mem = self.store_cell(after, zero)?;
+        } else {
             let v = self.load_cell(st)?;
             let (enter, skip) = self.g.branch(st.ctrl, v)?;
             let mut run = self.segment_check(State { ctrl: enter, ..st }, pc + 1)?;
@@ -648,12 +746,79 @@ impl Builder<'_> {
                 let new = self.g.add(old, add)?;
                 run.mem = self.store_cell(at, new)?;
             }
+            run.mem = self.store_cell(run, zero)?;
             let region = self.g.region(&[skip, run.ctrl])?;
             after.mem = self.g.phi(region, Type::Mem, &[st.mem, run.mem])?;
             after.ctrl = region;
         }
+        self.know_cell(after, zero)?;
+        Ok(after)
+    }
+
+    /// The stride of the scan loop (`[>>>]`, `[<]`: a walk loop whose body
+    /// is one move) opened at `open`, if it is one that may be unrolled.
+    fn scan_stride(&self, open: usize) -> Option<i64> {
+        let prog = self.prog;
+        match (
+            prog.insts.get(open + 1)?.kind,
+            prog.insts.get(open + 2)?.kind,
+        ) {
+            (InstKind::Move(k), InstKind::Close { .. })
+                if !self.opts.step_limit && k.unsigned_abs() <= self.opts.tape_guard =>
+            {
+                Some(k)
+            }
+            _ => None,
+        }
+    }
+
+    /// A scan loop opened at `open`, unrolled: each time round, the loop
+    /// takes [`SCAN_UNROLL`] steps, each testing the cell it lands on and
+    /// leaving on 0, so most steps cost a load, a test and a branch that is
+    /// not taken. Reading ahead is safe for the reason any walk loop's
+    /// test is (see [`WalkLoop`]): a step is taken only from a cell that
+    /// read nonzero, so on the tape, and lands at most a stride away, in
+    /// the tape or its guard zone. Nothing in the loop writes memory, so
+    /// every step reads the memory state the loop was entered with.
+    fn scan_loop(&mut self, st: State, open: usize, stride: i64) -> Result<State, GraphError> {
+        let v = self.load_cell(st)?;
+        let (enter, skip) = self.g.branch(st.ctrl, v)?;
+        let header = self.g.loop_header(open as u64, enter)?;
+        let phi_p = self
+            .g
+            .loop_phi(header, (open as u64) * 4 + PHI_P, Type::I64, st.p)?;
+        let k = self.g.iconst(Type::I64, stride)?;
+        let mut at = State {
+            ctrl: header,
+            p: phi_p,
+            ..st
+        };
+        let mut exits = Vec::with_capacity(SCAN_UNROLL);
+        let mut landed = Vec::with_capacity(SCAN_UNROLL);
+        for _ in 0..SCAN_UNROLL {
+            at.p = self.g.add(at.p, k)?;
+            let c = self.load_cell(at)?;
+            let (nonzero, zero) = self.g.branch(at.ctrl, c)?;
+            exits.push(zero);
+            landed.push(at.p);
+            at.ctrl = nonzero;
+        }
+        self.g.set_back_input(header, at.ctrl)?;
+        self.g.set_back_input(phi_p, at.p)?;
+        let out = self.g.region(&exits)?;
+        let p = self.g.phi(out, Type::I64, &landed)?;
+        let off_tape = self.walk_landing_check(State { ctrl: out, p, ..st }, open + 2, stride)?;
+        let after = self.g.region(&[skip, off_tape])?;
+        let mut after = State {
+            ctrl: after,
+            mem: st.mem,
+            p: self.g.phi(after, Type::I64, &[st.p, p])?,
+            fuel: None,
+            checked: CURRENT_CELL,
+        };
         let zero = self.g.iconst(Type::I8, 0)?;
-        after.mem = self.store_cell(after, zero)?;
+        self.know_cell(after, zero)?;
+        after = self.segment_check(after, open + 3)?;
         Ok(after)
     }
 
@@ -751,6 +916,72 @@ impl AffineLoop {
         Some(AffineLoop {
             count_factor: inverse_mod_256(c.wrapping_neg()),
             deltas,
+        })
+    }
+}
+
+/// A *walk loop*: an unbalanced loop whose body ends with a move and holds
+/// no unbalanced loop, so that every iteration moves the pointer by the
+/// same `stride` and reaches the same cells around where it starts. Scans
+/// (`[>>>>]`, `[<]`) are the simplest.
+///
+/// Such a loop needs no check of the cell its last move lands on: the
+/// `]` test reads that cell first, and off the tape (at most a stride,
+/// within the tape's guard zone) it reads 0, so the loop ends, and one
+/// check after the loop finds out. Since the pointer only moves one way,
+/// the side the walk moves away from is checked once, on entry; the other
+/// side needs a check per iteration only if the body reaches past the cell
+/// it starts on in the walk's direction. A scan thus runs with no check
+/// inside.
+///
+/// A front-end lowering: that an off-tape cell reads 0 is a fact about the
+/// Brainfuck runtime's tape, not something the middle-end can see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WalkLoop {
+    /// The net move of one iteration (never 0).
+    pub stride: i64,
+    /// The lowest and highest cell offsets, from the cell an iteration
+    /// starts on, that it reaches before its last move (0 included;
+    /// balanced inner loops' reach to the right included, as in
+    /// [`LoopReach::segment_range`]).
+    pub lo: i64,
+    pub hi: i64,
+    /// The body's last move.
+    pub last_move: i64,
+}
+
+impl WalkLoop {
+    /// The walk loop opened at `open`, if it is one.
+    pub fn at(prog: &Program, reach: &LoopReach, open: usize) -> Option<WalkLoop> {
+        let InstKind::Open { close } = prog.insts.get(open)?.kind else {
+            return None;
+        };
+        let InstKind::Move(last_move) = prog.insts.get(close.checked_sub(1)?)?.kind else {
+            return None;
+        };
+        let (mut at, mut lo, mut hi) = (0i64, 0i64, 0i64);
+        let mut pc = open + 1;
+        while pc < close - 1 {
+            match prog.insts[pc].kind {
+                InstKind::Move(k) => {
+                    at = at.checked_add(k)?;
+                    lo = lo.min(at);
+                    hi = hi.max(at);
+                }
+                InstKind::Open { close: inner } => {
+                    hi = hi.max(at.checked_add(reach.balanced_reach(pc)?)?);
+                    pc = inner;
+                }
+                _ => {}
+            }
+            pc += 1;
+        }
+        let stride = at.checked_add(last_move)?;
+        (stride != 0).then_some(WalkLoop {
+            stride,
+            lo,
+            hi,
+            last_move,
         })
     }
 }
@@ -936,6 +1167,7 @@ mod tests {
         let opts = BuildOptions {
             tape_len: 30_000,
             step_limit: false,
+            tape_guard: 0,
         };
         let g = build_program(&p, opts).unwrap().graph;
         g.live_nodes()
@@ -957,6 +1189,7 @@ mod tests {
         let opts = BuildOptions {
             tape_len: 30_000,
             step_limit,
+            tape_guard: 0,
         };
         let mut g = build_program(&p, opts).unwrap().graph;
         vssa::verify(&g).unwrap();
@@ -999,6 +1232,7 @@ mod tests {
         let opts = BuildOptions {
             tape_len: 30_000,
             step_limit: false,
+            tape_guard: 0,
         };
         let g = build_program(&p, opts).unwrap().graph;
         let loops = g
@@ -1048,6 +1282,7 @@ mod tests {
         let opts = BuildOptions {
             tape_len: 30_000,
             step_limit: false,
+            tape_guard: 0,
         };
         let g = build_unit(&p, Unit::Loop { open: 1 }, opts).unwrap().graph;
         vssa::verify(&g).unwrap();
@@ -1146,6 +1381,96 @@ mod tests {
             .rposition(|i| matches!(i.kind, InstKind::Open { .. }))
             .unwrap();
         assert!(!r.is_balanced(open2));
+    }
+
+    /// Bounds guards of the built graph of `src` that lie on a cycle of
+    /// control: run on every iteration of some loop.
+    fn bounds_guards_in_loops(src: &str, tape_guard: u64) -> usize {
+        let p = parse(src).unwrap();
+        let opts = BuildOptions {
+            tape_len: 30_000,
+            step_limit: false,
+            tape_guard,
+        };
+        let g = build_program(&p, opts).unwrap().graph;
+        let users = g.users();
+        let is_control = |n: NodeId| {
+            matches!(
+                g.op(n),
+                Op::Guard { .. } | Op::If | Op::Region | Op::Loop { .. }
+            ) || (matches!(g.op(n), Op::Proj { .. }) && g.ty(n) == Type::Ctrl)
+        };
+        let guards = g.live_nodes().into_iter().filter(|&n| {
+            g.op(n)
+                == Op::Guard {
+                    reason: REASON_BOUNDS,
+                }
+        });
+        guards
+            .filter(|&guard| {
+                let mut seen = std::collections::HashSet::new();
+                let mut work = vec![guard];
+                while let Some(n) = work.pop() {
+                    for &u in &users[n.index()] {
+                        if u == guard {
+                            return true;
+                        }
+                        if is_control(u) && seen.insert(u) {
+                            work.push(u);
+                        }
+                    }
+                }
+                false
+            })
+            .count()
+    }
+
+    #[test]
+    fn walk_loops_are_recognised() {
+        let walk = |src: &str| {
+            let (p, r) = reach(src);
+            WalkLoop::at(&p, &r, 0)
+        };
+        let w = |stride, lo, hi, last_move| {
+            Some(WalkLoop {
+                stride,
+                lo,
+                hi,
+                last_move,
+            })
+        };
+        assert_eq!(walk("[>>>]"), w(3, 0, 0, 3));
+        assert_eq!(walk("[<]"), w(-1, 0, 0, -1));
+        // The clear loop reaches no further than its cell.
+        assert_eq!(walk("[<[-]<<]"), w(-3, -1, 0, -2));
+        // The copy loop's reach to the right counts, as in a segment.
+        assert_eq!(walk("[>[->>+<<]<<]"), w(-1, 0, 3, -2));
+        assert_eq!(walk("[-<+>>>]"), w(2, -1, 0, 3));
+        // Not walks: ends on a cell change, holds an unbalanced loop, balanced.
+        assert_eq!(walk("[>+]"), None);
+        assert_eq!(walk("[[>]>]"), None);
+        assert_eq!(walk("[->+<]"), None);
+    }
+
+    #[test]
+    fn walk_loops_check_no_cell_on_every_iteration_when_they_need_not() {
+        // Scans and walks that reach nothing past their start in the way
+        // they go: no check inside the loop, given a guard zone.
+        for src in [
+            ",[>>>]",
+            ",[<]",
+            ",[>[-]<<<]",
+            ",>>[-<+>>>]",
+            ",[>[-<+>]<<]",
+        ] {
+            assert_eq!(bounds_guards_in_loops(src, 4096), 0, "{src}");
+            assert!(bounds_guards_in_loops(src, 0) > 0, "{src}");
+        }
+        // Too long a stride for the guard zone: checked every time.
+        assert!(bounds_guards_in_loops(",[>>>>>]", 4) > 0);
+        // Reaching ahead of the walk: one one-sided check per iteration.
+        assert_eq!(bounds_guards_in_loops(",[>>+<]", 4096), 1);
+        assert_eq!(bounds_guards_in_loops(",[<[-]<<]", 4096), 1);
     }
 
     #[test]

@@ -382,6 +382,7 @@ fn compile_unit_once(
         BuildOptions {
             tape_len: req.tape_len as u64,
             step_limit: cfg.run.max_steps.is_some(),
+            tape_guard: crate::tape::GUARD_CELLS as u64,
         },
     )
     .map_err(JitError::Build)?;

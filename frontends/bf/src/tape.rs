@@ -7,6 +7,14 @@
 //! cost per access. A fixed buffer also means the base address never moves:
 //! compiled code can keep a raw pointer to cell 0 for the whole run and
 //! bounds checks are one compare against a constant.
+//!
+//! On each side of the cells lies a *guard zone* of [`GUARD_CELLS`] zero
+//! bytes that belongs to the tape but is never written: no slice the tape
+//! hands out covers it, and compiled code checks every write. Compiled code
+//! may *read* it: a loop that walks the tape in steps of at most
+//! `GUARD_CELLS` can test the cell it lands on before checking that the
+//! cell exists, because a landing spot off the tape reads 0 and ends the
+//! loop, which then reports the move (see `build`'s walk loops).
 
 use crate::error::TapeError;
 
@@ -17,9 +25,13 @@ pub const DEFAULT_TAPE_LIMIT: usize = 64 << 20;
 /// Brainfuck programs are entitled to.
 pub const MIN_TAPE_LIMIT: usize = 30_000;
 
+/// Zero bytes readable (never written) on each side of the cells: one page.
+pub const GUARD_CELLS: usize = 4096;
+
 /// A zero-initialized tape of 8-bit cells. The pointer starts at cell 0; the
 /// pointer itself lives in the interpreter state, not here.
 pub struct Tape {
+    /// The guard zone, the `limit` cells, the guard zone.
     cells: Vec<u8>,
 }
 
@@ -35,8 +47,12 @@ impl Tape {
                 minimum: MIN_TAPE_LIMIT,
             });
         }
+        let with_guards = limit
+            .checked_add(2 * GUARD_CELLS)
+            .ok_or(TapeError::AllocFailed { requested: limit })?;
         Ok(Tape {
-            cells: alloc_zeroed_vec(limit)?,
+            cells: alloc_zeroed_vec(with_guards)
+                .map_err(|_| TapeError::AllocFailed { requested: limit })?,
         })
     }
 
@@ -47,30 +63,44 @@ impl Tape {
 
     /// Number of cells: the limit. Valid cell indexes are `0..len()`.
     pub fn len(&self) -> usize {
-        self.cells.len()
+        self.cells.len() - 2 * GUARD_CELLS
     }
 
     /// Always false (a tape has at least [`MIN_TAPE_LIMIT`] cells); here
     /// because `len` is.
     pub fn is_empty(&self) -> bool {
-        self.cells.is_empty()
+        self.len() == 0
     }
 
     /// Cell 0, for compiled code. Valid for `len()` bytes while the tape
-    /// lives and is not otherwise borrowed; the buffer never moves.
+    /// lives and is not otherwise borrowed, and readable (never to be
+    /// written) [`GUARD_CELLS`] bytes further on each side; the buffer
+    /// never moves.
     pub fn as_mut_ptr(&mut self) -> *mut u8 {
-        self.cells.as_mut_ptr()
+        self.cells[GUARD_CELLS..].as_mut_ptr()
     }
 
     /// All cells. Reading the whole slice commits every page, so prefer
     /// looking at a prefix for large tapes.
     pub fn as_slice(&self) -> &[u8] {
-        &self.cells
+        let len = self.len();
+        &self.cells[GUARD_CELLS..GUARD_CELLS + len]
     }
 
-    /// All cells, mutable.
+    /// All cells, mutable (the guard zones stay out of reach).
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        &mut self.cells
+        let len = self.len();
+        &mut self.cells[GUARD_CELLS..GUARD_CELLS + len]
+    }
+
+    /// Whether both guard zones still hold only zeros (for tests: nothing
+    /// may ever write them).
+    pub fn guards_are_zero(&self) -> bool {
+        let len = self.len();
+        self.cells[..GUARD_CELLS]
+            .iter()
+            .chain(&self.cells[GUARD_CELLS + len..])
+            .all(|&c| c == 0)
     }
 }
 
@@ -128,6 +158,7 @@ mod tests {
         assert_eq!(t.as_slice()[39_999], 7);
         assert!(!t.is_empty());
         assert!(!t.as_mut_ptr().is_null());
+        assert!(t.guards_are_zero());
     }
 
     #[test]
