@@ -296,3 +296,20 @@ proptest! {
         prop_assert_eq!(&interp, &tiered, "tiered: {}", src);
     }
 }
+
+/// After a scan, one check covers the landing cell and the segment after
+/// it, widened to the right by a copy loop's reach. Near the tape's end
+/// that check fails although the scan landed on the tape: the interpreter
+/// redoes the scan's last move from just before it and runs the segment,
+/// exactly; entered, the copy loop walks off at its `>>>`.
+#[test]
+fn a_failed_check_after_a_scan_falls_back_exactly() {
+    let input = vec![1u8; SMALL_TAPE - 3];
+    for (tail, fails) in [("[->>>+<<<]+.", false), ("+[->>>+<<<]", true)] {
+        for scan in ["[>]", "[>>]"] {
+            let src = format!(",[>,]<<<<<{scan}{tail}");
+            let got = all_engines_agree(&src, &input);
+            assert_eq!(got.error.is_some(), fails, "{src}: {:?}", got.error);
+        }
+    }
+}

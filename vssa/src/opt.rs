@@ -17,7 +17,7 @@ use crate::graph::{Graph, GraphError, NodeId};
 use crate::op::Op;
 
 use crate::peephole;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 /// What a run of [`optimize`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -64,8 +64,11 @@ pub fn optimize(g: &mut Graph) -> Result<OptStats, GraphError> {
         .copied()
         .filter(|&n| matches!(g.op(n), Op::Phi { .. }))
         .collect();
-    let mut current: BTreeSet<NodeId> = live.into_iter().collect();
-    let mut next: BTreeSet<NodeId> = BTreeSet::new();
+    let mut current = IdSet::default();
+    for n in live {
+        current.insert(n);
+    }
+    let mut next = IdSet::default();
     while !current.is_empty() {
         stats.rounds += 1;
         // Whole groups of redundant phis first, so that what depends on
@@ -74,7 +77,9 @@ pub fn optimize(g: &mut Graph) -> Result<OptStats, GraphError> {
         for (old, new) in remove_redundant_phis(g, &phis)? {
             stats.replaced += 1;
             let moved = std::mem::take(&mut users[old.index()]);
-            current.extend(moved.iter().copied());
+            for &u in &moved {
+                current.insert(u);
+            }
             users[new.index()].extend(moved);
         }
         while let Some(n) = current.pop_first() {
@@ -118,6 +123,46 @@ pub fn optimize(g: &mut Graph) -> Result<OptStats, GraphError> {
         std::mem::swap(&mut current, &mut next);
     }
     Ok(stats)
+}
+
+/// A set of nodes taken out in construction order: one bit per node, and
+/// the first word that may have a bit set. The worklist's hot path (a
+/// B-tree set cost more than the peepholes on large graphs).
+#[derive(Default)]
+struct IdSet {
+    words: Vec<u64>,
+    /// No bit is set in a word before this one.
+    first: usize,
+}
+
+impl IdSet {
+    fn insert(&mut self, n: NodeId) {
+        let (w, bit) = (n.index() / 64, n.index() % 64);
+        if w >= self.words.len() {
+            self.words.resize(w + 1, 0);
+        }
+        self.words[w] |= 1 << bit;
+        self.first = self.first.min(w);
+    }
+
+    /// The lowest node in the set, taken out.
+    fn pop_first(&mut self) -> Option<NodeId> {
+        while let Some(word) = self.words.get_mut(self.first) {
+            if *word != 0 {
+                let bit = word.trailing_zeros() as usize;
+                *word &= *word - 1;
+                return Some(NodeId::from_index(self.first * 64 + bit));
+            }
+            self.first += 1;
+        }
+        None
+    }
+
+    fn is_empty(&self) -> bool {
+        self.words[self.first.min(self.words.len())..]
+            .iter()
+            .all(|&w| w == 0)
+    }
 }
 
 /// Replaces every group of phis that merges only members of the group and

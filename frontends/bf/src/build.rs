@@ -370,7 +370,10 @@ pub fn build_unit(
                 };
                 let (cell, again, mut leave) = b.loop_test(&mut st, pc)?;
                 if let Some(w) = &lp.walk {
-                    leave = b.walk_landing_check(State { ctrl: leave, ..st }, pc, w.last_move)?;
+                    // Only the landing cell: the check after the merge
+                    // covers the segment for both ways out.
+                    let out = State { ctrl: leave, ..st };
+                    leave = b.landing_check(out, pc - 1, w.last_move, (0, 0))?.ctrl;
                 }
                 b.g.set_back_input(lp.header, again)?;
                 b.g.set_back_input(lp.phi_mem, st.mem)?;
@@ -591,26 +594,6 @@ impl Builder<'_> {
         Ok(st)
     }
 
-    /// On the way out of a walk loop (its `]` at `close` found the cell 0):
-    /// the cell it landed on may be in a guard zone, off the tape. Then its
-    /// last move went off the tape: leave to the interpreter at that move,
-    /// which reports it.
-    fn walk_landing_check(
-        &mut self,
-        st: State,
-        close: usize,
-        last_move: i64,
-    ) -> Result<NodeId, GraphError> {
-        let max = self.g.iconst(Type::I64, self.opts.tape_len as i64 - 1)?;
-        let ok = self.g.cmp(CmpOp::Ule, st.p, max)?;
-        let back = self.g.iconst(Type::I64, -last_move)?;
-        let before = State {
-            p: self.g.add(st.p, back)?,
-            ..st
-        };
-        self.guard(before, ok, close - 1, REASON_BOUNDS)
-    }
-
     /// The end of a loop unit: the cell index and fuel go back to the
     /// context, and the interpreter goes on after the loop.
     fn finish_loop_unit(&mut self, st: State) -> Result<(), GraphError> {
@@ -681,20 +664,26 @@ impl Builder<'_> {
             // the pointer there).
             return Ok(st);
         }
-        let span = (hi - lo) as u64;
-        let first = self.g.iconst(Type::I64, lo)?;
-        let first = self.g.add(st.p, first)?;
-        let ok = match self.opts.tape_len.checked_sub(1 + span) {
-            Some(max_first) => {
-                let max_first = self.g.iconst(Type::I64, max_first as i64)?;
-                self.g.cmp(CmpOp::Ule, first, max_first)?
-            }
-            // Wider than the tape: always leave; the interpreter reports it.
-            None => self.g.iconst(Type::I8, 0)?,
-        };
+        let ok = self.range_ok(st.p, lo, hi)?;
         st.ctrl = self.guard(st, ok, start, REASON_BOUNDS)?;
         st.checked = (known_lo.min(lo), known_hi.max(hi));
         Ok(st)
+    }
+
+    /// Whether cells `p + lo ..= p + hi` are all on the tape: one unsigned
+    /// compare, `(p + lo) as u64 <= len - 1 - (hi - lo)`.
+    fn range_ok(&mut self, p: NodeId, lo: i64, hi: i64) -> Result<NodeId, GraphError> {
+        let span = (hi - lo) as u64;
+        let first = self.g.iconst(Type::I64, lo)?;
+        let first = self.g.add(p, first)?;
+        match self.opts.tape_len.checked_sub(1 + span) {
+            Some(max_first) => {
+                let max_first = self.g.iconst(Type::I64, max_first as i64)?;
+                self.g.cmp(CmpOp::Ule, first, max_first)
+            }
+            // Wider than the tape: always leave; the interpreter reports it.
+            None => self.g.iconst(Type::I8, 0),
+        }
     }
 
     /// A `[` or `]` test: counts a step, reads the cell, and branches.
@@ -807,19 +796,51 @@ impl Builder<'_> {
         self.g.set_back_input(phi_p, at.p)?;
         let out = self.g.region(&exits)?;
         let p = self.g.phi(out, Type::I64, &landed)?;
-        let off_tape = self.walk_landing_check(State { ctrl: out, p, ..st }, open + 2, stride)?;
-        let after = self.g.region(&[skip, off_tape])?;
-        let mut after = State {
+        // Where the scan landed: one check of the cells the segment after
+        // the loop reaches, which include the landing cell; failing, it
+        // leaves at the scan's move, so the interpreter reports a landing
+        // off the tape there (and otherwise redoes the move, finds the cell
+        // 0 and runs the segment, as after any failed segment check).
+        let reach = self.reach.segment_range(self.prog, open + 3);
+        let landed = self.landing_check(State { ctrl: out, p, ..st }, open + 1, stride, reach)?;
+        // Skipped, the pointer did not move: the segment's own check.
+        let skipped = self.segment_check(State { ctrl: skip, ..st }, open + 3)?;
+        let after = self.g.region(&[skipped.ctrl, landed.ctrl])?;
+        let after = State {
             ctrl: after,
             mem: st.mem,
             p: self.g.phi(after, Type::I64, &[st.p, p])?,
             fuel: None,
-            checked: CURRENT_CELL,
+            // Both ways checked at least the segment's cells.
+            checked: landed.checked,
         };
         let zero = self.g.iconst(Type::I8, 0)?;
         self.know_cell(after, zero)?;
-        after = self.segment_check(after, open + 3)?;
         Ok(after)
+    }
+
+    /// The check after a walk loop (see [`WalkLoop`]), whose last move (at
+    /// `last`, by `moved`) may have landed in a guard zone, off the tape:
+    /// cells `lo ..= hi` from the landing cell (0 included) must be on the
+    /// tape. Failing, it leaves to the interpreter just before that move,
+    /// which reports the move if it went off the tape, and otherwise
+    /// redoes it, finds the cell 0 and goes on after the loop.
+    fn landing_check(
+        &mut self,
+        mut st: State,
+        last: usize,
+        moved: i64,
+        (lo, hi): (i64, i64),
+    ) -> Result<State, GraphError> {
+        let ok = self.range_ok(st.p, lo, hi)?;
+        let back = self.g.iconst(Type::I64, -moved)?;
+        let before = State {
+            p: self.g.add(st.p, back)?,
+            ..st
+        };
+        st.ctrl = self.guard(before, ok, last, REASON_BOUNDS)?;
+        st.checked = (lo, hi);
+        Ok(st)
     }
 
     /// `.`: a host call; a failed write leaves with [`EXIT_ERROR`].
