@@ -151,7 +151,7 @@ fn drop_unreachable_returns(g: &mut Graph, cut: &[bool]) -> Result<(), GraphErro
     let Some(entry) = g.lookup(&entry).map(|e| g.resolve(e)) else {
         return Ok(());
     };
-    let users = g.users();
+    let users = g.users_of(&live);
     let mut reached = vec![false; g.len()];
     reached[entry.index()] = true;
     let mut stack = vec![entry];

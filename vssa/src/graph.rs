@@ -538,8 +538,15 @@ impl Graph {
     /// Users of every live node through resolved inputs, indexed by node id
     /// (dead nodes have none). A user appears once per input slot.
     pub fn users(&self) -> Vec<SmallVec<[NodeId; 2]>> {
+        self.users_of(&self.live_nodes())
+    }
+
+    /// [`Graph::users`] for a caller that already has the live nodes
+    /// (from [`Graph::live_nodes`], with no change to the graph since):
+    /// walking the graph once instead of twice.
+    pub fn users_of(&self, live: &[NodeId]) -> Vec<SmallVec<[NodeId; 2]>> {
         let mut users = vec![SmallVec::new(); self.nodes.len()];
-        for n in self.live_nodes() {
+        for &n in live {
             for &i in &self.nodes[n.index()].inputs {
                 users[self.resolve(i).index()].push(n);
             }

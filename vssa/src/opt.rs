@@ -53,7 +53,11 @@ const VISITS_PER_NODE: u64 = 16;
 /// its users.
 pub fn optimize(g: &mut Graph) -> Result<OptStats, GraphError> {
     let live = g.live_nodes();
-    let mut users: Vec<Vec<NodeId>> = g.users().into_iter().map(|u| u.into_vec()).collect();
+    let mut users: Vec<Vec<NodeId>> = g
+        .users_of(&live)
+        .into_iter()
+        .map(|u| u.into_vec())
+        .collect();
     let budget = VISITS_PER_NODE.saturating_mul(live.len() as u64 + 16);
     let mut stats = OptStats {
         converged: true,
