@@ -237,17 +237,58 @@ fn check_unguarded(case: &Case, engines: &[Engine]) -> Outcome {
         return Outcome::Mismatch("the parser accepted unbalanced brackets".into());
     }
     let reference = run_interp(&prog, case);
+    if let Some(diff) = compare_engines(&prog, case, &reference, engines) {
+        return Outcome::Mismatch(diff);
+    }
+    // A run that ended within its step limit ends the same without one,
+    // and without a limit the builder compiles loops its own way (closed
+    // forms, walk loops that test a cell before checking it, unrolled
+    // scans): run those paths too.
+    let within_limit = !matches!(
+        &reference.result,
+        Err(e) if matches!(e.kind, vssa_bf::RunErrorKind::StepLimit { .. })
+    );
+    if case.max_steps.is_some() && within_limit {
+        let unlimited = Case {
+            max_steps: None,
+            ..case.clone()
+        };
+        if let Some(diff) = compare_engines(&prog, &unlimited, &reference, &UNLIMITED_ENGINES) {
+            return Outcome::Mismatch(format!("without a step limit: {diff}"));
+        }
+    }
+    Outcome::Pass
+}
+
+/// The engines that also run, without a step limit, a case that ended
+/// within its limit.
+const UNLIMITED_ENGINES: [Engine; 2] = [
+    Engine::Jit { optimize: true },
+    Engine::Tiered {
+        hot: 1,
+        recompile_after: 1,
+    },
+];
+
+/// The first difference between `reference` and a run of `case` on one of
+/// `engines`.
+fn compare_engines(
+    prog: &Program,
+    case: &Case,
+    reference: &RunResult,
+    engines: &[Engine],
+) -> Option<String> {
     for &engine in engines {
-        match run_engine(engine, &prog, case) {
-            Err(e) => return Outcome::Mismatch(format!("{engine:?}: pipeline error: {e}")),
+        match run_engine(engine, prog, case) {
+            Err(e) => return Some(format!("{engine:?}: pipeline error: {e}")),
             Ok(r) => {
-                if let Some(diff) = compare(&reference, &r) {
-                    return Outcome::Mismatch(format!("{engine:?}: {diff}"));
+                if let Some(diff) = compare(reference, &r) {
+                    return Some(format!("{engine:?}: {diff}"));
                 }
             }
         }
     }
-    Outcome::Pass
+    None
 }
 
 /// Whether the brackets of `src` balance (the parser's contract).
