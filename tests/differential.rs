@@ -313,3 +313,19 @@ fn a_failed_check_after_a_scan_falls_back_exactly() {
         }
     }
 }
+
+/// A walk whose body reaches further ahead than the tape is long: its
+/// checks can never pass, and every engine reports the move.
+#[test]
+fn a_walk_reaching_past_the_whole_tape_is_reported() {
+    let src = format!(
+        "+[{}+{}]",
+        ">".repeat(SMALL_TAPE),
+        "<".repeat(SMALL_TAPE - 1)
+    );
+    let got = all_engines_agree(&src, b"");
+    assert!(matches!(
+        got.error.map(|e| e.kind),
+        Some(RunErrorKind::TapeLimit { .. })
+    ));
+}

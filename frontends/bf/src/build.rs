@@ -576,11 +576,14 @@ impl Builder<'_> {
         w: &WalkLoop,
     ) -> Result<State, GraphError> {
         let ok = if w.stride > 0 && w.hi > 0 {
-            let max = match self.opts.tape_len.checked_sub(1 + w.hi as u64) {
-                Some(max) => self.g.iconst(Type::I64, max as i64)?,
-                None => self.g.iconst(Type::I64, -1)?,
-            };
-            Some(self.g.cmp(CmpOp::Ule, st.p, max)?)
+            Some(match self.opts.tape_len.checked_sub(1 + w.hi as u64) {
+                Some(max) => {
+                    let max = self.g.iconst(Type::I64, max as i64)?;
+                    self.g.cmp(CmpOp::Ule, st.p, max)?
+                }
+                // Reaching further than the tape is long: always leave.
+                None => self.g.iconst(Type::I8, 0)?,
+            })
         } else if w.stride < 0 && w.lo < 0 {
             let min = self.g.iconst(Type::I64, -w.lo)?;
             Some(self.g.cmp(CmpOp::Sge, st.p, min)?)
