@@ -576,14 +576,9 @@ impl Builder<'_> {
         w: &WalkLoop,
     ) -> Result<State, GraphError> {
         let ok = if w.stride > 0 && w.hi > 0 {
-            Some(match self.opts.tape_len.checked_sub(1 + w.hi as u64) {
-                Some(max) => {
-                    let max = self.g.iconst(Type::I64, max as i64)?;
-                    self.g.cmp(CmpOp::Ule, st.p, max)?
-                }
-                // Reaching further than the tape is long: always leave.
-                None => self.g.iconst(Type::I8, 0)?,
-            })
+            // Cells `p ..= p + hi`: the left side holds, so this compares
+            // only the right one.
+            Some(self.range_ok(st.p, 0, w.hi)?)
         } else if w.stride < 0 && w.lo < 0 {
             let min = self.g.iconst(Type::I64, -w.lo)?;
             Some(self.g.cmp(CmpOp::Sge, st.p, min)?)
@@ -983,28 +978,16 @@ impl WalkLoop {
         let InstKind::Move(last_move) = prog.insts.get(close.checked_sub(1)?)?.kind else {
             return None;
         };
-        let (mut at, mut lo, mut hi) = (0i64, 0i64, 0i64);
-        let mut pc = open + 1;
-        while pc < close - 1 {
-            match prog.insts[pc].kind {
-                InstKind::Move(k) => {
-                    at = at.checked_add(k)?;
-                    lo = lo.min(at);
-                    hi = hi.max(at);
-                }
-                InstKind::Open { close: inner } => {
-                    hi = hi.max(at.checked_add(reach.balanced_reach(pc)?)?);
-                    pc = inner;
-                }
-                _ => {}
-            }
-            pc += 1;
+        // Every instruction before the last move, with no unbalanced loop.
+        let body = reach.reach_between(prog, open + 1, close - 1);
+        if body.stop != close - 1 {
+            return None;
         }
-        let stride = at.checked_add(last_move)?;
+        let stride = body.at.checked_add(last_move)?;
         (stride != 0).then_some(WalkLoop {
             stride,
-            lo,
-            hi,
+            lo: body.lo,
+            hi: body.hi,
             last_move,
         })
     }
@@ -1144,9 +1127,16 @@ impl LoopReach {
     /// then runs the segment, exactly. Programs work near cell 0 all the
     /// time, so the left side is never widened.
     pub fn segment_range(&self, prog: &Program, start: usize) -> (i64, i64) {
+        let r = self.reach_between(prog, start, usize::MAX);
+        (r.lo, r.hi)
+    }
+
+    /// What instructions `start..end` reach, as [`LoopReach::segment_range`]
+    /// counts it, stopping early at a `]` or at an unbalanced loop's `[`.
+    fn reach_between(&self, prog: &Program, start: usize, end: usize) -> Reach {
         let (mut at, mut lo, mut hi) = (0i64, 0i64, 0i64);
         let mut pc = start;
-        while let Some(inst) = prog.insts.get(pc) {
+        while let Some(inst) = prog.insts.get(pc).filter(|_| pc < end) {
             match inst.kind {
                 InstKind::Move(k) => {
                     at = at.saturating_add(k);
@@ -1165,8 +1155,24 @@ impl LoopReach {
             }
             pc += 1;
         }
-        (lo, hi)
+        Reach {
+            lo,
+            hi,
+            at,
+            stop: pc,
+        }
     }
+}
+
+/// See [`LoopReach::reach_between`].
+struct Reach {
+    /// The lowest and highest offsets reached, from the start.
+    lo: i64,
+    hi: i64,
+    /// The net move.
+    at: i64,
+    /// The instruction the walk stopped at.
+    stop: usize,
 }
 
 /// The source position of instruction `pc` (for messages about exits).
