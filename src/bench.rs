@@ -183,7 +183,7 @@ fn bench_bf(args: BfArgs) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the vssa binary: {e}"))?;
     let gcc = gcc_version();
     if gcc.is_none() {
-        eprintln!("vssa bench: gcc not found; the C columns are skipped");
+        note!("vssa bench: gcc not found; the C columns are skipped");
     }
     let tmp = std::env::temp_dir().join(format!("vssa-bench-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
@@ -193,7 +193,7 @@ fn bench_bf(args: BfArgs) -> Result<(), String> {
     for (i, prog) in programs.iter().enumerate() {
         let mut cells = Vec::new();
         for v in VARIANTS {
-            eprint!(
+            note_part!(
                 "[{}/{}] {} / {}: ",
                 i + 1,
                 programs.len(),
@@ -216,10 +216,10 @@ fn bench_bf(args: BfArgs) -> Result<(), String> {
                 },
             };
             match (&cell.fail, &cell.skipped, cell.median()) {
-                (Some(f), _, _) => eprintln!("FAIL: {f}"),
-                (_, Some(s), _) => eprintln!("skipped: {s}"),
-                (_, _, Some(m)) => eprintln!("median {}", fmt_ms(m)),
-                _ => eprintln!("no result"),
+                (Some(f), _, _) => note!("FAIL: {f}"),
+                (_, Some(s), _) => note!("skipped: {s}"),
+                (_, _, Some(m)) => note!("median {}", fmt_ms(m)),
+                _ => note!("no result"),
             }
             cells.push(cell);
         }
@@ -231,7 +231,7 @@ fn bench_bf(args: BfArgs) -> Result<(), String> {
     let md = markdown(&rows, &machine, &args);
     vssa_bf::fsutil::write_atomic(&args.out, md.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;
-    eprintln!(
+    note!(
         "vssa bench: wrote {} ({:.0} s)",
         args.out.display(),
         started.elapsed().as_secs_f64()
@@ -241,9 +241,9 @@ fn bench_bf(args: BfArgs) -> Result<(), String> {
         let text = serde_json::to_string_pretty(&j).map_err(|e| e.to_string())? + "\n";
         vssa_bf::fsutil::write_atomic(path, text.as_bytes())
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        eprintln!("vssa bench: wrote {}", path.display());
+        note!("vssa bench: wrote {}", path.display());
     }
-    print!("{}", tables(&rows));
+    crate::log_cmd::emit(&tables(&rows))?;
     let fails: Vec<String> = rows
         .iter()
         .flat_map(|(name, cells)| {
@@ -396,7 +396,7 @@ fn measure(cmd: &mut Command, prog: &Program, runs: u32, vssa: bool) -> Cell {
                 cell.compile_ms.push(c);
             }
         }
-        eprint!(".");
+        note_part!(".");
     }
     cell
 }
@@ -435,7 +435,7 @@ fn measure_c(prog: &Program, style: CStyle, tmp: &Path, runs: u32) -> Cell {
         }
         Err(e) => return fail(format!("cannot run gcc: {e}")),
     }
-    eprint!("(gcc {}) ", fmt_ms(cc_ms));
+    note_part!("(gcc {}) ", fmt_ms(cc_ms));
     let mut cell = measure(&mut Command::new(&base), prog, runs, false);
     cell.cc_ms = Some(cc_ms);
     cell

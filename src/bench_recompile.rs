@@ -383,20 +383,20 @@ pub fn run(args: RecompileArgs) -> Result<(), String> {
     match corpus(&args.corpus) {
         Ok(programs) => {
             for (name, prog) in programs {
-                eprint!("corpus {name}: ");
+                note_part!("corpus {name}: ");
                 let row = measure(&workload(&name, prog), 1, args.runs)?;
-                eprintln!("{}", summary(&row));
+                note!("{}", summary(&row));
                 corpus_rows.push(row);
             }
         }
-        Err(e) => eprintln!("vssa bench recompile: corpus skipped: {e}"),
+        Err(e) => note!("vssa bench recompile: corpus skipped: {e}"),
     }
     let mut size_rows = Vec::new();
     let mut n = 1;
     while n <= args.max_units.max(1) {
-        eprint!("program of {n} units: ");
+        note_part!("program of {n} units: ");
         let row = measure(&generated(n, args.unit_nodes, args.sites), 1, args.runs)?;
-        eprintln!("{}", summary(&row));
+        note!("{}", summary(&row));
         size_rows.push(row);
         n *= 10;
     }
@@ -407,9 +407,9 @@ pub fn run(args: RecompileArgs) -> Result<(), String> {
         if changed > fixed {
             break;
         }
-        eprint!("{changed} of {fixed} units changed: ");
+        note_part!("{changed} of {fixed} units changed: ");
         let row = measure(&base, changed, args.runs)?;
-        eprintln!("{}", summary(&row));
+        note!("{}", summary(&row));
         change_rows.push(row);
     }
 
@@ -452,13 +452,13 @@ pub fn run(args: RecompileArgs) -> Result<(), String> {
     for (file, c) in &charts {
         write(&args.out_dir.join(file), &c.to_svg())?;
     }
-    eprintln!(
+    note!(
         "vssa bench recompile: wrote recompile-bench.md, recompile-bench.json, \
          recompile-size.svg, recompile-change.svg in {} ({:.0} s)",
         args.out_dir.display(),
         started.elapsed().as_secs_f64()
     );
-    print!("{md}");
+    crate::log_cmd::emit(&md)?;
     Ok(())
 }
 

@@ -42,7 +42,7 @@ pub fn run(args: LogArgs) -> Result<(), String> {
 }
 
 /// Writes to stdout; a closed pipe (`vssa log show F | head`) is not an error.
-fn emit(text: &str) -> Result<(), String> {
+pub(crate) fn emit(text: &str) -> Result<(), String> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {

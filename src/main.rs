@@ -10,10 +10,28 @@ use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
+use vssa_bf::runtime::JitError;
 use vssa_bf::runtime::{self, JitConfig, JitReport};
 use vssa_bf::tiered::{self, TieredConfig, TieredReport};
-use vssa_bf::{EofMode, Io, RunOptions, Tape, DEFAULT_TAPE_LIMIT};
+use vssa_bf::{EofMode, Io, RunError, RunOptions, Tape, DEFAULT_TAPE_LIMIT, MIN_TAPE_LIMIT};
 use vssa_deopt::RecompilePolicy;
+
+/// `eprintln!` that never panics: when stderr cannot be written (a closed
+/// pipe, a full disk) the line is dropped, and the exit code still tells.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `eprint!` that never panics (see [`note!`]).
+macro_rules! note_part {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 mod bench;
 mod bench_recompile;
@@ -22,6 +40,12 @@ mod plot;
 
 /// The demo program `vssa run` runs when no FILE is given.
 const DEMO: &str = include_str!("../demo/demo.b");
+
+/// The largest program `vssa run` reads unless `--max-program-bytes` says
+/// otherwise. The interpreter needs about 32 bytes per instruction and a
+/// program has at most one instruction per byte, so this bounds memory
+/// too; a device or an endless stream as the program fails at this size.
+const DEFAULT_MAX_PROGRAM_BYTES: u64 = 64 << 20;
 
 #[derive(Parser)]
 #[command(
@@ -87,9 +111,15 @@ struct RunArgs {
     /// What `,` stores at end of input.
     #[arg(long, value_enum, default_value_t = Eof::Unchanged)]
     eof: Eof,
-    /// Tape size limit in cells (the tape grows on demand up to it).
-    #[arg(long, value_name = "CELLS", default_value_t = DEFAULT_TAPE_LIMIT)]
+    /// Tape size limit in cells (the tape grows on demand up to it; at
+    /// least 30000).
+    #[arg(long, value_name = "CELLS", default_value_t = DEFAULT_TAPE_LIMIT,
+          value_parser = parse_tape_limit)]
     tape_limit: usize,
+    /// The largest program file read, in bytes (a larger one, a device or
+    /// an endless stream is an error).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_PROGRAM_BYTES)]
+    max_program_bytes: u64,
     /// Skip the optimizer (construction-time peepholes still run).
     #[arg(long)]
     no_opt: bool,
@@ -142,9 +172,57 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
-            eprintln!("vssa: {msg}");
+            note!("vssa: {msg}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// `--tape-limit`: a number of cells no smaller than the minimum, checked
+/// while parsing the command line, so every engine refuses it the same way
+/// (a usage error, exit 2).
+fn parse_tape_limit(s: &str) -> Result<usize, String> {
+    let n: usize = s.parse().map_err(|e| format!("{e}"))?;
+    if n < MIN_TAPE_LIMIT {
+        return Err(format!(
+            "{n} cells is below the minimum of {MIN_TAPE_LIMIT}"
+        ));
+    }
+    Ok(n)
+}
+
+/// Reads the program at `path`, at most `max` bytes of it: a larger file,
+/// a device or an endless stream is an error, not unbounded memory.
+fn read_program(path: &std::path::Path, max: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let name = path.display();
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {name}: {e}"))?;
+    let mut bytes = Vec::new();
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read {name}: {e}"))?;
+    if bytes.len() as u64 > max {
+        return Err(format!(
+            "{name}: the program is larger than {max} bytes (see --max-program-bytes)"
+        ));
+    }
+    Ok(bytes)
+}
+
+/// A run-time error as `FILE:LINE:COL (byte N): message`, or `FILE:
+/// message` when no instruction is to blame: one format for every engine.
+fn run_error(name: &str, e: &RunError) -> String {
+    match e.pos {
+        Some(_) => format!("{name}:{e}"),
+        None => format!("{name}: {e}"),
+    }
+}
+
+/// [`run_error`] for the compiled engines' errors.
+fn jit_error(name: &str, e: &JitError) -> String {
+    match e {
+        JitError::Run(r) => run_error(name, r),
+        other => format!("{name}: {other}"),
     }
 }
 
@@ -162,8 +240,7 @@ fn init_logging() {
 fn run(args: RunArgs) -> Result<(), String> {
     let (name, source) = match &args.file {
         Some(path) => {
-            let bytes =
-                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let bytes = read_program(path, args.max_program_bytes)?;
             (path.display().to_string(), bytes)
         }
         None => ("<demo>".to_string(), DEMO.as_bytes().to_vec()),
@@ -188,9 +265,10 @@ fn run(args: RunArgs) -> Result<(), String> {
     let (outcome, stats) = match args.engine {
         Engine::Interp => {
             let t = Instant::now();
-            let mut tape = Tape::new(args.tape_limit).map_err(|e| e.to_string())?;
+            let mut tape = Tape::new(args.tape_limit).map_err(|e| format!("{name}: {e}"))?;
             let mut io = Io::new(&mut input, &mut output);
             let r = vssa_bf::run(&prog, &mut tape, &mut io, &opts);
+            let r = r.and_then(|s| io.finish().map(|()| s));
             let run_ms = ms(t.elapsed());
             let steps = r.as_ref().map(|s| s.steps).unwrap_or(0);
             let stats = json!({
@@ -204,11 +282,12 @@ fn run(args: RunArgs) -> Result<(), String> {
                 "run_ms": run_ms,
                 "steps": steps,
             });
-            (r.map(|_| ()).map_err(|e| format!("{name}:{e}")), stats)
+            (r.map(|_| ()).map_err(|e| run_error(&name, &e)), stats)
         }
         Engine::Naive => {
             let mut io = Io::new(&mut input, &mut output);
             let (report, r) = vssa_bf::naive::run_naive(&prog, args.tape_limit, &mut io, &opts);
+            let r = r.and_then(|()| io.finish().map_err(vssa_bf::naive::NaiveError::Run));
             let stats = json!({
                 "engine": "naive",
                 "program": name,
@@ -223,7 +302,11 @@ fn run(args: RunArgs) -> Result<(), String> {
                 },
                 "run_ms": ms(report.run),
             });
-            (r.map_err(|e| format!("{name}:{e}")), stats)
+            let r = r.map_err(|e| match e {
+                vssa_bf::naive::NaiveError::Run(r) => run_error(&name, &r),
+                other => format!("{name}: {other}"),
+            });
+            (r, stats)
         }
         Engine::Jit | Engine::Tiered => {
             let cfg = JitConfig {
@@ -235,24 +318,42 @@ fn run(args: RunArgs) -> Result<(), String> {
                 patch_log: args.patch_log.clone(),
             };
             let mut io = Io::new(&mut input, &mut output);
-            let (report, r, stats) = if args.engine == Engine::Jit {
-                let (report, r) = runtime::run_jit(&prog, args.tape_limit, &mut io, &cfg);
-                let stats = jit_stats("jit", &name, &prog, parse_ms, &report);
-                (report, r, stats)
-            } else {
-                let tcfg = TieredConfig {
-                    jit: cfg,
-                    hot_loop: args.hot_loop,
-                    policy: RecompilePolicy::after(args.recompile_after),
-                    ..TieredConfig::default()
-                };
-                let (t, r) = tiered::run_tiered(&prog, args.tape_limit, &mut io, &tcfg);
-                let stats = tiered_stats(&name, &prog, parse_ms, &t, args.verbose);
-                (t.jit, r, stats)
+            let tcfg = TieredConfig {
+                jit: cfg.clone(),
+                hot_loop: args.hot_loop,
+                policy: RecompilePolicy::after(args.recompile_after),
+                ..TieredConfig::default()
             };
-            let r = r.map_err(|e| format!("{name}:{e}"));
+            let jit = if args.engine == Engine::Jit {
+                match runtime::run_jit(&prog, args.tape_limit, &mut io, &cfg) {
+                    // Too large to compile whole: nothing ran yet; the
+                    // tiered engine compiles its loops instead.
+                    (_, Err(JitError::TooLarge { .. })) => None,
+                    (report, r) => {
+                        let stats = jit_stats("jit", &name, &prog, parse_ms, &report);
+                        Some((report, r, stats))
+                    }
+                }
+            } else {
+                None
+            };
+            let (report, r, stats) = match jit {
+                Some(done) => done,
+                None => {
+                    let (t, r) = tiered::run_tiered(&prog, args.tape_limit, &mut io, &tcfg);
+                    let mut stats = tiered_stats(&name, &prog, parse_ms, &t, args.verbose);
+                    if args.engine == Engine::Jit {
+                        stats["engine"] = json!("jit");
+                        stats["jit_fallback"] = json!("tiered");
+                    }
+                    (t.jit, r, stats)
+                }
+            };
+            let r = r
+                .and_then(|()| io.finish().map_err(JitError::Run))
+                .map_err(|e| jit_error(&name, &e));
             for w in &report.patch_log_warnings {
-                eprintln!("vssa: warning: {w}");
+                note!("vssa: warning: {w}");
             }
             if let (Some(path), Some(clif)) = (&args.dump_clif, &report.clif) {
                 vssa_bf::fsutil::write_atomic(path, clif.as_bytes())
@@ -261,14 +362,13 @@ fn run(args: RunArgs) -> Result<(), String> {
             (r, stats)
         }
     };
-    let flushed = output
-        .flush()
-        .map_err(|e| format!("cannot write output: {e}"));
     if args.stats.is_some() {
-        eprintln!("{stats}");
+        note!("{stats}");
     }
-    outcome?;
-    flushed
+    // Every engine flushed through `Io::finish`, which reported a failure;
+    // this one only empties the buffer of what an error left in it.
+    let _ = output.flush();
+    outcome
 }
 
 /// `--stats json` of the tiered engine: the JIT's fields (over all
@@ -289,6 +389,8 @@ fn tiered_stats(
     v["deopts"] = json!(t.deopts);
     v["recompiles"] = json!(t.recompiles);
     v["recompile_ms"] = json!(ms(t.recompile));
+    v["compiles_deferred"] = json!(t.compiles_deferred);
+    v["loops_too_large"] = json!(t.loops_too_large);
     v["speculated"] = json!(t.jit.speculated);
     if verbose {
         let units: Vec<serde_json::Value> = t

@@ -86,7 +86,7 @@ pub fn run_jit(prog: &Program, input: &[u8], opts: RunOptions, tape_len: usize) 
 }
 
 /// The pipeline with the optimizer and both verifiers on.
-fn checked_config(opts: RunOptions) -> JitConfig {
+pub fn checked_config(opts: RunOptions) -> JitConfig {
     JitConfig {
         run: opts,
         optimize: true,
@@ -148,6 +148,9 @@ pub fn run_tiered(
         jit: checked_config(opts),
         hot_loop,
         policy: vssa_deopt::RecompilePolicy::after(recompile_after),
+        // These tests are about what compiled units do: every hot loop is
+        // compiled, however briefly the program has run.
+        budget: vssa_deopt::CompileBudget::unlimited(),
         ..TieredConfig::default()
     };
     let (report, r) = {

@@ -166,7 +166,8 @@ fn empty_program() {
 
 #[test]
 fn deep_nesting_compiles_and_runs() {
-    let depth = 100_000;
+    // 10 000 levels: 30 002 instructions, just under the unit size bound.
+    let depth = 10_000;
     let mut src = String::with_capacity(2 * depth + 8);
     src.push('+');
     src.push_str(&"[-".repeat(depth));
@@ -175,6 +176,42 @@ fn deep_nesting_compiles_and_runs() {
     let (i, j) = both(&src, b"", None, EofMode::Unchanged);
     assert_eq!(i, j);
     assert_eq!(j.output, vec![0]);
+}
+
+#[test]
+fn a_program_too_large_to_compile_whole_is_refused_at_once() {
+    // 100 000 levels: the whole-program JIT refuses it before building
+    // anything (it used to take tens of seconds and gigabytes), and the
+    // tiered engine, which `vssa run --engine jit` falls back to, runs it.
+    let depth = 100_000;
+    let src = format!("+{}{}.", "[-".repeat(depth), "]".repeat(depth));
+    let prog = vssa_bf::parse(&src).unwrap();
+    let cfg = checked_config(opts(None, EofMode::Unchanged));
+    let mut input: &[u8] = &[];
+    let mut out = Vec::new();
+    let mut io = vssa_bf::Io::new(&mut input, &mut out);
+    let (report, r) = vssa_bf::runtime::run_jit(&prog, SMALL_TAPE, &mut io, &cfg);
+    match r {
+        Err(vssa_bf::runtime::JitError::TooLarge { insts, max }) => {
+            assert_eq!(insts, 3 * depth + 2);
+            assert_eq!(max, vssa_bf::runtime::MAX_UNIT_INSTS);
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert_eq!(report.nodes_built, 0, "refused before building");
+    assert!(out.is_empty());
+    let (t, _) = run_tiered(
+        &prog,
+        b"",
+        opts(None, EofMode::Unchanged),
+        SMALL_TAPE,
+        50,
+        1,
+    );
+    assert_eq!(
+        t,
+        run_interp(&prog, b"", opts(None, EofMode::Unchanged), SMALL_TAPE)
+    );
 }
 
 proptest! {

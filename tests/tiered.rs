@@ -145,6 +145,7 @@ fn every_deopt_is_exact() {
     let prog = vssa_bf::parse(LATE_LOOP).unwrap();
     let mut cfg = TieredConfig {
         hot_loop: 2,
+        budget: vssa_deopt::CompileBudget::unlimited(),
         ..TieredConfig::default()
     };
     cfg.jit.verify = true;
@@ -258,6 +259,7 @@ fn refutations_and_patches_persist_in_the_patch_log() {
     let run = |log: &std::path::Path| {
         let mut cfg = TieredConfig {
             hot_loop: 2,
+            budget: vssa_deopt::CompileBudget::unlimited(),
             ..TieredConfig::default()
         };
         cfg.jit.verify = true;
@@ -376,3 +378,84 @@ fn a_refuted_guard_is_not_rebuilt_from_a_net_log() {
     assert_eq!(guards(&again).len(), 3);
     assert_ne!(again.code_key, first.code_key);
 }
+
+/// Runs `prog` tiered with `budget` and hot threshold 2 (no step limit).
+fn tiered_with_budget(
+    prog: &vssa_bf::Program,
+    budget: vssa_deopt::CompileBudget,
+) -> (Outcome, vssa_bf::tiered::TieredReport) {
+    let cfg = TieredConfig {
+        hot_loop: 2,
+        budget,
+        ..TieredConfig::default()
+    };
+    let mut out = Vec::new();
+    let mut inp: &[u8] = b"";
+    let (report, r) = {
+        let mut io = Io::new(&mut inp, &mut out);
+        vssa_bf::tiered::run_tiered(prog, SMALL_TAPE, &mut io, &cfg)
+    };
+    let error = match r {
+        Ok(()) => None,
+        Err(vssa_bf::runtime::JitError::Run(e)) => Some(e),
+        Err(e) => panic!("pipeline failure: {e}"),
+    };
+    (Outcome { output: out, error }, report)
+}
+
+/// 300 loops that each go round 5–64 times and are never met again (each
+/// copies its count one cell to the right and clears it, then the program
+/// moves on; the last count is printed).
+fn many_short_loops() -> String {
+    (0..300)
+        .map(|i| format!("{}[->+<]>[-]", "+".repeat(5 + i % 60)))
+        .collect::<String>()
+        + "+++."
+}
+
+#[test]
+fn a_budget_that_allows_nothing_compiles_nothing_and_asks_rarely() {
+    let prog = vssa_bf::parse(many_short_loops()).unwrap();
+    let want = run_interp(&prog, b"", opts(None, EofMode::Unchanged), SMALL_TAPE);
+    let none = vssa_deopt::CompileBudget::new(0.0, std::time::Duration::ZERO, DAY);
+    let (got, report) = tiered_with_budget(&prog, none);
+    assert_eq!(got, want);
+    assert_eq!(report.units_compiled, 0);
+    assert!(report.compiles_deferred > 0);
+    // Each refusal doubles the loop's threshold: a loop that goes round n
+    // times (n below 2^7 here) is asked about at most log2(n) times.
+    assert!(
+        report.compiles_deferred <= 600 * 7,
+        "{}",
+        report.compiles_deferred
+    );
+}
+
+#[test]
+fn an_unlimited_budget_compiles_every_hot_loop() {
+    let prog = vssa_bf::parse(many_short_loops()).unwrap();
+    let want = run_interp(&prog, b"", opts(None, EofMode::Unchanged), SMALL_TAPE);
+    let (got, report) = tiered_with_budget(&prog, vssa_deopt::CompileBudget::unlimited());
+    assert_eq!(got, want);
+    assert_eq!(report.units_compiled, 600);
+    assert_eq!(report.compiles_deferred, 0);
+}
+
+#[test]
+fn a_loop_too_large_to_compile_is_interpreted_and_its_inner_loops_compiled() {
+    // An outer loop of more than MAX_UNIT_INSTS instructions (a long
+    // straight run of moves and adds that leaves every cell as it was)
+    // around a hot inner loop.
+    // (`>+<-` is four instructions: runs of different commands do not fold.)
+    let k = vssa_bf::runtime::MAX_UNIT_INSTS / 8 + 1;
+    let filler = format!("{}{}", ">+<-".repeat(k), ">-<+".repeat(k));
+    let src = format!("+++[>++++++++++[->+<]<{filler}-]>>.");
+    let prog = vssa_bf::parse(&src).unwrap();
+    let want = run_interp(&prog, b"", opts(None, EofMode::Unchanged), SMALL_TAPE);
+    let (got, report) = tiered_with_budget(&prog, vssa_deopt::CompileBudget::unlimited());
+    assert_eq!(got, want);
+    assert_eq!(report.loops_too_large, 1);
+    assert_eq!(report.units_compiled, 1, "the inner loop");
+}
+
+const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);

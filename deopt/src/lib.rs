@@ -23,6 +23,9 @@
 //!   *refuted*: the guest records its address with the unit's patches and
 //!   never speculates there again (the patch-log file format can carry
 //!   refutations across processes: `vssa_patch::LogBook`).
+//! * [`CompileBudget`] bounds what a tiering runtime spends compiling to a
+//!   share of the time the program has run, so that no profile, however
+//!   misleading, makes a program much slower than interpreting it.
 //! * [`Guest`] is what a guest implements to turn a frame into its
 //!   interpreter state.
 //!
@@ -33,11 +36,13 @@
 
 #![forbid(unsafe_code)]
 
+mod budget;
 mod exit;
 mod lower;
 mod policy;
 mod speculate;
 
+pub use budget::CompileBudget;
 pub use exit::{DeoptAbi, DeoptExit, ExitTable, Frame, Guest};
 pub use lower::{lower_guards, LowerError};
 pub use policy::{DeoptCounters, RecompilePolicy, Verdict};

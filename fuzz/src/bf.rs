@@ -422,6 +422,9 @@ pub fn run_tiered(
         },
         hot_loop: hot,
         policy: RecompilePolicy::after(recompile_after),
+        // Every hot loop compiles: the fuzzer is after the compiled code,
+        // and its short runs would otherwise never earn a compilation.
+        budget: vssa_deopt::CompileBudget::unlimited(),
         ..TieredConfig::default()
     };
     let mut tape = Tape::new(MIN_TAPE_LIMIT).map_err(|e| e.to_string())?;

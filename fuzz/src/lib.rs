@@ -26,6 +26,9 @@
 //!   with a shared patch-log file, compiled and run natively.
 //! * [`Target::LogBytes`]: random and damaged patch-log files: a parse
 //!   error naming a line, or a replay whose run matches the interpreter.
+//! * [`Target::Shapes`]: hostile program shapes (deep nesting, many loops,
+//!   long straight lines, huge programs, random bytes) under per-input time
+//!   and memory limits, interpreter vs JIT vs tiered.
 //!
 //! New targets are new [`Target`] variants with a `check` function; new
 //! Brainfuck engines are new [`bf::Engine`] variants, compared against the
@@ -36,6 +39,7 @@ pub mod lir;
 pub mod logbytes;
 pub mod replay;
 pub mod rng;
+pub mod shapes;
 pub mod shrink;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -55,15 +59,18 @@ pub enum Target {
     Replay,
     /// Random and damaged patch-log files.
     LogBytes,
+    /// Hostile program shapes under time and memory limits.
+    Shapes,
 }
 
 impl Target {
-    pub const ALL: [Target; 5] = [
+    pub const ALL: [Target; 6] = [
         Target::Bf,
         Target::Lir,
         Target::Bytes,
         Target::Replay,
         Target::LogBytes,
+        Target::Shapes,
     ];
 
     pub fn name(self) -> &'static str {
@@ -73,6 +80,7 @@ impl Target {
             Target::Bytes => "bytes",
             Target::Replay => "replay",
             Target::LogBytes => "logbytes",
+            Target::Shapes => "shapes",
         }
     }
 
@@ -280,6 +288,7 @@ pub fn run_target(target: Target, cfg: &Config) -> Summary {
             Target::Lir => lir.check_seed(seed),
             Target::Replay => replay::check_seed(seed, &mut summary.counters),
             Target::LogBytes => logs.check_seed(seed, &mut summary.counters),
+            Target::Shapes => shapes::check_seed(seed, &mut summary.counters),
         };
         match &outcome {
             Outcome::Pass => continue,
@@ -293,6 +302,7 @@ pub fn run_target(target: Target, cfg: &Config) -> Summary {
                 Target::Lir => lir::failure(seed, outcome),
                 Target::Replay => replay::failure(seed, outcome, cfg.shrink),
                 Target::LogBytes => logs.failure(seed, outcome, cfg.shrink),
+                Target::Shapes => shapes::failure(seed, outcome),
             };
             if let Some(dir) = &cfg.out {
                 if let Err(e) = save(dir, target, &failure) {

@@ -459,7 +459,7 @@ fn run_lir(
                 }
             };
             let step = match func {
-                HOST_PUTCHAR => io.write_byte(cur as u8).map(|()| 0),
+                HOST_PUTCHAR => io.write_byte(cur as u8, None).map(|()| 0),
                 HOST_GETCHAR => io.read_cell(cur as u8, case.eof).map(i64::from),
                 _ => {
                     host_error = Some(format!("unknown host function {func}"));

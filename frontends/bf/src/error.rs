@@ -147,8 +147,8 @@ impl RunError {
 impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.pos {
-            Some(pos) => write!(f, "error at {pos}: {}", self.kind),
-            None => write!(f, "error: {}", self.kind),
+            Some(pos) => write!(f, "{pos}: {}", self.kind),
+            None => write!(f, "{}", self.kind),
         }
     }
 }
@@ -182,12 +182,9 @@ mod tests {
                 byte: 200,
             }),
         );
-        assert_eq!(
-            e.to_string(),
-            "error at 12:3 (byte 200): moved left of cell 0"
-        );
+        assert_eq!(e.to_string(), "12:3 (byte 200): moved left of cell 0");
         let e = RunError::new(RunErrorKind::StepLimit { max_steps: 5 }, None);
-        assert_eq!(e.to_string(), "error: step limit exceeded (5 loop tests)");
+        assert_eq!(e.to_string(), "step limit exceeded (5 loop tests)");
     }
 
     #[test]

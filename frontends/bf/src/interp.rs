@@ -89,16 +89,32 @@ pub struct InterpState {
 pub struct Io<'a> {
     pub input: &'a mut dyn Read,
     pub output: &'a mut dyn Write,
+    /// The `.` that wrote last: a write error that only shows when the
+    /// output is flushed at the end ([`Io::finish`]) is reported there.
+    last_out: Option<SrcPos>,
 }
 
 impl<'a> Io<'a> {
     pub fn new(input: &'a mut dyn Read, output: &'a mut dyn Write) -> Self {
-        Io { input, output }
+        Io {
+            input,
+            output,
+            last_out: None,
+        }
     }
 
-    /// Writes one byte (what `.` does).
-    pub fn write_byte(&mut self, b: u8) -> io::Result<()> {
+    /// Writes one byte (what `.` does) for the `.` at `at`.
+    pub fn write_byte(&mut self, b: u8, at: Option<SrcPos>) -> io::Result<()> {
+        self.last_out = at;
         self.output.write_all(&[b])
+    }
+
+    /// Flushes the output at the end of a run. A failure is the last
+    /// output instruction's error: buffered bytes it wrote are lost.
+    pub fn finish(&mut self) -> Result<(), RunError> {
+        self.output
+            .flush()
+            .map_err(|e| RunError::new(RunErrorKind::io(&e), self.last_out))
     }
 
     /// Reads one byte; `None` at end of input. Retries interrupted reads.
@@ -216,7 +232,7 @@ pub fn run_hooked(
                 }
             }
             InstKind::Out => {
-                if let Err(e) = io.write_byte(cells[ptr]) {
+                if let Err(e) = io.write_byte(cells[ptr], Some(inst.pos)) {
                     break Err(error(RunErrorKind::io(&e), inst.pos));
                 }
             }
@@ -556,10 +572,7 @@ mod tests {
                 message: "write broke".into()
             }
         );
-        assert_eq!(
-            e.to_string(),
-            "error at 2:1 (byte 2): I/O error: write broke"
-        );
+        assert_eq!(e.to_string(), "2:1 (byte 2): I/O error: write broke");
 
         let prog = parse(" ,").unwrap();
         let mut tape = Tape::new(MIN_TAPE_LIMIT).unwrap();

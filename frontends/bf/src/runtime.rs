@@ -165,7 +165,21 @@ pub enum JitError {
     Backend(String),
     Dump(std::io::Error),
     Tape(crate::error::TapeError),
+    /// The unit has more instructions than a unit may have
+    /// ([`MAX_UNIT_INSTS`]): compiling it would take too long or too much
+    /// memory. Not a failure of the program: run it in the interpreter, or
+    /// compile its loops as units of their own.
+    TooLarge {
+        insts: usize,
+        max: usize,
+    },
 }
+
+/// The most instructions one unit may have. Compile time and memory grow
+/// with a unit's size (about 5–30 µs and 10–60 KB per instruction,
+/// measured on the corpus and on deep nests); this keeps one compilation
+/// under about a second and a few hundred megabytes.
+pub const MAX_UNIT_INSTS: usize = 32_768;
 
 impl std::fmt::Display for JitError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -177,6 +191,10 @@ impl std::fmt::Display for JitError {
             JitError::Backend(e) => write!(f, "internal error: backend: {e}"),
             JitError::Dump(e) => write!(f, "cannot write graph dump: {e}"),
             JitError::Tape(e) => write!(f, "{e}"),
+            JitError::TooLarge { insts, max } => write!(
+                f,
+                "a unit of {insts} instructions is larger than the {max} one compilation takes"
+            ),
         }
     }
 }
@@ -244,7 +262,8 @@ fn host_io<T>(
 pub(crate) extern "C" fn host_putchar(ctx: *mut Context, byte: i32, pc: i64) -> i32 {
     // SAFETY: only compiled code calls this, with the context run_jit gave it.
     let st = unsafe { host_state(ctx) };
-    match host_io(st, pc, "output writer", |io| io.write_byte(byte as u8)) {
+    let at = build::position(st.prog, pc as usize);
+    match host_io(st, pc, "output writer", |io| io.write_byte(byte as u8, at)) {
         Some(()) => 0,
         None => 1,
     }
@@ -342,6 +361,13 @@ impl UnitCompiler {
         req: &UnitRequest<'_>,
         report: &mut JitReport,
     ) -> Result<UnitCode, JitError> {
+        let insts = unit_insts(prog, req.unit);
+        if insts > MAX_UNIT_INSTS {
+            return Err(JitError::TooLarge {
+                insts,
+                max: MAX_UNIT_INSTS,
+            });
+        }
         let replayed_before = report.patches_replayed;
         match compile_unit_once(self, prog, req, report) {
             Err(e @ (JitError::Verify(_) | JitError::Schedule(_) | JitError::Backend(_)))
@@ -633,6 +659,18 @@ impl Guest for BfGuest {
         };
         let pc = usize::try_from(frame.exit.resume).map_err(|_| bad("resumes nowhere"))?;
         Ok(InterpState { pc, ptr, steps })
+    }
+}
+
+/// The instructions a unit spans: the whole program, or a loop from its
+/// `[` to its `]`.
+pub fn unit_insts(prog: &Program, unit: Unit) -> usize {
+    match unit {
+        Unit::Program => prog.len(),
+        Unit::Loop { open } => match prog.insts.get(open).map(|i| i.kind) {
+            Some(crate::parse::InstKind::Open { close }) => close.saturating_sub(open) + 1,
+            _ => 1,
+        },
     }
 }
 

@@ -19,6 +19,16 @@
 //! speculates there again, and replays every unit's optimization instead
 //! of redoing it.
 //!
+//! Compiling is bounded twice over. A unit larger than
+//! [`runtime::MAX_UNIT_INSTS`] is never compiled: the interpreter runs
+//! that loop, and its inner loops get units of their own. And every
+//! compilation asks the [`CompileBudget`] first, which keeps compile time
+//! within a share of the time the program has run: a loop it refuses now is
+//! asked about again when it has gone round twice as often, and a smaller
+//! loop inside the refused one may be compiled meanwhile. So a program of
+//! many loops that go hot once and never again runs at about the
+//! interpreter's speed instead of compiling all the time.
+//!
 //! Tape bounds and the step limit are guards too (never refuted: the
 //! general code needs them); when one fails the interpreter reports the
 //! error at the exact instruction.
@@ -35,7 +45,7 @@ use crate::tape::Tape;
 use std::ffi::c_void;
 use std::time::{Duration, Instant};
 use vssa::Addr;
-use vssa_deopt::{DeoptCounters, DeoptExit, RecompilePolicy, Verdict};
+use vssa_deopt::{CompileBudget, DeoptCounters, DeoptExit, RecompilePolicy, Verdict};
 use vssa_patch::{Log, LogBook};
 
 /// Loop-body entries after which a loop is compiled.
@@ -53,6 +63,8 @@ pub struct TieredConfig {
     /// Bytes of machine code the code cache keeps (0: no cache). A unit
     /// whose final graph was compiled before takes that code.
     pub code_cache_bytes: usize,
+    /// How much compiling the run may do (the budget's state starts here).
+    pub budget: CompileBudget,
 }
 
 impl Default for TieredConfig {
@@ -65,6 +77,7 @@ impl Default for TieredConfig {
             hot_loop: DEFAULT_HOT_LOOP,
             policy: RecompilePolicy::default(),
             code_cache_bytes: vssa_backend::cache::DEFAULT_CACHE_BYTES,
+            budget: CompileBudget::default(),
         }
     }
 }
@@ -107,6 +120,9 @@ pub struct TieredReport {
     pub native: Duration,
     /// Loop tests counted (exact under a step limit).
     pub steps: u64,
+    /// Compilations the budget put off, and loops too large to compile.
+    pub compiles_deferred: u64,
+    pub loops_too_large: usize,
     pub units: Vec<UnitReport>,
 }
 
@@ -132,14 +148,19 @@ pub struct DeoptEvent<'a> {
 struct Profile {
     /// Per instruction: body entries of the loop opened there.
     entered: Vec<u32>,
+    /// Per instruction: the body entries at which the loop opened there is
+    /// next considered for compiling (`hot` at first; doubled each time the
+    /// compile budget says not yet).
+    hot_at: Vec<u32>,
     /// Per instruction: 1 + the index of the loop's unit, 0 for none, or
     /// [`DELEGATED`].
     unit_of: Vec<u32>,
     hot: u32,
 }
 
-/// A hot loop that an enclosing loop's unit was compiled for instead: the
-/// interpreter runs it until it reaches that loop's header.
+/// A hot loop that the interpreter runs for good: an enclosing loop's unit
+/// was compiled instead (the interpreter runs the loop until it reaches
+/// that loop's header), or the loop is too large to compile.
 const DELEGATED: u32 = u32::MAX;
 
 impl LoopHook for Profile {
@@ -148,31 +169,48 @@ impl LoopHook for Profile {
         let n = &mut self.entered[open];
         *n = n.saturating_add(1);
         match self.unit_of[open] {
-            0 => *n >= self.hot,
+            0 => *n >= self.hot_at[open],
             DELEGATED => false,
             _ => true,
         }
     }
 }
 
-/// Per instruction: the `[` of the loop that encloses the loop opened
-/// there, if any.
-fn enclosing_loops(prog: &Program) -> Vec<Option<usize>> {
-    let mut parent = vec![None; prog.insts.len()];
-    let mut open: Vec<usize> = Vec::new();
-    for (pc, inst) in prog.insts.iter().enumerate() {
-        match inst.kind {
-            InstKind::Open { .. } => {
-                parent[pc] = open.last().copied();
-                open.push(pc);
+/// The loops that enclose others: per instruction, the `[` of the loop
+/// around the loop opened there. Four bytes an instruction (the runtime
+/// keeps a few such tables, so their width is its memory per instruction).
+struct EnclosingLoops(Vec<u32>);
+
+impl EnclosingLoops {
+    /// No enclosing loop (programs have fewer than `u32::MAX` instructions:
+    /// the program size bound keeps them far below).
+    const NONE: u32 = u32::MAX;
+
+    fn of(prog: &Program) -> EnclosingLoops {
+        let mut parent = vec![Self::NONE; prog.insts.len()];
+        let mut open: Vec<u32> = Vec::new();
+        for (pc, inst) in prog.insts.iter().enumerate() {
+            match inst.kind {
+                InstKind::Open { .. } => {
+                    parent[pc] = open.last().copied().unwrap_or(Self::NONE);
+                    open.push(pc as u32);
+                }
+                InstKind::Close { .. } => {
+                    open.pop();
+                }
+                _ => {}
             }
-            InstKind::Close { .. } => {
-                open.pop();
-            }
-            _ => {}
+        }
+        EnclosingLoops(parent)
+    }
+
+    /// The `[` of the loop around the loop opened at `pc`, if any.
+    fn around(&self, pc: usize) -> Option<usize> {
+        match self.0.get(pc) {
+            Some(&p) if p != Self::NONE => Some(p as usize),
+            _ => None,
         }
     }
-    parent
 }
 
 /// A loop's unit: its code and what it did. Its patch log and refuted
@@ -189,15 +227,18 @@ struct Tiers<'p> {
     prog: &'p Program,
     cfg: &'p TieredConfig,
     tape_len: usize,
-    compiler: UnitCompiler,
+    /// Made at the first compilation: a run that compiles nothing does not
+    /// pay for setting up the code generator.
+    compiler: Option<UnitCompiler>,
+    budget: CompileBudget,
     profile: Profile,
     units: Vec<UnitSlot>,
     /// Every unit's patch log (loaded from the patch-log file, if any, and
     /// updated by every compilation); `dirty` once it differs from the file.
     book: LogBook,
     dirty: bool,
-    /// [`enclosing_loops`].
-    parent: Vec<Option<usize>>,
+    /// Which loop encloses which.
+    parent: EnclosingLoops,
     counters: DeoptCounters,
     report: TieredReport,
 }
@@ -214,12 +255,19 @@ impl Tiers<'_> {
         let parent = &self.parent;
         let mature = (self.profile.hot / 4).max(2);
         let never_entered = |pc: usize| {
-            let around = parent.get(pc).copied().flatten();
+            let around = parent.around(pc);
             entered.get(pc).is_some_and(|&n| n == 0)
                 && around.is_some_and(|p| entered.get(p).is_some_and(|&n| n >= mature))
         };
         let name = format!("bf_loop_{open}");
-        let code = self.compiler.compile(
+        let compiler = match &mut self.compiler {
+            Some(c) => c,
+            None => self
+                .compiler
+                .insert(UnitCompiler::new(&self.cfg.jit, self.cfg.code_cache_bytes)?),
+        };
+        let t = Instant::now();
+        let code = compiler.compile(
             self.prog,
             &UnitRequest {
                 unit: Unit::Loop { open },
@@ -231,7 +279,12 @@ impl Tiers<'_> {
                 name: &name,
             },
             &mut self.report.jit,
-        )?;
+        );
+        self.budget.charge(
+            runtime::unit_insts(self.prog, Unit::Loop { open }),
+            t.elapsed(),
+        );
+        let code = code?;
         if let Some(log) = &code.log {
             if self.book.unit(&code.key) != Some(log) {
                 self.book.insert(log.clone());
@@ -243,26 +296,53 @@ impl Tiers<'_> {
 
     /// The unit to call at the header of the loop at `open`, compiled now
     /// if it has none; `None` when the loop was hot but a unit for an
-    /// enclosing loop was compiled instead.
+    /// enclosing loop was compiled instead, the loop is too large to
+    /// compile, or the compile budget says not yet.
     ///
     /// Inner loops get hot first. Compiling each one as it does would
     /// compile every nest level again (each outer unit holds the inner
     /// loops): instead, the outermost enclosing loop that has itself gone
     /// round at least twice (so its header comes round again) is compiled,
-    /// and the interpreter goes on to that header.
+    /// and the interpreter goes on to that header. When the budget cannot
+    /// pay for that loop yet, the largest loop on the way in that it can
+    /// pay for is compiled; the outer one is considered again when it gets
+    /// hot on its own.
     fn unit_for(&mut self, open: usize) -> Result<Option<usize>, JitError> {
         match self.profile.unit_of[open] {
             0 => {}
             DELEGATED => return Ok(None),
             i => return Ok(Some(i as usize - 1)),
         }
-        let mut target = open;
-        while let Some(up) = self.parent[target] {
-            if self.profile.entered[up] < 2 || self.profile.unit_of[up] == DELEGATED {
+        let size = |pc: usize| runtime::unit_insts(self.prog, Unit::Loop { open: pc });
+        if size(open) > runtime::MAX_UNIT_INSTS {
+            self.profile.unit_of[open] = DELEGATED;
+            self.report.loops_too_large += 1;
+            return Ok(None);
+        }
+        // From `open` out to the outermost loop worth compiling.
+        let mut chain = vec![open];
+        while let Some(up) = self.parent.around(chain[chain.len() - 1]) {
+            if self.profile.entered[up] < 2
+                || self.profile.unit_of[up] == DELEGATED
+                || size(up) > runtime::MAX_UNIT_INSTS
+            {
                 break;
             }
-            target = up;
+            chain.push(up);
         }
+        let ran = self.report.interp + self.report.native;
+        let Some(target) = chain
+            .iter()
+            .rev()
+            .copied()
+            .find(|&pc| self.profile.unit_of[pc] != 0 || self.budget.allows(size(pc), ran))
+        else {
+            // Not yet: ask again when the loop has gone round twice as often.
+            let hot_at = &mut self.profile.hot_at[open];
+            *hot_at = self.profile.entered[open].max(*hot_at).saturating_mul(2);
+            self.report.compiles_deferred += 1;
+            return Ok(None);
+        };
         if target != open {
             if self.profile.unit_of[target] == 0 {
                 self.compile_new(target)?;
@@ -378,10 +458,6 @@ pub fn run_tiered_on(
     cfg: &TieredConfig,
     observer: &mut dyn FnMut(&DeoptEvent<'_>),
 ) -> (TieredReport, Result<(), JitError>) {
-    let compiler = match UnitCompiler::new(&cfg.jit, cfg.code_cache_bytes) {
-        Ok(c) => c,
-        Err(e) => return (TieredReport::default(), Err(e)),
-    };
     let n = prog.insts.len();
     let mut report = TieredReport::default();
     let book = runtime::load_book(&cfg.jit, &mut report.jit);
@@ -389,16 +465,18 @@ pub fn run_tiered_on(
         prog,
         cfg,
         tape_len: tape.len(),
-        compiler,
+        compiler: None,
+        budget: cfg.budget.clone(),
         profile: Profile {
             entered: vec![0; n],
+            hot_at: vec![cfg.hot_loop.max(1); n],
             unit_of: vec![0; n],
             hot: cfg.hot_loop.max(1),
         },
         units: Vec::new(),
         book,
         dirty: false,
-        parent: enclosing_loops(prog),
+        parent: EnclosingLoops::of(prog),
         counters: DeoptCounters::new(cfg.policy),
         report,
     };

@@ -216,7 +216,7 @@ fn tape_underflow_names_the_move() {
             byte: 7
         })
     );
-    assert_eq!(e.to_string(), "error at 2:3 (byte 7): moved left of cell 0");
+    assert_eq!(e.to_string(), "2:3 (byte 7): moved left of cell 0");
     // The state is before the failing move.
     assert_eq!(o.state.ptr, 2);
     assert_eq!(o.state.pc, 3);

@@ -1,0 +1,168 @@
+//! The compile budget: how much a tiering runtime may spend compiling.
+//!
+//! A unit is compiled on the bet that its code will run long enough to win
+//! back the compile time. Profiles cannot promise that: a program of a
+//! million loops that each go hot once and never run again would spend
+//! nearly all its time compiling. The budget bounds the loss whatever the
+//! program does: compile time so far, plus the estimate for the next unit,
+//! may not exceed `share` times the time the program has run (interpreter
+//! and compiled code together), plus a small fixed `allowance`. Whatever
+//! the units then earn, a program runs at most about `1 + share` times as
+//! long as its run time plus the allowance — one compile's misestimate at
+//! most beyond that.
+//!
+//! The estimate is the unit's size (in whatever the guest counts: the
+//! Brainfuck guest counts instructions), plus a fixed [`OVERHEAD_UNITS`]
+//! for what every compilation costs however small, times the compile time
+//! per size unit measured on the units compiled so far, which starts at a
+//! prior.
+//! A runtime that defers a unit asks again later (the Brainfuck tiers ask
+//! again when the loop has gone round twice as often), by which time the
+//! program has run longer and the budget has grown.
+
+use std::time::Duration;
+
+/// What a compilation costs besides its size, in size units: setting up
+/// the graph, the scheduler and the code generator, and mapping the code.
+/// A four-instruction Brainfuck loop costs about as much as twenty.
+pub const OVERHEAD_UNITS: usize = 16;
+
+/// Compile time as a share of run time (see the module documentation).
+#[derive(Clone, Debug)]
+pub struct CompileBudget {
+    /// Compile time allowed per unit of run time.
+    share: f64,
+    /// Compile time allowed before the program has run at all.
+    allowance: Duration,
+    /// Compile time spent so far.
+    spent: Duration,
+    /// Seconds of compile time per size unit, a running average.
+    per_unit: f64,
+    /// Compilations the budget refused.
+    deferred: u64,
+}
+
+/// The budget's defaults, measured on the Brainfuck corpus: compiling costs
+/// 5–30 µs per instruction and a unit's overhead. A share of 1/2 is the
+/// most that keeps a program whose every compilation is wasted within 1.5×
+/// of its run time; measurements in docs/deopt.md.
+impl Default for CompileBudget {
+    fn default() -> Self {
+        CompileBudget::new(0.5, Duration::from_micros(500), Duration::from_micros(20))
+    }
+}
+
+impl CompileBudget {
+    /// A budget of `share` times run time plus `allowance`, whose first
+    /// estimate charges `prior` per size unit.
+    pub fn new(share: f64, allowance: Duration, prior: Duration) -> CompileBudget {
+        CompileBudget {
+            share: share.max(0.0),
+            allowance,
+            spent: Duration::ZERO,
+            per_unit: prior.as_secs_f64(),
+            deferred: 0,
+        }
+    }
+
+    /// A budget that allows everything (for tests and `--engine jit`-like
+    /// runtimes that compile eagerly on purpose).
+    pub fn unlimited() -> CompileBudget {
+        CompileBudget {
+            share: f64::INFINITY,
+            ..CompileBudget::default()
+        }
+    }
+
+    /// The expected compile time of a unit of `size`.
+    pub fn estimate(&self, size: usize) -> Duration {
+        let units = size.saturating_add(OVERHEAD_UNITS) as f64;
+        Duration::try_from_secs_f64(self.per_unit * units).unwrap_or(Duration::MAX)
+    }
+
+    /// Whether a unit of `size` may be compiled now, after the program has
+    /// run for `ran`. A refusal is counted ([`CompileBudget::deferred`]).
+    pub fn allows(&mut self, size: usize, ran: Duration) -> bool {
+        let limit = self.allowance.as_secs_f64() + self.share * ran.as_secs_f64();
+        let need = self.spent.saturating_add(self.estimate(size)).as_secs_f64();
+        let ok = self.share == f64::INFINITY || need <= limit;
+        if !ok {
+            self.deferred += 1;
+        }
+        ok
+    }
+
+    /// Books a compilation of a unit of `size` that took `took`, and learns
+    /// from it for the next estimate.
+    pub fn charge(&mut self, size: usize, took: Duration) {
+        self.spent += took;
+        let observed = took.as_secs_f64() / size.saturating_add(OVERHEAD_UNITS) as f64;
+        self.per_unit = 0.5 * self.per_unit + 0.5 * observed;
+    }
+
+    /// Compile time booked so far.
+    pub fn spent(&self) -> Duration {
+        self.spent
+    }
+
+    /// Compilations refused so far.
+    pub fn deferred(&self) -> u64 {
+        self.deferred
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn a_unit_waits_until_the_program_has_run_long_enough() {
+        let mut b = CompileBudget::new(0.5, Duration::ZERO, Duration::from_micros(10));
+        // 1000 units at 10 µs: 10 ms, allowed after 20 ms of running.
+        let size = 1000 - OVERHEAD_UNITS;
+        assert_eq!(b.estimate(size), 10 * MS);
+        assert!(!b.allows(size, 19 * MS));
+        assert!(b.allows(size, 20 * MS));
+        assert_eq!(b.deferred(), 1);
+    }
+
+    #[test]
+    fn spending_uses_the_budget_up() {
+        let mut b = CompileBudget::new(0.5, Duration::ZERO, Duration::from_micros(10));
+        let size = 1000 - OVERHEAD_UNITS;
+        b.charge(size, 10 * MS);
+        // 10 ms spent: the next 10 ms unit needs 40 ms of running.
+        assert!(!b.allows(size, 39 * MS));
+        assert!(b.allows(size, 40 * MS));
+        assert_eq!(b.spent(), 10 * MS);
+    }
+
+    #[test]
+    fn estimates_follow_what_compiles_cost() {
+        let mut b = CompileBudget::new(0.5, Duration::ZERO, Duration::from_micros(10));
+        let size = 100 - OVERHEAD_UNITS;
+        b.charge(size, 3 * MS); // 30 µs per unit observed
+        assert_eq!(b.estimate(size), Duration::from_micros(2000)); // (10 + 30) / 2
+        assert_eq!(b.spent(), 3 * MS);
+        // A tiny unit costs its overhead: 1 ms for 16 units, 62.5 µs each.
+        b.charge(0, MS);
+        assert_eq!(b.estimate(size), Duration::from_micros(4125)); // 100 × (20 + 62.5) / 2
+    }
+
+    #[test]
+    fn the_allowance_pays_for_a_first_small_unit() {
+        let mut b = CompileBudget::new(0.5, MS, Duration::from_micros(10));
+        assert!(b.allows(100 - OVERHEAD_UNITS, Duration::ZERO));
+        assert!(!b.allows(101 - OVERHEAD_UNITS, Duration::ZERO));
+    }
+
+    #[test]
+    fn unlimited_allows_everything_and_huge_estimates_do_not_overflow() {
+        let mut b = CompileBudget::unlimited();
+        assert!(b.allows(usize::MAX, Duration::ZERO));
+        let mut b = CompileBudget::default();
+        assert!(!b.allows(usize::MAX, Duration::from_secs(3600)));
+    }
+}
