@@ -52,7 +52,10 @@ fn smoke_on_the_shared_corpus() {
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("[1/2] bench"), "{stderr}");
     let text = std::fs::read_to_string(&md).unwrap();
-    assert!(text.contains("target/release/vssa bench bf --runs 1 --only hello,bench"));
+    assert!(text.contains(&format!(
+        "target/release/vssa bench bf --runs 1 --corpus {} --only hello,bench",
+        corpus.display()
+    )));
     assert!(
         text.contains("| hello |") && text.contains("| bench |"),
         "{text}"

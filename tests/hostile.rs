@@ -201,3 +201,43 @@ fn a_program_from_an_endless_pipe_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("larger than 100000 bytes"), "{err}");
 }
+
+#[test]
+fn many_loops_that_go_hot_once_are_not_all_compiled() {
+    // 2 000 loops that each go round 100 times and are never met again:
+    // compiling each (a few hundred µs) would cost far more than running it
+    // (about a µs), so the default compile budget refuses nearly all.
+    let src: String = (0..2000)
+        .map(|_| format!("{}[-]>", "+".repeat(100)))
+        .collect();
+    let p = temp_file("loops.b", src.as_bytes());
+    let (code, _, err) = vssa(&["run", "--stats", "json", p.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let stats: serde_json::Value = serde_json::from_str(err.trim()).unwrap();
+    let units = stats["units_compiled"].as_u64().unwrap();
+    let deferred = stats["compiles_deferred"].as_u64().unwrap();
+    assert!(units < 200, "{units} of 2000 loops compiled");
+    assert!(deferred > 1000, "{deferred} compilations deferred");
+}
+
+#[test]
+fn the_jit_runs_a_program_too_large_to_compile_whole_with_the_tiered_engine() {
+    // 1 000 000 nested brackets took the jit engine over a minute and
+    // gigabytes; now it is refused at once and the tiered engine runs it.
+    let src = format!("{}{}", "[".repeat(1_000_000), "]".repeat(1_000_000));
+    let p = temp_file("nest.b", src.as_bytes());
+    let (code, out, err) = vssa(&[
+        "run",
+        "--engine",
+        "jit",
+        "--stats",
+        "json",
+        p.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.is_empty());
+    let stats: serde_json::Value = serde_json::from_str(err.trim()).unwrap();
+    assert_eq!(stats["engine"], "jit");
+    assert_eq!(stats["jit_fallback"], "tiered");
+    assert_eq!(stats["nodes_built"], 0);
+}

@@ -1,7 +1,7 @@
 //! `vssa-fuzz`: differential fuzzing from the command line.
 //!
 //! ```text
-//! vssa-fuzz [--target bf|lir|bytes|replay|logbytes|shapes|all] [--seconds N] [--count N] [--seed S] [--out DIR] [--no-shrink] [--quiet]
+//! vssa-fuzz [--target bf|lir|bytes|replay|logbytes|shapes|all] [--seconds N] [--count N] [--seed S] [--out DIR] [--no-shrink] [--quiet] | --write-shapes DIR
 //! ```
 //!
 //! Prints a progress line every minute on stderr (`--quiet`: none), and
@@ -17,7 +17,7 @@ use vssa_fuzz::{run_target, Config, Limit, Target};
 
 const USAGE: &str =
     "usage: vssa-fuzz [--target bf|lir|bytes|replay|logbytes|shapes|all] [--seconds N] [--count N] \
-[--seed S] [--out DIR] [--no-shrink] [--quiet]";
+[--seed S] [--out DIR] [--no-shrink] [--quiet] | --write-shapes DIR";
 
 struct Args {
     targets: Vec<Target>,
@@ -68,6 +68,18 @@ fn parse_args() -> Result<Args, String> {
                 .map_err(|_| format!("bad --seed {v:?}"))?;
             }
             "--out" => cfg.out = Some(PathBuf::from(value("--out")?)),
+            "--write-shapes" => {
+                let dir = PathBuf::from(value("--write-shapes")?);
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                for (name, src) in vssa_fuzz::shapes::named() {
+                    let path = dir.join(format!("{name}.b"));
+                    std::fs::write(&path, src)
+                        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                    println!("wrote {}", path.display());
+                }
+                std::process::exit(0);
+            }
             "--no-shrink" => cfg.shrink = false,
             "--quiet" => cfg.progress = None,
             "-h" | "--help" => {
