@@ -14,7 +14,7 @@ use vssa_bf::runtime::JitError;
 use vssa_bf::runtime::{self, JitConfig, JitReport};
 use vssa_bf::tiered::{self, TieredConfig, TieredReport};
 use vssa_bf::{EofMode, Io, RunError, RunOptions, Tape, DEFAULT_TAPE_LIMIT, MIN_TAPE_LIMIT};
-use vssa_deopt::RecompilePolicy;
+use vssa_deopt::{CompileBudget, RecompilePolicy};
 
 /// `eprintln!` that never panics: when stderr cannot be written (a closed
 /// pipe, a full disk) the line is dropped, and the exit code still tells.
@@ -93,6 +93,10 @@ struct RunArgs {
     /// it failed N times; 0 never recompiles.
     #[arg(long, value_name = "N", default_value_t = 1)]
     recompile_after: u32,
+    /// Tiered engine: compile time allowed per second the program has run
+    /// (`inf`: compile every hot loop at once).
+    #[arg(long, value_name = "SHARE", default_value_t = 0.25, value_parser = parse_share)]
+    compile_budget: f64,
     /// With `--stats`: also list every compiled loop.
     #[arg(short, long)]
     verbose: bool,
@@ -189,6 +193,14 @@ fn parse_tape_limit(s: &str) -> Result<usize, String> {
         ));
     }
     Ok(n)
+}
+
+/// `--compile-budget`: a share of run time, 0 or more (`inf` allowed).
+fn parse_share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x >= 0.0 => Ok(x),
+        _ => Err(format!("{s:?} is not a share of run time (0 or more, or inf)")),
+    }
 }
 
 /// Reads the program at `path`, at most `max` bytes of it: a larger file,
@@ -322,6 +334,7 @@ fn run(args: RunArgs) -> Result<(), String> {
                 jit: cfg.clone(),
                 hot_loop: args.hot_loop,
                 policy: RecompilePolicy::after(args.recompile_after),
+                budget: CompileBudget::default().with_share(args.compile_budget),
                 ..TieredConfig::default()
             };
             let jit = if args.engine == Engine::Jit {
