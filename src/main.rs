@@ -199,7 +199,9 @@ fn parse_tape_limit(s: &str) -> Result<usize, String> {
 fn parse_share(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(x) if x >= 0.0 => Ok(x),
-        _ => Err(format!("{s:?} is not a share of run time (0 or more, or inf)")),
+        _ => Err(format!(
+            "{s:?} is not a share of run time (0 or more, or inf)"
+        )),
     }
 }
 
@@ -341,7 +343,7 @@ fn run(args: RunArgs) -> Result<(), String> {
                 match runtime::run_jit(&prog, args.tape_limit, &mut io, &cfg) {
                     // Too large to compile whole: nothing ran yet; the
                     // tiered engine compiles its loops instead.
-                    (_, Err(JitError::TooLarge { .. })) => None,
+                    (_, Err(JitError::TooLarge(_))) => None,
                     (report, r) => {
                         let stats = jit_stats("jit", &name, &prog, parse_ms, &report);
                         Some((report, r, stats))

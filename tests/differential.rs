@@ -166,8 +166,9 @@ fn empty_program() {
 
 #[test]
 fn deep_nesting_compiles_and_runs() {
-    // 10 000 levels: 30 002 instructions, just under the unit size bound.
-    let depth = 10_000;
+    // 400 levels: 1 202 instructions of nesting weight 241 602, just
+    // under the bound (compile time grows with instructions × depth).
+    let depth = 400;
     let mut src = String::with_capacity(2 * depth + 8);
     src.push('+');
     src.push_str(&"[-".repeat(depth));
@@ -176,6 +177,26 @@ fn deep_nesting_compiles_and_runs() {
     let (i, j) = both(&src, b"", None, EofMode::Unchanged);
     assert_eq!(i, j);
     assert_eq!(j.output, vec![0]);
+}
+
+#[test]
+fn a_program_nested_too_deep_to_compile_whole_is_refused_at_once() {
+    // 1 000 levels took Cranelift's egraph pass a second; 2 000 levels
+    // are refused for their weight, not their 6 002 instructions.
+    let src = format!("+{}{}.", "[-".repeat(2000), "]".repeat(2000));
+    let prog = vssa_bf::parse(&src).unwrap();
+    let cfg = checked_config(opts(None, EofMode::Unchanged));
+    let mut input: &[u8] = &[];
+    let mut out = Vec::new();
+    let mut io = vssa_bf::Io::new(&mut input, &mut out);
+    let (_, r) = vssa_bf::runtime::run_jit(&prog, SMALL_TAPE, &mut io, &cfg);
+    match r {
+        Err(vssa_bf::runtime::JitError::TooLarge(size)) => {
+            assert_eq!(size.insts, 6002);
+            assert!(size.weight > vssa_bf::runtime::MAX_UNIT_WEIGHT);
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
 }
 
 #[test]
@@ -192,9 +213,9 @@ fn a_program_too_large_to_compile_whole_is_refused_at_once() {
     let mut io = vssa_bf::Io::new(&mut input, &mut out);
     let (report, r) = vssa_bf::runtime::run_jit(&prog, SMALL_TAPE, &mut io, &cfg);
     match r {
-        Err(vssa_bf::runtime::JitError::TooLarge { insts, max }) => {
-            assert_eq!(insts, 3 * depth + 2);
-            assert_eq!(max, vssa_bf::runtime::MAX_UNIT_INSTS);
+        Err(vssa_bf::runtime::JitError::TooLarge(size)) => {
+            assert_eq!(size.insts, 3 * depth + 2);
+            assert!(!size.fits());
         }
         other => panic!("expected TooLarge, got {other:?}"),
     }

@@ -261,7 +261,7 @@ fn check(seed: u64, counters: &mut Counters) -> Outcome {
     let jit = measure(|io| {
         let (_, r) = runtime::run_jit(&prog, MIN_TAPE_LIMIT, io, &jit_cfg);
         match r {
-            Err(runtime::JitError::TooLarge { .. }) => {
+            Err(runtime::JitError::TooLarge(_)) => {
                 crate::bump(counters, "jit-too-large");
                 // What `vssa run --engine jit` does then: the tiered engine.
                 run_tiered_default(&prog, io, &jit_cfg)

@@ -165,21 +165,42 @@ pub enum JitError {
     Backend(String),
     Dump(std::io::Error),
     Tape(crate::error::TapeError),
-    /// The unit has more instructions than a unit may have
-    /// ([`MAX_UNIT_INSTS`]): compiling it would take too long or too much
-    /// memory. Not a failure of the program: run it in the interpreter, or
-    /// compile its loops as units of their own.
-    TooLarge {
-        insts: usize,
-        max: usize,
-    },
+    /// The unit is larger than one compilation may be ([`UnitSize::fits`]):
+    /// compiling it would take too long or too much memory. Not a failure
+    /// of the program: run it in the interpreter, or compile its loops as
+    /// units of their own.
+    TooLarge(UnitSize),
 }
 
 /// The most instructions one unit may have. Compile time and memory grow
-/// with a unit's size (about 5–30 µs and 10–60 KB per instruction,
-/// measured on the corpus and on deep nests); this keeps one compilation
-/// under about a second and a few hundred megabytes.
+/// with a unit's size (about 5–30 µs and 5–12 KB per instruction,
+/// measured on the corpus); this keeps one compilation under about a
+/// second and a few hundred megabytes.
 pub const MAX_UNIT_INSTS: usize = 32_768;
+
+/// The largest [`UnitSize::weight`] one unit may have. Cranelift's egraph
+/// pass walks every value's loop nest, so its time grows with
+/// instructions × nesting depth: 800 nested loops (1 602 instructions)
+/// took 0.7 s, 1 000 took 1 s. The corpus's largest unit weighs about
+/// 90 000 (hanoi); 2^18 keeps a deep nest under about 0.2 s.
+pub const MAX_UNIT_WEIGHT: usize = 1 << 18;
+
+/// How large a unit is, for the bounds on what one compilation takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnitSize {
+    /// Instructions from the unit's first to its last.
+    pub insts: usize,
+    /// The sum over its instructions of 1 + how many of the unit's loops
+    /// enclose it; computed only when `insts` is within bounds (else 0).
+    pub weight: usize,
+}
+
+impl UnitSize {
+    /// Whether one compilation may take this unit.
+    pub fn fits(&self) -> bool {
+        self.insts <= MAX_UNIT_INSTS && self.weight <= MAX_UNIT_WEIGHT
+    }
+}
 
 impl std::fmt::Display for JitError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -191,9 +212,11 @@ impl std::fmt::Display for JitError {
             JitError::Backend(e) => write!(f, "internal error: backend: {e}"),
             JitError::Dump(e) => write!(f, "cannot write graph dump: {e}"),
             JitError::Tape(e) => write!(f, "{e}"),
-            JitError::TooLarge { insts, max } => write!(
+            JitError::TooLarge(size) => write!(
                 f,
-                "a unit of {insts} instructions is larger than the {max} one compilation takes"
+                "a unit of {} instructions (nesting weight {}) is larger than one compilation \
+                 takes (at most {MAX_UNIT_INSTS} instructions and weight {MAX_UNIT_WEIGHT})",
+                size.insts, size.weight
             ),
         }
     }
@@ -361,12 +384,9 @@ impl UnitCompiler {
         req: &UnitRequest<'_>,
         report: &mut JitReport,
     ) -> Result<UnitCode, JitError> {
-        let insts = unit_insts(prog, req.unit);
-        if insts > MAX_UNIT_INSTS {
-            return Err(JitError::TooLarge {
-                insts,
-                max: MAX_UNIT_INSTS,
-            });
+        let size = unit_size(prog, req.unit);
+        if !size.fits() {
+            return Err(JitError::TooLarge(size));
         }
         let replayed_before = report.patches_replayed;
         match compile_unit_once(self, prog, req, report) {
@@ -664,14 +684,37 @@ impl Guest for BfGuest {
 
 /// The instructions a unit spans: the whole program, or a loop from its
 /// `[` to its `]`.
-pub fn unit_insts(prog: &Program, unit: Unit) -> usize {
+fn unit_range(prog: &Program, unit: Unit) -> std::ops::Range<usize> {
     match unit {
-        Unit::Program => prog.len(),
+        Unit::Program => 0..prog.len(),
         Unit::Loop { open } => match prog.insts.get(open).map(|i| i.kind) {
-            Some(crate::parse::InstKind::Open { close }) => close.saturating_sub(open) + 1,
-            _ => 1,
+            Some(crate::parse::InstKind::Open { close }) => open..close.max(open) + 1,
+            _ => open..open + 1,
         },
     }
+}
+
+/// How large `unit` is ([`UnitSize`]); the weight is computed only for a
+/// unit within the instruction bound, so this takes at most
+/// [`MAX_UNIT_INSTS`] steps.
+pub fn unit_size(prog: &Program, unit: Unit) -> UnitSize {
+    use crate::parse::InstKind;
+    let range = unit_range(prog, unit);
+    let insts = range.len();
+    if insts > MAX_UNIT_INSTS {
+        return UnitSize { insts, weight: 0 };
+    }
+    let (mut depth, mut weight) = (0usize, 0usize);
+    for inst in &prog.insts[range] {
+        if let InstKind::Close { .. } = inst.kind {
+            depth = depth.saturating_sub(1);
+        }
+        weight += 1 + depth;
+        if let InstKind::Open { .. } = inst.kind {
+            depth += 1;
+        }
+    }
+    UnitSize { insts, weight }
 }
 
 /// A program compiled to native code as one unit, ready to run (possibly
@@ -882,6 +925,28 @@ pub fn run_jit(
 mod tests {
     use super::*;
     use std::mem::offset_of;
+
+    #[test]
+    fn unit_sizes_weigh_instructions_by_their_loop_depth() {
+        // `+[-[-]>]`: + at depth 0, [ 0, - 1, [ 1, - 2, ] 1, > 1, ] 0.
+        let prog = crate::parse("+[-[-]>]").unwrap();
+        let whole = unit_size(&prog, Unit::Program);
+        assert_eq!(
+            (whole.insts, whole.weight),
+            (8, 1 + 1 + 2 + 2 + 3 + 2 + 2 + 1)
+        );
+        let outer = unit_size(&prog, Unit::Loop { open: 1 });
+        assert_eq!((outer.insts, outer.weight), (7, 1 + 2 + 2 + 3 + 2 + 2 + 1));
+        assert!(whole.fits());
+        let deep = format!("{}{}", "[".repeat(1000), "]".repeat(1000));
+        let deep = unit_size(&crate::parse(deep.as_bytes()).unwrap(), Unit::Program);
+        assert_eq!(deep.insts, 2000);
+        assert!(deep.weight > MAX_UNIT_WEIGHT && !deep.fits());
+        let long = "+>".repeat(MAX_UNIT_INSTS);
+        let long = unit_size(&crate::parse(long.as_bytes()).unwrap(), Unit::Program);
+        assert_eq!((long.insts, long.weight), (2 * MAX_UNIT_INSTS, 0));
+        assert!(!long.fits());
+    }
 
     /// A unit compiled again to the same final graph takes the cached
     /// code; a unit whose graph changed (a refuted speculation) does not.

@@ -19,9 +19,10 @@
 //! speculates there again, and replays every unit's optimization instead
 //! of redoing it.
 //!
-//! Compiling is bounded twice over. A unit larger than
-//! [`runtime::MAX_UNIT_INSTS`] is never compiled: the interpreter runs
-//! that loop, and its inner loops get units of their own. And every
+//! Compiling is bounded twice over. A unit larger than one compilation
+//! may take ([`runtime::UnitSize::fits`]: instructions, and instructions
+//! weighted by loop depth) is never compiled: the interpreter runs that
+//! loop, and its inner loops get units of their own. And every
 //! compilation asks the [`CompileBudget`] first, which keeps compile time
 //! within a share of the time the program has run: a loop it refuses now is
 //! asked about again when it has gone round twice as often, and a smaller
@@ -281,7 +282,7 @@ impl Tiers<'_> {
             &mut self.report.jit,
         );
         self.budget.charge(
-            runtime::unit_insts(self.prog, Unit::Loop { open }),
+            runtime::unit_size(self.prog, Unit::Loop { open }).insts,
             t.elapsed(),
         );
         let code = code?;
@@ -313,8 +314,9 @@ impl Tiers<'_> {
             DELEGATED => return Ok(None),
             i => return Ok(Some(i as usize - 1)),
         }
-        let size = |pc: usize| runtime::unit_insts(self.prog, Unit::Loop { open: pc });
-        if size(open) > runtime::MAX_UNIT_INSTS {
+        let unit_size = |pc: usize| runtime::unit_size(self.prog, Unit::Loop { open: pc });
+        let size = |pc: usize| unit_size(pc).insts;
+        if !unit_size(open).fits() {
             self.profile.unit_of[open] = DELEGATED;
             self.report.loops_too_large += 1;
             return Ok(None);
@@ -324,7 +326,7 @@ impl Tiers<'_> {
         while let Some(up) = self.parent.around(chain[chain.len() - 1]) {
             if self.profile.entered[up] < 2
                 || self.profile.unit_of[up] == DELEGATED
-                || size(up) > runtime::MAX_UNIT_INSTS
+                || !unit_size(up).fits()
             {
                 break;
             }
