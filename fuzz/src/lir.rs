@@ -58,7 +58,7 @@ const FIRST_EXIT: i64 = 0x4000_0000;
 const RET_MASK: i64 = FIRST_EXIT - 1;
 
 const INTS: [Type; 4] = [Type::I8, Type::I16, Type::I32, Type::I64];
-const BINS: [BinOp; 9] = BinOp::ALL;
+const BINS: [BinOp; 13] = BinOp::ALL;
 const CMPS: [CmpOp; 10] = CmpOp::ALL;
 
 /// Host function 0 of the generated calls (also what the interpreter calls).
