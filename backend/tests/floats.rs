@@ -306,6 +306,43 @@ fn division_edges() {
     }
 }
 
+extern "C" fn scale(a: f64, b: f32) -> f64 {
+    a * f64::from(b)
+}
+
+/// Host functions take and return floats in float registers.
+#[test]
+fn host_calls_with_float_arguments_and_result() {
+    let hosts = [vssa_backend::HostFn::new(
+        "scale",
+        scale as *const u8,
+        &[Type::F64, Type::F32],
+        Some(Type::F64),
+    )];
+    let mut g = Graph::new();
+    let e = g.entry().unwrap();
+    let p = g.param(e.start, 0, Type::Ptr).unwrap();
+    let a = g.load(e.ctrl, e.mem, p, 0, Type::F64).unwrap();
+    let b = g.load(e.ctrl, e.mem, p, 8, Type::F32).unwrap();
+    let (m, r) = g.call(e.ctrl, e.mem, 0, &[a, b], Some(Type::F64)).unwrap();
+    let m = g.store(e.ctrl, m, p, 16, r.unwrap()).unwrap();
+    let zero = g.iconst(Type::I32, 0).unwrap();
+    let ret = g.ret(e.ctrl, m, zero).unwrap();
+    g.finish(&[ret]).unwrap();
+    vssa::verify(&g).unwrap();
+    let s = vssa_schedule::schedule(&g).unwrap();
+    let mut j = jit();
+    let code = j.compile(&g, &s, &hosts, "scale").unwrap();
+    let mut buf = vec![0u8; 32];
+    buf[..8].copy_from_slice(&1.5f64.to_le_bytes());
+    buf[8..12].copy_from_slice(&(-4.0f32).to_le_bytes());
+    // SAFETY: the graph reads 12 bytes and writes 8 at 16 of the 32-byte
+    // buffer, and calls `scale` with the signature declared for it.
+    let r = unsafe { j.call(&code, buf.as_mut_ptr()) }.unwrap();
+    assert_eq!(r, 0);
+    assert_eq!(f64::from_le_bytes(buf[16..24].try_into().unwrap()), -6.0);
+}
+
 // ---------------------------------------------------------------------------
 // Random float expressions.
 // ---------------------------------------------------------------------------
