@@ -565,13 +565,6 @@ impl<'a, 'f> Lowerer<'a, 'f> {
             }
             Op::FConv(op) => self.lower_fconv(n, op),
             Op::FFits { op, bits } => self.lower_ffits(n, op, bits),
-            Op::Bin(bop @ (BinOp::Sdiv | BinOp::Udiv | BinOp::Srem | BinOp::Urem)) => {
-                let ty = self.result_type(n)?;
-                let a = self.operand_of(n, 0, ty)?;
-                let b = self.operand_of(n, 1, ty)?;
-                let v = self.lower_div(bop, ty, a, b);
-                self.define_val(n, v)
-            }
             Op::Bin(bop) => {
                 let ty = self.result_type(n)?;
                 let a = self.operand_of(n, 0, ty)?;
@@ -582,19 +575,18 @@ impl<'a, 'f> Lowerer<'a, 'f> {
                 } else {
                     self.operand_of(n, 1, ty)?
                 };
-                let ins = self.b.ins();
                 let v = match bop {
-                    BinOp::Add => ins.iadd(a, b),
-                    BinOp::Sub => ins.isub(a, b),
-                    BinOp::Mul => ins.imul(a, b),
-                    BinOp::And => ins.band(a, b),
-                    BinOp::Or => ins.bor(a, b),
-                    BinOp::Xor => ins.bxor(a, b),
-                    BinOp::Shl => ins.ishl(a, b),
-                    BinOp::Ushr => ins.ushr(a, b),
-                    BinOp::Sshr => ins.sshr(a, b),
+                    BinOp::Add => self.b.ins().iadd(a, b),
+                    BinOp::Sub => self.b.ins().isub(a, b),
+                    BinOp::Mul => self.b.ins().imul(a, b),
+                    BinOp::And => self.b.ins().band(a, b),
+                    BinOp::Or => self.b.ins().bor(a, b),
+                    BinOp::Xor => self.b.ins().bxor(a, b),
+                    BinOp::Shl => self.b.ins().ishl(a, b),
+                    BinOp::Ushr => self.b.ins().ushr(a, b),
+                    BinOp::Sshr => self.b.ins().sshr(a, b),
                     BinOp::Sdiv | BinOp::Udiv | BinOp::Srem | BinOp::Urem => {
-                        unreachable!("lowered above")
+                        self.lower_div(bop, ty, a, b)
                     }
                 };
                 self.define_val(n, v)

@@ -84,7 +84,7 @@ pub(super) fn fun(g: &mut Graph, op: FUnOp, ty: Type, inputs: &[NodeId]) -> R {
 }
 
 /// The comparison with its operands swapped: `a op b == b (mirror op) a`.
-pub(super) fn fmirror(op: FCmpOp) -> FCmpOp {
+fn fmirror(op: FCmpOp) -> FCmpOp {
     match op {
         FCmpOp::Lt => FCmpOp::Gt,
         FCmpOp::Le => FCmpOp::Ge,
