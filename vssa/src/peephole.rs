@@ -12,6 +12,10 @@
 //! move into loads and stores, memory chains get shorter), so no two rules
 //! undo each other and repeated simplification reaches a fixed point.
 //!
+//! The rules of the float operations are in the `float` submodule
+//! (`peephole/float.rs`): fewer, because a float rule may only produce
+//! what the operation gives at run time, to the bit.
+//!
 //! Rules that need a helper node build it with `mk`, which asks the rules
 //! again under a small depth budget: rules never call [`Graph::build`], so
 //! the recursion depth is bounded by [`MAX_DEPTH`] whatever the graph looks
