@@ -71,6 +71,8 @@ pub fn clif_type(t: Type) -> Option<ir::Type> {
         Type::I16 => Some(ir::types::I16),
         Type::I32 => Some(ir::types::I32),
         Type::I64 | Type::Ptr => Some(ir::types::I64),
+        Type::F32 => Some(ir::types::F32),
+        Type::F64 => Some(ir::types::F64),
         Type::Ctrl | Type::Mem | Type::Tuple | Type::Frame => None,
     }
 }

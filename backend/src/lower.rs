@@ -11,6 +11,13 @@
 //! its single parameter is `Proj 2` of `Start`, and the returned value is
 //! zero-extended or truncated to 32 bits.
 //!
+//! Floats live in Cranelift's float registers (`f32`, `f64`). Two LIR
+//! rules need more than one instruction, because Cranelift leaves them
+//! open or traps: a float operation whose result is NaN gives the
+//! canonical NaN (a test and a select after it, [`Lowerer::canonical`]),
+//! and integer division and remainder test their divisor and never trap
+//! ([`Lowerer::lower_div`]).
+//!
 //! Every node is checked before an instruction is built (input counts,
 //! operand types, availability of definitions), so a bad graph or schedule
 //! is a [`BackendError`], never malformed IR handed to Cranelift.
@@ -18,14 +25,18 @@
 use crate::cfg::Dominators;
 use crate::error::BackendError;
 use crate::host::{clif_type, HostFn};
-use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::immediates::{Ieee32, Ieee64};
 use cranelift_codegen::ir::{
     self, types, AbiParam, BlockArg, Function, InstBuilder, MemFlagsData, SigRef, UserFuncName,
     Value,
 };
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
-use vssa::{BinOp, CmpOp, ConvOp, Graph, NodeId, Op, Type, UnOp};
+use vssa::float::{fits_bounds, CANONICAL_NAN_F32, CANONICAL_NAN_F64};
+use vssa::{
+    BinOp, CmpOp, ConvOp, FBinOp, FCmpOp, FConvOp, FUnOp, FitsOp, Graph, NodeId, Op, Type, UnOp,
+};
 use vssa_schedule::{Schedule, Terminator};
 
 /// The signature of every compiled graph: `extern "C" fn(*mut u8) -> u32`
@@ -124,6 +135,26 @@ fn unsupported(node: NodeId, reason: impl Into<String>) -> BackendError {
     BackendError::Unsupported {
         node,
         reason: reason.into(),
+    }
+}
+
+/// The Cranelift condition of a float comparison.
+fn float_cc(op: FCmpOp) -> FloatCC {
+    match op {
+        FCmpOp::Eq => FloatCC::Equal,
+        FCmpOp::One => FloatCC::OrderedNotEqual,
+        FCmpOp::Lt => FloatCC::LessThan,
+        FCmpOp::Le => FloatCC::LessThanOrEqual,
+        FCmpOp::Gt => FloatCC::GreaterThan,
+        FCmpOp::Ge => FloatCC::GreaterThanOrEqual,
+        FCmpOp::Ord => FloatCC::Ordered,
+        FCmpOp::Uno => FloatCC::Unordered,
+        FCmpOp::Ueq => FloatCC::UnorderedOrEqual,
+        FCmpOp::Une => FloatCC::NotEqual,
+        FCmpOp::Ult => FloatCC::UnorderedOrLessThan,
+        FCmpOp::Ule => FloatCC::UnorderedOrLessThanOrEqual,
+        FCmpOp::Ugt => FloatCC::UnorderedOrGreaterThan,
+        FCmpOp::Uge => FloatCC::UnorderedOrGreaterThanOrEqual,
     }
 }
 
@@ -355,6 +386,12 @@ impl<'a, 'f> Lowerer<'a, 'f> {
                 let ret = self.id(ret)?;
                 let value = self.id(value)?;
                 let v = self.value_at(ret, value, i)?;
+                // A float leaves as its bits, like the interpreter's result.
+                let v = match self.vty(v) {
+                    types::F32 => self.b.ins().bitcast(types::I32, MemFlagsData::new(), v),
+                    types::F64 => self.b.ins().bitcast(types::I64, MemFlagsData::new(), v),
+                    _ => v,
+                };
                 let v = match self.vty(v).bits() {
                     32 => v,
                     b if b < 32 => self.b.ins().uextend(types::I32, v),
@@ -465,9 +502,69 @@ impl<'a, 'f> Lowerer<'a, 'f> {
             Op::Proj { index } => self.lower_proj(n, index),
             Op::Const { value } => {
                 let ty = self.result_type(n)?;
-                let v = self.b.ins().iconst(ty, const_bits(ty, value));
+                let v = match ty {
+                    types::F32 => self.b.ins().f32const(Ieee32::with_bits(value as u32)),
+                    types::F64 => self.b.ins().f64const(Ieee64::with_bits(value as u64)),
+                    _ => self.b.ins().iconst(ty, const_bits(ty, value)),
+                };
                 self.define_val(n, v)
             }
+            Op::FBin(op) => {
+                let ty = self.float_result(n)?;
+                let a = self.operand_of(n, 0, ty)?;
+                let b = self.operand_of(n, 1, ty)?;
+                let ins = self.b.ins();
+                let v = match op {
+                    FBinOp::Add => ins.fadd(a, b),
+                    FBinOp::Sub => ins.fsub(a, b),
+                    FBinOp::Mul => ins.fmul(a, b),
+                    FBinOp::Div => ins.fdiv(a, b),
+                    FBinOp::Min => ins.fmin(a, b),
+                    FBinOp::Max => ins.fmax(a, b),
+                    FBinOp::Copysign => ins.fcopysign(a, b),
+                };
+                let v = if op == FBinOp::Copysign {
+                    v
+                } else {
+                    self.canonical(v)
+                };
+                self.define_val(n, v)
+            }
+            Op::FUn(op) => {
+                let ty = self.float_result(n)?;
+                let a = self.operand_of(n, 0, ty)?;
+                let ins = self.b.ins();
+                let v = match op {
+                    FUnOp::Neg => ins.fneg(a),
+                    FUnOp::Abs => ins.fabs(a),
+                    FUnOp::Sqrt => ins.sqrt(a),
+                    FUnOp::Floor => ins.floor(a),
+                    FUnOp::Ceil => ins.ceil(a),
+                    FUnOp::Trunc => ins.trunc(a),
+                    FUnOp::Nearest => ins.nearest(a),
+                };
+                let v = if matches!(op, FUnOp::Neg | FUnOp::Abs) {
+                    v
+                } else {
+                    self.canonical(v)
+                };
+                self.define_val(n, v)
+            }
+            Op::FCmp(op) => {
+                if self.g.ty(n) != Type::I8 {
+                    return Err(unsupported(n, "a comparison must have type i8"));
+                }
+                let a = self.operand(n, 0)?;
+                if !self.vty(a).is_float() {
+                    return Err(unsupported(n, format!("{op:?} of {}", self.vty(a))));
+                }
+                let b = self.operand_of(n, 1, self.vty(a))?;
+                // fcmp yields an i8 that is 0 or 1, like vssa's FCmp.
+                let v = self.b.ins().fcmp(float_cc(op), a, b);
+                self.define_val(n, v)
+            }
+            Op::FConv(op) => self.lower_fconv(n, op),
+            Op::FFits { op, bits } => self.lower_ffits(n, op, bits),
             Op::Bin(bop) => {
                 let ty = self.result_type(n)?;
                 let a = self.operand_of(n, 0, ty)?;
@@ -478,17 +575,19 @@ impl<'a, 'f> Lowerer<'a, 'f> {
                 } else {
                     self.operand_of(n, 1, ty)?
                 };
-                let ins = self.b.ins();
                 let v = match bop {
-                    BinOp::Add => ins.iadd(a, b),
-                    BinOp::Sub => ins.isub(a, b),
-                    BinOp::Mul => ins.imul(a, b),
-                    BinOp::And => ins.band(a, b),
-                    BinOp::Or => ins.bor(a, b),
-                    BinOp::Xor => ins.bxor(a, b),
-                    BinOp::Shl => ins.ishl(a, b),
-                    BinOp::Ushr => ins.ushr(a, b),
-                    BinOp::Sshr => ins.sshr(a, b),
+                    BinOp::Add => self.b.ins().iadd(a, b),
+                    BinOp::Sub => self.b.ins().isub(a, b),
+                    BinOp::Mul => self.b.ins().imul(a, b),
+                    BinOp::And => self.b.ins().band(a, b),
+                    BinOp::Or => self.b.ins().bor(a, b),
+                    BinOp::Xor => self.b.ins().bxor(a, b),
+                    BinOp::Shl => self.b.ins().ishl(a, b),
+                    BinOp::Ushr => self.b.ins().ushr(a, b),
+                    BinOp::Sshr => self.b.ins().sshr(a, b),
+                    BinOp::Sdiv | BinOp::Udiv | BinOp::Srem | BinOp::Urem => {
+                        self.lower_div(bop, ty, a, b)
+                    }
                 };
                 self.define_val(n, v)
             }
@@ -570,6 +669,168 @@ impl<'a, 'f> Lowerer<'a, 'f> {
             }
             Op::Call { func } => self.lower_call(n, func),
         }
+    }
+
+    /// The Cranelift type of `n`'s result, which must be a float.
+    fn float_result(&self, n: NodeId) -> Result<ir::Type, BackendError> {
+        let ty = self.result_type(n)?;
+        if !ty.is_float() {
+            return Err(unsupported(n, format!("{} of type {ty}", self.g.op(n))));
+        }
+        Ok(ty)
+    }
+
+    /// `v`, or the canonical NaN of its type if `v` is a NaN: the LIR's
+    /// rule for computed NaNs (see `vssa::FBinOp`), which hardware and
+    /// Cranelift leave open.
+    fn canonical(&mut self, v: Value) -> Value {
+        let f32 = self.vty(v) == types::F32;
+        let ins = self.b.ins();
+        let nan = if f32 {
+            ins.f32const(Ieee32::with_bits(CANONICAL_NAN_F32))
+        } else {
+            ins.f64const(Ieee64::with_bits(CANONICAL_NAN_F64))
+        };
+        let uno = self.b.ins().fcmp(FloatCC::Unordered, v, v);
+        self.b.ins().select(uno, nan, v)
+    }
+
+    /// Division and remainder with the LIR's defined results (`x / 0 = 0`,
+    /// `x % 0 = x`, `MIN / -1 = MIN`, `MIN % -1 = 0`). Cranelift's `sdiv`
+    /// and `udiv` trap on a zero divisor (and `sdiv` on `MIN / -1`), so the
+    /// divisor is replaced by 1 in those cases and the answer selected
+    /// after: generated code never traps.
+    fn lower_div(&mut self, op: BinOp, ty: ir::Type, a: Value, b: Value) -> Value {
+        let zero = self.b.ins().iconst(ty, 0);
+        let one = self.b.ins().iconst(ty, 1);
+        let is_zero = self.b.ins().icmp(IntCC::Equal, b, zero);
+        if matches!(op, BinOp::Udiv | BinOp::Urem) {
+            let d = self.b.ins().select(is_zero, one, b);
+            return if op == BinOp::Udiv {
+                let q = self.b.ins().udiv(a, d);
+                self.b.ins().select(is_zero, zero, q)
+            } else {
+                let r = self.b.ins().urem(a, d);
+                self.b.ins().select(is_zero, a, r)
+            };
+        }
+        let m1 = self.b.ins().iconst(ty, const_bits(ty, -1));
+        let is_m1 = self.b.ins().icmp(IntCC::Equal, b, m1);
+        let either = self.b.ins().bor(is_zero, is_m1);
+        let d = self.b.ins().select(either, one, b);
+        if op == BinOp::Sdiv {
+            // x / 1 = x, so x / -1 is its negation (which wraps for MIN).
+            let q = self.b.ins().sdiv(a, d);
+            let neg = self.b.ins().ineg(a);
+            let q = self.b.ins().select(is_m1, neg, q);
+            self.b.ins().select(is_zero, zero, q)
+        } else {
+            // x % 1 = 0 = x % -1.
+            let r = self.b.ins().srem(a, d);
+            self.b.ins().select(is_zero, a, r)
+        }
+    }
+
+    fn lower_fconv(&mut self, n: NodeId, op: FConvOp) -> Result<(), BackendError> {
+        let to = self.result_type(n)?;
+        let a = self.operand(n, 0)?;
+        let from = self.vty(a);
+        let from_vssa = self.g.ty(self.input(n, 0)?);
+        if !vssa::float::fconv_types_ok(op, from_vssa, self.g.ty(n)) {
+            return Err(unsupported(
+                n,
+                format!("{} from {from} to {to}", self.g.op(n)),
+            ));
+        }
+        let v = match op {
+            FConvOp::SToF => {
+                let a = if from.bits() < 32 {
+                    self.b.ins().sextend(types::I32, a)
+                } else {
+                    a
+                };
+                self.b.ins().fcvt_from_sint(to, a)
+            }
+            FConvOp::UToF => match from.bits() {
+                // Zero-extended into a wider signed integer, the value is
+                // non-negative and the signed conversion is exact.
+                b if b < 32 => {
+                    let a = self.b.ins().uextend(types::I32, a);
+                    self.b.ins().fcvt_from_sint(to, a)
+                }
+                32 => {
+                    let a = self.b.ins().uextend(types::I64, a);
+                    self.b.ins().fcvt_from_sint(to, a)
+                }
+                _ => self.b.ins().fcvt_from_uint(to, a),
+            },
+            FConvOp::FToSSat | FConvOp::FToUSat => {
+                let signed = op == FConvOp::FToSSat;
+                if to.bits() >= 32 {
+                    if signed {
+                        self.b.ins().fcvt_to_sint_sat(to, a)
+                    } else {
+                        self.b.ins().fcvt_to_uint_sat(to, a)
+                    }
+                } else {
+                    // Saturate to 32 bits, then clamp to the narrow range
+                    // (saturation is monotone, so the result is the same).
+                    let bits = to.bits();
+                    let wide = if signed {
+                        let w = self.b.ins().fcvt_to_sint_sat(types::I32, a);
+                        let lo = self.b.ins().iconst(types::I32, -(1i64 << (bits - 1)));
+                        let hi = self.b.ins().iconst(types::I32, (1i64 << (bits - 1)) - 1);
+                        let w = self.b.ins().smax(w, lo);
+                        self.b.ins().smin(w, hi)
+                    } else {
+                        let w = self.b.ins().fcvt_to_uint_sat(types::I32, a);
+                        let hi = self.b.ins().iconst(types::I32, (1i64 << bits) - 1);
+                        self.b.ins().umin(w, hi)
+                    };
+                    self.b.ins().ireduce(to, wide)
+                }
+            }
+            FConvOp::Promote => {
+                let v = self.b.ins().fpromote(types::F64, a);
+                self.canonical(v)
+            }
+            FConvOp::Demote => {
+                let v = self.b.ins().fdemote(types::F32, a);
+                self.canonical(v)
+            }
+            FConvOp::Bitcast => self.b.ins().bitcast(to, MemFlagsData::new(), a),
+        };
+        self.define_val(n, v)
+    }
+
+    /// The range (and exactness) test of `vssa::Op::FFits`, in `F64`: an
+    /// `F32` widens exactly, and the bounds are powers of two, so every
+    /// comparison is exact. NaN fails the ordered comparisons.
+    fn lower_ffits(&mut self, n: NodeId, op: FitsOp, bits: u8) -> Result<(), BackendError> {
+        if self.g.ty(n) != Type::I8 || !vssa::float::fits_bits_ok(bits) {
+            return Err(unsupported(
+                n,
+                format!("{} of type {}", self.g.op(n), self.g.ty(n)),
+            ));
+        }
+        let a = self.operand(n, 0)?;
+        let x = match self.vty(a) {
+            types::F32 => self.b.ins().fpromote(types::F64, a),
+            types::F64 => a,
+            other => return Err(unsupported(n, format!("{} of {other}", self.g.op(n)))),
+        };
+        let (lo, hi) = fits_bounds(op, bits);
+        let t = self.b.ins().trunc(x);
+        let lo = self.b.ins().f64const(lo);
+        let hi = self.b.ins().f64const(hi);
+        let above = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, t, lo);
+        let below = self.b.ins().fcmp(FloatCC::LessThan, t, hi);
+        let mut v = self.b.ins().band(above, below);
+        if matches!(op, FitsOp::ExactS | FitsOp::ExactU) {
+            let whole = self.b.ins().fcmp(FloatCC::Equal, t, x);
+            v = self.b.ins().band(v, whole);
+        }
+        self.define_val(n, v)
     }
 
     fn lower_proj(&mut self, n: NodeId, index: u32) -> Result<(), BackendError> {

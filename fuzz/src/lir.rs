@@ -2,17 +2,29 @@
 //!
 //! A generator builds a random well-formed function of one `Ptr` parameter
 //! (a byte buffer of [`MEM_LEN`] bytes): arithmetic of every width with
-//! conversions, selects and comparisons, loads and stores at constant (and
-//! some dynamic) offsets, host calls, diamonds with phis, and counted loops
+//! conversions, selects and comparisons, integer division and remainder
+//! (divisors that are often 0 or -1), `F32`/`F64` arithmetic, comparisons,
+//! rounding, conversions to and from integers, fits tests and bit casts
+//! (on constants that are often zeros of either sign, infinities, NaNs with
+//! payloads or integer limits, and on floats loaded from the random
+//! buffer), loads and stores of every value type at constant (and some
+//! dynamic) offsets, host calls, diamonds with phis, and counted loops
 //! with loop phis, nested a few deep, and guards (each with a frame state
-//! of a few values) that deoptimize on some inputs. It ends by storing and
-//! returning a value. The same seed builds the same program twice:
+//! of a few values of any type) that deoptimize on some inputs. It ends by
+//! storing and returning a value. The same seed builds the same program
+//! twice:
 //!
 //! 1. with construction peepholes off, run by the LIR interpreter: the
 //!    reference;
 //! 2. with peepholes on, then after [`vssa::optimize`], interpreted;
 //! 3. native code (schedule, Cranelift) of the optimized graph and of the
 //!    unoptimized one.
+//!
+//! Everything is compared bit for bit, floats included: the LIR defines a
+//! computed NaN to be the canonical one (see `vssa::FBinOp`), so even NaN
+//! signs and payloads must agree (a float that only moved, through loads,
+//! stores, phis, selects, bit casts, negation or `copysign`, keeps its
+//! bits, signalling NaNs too).
 //!
 //! All must return the same value and leave the same buffer, or all must
 //! deoptimize to the same resume point with the same frame values and the
@@ -28,7 +40,10 @@
 use crate::rng::Rng;
 use crate::{bump, guarded, Counters, Failure, Outcome};
 use vssa::interp::{self, InterpError, Memory};
-use vssa::{BinOp, CmpOp, ConvOp, Graph, GraphError, NodeId, Type, UnOp};
+use vssa::{
+    BinOp, CmpOp, ConvOp, FBinOp, FCmpOp, FConvOp, FUnOp, FitsOp, Graph, GraphError, NodeId, Type,
+    UnOp,
+};
 use vssa_backend::{HostFn, Jit, JitOptions};
 use vssa_deopt::{DeoptAbi, ExitTable};
 
@@ -58,7 +73,46 @@ const FIRST_EXIT: i64 = 0x4000_0000;
 const RET_MASK: i64 = FIRST_EXIT - 1;
 
 const INTS: [Type; 4] = [Type::I8, Type::I16, Type::I32, Type::I64];
-const BINS: [BinOp; 9] = BinOp::ALL;
+/// Every value type a generated value may have (pointers aside).
+const VALUES: [Type; 6] = [
+    Type::I8,
+    Type::I16,
+    Type::I32,
+    Type::I64,
+    Type::F32,
+    Type::F64,
+];
+/// Float constants worth hitting: zeros of both signs, infinities, NaNs,
+/// ties for rounding, the edges of the integer ranges.
+const FLOAT_EDGES: [f64; 20] = [
+    0.0,
+    -0.0,
+    1.0,
+    -1.0,
+    0.5,
+    -2.5,
+    3.5,
+    f64::INFINITY,
+    f64::NEG_INFINITY,
+    f64::NAN,
+    f64::MIN_POSITIVE,
+    5e-324,
+    127.5,
+    -128.0,
+    255.9,
+    2_147_483_648.0,
+    -2_147_483_648.5,
+    9_223_372_036_854_775_808.0,
+    18_446_744_073_709_551_616.0,
+    1e300,
+];
+/// NaNs that are not canonical: negative, with a payload, signalling.
+const ODD_NANS: [u64; 3] = [
+    0xfff8_0000_0000_1234,
+    0x7ff0_0000_0000_0001,
+    0x7ff8_dead_beef_0000,
+];
+const BINS: [BinOp; 13] = BinOp::ALL;
 const CMPS: [CmpOp; 10] = CmpOp::ALL;
 
 /// Host function 0 of the generated calls (also what the interpreter calls).
@@ -180,6 +234,9 @@ type R<T = ()> = Result<T, GraphError>;
 
 impl Gen<'_> {
     fn konst(&mut self, ty: Type) -> i64 {
+        if ty.is_float() {
+            return self.float_konst(ty);
+        }
         let bits = ty.bits().unwrap_or(64);
         let v = match self.rng.weighted(&[2, 2, 2, 4, 2, 2, 3]) {
             0 => 0,
@@ -191,6 +248,27 @@ impl Gen<'_> {
             _ => self.rng.next_u64() as i64,
         };
         ty.normalize(v)
+    }
+
+    /// The bits of a float constant of type `ty`.
+    fn float_konst(&mut self, ty: Type) -> i64 {
+        let x = match self.rng.weighted(&[6, 1, 2, 2]) {
+            0 => *self.rng.pick(&FLOAT_EDGES),
+            1 => {
+                let bits = *self.rng.pick(&ODD_NANS);
+                return match ty {
+                    // The same sign and payload at 32 bits.
+                    Type::F32 => ty.normalize(((bits >> 32) as u32 | 0x7f80_0000) as i64),
+                    _ => bits as i64,
+                };
+            }
+            2 => self.rng.range(-300, 300) as f64 / 4.0,
+            _ => return ty.normalize(self.rng.next_u64() as i64),
+        };
+        match ty {
+            Type::F32 => vssa::float::bits_of_f32(x as f32),
+            _ => vssa::float::bits_of_f64(x),
+        }
     }
 
     /// A value of type `ty` in scope, or a new constant.
@@ -213,6 +291,87 @@ impl Gen<'_> {
         *self.rng.pick(&INTS)
     }
 
+    /// Any value type, floats included.
+    fn any_value_ty(&mut self) -> Type {
+        *self.rng.pick(&VALUES)
+    }
+
+    fn float_ty(&mut self) -> Type {
+        *self.rng.pick(&[Type::F32, Type::F64])
+    }
+
+    /// One float operation (or an integer division, whose divisor is
+    /// often 0 or -1) on values in scope.
+    fn float_stmt(&mut self) -> R {
+        let ty = self.float_ty();
+        let (n, nty) = match self.rng.weighted(&[4, 3, 3, 4, 2, 2, 3]) {
+            0 => {
+                let op = *self.rng.pick(&FBinOp::ALL);
+                let a = self.pick(ty)?;
+                let b = self.pick(ty)?;
+                (self.g.fbin(op, a, b)?, ty)
+            }
+            1 => {
+                let op = *self.rng.pick(&FUnOp::ALL);
+                let a = self.pick(ty)?;
+                (self.g.fun(op, a)?, ty)
+            }
+            2 => {
+                let op = *self.rng.pick(&FCmpOp::ALL);
+                let a = self.pick(ty)?;
+                let b = self.pick(ty)?;
+                (self.g.fcmp(op, a, b)?, Type::I8)
+            }
+            3 => {
+                let int = self.any_ty();
+                let (op, from, to) = match self.rng.below(4) {
+                    0 => (FConvOp::SToF, int, ty),
+                    1 => (FConvOp::UToF, int, ty),
+                    2 => (FConvOp::FToSSat, ty, int),
+                    _ => (FConvOp::FToUSat, ty, int),
+                };
+                let a = self.pick(from)?;
+                (self.g.fconv(op, to, a)?, to)
+            }
+            4 => {
+                let op = *self.rng.pick(&FitsOp::ALL);
+                let bits = *self.rng.pick(&[8u8, 16, 32, 64]);
+                let a = self.pick(ty)?;
+                (self.g.ffits(op, bits, a)?, Type::I8)
+            }
+            5 => {
+                let int = if ty == Type::F32 {
+                    Type::I32
+                } else {
+                    Type::I64
+                };
+                let (op, from, to) = match self.rng.below(4) {
+                    0 => (FConvOp::Bitcast, ty, int),
+                    1 => (FConvOp::Bitcast, int, ty),
+                    2 => (FConvOp::Promote, Type::F32, Type::F64),
+                    _ => (FConvOp::Demote, Type::F64, Type::F32),
+                };
+                let a = self.pick(from)?;
+                (self.g.fconv(op, to, a)?, to)
+            }
+            _ => {
+                let int = self.any_ty();
+                let op = *self
+                    .rng
+                    .pick(&[BinOp::Sdiv, BinOp::Udiv, BinOp::Srem, BinOp::Urem]);
+                let a = self.pick(int)?;
+                let b = match self.rng.below(3) {
+                    0 => self.g.iconst(int, 0)?,
+                    1 => self.g.iconst(int, -1)?,
+                    _ => self.pick(int)?,
+                };
+                (self.g.bin(op, a, b)?, int)
+            }
+        };
+        self.vals.push((n, nty));
+        Ok(())
+    }
+
     fn block(&mut self, depth: u32) -> R {
         let n = self.rng.range(1, 6);
         for _ in 0..n {
@@ -229,10 +388,10 @@ impl Gen<'_> {
         let nest = if depth < 3 { 2 } else { 0 };
         match self
             .rng
-            .weighted(&[1, 6, 2, 2, 2, 2, 3, 3, 1, 2, nest, nest])
+            .weighted(&[1, 6, 2, 2, 2, 2, 3, 3, 1, 2, 5, nest, nest])
         {
             0 => {
-                let ty = self.any_ty();
+                let ty = self.any_value_ty();
                 let v = self.konst(ty);
                 let n = self.g.iconst(ty, v)?;
                 self.vals.push((n, ty));
@@ -275,20 +434,20 @@ impl Gen<'_> {
             5 => {
                 let cty = self.any_ty();
                 let c = self.pick(cty)?;
-                let ty = self.any_ty();
+                let ty = self.any_value_ty();
                 let a = self.pick(ty)?;
                 let b = self.pick(ty)?;
                 let n = self.g.select(c, a, b)?;
                 self.vals.push((n, ty));
             }
             6 => {
-                let ty = self.any_ty();
+                let ty = self.any_value_ty();
                 let (b, off) = self.address(ty)?;
                 let n = self.g.load(self.ctrl, self.mem, b, off, ty)?;
                 self.vals.push((n, ty));
             }
             7 => {
-                let ty = self.any_ty();
+                let ty = self.any_value_ty();
                 let v = self.pick(ty)?;
                 let (b, off) = self.address(ty)?;
                 self.mem = self.g.store(self.ctrl, self.mem, b, off, v)?;
@@ -306,7 +465,8 @@ impl Gen<'_> {
                 }
             }
             9 => self.guard()?,
-            10 => self.diamond(depth)?,
+            10 => self.float_stmt()?,
+            11 => self.diamond(depth)?,
             _ => self.counted_loop(depth)?,
         }
         Ok(())
@@ -406,7 +566,7 @@ impl Gen<'_> {
         // A phi's inputs come from its arm, never from the other phis.
         let mut phis = Vec::new();
         for _ in 0..self.rng.range(0, 3) {
-            let ty = self.any_ty();
+            let ty = self.any_value_ty();
             let mut ins = [region; 2];
             for (k, arm) in arms.iter().enumerate() {
                 self.vals.extend_from_slice(&arm.2);
@@ -437,7 +597,7 @@ impl Gen<'_> {
         let mphi = self.g.loop_phi(lp, key * 16 + 1, Type::Mem, self.mem)?;
         let mut carried = Vec::new();
         for k in 0..self.rng.range(0, 2) as u64 {
-            let ty = self.any_ty();
+            let ty = self.any_value_ty();
             let entry = self.pick(ty)?;
             let p = self.g.loop_phi(lp, key * 16 + 2 + k, ty, entry)?;
             carried.push((p, ty));
@@ -764,6 +924,36 @@ mod tests {
                 assert!(r.value.is_ok(), "seed {seed}: {:?}", r.value);
             }
         }
+    }
+
+    /// The generator reaches every float operation family, both float
+    /// types in memory, phis and frame states, and division.
+    #[test]
+    fn generated_graphs_cover_floats_and_division() {
+        use vssa::Op;
+        let mut seen = std::collections::BTreeSet::new();
+        for seed in 0..300 {
+            let gen = generate(seed, false, None).unwrap();
+            let g = &gen.graph;
+            for n in g.live_nodes() {
+                let float_input = g.inputs(n).iter().any(|&i| g.ty(i).is_float());
+                let what = match g.op(n) {
+                    Op::FBin(_) => "fbin",
+                    Op::FUn(_) => "fun",
+                    Op::FCmp(_) => "fcmp",
+                    Op::FConv(_) => "fconv",
+                    Op::FFits { .. } => "ffits",
+                    Op::Bin(BinOp::Sdiv | BinOp::Udiv | BinOp::Srem | BinOp::Urem) => "div",
+                    Op::Load { .. } if g.ty(n) == Type::F32 => "load f32",
+                    Op::Store { .. } if g.ty(g.input(n, 3)) == Type::F64 => "store f64",
+                    Op::Phi { .. } if g.ty(n).is_float() => "float phi",
+                    Op::FrameState { .. } if float_input => "float frame slot",
+                    _ => continue,
+                };
+                seen.insert(what);
+            }
+        }
+        assert_eq!(seen.len(), 10, "{seen:?}");
     }
 
     #[test]

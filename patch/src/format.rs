@@ -16,7 +16,7 @@ use crate::book::LogBook;
 use crate::model::{NewNode, Patch};
 use std::fmt;
 use std::path::Path;
-use vssa::{Addr, BinOp, CmpOp, ConvOp, Op, Type, UnOp};
+use vssa::{Addr, BinOp, CmpOp, ConvOp, FBinOp, FCmpOp, FConvOp, FUnOp, FitsOp, Op, Type, UnOp};
 
 /// The version of the file format this build writes (the number after
 /// `vssa-patch-log`). It also reads version 1.
@@ -212,6 +212,7 @@ fn immediate(op: &Op) -> Option<i128> {
         Op::Call { func } => Some(func as i128),
         Op::Guard { reason } => Some(reason as i128),
         Op::FrameState { resume } => Some(resume as i128),
+        Op::FFits { bits, .. } => Some(bits as i128),
         _ => None,
     }
 }
@@ -232,6 +233,13 @@ pub fn parse_op(mnemonic: &str, imm: &str) -> Result<Op, String> {
             .map_err(|_| format!("bad immediate `{}` for `{m}`", clip(imm)))
     }
     let m = mnemonic;
+    let fits = |op: FitsOp| -> Result<Op, String> {
+        let bits: u8 = num(m, imm)?;
+        if !vssa::float::fits_bits_ok(bits) {
+            return Err(format!("`{m}` tests 8, 16, 32 or 64 bits, not {bits}"));
+        }
+        Ok(Op::FFits { op, bits })
+    };
     match m {
         "start" => plain(Op::Start),
         "region" => plain(Op::Region),
@@ -254,6 +262,10 @@ pub fn parse_op(mnemonic: &str, imm: &str) -> Result<Op, String> {
         "shl" => plain(Op::Bin(BinOp::Shl)),
         "ushr" => plain(Op::Bin(BinOp::Ushr)),
         "sshr" => plain(Op::Bin(BinOp::Sshr)),
+        "sdiv" => plain(Op::Bin(BinOp::Sdiv)),
+        "udiv" => plain(Op::Bin(BinOp::Udiv)),
+        "srem" => plain(Op::Bin(BinOp::Srem)),
+        "urem" => plain(Op::Bin(BinOp::Urem)),
         "neg" => plain(Op::Un(UnOp::Neg)),
         "not" => plain(Op::Un(UnOp::Not)),
         "eq" => plain(Op::Cmp(CmpOp::Eq)),
@@ -269,6 +281,45 @@ pub fn parse_op(mnemonic: &str, imm: &str) -> Result<Op, String> {
         "uext" => plain(Op::Conv(ConvOp::Uext)),
         "sext" => plain(Op::Conv(ConvOp::Sext)),
         "trunc" => plain(Op::Conv(ConvOp::Trunc)),
+        "fadd" => plain(Op::FBin(FBinOp::Add)),
+        "fsub" => plain(Op::FBin(FBinOp::Sub)),
+        "fmul" => plain(Op::FBin(FBinOp::Mul)),
+        "fdiv" => plain(Op::FBin(FBinOp::Div)),
+        "fmin" => plain(Op::FBin(FBinOp::Min)),
+        "fmax" => plain(Op::FBin(FBinOp::Max)),
+        "fcopysign" => plain(Op::FBin(FBinOp::Copysign)),
+        "fneg" => plain(Op::FUn(FUnOp::Neg)),
+        "fabs" => plain(Op::FUn(FUnOp::Abs)),
+        "sqrt" => plain(Op::FUn(FUnOp::Sqrt)),
+        "floor" => plain(Op::FUn(FUnOp::Floor)),
+        "ceil" => plain(Op::FUn(FUnOp::Ceil)),
+        "ftrunc" => plain(Op::FUn(FUnOp::Trunc)),
+        "nearest" => plain(Op::FUn(FUnOp::Nearest)),
+        "feq" => plain(Op::FCmp(FCmpOp::Eq)),
+        "fone" => plain(Op::FCmp(FCmpOp::One)),
+        "flt" => plain(Op::FCmp(FCmpOp::Lt)),
+        "fle" => plain(Op::FCmp(FCmpOp::Le)),
+        "fgt" => plain(Op::FCmp(FCmpOp::Gt)),
+        "fge" => plain(Op::FCmp(FCmpOp::Ge)),
+        "ford" => plain(Op::FCmp(FCmpOp::Ord)),
+        "funo" => plain(Op::FCmp(FCmpOp::Uno)),
+        "fueq" => plain(Op::FCmp(FCmpOp::Ueq)),
+        "fune" => plain(Op::FCmp(FCmpOp::Une)),
+        "fult" => plain(Op::FCmp(FCmpOp::Ult)),
+        "fule" => plain(Op::FCmp(FCmpOp::Ule)),
+        "fugt" => plain(Op::FCmp(FCmpOp::Ugt)),
+        "fuge" => plain(Op::FCmp(FCmpOp::Uge)),
+        "sitof" => plain(Op::FConv(FConvOp::SToF)),
+        "uitof" => plain(Op::FConv(FConvOp::UToF)),
+        "ftosi_sat" => plain(Op::FConv(FConvOp::FToSSat)),
+        "ftoui_sat" => plain(Op::FConv(FConvOp::FToUSat)),
+        "fpromote" => plain(Op::FConv(FConvOp::Promote)),
+        "fdemote" => plain(Op::FConv(FConvOp::Demote)),
+        "bitcast" => plain(Op::FConv(FConvOp::Bitcast)),
+        "fits_trunc_s" => fits(FitsOp::TruncS),
+        "fits_trunc_u" => fits(FitsOp::TruncU),
+        "fits_exact_s" => fits(FitsOp::ExactS),
+        "fits_exact_u" => fits(FitsOp::ExactU),
         "select" => plain(Op::Select),
         "ptradd" => plain(Op::PtrAdd),
         "phi" => Ok(Op::Phi { key: num(m, imm)? }),
@@ -300,6 +351,8 @@ pub fn parse_type(s: &str) -> Result<Type, String> {
         "i64" => Ok(Type::I64),
         "ptr" => Ok(Type::Ptr),
         "frame" => Ok(Type::Frame),
+        "f32" => Ok(Type::F32),
+        "f64" => Ok(Type::F64),
         _ => Err(format!("unknown type `{}`", clip(s))),
     }
 }
@@ -502,6 +555,17 @@ mod tests {
             Op::Guard { reason: u32::MAX },
             Op::FrameState { resume: u64::MAX },
         ];
+        let mut ops = ops.to_vec();
+        ops.extend(BinOp::ALL.map(Op::Bin));
+        ops.extend(FBinOp::ALL.map(Op::FBin));
+        ops.extend(FUnOp::ALL.map(Op::FUn));
+        ops.extend(FCmpOp::ALL.map(Op::FCmp));
+        ops.extend(FConvOp::ALL.map(Op::FConv));
+        for bits in [8, 16, 32, 64] {
+            ops.extend(FitsOp::ALL.map(|op| Op::FFits { op, bits }));
+        }
+        assert!(parse_op("fits_exact_s", "7").is_err());
+        assert!(parse_op("fits_exact_s", "-").is_err());
         for op in ops {
             let imm = immediate(&op).map_or("-".to_string(), |v| v.to_string());
             assert_eq!(parse_op(op.mnemonic(), &imm), Ok(op));

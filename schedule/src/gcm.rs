@@ -35,7 +35,9 @@ pub(crate) struct Placement {
 }
 
 /// Floating nodes: pure computations that may run anywhere their inputs
-/// exist and their uses are reached.
+/// exist and their uses are reached. Integer division is one: it never
+/// traps (its results for 0 and `MIN / -1` are defined, see `BinOp`), so
+/// hoisting it above the branch that tested its divisor is safe.
 pub(crate) fn is_floating(op: Op) -> bool {
     matches!(
         op,
@@ -46,6 +48,11 @@ pub(crate) fn is_floating(op: Op) -> bool {
             | Op::Conv(_)
             | Op::Select
             | Op::PtrAdd
+            | Op::FBin(_)
+            | Op::FUn(_)
+            | Op::FCmp(_)
+            | Op::FConv(_)
+            | Op::FFits { .. }
     )
 }
 

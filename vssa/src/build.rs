@@ -6,7 +6,7 @@
 //! embedder decides when to hand the finished graph to the pipeline.
 
 use crate::graph::{Graph, GraphError, NodeId};
-use crate::op::{BinOp, CmpOp, ConvOp, Op, UnOp};
+use crate::op::{BinOp, CmpOp, ConvOp, FBinOp, FCmpOp, FConvOp, FUnOp, FitsOp, Op, UnOp};
 use crate::types::Type;
 
 /// The projections of `Start`: what the entry block begins with.
@@ -38,6 +38,55 @@ impl Graph {
     /// immediate operands.
     pub fn iconst(&mut self, ty: Type, value: i64) -> R {
         self.build(Op::Const { value }, ty, &[])
+    }
+
+    /// A float constant of type `F64` with exactly the bits of `value`.
+    pub fn f64const(&mut self, value: f64) -> R {
+        self.build(
+            Op::Const {
+                value: crate::float::bits_of_f64(value),
+            },
+            Type::F64,
+            &[],
+        )
+    }
+
+    /// A float constant of type `F32` with exactly the bits of `value`.
+    pub fn f32const(&mut self, value: f32) -> R {
+        self.build(
+            Op::Const {
+                value: crate::float::bits_of_f32(value),
+            },
+            Type::F32,
+            &[],
+        )
+    }
+
+    /// Float `a op b`; the type is `a`'s.
+    pub fn fbin(&mut self, op: FBinOp, a: NodeId, b: NodeId) -> R {
+        let ty = self.ty(self.resolve(a));
+        self.build(Op::FBin(op), ty, &[a, b])
+    }
+
+    /// Float `op a`; the type is `a`'s.
+    pub fn fun(&mut self, op: FUnOp, a: NodeId) -> R {
+        let ty = self.ty(self.resolve(a));
+        self.build(Op::FUn(op), ty, &[a])
+    }
+
+    /// Float `a cmp b` as an `I8` 0 or 1.
+    pub fn fcmp(&mut self, op: FCmpOp, a: NodeId, b: NodeId) -> R {
+        self.build(Op::FCmp(op), Type::I8, &[a, b])
+    }
+
+    /// Converts `a` to `ty` (see [`FConvOp`]).
+    pub fn fconv(&mut self, op: FConvOp, ty: Type, a: NodeId) -> R {
+        self.build(Op::FConv(op), ty, &[a])
+    }
+
+    /// 1 if float `a` converts to a `bits`-bit integer as `op` says, else 0.
+    pub fn ffits(&mut self, op: FitsOp, bits: u8, a: NodeId) -> R {
+        self.build(Op::FFits { op, bits }, Type::I8, &[a])
     }
 
     /// `a op b`; the type is `a`'s.

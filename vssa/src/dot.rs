@@ -26,7 +26,9 @@ pub fn to_dot(g: &Graph, title: &str) -> String {
         } else {
             ""
         };
-        let label = escape(&format!("{n} {op}\n{}", g.ty(n)));
+        let mut text = format!("{n} ");
+        crate::print::write_op(&mut text, g, n);
+        let label = escape(&format!("{text}\n{}", g.ty(n)));
         let _ = writeln!(out, "  {n} [label=\"{label}\", shape={shape}{color}];");
     }
     for &n in &live {

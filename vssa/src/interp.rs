@@ -25,7 +25,10 @@
 //! depth overflows the Rust stack.
 //!
 //! Arithmetic is [`crate::peephole`]'s reference semantics ([`eval_bin`]
-//! etc.), so constant folding and this oracle cannot disagree by definition.
+//! etc.) and, for floats, [`crate::float`]'s ([`eval_fbin`] etc.: IEEE-754,
+//! Rust's `f32`/`f64` operations, with canonical NaN results), so constant
+//! folding and this oracle cannot disagree by definition. Every value is an
+//! `i64`; a float is its bit pattern.
 //!
 //! # Memory
 //!
@@ -49,6 +52,7 @@
 //! access outside is [`InterpError::OutOfBounds`]. Nothing here panics on a
 //! malformed graph: problems are [`InterpError`]s.
 
+use crate::float::{eval_fbin, eval_fcmp, eval_fconv, eval_ffits, eval_fun};
 use crate::graph::{Graph, NodeId};
 use crate::op::Op;
 use crate::peephole::{eval_bin, eval_cmp, eval_conv, eval_un};
@@ -605,6 +609,20 @@ impl Machine<'_> {
                 let from = g.ty(self.input(n, 0)?);
                 eval_conv(op, from, ty, self.arg(n, 0)?)
             }
+            Op::FBin(op) => eval_fbin(op, ty, self.arg(n, 0)?, self.arg(n, 1)?),
+            Op::FUn(op) => eval_fun(op, ty, self.arg(n, 0)?),
+            Op::FCmp(op) => {
+                let t = g.ty(self.input(n, 0)?);
+                i64::from(eval_fcmp(op, t, self.arg(n, 0)?, self.arg(n, 1)?))
+            }
+            Op::FConv(op) => {
+                let from = g.ty(self.input(n, 0)?);
+                eval_fconv(op, from, ty, self.arg(n, 0)?)
+            }
+            Op::FFits { op, bits } => {
+                let t = g.ty(self.input(n, 0)?);
+                i64::from(eval_ffits(op, bits, t, self.arg(n, 0)?))
+            }
             Op::Select => {
                 if self.arg(n, 0)? != 0 {
                     self.arg(n, 1)?
@@ -788,6 +806,90 @@ mod tests {
         assert_eq!(binary(BinOp::Sshr, Type::I32, -16, 2), -4);
         assert_eq!(binary(BinOp::Shl, Type::I32, 1, 33), 2);
         assert_eq!(binary(BinOp::Sub, Type::I64, i64::MIN, 1), i64::MAX);
+    }
+
+    #[test]
+    fn division_by_zero_and_min_by_minus_one_are_defined() {
+        assert_eq!(binary(BinOp::Sdiv, Type::I32, 7, 0), 0);
+        assert_eq!(binary(BinOp::Srem, Type::I32, 7, 0), 7);
+        assert_eq!(binary(BinOp::Udiv, Type::I16, -1, 0), 0);
+        assert_eq!(binary(BinOp::Urem, Type::I16, -1, 0), -1);
+        assert_eq!(binary(BinOp::Sdiv, Type::I64, i64::MIN, -1), i64::MIN);
+        assert_eq!(binary(BinOp::Srem, Type::I64, i64::MIN, -1), 0);
+        assert_eq!(binary(BinOp::Sdiv, Type::I8, -128, -1), -128);
+        assert_eq!(binary(BinOp::Sdiv, Type::I8, -100, 7), -14);
+        assert_eq!(binary(BinOp::Udiv, Type::I8, -100, 7), 22);
+    }
+
+    /// Loads two floats of type `ty` from memory, computes `f(a, b)` and
+    /// stores it after them: floats reach and leave the interpreter as bytes.
+    fn float_through_memory(
+        ty: Type,
+        a: f64,
+        b: f64,
+        f: impl Fn(&mut Graph, NodeId, NodeId) -> NodeId,
+    ) -> Vec<u8> {
+        let mut g = Graph::new();
+        g.set_simplify_on_build(false);
+        let e = g.entry().unwrap();
+        let p = g.param(e.start, 0, Type::Ptr).unwrap();
+        let w = ty.bytes().unwrap() as i32;
+        let x = g.load(e.ctrl, e.mem, p, 0, ty).unwrap();
+        let y = g.load(e.ctrl, e.mem, p, w, ty).unwrap();
+        let r = f(&mut g, x, y);
+        let m = g.store(e.ctrl, e.mem, p, 2 * w, r).unwrap();
+        let zero = g.iconst(Type::I8, 0).unwrap();
+        let ret = g.ret(e.ctrl, m, zero).unwrap();
+        g.finish(&[ret]).unwrap();
+        crate::verify(&g).unwrap();
+        let mut bytes = Vec::new();
+        if ty == Type::F32 {
+            bytes.extend_from_slice(&(a as f32).to_le_bytes());
+            bytes.extend_from_slice(&(b as f32).to_le_bytes());
+        } else {
+            bytes.extend_from_slice(&a.to_le_bytes());
+            bytes.extend_from_slice(&b.to_le_bytes());
+        }
+        bytes.resize(bytes.len() + 8, 0);
+        let mut m = Memory::from_bytes(BASE, bytes);
+        assert_eq!(run(&g, &[BASE], &mut m), Ok(0));
+        m.bytes()[2 * w as usize..].to_vec()
+    }
+
+    #[test]
+    fn float_operations_on_values_from_memory() {
+        use crate::op::{FBinOp, FCmpOp, FConvOp, FUnOp};
+        let f64_at = |b: &[u8]| f64::from_le_bytes(b[..8].try_into().unwrap());
+        let f32_at = |b: &[u8]| f32::from_le_bytes(b[..4].try_into().unwrap());
+        let add = |g: &mut Graph, x, y| g.fbin(FBinOp::Add, x, y).unwrap();
+        assert_eq!(
+            f64_at(&float_through_memory(Type::F64, 0.5, 0.25, add)),
+            0.75
+        );
+        assert_eq!(
+            f32_at(&float_through_memory(Type::F32, 3e38, 3e38, add)),
+            f32::INFINITY
+        );
+        let min = |g: &mut Graph, x, y| g.fbin(FBinOp::Min, x, y).unwrap();
+        let r = float_through_memory(Type::F64, 0.0, -0.0, min);
+        assert_eq!(f64_at(&r).to_bits(), (-0.0f64).to_bits());
+        let sub = |g: &mut Graph, x, y| g.fbin(FBinOp::Sub, x, y).unwrap();
+        let r = float_through_memory(Type::F32, f64::INFINITY, f64::INFINITY, sub);
+        assert_eq!(f32_at(&r).to_bits(), crate::float::CANONICAL_NAN_F32);
+        let sqrt = |g: &mut Graph, x, _| g.fun(FUnOp::Sqrt, x).unwrap();
+        assert_eq!(
+            f64_at(&float_through_memory(Type::F64, 2.0, 0.0, sqrt)),
+            2f64.sqrt()
+        );
+        let lt = |g: &mut Graph, x, y| g.fcmp(FCmpOp::Ult, x, y).unwrap();
+        assert_eq!(float_through_memory(Type::F64, f64::NAN, 1.0, lt)[0], 1);
+        assert_eq!(float_through_memory(Type::F64, 2.0, 1.0, lt)[0], 0);
+        let to_int = |g: &mut Graph, x, _| g.fconv(FConvOp::FToSSat, Type::I32, x).unwrap();
+        let r = float_through_memory(Type::F64, -3e9, 0.0, to_int);
+        assert_eq!(i32::from_le_bytes(r[..4].try_into().unwrap()), i32::MIN);
+        let demote = |g: &mut Graph, x, _| g.fconv(FConvOp::Demote, Type::F32, x).unwrap();
+        let r = float_through_memory(Type::F64, 0.1, 0.0, demote);
+        assert_eq!(f32_at(&r), 0.1f32);
     }
 
     #[test]

@@ -23,6 +23,7 @@
 pub mod addr;
 pub mod build;
 pub mod dot;
+pub mod float;
 pub mod graph;
 pub mod interp;
 pub mod key;
@@ -37,7 +38,7 @@ pub use addr::{Addr, ENCODING_VERSION};
 pub use build::Entry;
 pub use graph::{Graph, GraphError, Node, NodeId};
 pub use key::live_graph_key;
-pub use op::{BinOp, CmpOp, ConvOp, Op, UnOp};
+pub use op::{BinOp, CmpOp, ConvOp, FBinOp, FCmpOp, FConvOp, FUnOp, FitsOp, Op, UnOp};
 pub use opt::{optimize, OptStats};
 pub use types::Type;
 pub use verify::{verify, VerifyError};

@@ -7,6 +7,22 @@ use std::fmt;
 
 /// Two-operand integer arithmetic. Both operands and the result have the
 /// same type. Shift amounts are taken modulo the width.
+///
+/// Division and remainder never trap; their results are defined for every
+/// operand (Cranelift's `sdiv` and `udiv` trap, so the backend tests the
+/// divisor first):
+///
+/// | operation | `x / 0` | `MIN / -1` |
+/// |---|---|---|
+/// | `Sdiv` (rounds towards zero) | `0` | `MIN` (wraps) |
+/// | `Udiv` | `0` | — |
+/// | `Srem` (sign of `x`) | `x` | `0` |
+/// | `Urem` | `x` | — |
+///
+/// so `x == (x / d) * d + x % d` holds for every `x` and `d`. A guest whose
+/// language raises an error on division by zero guards on the divisor
+/// (`Guard` of `d != 0`) before dividing; the division after the guard then
+/// never sees 0 and the defined result never shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum BinOp {
     Add,
@@ -20,11 +36,19 @@ pub enum BinOp {
     Ushr,
     /// Arithmetic (signed) shift right.
     Sshr,
+    /// Signed division, rounding towards zero.
+    Sdiv,
+    /// Unsigned division.
+    Udiv,
+    /// Signed remainder (it has the sign of the dividend).
+    Srem,
+    /// Unsigned remainder.
+    Urem,
 }
 
 impl BinOp {
     /// Every binary operation, for tests and generators that cover them all.
-    pub const ALL: [BinOp; 9] = [
+    pub const ALL: [BinOp; 13] = [
         BinOp::Add,
         BinOp::Sub,
         BinOp::Mul,
@@ -34,6 +58,10 @@ impl BinOp {
         BinOp::Shl,
         BinOp::Ushr,
         BinOp::Sshr,
+        BinOp::Sdiv,
+        BinOp::Udiv,
+        BinOp::Srem,
+        BinOp::Urem,
     ];
 }
 
@@ -86,6 +114,180 @@ pub enum ConvOp {
     Trunc,
 }
 
+/// Two-operand float arithmetic: both operands and the result have the
+/// same float type. IEEE-754 with round-to-nearest-even.
+///
+/// NaN: an operation that computes a new value (everything here but
+/// `Copysign`) and whose result is a NaN gives the *canonical* NaN of its
+/// type (positive, quiet, zero payload: `0x7fc0_0000`, `0x7ff8_0000_0000_0000`),
+/// whatever NaNs went in. Hardware leaves sign and payload of such NaNs
+/// unspecified; fixing them makes the interpreter, constant folding and
+/// native code agree to the bit, and lets a guest box values in NaN
+/// payloads. Sign-bit operations (`Copysign`, [`FUnOp::Neg`],
+/// [`FUnOp::Abs`]) and moves (loads, stores, phis, selects, bit casts) keep
+/// a NaN's bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FBinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    /// IEEE-754 2019 `minimum` (Cranelift's `fmin`): NaN if either operand
+    /// is NaN, and `-0.0 < +0.0`.
+    Min,
+    /// IEEE-754 2019 `maximum` (Cranelift's `fmax`): NaN if either operand
+    /// is NaN, and `-0.0 < +0.0`.
+    Max,
+    /// The magnitude of `a` with the sign bit of `b` (a bit operation).
+    Copysign,
+}
+
+impl FBinOp {
+    /// Every operation, for tests and generators that cover them all.
+    pub const ALL: [FBinOp; 7] = [
+        FBinOp::Add,
+        FBinOp::Sub,
+        FBinOp::Mul,
+        FBinOp::Div,
+        FBinOp::Min,
+        FBinOp::Max,
+        FBinOp::Copysign,
+    ];
+}
+
+/// One-operand float operations; the result has the operand's type. NaN
+/// results are canonical as for [`FBinOp`], except for `Neg` and `Abs`,
+/// which only flip or clear the sign bit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FUnOp {
+    Neg,
+    Abs,
+    Sqrt,
+    /// Round towards minus infinity.
+    Floor,
+    /// Round towards plus infinity.
+    Ceil,
+    /// Round towards zero.
+    Trunc,
+    /// Round to the nearest integer, ties to even.
+    Nearest,
+}
+
+impl FUnOp {
+    /// Every operation, for tests and generators that cover them all.
+    pub const ALL: [FUnOp; 7] = [
+        FUnOp::Neg,
+        FUnOp::Abs,
+        FUnOp::Sqrt,
+        FUnOp::Floor,
+        FUnOp::Ceil,
+        FUnOp::Trunc,
+        FUnOp::Nearest,
+    ];
+}
+
+/// Float comparisons; the result is an `I8` that is 0 or 1. The *ordered*
+/// ones are false when either operand is NaN, the *unordered* ones (`U…`)
+/// true. `Eq` is IEEE `==`, `Une` IEEE `!=`; `-0.0 == +0.0`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FCmpOp {
+    Eq,
+    /// Ordered and not equal.
+    One,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    /// Neither operand is NaN.
+    Ord,
+    /// Either operand is NaN.
+    Uno,
+    Ueq,
+    Une,
+    Ult,
+    Ule,
+    Ugt,
+    Uge,
+}
+
+impl FCmpOp {
+    /// Every comparison, for tests and generators that cover them all.
+    pub const ALL: [FCmpOp; 14] = [
+        FCmpOp::Eq,
+        FCmpOp::One,
+        FCmpOp::Lt,
+        FCmpOp::Le,
+        FCmpOp::Gt,
+        FCmpOp::Ge,
+        FCmpOp::Ord,
+        FCmpOp::Uno,
+        FCmpOp::Ueq,
+        FCmpOp::Une,
+        FCmpOp::Ult,
+        FCmpOp::Ule,
+        FCmpOp::Ugt,
+        FCmpOp::Uge,
+    ];
+}
+
+/// Conversions that involve a float type; the node's type is the target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FConvOp {
+    /// Signed integer to float, rounded to nearest-even.
+    SToF,
+    /// Unsigned integer to float, rounded to nearest-even.
+    UToF,
+    /// Float to signed integer, rounding towards zero and saturating: NaN
+    /// gives 0, values below or above the range its minimum or maximum.
+    /// With [`Op::FFits`] a guest gets the checked form (see there).
+    FToSSat,
+    /// Float to unsigned integer, like `FToSSat` (negative values give 0).
+    FToUSat,
+    /// `F32` to `F64` (exact; a NaN gives the canonical NaN).
+    Promote,
+    /// `F64` to `F32`, rounded to nearest-even (a NaN gives the canonical NaN).
+    Demote,
+    /// The same bits as the other type of the same width (integer to float
+    /// or float to integer).
+    Bitcast,
+}
+
+impl FConvOp {
+    /// Every conversion, for tests and generators that cover them all.
+    pub const ALL: [FConvOp; 7] = [
+        FConvOp::SToF,
+        FConvOp::UToF,
+        FConvOp::FToSSat,
+        FConvOp::FToUSat,
+        FConvOp::Promote,
+        FConvOp::Demote,
+        FConvOp::Bitcast,
+    ];
+}
+
+/// What [`Op::FFits`] tests about a float.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FitsOp {
+    /// Rounded towards zero, it is in the signed range (not NaN).
+    TruncS,
+    /// Rounded towards zero, it is in the unsigned range (not NaN).
+    TruncU,
+    /// It is an integer (no fraction, not NaN or infinite) in the signed range.
+    ExactS,
+    /// It is an integer in the unsigned range (`-0.0` counts as 0).
+    ExactU,
+}
+
+impl FitsOp {
+    /// Every test, for tests and generators that cover them all.
+    pub const ALL: [FitsOp; 4] = [
+        FitsOp::TruncS,
+        FitsOp::TruncU,
+        FitsOp::ExactS,
+        FitsOp::ExactU,
+    ];
+}
+
 /// What a node does. Immediates live here; inputs live on the node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Op {
@@ -124,7 +326,8 @@ pub enum Op {
     FrameState { resume: u64 },
 
     // ---- data ----
-    /// An integer or pointer constant, normalized to its type's width.
+    /// A constant of a value type, normalized to its type's width (a float
+    /// is its bit pattern: see [`crate::Type::normalize`]).
     Const { value: i64 },
     /// `[a, b]`, result of the same type.
     Bin(BinOp),
@@ -138,6 +341,20 @@ pub enum Op {
     Select,
     /// `[ptr, i64]`: a pointer moved by a byte count.
     PtrAdd,
+    /// `[a, b]` of one float type, result of the same type.
+    FBin(FBinOp),
+    /// `[a]` of a float type, result of the same type.
+    FUn(FUnOp),
+    /// `[a, b]` of one float type, result `I8` (0 or 1).
+    FCmp(FCmpOp),
+    /// `[a]`, result of the node's type (see [`FConvOp`] for which pairs).
+    FConv(FConvOp),
+    /// `[a]` of a float type, result `I8`: 1 if `a` converts to an integer
+    /// of `bits` bits as `op` says, else 0. The checked conversion a guest
+    /// feeds to a `Guard` (deoptimizing instead of trapping) is
+    /// `guard(fits_exact_s 32 x); ftosi_sat.i32 x`: behind the guard the
+    /// saturating conversion is exact.
+    FFits { op: FitsOp, bits: u8 },
     /// `[region, v0, v1, ...]`: one value per region input. On a `Loop`
     /// region the inputs are `[loop, entry, back]` and `back` is not hashed;
     /// `key` is a stable front-end key telling apart phis of one loop.
@@ -175,6 +392,11 @@ impl Op {
             Op::Select => 21,
             Op::PtrAdd => 22,
             Op::Phi { .. } => 23,
+            Op::FBin(_) => 24,
+            Op::FUn(_) => 25,
+            Op::FCmp(_) => 26,
+            Op::FConv(_) => 27,
+            Op::FFits { .. } => 28,
             Op::Load { .. } => 32,
             Op::Store { .. } => 33,
             Op::Call { .. } => 34,
@@ -192,6 +414,14 @@ impl Op {
             Op::Un(u) => out.push(u as u8),
             Op::Cmp(c) => out.push(c as u8),
             Op::Conv(c) => out.push(c as u8),
+            Op::FBin(b) => out.push(b as u8),
+            Op::FUn(u) => out.push(u as u8),
+            Op::FCmp(c) => out.push(c as u8),
+            Op::FConv(c) => out.push(c as u8),
+            Op::FFits { op, bits } => {
+                out.push(op as u8);
+                out.push(bits);
+            }
             Op::Load { offset } | Op::Store { offset } => {
                 out.extend_from_slice(&offset.to_le_bytes())
             }
@@ -253,6 +483,10 @@ impl Op {
                 BinOp::Shl => "shl",
                 BinOp::Ushr => "ushr",
                 BinOp::Sshr => "sshr",
+                BinOp::Sdiv => "sdiv",
+                BinOp::Udiv => "udiv",
+                BinOp::Srem => "srem",
+                BinOp::Urem => "urem",
             },
             Op::Un(UnOp::Neg) => "neg",
             Op::Un(UnOp::Not) => "not",
@@ -273,6 +507,55 @@ impl Op {
             Op::Conv(ConvOp::Trunc) => "trunc",
             Op::Select => "select",
             Op::PtrAdd => "ptradd",
+            Op::FBin(b) => match b {
+                FBinOp::Add => "fadd",
+                FBinOp::Sub => "fsub",
+                FBinOp::Mul => "fmul",
+                FBinOp::Div => "fdiv",
+                FBinOp::Min => "fmin",
+                FBinOp::Max => "fmax",
+                FBinOp::Copysign => "fcopysign",
+            },
+            Op::FUn(u) => match u {
+                FUnOp::Neg => "fneg",
+                FUnOp::Abs => "fabs",
+                FUnOp::Sqrt => "sqrt",
+                FUnOp::Floor => "floor",
+                FUnOp::Ceil => "ceil",
+                FUnOp::Trunc => "ftrunc",
+                FUnOp::Nearest => "nearest",
+            },
+            Op::FCmp(c) => match c {
+                FCmpOp::Eq => "feq",
+                FCmpOp::One => "fone",
+                FCmpOp::Lt => "flt",
+                FCmpOp::Le => "fle",
+                FCmpOp::Gt => "fgt",
+                FCmpOp::Ge => "fge",
+                FCmpOp::Ord => "ford",
+                FCmpOp::Uno => "funo",
+                FCmpOp::Ueq => "fueq",
+                FCmpOp::Une => "fune",
+                FCmpOp::Ult => "fult",
+                FCmpOp::Ule => "fule",
+                FCmpOp::Ugt => "fugt",
+                FCmpOp::Uge => "fuge",
+            },
+            Op::FConv(c) => match c {
+                FConvOp::SToF => "sitof",
+                FConvOp::UToF => "uitof",
+                FConvOp::FToSSat => "ftosi_sat",
+                FConvOp::FToUSat => "ftoui_sat",
+                FConvOp::Promote => "fpromote",
+                FConvOp::Demote => "fdemote",
+                FConvOp::Bitcast => "bitcast",
+            },
+            Op::FFits { op, .. } => match op {
+                FitsOp::TruncS => "fits_trunc_s",
+                FitsOp::TruncU => "fits_trunc_u",
+                FitsOp::ExactS => "fits_exact_s",
+                FitsOp::ExactU => "fits_exact_u",
+            },
             Op::Phi { .. } => "phi",
             Op::Load { .. } => "load",
             Op::Store { .. } => "store",
@@ -293,6 +576,7 @@ impl fmt::Display for Op {
             Op::Call { func } => write!(f, " fn{func}"),
             Op::Guard { reason } => write!(f, " r{reason}"),
             Op::FrameState { resume } => write!(f, " @{resume}"),
+            Op::FFits { bits, .. } => write!(f, " {bits}"),
             _ => Ok(()),
         }
     }

@@ -12,6 +12,10 @@
 //! move into loads and stores, memory chains get shorter), so no two rules
 //! undo each other and repeated simplification reaches a fixed point.
 //!
+//! The rules of the float operations are in the `float` submodule
+//! (`peephole/float.rs`): fewer, because a float rule may only produce
+//! what the operation gives at run time, to the bit.
+//!
 //! Rules that need a helper node build it with `mk`, which asks the rules
 //! again under a small depth budget: rules never call [`Graph::build`], so
 //! the recursion depth is bounded by [`MAX_DEPTH`] whatever the graph looks
@@ -39,6 +43,8 @@
 use crate::graph::{Graph, GraphError, NodeId};
 use crate::op::{BinOp, CmpOp, ConvOp, Op, UnOp};
 use crate::types::Type;
+
+mod float;
 
 type R = Result<Option<NodeId>, GraphError>;
 
@@ -103,6 +109,11 @@ fn simplify_at(
         Op::Load { offset } => load(g, offset, ty, inputs, depth)?,
         Op::Store { offset } => store(g, offset, ty, inputs, this, depth)?,
         Op::Guard { .. } => guard_passes(g, inputs),
+        Op::FBin(b) => float::fbin(g, b, ty, inputs)?,
+        Op::FUn(u) => float::fun(g, u, ty, inputs)?,
+        Op::FCmp(c) => float::fcmp(g, c, ty, inputs)?,
+        Op::FConv(c) => float::fconv(g, c, ty, inputs)?,
+        Op::FFits { op, bits } => float::ffits(g, op, bits, ty, inputs)?,
         _ => None,
     };
     Ok(found.map(|n| g.resolve(n)).filter(|&n| g.ty(n) == ty))
@@ -166,12 +177,14 @@ fn mask(bits: u32) -> u64 {
 }
 
 /// `a op b` at type `ty`, wrapping; shift amounts are taken modulo the
-/// width and `Ushr` shifts the unsigned `ty`-wide value. The result is
-/// normalized (sign-extended from the width).
+/// width and `Ushr` shifts the unsigned `ty`-wide value; division and
+/// remainder by 0 give 0 and the dividend, `MIN / -1` gives `MIN` (see
+/// [`BinOp`]). The result is normalized (sign-extended from the width).
 pub fn eval_bin(op: BinOp, ty: Type, a: i64, b: i64) -> i64 {
     let bits = width(ty);
     let (a, b) = (ty.normalize(a), ty.normalize(b));
     let sh = ((b as u64) & u64::from(bits - 1)) as u32;
+    let (ua, ub) = (a as u64 & mask(bits), b as u64 & mask(bits));
     let r = match op {
         BinOp::Add => a.wrapping_add(b),
         BinOp::Sub => a.wrapping_sub(b),
@@ -182,6 +195,16 @@ pub fn eval_bin(op: BinOp, ty: Type, a: i64, b: i64) -> i64 {
         BinOp::Shl => a.wrapping_shl(sh),
         BinOp::Ushr => ((a as u64 & mask(bits)) >> sh) as i64,
         BinOp::Sshr => a >> sh,
+        // `a` and `b` are sign-extended, so at a narrow width `MIN / -1`
+        // is a positive i64 that normalizing wraps back to `MIN`.
+        BinOp::Sdiv if b == 0 => 0,
+        BinOp::Sdiv => a.wrapping_div(b),
+        BinOp::Srem if b == 0 => a,
+        BinOp::Srem => a.wrapping_rem(b),
+        BinOp::Udiv if ub == 0 => 0,
+        BinOp::Udiv => (ua / ub) as i64,
+        BinOp::Urem if ub == 0 => a,
+        BinOp::Urem => (ua % ub) as i64,
     };
     ty.normalize(r)
 }
@@ -254,7 +277,7 @@ fn is_commutative(op: BinOp) -> bool {
 /// operands, `x - c`, reassociation.
 fn bin(g: &mut Graph, op: BinOp, ty: Type, inputs: &[NodeId], depth: u32) -> R {
     let &[a, b] = inputs else { return Ok(None) };
-    if !ty.is_value() || g.ty(a) != ty || g.ty(b) != ty {
+    if !ty.is_int_or_ptr() || g.ty(a) != ty || g.ty(b) != ty {
         return Ok(None);
     }
     if let Some(n) = fold_bin(g, op, ty, a, b)? {
@@ -262,6 +285,9 @@ fn bin(g: &mut Graph, op: BinOp, ty: Type, inputs: &[NodeId], depth: u32) -> R {
     }
     let (a, b, swapped) = order_operands(g, op, a, b);
     if let Some(n) = bin_identity(g, op, ty, a, b, depth)? {
+        return Ok(Some(n));
+    }
+    if let Some(n) = div_identity(g, op, ty, a, b, depth)? {
         return Ok(Some(n));
     }
     if let Some(n) = same_operands(g, op, ty, a, b)? {
@@ -337,6 +363,36 @@ fn bin_identity(g: &mut Graph, op: BinOp, ty: Type, a: NodeId, b: NodeId, depth:
     Ok(None)
 }
 
+/// Rule `div_identity`: division and remainder by a constant with a known
+/// answer (the defined results of [`BinOp`]): `x/1 = x`, `x%1 = 0`,
+/// `x/0 = 0`, `x%0 = x`, `x sdiv -1 = -x`, `x srem -1 = 0`, and unsigned
+/// division and remainder by a power of two become a shift and a mask.
+fn div_identity(g: &mut Graph, op: BinOp, ty: Type, a: NodeId, b: NodeId, depth: u32) -> R {
+    if !matches!(op, BinOp::Sdiv | BinOp::Udiv | BinOp::Srem | BinOp::Urem) {
+        return Ok(None);
+    }
+    let Some(c) = konst(g, b) else {
+        return Ok(None);
+    };
+    let unsigned = (c as u64) & mask(width(ty));
+    let r = match (op, c) {
+        (BinOp::Sdiv | BinOp::Udiv, 1) | (BinOp::Srem | BinOp::Urem, 0) => a,
+        (BinOp::Srem | BinOp::Urem, 1) | (BinOp::Sdiv | BinOp::Udiv, 0) => mk_const(g, ty, 0)?,
+        (BinOp::Srem, -1) => mk_const(g, ty, 0)?,
+        (BinOp::Sdiv, -1) => mk(g, depth, Op::Un(UnOp::Neg), ty, &[a])?,
+        (BinOp::Udiv, _) if unsigned.is_power_of_two() => {
+            let sh = mk_const(g, ty, i64::from(unsigned.trailing_zeros()))?;
+            mk(g, depth, Op::Bin(BinOp::Ushr), ty, &[a, sh])?
+        }
+        (BinOp::Urem, _) if unsigned.is_power_of_two() => {
+            let m = mk_const(g, ty, (unsigned - 1) as i64)?;
+            mk(g, depth, Op::Bin(BinOp::And), ty, &[a, m])?
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(r))
+}
+
 /// Rule `same_operands`: `x-x = 0`, `x^x = 0`, `x&x = x`, `x|x = x`.
 fn same_operands(g: &mut Graph, op: BinOp, ty: Type, a: NodeId, b: NodeId) -> R {
     if a != b {
@@ -388,7 +444,7 @@ fn reassociate(g: &mut Graph, op: BinOp, ty: Type, a: NodeId, b: NodeId, depth: 
 /// `!(!x) = x`).
 fn un(g: &mut Graph, op: UnOp, ty: Type, inputs: &[NodeId]) -> R {
     let &[a] = inputs else { return Ok(None) };
-    if !ty.is_value() || g.ty(a) != ty {
+    if !ty.is_int_or_ptr() || g.ty(a) != ty {
         return Ok(None);
     }
     if let Some(x) = konst(g, a) {
@@ -406,7 +462,7 @@ fn un(g: &mut Graph, op: UnOp, ty: Type, inputs: &[NodeId]) -> R {
 fn cmp(g: &mut Graph, op: CmpOp, ty: Type, inputs: &[NodeId], depth: u32) -> R {
     let &[a, b] = inputs else { return Ok(None) };
     let t = g.ty(a);
-    if ty != Type::I8 || !t.is_value() || g.ty(b) != t {
+    if ty != Type::I8 || !t.is_int_or_ptr() || g.ty(b) != t {
         return Ok(None);
     }
     // Rule `fold_cmp`.
@@ -466,8 +522,12 @@ fn conv(g: &mut Graph, op: ConvOp, ty: Type, inputs: &[NodeId], depth: u32) -> R
     conv_of_conv(g, op, ty, a, depth)
 }
 
-/// Extensions widen, truncations narrow, and only value types convert.
+/// Extensions widen, truncations narrow, and only integer and pointer types
+/// convert (floats have [`crate::FConvOp`]).
 pub fn conv_widths_ok(op: ConvOp, from: Type, to: Type) -> bool {
+    if from.is_float() || to.is_float() {
+        return false;
+    }
     let (Some(f), Some(t)) = (from.bits(), to.bits()) else {
         return false;
     };
@@ -518,10 +578,12 @@ fn conv_of_conv(g: &mut Graph, op: ConvOp, ty: Type, a: NodeId, depth: u32) -> R
 }
 
 /// Rules of `Select`: `select_const_cond` picks an arm, `select_same_arms`
-/// (`c ? x : x = x`), and `select_of_bool` (`cmp ? 1 : 0 = cmp`).
+/// (`c ? x : x = x`), and `select_of_bool` (`cmp ? 1 : 0 = cmp`, for every
+/// comparison or test that gives 0 or 1). Arms of any value type: a select
+/// moves bits, so float arms are no different.
 fn select(g: &mut Graph, ty: Type, inputs: &[NodeId]) -> R {
     let &[c, a, b] = inputs else { return Ok(None) };
-    if !ty.is_value() || !g.ty(c).is_value() || g.ty(a) != ty || g.ty(b) != ty {
+    if !ty.is_value() || !g.ty(c).is_int() || g.ty(a) != ty || g.ty(b) != ty {
         return Ok(None);
     }
     if let Some(k) = konst(g, c) {
@@ -531,7 +593,7 @@ fn select(g: &mut Graph, ty: Type, inputs: &[NodeId]) -> R {
         return Ok(Some(a));
     }
     if ty == Type::I8
-        && matches!(g.op(c), Op::Cmp(_))
+        && matches!(g.op(c), Op::Cmp(_) | Op::FCmp(_) | Op::FFits { .. })
         && konst(g, a) == Some(1)
         && konst(g, b) == Some(0)
     {
@@ -1006,6 +1068,70 @@ mod tests {
         let s1 = bin(g, BinOp::Sub, t.x, t.y);
         let s2 = bin(g, BinOp::Sub, t.y, t.x);
         assert_ne!(s1, s2);
+    }
+
+    #[test]
+    fn division_has_defined_results() {
+        let (sdiv, udiv, srem, urem) = (BinOp::Sdiv, BinOp::Udiv, BinOp::Srem, BinOp::Urem);
+        assert_eq!(eval_bin(sdiv, Type::I8, -7, 2), -3, "rounds towards zero");
+        assert_eq!(eval_bin(srem, Type::I8, -7, 2), -1, "sign of the dividend");
+        assert_eq!(eval_bin(udiv, Type::I8, -7, 2), 124, "249 / 2");
+        assert_eq!(eval_bin(urem, Type::I8, -7, 2), 1);
+        for ty in [Type::I8, Type::I16, Type::I32, Type::I64] {
+            let min = ty.normalize(1i64 << (ty.bits().unwrap() - 1));
+            assert_eq!(eval_bin(sdiv, ty, min, -1), min, "{ty}: MIN / -1");
+            assert_eq!(eval_bin(srem, ty, min, -1), 0, "{ty}: MIN % -1");
+            assert_eq!(eval_bin(sdiv, ty, 5, 0), 0, "{ty}: x / 0");
+            assert_eq!(eval_bin(udiv, ty, 5, 0), 0, "{ty}: x u/ 0");
+            assert_eq!(eval_bin(srem, ty, -5, 0), -5, "{ty}: x % 0");
+            assert_eq!(eval_bin(urem, ty, -5, 0), -5, "{ty}: x u% 0");
+            assert_eq!(eval_bin(udiv, ty, -1, -1), 1, "{ty}: MAX u/ MAX");
+        }
+        assert_eq!(eval_bin(udiv, Type::I64, -1, 2), i64::MAX);
+    }
+
+    #[test]
+    fn div_identity_rules() {
+        let mut t = setup();
+        let g = &mut t.g;
+        let x = t.x;
+        let (zero, one, m1) = (c(g, Type::I8, 0), c(g, Type::I8, 1), c(g, Type::I8, -1));
+        assert_eq!(bin(g, BinOp::Sdiv, x, one), x);
+        assert_eq!(bin(g, BinOp::Udiv, x, one), x);
+        assert_eq!(bin(g, BinOp::Srem, x, zero), x);
+        assert_eq!(bin(g, BinOp::Urem, x, zero), x);
+        for op in [BinOp::Sdiv, BinOp::Udiv] {
+            let r = bin(g, op, x, zero);
+            assert!(is_const(g, r, Type::I8, 0), "{op:?} by 0");
+        }
+        for op in [BinOp::Srem, BinOp::Urem] {
+            let r = bin(g, op, x, one);
+            assert!(is_const(g, r, Type::I8, 0), "{op:?} by 1");
+        }
+        let r = bin(g, BinOp::Srem, x, m1);
+        assert!(is_const(g, r, Type::I8, 0));
+        let r = bin(g, BinOp::Sdiv, x, m1);
+        assert_eq!((g.op(r), g.input(r, 0)), (Op::Un(UnOp::Neg), x));
+        let eight = c(g, Type::I8, 8);
+        let r = bin(g, BinOp::Udiv, x, eight);
+        assert_eq!(g.op(r), Op::Bin(BinOp::Ushr));
+        assert!(is_const(g, g.input(r, 1), Type::I8, 3));
+        let r = bin(g, BinOp::Urem, x, eight);
+        assert_eq!(g.op(r), Op::Bin(BinOp::And));
+        assert!(is_const(g, g.input(r, 1), Type::I8, 7));
+        // -128 is 128 unsigned: a power of two.
+        let min = c(g, Type::I8, -128);
+        let r = bin(g, BinOp::Udiv, x, min);
+        assert_eq!(g.op(r), Op::Bin(BinOp::Ushr));
+        // Signed division by a power of two rounds differently from a shift.
+        let r = bin(g, BinOp::Sdiv, x, eight);
+        assert_eq!(g.op(r), Op::Bin(BinOp::Sdiv));
+        // Not commutative: a constant dividend stays left.
+        let r = bin(g, BinOp::Sdiv, eight, x);
+        assert_eq!((g.input(r, 0), g.input(r, 1)), (eight, x));
+        let k = c(g, Type::I8, -128);
+        let r = bin(g, BinOp::Sdiv, k, m1);
+        assert!(is_const(g, r, Type::I8, -128), "folds MIN / -1");
     }
 
     #[test]

@@ -9,7 +9,10 @@
 //! Inputs are shown resolved, so a replaced node's users name its
 //! replacement; a loop or loop phi lists its back edge last.
 
+use crate::float::{f32_of, f64_of};
 use crate::graph::{Graph, NodeId};
+use crate::op::Op;
+use crate::types::Type;
 use std::fmt::Write;
 
 /// The live graph, one node per line.
@@ -32,10 +35,30 @@ pub fn node_line(g: &Graph, n: NodeId) -> String {
 fn write_node(out: &mut String, g: &Graph, n: NodeId) {
     let _ = write!(out, "{n} @");
     write_short_addr(out, g, n);
-    let _ = write!(out, " {} = {}", g.ty(n), g.op(n));
+    let _ = write!(out, " {} = ", g.ty(n));
+    write_op(out, g, n);
     for (i, input) in g.inputs(n).iter().enumerate() {
         let sep = if i == 0 { " " } else { ", " };
         let _ = write!(out, "{sep}{input}");
+    }
+}
+
+/// `n`'s operation and immediates, as [`crate::Op`]'s `Display` shows them,
+/// except that a float constant shows its value and, exactly, its bits:
+/// `const 1.5 (0x3ff8000000000000)`, `const -0 (0x80000000)`, `const NaN
+/// (0x7ff8000000000000)`.
+pub fn write_op(out: &mut String, g: &Graph, n: NodeId) {
+    let ty = g.ty(n);
+    match g.op(n) {
+        Op::Const { value } if ty == Type::F64 => {
+            let _ = write!(out, "const {} ({:#018x})", f64_of(value), value as u64);
+        }
+        Op::Const { value } if ty == Type::F32 => {
+            let _ = write!(out, "const {} ({:#010x})", f32_of(value), value as u32);
+        }
+        op => {
+            let _ = write!(out, "{op}");
+        }
     }
 }
 
@@ -50,7 +73,17 @@ pub(crate) fn write_short_addr(out: &mut String, g: &Graph, n: NodeId) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::Type;
+
+    #[test]
+    fn float_constants_show_value_and_bits() {
+        let mut g = Graph::new();
+        let a = g.f64const(1.5).unwrap();
+        let b = g.f32const(-0.0).unwrap();
+        let c = g.iconst(Type::F64, 0x7ff8_0000_0000_0001).unwrap();
+        assert!(node_line(&g, a).ends_with("f64 = const 1.5 (0x3ff8000000000000)"));
+        assert!(node_line(&g, b).ends_with("f32 = const -0 (0x80000000)"));
+        assert!(node_line(&g, c).ends_with("f64 = const NaN (0x7ff8000000000001)"));
+    }
 
     #[test]
     fn prints_live_nodes_with_resolved_inputs() {

@@ -7,6 +7,7 @@
 //! naming the node. It never panics, whatever the graph holds.
 
 use crate::addr::Addr;
+use crate::float::{fconv_types_ok, fits_bits_ok};
 use crate::graph::{Graph, NodeId};
 use crate::op::Op;
 use crate::peephole::conv_widths_ok;
@@ -157,14 +158,14 @@ fn check_node(g: &Graph, n: NodeId, ins: &[NodeId], out: &mut Vec<String>) {
         }
         Op::FrameState { .. } => want_ty("frame", ty == Type::Frame),
         Op::If | Op::Call { .. } => want_ty("tuple", ty == Type::Tuple),
-        Op::Const { .. } | Op::Bin(_) | Op::Un(_) | Op::Select | Op::Load { .. } => {
-            want_ty("a value type", ty.is_value())
-        }
-        Op::Cmp(_) => want_ty("i8", ty == Type::I8),
+        Op::Const { .. } | Op::Select | Op::Load { .. } => want_ty("a value type", ty.is_value()),
+        Op::Bin(_) | Op::Un(_) => want_ty("an integer or ptr", ty.is_int_or_ptr()),
+        Op::FBin(_) | Op::FUn(_) => want_ty("a float", ty.is_float()),
+        Op::Cmp(_) | Op::FCmp(_) | Op::FFits { .. } => want_ty("i8", ty == Type::I8),
         Op::PtrAdd => want_ty("ptr", ty == Type::Ptr),
         Op::Store { .. } => want_ty("mem", ty == Type::Mem),
         Op::Phi { .. } => want_ty("a value type or mem", ty.is_value() || ty == Type::Mem),
-        Op::Conv(_) | Op::Proj { .. } => {}
+        Op::Conv(_) | Op::FConv(_) | Op::Proj { .. } => {}
     }
     let arity_ok = match op {
         Op::Start | Op::Const { .. } => ins.is_empty(),
@@ -176,8 +177,9 @@ fn check_node(g: &Graph, n: NodeId, ins: &[NodeId], out: &mut Vec<String>) {
             }
             ins.len() == 2
         }
-        Op::If | Op::Bin(_) | Op::Cmp(_) | Op::PtrAdd => ins.len() == 2,
-        Op::Proj { .. } | Op::Un(_) | Op::Conv(_) => ins.len() == 1,
+        Op::If | Op::Bin(_) | Op::Cmp(_) | Op::PtrAdd | Op::FBin(_) | Op::FCmp(_) => ins.len() == 2,
+        Op::Proj { .. } | Op::Un(_) | Op::Conv(_) | Op::FUn(_) | Op::FConv(_) => ins.len() == 1,
+        Op::FFits { .. } => ins.len() == 1,
         Op::Return | Op::Select | Op::Load { .. } | Op::Guard { .. } => ins.len() == 3,
         Op::FrameState { .. } => !ins.is_empty(),
         Op::Store { .. } => ins.len() == 4,
@@ -248,14 +250,29 @@ fn check_node(g: &Graph, n: NodeId, ins: &[NodeId], out: &mut Vec<String>) {
                 out.push(format!("constant {value} is not normalized to {ty}"));
             }
         }
-        Op::Bin(_) => {
+        Op::Bin(_) | Op::FBin(_) => {
             want(0, &ty.to_string(), t(0) == ty);
             want(1, &ty.to_string(), t(1) == ty);
         }
-        Op::Un(_) => want(0, &ty.to_string(), t(0) == ty),
+        Op::Un(_) | Op::FUn(_) => want(0, &ty.to_string(), t(0) == ty),
         Op::Cmp(_) => {
-            want(0, "a value", t(0).is_value());
+            want(0, "an integer or ptr", t(0).is_int_or_ptr());
             want(1, &format!("{} like input 0", t(0)), t(1) == t(0));
+        }
+        Op::FCmp(_) => {
+            want(0, "a float", t(0).is_float());
+            want(1, &format!("{} like input 0", t(0)), t(1) == t(0));
+        }
+        Op::FConv(c) => {
+            if !fconv_types_ok(c, t(0), ty) {
+                out.push(format!("cannot {} {} to {ty}", op.mnemonic(), t(0)));
+            }
+        }
+        Op::FFits { bits, .. } => {
+            want(0, "a float", t(0).is_float());
+            if !fits_bits_ok(bits) {
+                out.push(format!("tests for {bits}-bit integers (8, 16, 32 or 64)"));
+            }
         }
         Op::Conv(c) => {
             if !conv_widths_ok(c, t(0), ty) {
@@ -376,6 +393,72 @@ mod tests {
     #[test]
     fn accepts_a_well_formed_graph() {
         assert_eq!(problems(&good().0), Vec::<String>::new());
+    }
+
+    #[test]
+    fn float_operations_take_floats_and_integer_ones_do_not() {
+        use crate::op::{FCmpOp, FConvOp, FitsOp};
+        let mut g = Graph::new();
+        let e = g.entry().unwrap();
+        let f = g.param(e.start, 0, Type::F64).unwrap();
+        let i = g.param(e.start, 1, Type::I64).unwrap();
+        let nodes = [
+            g.intern(Op::Bin(BinOp::Add), Type::F64, &[f, f]).unwrap(),
+            g.intern(Op::Cmp(crate::CmpOp::Eq), Type::I8, &[f, f])
+                .unwrap(),
+            g.intern(Op::FBin(crate::FBinOp::Add), Type::I64, &[i, i])
+                .unwrap(),
+            g.intern(Op::FCmp(FCmpOp::Lt), Type::I8, &[i, i]).unwrap(),
+            g.intern(Op::FConv(FConvOp::Bitcast), Type::I32, &[f])
+                .unwrap(),
+            g.intern(Op::FConv(FConvOp::Promote), Type::F64, &[f])
+                .unwrap(),
+            g.intern(Op::Conv(crate::ConvOp::Trunc), Type::F32, &[f])
+                .unwrap(),
+            g.intern(
+                Op::FFits {
+                    op: FitsOp::ExactS,
+                    bits: 7,
+                },
+                Type::I8,
+                &[f],
+            )
+            .unwrap(),
+        ];
+        let good = [
+            g.intern(Op::FConv(FConvOp::Bitcast), Type::I64, &[f])
+                .unwrap(),
+            g.intern(Op::FConv(FConvOp::SToF), Type::F32, &[i]).unwrap(),
+            g.intern(
+                Op::FFits {
+                    op: FitsOp::TruncU,
+                    bits: 64,
+                },
+                Type::I8,
+                &[f],
+            )
+            .unwrap(),
+        ];
+        let mut mem = e.mem;
+        for (k, &n) in nodes.iter().chain(&good).enumerate() {
+            mem = g.store(e.ctrl, mem, i, 8 * k as i32, n).unwrap();
+        }
+        // `i` used as a pointer is wrong too, but reported once per store.
+        let r = g.ret(e.ctrl, mem, i).unwrap();
+        g.finish(&[r]).unwrap();
+        let all = problems(&g);
+        for n in nodes {
+            assert!(
+                all.iter().any(|p| p.starts_with(&format!("{n} "))),
+                "{n} not reported: {all:?}"
+            );
+        }
+        for n in good {
+            assert!(
+                !all.iter().any(|p| p.starts_with(&format!("{n} "))),
+                "{all:?}"
+            );
+        }
     }
 
     #[test]

@@ -64,6 +64,45 @@ fn documented_layout_matches() {
     assert_eq!(hash(&add), ADD);
 }
 
+/// The float types and ops follow the documented layout too: type tags
+/// `f32` = 9 and `f64` = 10, opcode tags `FBin` = 24 and `FFits` = 28, a
+/// float constant's immediate is its bit pattern (`f32` sign-extended).
+#[test]
+fn documented_float_layout_matches() {
+    fn hash(bytes: &[u8]) -> [u8; 16] {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(&blake3::hash(bytes).as_bytes()[..16]);
+        a
+    }
+    let domain = b"vssa\x00n\x01\x00";
+    let mut g = Graph::new();
+    let m0 = g.f64const(-0.0).unwrap();
+    let mut k = domain.to_vec();
+    k.extend_from_slice(&[16, 0, 10]);
+    k.extend_from_slice(&(-0.0f64).to_bits().to_le_bytes());
+    k.extend_from_slice(&[0, 0, 0, 0]);
+    assert_eq!(g.addr(m0).0, hash(&k));
+    let h = g.f32const(-1.5).unwrap();
+    let mut k32 = domain.to_vec();
+    k32.extend_from_slice(&[16, 0, 9]);
+    k32.extend_from_slice(&i64::from((-1.5f32).to_bits() as i32).to_le_bytes());
+    k32.extend_from_slice(&[0, 0, 0, 0]);
+    assert_eq!(g.addr(h).0, hash(&k32));
+    let e = g.entry().unwrap();
+    let x = g.param(e.start, 0, Type::F64).unwrap();
+    let sum = g.fbin(vssa::FBinOp::Add, x, m0).unwrap();
+    let mut add = domain.to_vec();
+    add.extend_from_slice(&[24, 0, 10, 0, 2, 0, 0, 0]);
+    add.extend_from_slice(&g.addr(x).0);
+    add.extend_from_slice(&g.addr(m0).0);
+    assert_eq!(g.addr(sum).0, hash(&add));
+    let fits = g.ffits(vssa::FitsOp::ExactU, 32, x).unwrap();
+    let mut f = domain.to_vec();
+    f.extend_from_slice(&[28, 0, 3, 3, 32, 1, 0, 0, 0]);
+    f.extend_from_slice(&g.addr(x).0);
+    assert_eq!(g.addr(fits).0, hash(&f));
+}
+
 #[test]
 fn interning_gives_one_node_per_content() {
     let mut g = Graph::new();

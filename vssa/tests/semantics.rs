@@ -18,7 +18,7 @@ use std::rc::Rc;
 use vssa::{BinOp, CmpOp, ConvOp, Graph, NodeId, Op, Type, UnOp};
 
 const INTS: [Type; 4] = [Type::I8, Type::I16, Type::I32, Type::I64];
-const BINS: [BinOp; 9] = BinOp::ALL;
+const BINS: [BinOp; 13] = BinOp::ALL;
 const CMPS: [CmpOp; 10] = CmpOp::ALL;
 
 // ---------------------------------------------------------------------------
@@ -74,6 +74,11 @@ fn ref_bin(op: BinOp, ty: Type, a: i64, b: i64) -> i64 {
             BinOp::Shl => x.wrapping_shl(y as u32),
             BinOp::Ushr => (x as U).wrapping_shr(y as u32) as S,
             BinOp::Sshr => x.wrapping_shr(y as u32),
+            // Defined results: x/0 = 0, x%0 = x, MIN/-1 = MIN, MIN%-1 = 0.
+            BinOp::Sdiv => x.checked_div(y).unwrap_or(if y == 0 { 0 } else { x }),
+            BinOp::Srem => x.checked_rem(y).unwrap_or(if y == 0 { x } else { 0 }),
+            BinOp::Udiv => (x as U).checked_div(y as U).unwrap_or(0) as S,
+            BinOp::Urem => (x as U).checked_rem(y as U).unwrap_or(x as U) as S,
         };
         r as i64
     })
@@ -196,6 +201,9 @@ fn eval(g: &Graph, root: NodeId, params: &[i64]) -> Val {
             Op::Select => Val::Int(if int(0) != 0 { int(1) } else { int(2) }),
             Op::PtrAdd => Val::Int(int(0).wrapping_add(int(1))),
             Op::Phi { .. } => panic!("no phis in these programs"),
+            Op::FBin(_) | Op::FUn(_) | Op::FCmp(_) | Op::FConv(_) | Op::FFits { .. } => {
+                panic!("no float operations in these programs")
+            }
             Op::Load { offset } => {
                 let Val::Mem(m) = &memo[&ins[1]] else {
                     panic!("load of non-mem")

@@ -122,7 +122,7 @@ fn returns_narrow_and_wide_values() {
     }
 }
 
-const BINS: [BinOp; 9] = BinOp::ALL;
+const BINS: [BinOp; 13] = BinOp::ALL;
 const CMPS: [CmpOp; 10] = CmpOp::ALL;
 
 fn bin_ref(op: BinOp, ty: Type, a: i64, b: i64) -> i64 {
@@ -138,6 +138,17 @@ fn bin_ref(op: BinOp, ty: Type, a: i64, b: i64) -> i64 {
         BinOp::Shl => a.wrapping_shl(amt),
         BinOp::Ushr => ((a as u64 & mask(w)) >> amt) as i64,
         BinOp::Sshr => a >> amt,
+        // The LIR's defined results: x/0 = 0, x%0 = x, MIN/-1 = MIN.
+        BinOp::Sdiv if b == 0 => 0,
+        BinOp::Sdiv => a.wrapping_div(b),
+        BinOp::Srem if b == 0 => a,
+        BinOp::Srem => a.wrapping_rem(b),
+        BinOp::Udiv => (a as u64 & mask(w))
+            .checked_div(b as u64 & mask(w))
+            .map_or(0, |q| q as i64),
+        BinOp::Urem => (a as u64 & mask(w))
+            .checked_rem(b as u64 & mask(w))
+            .map_or(a, |r| r as i64),
     };
     ty.normalize(v)
 }
@@ -191,7 +202,14 @@ fn arith_graph(ty: Type) -> (Graph, Schedule) {
 }
 
 fn check_arith(ty: Type, j: &Jit, code: &CompiledCode) {
-    let pairs: [(i64, i64); 8] = [
+    let pairs: [(i64, i64); 14] = [
+        // MIN / -1 of each width, and division by zero.
+        (-128, -1),
+        (-32_768, -1),
+        (-2_147_483_648, -1),
+        (i64::MIN, -1),
+        (5, 0),
+        (-7, 2),
         (200, 100), // wraps in i8
         (-128, 9),  // shift amount taken modulo the width
         (7, -3),
