@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use vssa_patch::format::write_patch;
+use vssa_patch::fsutil::ReadFrom;
 use vssa_patch::{Log, LogBook, Patch};
 
 #[derive(clap::Args)]
@@ -54,7 +55,7 @@ fn emit(text: &str) -> Result<(), String> {
 }
 
 fn load(path: &Path) -> Result<LogBook, String> {
-    match LogBook::load(path) {
+    match LogBook::load_from(path, ReadFrom::AnyFile) {
         Ok(Some(book)) => Ok(book),
         Ok(None) => Err(format!("{}: no such file", path.display())),
         Err(e) => Err(e.to_string()),

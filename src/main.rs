@@ -232,7 +232,7 @@ fn run(args: RunArgs) -> Result<(), String> {
                 verify: args.verify,
                 dump_dot: args.dump_dot.clone(),
                 capture_clif: args.dump_clif.is_some(),
-                patch_log: args.patch_log.clone(),
+                patch_log: patch_log_path(&args),
             };
             let mut io = Io::new(&mut input, &mut output);
             let (report, r, stats) = if args.engine == Engine::Jit {
@@ -269,6 +269,27 @@ fn run(args: RunArgs) -> Result<(), String> {
     }
     outcome?;
     flushed
+}
+
+/// The `--patch-log` path, unless it names the program's own file (which
+/// a save must never replace, even when it is empty): then a warning.
+fn patch_log_path(args: &RunArgs) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let log = args.patch_log.as_ref()?;
+    let id = |p: &std::path::Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let same = args
+        .file
+        .as_deref()
+        .and_then(id)
+        .is_some_and(|f| id(log) == Some(f));
+    if same {
+        eprintln!(
+            "vssa: warning: {}: the patch log is the program itself: running without the patch log",
+            log.display()
+        );
+        return None;
+    }
+    Some(log.clone())
 }
 
 /// `--stats json` of the tiered engine: the JIT's fields (over all

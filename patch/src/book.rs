@@ -21,7 +21,9 @@
 //! only version 2 is written. `docs/patch-log.md` is the full specification.
 
 use crate::format::{clip, hex_addr, parse_patch, write_patch, Log, LogError, FORMAT_VERSION};
+use crate::fsutil::{read_bounded, write_atomic_over, ReadFrom};
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::Path;
 use vssa::Addr;
 
@@ -125,15 +127,26 @@ impl LogBook {
     }
 
     /// Writes the book to `path` atomically: a reader sees the old file or
-    /// the new one, never a mix.
+    /// the new one, never a mix. Only replaces a writable regular file that
+    /// holds a patch log (or is empty); anything else at `path` is left
+    /// alone and the save fails with an error saying why.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        crate::write_atomic(path, self.to_text().as_bytes())
+        save_log_file(path, self.to_text().as_bytes())
     }
 
-    /// Reads the file at `path`: `Ok(None)` if there is no such file.
+    /// Reads the file at `path`: `Ok(None)` if there is no such file. It
+    /// must be a regular file (it is the file a save will replace) of at
+    /// most [`crate::MAX_LOG_BYTES`].
     pub fn load(path: &Path) -> Result<Option<LogBook>, LogError> {
+        Self::load_from(path, ReadFrom::RegularFile)
+    }
+
+    /// Reads the log at `path` as [`LogBook::load`] does, but also from a
+    /// pipe or a device (for viewers); still at most
+    /// [`crate::MAX_LOG_BYTES`].
+    pub fn load_from(path: &Path, from: ReadFrom) -> Result<Option<LogBook>, LogError> {
         let name = path.display().to_string();
-        match std::fs::read(path) {
+        match read_bounded(path, crate::MAX_LOG_BYTES, from) {
             Ok(bytes) => LogBook::parse(&bytes, &name).map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(LogError {
@@ -512,6 +525,27 @@ pub(crate) fn write_text<'a>(
     s.push_str(&format!("checksum {}\n", sum.to_hex()));
     s
 }
+
+/// Writes a patch-log file atomically over `path`, which must be absent,
+/// empty, or start like a patch log: a save never replaces a program, a
+/// document or any other file that happens to be named as the log.
+pub(crate) fn save_log_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_over(path, bytes, |f| {
+        let mut head = Vec::with_capacity(LOG_MAGIC.len());
+        f.take(LOG_MAGIC.len() as u64).read_to_end(&mut head)?;
+        if head.is_empty() || head == LOG_MAGIC {
+            Ok(())
+        } else {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a vssa patch log: left it alone",
+            ))
+        }
+    })
+}
+
+/// How every patch-log file starts: [`MAGIC`] and a space.
+const LOG_MAGIC: &[u8] = b"vssa-patch-log ";
 
 #[cfg(test)]
 mod tests {

@@ -163,8 +163,9 @@ impl Log {
 
     /// Writes the log to `path` atomically (a reader sees the old file or
     /// the new one, never a mix).
+    /// Like [`LogBook::save`], it replaces only a file that holds a log.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        crate::write_atomic(path, self.to_text().as_bytes())
+        crate::book::save_log_file(path, self.to_text().as_bytes())
     }
 }
 

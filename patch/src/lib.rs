@@ -26,7 +26,8 @@
 //! * [`mod@format`]: a unit's [`Log`] and the syntax of one patch line.
 //! * [`book`]: the patch-log file, [`LogBook`]: every unit's log in one
 //!   versioned, checksummed, one-patch-per-line text file.
-//! * [`write_atomic`]: temp-file-and-rename writes, shared with the front-ends.
+//! * [`fsutil`]: temp-file-and-rename writes that replace only regular
+//!   writable files (shared with the front-ends), and bounded reads.
 //!
 //! `docs/patch-log.md` describes the model, the file format and the
 //! staleness rules in full.
@@ -35,13 +36,14 @@
 
 pub mod book;
 pub mod format;
-mod fsutil;
+pub mod fsutil;
 pub mod model;
 pub mod net;
 pub mod replay;
+mod temporaries;
 
 pub use book::LogBook;
 pub use format::{Log, LogError, FORMAT_VERSION};
-pub use fsutil::write_atomic;
+pub use fsutil::{write_atomic, MAX_LOG_BYTES};
 pub use model::{program_key, NewNode, Patch, PatchNodes, RecipeInputs, RecordError, Recorder};
 pub use replay::{replay, LogMismatch, Outcome, ReplayReport};
