@@ -67,6 +67,20 @@ pub fn write_atomic_over(
     Ok(())
 }
 
+/// Removes the temporaries that writers of `path` killed during a save
+/// left behind (their process is gone). Every save does it first; the
+/// patch-log driver also does it when it loads a log, so that a run that
+/// has nothing to save cleans up too.
+pub fn remove_stale_temporaries(path: &Path) {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+        temporaries::remove_stale(dir, name);
+    }
+}
+
 /// `VSSA_SAVE_PAUSE_MS=N`: sleep N ms (at most 10 s) in the middle of
 /// writing a temporary. Only for tests that kill or signal a process
 /// while it saves (`tests/log_faults.rs`); unset, it costs one lookup.

@@ -699,6 +699,7 @@ pub(crate) fn load_book(cfg: &JitConfig, report: &mut JitReport) -> LogBook {
         return LogBook::new();
     };
     let t = Instant::now();
+    vssa_patch::fsutil::remove_stale_temporaries(path);
     let book = match LogBook::load(path) {
         Ok(b) => b.unwrap_or_default(),
         Err(e) => {
