@@ -380,6 +380,7 @@ fn jit_stats(
         "replay_ms": ms(r.replay),
         "optimize_ms": ms(r.optimize),
         "patch_log_save_ms": ms(r.patch_log_save),
+        "patch_log_sealed": r.patch_log_sealed == Some(true),
     })
 }
 

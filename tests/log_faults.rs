@@ -16,6 +16,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use vssa_patch::LogBook;
 
+/// Where the spawned runs keep their seal key: never the user's.
+fn key_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("vssa-test-key-{}", std::process::id()))
+}
+
 const PROG: &[u8] = b"++++++++[>++++[>++>+++>+++>+<<<<-]>+>+>->>+[<]<-]>>.>---.+++++++..+++.\n";
 const PROG_OUT: &[u8] = b"Hello";
 const OTHER: &[u8] = b"++++++[>++++++++<-]>.+.\n";
@@ -35,6 +40,7 @@ fn spawn(engine: &str, prog: &Path, log: &Path, pause_ms: Option<u64>) -> Child 
     c.args(["run", "--engine", engine, "--hot-loop", "1", "--patch-log"])
         .arg(log)
         .arg(prog)
+        .env("VSSA_CACHE_DIR", key_dir())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

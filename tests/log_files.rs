@@ -9,6 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// A program the optimizer rewrites (so its log has patches).
+/// Where the spawned runs keep their seal key: never the user's.
+fn key_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("vssa-test-key-{}", std::process::id()))
+}
+
 const PROG: &[u8] = b"++++++++[>++++[>++>+++>+++>+<<<<-]>+>+>->>+[<]<-]>>.>---.+++++++..+++.\n";
 const PROG_OUT: &[u8] = b"Hello";
 /// Another program: its run finds a log of `PROG` stale and saves anew.
@@ -24,6 +29,7 @@ struct Run {
 fn vssa(args: &[&Path]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_vssa"))
         .args(args)
+        .env("VSSA_CACHE_DIR", key_dir())
         .stdin(Stdio::null())
         .output()
         .expect("spawn vssa");
@@ -321,6 +327,7 @@ fn start_slow_save(d: &Path, log: &Path) -> std::process::Child {
         .args(["run", "--engine", "jit", "--patch-log"])
         .arg(log)
         .arg(d.join("p.b"))
+        .env("VSSA_CACHE_DIR", key_dir())
         .env("VSSA_SAVE_PAUSE_MS", "10000")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
