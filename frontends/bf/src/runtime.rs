@@ -709,8 +709,12 @@ pub(crate) fn load_book(cfg: &JitConfig, report: &mut JitReport) -> LogBook {
     let Some(path) = cfg.patch_log.as_ref().filter(|_| cfg.optimize) else {
         return LogBook::new();
     };
+    // Leftovers of writers killed during a save (file upkeep: counted
+    // with saving, not replay).
     let t = Instant::now();
     vssa_patch::fsutil::remove_stale_temporaries(path);
+    report.patch_log_save += t.elapsed();
+    let t = Instant::now();
     let key = SealKey::existing().unwrap_or_else(|e| {
         report.patch_log_warnings.push(format!("{e}"));
         None
