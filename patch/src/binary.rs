@@ -558,6 +558,59 @@ mod tests {
         }
     }
 
+    /// `bytes` with its checksum recomputed (a deliberate edit).
+    fn rechecksummed(mut bytes: Vec<u8>) -> Vec<u8> {
+        if bytes.len() >= BINARY_MAGIC.len() + TRAILER {
+            let end = bytes.len() - 64;
+            let sum = blake3::hash(&bytes[..end]);
+            bytes[end..end + 32].copy_from_slice(sum.as_bytes());
+        }
+        bytes
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Edits of a sealed log with the checksum recomputed: never a
+        /// panic, never a log that counts as sealed.
+        #[test]
+        fn edited_logs_never_panic_and_are_never_sealed(
+            edits in proptest::collection::vec((0usize..4096, 0u8..=255, 0u8..3), 1..6)
+        ) {
+            let k = SealKey::from_bytes([9; 32]);
+            let mut bytes = sample_book().to_binary(Some(&k));
+            let original = bytes.clone();
+            for (at, v, how) in edits {
+                let body = bytes.len().saturating_sub(64).max(1);
+                let i = at % body;
+                match how {
+                    0 => bytes[i] = v,
+                    1 => bytes.insert(i, v),
+                    _ => {
+                        bytes.remove(i);
+                    }
+                }
+            }
+            let bytes = rechecksummed(bytes);
+            if let Ok((book, state)) = parse_binary(&bytes, "f", Some(&k)) {
+                if bytes != original {
+                    proptest::prop_assert_ne!(state, SealState::Verified);
+                    proptest::prop_assert!(book.units().all(|u| !u.is_sealed()));
+                }
+            }
+        }
+
+        /// Random bodies behind the magic, under a valid checksum.
+        #[test]
+        fn random_bodies_never_panic(body in proptest::collection::vec(0u8..=255, 0..300)) {
+            let mut bytes = BINARY_MAGIC.to_vec();
+            bytes.extend_from_slice(&body);
+            bytes.push(0);
+            bytes.extend_from_slice(&[0; 64]);
+            let _ = parse_binary(&rechecksummed(bytes), "f", None);
+        }
+    }
+
     #[test]
     fn forged_counts_are_errors_not_allocations() {
         let mut bytes = BINARY_MAGIC.to_vec();
