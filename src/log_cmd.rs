@@ -1,14 +1,16 @@
-//! `vssa log show FILE` and `vssa log diff A B`: patch logs for humans.
+//! `vssa log show FILE`, `vssa log diff A B` and `vssa log export --text
+//! FILE`: patch logs for humans.
 //!
-//! The file format is already text, but its lines carry full 32-digit
-//! addresses; these commands print short addresses and one new node per
-//! line, and compare two files unit by unit (units are matched by program
-//! key), patch by patch.
+//! Runs write the binary form (sealed, see `vssa_patch::binary`); these
+//! commands read it or the text form, print short addresses and one new
+//! node per line, compare two files unit by unit (units are matched by
+//! program key), patch by patch, and turn a log into the text form.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use vssa_patch::format::write_patch;
-use vssa_patch::{Log, LogBook, Patch};
+use vssa_patch::fsutil::ReadFrom;
+use vssa_patch::{Log, LogBook, Patch, SealKey, SealState};
 
 #[derive(clap::Args)]
 pub struct LogArgs {
@@ -32,12 +34,26 @@ enum LogCommand {
         /// The new log.
         b: PathBuf,
     },
+    /// Print a patch-log file in the text form (format version 2), which
+    /// `vssa run` also reads (but does not replay: it is not sealed).
+    Export {
+        /// The text form (the only one so far; required, so that another
+        /// form can be added without changing what this command means).
+        #[arg(long, required = true)]
+        text: bool,
+        /// The patch log.
+        file: PathBuf,
+    },
 }
 
 pub fn run(args: LogArgs) -> Result<(), String> {
     match args.command {
-        LogCommand::Show { file } => emit(&show(&load(&file)?, &file)),
-        LogCommand::Diff { a, b } => emit(&diff(&load(&a)?, &load(&b)?)),
+        LogCommand::Show { file } => {
+            let (book, seal) = load(&file)?;
+            emit(&show(&book, seal, &file))
+        }
+        LogCommand::Diff { a, b } => emit(&diff(&load(&a)?.0, &load(&b)?.0)),
+        LogCommand::Export { text: _, file } => emit(&load(&file)?.0.to_text()),
     }
 }
 
@@ -53,8 +69,12 @@ pub(crate) fn emit(text: &str) -> Result<(), String> {
     }
 }
 
-fn load(path: &Path) -> Result<LogBook, String> {
-    match LogBook::load(path) {
+/// Reads a log in any form, from any file (pipes too, up to the size
+/// bound), checking its seal with this user's key if there is one (never
+/// making one).
+fn load(path: &Path) -> Result<(LogBook, SealState), String> {
+    let key = SealKey::existing().ok().flatten();
+    match LogBook::load_keyed(path, ReadFrom::AnyFile, key.as_ref()) {
         Ok(Some(book)) => Ok(book),
         Ok(None) => Err(format!("{}: no such file", path.display())),
         Err(e) => Err(e.to_string()),
@@ -94,11 +114,22 @@ fn unit_head(log: &Log) -> String {
     )
 }
 
-fn show(book: &LogBook, file: &Path) -> String {
+fn seal_note(seal: SealState) -> &'static str {
+    match seal {
+        SealState::Verified => "sealed by this user (replayed without hashing)",
+        SealState::Unsealed => "not sealed (text form, or written without a key): not replayed",
+        SealState::NotVerified => {
+            "sealed, but not under this user's key (another user or machine, or edited): not replayed"
+        }
+    }
+}
+
+fn show(book: &LogBook, seal: SealState, file: &Path) -> String {
     let patches: usize = book.units().map(|l| l.patches.len()).sum();
     let mut s = format!(
-        "patch log {}\n  address encoding {} {}\n  {} units, {} patches\n",
+        "patch log {}\n  {}\n  address encoding {} {}\n  {} units, {} patches\n",
         file.display(),
+        seal_note(seal),
         book.encoding(),
         encoding_note(book.encoding()),
         book.len(),
@@ -240,7 +271,11 @@ mod tests {
         let mut one = Log::new(Addr([1; 16]), vec![patch(2, 3)]);
         one.refute(Addr([0xab; 16]));
         let two = Log::new(Addr([9; 16]), vec![]);
-        let s = show(&book(vec![two, one]), Path::new("x.log"));
+        let s = show(
+            &book(vec![two, one]),
+            SealState::Unsealed,
+            Path::new("x.log"),
+        );
         assert!(s.contains("2 units, 1 patches"), "{s}");
         let u1 = s.find("unit 0101").unwrap();
         let u9 = s.find("unit 0909").unwrap();

@@ -329,7 +329,7 @@ fn run(args: RunArgs) -> Result<(), String> {
                 verify: args.verify,
                 dump_dot: args.dump_dot.clone(),
                 capture_clif: args.dump_clif.is_some(),
-                patch_log: args.patch_log.clone(),
+                patch_log: patch_log_path(&args),
             };
             let mut io = Io::new(&mut input, &mut output);
             let tcfg = TieredConfig {
@@ -384,6 +384,27 @@ fn run(args: RunArgs) -> Result<(), String> {
     // this one only empties the buffer of what an error left in it.
     let _ = output.flush();
     outcome
+}
+
+/// The `--patch-log` path, unless it names the program's own file (which
+/// a save must never replace, even when it is empty): then a warning.
+fn patch_log_path(args: &RunArgs) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let log = args.patch_log.as_ref()?;
+    let id = |p: &std::path::Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let same = args
+        .file
+        .as_deref()
+        .and_then(id)
+        .is_some_and(|f| id(log) == Some(f));
+    if same {
+        note!(
+            "vssa: warning: {}: the patch log is the program itself: running without the patch log",
+            log.display()
+        );
+        return None;
+    }
+    Some(log.clone())
 }
 
 /// `--stats json` of the tiered engine: the JIT's fields (over all
@@ -476,6 +497,7 @@ fn jit_stats(
         "replay_ms": ms(r.replay),
         "optimize_ms": ms(r.optimize),
         "patch_log_save_ms": ms(r.patch_log_save),
+        "patch_log_sealed": r.patch_log_sealed == Some(true),
     })
 }
 

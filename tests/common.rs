@@ -6,6 +6,20 @@ use std::path::PathBuf;
 use vssa_bf::runtime::{self, JitConfig};
 use vssa_bf::{EofMode, Io, Program, RunError, RunOptions, Tape};
 
+/// Points `VSSA_CACHE_DIR` (where the key that seals patch logs lives) at
+/// a folder of this test process, once: tests never make or use the
+/// user's own key. Call it before anything reads or writes a patch log;
+/// pass [`test_cache_dir`] to spawned `vssa` commands.
+pub fn private_seal_key() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| std::env::set_var("VSSA_CACHE_DIR", test_cache_dir()));
+}
+
+/// The `VSSA_CACHE_DIR` of this test process.
+pub fn test_cache_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("vssa-test-key-{}", std::process::id()))
+}
+
 /// The shared benchmark corpus, if this machine has it.
 pub fn corpus_dir() -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/bf");

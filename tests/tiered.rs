@@ -251,6 +251,7 @@ proptest! {
 /// work, and gives the same output.
 #[test]
 fn refutations_and_patches_persist_in_the_patch_log() {
+    common::private_seal_key();
     let prog = vssa_bf::parse(LATE_LOOP).unwrap();
     let dir = std::env::temp_dir().join(format!("vssa-tiered-log-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -456,6 +456,9 @@ pub fn run_jit(
     optimize: bool,
     patch_log: Option<&std::path::Path>,
 ) -> Result<(RunResult, JitReport), String> {
+    if patch_log.is_some() {
+        crate::private_seal_key();
+    }
     let cfg = JitConfig {
         run: options(case),
         optimize,

@@ -116,6 +116,17 @@ pub fn bump(c: &mut Counters, key: &'static str) {
     *c.entry(key).or_default() += 1;
 }
 
+/// Points `VSSA_CACHE_DIR` (where the key that seals patch logs lives)
+/// at a folder of the temporary directory, once per process: the fuzzers
+/// never make or use the user's own key.
+pub fn private_seal_key() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let dir = std::env::temp_dir().join(format!("vssa-fuzz-key-{}", std::process::id()));
+        std::env::set_var("VSSA_CACHE_DIR", dir);
+    });
+}
+
 /// A scratch file path unique in this process and among processes (the
 /// process id and a counter), removed when dropped. Smoke tests run in
 /// parallel threads, and release runs in parallel processes.

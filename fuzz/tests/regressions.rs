@@ -102,7 +102,8 @@ fn peepholes_keep_memory_linear() {
 /// driver: a unit whose replayed log leaves a graph that does not compile
 /// is compiled again without the log, with a warning
 /// (`vssa_bf::runtime::compile_unit`). Replay itself still accepts such a
-/// patch; refusing it there would need a dominance check.
+/// patch; refusing it there would need a dominance check. Since logs are
+/// sealed, the driver does not replay a forged (unsealed) log at all.
 #[test]
 fn forged_swapped_patch_is_refused_not_fatal() {
     use vssa_fuzz::bf::{run_interp, run_jit};
@@ -116,7 +117,10 @@ fn forged_swapped_patch_is_refused_not_fatal() {
         let want = run_interp(&prog, &case);
         let _ = std::fs::remove_file(file.path());
         run_jit(&prog, &case, true, Some(file.path())).unwrap();
-        let log = String::from_utf8(std::fs::read(file.path()).unwrap()).unwrap();
+        // The text form of the log the driver wrote (binary, sealed).
+        let log = vssa_patch::LogBook::parse(&std::fs::read(file.path()).unwrap(), "log")
+            .unwrap()
+            .to_text();
         // The header lines (any format version), without the checksum.
         let head: String = log
             .lines()

@@ -18,10 +18,15 @@
 //! ```
 //!
 //! A version-1 file (one unit, no refutes) is read as a book of one unit;
-//! only version 2 is written. `docs/patch-log.md` is the full specification.
+//! runs write the binary form ([`crate::binary`]), `to_text` writes version 2.
+//! `docs/patch-log.md` is the full specification.
 
+use crate::binary::{parse_binary, write_binary, SealState, BINARY_MAGIC};
 use crate::format::{clip, hex_addr, parse_patch, write_patch, Log, LogError, FORMAT_VERSION};
+use crate::fsutil::{read_bounded, write_atomic_over, ReadFrom};
+use crate::seal::SealKey;
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::Path;
 use vssa::Addr;
 
@@ -124,17 +129,41 @@ impl LogBook {
         write_text(self.encoding, self.units.values())
     }
 
-    /// Writes the book to `path` atomically: a reader sees the old file or
-    /// the new one, never a mix.
-    pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        crate::write_atomic(path, self.to_text().as_bytes())
+    /// The binary file (format version 3), sealed under `key` if given.
+    pub fn to_binary(&self, key: Option<&SealKey>) -> Vec<u8> {
+        write_binary(self.encoding, self.units.values(), key)
     }
 
-    /// Reads the file at `path`: `Ok(None)` if there is no such file.
+    /// Writes the book to `path` in the binary form, sealed under `key` if
+    /// given, atomically: a reader sees the old file or the new one, never
+    /// a mix. Only replaces a writable regular file that holds a patch log
+    /// (or is empty); anything else at `path` is left alone and the save
+    /// fails with an error saying why.
+    pub fn save(&self, path: &Path, key: Option<&SealKey>) -> std::io::Result<()> {
+        save_log_file(path, &self.to_binary(key))
+    }
+
+    /// Reads the file at `path` (binary or text): `Ok(None)` if there is no
+    /// such file. It must be a regular file (it is the file a save will
+    /// replace) of at most [`crate::MAX_LOG_BYTES`]. No unit is sealed:
+    /// see [`LogBook::load_keyed`].
     pub fn load(path: &Path) -> Result<Option<LogBook>, LogError> {
+        Ok(Self::load_keyed(path, ReadFrom::RegularFile, None)?.map(|(b, _)| b))
+    }
+
+    /// Reads the log at `path`, binary or text, from a regular file or
+    /// (with [`ReadFrom::AnyFile`], for viewers) also from a pipe or a
+    /// device; at most [`crate::MAX_LOG_BYTES`]. Its units are sealed if
+    /// it is a binary log whose seal verifies under `key`; the state of its
+    /// seal comes with it.
+    pub fn load_keyed(
+        path: &Path,
+        from: ReadFrom,
+        key: Option<&SealKey>,
+    ) -> Result<Option<(LogBook, SealState)>, LogError> {
         let name = path.display().to_string();
-        match std::fs::read(path) {
-            Ok(bytes) => LogBook::parse(&bytes, &name).map(Some),
+        match read_bounded(path, crate::MAX_LOG_BYTES, from) {
+            Ok(bytes) => LogBook::parse_keyed(&bytes, &name, key).map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(LogError {
                 file: name,
@@ -142,6 +171,35 @@ impl LogBook {
                 message: format!("cannot read: {e}"),
             }),
         }
+    }
+
+    /// Reads a patch-log file in any format (binary version 3, text 1 or
+    /// 2); its units are sealed if it is binary and its seal verifies under
+    /// `key`.
+    pub fn parse_keyed(
+        bytes: &[u8],
+        file: &str,
+        key: Option<&SealKey>,
+    ) -> Result<(LogBook, SealState), LogError> {
+        if bytes.starts_with(BINARY_MAGIC) {
+            parse_binary(bytes, file, key)
+        } else {
+            Ok((LogBook::parse_text(bytes, file)?, SealState::Unsealed))
+        }
+    }
+
+    /// An empty book in address encoding `encoding`.
+    pub(crate) fn with_encoding(encoding: u32) -> LogBook {
+        LogBook {
+            encoding,
+            units: BTreeMap::new(),
+        }
+    }
+
+    /// Reads a patch-log file in any format (binary version 3, text 1 or
+    /// 2), with no unit sealed; `file` names it in errors.
+    pub fn parse(bytes: &[u8], file: &str) -> Result<LogBook, LogError> {
+        Ok(Self::parse_keyed(bytes, file, None)?.0)
     }
 
     /// Reads a patch-log file (format version 1 or 2); `file` names it in
@@ -154,7 +212,7 @@ impl LogBook {
     /// The first problem is returned as an error naming its line; nothing
     /// here panics. Units in another address encoding parse (the syntax is
     /// the same) and are then reported stale by [`crate::replay()`].
-    pub fn parse(bytes: &[u8], file: &str) -> Result<LogBook, LogError> {
+    pub fn parse_text(bytes: &[u8], file: &str) -> Result<LogBook, LogError> {
         let err = |line: usize, message: String| LogError {
             file: file.to_string(),
             line: Some(line),
@@ -203,7 +261,7 @@ impl LogBook {
             return Err(err(
                 1,
                 format!(
-                    "unsupported format version {version} (this build reads 1 and {FORMAT_VERSION})"
+                    "unsupported format version {version} (this build reads 1 and {FORMAT_VERSION} as text, 3 binary)"
                 ),
             ));
         }
@@ -513,6 +571,27 @@ pub(crate) fn write_text<'a>(
     s
 }
 
+/// Writes a patch-log file atomically over `path`, which must be absent,
+/// empty, or start like a patch log: a save never replaces a program, a
+/// document or any other file that happens to be named as the log.
+pub(crate) fn save_log_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_over(path, bytes, |f| {
+        let mut head = Vec::with_capacity(LOG_MAGIC.len());
+        f.take(LOG_MAGIC.len() as u64).read_to_end(&mut head)?;
+        if head.is_empty() || head == LOG_MAGIC {
+            Ok(())
+        } else {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a vssa patch log: left it alone",
+            ))
+        }
+    })
+}
+
+/// How every patch-log file starts: [`MAGIC`] and a space.
+const LOG_MAGIC: &[u8] = b"vssa-patch-log ";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -736,7 +815,10 @@ mod tests {
                 let mut t = text.clone();
                 t[at] ^= flip;
                 let e = LogBook::parse(&t, "m").unwrap_err();
-                assert!(e.line.is_some(), "byte {at} ^ {flip:#x}: {e}");
+                // `2` flipped to `3` in the first line makes it a binary
+                // log's magic: then the error names a byte.
+                let binary = t.starts_with(BINARY_MAGIC) && e.message.starts_with("byte ");
+                assert!(e.line.is_some() || binary, "byte {at} ^ {flip:#x}: {e}");
             }
         }
         let lines: Vec<&[u8]> = text.split_inclusive(|&b| b == b'\n').collect();
@@ -759,8 +841,27 @@ mod tests {
         let p = dir.join("book.log");
         assert_eq!(LogBook::load(&p), Ok(None));
         let b = book();
-        b.save(&p).unwrap();
-        assert_eq!(LogBook::load(&p), Ok(Some(b)));
+        b.save(&p, None).unwrap();
+        assert_eq!(LogBook::load(&p), Ok(Some(b.clone())));
+        // Sealed: the units come back sealed under the key only.
+        let k = SealKey::from_bytes([3; 32]);
+        b.save(&p, Some(&k)).unwrap();
+        let (back, state) = LogBook::load_keyed(&p, ReadFrom::RegularFile, Some(&k))
+            .unwrap()
+            .unwrap();
+        assert_eq!((&back, state), (&b, SealState::Verified));
+        assert!(back.units().all(|u| u.is_sealed()));
+        assert!(LogBook::load(&p)
+            .unwrap()
+            .unwrap()
+            .units()
+            .all(|u| !u.is_sealed()));
+        // The text form is still read, never sealed.
+        std::fs::write(&p, b.to_text()).unwrap();
+        let (back, state) = LogBook::load_keyed(&p, ReadFrom::RegularFile, Some(&k))
+            .unwrap()
+            .unwrap();
+        assert_eq!((back, state), (b, SealState::Unsealed));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -163,8 +163,9 @@ impl Log {
 
     /// Writes the log to `path` atomically (a reader sees the old file or
     /// the new one, never a mix).
+    /// Like [`LogBook::save`], it replaces only a file that holds a log.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        crate::write_atomic(path, self.to_text().as_bytes())
+        crate::book::save_log_file(path, self.to_text().as_bytes())
     }
 }
 
@@ -203,7 +204,7 @@ pub fn write_patch(s: &mut String, p: &Patch) {
 
 /// The one integer immediate an op carries, if any (sub-ops of `Bin`,
 /// `Un`, `Cmp`, `Conv` are spelled by the mnemonic).
-fn immediate(op: &Op) -> Option<i128> {
+pub(crate) fn immediate(op: &Op) -> Option<i128> {
     match *op {
         Op::Loop { key } | Op::Phi { key } => Some(key as i128),
         Op::Proj { index } => Some(index as i128),
@@ -594,12 +595,12 @@ mod tests {
             );
         }
         // Unknown version.
-        let v3 = text.replacen("vssa-patch-log 2", "vssa-patch-log 3", 1);
+        let v3 = text.replacen("vssa-patch-log 2", "vssa-patch-log 9", 1);
         let e = Log::parse(v3.as_bytes(), "f").unwrap_err();
         assert_eq!(line_of(&e), Some(1));
         assert!(
             e.to_string()
-                .starts_with("f:1: unsupported format version 3"),
+                .starts_with("f:1: unsupported format version 9"),
             "{e}"
         );
         // A changed hex digit in a patch: the checksum (or address check) catches it.

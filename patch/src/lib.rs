@@ -25,23 +25,33 @@
 //!   at run time); never panics, never misapplies.
 //! * [`mod@format`]: a unit's [`Log`] and the syntax of one patch line.
 //! * [`book`]: the patch-log file, [`LogBook`]: every unit's log in one
-//!   versioned, checksummed, one-patch-per-line text file.
-//! * [`write_atomic`]: temp-file-and-rename writes, shared with the front-ends.
+//!   versioned, checksummed file — [`binary`] (what runs write: a node
+//!   table and indexes, sealed) or text (one patch per line, for reading,
+//!   diffing, exporting; still read).
+//! * [`seal`]: the per-user key whose keyed hash seals a binary log, so
+//!   that it replays without hashing its nodes again.
+//! * [`fsutil`]: temp-file-and-rename writes that replace only regular
+//!   writable files (shared with the front-ends), and bounded reads.
 //!
 //! `docs/patch-log.md` describes the model, the file format and the
 //! staleness rules in full.
 
 #![forbid(unsafe_code)]
 
+pub mod binary;
 pub mod book;
 pub mod format;
-mod fsutil;
+pub mod fsutil;
 pub mod model;
 pub mod net;
 pub mod replay;
+pub mod seal;
+mod temporaries;
 
+pub use binary::SealState;
 pub use book::LogBook;
 pub use format::{Log, LogError, FORMAT_VERSION};
-pub use fsutil::write_atomic;
+pub use fsutil::{write_atomic, MAX_LOG_BYTES};
 pub use model::{program_key, NewNode, Patch, PatchNodes, RecipeInputs, RecordError, Recorder};
 pub use replay::{replay, LogMismatch, Outcome, ReplayReport};
+pub use seal::SealKey;

@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 use vssa::{Addr, Type};
 use vssa_backend::{CodeCache, HostFn, Jit, JitOptions, OwnedCode};
 use vssa_deopt::{DeoptAbi, ExitTable, Frame, Guest};
-use vssa_patch::{Log, LogBook};
+use vssa_patch::fsutil::ReadFrom;
+use vssa_patch::{Log, LogBook, SealKey, SealState};
 
 /// The memory the compiled code reads and writes besides the tape. Field
 /// offsets are [`build::ctx_offset`]; a test pins them.
@@ -132,6 +133,9 @@ pub struct JitReport {
     pub patch_log_save: Duration,
     /// Why the patch log was not (fully) used or not saved, one line each.
     pub patch_log_warnings: Vec<String>,
+    /// Whether the patch log read carried this user's seal (only a sealed
+    /// log is replayed); `None` when no log file was read.
+    pub patch_log_sealed: Option<bool>,
     /// Units whose machine code came from the code cache (their final
     /// graph had been compiled before): scheduling and codegen skipped.
     pub code_cache_hits: usize,
@@ -775,14 +779,46 @@ pub fn compile(
 
 /// Loads the patch-log file named by the configuration, if any; problems
 /// become warnings (the program runs without the log). Empty otherwise.
+///
+/// Only a log sealed under this user's key is returned: a log that is not
+/// (the text form, another user's or machine's, or edited) could say
+/// anything its writer liked, and replay proves only that its nodes are
+/// well formed, not that its rewrites are sound — so it is not replayed
+/// at all, the optimizer runs instead, and the save replaces it with a
+/// sealed log. See `docs/patch-log.md`, "Trust".
 pub(crate) fn load_book(cfg: &JitConfig, report: &mut JitReport) -> LogBook {
     let Some(path) = cfg.patch_log.as_ref().filter(|_| cfg.optimize) else {
         return LogBook::new();
     };
+    // Leftovers of writers killed during a save (file upkeep: counted
+    // with saving, not replay).
     let t = Instant::now();
-    let book = match LogBook::load(path) {
-        Ok(b) => b.unwrap_or_default(),
+    vssa_patch::fsutil::remove_stale_temporaries(path);
+    report.patch_log_save += t.elapsed();
+    let t = Instant::now();
+    let key = SealKey::existing().unwrap_or_else(|e| {
+        report.patch_log_warnings.push(format!("{e}"));
+        None
+    });
+    let book = match LogBook::load_keyed(path, ReadFrom::RegularFile, key.as_ref()) {
+        Ok(None) => LogBook::new(),
+        Ok(Some((book, SealState::Verified))) => {
+            report.patch_log_sealed = Some(true);
+            book
+        }
+        Ok(Some((book, _))) => {
+            report.patch_log_sealed = Some(false);
+            if !book.is_empty() {
+                report.patch_log_warnings.push(format!(
+                    "{}: not sealed by this user (text form, written elsewhere, or edited): \
+                     not replayed, optimizing instead",
+                    path.display()
+                ));
+            }
+            LogBook::new()
+        }
         Err(e) => {
+            report.patch_log_sealed = Some(false);
             report
                 .patch_log_warnings
                 .push(format!("{e} (running without the patch log)"));
@@ -814,7 +850,14 @@ pub(crate) fn save_book(cfg: &JitConfig, report: &mut JitReport, book: &LogBook)
         return;
     };
     let t = Instant::now();
-    if let Err(e) = book.save(path) {
+    let key = SealKey::user()
+        .map_err(|e| {
+            report
+                .patch_log_warnings
+                .push(format!("cannot seal patch log {}: {e}", path.display()))
+        })
+        .ok();
+    if let Err(e) = book.save(path, key.as_ref()) {
         report
             .patch_log_warnings
             .push(format!("cannot write patch log {}: {e}", path.display()));
