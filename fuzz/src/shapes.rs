@@ -34,7 +34,7 @@ pub const TIME_FACTOR: u32 = 4;
 /// ... plus this.
 pub const TIME_SLACK: Duration = Duration::from_secs(3);
 /// Peak resident memory allowed besides what the program's size explains.
-pub const MEM_BASE: u64 = 192 << 20;
+pub const MEM_BASE: u64 = 256 << 20;
 /// Peak resident memory allowed per source byte.
 pub const MEM_PER_BYTE: u64 = 160;
 
