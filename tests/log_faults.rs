@@ -37,13 +37,22 @@ fn scratch(name: &str) -> PathBuf {
 
 fn spawn(engine: &str, prog: &Path, log: &Path, pause_ms: Option<u64>) -> Child {
     let mut c = Command::new(env!("CARGO_BIN_EXE_vssa"));
-    c.args(["run", "--engine", engine, "--hot-loop", "1", "--patch-log"])
-        .arg(log)
-        .arg(prog)
-        .env("VSSA_CACHE_DIR", key_dir())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    c.args([
+        "run",
+        "--engine",
+        engine,
+        "--hot-loop",
+        "1",
+        "--compile-budget",
+        "inf",
+    ])
+    .arg("--patch-log")
+    .arg(log)
+    .arg(prog)
+    .env("VSSA_CACHE_DIR", key_dir())
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     if let Some(ms) = pause_ms {
         c.env("VSSA_SAVE_PAUSE_MS", ms.to_string());
     }

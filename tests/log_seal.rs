@@ -29,10 +29,12 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 /// `vssa run --engine ENGINE --stats json --patch-log LOG demo.b`, with the
-/// seal key in `keys`.
+/// seal key in `keys` (and every hot loop compiled, however short the run:
+/// the tests are about the units' logs).
 fn run(engine: &str, log: &Path, keys: &Path) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_vssa"))
-        .args(["run", "--engine", engine, "--stats", "json", "--patch-log"])
+        .args(["run", "--engine", engine, "--compile-budget", "inf"])
+        .args(["--stats", "json", "--patch-log"])
         .arg(log)
         .arg(DEMO)
         .env("VSSA_CACHE_DIR", keys)

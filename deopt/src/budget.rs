@@ -34,7 +34,7 @@ pub struct CompileBudget {
     share: f64,
     /// Compile time allowed before the program has run at all.
     allowance: Duration,
-    /// Compile time spent so far.
+    /// Compile time booked and not yet repaid ([`CompileBudget::repay`]).
     spent: Duration,
     /// Seconds of compile time per size unit, a running average.
     per_unit: f64,
@@ -44,13 +44,13 @@ pub struct CompileBudget {
 
 /// The budget's defaults, measured on the Brainfuck corpus: compiling costs
 /// 5–30 µs per instruction and a unit's overhead. A program whose every
-/// compilation is wasted then runs within 1.25× of its run time, which
-/// leaves room for the profiling interpreter's own cost (10–16 % more
+/// compilation is wasted then runs within 1.4× of its run time, which
+/// leaves room for the profiling interpreter's own cost (about 10 % more
 /// instructions than the plain one) under the 1.5× the tiered engine may
 /// take at most; measurements in docs/deopt.md.
 impl Default for CompileBudget {
     fn default() -> Self {
-        CompileBudget::new(0.25, Duration::from_micros(500), Duration::from_micros(20))
+        CompileBudget::new(0.4, Duration::from_micros(500), Duration::from_micros(20))
     }
 }
 
@@ -94,13 +94,29 @@ impl CompileBudget {
     /// Whether a unit of `size` may be compiled now, after the program has
     /// run for `ran`. A refusal is counted ([`CompileBudget::deferred`]).
     pub fn allows(&mut self, size: usize, ran: Duration) -> bool {
-        let limit = self.allowance.as_secs_f64() + self.share * ran.as_secs_f64();
-        let need = self.spent.saturating_add(self.estimate(size)).as_secs_f64();
-        let ok = self.share == f64::INFINITY || need <= limit;
+        let ok = self.allows_quietly(size, ran);
         if !ok {
             self.deferred += 1;
         }
         ok
+    }
+
+    /// [`CompileBudget::allows`] without counting a refusal: for a runtime
+    /// that polls whether a wanted unit has become affordable.
+    pub fn allows_quietly(&self, size: usize, ran: Duration) -> bool {
+        let limit = self.allowance.as_secs_f64() + self.share * ran.as_secs_f64();
+        let need = self.spent.saturating_add(self.estimate(size)).as_secs_f64();
+        self.share == f64::INFINITY || need <= limit
+    }
+
+    /// Takes `paid` off the compile time booked: the runtime calls this as
+    /// a unit runs natively, up to the unit's own compile time. Compiled
+    /// code that is at least twice as fast as the interpreter saves at
+    /// least its own run time, so a unit that has run as long as it took to
+    /// compile has earned its compilation back and no longer counts against
+    /// the budget: what the budget bounds is compile time *not yet* repaid.
+    pub fn repay(&mut self, paid: Duration) {
+        self.spent = self.spent.saturating_sub(paid);
     }
 
     /// Books a compilation of a unit of `size` that took `took`, and learns
@@ -111,7 +127,7 @@ impl CompileBudget {
         self.per_unit = 0.5 * self.per_unit + 0.5 * observed;
     }
 
-    /// Compile time booked so far.
+    /// Compile time booked and not yet repaid.
     pub fn spent(&self) -> Duration {
         self.spent
     }
@@ -148,6 +164,19 @@ mod tests {
         assert!(!b.allows(size, 39 * MS));
         assert!(b.allows(size, 40 * MS));
         assert_eq!(b.spent(), 10 * MS);
+    }
+
+    #[test]
+    fn repaid_compile_time_frees_the_budget() {
+        let mut b = CompileBudget::new(0.5, Duration::ZERO, Duration::from_micros(10));
+        let size = 1000 - OVERHEAD_UNITS;
+        b.charge(size, 10 * MS);
+        assert!(!b.allows(size, 20 * MS));
+        b.repay(6 * MS);
+        assert_eq!(b.spent(), 4 * MS);
+        assert!(b.allows(size, 28 * MS)); // 4 + 10 <= 0.5 × 28
+        b.repay(100 * MS); // never below zero
+        assert_eq!(b.spent(), Duration::ZERO);
     }
 
     #[test]

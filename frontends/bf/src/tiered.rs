@@ -149,10 +149,11 @@ pub struct DeoptEvent<'a> {
 struct Profile {
     /// Per instruction: body entries of the loop opened there.
     entered: Vec<u32>,
-    /// Per instruction: the body entries at which the loop opened there is
-    /// next considered for compiling (`hot` at first; doubled each time the
-    /// compile budget says not yet).
-    hot_at: Vec<u32>,
+    /// Per instruction: how often the compile budget said "not yet" to
+    /// the loop opened there; it is next considered after `hot << backoff`
+    /// body entries. Zero-initialised like the other tables, so a run that
+    /// compiles nothing never touches their pages.
+    backoff: Vec<u8>,
     /// Per instruction: 1 + the index of the loop's unit, 0 for none, or
     /// [`DELEGATED`].
     unit_of: Vec<u32>,
@@ -170,7 +171,7 @@ impl LoopHook for Profile {
         let n = &mut self.entered[open];
         *n = n.saturating_add(1);
         match self.unit_of[open] {
-            0 => *n >= self.hot_at[open],
+            0 => u64::from(*n) >= u64::from(self.hot) << self.backoff[open],
             DELEGATED => false,
             _ => true,
         }
@@ -221,6 +222,9 @@ struct UnitSlot {
     close: usize,
     code: UnitCode,
     report: UnitReport,
+    /// Compile time of this unit that its runs have not yet paid back
+    /// ([`CompileBudget::repay`]).
+    unpaid: Duration,
 }
 
 /// The runtime's state besides the interpreter's.
@@ -232,6 +236,8 @@ struct Tiers<'p> {
     /// pay for setting up the code generator.
     compiler: Option<UnitCompiler>,
     budget: CompileBudget,
+    /// An outer loop to compile once the budget allows ([`Tiers::upgrade`]).
+    wanted: Option<usize>,
     profile: Profile,
     units: Vec<UnitSlot>,
     /// Every unit's patch log (loaded from the patch-log file, if any, and
@@ -239,7 +245,8 @@ struct Tiers<'p> {
     book: LogBook,
     dirty: bool,
     /// Which loop encloses which.
-    parent: EnclosingLoops,
+    /// (Made when a loop first gets hot.)
+    parent: Option<EnclosingLoops>,
     counters: DeoptCounters,
     report: TieredReport,
 }
@@ -253,7 +260,9 @@ impl Tiers<'_> {
         // round at least a quarter of `hot` times (and twice) in the
         // interpreter.
         let entered = &self.profile.entered;
-        let parent = &self.parent;
+        let parent = self
+            .parent
+            .get_or_insert_with(|| EnclosingLoops::of(self.prog));
         let mature = (self.profile.hot / 4).max(2);
         let never_entered = |pc: usize| {
             let around = parent.around(pc);
@@ -305,9 +314,9 @@ impl Tiers<'_> {
     /// loops): instead, the outermost enclosing loop that has itself gone
     /// round at least twice (so its header comes round again) is compiled,
     /// and the interpreter goes on to that header. When the budget cannot
-    /// pay for that loop yet, the largest loop on the way in that it can
-    /// pay for is compiled; the outer one is considered again when it gets
-    /// hot on its own.
+    /// pay for that loop yet, nothing is compiled: the loop is *wanted*, and
+    /// compiled as soon as the budget allows ([`Tiers::upgrade`], or the
+    /// next time a loop inside it gets hot).
     fn unit_for(&mut self, open: usize) -> Result<Option<usize>, JitError> {
         match self.profile.unit_of[open] {
             0 => {}
@@ -323,7 +332,10 @@ impl Tiers<'_> {
         }
         // From `open` out to the outermost loop worth compiling.
         let mut chain = vec![open];
-        while let Some(up) = self.parent.around(chain[chain.len() - 1]) {
+        let parent = self
+            .parent
+            .get_or_insert_with(|| EnclosingLoops::of(self.prog));
+        while let Some(up) = parent.around(chain[chain.len() - 1]) {
             if self.profile.entered[up] < 2
                 || self.profile.unit_of[up] == DELEGATED
                 || !unit_size(up).fits()
@@ -333,18 +345,19 @@ impl Tiers<'_> {
             chain.push(up);
         }
         let ran = self.report.interp + self.report.native;
-        let Some(target) = chain
-            .iter()
-            .rev()
-            .copied()
-            .find(|&pc| self.profile.unit_of[pc] != 0 || self.budget.allows(size(pc), ran))
-        else {
+        // Only the outermost loop: compiling the inner ones first instead
+        // (when the budget cannot pay for it yet) was measured to cost more
+        // than waiting: mandelbrot made some 200 small units, whose compile
+        // time and interpreted glue made it 1.7x slower than one early unit.
+        let target = chain[chain.len() - 1];
+        if self.profile.unit_of[target] == 0 && !self.budget.allows(size(target), ran) {
             // Not yet: ask again when the loop has gone round twice as often.
-            let hot_at = &mut self.profile.hot_at[open];
-            *hot_at = self.profile.entered[open].max(*hot_at).saturating_mul(2);
+            self.wanted = Some(target);
+            let backoff = &mut self.profile.backoff[open];
+            *backoff = (*backoff + 1).min(31);
             self.report.compiles_deferred += 1;
             return Ok(None);
-        };
+        }
         if target != open {
             if self.profile.unit_of[target] == 0 {
                 self.compile_new(target)?;
@@ -353,6 +366,27 @@ impl Tiers<'_> {
             return Ok(None);
         }
         self.compile_new(open).map(Some)
+    }
+
+    /// Compiles the wanted loop (an outer loop the budget could not pay for
+    /// when an inner one got hot) if the budget now allows. Called before
+    /// every call of a unit: while inner units run, the interpreter may not
+    /// stop at the outer loop's header for a long time.
+    fn upgrade(&mut self) -> Result<(), JitError> {
+        let Some(open) = self.wanted else {
+            return Ok(());
+        };
+        let ran = self.report.interp + self.report.native;
+        if self.profile.unit_of[open] != 0 {
+            self.wanted = None;
+        } else if self.budget.allows_quietly(
+            runtime::unit_size(self.prog, Unit::Loop { open }).insts,
+            ran,
+        ) {
+            self.wanted = None;
+            self.compile_new(open)?;
+        }
+        Ok(())
     }
 
     /// Compiles the first unit of the loop at `open`.
@@ -374,11 +408,13 @@ impl Tiers<'_> {
             code_size: code.code.stats().code_size,
             ..UnitReport::default()
         };
+        let unpaid = report.compile;
         self.units.push(UnitSlot {
             open,
             close,
             code,
             report,
+            unpaid,
         });
         self.report.units_compiled += 1;
         self.profile.unit_of[open] = self.units.len() as u32;
@@ -411,6 +447,7 @@ impl Tiers<'_> {
         u.code = code;
         let dt = t.elapsed();
         u.report.compile += dt;
+        u.unpaid += dt;
         self.report.recompile += dt;
         self.report.recompiles += 1;
         Ok(())
@@ -469,16 +506,17 @@ pub fn run_tiered_on(
         tape_len: tape.len(),
         compiler: None,
         budget: cfg.budget.clone(),
+        wanted: None,
         profile: Profile {
             entered: vec![0; n],
-            hot_at: vec![cfg.hot_loop.max(1); n],
+            backoff: vec![0; n],
             unit_of: vec![0; n],
             hot: cfg.hot_loop.max(1),
         },
         units: Vec::new(),
         book,
         dirty: false,
-        parent: EnclosingLoops::of(prog),
+        parent: None,
         counters: DeoptCounters::new(cfg.policy),
         report,
     };
@@ -512,6 +550,7 @@ fn run_loop(
         let Some(i) = tiers.unit_for(open)? else {
             continue;
         };
+        tiers.upgrade()?;
         let t = Instant::now();
         let ended = {
             let mut host = HostState {
@@ -531,8 +570,15 @@ fn run_loop(
             // tape and the run at the loop's header.
             unsafe { call_unit(&unit.code, &mut ctx, || host.error.take(), &opts) }
         };
-        tiers.report.native += t.elapsed();
-        tiers.units[i].report.entries += 1;
+        let dt = t.elapsed();
+        tiers.report.native += dt;
+        let unit = &mut tiers.units[i];
+        unit.report.entries += 1;
+        // Running natively pays the unit's compile time back (see
+        // `CompileBudget::repay`).
+        let paid = unit.unpaid.min(dt);
+        unit.unpaid -= paid;
+        tiers.budget.repay(paid);
         match ended.map_err(JitError::Run)? {
             Ended::Done { ptr, fuel } => {
                 state.pc = tiers.units[i].close + 1;
