@@ -1,63 +1,170 @@
-//! Lua tables: an array part for the keys `1..=n` and an insertion-ordered
-//! hash part (so `next` can resume from any key). Float keys with an
+//! Lua tables: an array part for the keys `1..=n` and a hash part, an
+//! open-addressing table with linear probing whose slot order is the
+//! traversal order (so `next` resumes from any key). Float keys with an
 //! integer value are stored as integers (`t[1.0]` is `t[1]`); NaN and nil
-//! keys are rejected by the caller.
+//! keys are rejected by the caller. A key set to nil stays as a dead entry
+//! until the next rehash, as in lua5.4, so clearing fields during a
+//! traversal is allowed.
 
 use crate::value::{float_to_int_exact, TableRef, Value};
-use indexmap::IndexMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
 
-/// A hash-part key: a value compared by identity (strings are interned)
-/// or by numeric value, never NaN or nil.
-#[derive(Clone, Copy, Debug)]
-pub struct Key(pub Value);
-
-impl PartialEq for Key {
-    fn eq(&self, other: &Self) -> bool {
-        match (self.0, other.0) {
-            (Value::Float(a), Value::Float(b)) => a.to_bits() == b.to_bits(),
-            (a, b) => a.raw_eq(b),
-        }
+/// A key's identity: its variant and payload bits. Strings are interned
+/// and float keys normalized, so equal keys have equal bits.
+#[inline(always)]
+fn key_bits(k: Value) -> (u8, u64) {
+    match k {
+        Value::Nil => (0, 0),
+        Value::Bool(b) => (1, b as u64),
+        Value::Int(i) => (2, i as u64),
+        Value::Float(f) => (3, f.to_bits()),
+        Value::Str(s) => (4, s.0 as u64),
+        Value::Table(t) => (5, t.0 as u64),
+        Value::Func(f) => (6, f.0 as u64),
+        Value::Builtin(b) => (7, b as u64),
     }
 }
-impl Eq for Key {}
 
-impl Hash for Key {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        let (tag, bits): (u64, u64) = match self.0 {
-            Value::Nil => (0, 0),
-            Value::Bool(b) => (1, b as u64),
-            Value::Int(i) => (2, i as u64),
-            Value::Float(f) => (3, f.to_bits()),
-            Value::Str(s) => (4, s.0 as u64),
-            Value::Table(t) => (5, t.0 as u64),
-            Value::Func(f) => (6, f.0 as u64),
-            Value::Builtin(b) => (7, b as u64),
+/// The value a key's identity stands for (the inverse of [`key_bits`]).
+fn key_value(tag: u8, bits: u64) -> Value {
+    match tag {
+        1 => Value::Bool(bits != 0),
+        2 => Value::Int(bits as i64),
+        3 => Value::Float(f64::from_bits(bits)),
+        4 => Value::Str(crate::value::StrRef(bits as u32)),
+        5 => Value::Table(TableRef(bits as u32)),
+        6 => Value::Func(crate::value::FnRef(bits as u32)),
+        7 => Value::Builtin(bits as u32),
+        _ => Value::Nil,
+    }
+}
+
+/// A hash-part slot: the key's identity (tag 0: empty) and the value.
+#[derive(Clone, Copy, Debug, Default)]
+struct Slot {
+    bits: u64,
+    tag: u8,
+    value: Value,
+}
+
+/// The hash part: open addressing with linear probing.
+#[derive(Default, Debug)]
+pub struct HashPart {
+    slots: Vec<Slot>,
+    /// Occupied slots (live and dead entries).
+    used: usize,
+}
+
+impl HashPart {
+    fn with_capacity(n: usize) -> Self {
+        let mut h = HashPart::default();
+        if n > 0 {
+            h.slots = vec![Slot::default(); (n * 4 / 3 + 1).next_power_of_two()];
+        }
+        h
+    }
+
+    #[inline(always)]
+    fn home(&self, tag: u8, bits: u64) -> usize {
+        let h = (bits ^ ((tag as u64) << 56)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (h >> 32) as usize & (self.slots.len() - 1)
+    }
+
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.used == 0
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The slot holding `k`, if any.
+    #[inline]
+    fn find(&self, k: Value) -> Option<usize> {
+        if self.used == 0 {
+            return None;
+        }
+        let (tag, bits) = key_bits(k);
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(tag, bits);
+        loop {
+            let s = &self.slots[i];
+            if s.bits == bits && s.tag == tag {
+                return Some(i);
+            }
+            if s.tag == 0 {
+                return None;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    #[inline]
+    pub fn get(&self, k: Value) -> Option<Value> {
+        self.find(k).map(|i| self.slots[i].value)
+    }
+
+    fn get_mut(&mut self, k: Value) -> Option<&mut Value> {
+        self.find(k).map(|i| &mut self.slots[i].value)
+    }
+
+    /// Whether inserting one more key needs a rehash (load factor 3/4).
+    fn full(&self) -> bool {
+        (self.used + 1) * 4 > self.slots.len() * 3
+    }
+
+    /// Inserts a key known to be absent, with room for it.
+    fn insert_new(&mut self, k: Value, v: Value) {
+        let (tag, bits) = key_bits(k);
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(tag, bits);
+        while self.slots[i].tag != 0 {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = Slot {
+            bits,
+            tag,
+            value: v,
         };
-        h.write_u64(bits ^ (tag << 59));
+        self.used += 1;
     }
-}
 
-/// A small multiplicative hasher for [`Key`] (keys are already well mixed
-/// integers or arena indices).
-#[derive(Default)]
-pub struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(b as u64);
+    /// Rebuilds with room for `extra` more keys, keeping live entries that
+    /// `keep` accepts.
+    fn rebuild(&mut self, extra: usize, mut keep: impl FnMut(Value, Value) -> bool) {
+        let old = std::mem::take(&mut self.slots);
+        let live: Vec<(Value, Value)> = old
+            .into_iter()
+            .filter(|s| s.tag != 0 && !matches!(s.value, Value::Nil))
+            .map(|s| (key_value(s.tag, s.bits), s.value))
+            .filter(|&(k, v)| keep(k, v))
+            .collect();
+        let need = live.len() + extra;
+        self.used = 0;
+        self.slots = if need == 0 {
+            Vec::new()
+        } else {
+            vec![Slot::default(); (need * 4 / 3 + 1).next_power_of_two().max(4)]
+        };
+        for (k, v) in live {
+            self.insert_new(k, v);
         }
     }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+
+    /// The entry in slot `i` (key, value) if the slot is occupied.
+    #[inline]
+    fn slot(&self, i: usize) -> Option<(Value, Value)> {
+        let s = self.slots[i];
+        (s.tag != 0).then(|| (key_value(s.tag, s.bits), s.value))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (Value, Value)> + '_ {
+        self.slots
+            .iter()
+            .filter(|s| s.tag != 0)
+            .map(|s| (key_value(s.tag, s.bits), s.value))
     }
 }
-
-type HashPart = IndexMap<Key, Value, BuildHasherDefault<KeyHasher>>;
 
 /// A Lua table.
 #[derive(Default, Debug)]
@@ -65,9 +172,6 @@ pub struct Table {
     /// `arr[i]` is the value of key `i + 1`.
     pub arr: Vec<Value>,
     pub hash: HashPart,
-    /// Entries of `hash` whose value is nil (kept so `next` can go on
-    /// from a key removed during traversal; purged when they dominate).
-    dead: usize,
     pub meta: Option<TableRef>,
 }
 
@@ -86,15 +190,14 @@ impl Table {
     pub fn with_capacity(narr: usize, nhash: usize) -> Self {
         Table {
             arr: Vec::with_capacity(narr),
-            hash: HashPart::with_capacity_and_hasher(nhash, Default::default()),
-            dead: 0,
+            hash: HashPart::with_capacity(nhash),
             meta: None,
         }
     }
 
     /// Approximate heap bytes owned (for the collector's accounting).
     pub fn size_bytes(&self) -> usize {
-        64 + self.arr.capacity() * 16 + self.hash.capacity() * 40
+        64 + self.arr.capacity() * 16 + self.hash.capacity() * 32
     }
 
     #[inline]
@@ -106,10 +209,7 @@ impl Table {
         if self.hash.is_empty() {
             return Value::Nil;
         }
-        self.hash
-            .get(&Key(Value::Int(i)))
-            .copied()
-            .unwrap_or(Value::Nil)
+        self.hash.get(Value::Int(i)).unwrap_or(Value::Nil)
     }
 
     /// The value for a string key (strings are interned: identity lookup).
@@ -118,7 +218,7 @@ impl Table {
         if self.hash.is_empty() {
             return Value::Nil;
         }
-        self.hash.get(&Key(k)).copied().unwrap_or(Value::Nil)
+        self.hash.get(k).unwrap_or(Value::Nil)
     }
 
     /// Raw get for any key.
@@ -169,11 +269,8 @@ impl Table {
     }
 
     fn remove_hash(&mut self, k: Value) {
-        if let Some(slot) = self.hash.get_mut(&Key(k)) {
-            if !matches!(*slot, Value::Nil) {
-                *slot = Value::Nil;
-                self.dead += 1;
-            }
+        if let Some(slot) = self.hash.get_mut(k) {
+            *slot = Value::Nil;
         }
     }
 
@@ -181,7 +278,7 @@ impl Table {
     fn migrate(&mut self) {
         loop {
             let next = Value::Int(self.arr.len() as i64 + 1);
-            match self.hash.get(&Key(next)).copied() {
+            match self.hash.get(next) {
                 Some(v) if !matches!(v, Value::Nil) => {
                     self.arr.push(v);
                     self.remove_hash(next);
@@ -192,46 +289,31 @@ impl Table {
     }
 
     fn set_hash(&mut self, k: Value, v: Value) {
-        match self.hash.get_mut(&Key(k)) {
-            Some(slot) => {
-                let was_nil = matches!(*slot, Value::Nil);
-                let is_nil = matches!(v, Value::Nil);
-                *slot = v;
-                if was_nil && !is_nil {
-                    self.dead -= 1;
-                } else if !was_nil && is_nil {
-                    self.dead += 1;
-                }
-            }
-            None => {
-                if matches!(v, Value::Nil) {
+        if let Some(slot) = self.hash.get_mut(k) {
+            *slot = v;
+            return;
+        }
+        if matches!(v, Value::Nil) {
+            return;
+        }
+        if self.hash.full() {
+            // Like lua5.4's rehash: move integer keys to the array part if
+            // it would be more than half full, drop dead entries, resize.
+            self.rehash(k);
+            if let Value::Int(i) = k {
+                if (i as u64).wrapping_sub(1) < self.arr.len() as u64 {
+                    self.arr[(i - 1) as usize] = v;
                     return;
                 }
-                if self.hash.len() == self.hash.capacity() {
-                    // The hash part is full: like lua5.4's rehash, move
-                    // integer keys to the array part if it would be more
-                    // than half full, and drop dead entries.
-                    if self.rehash(k) {
-                        if let Value::Int(i) = k {
-                            if (i as u64).wrapping_sub(1) < self.arr.len() as u64 {
-                                self.arr[(i - 1) as usize] = v;
-                                return;
-                            }
-                        }
-                    }
-                } else if self.dead > 8 && self.dead * 2 > self.hash.len() {
-                    self.hash.retain(|_, v| !matches!(v, Value::Nil));
-                    self.dead = 0;
-                }
-                self.hash.insert(Key(k), v);
             }
         }
+        self.hash.insert_new(k, v);
     }
 
     /// Resizes the array part to the largest power of two `n` such that
     /// more than `n/2` of the keys `1..=n` are present (counting `extra`);
-    /// returns whether the array part grew.
-    fn rehash(&mut self, extra: Value) -> bool {
+    /// then rebuilds the hash part with room for one more key.
+    fn rehash(&mut self, extra: Value) {
         let mut nums = [0usize; 65];
         let mut total = 0usize;
         let mut count = |i: i64| {
@@ -246,8 +328,8 @@ impl Table {
                 count(i as i64 + 1);
             }
         }
-        for (k, v) in &self.hash {
-            if let (Value::Int(i), false) = (k.0, matches!(v, Value::Nil)) {
+        for (k, v) in self.hash.iter() {
+            if let (Value::Int(i), false) = (k, matches!(v, Value::Nil)) {
                 count(i);
             }
         }
@@ -266,24 +348,22 @@ impl Table {
                 break;
             }
         }
-        let grew = optimal > self.arr.len();
-        if grew {
+        if optimal > self.arr.len() {
             self.arr.resize(optimal, Value::Nil);
             let arr = &mut self.arr;
-            self.hash.retain(|k, v| {
-                if let Value::Int(i) = k.0 {
+            self.hash.rebuild(1, |k, v| {
+                if let Value::Int(i) = k {
                     if i >= 1 && (i as u64) <= optimal as u64 {
-                        arr[(i - 1) as usize] = *v;
+                        arr[(i - 1) as usize] = v;
                         return false;
                     }
                 }
-                !matches!(v, Value::Nil)
+                true
             });
         } else {
-            self.hash.retain(|_, v| !matches!(v, Value::Nil));
+            let grow = self.hash.capacity().max(4);
+            self.hash.rebuild(grow.max(1), |_, _| true);
         }
-        self.dead = 0;
-        grew
     }
 
     /// A border (`#t`): `n` with `t[n] ~= nil` and `t[n+1] == nil` (or 0).
@@ -337,14 +417,10 @@ impl Table {
     #[allow(clippy::result_unit_err)]
     pub fn next(&self, k: Value) -> Result<Option<(Value, Value)>, ()> {
         let k = norm_key(k);
-        let mut hash_from = 0;
-        let arr_from = match k {
-            Value::Nil => 0,
-            Value::Int(i) if i >= 1 && (i as u64) <= self.arr.len() as u64 => i as usize,
-            _ => {
-                hash_from = self.hash.get_index_of(&Key(k)).ok_or(())? + 1;
-                usize::MAX
-            }
+        let (arr_from, hash_from) = match k {
+            Value::Nil => (0, 0),
+            Value::Int(i) if i >= 1 && (i as u64) <= self.arr.len() as u64 => (i as usize, 0),
+            _ => (usize::MAX, self.hash.find(k).ok_or(())? + 1),
         };
         if arr_from != usize::MAX {
             for i in arr_from..self.arr.len() {
@@ -353,10 +429,11 @@ impl Table {
                 }
             }
         }
-        for i in hash_from..self.hash.len() {
-            let (k, v) = self.hash.get_index(i).expect("in range");
-            if !matches!(v, Value::Nil) {
-                return Ok(Some((k.0, *v)));
+        for i in hash_from..self.hash.capacity() {
+            if let Some((k, v)) = self.hash.slot(i) {
+                if !matches!(v, Value::Nil) {
+                    return Ok(Some((k, v)));
+                }
             }
         }
         Ok(None)
@@ -367,8 +444,8 @@ impl Table {
         for &v in &self.arr {
             f(v);
         }
-        for (k, &v) in &self.hash {
-            f(k.0);
+        for (k, v) in self.hash.iter() {
+            f(k);
             f(v);
         }
     }
