@@ -300,7 +300,7 @@ impl Compiler<'_> {
             return Err(SyntaxError {
                 line: *line,
                 msg: format!(
-                    "no visible label '{}' for goto at line {line}",
+                    "no visible label '{}' for <goto> at line {line}",
                     String::from_utf8_lossy(name)
                 ),
             });
@@ -486,6 +486,10 @@ impl Compiler<'_> {
                 let body_start = self.pc();
                 self.block(body)?;
                 self.line = *line;
+                if self.fs().has_inner {
+                    // A fresh loop variable per iteration for closures.
+                    self.emit(Op::Close(v));
+                }
                 let lp = self.emit(Op::ForLoop(base as Reg, 0));
                 self.patch(lp, body_start);
                 let after = self.pc();
@@ -507,6 +511,9 @@ impl Compiler<'_> {
                 }
                 let body_start = self.pc();
                 self.block(body)?;
+                if self.fs().has_inner {
+                    self.emit(Op::Close((base + 3) as Reg));
+                }
                 self.patch_here(vec![j]);
                 self.line = *line;
                 self.emit(Op::TForCall(base as Reg, names.len() as u8));
@@ -918,6 +925,9 @@ impl Compiler<'_> {
             }
             Expr::Paren(inner) => self.expr_inner(inner, dst)?,
             Expr::Function(body) => self.closure(body, dst)?,
+            // A constant left operand decides at compile time (as lua5.4).
+            Expr::And(a, b) if const_truth(a) == Some(true) => self.expr_inner(b, dst)?,
+            Expr::Or(a, b) if const_truth(a) == Some(false) => self.expr_inner(b, dst)?,
             Expr::And(a, b) => {
                 self.expr_to_reg(a, dst)?;
                 self.emit(Op::Test(dst, false));
@@ -1298,4 +1308,13 @@ fn reads_before_write(e: &Expr) -> bool {
             | Expr::Un(..)
             | Expr::Dots
     ) || matches!(e, Expr::Bin(op, ..) if !matches!(op, BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge))
+}
+
+/// The truth of a constant expression, if it is one.
+fn const_truth(e: &Expr) -> Option<bool> {
+    match e {
+        Expr::Nil | Expr::False => Some(false),
+        Expr::True | Expr::Int(_) | Expr::Float(_) | Expr::Str(_) => Some(true),
+        _ => None,
+    }
 }

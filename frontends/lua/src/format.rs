@@ -327,7 +327,7 @@ fn quote(vm: &Vm, v: Value, out: &mut Vec<u8>) {
                         out.push(b'\\');
                         out.push(c);
                     }
-                    b'\n' => out.extend_from_slice(b"\\n"),
+                    b'\n' => out.extend_from_slice(b"\\\n"),
                     b'\r' => out.extend_from_slice(b"\\r"),
                     0 => {
                         if bytes.get(k + 1).is_some_and(u8::is_ascii_digit) {

@@ -467,13 +467,16 @@ fn base_assert(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)
     if vm.stack[base].truthy() {
         return Ok((base, nargs));
     }
-    if nargs >= 2 {
-        return Err(LuaError {
-            value: vm.stack[base + 1],
-            exit: None,
-        });
-    }
-    Err(vm.rt_error("assertion failed!"))
+    let value = match vm.stack.get(base + 1).copied().filter(|_| nargs >= 2) {
+        Some(Value::Str(s)) => {
+            let mut msg = vm.where_(0).into_bytes();
+            msg.extend_from_slice(vm.heap.str_bytes(s));
+            vm.heap.str_value(&msg)
+        }
+        Some(v) => v,
+        None => return Err(vm.rt_error("assertion failed!")),
+    };
+    Err(LuaError { value, exit: None })
 }
 
 fn base_pcall(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
@@ -1130,10 +1133,7 @@ fn math_modf(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> 
     let x = check_float(vm, base, nargs, 0, "modf")?;
     let ip = if x.is_infinite() { x } else { x.trunc() };
     let frac = if x.is_infinite() { 0.0 } else { x - ip };
-    let ipv = match float_to_int_exact(ip) {
-        Some(_) => Value::Float(ip),
-        None => Value::Float(ip),
-    };
+    let ipv = float_to_num(ip);
     vm.rets(base + nargs, &[ipv, Value::Float(frac)])
 }
 

@@ -231,21 +231,24 @@ pub fn str_to_number(s: &[u8]) -> Option<Value> {
         return None;
     }
     if body.iter().all(u8::is_ascii_digit) {
-        let mut v: i64 = 0;
+        // Up to 2^63 - 1, or 2^63 with a minus sign; beyond is a float.
+        let limit = i64::MAX as u64 + neg as u64;
+        let mut v: u64 = 0;
         let mut overflow = false;
         for &c in body {
             match v
                 .checked_mul(10)
-                .and_then(|v| v.checked_add((c - b'0') as i64))
+                .and_then(|v| v.checked_add((c - b'0') as u64))
             {
-                Some(n) => v = n,
-                None => {
+                Some(n) if n <= limit => v = n,
+                _ => {
                     overflow = true;
                     break;
                 }
             }
         }
         if !overflow {
+            let v = v as i64;
             return Some(Value::Int(if neg { v.wrapping_neg() } else { v }));
         }
     }

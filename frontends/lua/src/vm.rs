@@ -130,6 +130,9 @@ pub struct Vm {
     open_upvals: Vec<(usize, UpRef)>,
     event_names: Vec<Value>,
     pub c_depth: u32,
+    /// The running library function was called by another one (not by
+    /// Lua code): its errors carry no position, as in lua5.4.
+    builtin_from_rust: bool,
     /// Values a builtin holds while it calls back into Lua (collector roots).
     pub extra_roots: Vec<Value>,
     pub out: Box<dyn Write>,
@@ -164,6 +167,7 @@ impl Vm {
             open_upvals: Vec::new(),
             event_names,
             c_depth: 0,
+            builtin_from_rust: false,
             extra_roots: Vec::new(),
             out,
             start: std::time::Instant::now(),
@@ -180,13 +184,20 @@ impl Vm {
 
     // ---------- errors ----------
 
-    /// The chunk and line of the frame `level` Lua frames down (0: the
-    /// innermost), as `chunk:line:`.
+    /// The chunk and line of the function `level` calls down (0: the
+    /// innermost Lua function), as `chunk:line: `; empty when that
+    /// function is not Lua code (a library function called it).
     pub fn where_(&self, level: usize) -> String {
-        if self.frames.len() <= level {
+        if self.builtin_from_rust || self.frames.len() <= level {
             return String::new();
         }
-        let f = &self.frames[self.frames.len() - 1 - level];
+        let top = self.frames.len() - 1;
+        for l in 0..level {
+            if self.frames[top - l].entry {
+                return String::new();
+            }
+        }
+        let f = &self.frames[top - level];
         let line = f
             .proto
             .lines
@@ -243,52 +254,54 @@ impl Vm {
             Some(Value::Str(s)) => String::from_utf8_lossy(self.heap.str_bytes(*s)).into_owned(),
             _ => "?".into(),
         };
-        // The last instruction before pc that wrote the register.
-        for i in (0..pc as usize).rev() {
+        // The last instruction before pc that wrote the register, unless
+        // that write is conditional (inside a region a jump skips), like
+        // lua5.4's findsetreg.
+        let mut setreg = None;
+        let mut jmptarget = 0usize;
+        for i in 0..pc as usize {
             let op = p.code[i];
-            let (writes, info) = match op {
-                Op::GetGlobal(a, k) => (a == reg, format!(" (global '{}')", kname(k as usize))),
-                Op::GetField(a, _, k) => (a == reg, format!(" (field '{}')", kname(k as usize))),
-                Op::SelfOp(a, _, k) => (a == reg, format!(" (method '{}')", kname(k as usize))),
-                Op::GetUpval(a, u) => (
-                    a == reg,
-                    format!(
-                        " (upvalue '{}')",
-                        p.upval_names
-                            .get(u as usize)
-                            .map(|n| String::from_utf8_lossy(n).into_owned())
-                            .unwrap_or_default()
-                    ),
-                ),
-                Op::LoadK(a, k) => (
-                    a == reg,
-                    match p.consts.get(k as usize) {
-                        Some(Value::Str(_)) => format!(" (constant '{}')", kname(k as usize)),
-                        _ => String::new(),
-                    },
-                ),
-                Op::Move(a, b) => {
-                    if a == reg {
-                        // Named after the local it copies, if any.
-                        let mut n = String::new();
-                        for l in &p.locals {
-                            if l.reg == b && l.start_pc <= i as u32 && (i as u32) < l.end_pc {
-                                n = format!(" (local '{}')", String::from_utf8_lossy(&l.name));
-                            }
-                        }
-                        (true, n)
-                    } else {
-                        (false, String::new())
-                    }
+            if let Op::Jmp(off) = op {
+                let dest = (i as i64 + 1 + off as i64) as usize;
+                if dest <= pc as usize && dest > jmptarget {
+                    jmptarget = dest;
                 }
-                Op::Jmp(_) | Op::ForLoop(..) | Op::TForLoop(..) => return String::new(),
-                _ => (op_writes(op, reg), String::new()),
-            };
-            if writes {
-                return info;
+                continue;
+            }
+            if op_writes(op, reg) {
+                setreg = (i >= jmptarget).then_some(i);
             }
         }
-        String::new()
+        let Some(i) = setreg else {
+            return String::new();
+        };
+        match p.code[i] {
+            Op::GetGlobal(_, k) => format!(" (global '{}')", kname(k as usize)),
+            Op::GetField(_, _, k) => format!(" (field '{}')", kname(k as usize)),
+            Op::SelfOp(a, _, k) if a == reg => format!(" (method '{}')", kname(k as usize)),
+            Op::GetUpval(_, u) => format!(
+                " (upvalue '{}')",
+                p.upval_names
+                    .get(u as usize)
+                    .map(|n| String::from_utf8_lossy(n).into_owned())
+                    .unwrap_or_default()
+            ),
+            Op::LoadK(_, k) => match p.consts.get(k as usize) {
+                Some(Value::Str(_)) => format!(" (constant '{}')", kname(k as usize)),
+                _ => String::new(),
+            },
+            Op::Move(_, b) if b < reg => {
+                // Named after the local it copies, if any.
+                let mut n = String::new();
+                for l in &p.locals {
+                    if l.reg == b && l.start_pc <= i as u32 && (i as u32) < l.end_pc {
+                        n = format!(" (local '{}')", String::from_utf8_lossy(&l.name));
+                    }
+                }
+                n
+            }
+            _ => String::new(),
+        }
     }
 
     fn type_error(&mut self, v: Value, what: &str, reg: Option<u8>) -> LuaError {
@@ -554,8 +567,8 @@ impl Vm {
     /// A raw store with Lua's key checks.
     pub fn raw_set(&mut self, t: TableRef, k: Value, v: Value) -> LResult<()> {
         match k {
-            Value::Nil => return Err(self.rt_error("index is nil")),
-            Value::Float(f) if f.is_nan() => return Err(self.rt_error("index is NaN")),
+            Value::Nil => return Err(self.rt_error("table index is nil")),
+            Value::Float(f) if f.is_nan() => return Err(self.rt_error("table index is NaN")),
             _ => {}
         }
         self.heap.table_mut(t).set(k, v);
@@ -594,7 +607,10 @@ impl Vm {
             match self.stack[func] {
                 Value::Func(cl) => {
                     self.push_lua_frame(func, cl, nargs, want, true)?;
-                    self.execute()?;
+                    let saved = std::mem::replace(&mut self.builtin_from_rust, false);
+                    let r = self.execute();
+                    self.builtin_from_rust = saved;
+                    r?;
                     let n = self.top - func;
                     return Ok(n);
                 }
@@ -602,7 +618,10 @@ impl Vm {
                     let f = self.builtins[id as usize].1;
                     self.ensure_stack(func + nargs + 8)?;
                     self.top = func + 1 + nargs;
-                    let (start, n) = f(self, func + 1, nargs)?;
+                    let saved = std::mem::replace(&mut self.builtin_from_rust, true);
+                    let r = f(self, func + 1, nargs);
+                    self.builtin_from_rust = saved;
+                    let (start, n) = r?;
                     return Ok(self.place_results(func, start, n, want));
                 }
                 other => {
@@ -713,7 +732,13 @@ impl Vm {
 
     fn to_int_bitwise(&self, v: Value) -> Result<i64, bool> {
         // Err(true): a number without integer representation; Err(false): not a number.
-        match self.tonumber_coerce(v) {
+        // Strings are not coerced for bitwise operators (lua5.4's string
+        // metamethods cover arithmetic only).
+        let n = match v {
+            Value::Str(_) => None,
+            _ => self.tonumber_coerce(v),
+        };
+        match n {
             Some(Value::Int(i)) => Ok(i),
             Some(Value::Float(f)) => float_to_int_exact(f).ok_or(true),
             _ => Err(false),
@@ -730,13 +755,13 @@ impl Vm {
                 Mul => a.wrapping_mul(b),
                 Mod => {
                     if b == 0 {
-                        return Err(self.rt_error("attempt to perform 'n%%0'"));
+                        return Err(self.rt_error("attempt to perform 'n%0'"));
                     }
                     int_mod(a, b)
                 }
                 IDiv => {
                     if b == 0 {
-                        return Err(self.rt_error("attempt to perform 'n//0'"));
+                        return Err(self.rt_error("attempt to divide by zero"));
                     }
                     int_floor_div(a, b)
                 }
@@ -817,7 +842,10 @@ impl Vm {
                         if matches!(ea, Err(false)) || matches!(eb, Err(false)) {
                             // fallthrough to the type error below
                         } else {
-                            return Err(self.rt_error("number has no integer representation"));
+                            let reg = if matches!(ea, Err(true)) { rx } else { ry };
+                            let info = reg.map(|r| self.var_info(r)).unwrap_or_default();
+                            return Err(self
+                                .rt_error(format!("number{info} has no integer representation")));
                         }
                     }
                     let (bad, reg) = if ea.is_err() && !matches!(ea, Err(true)) {
@@ -830,7 +858,30 @@ impl Vm {
             }
         }
         if let (Some(a), Some(b)) = (self.tonumber_coerce(x), self.tonumber_coerce(y)) {
+            if matches!(x, Value::Str(_)) || matches!(y, Value::Str(_)) {
+                // Done by the string library's metamethod (a library
+                // function): its errors carry no position.
+                let saved = std::mem::replace(&mut self.builtin_from_rust, true);
+                let r = self.arith_num(ev, a, b);
+                self.builtin_from_rust = saved;
+                return r;
+            }
             return self.arith_num(ev, a, b);
+        }
+        // Strings take part through the string library's arithmetic
+        // metamethods (lua5.4): the first operand's handler wins.
+        let hx = self.metamethod(x, ev);
+        if matches!(x, Value::Str(_)) || (matches!(hx, Value::Nil) && matches!(y, Value::Str(_))) {
+            let hy = self.metamethod(y, ev);
+            if matches!(y, Value::Str(_)) || matches!(hy, Value::Nil) {
+                let name = EVENT_NAMES[ev as usize].trim_start_matches("__");
+                return Err(self.rt_error(format!(
+                    "attempt to {name} a '{}' with a '{}'",
+                    x.type_name(),
+                    y.type_name()
+                )));
+            }
+            return self.call_meta(hy, &[x, y]);
         }
         let h = self.bin_metamethod(x, y, ev);
         if !matches!(h, Value::Nil) {
