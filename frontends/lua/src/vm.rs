@@ -564,6 +564,30 @@ impl Vm {
         Err(self.rt_error("'__newindex' chain too long; possible loop"))
     }
 
+    /// `t[i] = v` raw, charging the collector for any growth.
+    #[inline]
+    fn table_set_int(&mut self, t: TableRef, i: i64, v: Value) {
+        let tab = self.heap.table_mut(t);
+        let before = tab.arr.capacity() + tab.hash.capacity();
+        tab.set_int(i, v);
+        let after = tab.arr.capacity() + tab.hash.capacity();
+        if after > before {
+            self.heap.charge((after - before) * 24);
+        }
+    }
+
+    /// `t[k] = v` raw (k not nil or NaN), charging for growth.
+    #[inline]
+    fn table_set(&mut self, t: TableRef, k: Value, v: Value) {
+        let tab = self.heap.table_mut(t);
+        let before = tab.arr.capacity() + tab.hash.capacity();
+        tab.set(k, v);
+        let after = tab.arr.capacity() + tab.hash.capacity();
+        if after > before {
+            self.heap.charge((after - before) * 24);
+        }
+    }
+
     /// A raw store with Lua's key checks.
     pub fn raw_set(&mut self, t: TableRef, k: Value, v: Value) -> LResult<()> {
         match k {
@@ -571,7 +595,7 @@ impl Vm {
             Value::Float(f) if f.is_nan() => return Err(self.rt_error("table index is NaN")),
             _ => {}
         }
-        self.heap.table_mut(t).set(k, v);
+        self.table_set(t, k, v);
         Ok(())
     }
 
@@ -1200,7 +1224,7 @@ impl Vm {
                     let v = rk!(self, base, c);
                     if let Value::Table(tr) = t {
                         if self.heap.table(tr).meta.is_none() {
-                            self.heap.table_mut(tr).set(key, v);
+                            self.table_set(tr, key, v);
                             continue;
                         }
                     }
@@ -1212,9 +1236,8 @@ impl Vm {
                     let key = rk!(self, base, b);
                     let v = rk!(self, base, c);
                     if let (Value::Table(tr), Value::Int(i)) = (t, key) {
-                        let tab = self.heap.table_mut(tr);
-                        if tab.meta.is_none() {
-                            tab.set_int(i, v);
+                        if self.heap.table(tr).meta.is_none() {
+                            self.table_set_int(tr, i, v);
                             continue;
                         }
                     }
@@ -1240,7 +1263,7 @@ impl Vm {
                     };
                     for i in 0..n {
                         let v = self.stack[base + a as usize + 1 + i];
-                        self.heap.table_mut(t).set_int(start as i64 + i as i64, v);
+                        self.table_set_int(t, start as i64 + i as i64, v);
                     }
                 }
                 Op::SelfOp(a, b, k) => {
