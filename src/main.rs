@@ -193,10 +193,8 @@ fn run_lua(args: &RunArgs) -> Result<bool, String> {
         return Ok(false);
     }
     if args.engine.is_some_and(|e| e != Engine::Interp) {
-        return Err(
-            "usage: Lua programs run on --engine interp only (the JIT tier is not built yet)"
-                .into(),
-        );
+        eprintln!("vssa: usage: Lua programs run on --engine interp only (no Lua JIT tier yet)");
+        std::process::exit(2);
     }
     let file = args.file.as_ref().ok_or("usage: --lang lua needs a FILE")?;
     let code = vssa_lua::run_file(file, &args.script_args)?;
