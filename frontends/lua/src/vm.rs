@@ -660,7 +660,14 @@ impl Vm {
     #[inline]
     fn place_results(&mut self, dst: usize, start: usize, n: usize, want: i32) -> usize {
         if start != dst {
-            self.stack.copy_within(start..start + n, dst);
+            if n <= 4 {
+                // Usually one or two values: a loop beats a memmove call.
+                for i in 0..n {
+                    self.stack[dst + i] = self.stack[start + i];
+                }
+            } else {
+                self.stack.copy_within(start..start + n, dst);
+            }
         }
         let count = if want < 0 {
             n
@@ -700,7 +707,7 @@ impl Vm {
     /// Pushes a frame for closure `cl` at `stack[func]` with `nargs`
     /// arguments (vararg functions get their extra arguments below the
     /// frame, as in lua5.4).
-    #[inline]
+    #[inline(always)]
     fn push_lua_frame(
         &mut self,
         func: usize,
