@@ -505,8 +505,11 @@ impl Parser<'_> {
             let is_or = self.tok == Tok::Or;
             let line = self.line;
             self.advance()?;
-            chain += 1;
-            self.enter()?;
+            // Right-associative operators nest by recursion, which counts.
+            if lp <= rp {
+                chain += 1;
+                self.enter()?;
+            }
             let right = self.subexpr(rp)?;
             left = if is_and {
                 Expr::And(Box::new(left), Box::new(right))
@@ -720,5 +723,10 @@ mod tests {
         assert!(err(&src).contains("C stack overflow"));
         let src = "x = 1".to_string() + &" + 1".repeat(100_000);
         assert!(err(&src).contains("C stack overflow"));
+        let src = "x = 1".to_string() + &" .. 1".repeat(100_000);
+        assert!(err(&src).contains("C stack overflow"));
+        // 150 terms of a right-associative chain are within the limit.
+        let src = "x = 1".to_string() + &" .. 1".repeat(150);
+        assert!(parse_chunk(src.as_bytes()).is_ok());
     }
 }
