@@ -66,6 +66,7 @@ fn single_class(c: u8, cl: u8) -> bool {
         b'u' => c.is_ascii_uppercase(),
         b'w' => c.is_ascii_alphanumeric(),
         b'x' => c.is_ascii_hexdigit(),
+        b'z' => c == 0,
         _ => return cl == c,
     };
     if cl.is_ascii_uppercase() {

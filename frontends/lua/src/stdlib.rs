@@ -69,6 +69,7 @@ pub fn open(vm: &mut Vm) {
     reg(vm, t, "unpack", table_unpack);
     reg(vm, t, "pack", table_pack);
     reg(vm, t, "sort", table_sort);
+    reg(vm, t, "move", table_move);
 
     let s = new_lib(vm, "string");
     reg(vm, s, "format", str_format);
@@ -394,6 +395,7 @@ fn base_tonumber(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usiz
         let bytes = trim_ascii(vm.heap.str_bytes(s)).to_vec();
         let (neg, digits) = match bytes.first() {
             Some(b'-') => (true, &bytes[1..]),
+            Some(b'+') => (false, &bytes[1..]),
             _ => (false, &bytes[..]),
         };
         let mut n: i64 = 0;
@@ -831,6 +833,53 @@ fn table_unpack(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
         vm.stack[at + k] = v;
     }
     Ok((at, n))
+}
+
+/// `table.move(a1, f, e, t [, a2])`: `a2[t..] = a1[f..=e]`, with
+/// metamethods, in the order that is safe for overlapping ranges.
+fn table_move(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let a1 = arg(vm, base, nargs, 0);
+    if !matches!(a1, Value::Table(_)) {
+        let got = type_name_for_arg(vm, base, nargs, 0);
+        return Err(arg_error(
+            vm,
+            0,
+            "move",
+            &format!("table expected, got {got}"),
+        ));
+    }
+    let f = check_int(vm, base, nargs, 1, "move")?;
+    let e = check_int(vm, base, nargs, 2, "move")?;
+    let t = check_int(vm, base, nargs, 3, "move")?;
+    let a2 = match arg(vm, base, nargs, 4) {
+        Value::Nil => a1,
+        v @ Value::Table(_) => v,
+        _ => {
+            let got = type_name_for_arg(vm, base, nargs, 4);
+            return Err(arg_error(
+                vm,
+                4,
+                "move",
+                &format!("table expected, got {got}"),
+            ));
+        }
+    };
+    if e >= f {
+        if !(f > 0 || e < i64::MAX + f) {
+            return Err(arg_error(vm, 2, "move", "too many elements to move"));
+        }
+        let n = e - f;
+        if t > i64::MAX - n {
+            return Err(arg_error(vm, 3, "move", "destination wrap around"));
+        }
+        let overlap_forward = t > e || t <= f || !a1.raw_eq(a2);
+        for k in 0..=n {
+            let i = if overlap_forward { k } else { n - k };
+            let v = vm.index(a1, Value::Int(f + i), None)?;
+            vm.set_index(a2, Value::Int(t + i), v, None)?;
+        }
+    }
+    vm.rets(base + nargs, &[a2])
 }
 
 fn table_pack(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {

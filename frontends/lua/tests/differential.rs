@@ -104,6 +104,8 @@ const SNIPPETS: &[&str] = &[
     "print(string.format('%.3f %10.2f %-10.2f| %e %.0e %g %g %g %g', 3.14159, 2.5, 2.5, 12345.678, 5e10, 1e20, 0.0001, 123456789, 0.1))",
     "print(string.format('%5s|%-5s|%.2s', 'ab', 'ab', 'abcdef'), string.format('%%'), string.format('%i', 3.0))",
     "print(pcall(function() return string.format('%d', 3.5) end))",
+    "print(tonumber('  +1Z  ', 36), tonumber('  -1z  ', 36), ('a\\0b'):find('%z'), ('ab'):find('%Z'))",
+    "local t = {1, 2, 3, 4, 5} table.move(t, 2, 4, 1) print(table.concat(t, ',')) table.move(t, 1, 3, 3) print(table.concat(t, ',')) print(table.concat(table.move({1, 2}, 1, 2, 2, {}), ',', 2, 3))",
     "print(tonumber('10'), tonumber('  0x1F  '), tonumber('1e3'), tonumber('abc'), tonumber('10', 2), tonumber('ff', 16), tonumber('z', 36), tonumber(''), tonumber('1 2'))",
     "print(math.floor(3.7), math.ceil(3.2), math.floor(-3.5), math.abs(-4), math.max(1, 5.5, 3), math.min(2, -1), math.huge, -math.huge, math.pi)",
     "print(math.fmod(7, 3), math.fmod(-7, 3), math.fmod(7, -3.0), math.tointeger(3.0), math.tointeger(3.5), math.ult(1, -1), math.sqrt(16), math.modf(3.7))",
