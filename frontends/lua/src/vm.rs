@@ -43,7 +43,6 @@ pub struct Frame {
     pub base: usize,
     /// The next instruction.
     pub pc: usize,
-    pub proto: Rc<Proto>,
     pub closure: FnRef,
     pub nvarargs: usize,
     /// Results the caller wants (-1: all).
@@ -198,13 +197,9 @@ impl Vm {
             }
         }
         let f = &self.frames[top - level];
-        let line = f
-            .proto
-            .lines
-            .get(f.pc.saturating_sub(1))
-            .copied()
-            .unwrap_or(0);
-        format!("{}:{}: ", f.proto.source, line)
+        let p = self.frame_proto(f);
+        let line = p.lines.get(f.pc.saturating_sub(1)).copied().unwrap_or(0);
+        format!("{}:{}: ", p.source, line)
     }
 
     /// A runtime error at the current instruction (`chunk:line: msg`).
@@ -226,6 +221,12 @@ impl Vm {
         }
     }
 
+    /// The prototype a frame runs.
+    #[inline]
+    pub fn frame_proto(&self, f: &Frame) -> &Proto {
+        &self.heap.closures.get(f.closure.0).proto
+    }
+
     #[inline(always)]
     fn save_pc(&mut self, pc: usize) {
         if let Some(f) = self.frames.last_mut() {
@@ -239,7 +240,7 @@ impl Vm {
         let Some(f) = self.frames.last() else {
             return String::new();
         };
-        let p = &f.proto;
+        let p = self.frame_proto(f);
         let pc = f.pc.saturating_sub(1) as u32;
         let mut found = None;
         for l in &p.locals {
@@ -427,7 +428,7 @@ impl Vm {
     fn frame_top(&self) -> usize {
         self.frames
             .last()
-            .map(|f| f.base + f.proto.max_stack as usize)
+            .map(|f| f.base + self.frame_proto(f).max_stack as usize)
             .unwrap_or(self.top)
             .max(self.top)
     }
@@ -716,12 +717,13 @@ impl Vm {
         want: i32,
         entry: bool,
     ) -> LResult<()> {
-        let proto = self.heap.closures.get(cl.0).proto.clone();
+        let proto = &self.heap.closures.get(cl.0).proto;
         let np = proto.num_params as usize;
+        let max_stack = proto.max_stack as usize;
         let (base, nvarargs) = if proto.is_vararg {
             let nvar = nargs.saturating_sub(np);
             let base = func + 1 + nargs;
-            self.ensure_stack(base + proto.max_stack as usize + 1)?;
+            self.ensure_stack(base + max_stack + 1)?;
             for i in 0..np {
                 self.stack[base + i] = if i < nargs {
                     self.stack[func + 1 + i]
@@ -732,7 +734,7 @@ impl Vm {
             (base, nvar)
         } else {
             let base = func + 1;
-            self.ensure_stack(base + proto.max_stack as usize + 1)?;
+            self.ensure_stack(base + max_stack + 1)?;
             for i in nargs..np {
                 self.stack[base + i] = Value::Nil;
             }
@@ -742,7 +744,6 @@ impl Vm {
             func,
             base,
             pc: 0,
-            proto,
             closure: cl,
             nvarargs,
             want,
@@ -1071,12 +1072,17 @@ impl Vm {
     pub fn execute(&mut self) -> LResult<()> {
         let (mut proto, mut base, mut pc, mut cl) = {
             let f = self.frames.last().expect("a frame to run");
-            (f.proto.clone(), f.base, f.pc, f.closure)
+            (
+                self.heap.closures.get(f.closure.0).proto.clone(),
+                f.base,
+                f.pc,
+                f.closure,
+            )
         };
         macro_rules! reload {
             () => {{
                 let f = self.frames.last().expect("a frame to run");
-                proto = f.proto.clone();
+                proto = self.heap.closures.get(f.closure.0).proto.clone();
                 base = f.base;
                 pc = f.pc;
                 cl = f.closure;
@@ -1633,11 +1639,13 @@ impl Vm {
                             self.close_upvals(base);
                         }
                     }
-                    let frame = self.frames.pop().expect("the running frame");
-                    let dst = frame.func;
-                    let want = frame.want;
+                    let (dst, want, entry) = {
+                        let f = self.frames.last().expect("the running frame");
+                        (f.func, f.want, f.entry)
+                    };
+                    self.frames.truncate(self.frames.len() - 1);
                     self.place_results(dst, first, n, want);
-                    if frame.entry {
+                    if entry {
                         return Ok(());
                     }
                     reload!();
