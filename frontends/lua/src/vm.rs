@@ -132,6 +132,9 @@ pub struct Vm {
     /// The running library function was called by another one (not by
     /// Lua code): its errors carry no position, as in lua5.4.
     builtin_from_rust: bool,
+    /// A library function is running (not Lua code): errors raised by the
+    /// call machinery itself then carry no position, as in lua5.4.
+    in_builtin: bool,
     /// Values a builtin holds while it calls back into Lua (collector roots).
     pub extra_roots: Vec<Value>,
     pub out: Box<dyn Write>,
@@ -167,6 +170,7 @@ impl Vm {
             event_names,
             c_depth: 0,
             builtin_from_rust: false,
+            in_builtin: false,
             extra_roots: Vec::new(),
             out,
             start: std::time::Instant::now(),
@@ -620,7 +624,11 @@ impl Vm {
         self.c_depth += 1;
         if self.c_depth > MAX_C_DEPTH {
             self.c_depth -= 1;
-            return Err(self.rt_error("stack overflow (C stack overflow)"));
+            return Err(if self.in_builtin {
+                self.plain_error("C stack overflow")
+            } else {
+                self.rt_error("C stack overflow")
+            });
         }
         let r = self.call_at_inner(func, nargs, want);
         self.c_depth -= 1;
@@ -633,8 +641,10 @@ impl Vm {
                 Value::Func(cl) => {
                     self.push_lua_frame(func, cl, nargs, want, true)?;
                     let saved = std::mem::replace(&mut self.builtin_from_rust, false);
+                    let saved_in = std::mem::replace(&mut self.in_builtin, false);
                     let r = self.execute();
                     self.builtin_from_rust = saved;
+                    self.in_builtin = saved_in;
                     r?;
                     let n = self.top - func;
                     return Ok(n);
@@ -644,8 +654,10 @@ impl Vm {
                     self.ensure_stack(func + nargs + 8)?;
                     self.top = func + 1 + nargs;
                     let saved = std::mem::replace(&mut self.builtin_from_rust, true);
+                    let saved_in = std::mem::replace(&mut self.in_builtin, true);
                     let r = f(self, func + 1, nargs);
                     self.builtin_from_rust = saved;
+                    self.in_builtin = saved_in;
                     let (start, n) = r?;
                     return Ok(self.place_results(func, start, n, want));
                 }
@@ -1588,7 +1600,10 @@ impl Vm {
                             let bf = self.builtins[id as usize].1;
                             self.top = func + 1 + nargs;
                             self.ensure_stack(func + nargs + 8)?;
-                            let (start, n) = bf(self, func + 1, nargs)?;
+                            self.in_builtin = true;
+                            let r = bf(self, func + 1, nargs);
+                            self.in_builtin = false;
+                            let (start, n) = r?;
                             self.place_results(func, start, n, want);
                         }
                         other => {
@@ -1618,7 +1633,10 @@ impl Vm {
                             let bf = self.builtins[id as usize].1;
                             self.top = func + 1 + nargs;
                             self.ensure_stack(func + nargs + 8)?;
-                            let (start, n) = bf(self, func + 1, nargs)?;
+                            self.in_builtin = true;
+                            let r = bf(self, func + 1, nargs);
+                            self.in_builtin = false;
+                            let (start, n) = r?;
                             self.place_results(func, start, n, -1);
                         }
                         other => {
