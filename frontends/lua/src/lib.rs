@@ -7,7 +7,7 @@
 //! Pipeline: [`lexer`] → [`parser`] (to [`ast`]) → [`compiler`] (to
 //! [`bytecode`]) → [`vm`] (values in [`value`], objects in the [`heap`]
 //! arenas, tables in [`table`], library in [`stdlib`], [`format`],
-//! [`pattern`]). See `docs/lua.md` for the design and what is not done.
+//! [`pattern`], [`utf8lib`]). See `docs/lua.md` for the design and what is not done.
 
 #![forbid(unsafe_code)]
 
@@ -21,6 +21,7 @@ pub mod parser;
 pub mod pattern;
 pub mod stdlib;
 pub mod table;
+pub mod utf8lib;
 pub mod value;
 pub mod vm;
 

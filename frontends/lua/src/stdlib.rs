@@ -132,6 +132,15 @@ pub fn open(vm: &mut Vm) {
     reg(vm, os, "getenv", os_getenv);
     reg(vm, os, "exit", os_exit);
 
+    let u = new_lib(vm, "utf8");
+    reg(vm, u, "char", crate::utf8lib::utf8_char);
+    reg(vm, u, "codepoint", crate::utf8lib::utf8_codepoint);
+    reg(vm, u, "len", crate::utf8lib::utf8_len);
+    reg(vm, u, "offset", crate::utf8lib::utf8_offset);
+    reg(vm, u, "codes", crate::utf8lib::utf8_codes);
+    let pattern = vm.heap.str_value(b"[\x00-\x7F\xC2-\xFD][\x80-\xBF]*");
+    set_field(vm, u, "charpattern", pattern);
+
     let package = new_lib(vm, "package");
     let loaded = vm.loaded;
     set_field(vm, package, "loaded", Value::Table(loaded));

@@ -1744,6 +1744,17 @@ impl Vm {
                             self.push_lua_frame(ra + 3, fr, 2, c as i32, false)?;
                             reload!();
                         }
+                        Value::Builtin(id) => {
+                            // Called from Lua code, like `Call`.
+                            let bf = self.builtins[id as usize].1;
+                            self.top = ra + 6;
+                            self.ensure_stack(ra + 16)?;
+                            self.in_builtin = true;
+                            let r = bf(self, ra + 4, 2);
+                            self.in_builtin = false;
+                            let (start, n) = r?;
+                            self.place_results(ra + 3, start, n, c as i32);
+                        }
                         _ => {
                             self.top = ra + 6;
                             self.call_at(ra + 3, 2, c as i32)?;
