@@ -167,10 +167,11 @@ fn do_match(ms: &mut MatchState, mut s: usize, mut p: usize) -> MResult<Option<u
                 break None;
             }
             b'%' if ms.pat.get(p + 1).is_some_and(u8::is_ascii_digit) => {
-                let l = (ms.pat[p + 1] - b'1') as usize;
-                if l >= ms.level || ms.capture[l].1 == CAP_UNFINISHED {
+                let l = ms.pat[p + 1] as i64 - b'1' as i64;
+                if l < 0 || l as usize >= ms.level || ms.capture[l as usize].1 == CAP_UNFINISHED {
                     return Err(format!("invalid capture index %{}", l + 1));
                 }
+                let l = l as usize;
                 let (start, len) = ms.capture[l];
                 let len = len as usize;
                 if ms.src.len() - s >= len && ms.src[start..start + len] == ms.src[s..s + len] {
@@ -415,12 +416,22 @@ pub fn str_match(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usiz
 pub fn str_gmatch(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     let s = check_str(vm, base, nargs, 0, "gmatch")?;
     let p = check_str(vm, base, nargs, 1, "gmatch")?;
+    let init = opt_int(vm, base, nargs, 2, "gmatch", 1)?;
+    let len = s.len() as i64;
+    let init = if init > 0 {
+        init - 1
+    } else if init == 0 || init < -len {
+        0
+    } else {
+        len + init
+    };
+    let start = init.min(len + 1);
     let mut t = Table::with_capacity(4, 0);
     let sv = vm.heap.str_value(&s);
     let pv = vm.heap.str_value(&p);
     t.set_int(1, sv);
     t.set_int(2, pv);
-    t.set_int(3, Value::Int(0));
+    t.set_int(3, Value::Int(start));
     t.set_int(4, Value::Int(-1));
     let t = vm.heap.new_table(t);
     let id = match vm.builtins.iter().position(|(n, _)| *n == "gmatch_iter") {

@@ -102,6 +102,8 @@ pub fn open(vm: &mut Vm) {
     reg(vm, m, "acos", math_acos);
     reg(vm, m, "atan", math_atan);
     reg(vm, m, "exp", math_exp);
+    reg(vm, m, "deg", math_deg);
+    reg(vm, m, "rad", math_rad);
     reg(vm, m, "log", math_log);
     reg(vm, m, "fmod", math_fmod);
     reg(vm, m, "modf", math_modf);
@@ -1137,6 +1139,8 @@ math_f1!(math_tan, "tan", f64::tan);
 math_f1!(math_asin, "asin", f64::asin);
 math_f1!(math_acos, "acos", f64::acos);
 math_f1!(math_exp, "exp", f64::exp);
+math_f1!(math_deg, "deg", |x| x * (180.0 / std::f64::consts::PI));
+math_f1!(math_rad, "rad", |x| x * (std::f64::consts::PI / 180.0));
 
 fn math_atan(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     let y = check_float(vm, base, nargs, 0, "atan")?;

@@ -282,6 +282,7 @@ fn hex_number(s: &[u8], neg: bool) -> Option<Value> {
     let mut exp: i64 = 0;
     let mut seen_dot = false;
     let mut is_float = false;
+    let mut sig = 0;
     let mut i = 0;
     while i < s.len() {
         let c = s[i];
@@ -294,9 +295,20 @@ fn hex_number(s: &[u8], neg: bool) -> Option<Value> {
         } else if let Some(d) = (c as char).to_digit(16) {
             any = true;
             mant = mant.wrapping_mul(16).wrapping_add(d as u64);
-            fmant = fmant * 16.0 + d as f64;
-            if seen_dot {
-                exp -= 4;
+            // Like lua5.4: leading zeros do not count, and past 30
+            // significant digits only the exponent changes.
+            if sig == 0 && d == 0 {
+                if seen_dot {
+                    exp -= 4;
+                }
+            } else if sig < 30 {
+                sig += 1;
+                fmant = fmant * 16.0 + d as f64;
+                if seen_dot {
+                    exp -= 4;
+                }
+            } else if !seen_dot {
+                exp += 4;
             }
         } else {
             break;
@@ -327,7 +339,10 @@ fn hex_number(s: &[u8], neg: bool) -> Option<Value> {
         exp += if eneg { -e } else { e };
     }
     if is_float {
-        let f = fmant * (2f64).powi(exp.clamp(-2000, 2000) as i32);
+        // Scale in two steps so 2^exp itself never over- or underflows
+        // when the result does not.
+        let e = exp.clamp(-4000, 4000) as i32;
+        let f = fmant * 2f64.powi(e / 2) * 2f64.powi(e - e / 2);
         Some(Value::Float(if neg { -f } else { f }))
     } else {
         let v = mant as i64;
@@ -390,6 +405,10 @@ mod tests {
         assert!(matches!(n("9223372036854775808"), Some(Value::Float(_))));
         assert!(matches!(n(".5"), Some(Value::Float(f)) if f == 0.5));
         assert!(matches!(n("0x.8p1"), Some(Value::Float(f)) if f == 1.0));
+        let zeros = "0x3.".to_string() + &"0".repeat(1000);
+        assert!(matches!(n(&zeros), Some(Value::Float(f)) if f == 3.0));
+        let long = "0x".to_string() + &"f".repeat(40) + ".0";
+        assert!(matches!(n(&long), Some(Value::Float(f)) if f == 2f64.powi(160)));
         assert!(n("inf").is_none());
         assert!(n("nan").is_none());
         assert!(n("1e").is_none());

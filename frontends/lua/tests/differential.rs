@@ -108,6 +108,8 @@ const SNIPPETS: &[&str] = &[
     "local t = {1, 2, 3, 4, 5} table.move(t, 2, 4, 1) print(table.concat(t, ',')) table.move(t, 1, 3, 3) print(table.concat(t, ',')) print(table.concat(table.move({1, 2}, 1, 2, 2, {}), ',', 2, 3))",
     "print(utf8.char(72, 228, 8364, 128512), utf8.len('häll€'), utf8.len('\\xff'), utf8.codepoint('h€llo', 1, -1)) print(utf8.offset('h€llo', 3), utf8.offset('h€llo', -1), #utf8.charpattern, pcall(utf8.codepoint, '\\xff'))",
     "for p, c in utf8.codes('aé€') do print(p, c) end print(pcall(function() for p, c in utf8.codes('a\\xffb') do end end))",
+    "local n = 0 for k in string.gmatch('10 20 30', '%d+', 3) do n = n + tonumber(k) end print(n, pcall(string.gsub, 'alo', '(%0)', 'a'), math.deg(math.pi), math.rad(180))",
+    "print(tonumber('0x' .. string.rep('f', 40) .. '.0'), tonumber('0x3.' .. string.rep('0', 500)), tonumber('0x' .. string.rep('0', 500) .. 'a'))",
     "print(tonumber('10'), tonumber('  0x1F  '), tonumber('1e3'), tonumber('abc'), tonumber('10', 2), tonumber('ff', 16), tonumber('z', 36), tonumber(''), tonumber('1 2'))",
     "print(math.floor(3.7), math.ceil(3.2), math.floor(-3.5), math.abs(-4), math.max(1, 5.5, 3), math.min(2, -1), math.huge, -math.huge, math.pi)",
     "print(math.fmod(7, 3), math.fmod(-7, 3), math.fmod(7, -3.0), math.tointeger(3.0), math.tointeger(3.5), math.ult(1, -1), math.sqrt(16), math.modf(3.7))",
