@@ -725,28 +725,59 @@ fn base_require(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
 
 // ---------- table ----------
 
+/// `#t` for the table functions: honours `__len`, which must give an
+/// integer (lua5.4's `aux_getn`).
+fn aux_len(vm: &mut Vm, t: TableRef) -> LResult<i64> {
+    if vm.heap.table(t).meta.is_none() {
+        return Ok(vm.heap.table(t).border());
+    }
+    match vm.length(Value::Table(t), None)? {
+        Value::Int(n) => Ok(n),
+        Value::Float(f) if float_to_int_exact(f).is_some() => {
+            Ok(float_to_int_exact(f).unwrap_or(0))
+        }
+        _ => Err(vm.rt_error("object length is not an integer")),
+    }
+}
+
+/// `t[i]` and `t[i] = v` for the table functions (with metamethods when
+/// the table has a metatable).
+fn tget(vm: &mut Vm, t: TableRef, i: i64) -> LResult<Value> {
+    if vm.heap.table(t).meta.is_none() {
+        return Ok(vm.heap.table(t).get_int(i));
+    }
+    vm.index(Value::Table(t), Value::Int(i), None)
+}
+
+fn tset(vm: &mut Vm, t: TableRef, i: i64, v: Value) -> LResult<()> {
+    if vm.heap.table(t).meta.is_none() {
+        vm.heap.table_mut(t).set_int(i, v);
+        return Ok(());
+    }
+    vm.set_index(Value::Table(t), Value::Int(i), v, None)
+}
+
 fn table_insert(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     let t = check_table(vm, base, nargs, 0, "insert")?;
-    let n = vm.heap.table(t).border();
+    let n = aux_len(vm, t)?;
     match nargs {
         2 => {
             let v = vm.stack[base + 1];
-            vm.heap.table_mut(t).set_int(n + 1, v);
+            tset(vm, t, n.wrapping_add(1), v)?;
         }
         3 => {
             let pos = check_int(vm, base, nargs, 1, "insert")?;
             if (pos as u64).wrapping_sub(1) >= (n as u64).wrapping_add(1) {
                 return Err(arg_error(vm, 1, "insert", "position out of bounds"));
             }
-            let tab = vm.heap.table_mut(t);
-            let mut i = n + 1;
+            let mut i = n.wrapping_add(1);
             while i > pos {
-                let v = tab.get_int(i - 1);
-                tab.set_int(i, v);
+                let v = tget(vm, t, i - 1)?;
+                tset(vm, t, i, v)?;
                 i -= 1;
             }
             let v = vm.stack[base + 2];
-            vm.heap.table_mut(t).set_int(pos, v);
+            tset(vm, t, pos, v)?;
         }
         _ => return Err(vm.rt_error("wrong number of arguments to 'insert'")),
     }
@@ -755,23 +786,22 @@ fn table_insert(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
 
 fn table_remove(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     let t = check_table(vm, base, nargs, 0, "remove")?;
-    let size = vm.heap.table(t).border();
+    let size = aux_len(vm, t)?;
     let mut pos = opt_int(vm, base, nargs, 1, "remove", size)?;
     if nargs >= 2
-        && size + 1 != pos
+        && size.wrapping_add(1) != pos
         && (pos as u64).wrapping_sub(1) >= (size as u64).wrapping_add(1)
     {
         return Err(arg_error(vm, 1, "remove", "position out of bounds"));
     }
-    let tab = vm.heap.table_mut(t);
-    let v = tab.get_int(pos);
+    let v = tget(vm, t, pos)?;
     while pos < size {
-        let next = tab.get_int(pos + 1);
-        tab.set_int(pos, next);
+        let next = tget(vm, t, pos + 1)?;
+        tset(vm, t, pos, next)?;
         pos += 1;
     }
     if pos <= size || nargs < 2 {
-        tab.set_int(pos, Value::Nil);
+        tset(vm, t, pos, Value::Nil)?;
     }
     vm.rets(base + nargs, &[v])
 }
@@ -790,14 +820,9 @@ fn table_concat(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
     while k <= j {
         let v = vm.heap.table(t).get_int(k);
         if !vm.concat_piece(v, &mut out) {
-            let tn = vm.type_name_meta(v);
-            return Err(vm
-                .rt_error(format!(
-                    "invalid value (at index {k}) in table for 'concat'"
-                ))
-                .tap(|_| {
-                    let _ = tn;
-                }));
+            return Err(vm.rt_error(format!(
+                "invalid value (at index {k}) in table for 'concat'"
+            )));
         }
         if k < j {
             out.extend_from_slice(&sep);
@@ -810,14 +835,6 @@ fn table_concat(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
     let v = vm.heap.str_value(&out);
     vm.rets(base + nargs, &[v])
 }
-
-trait Tap: Sized {
-    fn tap(self, f: impl FnOnce(&Self)) -> Self {
-        f(&self);
-        self
-    }
-}
-impl Tap for LuaError {}
 
 fn table_unpack(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     let t = arg(vm, base, nargs, 0);

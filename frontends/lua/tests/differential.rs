@@ -110,6 +110,7 @@ const SNIPPETS: &[&str] = &[
     "for p, c in utf8.codes('aé€') do print(p, c) end print(pcall(function() for p, c in utf8.codes('a\\xffb') do end end))",
     "local n = 0 for k in string.gmatch('10 20 30', '%d+', 3) do n = n + tonumber(k) end print(n, pcall(string.gsub, 'alo', '(%0)', 'a'), math.deg(math.pi), math.rad(180))",
     "print(tonumber('0x' .. string.rep('f', 40) .. '.0'), tonumber('0x3.' .. string.rep('0', 500)), tonumber('0x' .. string.rep('0', 500) .. 'a'))",
+    "local t = setmetatable({}, {__len = function() return 2.5 end}) print(pcall(table.insert, t, 1)) local log = {} local p = setmetatable({}, {__newindex = function(t, k, v) log[#log + 1] = k rawset(t, k, v) end}) table.insert(p, 'a') table.insert(p, 1, 'b') print(table.concat(log, ','), p[1], p[2], table.remove(p), table.remove(p, 1))",
     "print(tonumber('10'), tonumber('  0x1F  '), tonumber('1e3'), tonumber('abc'), tonumber('10', 2), tonumber('ff', 16), tonumber('z', 36), tonumber(''), tonumber('1 2'))",
     "print(math.floor(3.7), math.ceil(3.2), math.floor(-3.5), math.abs(-4), math.max(1, 5.5, 3), math.min(2, -1), math.huge, -math.huge, math.pi)",
     "print(math.fmod(7, 3), math.fmod(-7, 3), math.fmod(7, -3.0), math.tointeger(3.0), math.tointeger(3.5), math.ult(1, -1), math.sqrt(16), math.modf(3.7))",
