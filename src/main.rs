@@ -60,7 +60,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a Brainfuck program (the bundled demo when FILE is omitted).
+    /// Run a Brainfuck or Lua program (the bundled demo when FILE is omitted).
     Run(RunArgs),
     /// Inspect patch logs (`show`, `diff`).
     Log(log_cmd::LogArgs),
@@ -83,9 +83,20 @@ struct TranslateCArgs {
 struct RunArgs {
     /// The program; omitted: the bundled demo.
     file: Option<PathBuf>,
-    /// Which engine runs the program.
-    #[arg(long, value_enum, default_value_t = Engine::Tiered)]
-    engine: Engine,
+    /// Arguments for a Lua program (its `arg` table and `...`).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ARGS"
+    )]
+    script_args: Vec<String>,
+    /// The guest language (default: by the file's extension, `.lua` is Lua).
+    #[arg(long, value_enum)]
+    lang: Option<Lang>,
+    /// Which engine runs the program (default: tiered for Brainfuck,
+    /// interp — the only one yet — for Lua).
+    #[arg(long, value_enum)]
+    engine: Option<Engine>,
     /// Tiered engine: compile a loop once its body has been entered N times.
     #[arg(long, value_name = "N", default_value_t = vssa_bf::tiered::DEFAULT_HOT_LOOP)]
     hot_loop: u32,
@@ -148,6 +159,12 @@ enum Engine {
     /// Benchmark baseline: straight to Cranelift, no vssa middle-end.
     #[value(hide = true)]
     Naive,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Lang {
+    Bf,
+    Lua,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -251,7 +268,39 @@ fn init_logging() {
     }
 }
 
+/// The Lua guest: chosen by `--lang lua` or a `.lua` file; runs on the
+/// Lua interpreter and exits with the program's `os.exit` code.
+fn run_lua(args: &RunArgs) -> Result<bool, String> {
+    let is_lua = match args.lang {
+        Some(lang) => lang == Lang::Lua,
+        None => args
+            .file
+            .as_ref()
+            .is_some_and(|f| f.extension().is_some_and(|e| e == "lua")),
+    };
+    if !is_lua {
+        if !args.script_args.is_empty() {
+            return Err("program arguments are only for Lua programs".into());
+        }
+        return Ok(false);
+    }
+    if args.engine.is_some_and(|e| e != Engine::Interp) {
+        note!("vssa: usage: Lua programs run on --engine interp only (no Lua JIT tier yet)");
+        std::process::exit(2);
+    }
+    let file = args.file.as_ref().ok_or("usage: --lang lua needs a FILE")?;
+    let code = vssa_lua::run_file(file, &args.script_args, args.max_program_bytes)?;
+    if code != 0 {
+        std::process::exit(code);
+    }
+    Ok(true)
+}
+
 fn run(args: RunArgs) -> Result<(), String> {
+    if run_lua(&args)? {
+        return Ok(());
+    }
+    let engine = args.engine.unwrap_or(Engine::Tiered);
     let (name, source) = match &args.file {
         Some(path) => {
             let bytes = read_program(path, args.max_program_bytes)?;
@@ -276,7 +325,7 @@ fn run(args: RunArgs) -> Result<(), String> {
     let stdout = std::io::stdout();
     let mut output = BufWriter::with_capacity(1 << 16, stdout.lock());
 
-    let (outcome, stats) = match args.engine {
+    let (outcome, stats) = match engine {
         Engine::Interp => {
             let t = Instant::now();
             let mut tape = Tape::new(args.tape_limit).map_err(|e| format!("{name}: {e}"))?;
@@ -339,7 +388,7 @@ fn run(args: RunArgs) -> Result<(), String> {
                 budget: CompileBudget::default().with_share(args.compile_budget),
                 ..TieredConfig::default()
             };
-            let jit = if args.engine == Engine::Jit {
+            let jit = if engine == Engine::Jit {
                 match runtime::run_jit(&prog, args.tape_limit, &mut io, &cfg) {
                     // Too large to compile whole: nothing ran yet; the
                     // tiered engine compiles its loops instead.
@@ -357,7 +406,7 @@ fn run(args: RunArgs) -> Result<(), String> {
                 None => {
                     let (t, r) = tiered::run_tiered(&prog, args.tape_limit, &mut io, &tcfg);
                     let mut stats = tiered_stats(&name, &prog, parse_ms, &t, args.verbose);
-                    if args.engine == Engine::Jit {
+                    if engine == Engine::Jit {
                         stats["engine"] = json!("jit");
                         stats["jit_fallback"] = json!("tiered");
                     }

@@ -241,3 +241,22 @@ fn the_jit_runs_a_program_too_large_to_compile_whole_with_the_tiered_engine() {
     assert_eq!(stats["jit_fallback"], "tiered");
     assert_eq!(stats["nodes_built"], 0);
 }
+
+#[test]
+fn a_lua_script_that_is_a_device_or_too_large_is_refused() {
+    if std::path::Path::new("/dev/zero").exists() {
+        let (code, _, err) = vssa(&["run", "--lang", "lua", "/dev/zero"]);
+        assert_eq!(code, 1);
+        assert!(
+            err.starts_with("vssa: /dev/zero: the program is larger than"),
+            "{err}"
+        );
+    }
+    let p = temp_file("hi.lua", b"print('hi')\n");
+    let (code, _, err) = vssa(&["run", "--max-program-bytes", "11", p.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("larger than 11 bytes"), "{err}");
+    let (code, out, err) = vssa(&["run", "--max-program-bytes", "12", p.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, b"hi\n");
+}

@@ -1,0 +1,309 @@
+//! The Lua heap: one arena per object kind (strings, tables, closures,
+//! upvalues), objects addressed by index, and a stop-the-world mark-and-sweep
+//! collector. The collector never runs on its own: the interpreter calls
+//! [`Heap::should_collect`] at instructions where every live value is in a
+//! root (the value stack, the globals, the registry, open upvalues), so no
+//! Rust local can hold a reference the collector does not see.
+//!
+//! Strings are interned: equal strings are one object, so string equality
+//! and table lookup by string are identity comparisons.
+
+use crate::bytecode::Proto;
+use crate::table::Table;
+use crate::value::{FnRef, StrRef, TableRef, Value};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// An arena of objects of one kind with mark bits and a free list.
+pub struct Arena<T> {
+    slots: Vec<Option<T>>,
+    marks: Vec<bool>,
+    free: Vec<u32>,
+}
+
+impl<T> Default for Arena<T> {
+    fn default() -> Self {
+        Arena {
+            slots: Vec::new(),
+            marks: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+}
+
+impl<T> Arena<T> {
+    fn alloc(&mut self, v: T) -> u32 {
+        if let Some(i) = self.free.pop() {
+            self.slots[i as usize] = Some(v);
+            i
+        } else {
+            self.slots.push(Some(v));
+            self.marks.push(false);
+            (self.slots.len() - 1) as u32
+        }
+    }
+
+    #[inline(always)]
+    pub fn get(&self, i: u32) -> &T {
+        self.slots[i as usize]
+            .as_ref()
+            .expect("a live object (the collector keeps every reachable one)")
+    }
+
+    #[inline(always)]
+    pub fn get_mut(&mut self, i: u32) -> &mut T {
+        self.slots[i as usize]
+            .as_mut()
+            .expect("a live object (the collector keeps every reachable one)")
+    }
+
+    /// Marks `i`; true if it was not marked yet.
+    fn mark(&mut self, i: u32) -> bool {
+        let m = &mut self.marks[i as usize];
+        let fresh = !*m;
+        *m = true;
+        fresh
+    }
+
+    /// Frees every unmarked object (calling `on_free`), clears the marks;
+    /// returns how many objects live.
+    fn sweep(&mut self, mut on_free: impl FnMut(u32, T)) -> usize {
+        let mut live = 0;
+        for i in 0..self.slots.len() {
+            if self.marks[i] {
+                self.marks[i] = false;
+                live += 1;
+            } else if let Some(obj) = self.slots[i].take() {
+                self.free.push(i as u32);
+                on_free(i as u32, obj);
+            }
+        }
+        live
+    }
+
+    pub fn live_count(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+}
+
+/// A string object: its bytes (shared with the intern table).
+pub struct LuaStr {
+    pub bytes: Rc<[u8]>,
+}
+
+/// A Lua closure: a prototype and its upvalues.
+pub struct Closure {
+    pub proto: Rc<Proto>,
+    pub upvals: Box<[UpRef]>,
+}
+
+/// An upvalue in the heap's upvalue arena.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct UpRef(pub u32);
+
+/// An upvalue: open while its variable lives in a stack slot, closed (it
+/// holds the value) once the variable's scope ended.
+#[derive(Clone, Copy, Debug)]
+pub enum UpVal {
+    Open(usize),
+    Closed(Value),
+}
+
+/// The collector's accounting.
+pub struct GcStats {
+    /// Bytes allocated since the last collection (approximate).
+    pub debt: usize,
+    /// Collect when `debt` passes this (proportional to live bytes).
+    pub threshold: usize,
+    pub collections: u64,
+    /// Approximate live bytes after the last collection.
+    pub live_bytes: usize,
+}
+
+pub struct Heap {
+    pub strings: Arena<LuaStr>,
+    pub tables: Arena<Table>,
+    pub closures: Arena<Closure>,
+    pub upvals: Arena<UpVal>,
+    interned: HashMap<Rc<[u8]>, u32>,
+    pub gc: GcStats,
+    /// Protos whose constants were marked in the current cycle.
+    epoch: u32,
+    gray_tables: Vec<u32>,
+    gray_closures: Vec<u32>,
+}
+
+/// Minimum bytes allocated between collections.
+const MIN_THRESHOLD: usize = 4 << 20;
+
+impl Default for Heap {
+    fn default() -> Self {
+        Heap {
+            strings: Arena::default(),
+            tables: Arena::default(),
+            closures: Arena::default(),
+            upvals: Arena::default(),
+            interned: HashMap::new(),
+            gc: GcStats {
+                debt: 0,
+                threshold: MIN_THRESHOLD,
+                collections: 0,
+                live_bytes: 0,
+            },
+            epoch: 1,
+            gray_tables: Vec::new(),
+            gray_closures: Vec::new(),
+        }
+    }
+}
+
+impl Heap {
+    /// The interned string with these bytes (allocated if new).
+    pub fn intern(&mut self, bytes: &[u8]) -> StrRef {
+        if let Some(&i) = self.interned.get(bytes) {
+            return StrRef(i);
+        }
+        let rc: Rc<[u8]> = Rc::from(bytes);
+        self.gc.debt += 48 + bytes.len();
+        let i = self.strings.alloc(LuaStr { bytes: rc.clone() });
+        self.interned.insert(rc, i);
+        StrRef(i)
+    }
+
+    pub fn str_value(&mut self, bytes: &[u8]) -> Value {
+        Value::Str(self.intern(bytes))
+    }
+
+    #[inline(always)]
+    pub fn str_bytes(&self, s: StrRef) -> &[u8] {
+        &self.strings.get(s.0).bytes
+    }
+
+    pub fn new_table(&mut self, t: Table) -> TableRef {
+        self.gc.debt += t.size_bytes();
+        TableRef(self.tables.alloc(t))
+    }
+
+    #[inline(always)]
+    pub fn table(&self, t: TableRef) -> &Table {
+        self.tables.get(t.0)
+    }
+
+    #[inline(always)]
+    pub fn table_mut(&mut self, t: TableRef) -> &mut Table {
+        self.tables.get_mut(t.0)
+    }
+
+    pub fn new_closure(&mut self, c: Closure) -> FnRef {
+        self.gc.debt += 48 + c.upvals.len() * 4;
+        FnRef(self.closures.alloc(c))
+    }
+
+    pub fn new_upval(&mut self, u: UpVal) -> UpRef {
+        self.gc.debt += 32;
+        UpRef(self.upvals.alloc(u))
+    }
+
+    /// Accounts for memory a table grew by (array or hash part).
+    #[inline]
+    pub fn charge(&mut self, bytes: usize) {
+        self.gc.debt += bytes;
+    }
+
+    #[inline(always)]
+    pub fn should_collect(&self) -> bool {
+        self.gc.debt > self.gc.threshold
+    }
+
+    /// A full collection: marks from `roots` (and everything reachable),
+    /// frees the rest, and sets the next threshold to the live size.
+    pub fn collect(&mut self, roots: impl IntoIterator<Item = Value>, upval_roots: &[UpRef]) {
+        self.epoch = self.epoch.wrapping_add(1).max(1);
+        for v in roots {
+            self.mark_value(v);
+        }
+        for &u in upval_roots {
+            self.mark_upval(u);
+        }
+        self.propagate();
+        let mut live = 0;
+        let interned = &mut self.interned;
+        self.strings.sweep(|_, s| {
+            interned.remove(&s.bytes);
+        });
+        for s in interned.keys() {
+            live += 48 + s.len();
+        }
+        self.tables.sweep(|_, _| {});
+        for t in self.tables.slots.iter().flatten() {
+            live += t.size_bytes();
+        }
+        live += 64 * self.closures.sweep(|_, _| {});
+        live += 32 * self.upvals.sweep(|_, _| {});
+        self.gc.live_bytes = live;
+        self.gc.debt = 0;
+        self.gc.threshold = live.max(MIN_THRESHOLD);
+        self.gc.collections += 1;
+    }
+
+    fn mark_value(&mut self, v: Value) {
+        match v {
+            Value::Str(s) => {
+                self.strings.mark(s.0);
+            }
+            Value::Table(t) if self.tables.mark(t.0) => self.gray_tables.push(t.0),
+            Value::Func(f) if self.closures.mark(f.0) => self.gray_closures.push(f.0),
+            _ => {}
+        }
+    }
+
+    fn mark_upval(&mut self, u: UpRef) {
+        if self.upvals.mark(u.0) {
+            if let UpVal::Closed(v) = *self.upvals.get(u.0) {
+                self.mark_value(v);
+            }
+        }
+    }
+
+    fn mark_proto(&mut self, p: &Proto) {
+        if p.gc_epoch.get() == self.epoch {
+            return;
+        }
+        p.gc_epoch.set(self.epoch);
+        for &k in &p.consts {
+            self.mark_value(k);
+        }
+        for child in &p.protos {
+            self.mark_proto(child);
+        }
+    }
+
+    /// Marks until no gray object is left (an explicit work list: no
+    /// recursion over the object graph).
+    fn propagate(&mut self) {
+        let mut buf = Vec::new();
+        loop {
+            if let Some(t) = self.gray_tables.pop() {
+                let tab = self.tables.get(t);
+                buf.clear();
+                tab.for_each_ref(|v| buf.push(v));
+                if let Some(m) = tab.meta {
+                    buf.push(Value::Table(m));
+                }
+                for &v in &buf {
+                    self.mark_value(v);
+                }
+            } else if let Some(c) = self.gray_closures.pop() {
+                let clo = self.closures.get(c);
+                let proto = clo.proto.clone();
+                let ups = clo.upvals.clone();
+                self.mark_proto(&proto);
+                for u in ups.iter() {
+                    self.mark_upval(*u);
+                }
+            } else {
+                return;
+            }
+        }
+    }
+}

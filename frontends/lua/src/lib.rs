@@ -1,0 +1,142 @@
+//! The Lua 5.4 guest of vssa: source → syntax tree → register bytecode →
+//! interpreter, with a tracing collector and (part of) the standard
+//! library. This is the interpreter tier; the JIT tier on the vssa middle
+//! end will compile hot functions from the same bytecode and deoptimize
+//! back into this interpreter (it can resume at any instruction).
+//!
+//! Pipeline: [`lexer`] → [`parser`] (to [`ast`]) → [`compiler`] (to
+//! [`bytecode`]) → [`vm`] (values in [`value`], objects in the [`heap`]
+//! arenas, tables in [`table`], library in [`stdlib`], [`format`],
+//! [`pattern`], [`utf8lib`]). See `docs/lua.md` for the design and what is not done.
+
+#![forbid(unsafe_code)]
+
+pub mod ast;
+pub mod bytecode;
+pub mod compiler;
+pub mod format;
+pub mod heap;
+pub mod lexer;
+pub mod parser;
+pub mod pattern;
+pub mod stdlib;
+pub mod table;
+pub mod utf8lib;
+pub mod value;
+pub mod vm;
+
+use std::io::Write;
+use std::rc::Rc;
+
+pub use value::Value;
+pub use vm::{LuaError, Vm};
+
+/// Compiles a chunk; a syntax error is `name:LINE: message` (lua5.4's form).
+pub fn compile(
+    heap: &mut heap::Heap,
+    src: &[u8],
+    name: &str,
+) -> Result<Rc<bytecode::Proto>, String> {
+    let chunk = parser::parse_chunk(src).map_err(|e| format!("{name}:{}: {}", e.line, e.msg))?;
+    compiler::compile_chunk(heap, &chunk, Rc::from(name))
+        .map_err(|e| format!("{name}:{}: {}", e.line, e.msg))
+}
+
+/// How a run ended other than normally.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RunError {
+    /// A syntax error (`prog.lua:LINE: message near 'token'`).
+    Syntax(String),
+    /// An uncaught Lua error, as lua5.4 prints it (`prog.lua:LINE: message`).
+    Runtime(String),
+    /// `os.exit(code)`.
+    Exit(i32),
+}
+
+/// Runs `src` as the main chunk named `name`, with `args` as `arg` and
+/// `...`, writing output to `out`.
+pub fn run_source(
+    src: &[u8],
+    name: &str,
+    args: &[String],
+    out: Box<dyn Write>,
+) -> Result<(), RunError> {
+    let mut vm = Vm::new(out);
+    let r = run_in(&mut vm, src, name, args);
+    let _ = vm.out.flush();
+    r
+}
+
+/// Runs a chunk in an existing interpreter.
+pub fn run_in(vm: &mut Vm, src: &[u8], name: &str, args: &[String]) -> Result<(), RunError> {
+    let proto = compile(&mut vm.heap, src, name).map_err(RunError::Syntax)?;
+    // arg[0] is the script, arg[1..] its arguments.
+    let mut t = table::Table::default();
+    let script = vm.heap.str_value(name.as_bytes());
+    t.set_int(0, script);
+    let mut argv = Vec::new();
+    for (i, a) in args.iter().enumerate() {
+        let v = vm.heap.str_value(a.as_bytes());
+        t.set_int(i as i64 + 1, v);
+        argv.push(v);
+    }
+    let t = vm.heap.new_table(t);
+    let k = vm.heap.str_value(b"arg");
+    let g = vm.globals;
+    vm.heap.table_mut(g).set(k, Value::Table(t));
+    match vm.run_main(proto, &argv) {
+        Ok(()) => Ok(()),
+        Err(LuaError {
+            exit: Some(code), ..
+        }) => Err(RunError::Exit(code)),
+        Err(e) => Err(RunError::Runtime(error_text(vm, e.value))),
+    }
+}
+
+/// The text lua5.4 prints for an uncaught error value.
+pub fn error_text(vm: &mut Vm, v: Value) -> String {
+    match v {
+        Value::Str(_) | Value::Int(_) | Value::Float(_) => {
+            let mut b = Vec::new();
+            vm.concat_piece(v, &mut b);
+            String::from_utf8_lossy(&b).into_owned()
+        }
+        _ => {
+            if !matches!(vm.metamethod(v, vm::Event::ToString), Value::Nil) {
+                if let Ok(s) = stdlib::tostring(vm, v) {
+                    return String::from_utf8_lossy(&s).into_owned();
+                }
+            }
+            format!("(error object is a {} value)", v.type_name())
+        }
+    }
+}
+
+/// Runs the file at `path` (the CLI's entry point): returns the process
+/// exit code, printing errors as `vssa: message` on stderr like lua5.4.
+/// At most `max_bytes` of the file are read: a larger script, a device or
+/// an endless stream is an error, not unbounded memory.
+pub fn run_file(path: &std::path::Path, args: &[String], max_bytes: u64) -> Result<i32, String> {
+    use std::io::Read;
+    let name = path.display().to_string();
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let mut src = Vec::new();
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut src)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if src.len() as u64 > max_bytes {
+        return Err(format!(
+            "{name}: the program is larger than {max_bytes} bytes (see --max-program-bytes)"
+        ));
+    }
+    let out = Box::new(std::io::BufWriter::with_capacity(
+        1 << 16,
+        std::io::stdout(),
+    ));
+    match run_source(&src, &name, args, out) {
+        Ok(()) => Ok(0),
+        Err(RunError::Exit(code)) => Ok(code),
+        Err(RunError::Syntax(m)) | Err(RunError::Runtime(m)) => Err(m),
+    }
+}

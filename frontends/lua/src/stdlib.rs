@@ -1,0 +1,1414 @@
+//! The standard library this session provides: the base functions, and
+//! parts of `string`, `table`, `math`, `io` and `os` (see docs/lua.md for
+//! what is missing).
+
+use crate::format::format as string_format;
+use crate::table::Table;
+use crate::value::*;
+use crate::vm::{BuiltinFn, Event, LResult, LuaError, Vm};
+
+/// The builtin id of `next` (the interpreter iterates `pairs` loops over
+/// it without a call).
+pub const NEXT_ID: u32 = 0;
+
+fn reg(vm: &mut Vm, t: TableRef, name: &'static str, f: BuiltinFn) -> Value {
+    let id = vm.builtins.len() as u32;
+    vm.builtins.push((name, f));
+    let k = vm.heap.str_value(name.as_bytes());
+    vm.heap.table_mut(t).set(k, Value::Builtin(id));
+    Value::Builtin(id)
+}
+
+fn new_lib(vm: &mut Vm, name: &str) -> TableRef {
+    let t = vm.heap.new_table(Table::default());
+    let k = vm.heap.str_value(name.as_bytes());
+    vm.heap.table_mut(vm.globals).set(k, Value::Table(t));
+    let loaded = vm.loaded;
+    vm.heap.table_mut(loaded).set(k, Value::Table(t));
+    t
+}
+
+fn set_field(vm: &mut Vm, t: TableRef, name: &str, v: Value) {
+    let k = vm.heap.str_value(name.as_bytes());
+    vm.heap.table_mut(t).set(k, v);
+}
+
+/// Installs the libraries into `vm`'s globals.
+pub fn open(vm: &mut Vm) {
+    let g = vm.globals;
+    let next = reg(vm, g, "next", base_next);
+    debug_assert!(matches!(next, Value::Builtin(NEXT_ID)));
+    reg(vm, g, "print", base_print);
+    reg(vm, g, "type", base_type);
+    reg(vm, g, "tostring", base_tostring);
+    reg(vm, g, "tonumber", base_tonumber);
+    reg(vm, g, "ipairs", base_ipairs);
+    reg(vm, g, "pairs", base_pairs);
+    reg(vm, g, "select", base_select);
+    reg(vm, g, "error", base_error);
+    reg(vm, g, "assert", base_assert);
+    reg(vm, g, "pcall", base_pcall);
+    reg(vm, g, "xpcall", base_xpcall);
+    reg(vm, g, "setmetatable", base_setmetatable);
+    reg(vm, g, "getmetatable", base_getmetatable);
+    reg(vm, g, "rawget", base_rawget);
+    reg(vm, g, "rawset", base_rawset);
+    reg(vm, g, "rawequal", base_rawequal);
+    reg(vm, g, "rawlen", base_rawlen);
+    reg(vm, g, "require", base_require);
+    reg(vm, g, "load", base_load);
+    reg(vm, g, "collectgarbage", base_collectgarbage);
+    set_field(vm, g, "_G", Value::Table(g));
+    let v = vm.heap.str_value(b"Lua 5.4");
+    set_field(vm, g, "_VERSION", v);
+
+    let t = new_lib(vm, "table");
+    reg(vm, t, "insert", table_insert);
+    reg(vm, t, "remove", table_remove);
+    reg(vm, t, "concat", table_concat);
+    reg(vm, t, "unpack", table_unpack);
+    reg(vm, t, "pack", table_pack);
+    reg(vm, t, "sort", table_sort);
+    reg(vm, t, "move", table_move);
+
+    let s = new_lib(vm, "string");
+    reg(vm, s, "format", str_format);
+    reg(vm, s, "sub", str_sub);
+    reg(vm, s, "len", str_len);
+    reg(vm, s, "rep", str_rep);
+    reg(vm, s, "byte", str_byte);
+    reg(vm, s, "char", str_char);
+    reg(vm, s, "upper", str_upper);
+    reg(vm, s, "lower", str_lower);
+    reg(vm, s, "reverse", str_reverse);
+    reg(vm, s, "find", crate::pattern::str_find);
+    reg(vm, s, "match", crate::pattern::str_match);
+    reg(vm, s, "gmatch", crate::pattern::str_gmatch);
+    reg(vm, s, "gsub", crate::pattern::str_gsub);
+    let meta = vm.heap.new_table(Table::default());
+    let idx = vm.event_name(Event::Index);
+    vm.heap.table_mut(meta).set(idx, Value::Table(s));
+    vm.string_meta = Some(meta);
+
+    let m = new_lib(vm, "math");
+    reg(vm, m, "floor", math_floor);
+    reg(vm, m, "ceil", math_ceil);
+    reg(vm, m, "abs", math_abs);
+    reg(vm, m, "sqrt", math_sqrt);
+    reg(vm, m, "sin", math_sin);
+    reg(vm, m, "cos", math_cos);
+    reg(vm, m, "tan", math_tan);
+    reg(vm, m, "asin", math_asin);
+    reg(vm, m, "acos", math_acos);
+    reg(vm, m, "atan", math_atan);
+    reg(vm, m, "exp", math_exp);
+    reg(vm, m, "deg", math_deg);
+    reg(vm, m, "rad", math_rad);
+    reg(vm, m, "log", math_log);
+    reg(vm, m, "fmod", math_fmod);
+    reg(vm, m, "modf", math_modf);
+    reg(vm, m, "max", math_max);
+    reg(vm, m, "min", math_min);
+    reg(vm, m, "tointeger", math_tointeger);
+    reg(vm, m, "type", math_type);
+    reg(vm, m, "ult", math_ult);
+    reg(vm, m, "random", math_random);
+    reg(vm, m, "randomseed", math_randomseed);
+    set_field(vm, m, "pi", Value::Float(std::f64::consts::PI));
+    set_field(vm, m, "huge", Value::Float(f64::INFINITY));
+    set_field(vm, m, "maxinteger", Value::Int(i64::MAX));
+    set_field(vm, m, "mininteger", Value::Int(i64::MIN));
+
+    let io = new_lib(vm, "io");
+    reg(vm, io, "write", io_write);
+    // io.stdout: a table whose `write` method writes to the output.
+    let stdout = vm.heap.new_table(Table::default());
+    reg(vm, stdout, "write", io_stdout_write);
+    reg(vm, stdout, "flush", io_flush);
+    reg(vm, io, "flush", io_flush);
+    set_field(vm, io, "stdout", Value::Table(stdout));
+
+    let os = new_lib(vm, "os");
+    reg(vm, os, "clock", os_clock);
+    reg(vm, os, "time", os_time);
+    reg(vm, os, "getenv", os_getenv);
+    reg(vm, os, "exit", os_exit);
+
+    let u = new_lib(vm, "utf8");
+    reg(vm, u, "char", crate::utf8lib::utf8_char);
+    reg(vm, u, "codepoint", crate::utf8lib::utf8_codepoint);
+    reg(vm, u, "len", crate::utf8lib::utf8_len);
+    reg(vm, u, "offset", crate::utf8lib::utf8_offset);
+    reg(vm, u, "codes", crate::utf8lib::utf8_codes);
+    let pattern = vm.heap.str_value(b"[\x00-\x7F\xC2-\xFD][\x80-\xBF]*");
+    set_field(vm, u, "charpattern", pattern);
+
+    let package = new_lib(vm, "package");
+    let loaded = vm.loaded;
+    set_field(vm, package, "loaded", Value::Table(loaded));
+    let path = vm.heap.str_value(b"./?.lua");
+    set_field(vm, package, "path", path);
+}
+
+// ---------- argument helpers ----------
+
+#[inline]
+pub fn arg(vm: &Vm, base: usize, nargs: usize, i: usize) -> Value {
+    if i < nargs {
+        vm.stack[base + i]
+    } else {
+        Value::Nil
+    }
+}
+
+pub fn arg_error(vm: &mut Vm, i: usize, fname: &str, msg: &str) -> LuaError {
+    vm.rt_error(format!("bad argument #{} to '{}' ({})", i + 1, fname, msg))
+}
+
+fn type_name_for_arg(vm: &Vm, base: usize, nargs: usize, i: usize) -> String {
+    if i >= nargs {
+        "no value".into()
+    } else {
+        vm.type_name_meta(vm.stack[base + i])
+    }
+}
+
+pub fn check_table(vm: &mut Vm, base: usize, nargs: usize, i: usize, f: &str) -> LResult<TableRef> {
+    match arg(vm, base, nargs, i) {
+        Value::Table(t) => Ok(t),
+        _ => {
+            let got = type_name_for_arg(vm, base, nargs, i);
+            Err(arg_error(vm, i, f, &format!("table expected, got {got}")))
+        }
+    }
+}
+
+pub fn check_int(vm: &mut Vm, base: usize, nargs: usize, i: usize, f: &str) -> LResult<i64> {
+    let v = arg(vm, base, nargs, i);
+    match v {
+        Value::Int(n) => Ok(n),
+        Value::Float(x) => match float_to_int_exact(x) {
+            Some(n) => Ok(n),
+            None => Err(arg_error(vm, i, f, "number has no integer representation")),
+        },
+        Value::Str(s) => match str_to_number(vm.heap.str_bytes(s)) {
+            Some(Value::Int(n)) => Ok(n),
+            Some(Value::Float(x)) if float_to_int_exact(x).is_some() => {
+                Ok(float_to_int_exact(x).unwrap_or(0))
+            }
+            _ => {
+                let got = type_name_for_arg(vm, base, nargs, i);
+                Err(arg_error(vm, i, f, &format!("number expected, got {got}")))
+            }
+        },
+        _ => {
+            let got = type_name_for_arg(vm, base, nargs, i);
+            Err(arg_error(vm, i, f, &format!("number expected, got {got}")))
+        }
+    }
+}
+
+pub fn opt_int(vm: &mut Vm, base: usize, nargs: usize, i: usize, f: &str, d: i64) -> LResult<i64> {
+    if matches!(arg(vm, base, nargs, i), Value::Nil) {
+        Ok(d)
+    } else {
+        check_int(vm, base, nargs, i, f)
+    }
+}
+
+pub fn check_num(vm: &mut Vm, base: usize, nargs: usize, i: usize, f: &str) -> LResult<Value> {
+    let v = arg(vm, base, nargs, i);
+    match v {
+        Value::Int(_) | Value::Float(_) => Ok(v),
+        Value::Str(s) => match str_to_number(vm.heap.str_bytes(s)) {
+            Some(n) => Ok(n),
+            None => {
+                let got = type_name_for_arg(vm, base, nargs, i);
+                Err(arg_error(vm, i, f, &format!("number expected, got {got}")))
+            }
+        },
+        _ => {
+            let got = type_name_for_arg(vm, base, nargs, i);
+            Err(arg_error(vm, i, f, &format!("number expected, got {got}")))
+        }
+    }
+}
+
+pub fn check_float(vm: &mut Vm, base: usize, nargs: usize, i: usize, f: &str) -> LResult<f64> {
+    Ok(match check_num(vm, base, nargs, i, f)? {
+        Value::Int(n) => n as f64,
+        Value::Float(x) => x,
+        _ => unreachable!("a number"),
+    })
+}
+
+/// A string argument (numbers are converted), as owned bytes.
+pub fn check_str(vm: &mut Vm, base: usize, nargs: usize, i: usize, f: &str) -> LResult<Vec<u8>> {
+    let v = arg(vm, base, nargs, i);
+    let mut out = Vec::new();
+    if vm.concat_piece(v, &mut out) {
+        Ok(out)
+    } else {
+        let got = type_name_for_arg(vm, base, nargs, i);
+        Err(arg_error(vm, i, f, &format!("string expected, got {got}")))
+    }
+}
+
+/// `tostring(v)`, honouring `__tostring` and `__name`.
+pub fn tostring(vm: &mut Vm, v: Value) -> LResult<Vec<u8>> {
+    let mut out = Vec::new();
+    if vm.concat_piece(v, &mut out) {
+        return Ok(out);
+    }
+    let h = vm.metamethod(v, Event::ToString);
+    if !matches!(h, Value::Nil) {
+        let r = vm.call_meta(h, &[v])?;
+        return match r {
+            Value::Str(s) => Ok(vm.heap.str_bytes(s).to_vec()),
+            Value::Int(_) | Value::Float(_) => {
+                vm.concat_piece(r, &mut out);
+                Ok(out)
+            }
+            _ => Err(vm.rt_error("'__tostring' must return a string")),
+        };
+    }
+    let s = match v {
+        Value::Nil => "nil".to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Table(t) => format!(
+            "{}: 0x{:08x}",
+            vm.type_name_meta(v),
+            0x5500_0000u64 + t.0 as u64 * 64
+        ),
+        Value::Func(f) => format!("function: 0x{:08x}", 0x5600_0000u64 + f.0 as u64 * 64),
+        Value::Builtin(b) => format!(
+            "function: builtin: 0x{:08x}",
+            0x5700_0000u64 + b as u64 * 64
+        ),
+        _ => unreachable!("handled by concat_piece"),
+    };
+    Ok(s.into_bytes())
+}
+
+// ---------- base ----------
+
+fn base_next(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let t = check_table(vm, base, nargs, 0, "next")?;
+    let k = arg(vm, base, nargs, 1);
+    match vm.heap.table(t).next(k) {
+        Ok(Some((k, v))) => vm.rets(base + nargs, &[k, v]),
+        Ok(None) => vm.rets(base + nargs, &[Value::Nil]),
+        Err(()) => Err(vm.rt_error("invalid key to 'next'")),
+    }
+}
+
+fn base_pairs(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let v = arg(vm, base, nargs, 0);
+    let h = vm.metamethod(v, Event::Pairs);
+    if !matches!(h, Value::Nil) {
+        let at = base + nargs;
+        vm.ensure_stack(at + 5)?;
+        vm.stack[at] = h;
+        vm.stack[at + 1] = v;
+        vm.call_at(at, 1, 3)?;
+        return Ok((at, 3));
+    }
+    if !matches!(v, Value::Table(_)) {
+        let got = type_name_for_arg(vm, base, nargs, 0);
+        return Err(arg_error(
+            vm,
+            0,
+            "pairs",
+            &format!("table expected, got {got}"),
+        ));
+    }
+    vm.rets(base + nargs, &[Value::Builtin(NEXT_ID), v, Value::Nil])
+}
+
+fn ipairs_iter(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let t = arg(vm, base, nargs, 0);
+    let i = match arg(vm, base, nargs, 1) {
+        Value::Int(i) => i.wrapping_add(1),
+        _ => 1,
+    };
+    let v = vm.index(t, Value::Int(i), None)?;
+    if matches!(v, Value::Nil) {
+        vm.rets(base + nargs, &[Value::Nil])
+    } else {
+        vm.rets(base + nargs, &[Value::Int(i), v])
+    }
+}
+
+fn base_ipairs(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    if nargs == 0 {
+        return Err(arg_error(vm, 0, "ipairs", "table expected, got no value"));
+    }
+    let t = arg(vm, base, nargs, 0);
+    let id = match vm.builtins.iter().position(|(n, _)| *n == "ipairs_iter") {
+        Some(i) => i as u32,
+        None => {
+            vm.builtins.push(("ipairs_iter", ipairs_iter));
+            (vm.builtins.len() - 1) as u32
+        }
+    };
+    vm.rets(base + nargs, &[Value::Builtin(id), t, Value::Int(0)])
+}
+
+fn base_print(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let mut line = Vec::new();
+    for i in 0..nargs {
+        if i > 0 {
+            line.push(b'\t');
+        }
+        let v = vm.stack[base + i];
+        line.extend(tostring(vm, v)?);
+    }
+    line.push(b'\n');
+    if vm.out.write_all(&line).is_err() {
+        return Err(vm.rt_error("cannot write to the output"));
+    }
+    Ok((base, 0))
+}
+
+fn base_type(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    if nargs == 0 {
+        return Err(arg_error(vm, 0, "type", "value expected"));
+    }
+    let v = vm.heap.str_value(vm.stack[base].type_name().as_bytes());
+    vm.rets(base + nargs, &[v])
+}
+
+fn base_tostring(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    if nargs == 0 {
+        return Err(arg_error(vm, 0, "tostring", "value expected"));
+    }
+    let s = tostring(vm, vm.stack[base])?;
+    let v = vm.heap.str_value(&s);
+    vm.rets(base + nargs, &[v])
+}
+
+fn base_tonumber(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let v = arg(vm, base, nargs, 0);
+    if nargs >= 2 && !matches!(arg(vm, base, nargs, 1), Value::Nil) {
+        let b = check_int(vm, base, nargs, 1, "tonumber")?;
+        if !(2..=36).contains(&b) {
+            return Err(arg_error(vm, 1, "tonumber", "base out of range"));
+        }
+        let Value::Str(s) = v else {
+            let got = type_name_for_arg(vm, base, nargs, 0);
+            return Err(arg_error(
+                vm,
+                0,
+                "tonumber",
+                &format!("string expected, got {got}"),
+            ));
+        };
+        let bytes = trim_ascii(vm.heap.str_bytes(s)).to_vec();
+        let (neg, digits) = match bytes.first() {
+            Some(b'-') => (true, &bytes[1..]),
+            Some(b'+') => (false, &bytes[1..]),
+            _ => (false, &bytes[..]),
+        };
+        let mut n: i64 = 0;
+        let mut ok = !digits.is_empty();
+        for &c in digits {
+            match (c as char).to_digit(36) {
+                Some(d) if (d as i64) < b => n = n.wrapping_mul(b).wrapping_add(d as i64),
+                _ => {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        let r = if ok {
+            Value::Int(if neg { n.wrapping_neg() } else { n })
+        } else {
+            Value::Nil
+        };
+        return vm.rets(base + nargs, &[r]);
+    }
+    if nargs == 0 {
+        return Err(arg_error(vm, 0, "tonumber", "value expected"));
+    }
+    let r = match v {
+        Value::Int(_) | Value::Float(_) => v,
+        Value::Str(s) => str_to_number(vm.heap.str_bytes(s)).unwrap_or(Value::Nil),
+        _ => Value::Nil,
+    };
+    vm.rets(base + nargs, &[r])
+}
+
+fn base_select(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    if let Value::Str(s) = arg(vm, base, nargs, 0) {
+        if vm.heap.str_bytes(s) == b"#" {
+            return vm.rets(base + nargs, &[Value::Int(nargs as i64 - 1)]);
+        }
+    }
+    let n = check_int(vm, base, nargs, 0, "select")?;
+    let count = nargs as i64 - 1;
+    let start = if n < 0 {
+        if -n > count {
+            return Err(arg_error(vm, 0, "select", "index out of range"));
+        }
+        count + n
+    } else if n == 0 {
+        return Err(arg_error(vm, 0, "select", "index out of range"));
+    } else {
+        (n - 1).min(count)
+    };
+    Ok((base + 1 + start as usize, (count - start) as usize))
+}
+
+fn base_error(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let v = arg(vm, base, nargs, 0);
+    let level = opt_int(vm, base, nargs, 1, "error", 1)?;
+    let value = match v {
+        Value::Str(s) if level > 0 => {
+            let mut msg = vm.where_(level as usize - 1).into_bytes();
+            msg.extend_from_slice(vm.heap.str_bytes(s));
+            vm.heap.str_value(&msg)
+        }
+        _ => v,
+    };
+    Err(LuaError { value, exit: None })
+}
+
+fn base_assert(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    if nargs == 0 {
+        return Err(arg_error(vm, 0, "assert", "value expected"));
+    }
+    if vm.stack[base].truthy() {
+        return Ok((base, nargs));
+    }
+    let value = match vm.stack.get(base + 1).copied().filter(|_| nargs >= 2) {
+        Some(Value::Str(s)) => {
+            let mut msg = vm.where_(0).into_bytes();
+            msg.extend_from_slice(vm.heap.str_bytes(s));
+            vm.heap.str_value(&msg)
+        }
+        Some(v) => v,
+        None => return Err(vm.rt_error("assertion failed!")),
+    };
+    Err(LuaError { value, exit: None })
+}
+
+fn base_pcall(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    if nargs == 0 {
+        return Err(arg_error(vm, 0, "pcall", "value expected"));
+    }
+    let frames = vm.frames.len();
+    let depth = vm.c_depth;
+    match vm.call_at(base, nargs - 1, -1) {
+        Ok(n) => {
+            vm.stack[base - 1] = Value::Bool(true);
+            Ok((base - 1, n + 1))
+        }
+        Err(e) if e.exit.is_none() => {
+            vm.close_upvals(base);
+            vm.frames.truncate(frames);
+            vm.c_depth = depth;
+            vm.stack[base - 1] = Value::Bool(false);
+            vm.stack[base] = e.value;
+            Ok((base - 1, 2))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn base_xpcall(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    if nargs < 2 {
+        return Err(arg_error(vm, 1, "xpcall", "value expected"));
+    }
+    let frames = vm.frames.len();
+    let depth = vm.c_depth;
+    let handler = vm.stack[base + 1];
+    // Arguments: f, handler, a1… → call f(a1…) at base+1.
+    vm.stack[base + 1] = vm.stack[base];
+    match vm.call_at(base + 1, nargs - 2, -1) {
+        Ok(n) => {
+            vm.stack[base] = Value::Bool(true);
+            Ok((base, n + 1))
+        }
+        Err(e) if e.exit.is_none() => {
+            vm.frames.truncate(frames);
+            vm.c_depth = depth;
+            vm.close_upvals(base);
+            vm.stack[base] = handler;
+            let r = vm.call_meta(handler, &[e.value])?;
+            vm.rets(base, &[Value::Bool(false), r])
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn base_setmetatable(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let t = check_table(vm, base, nargs, 0, "setmetatable")?;
+    let m = match arg(vm, base, nargs, 1) {
+        Value::Nil => None,
+        Value::Table(m) => Some(m),
+        _ => return Err(arg_error(vm, 1, "setmetatable", "nil or table expected")),
+    };
+    if let Some(old) = vm.heap.table(t).meta {
+        let k = vm.event_name(Event::Metatable);
+        if !matches!(vm.heap.table(old).get_str(k), Value::Nil) {
+            return Err(vm.rt_error("cannot change a protected metatable"));
+        }
+    }
+    vm.heap.table_mut(t).meta = m;
+    Ok((base, 1))
+}
+
+fn base_getmetatable(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let v = arg(vm, base, nargs, 0);
+    let r = match vm.metatable(v) {
+        None => Value::Nil,
+        Some(m) => {
+            let k = vm.event_name(Event::Metatable);
+            let protected = vm.heap.table(m).get_str(k);
+            if matches!(protected, Value::Nil) {
+                Value::Table(m)
+            } else {
+                protected
+            }
+        }
+    };
+    vm.rets(base + nargs, &[r])
+}
+
+fn base_rawget(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let t = check_table(vm, base, nargs, 0, "rawget")?;
+    let v = vm.heap.table(t).get(arg(vm, base, nargs, 1));
+    vm.rets(base + nargs, &[v])
+}
+
+fn base_rawset(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let t = check_table(vm, base, nargs, 0, "rawset")?;
+    let (k, v) = (arg(vm, base, nargs, 1), arg(vm, base, nargs, 2));
+    vm.raw_set(t, k, v)?;
+    Ok((base, 1))
+}
+
+fn base_rawequal(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let r = arg(vm, base, nargs, 0).raw_eq(arg(vm, base, nargs, 1));
+    vm.rets(base + nargs, &[Value::Bool(r)])
+}
+
+fn base_rawlen(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let n = match arg(vm, base, nargs, 0) {
+        Value::Table(t) => vm.heap.table(t).border(),
+        Value::Str(s) => vm.heap.str_bytes(s).len() as i64,
+        _ => return Err(arg_error(vm, 0, "rawlen", "table or string expected")),
+    };
+    vm.rets(base + nargs, &[Value::Int(n)])
+}
+
+fn base_collectgarbage(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let opt = match arg(vm, base, nargs, 0) {
+        Value::Str(s) => String::from_utf8_lossy(vm.heap.str_bytes(s)).into_owned(),
+        _ => "collect".into(),
+    };
+    match opt.as_str() {
+        "count" => {
+            let kb = (vm.heap.gc.live_bytes + vm.heap.gc.debt) as f64 / 1024.0;
+            vm.rets(base + nargs, &[Value::Float(kb)])
+        }
+        "collect" | "step" => {
+            // Everything live is below this builtin's arguments.
+            vm.collect_garbage(base + nargs);
+            vm.rets(base + nargs, &[Value::Int(0)])
+        }
+        _ => vm.rets(base + nargs, &[Value::Int(0)]),
+    }
+}
+
+/// `load(chunk [, chunkname])` of a string.
+fn base_load(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let src = match arg(vm, base, nargs, 0) {
+        Value::Str(s) => vm.heap.str_bytes(s).to_vec(),
+        _ => {
+            return Err(arg_error(
+                vm,
+                0,
+                "load",
+                "string expected (loading from functions is not supported yet)",
+            ))
+        }
+    };
+    let name = match arg(vm, base, nargs, 1) {
+        Value::Str(s) => {
+            let n = vm.heap.str_bytes(s).to_vec();
+            let n = String::from_utf8_lossy(&n).into_owned();
+            n.strip_prefix('=')
+                .or_else(|| n.strip_prefix('@'))
+                .map(str::to_string)
+                .unwrap_or(n)
+        }
+        _ => chunk_id(&src),
+    };
+    match crate::compile(&mut vm.heap, &src, &name) {
+        Ok(proto) => {
+            let f = vm.heap.new_closure(crate::heap::Closure {
+                proto,
+                upvals: Box::new([]),
+            });
+            vm.rets(base + nargs, &[Value::Func(f)])
+        }
+        Err(msg) => {
+            let m = vm.heap.str_value(msg.as_bytes());
+            vm.rets(base + nargs, &[Value::Nil, m])
+        }
+    }
+}
+
+/// lua5.4's name of a string chunk: `[string "first line..."]`.
+fn chunk_id(src: &[u8]) -> String {
+    let text = String::from_utf8_lossy(src);
+    let first = text.lines().next().unwrap_or("");
+    let multi = text.contains('\n');
+    const MAX: usize = 60 - 15;
+    if !multi && first.len() <= MAX {
+        format!("[string \"{first}\"]")
+    } else {
+        let cut: String = first.chars().take(MAX.min(first.len())).collect();
+        format!("[string \"{cut}...\"]")
+    }
+}
+
+fn base_require(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let name = check_str(vm, base, nargs, 0, "require")?;
+    let key = vm.heap.str_value(&name);
+    let loaded = vm.loaded;
+    let have = vm.heap.table(loaded).get(key);
+    if !matches!(have, Value::Nil) {
+        return vm.rets(base + nargs, &[have]);
+    }
+    let shown = String::from_utf8_lossy(&name).into_owned();
+    let rel = shown.replace('.', "/");
+    let path = format!("./{rel}.lua");
+    let src = match std::fs::read(&path) {
+        Ok(s) => s,
+        Err(_) => {
+            return Err(vm.rt_error(format!(
+                "module '{shown}' not found:\n\tno field package.preload['{shown}']\n\tno file '{path}'"
+            )))
+        }
+    };
+    let proto = match crate::compile(&mut vm.heap, &src, &path) {
+        Ok(p) => p,
+        Err(msg) => {
+            return Err(vm.rt_error(format!(
+                "error loading module '{shown}' from file '{path}':\n\t{msg}"
+            )))
+        }
+    };
+    let f = vm.heap.new_closure(crate::heap::Closure {
+        proto,
+        upvals: Box::new([]),
+    });
+    let at = base + nargs;
+    vm.ensure_stack(at + 4)?;
+    vm.stack[at] = Value::Func(f);
+    vm.stack[at + 1] = key;
+    let path_v = vm.heap.str_value(path.as_bytes());
+    vm.stack[at + 2] = path_v;
+    vm.call_at(at, 2, 1)?;
+    let mut r = vm.stack[at];
+    if matches!(r, Value::Nil) {
+        r = vm.heap.table(loaded).get(key);
+        if matches!(r, Value::Nil) {
+            r = Value::Bool(true);
+        }
+    }
+    vm.heap.table_mut(loaded).set(key, r);
+    vm.rets(at, &[r, path_v])
+}
+
+// ---------- table ----------
+
+/// `#t` for the table functions: honours `__len`, which must give an
+/// integer (lua5.4's `aux_getn`).
+fn aux_len(vm: &mut Vm, t: TableRef) -> LResult<i64> {
+    if vm.heap.table(t).meta.is_none() {
+        return Ok(vm.heap.table(t).border());
+    }
+    match vm.length(Value::Table(t), None)? {
+        Value::Int(n) => Ok(n),
+        Value::Float(f) if float_to_int_exact(f).is_some() => {
+            Ok(float_to_int_exact(f).unwrap_or(0))
+        }
+        _ => Err(vm.rt_error("object length is not an integer")),
+    }
+}
+
+/// `t[i]` and `t[i] = v` for the table functions (with metamethods when
+/// the table has a metatable).
+fn tget(vm: &mut Vm, t: TableRef, i: i64) -> LResult<Value> {
+    if vm.heap.table(t).meta.is_none() {
+        return Ok(vm.heap.table(t).get_int(i));
+    }
+    vm.index(Value::Table(t), Value::Int(i), None)
+}
+
+fn tset(vm: &mut Vm, t: TableRef, i: i64, v: Value) -> LResult<()> {
+    if vm.heap.table(t).meta.is_none() {
+        vm.heap.table_mut(t).set_int(i, v);
+        return Ok(());
+    }
+    vm.set_index(Value::Table(t), Value::Int(i), v, None)
+}
+
+fn table_insert(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let t = check_table(vm, base, nargs, 0, "insert")?;
+    let n = aux_len(vm, t)?;
+    match nargs {
+        2 => {
+            let v = vm.stack[base + 1];
+            tset(vm, t, n.wrapping_add(1), v)?;
+        }
+        3 => {
+            let pos = check_int(vm, base, nargs, 1, "insert")?;
+            if (pos as u64).wrapping_sub(1) >= (n as u64).wrapping_add(1) {
+                return Err(arg_error(vm, 1, "insert", "position out of bounds"));
+            }
+            let mut i = n.wrapping_add(1);
+            while i > pos {
+                let v = tget(vm, t, i - 1)?;
+                tset(vm, t, i, v)?;
+                i -= 1;
+            }
+            let v = vm.stack[base + 2];
+            tset(vm, t, pos, v)?;
+        }
+        _ => return Err(vm.rt_error("wrong number of arguments to 'insert'")),
+    }
+    Ok((base, 0))
+}
+
+fn table_remove(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let t = check_table(vm, base, nargs, 0, "remove")?;
+    let size = aux_len(vm, t)?;
+    let mut pos = opt_int(vm, base, nargs, 1, "remove", size)?;
+    if nargs >= 2
+        && size.wrapping_add(1) != pos
+        && (pos as u64).wrapping_sub(1) >= (size as u64).wrapping_add(1)
+    {
+        return Err(arg_error(vm, 1, "remove", "position out of bounds"));
+    }
+    let v = tget(vm, t, pos)?;
+    while pos < size {
+        let next = tget(vm, t, pos + 1)?;
+        tset(vm, t, pos, next)?;
+        pos += 1;
+    }
+    if pos <= size || nargs < 2 {
+        tset(vm, t, pos, Value::Nil)?;
+    }
+    vm.rets(base + nargs, &[v])
+}
+
+fn table_concat(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let t = check_table(vm, base, nargs, 0, "concat")?;
+    let sep = match arg(vm, base, nargs, 1) {
+        Value::Nil => Vec::new(),
+        _ => check_str(vm, base, nargs, 1, "concat")?,
+    };
+    let i = opt_int(vm, base, nargs, 2, "concat", 1)?;
+    let default_j = vm.heap.table(t).border();
+    let j = opt_int(vm, base, nargs, 3, "concat", default_j)?;
+    let mut out = Vec::new();
+    let mut k = i;
+    while k <= j {
+        let v = vm.heap.table(t).get_int(k);
+        if !vm.concat_piece(v, &mut out) {
+            return Err(vm.rt_error(format!(
+                "invalid value (at index {k}) in table for 'concat'"
+            )));
+        }
+        if k < j {
+            out.extend_from_slice(&sep);
+        }
+        if k == i64::MAX {
+            break;
+        }
+        k += 1;
+    }
+    let v = vm.heap.str_value(&out);
+    vm.rets(base + nargs, &[v])
+}
+
+fn table_unpack(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let t = arg(vm, base, nargs, 0);
+    let i = opt_int(vm, base, nargs, 1, "unpack", 1)?;
+    let j = match arg(vm, base, nargs, 2) {
+        Value::Nil => match vm.length(t, None)? {
+            Value::Int(n) => n,
+            _ => 0,
+        },
+        _ => check_int(vm, base, nargs, 2, "unpack")?,
+    };
+    if i > j {
+        return Ok((base + nargs, 0));
+    }
+    let n = (j as i128 - i as i128 + 1) as u128;
+    if n >= 1_000_000 {
+        return Err(vm.rt_error("too many results to unpack"));
+    }
+    let n = n as usize;
+    let at = base + nargs;
+    vm.ensure_stack(at + n + 1)?;
+    for k in 0..n {
+        let v = vm.index(t, Value::Int(i + k as i64), None)?;
+        vm.stack[at + k] = v;
+    }
+    Ok((at, n))
+}
+
+/// `table.move(a1, f, e, t [, a2])`: `a2[t..] = a1[f..=e]`, with
+/// metamethods, in the order that is safe for overlapping ranges.
+fn table_move(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let a1 = arg(vm, base, nargs, 0);
+    if !matches!(a1, Value::Table(_)) {
+        let got = type_name_for_arg(vm, base, nargs, 0);
+        return Err(arg_error(
+            vm,
+            0,
+            "move",
+            &format!("table expected, got {got}"),
+        ));
+    }
+    let f = check_int(vm, base, nargs, 1, "move")?;
+    let e = check_int(vm, base, nargs, 2, "move")?;
+    let t = check_int(vm, base, nargs, 3, "move")?;
+    let a2 = match arg(vm, base, nargs, 4) {
+        Value::Nil => a1,
+        v @ Value::Table(_) => v,
+        _ => {
+            let got = type_name_for_arg(vm, base, nargs, 4);
+            return Err(arg_error(
+                vm,
+                4,
+                "move",
+                &format!("table expected, got {got}"),
+            ));
+        }
+    };
+    if e >= f {
+        if !(f > 0 || e < i64::MAX + f) {
+            return Err(arg_error(vm, 2, "move", "too many elements to move"));
+        }
+        let n = e - f;
+        if t > i64::MAX - n {
+            return Err(arg_error(vm, 3, "move", "destination wrap around"));
+        }
+        let overlap_forward = t > e || t <= f || !a1.raw_eq(a2);
+        for k in 0..=n {
+            let i = if overlap_forward { k } else { n - k };
+            let v = vm.index(a1, Value::Int(f + i), None)?;
+            vm.set_index(a2, Value::Int(t + i), v, None)?;
+        }
+    }
+    vm.rets(base + nargs, &[a2])
+}
+
+fn table_pack(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let mut t = Table::with_capacity(nargs, 1);
+    for i in 0..nargs {
+        t.set_int(i as i64 + 1, vm.stack[base + i]);
+    }
+    let k = vm.heap.str_value(b"n");
+    t.set(k, Value::Int(nargs as i64));
+    let t = vm.heap.new_table(t);
+    vm.rets(base + nargs, &[Value::Table(t)])
+}
+
+fn table_sort(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let t = check_table(vm, base, nargs, 0, "sort")?;
+    let cmp = arg(vm, base, nargs, 1);
+    if !matches!(cmp, Value::Nil | Value::Func(_) | Value::Builtin(_)) {
+        let got = type_name_for_arg(vm, base, nargs, 1);
+        return Err(arg_error(
+            vm,
+            1,
+            "sort",
+            &format!("function expected, got {got}"),
+        ));
+    }
+    let n = vm.heap.table(t).border();
+    let mut items: Vec<Value> = (1..=n).map(|i| vm.heap.table(t).get_int(i)).collect();
+    let roots_len = vm.extra_roots.len();
+    vm.extra_roots.extend_from_slice(&items);
+    let r = merge_sort(vm, &mut items, cmp);
+    vm.extra_roots.truncate(roots_len);
+    r?;
+    let tab = vm.heap.table_mut(t);
+    for (i, v) in items.into_iter().enumerate() {
+        tab.set_int(i as i64 + 1, v);
+    }
+    Ok((base, 0))
+}
+
+fn sort_less(vm: &mut Vm, a: Value, b: Value, cmp: Value) -> LResult<bool> {
+    if matches!(cmp, Value::Nil) {
+        vm.less(a, b, false)
+    } else {
+        Ok(vm.call_meta(cmp, &[a, b])?.truthy())
+    }
+}
+
+/// A stable merge sort calling the Lua comparator (errors propagate; an
+/// inconsistent comparator gives some order, never a panic).
+fn merge_sort(vm: &mut Vm, v: &mut [Value], cmp: Value) -> LResult<()> {
+    let n = v.len();
+    let mut buf = v.to_vec();
+    let mut width = 1;
+    while width < n {
+        let mut i = 0;
+        while i < n {
+            let mid = (i + width).min(n);
+            let hi = (i + 2 * width).min(n);
+            let (mut l, mut r, mut k) = (i, mid, i);
+            while l < mid && r < hi {
+                if sort_less(vm, v[r], v[l], cmp)? {
+                    buf[k] = v[r];
+                    r += 1;
+                } else {
+                    buf[k] = v[l];
+                    l += 1;
+                }
+                k += 1;
+            }
+            buf[k..k + mid - l].copy_from_slice(&v[l..mid]);
+            k += mid - l;
+            buf[k..k + hi - r].copy_from_slice(&v[r..hi]);
+            i = hi;
+        }
+        v.copy_from_slice(&buf);
+        width *= 2;
+    }
+    Ok(())
+}
+
+// ---------- string ----------
+
+fn str_format(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let fmt = check_str(vm, base, nargs, 0, "format")?;
+    let out = string_format(vm, &fmt, base, nargs)?;
+    let v = vm.heap.str_value(&out);
+    vm.rets(base + nargs, &[v])
+}
+
+/// Lua's string index translation: negative from the end, clamped.
+fn str_range(len: usize, i: i64, j: i64) -> (usize, usize) {
+    let len = len as i64;
+    let i = if i < 0 {
+        (len + i + 1).max(1)
+    } else if i == 0 {
+        1
+    } else {
+        i
+    };
+    let j = if j < 0 {
+        len + j + 1
+    } else if j > len {
+        len
+    } else {
+        j
+    };
+    if i > j {
+        (0, 0)
+    } else {
+        ((i - 1) as usize, j as usize)
+    }
+}
+
+fn str_sub(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let s = check_str(vm, base, nargs, 0, "sub")?;
+    let i = opt_int(vm, base, nargs, 1, "sub", 1)?;
+    let j = opt_int(vm, base, nargs, 2, "sub", -1)?;
+    let (a, b) = str_range(s.len(), i, j);
+    let v = vm.heap.str_value(&s[a..b]);
+    vm.rets(base + nargs, &[v])
+}
+
+fn str_len(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let s = check_str(vm, base, nargs, 0, "len")?;
+    vm.rets(base + nargs, &[Value::Int(s.len() as i64)])
+}
+
+fn str_rep(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let s = check_str(vm, base, nargs, 0, "rep")?;
+    let n = check_int(vm, base, nargs, 1, "rep")?;
+    let sep = match arg(vm, base, nargs, 2) {
+        Value::Nil => Vec::new(),
+        _ => check_str(vm, base, nargs, 2, "rep")?,
+    };
+    if n <= 0 {
+        let v = vm.heap.str_value(b"");
+        return vm.rets(base + nargs, &[v]);
+    }
+    let total = (s.len() + sep.len()) as u128 * n as u128;
+    if total > (1u128 << 31) {
+        return Err(vm.rt_error("resulting string too large"));
+    }
+    let mut out = Vec::with_capacity(total as usize);
+    for k in 0..n {
+        out.extend_from_slice(&s);
+        if k + 1 < n {
+            out.extend_from_slice(&sep);
+        }
+    }
+    let v = vm.heap.str_value(&out);
+    vm.rets(base + nargs, &[v])
+}
+
+fn str_byte(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let s = check_str(vm, base, nargs, 0, "byte")?;
+    let i = opt_int(vm, base, nargs, 1, "byte", 1)?;
+    let j = opt_int(vm, base, nargs, 2, "byte", i)?;
+    let (a, b) = str_range(s.len(), i, j);
+    let vals: Vec<Value> = s[a..b].iter().map(|&c| Value::Int(c as i64)).collect();
+    vm.rets(base + nargs, &vals)
+}
+
+fn str_char(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let mut out = Vec::with_capacity(nargs);
+    for i in 0..nargs {
+        let c = check_int(vm, base, nargs, i, "char")?;
+        if !(0..=255).contains(&c) {
+            return Err(arg_error(vm, i, "char", "value out of range"));
+        }
+        out.push(c as u8);
+    }
+    let v = vm.heap.str_value(&out);
+    vm.rets(base + nargs, &[v])
+}
+
+fn str_map(
+    vm: &mut Vm,
+    base: usize,
+    nargs: usize,
+    name: &str,
+    f: fn(&mut Vec<u8>),
+) -> LResult<(usize, usize)> {
+    let mut s = check_str(vm, base, nargs, 0, name)?;
+    f(&mut s);
+    let v = vm.heap.str_value(&s);
+    vm.rets(base + nargs, &[v])
+}
+
+fn str_upper(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    str_map(vm, base, nargs, "upper", |s| s.make_ascii_uppercase())
+}
+fn str_lower(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    str_map(vm, base, nargs, "lower", |s| s.make_ascii_lowercase())
+}
+fn str_reverse(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    str_map(vm, base, nargs, "reverse", |s| s.reverse())
+}
+
+// ---------- math ----------
+
+fn float_to_num(f: f64) -> Value {
+    match float_to_int_exact(f) {
+        Some(i) => Value::Int(i),
+        None => Value::Float(f),
+    }
+}
+
+fn math_floor(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let r = match check_num(vm, base, nargs, 0, "floor")? {
+        Value::Float(f) => float_to_num(f.floor()),
+        v => v,
+    };
+    vm.rets(base + nargs, &[r])
+}
+
+fn math_ceil(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let r = match check_num(vm, base, nargs, 0, "ceil")? {
+        Value::Float(f) => float_to_num(f.ceil()),
+        v => v,
+    };
+    vm.rets(base + nargs, &[r])
+}
+
+fn math_abs(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let r = match check_num(vm, base, nargs, 0, "abs")? {
+        Value::Int(i) => Value::Int(i.wrapping_abs()),
+        Value::Float(f) => Value::Float(f.abs()),
+        v => v,
+    };
+    vm.rets(base + nargs, &[r])
+}
+
+macro_rules! math_f1 {
+    ($name:ident, $lname:expr, $f:expr) => {
+        fn $name(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+            let x = check_float(vm, base, nargs, 0, $lname)?;
+            let f: fn(f64) -> f64 = $f;
+            vm.rets(base + nargs, &[Value::Float(f(x))])
+        }
+    };
+}
+math_f1!(math_sqrt, "sqrt", f64::sqrt);
+math_f1!(math_sin, "sin", f64::sin);
+math_f1!(math_cos, "cos", f64::cos);
+math_f1!(math_tan, "tan", f64::tan);
+math_f1!(math_asin, "asin", f64::asin);
+math_f1!(math_acos, "acos", f64::acos);
+math_f1!(math_exp, "exp", f64::exp);
+math_f1!(math_deg, "deg", |x| x * (180.0 / std::f64::consts::PI));
+math_f1!(math_rad, "rad", |x| x * (std::f64::consts::PI / 180.0));
+
+fn math_atan(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let y = check_float(vm, base, nargs, 0, "atan")?;
+    let x = if nargs >= 2 {
+        check_float(vm, base, nargs, 1, "atan")?
+    } else {
+        1.0
+    };
+    vm.rets(base + nargs, &[Value::Float(y.atan2(x))])
+}
+
+fn math_log(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let x = check_float(vm, base, nargs, 0, "log")?;
+    let r = if nargs >= 2 && !matches!(arg(vm, base, nargs, 1), Value::Nil) {
+        let b = check_float(vm, base, nargs, 1, "log")?;
+        if b == 2.0 {
+            x.log2()
+        } else if b == 10.0 {
+            x.log10()
+        } else {
+            x.ln() / b.ln()
+        }
+    } else {
+        x.ln()
+    };
+    vm.rets(base + nargs, &[Value::Float(r)])
+}
+
+fn math_fmod(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let a = check_num(vm, base, nargs, 0, "fmod")?;
+    let b = check_num(vm, base, nargs, 1, "fmod")?;
+    let r = match (a, b) {
+        (Value::Int(x), Value::Int(y)) => {
+            if y == 0 {
+                return Err(arg_error(vm, 1, "fmod", "zero"));
+            }
+            Value::Int(x.wrapping_rem(y))
+        }
+        _ => {
+            let f = |v: Value| match v {
+                Value::Int(i) => i as f64,
+                Value::Float(f) => f,
+                _ => 0.0,
+            };
+            Value::Float(f(a) % f(b))
+        }
+    };
+    vm.rets(base + nargs, &[r])
+}
+
+fn math_modf(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let x = check_float(vm, base, nargs, 0, "modf")?;
+    let ip = if x.is_infinite() { x } else { x.trunc() };
+    let frac = if x.is_infinite() { 0.0 } else { x - ip };
+    let ipv = float_to_num(ip);
+    vm.rets(base + nargs, &[ipv, Value::Float(frac)])
+}
+
+fn math_minmax(
+    vm: &mut Vm,
+    base: usize,
+    nargs: usize,
+    name: &str,
+    want_max: bool,
+) -> LResult<(usize, usize)> {
+    let mut best = check_num(vm, base, nargs, 0, name)?;
+    for i in 1..nargs {
+        let v = check_num(vm, base, nargs, i, name)?;
+        let better = if want_max {
+            vm.less(best, v, false)?
+        } else {
+            vm.less(v, best, false)?
+        };
+        if better {
+            best = v;
+        }
+    }
+    vm.rets(base + nargs, &[best])
+}
+
+fn math_max(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    math_minmax(vm, base, nargs, "max", true)
+}
+fn math_min(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    math_minmax(vm, base, nargs, "min", false)
+}
+
+fn math_tointeger(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let r = match arg(vm, base, nargs, 0) {
+        Value::Int(i) => Value::Int(i),
+        Value::Float(f) => float_to_int_exact(f).map(Value::Int).unwrap_or(Value::Nil),
+        Value::Str(s) => match str_to_number(vm.heap.str_bytes(s)) {
+            Some(Value::Int(i)) => Value::Int(i),
+            Some(Value::Float(f)) => float_to_int_exact(f).map(Value::Int).unwrap_or(Value::Nil),
+            _ => Value::Nil,
+        },
+        _ => Value::Nil,
+    };
+    vm.rets(base + nargs, &[r])
+}
+
+fn math_type(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    if nargs == 0 {
+        return Err(arg_error(vm, 0, "type", "value expected"));
+    }
+    let r = match arg(vm, base, nargs, 0) {
+        Value::Int(_) => vm.heap.str_value(b"integer"),
+        Value::Float(_) => vm.heap.str_value(b"float"),
+        _ => Value::Nil,
+    };
+    vm.rets(base + nargs, &[r])
+}
+
+fn math_ult(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let a = check_int(vm, base, nargs, 0, "ult")?;
+    let b = check_int(vm, base, nargs, 1, "ult")?;
+    vm.rets(base + nargs, &[Value::Bool((a as u64) < (b as u64))])
+}
+
+/// xoshiro256** (the generator lua5.4 uses).
+fn next_rand(vm: &mut Vm) -> u64 {
+    let s = &mut vm.rng;
+    let result = s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
+    let t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = s[3].rotate_left(45);
+    result
+}
+
+fn math_random(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let r = next_rand(vm);
+    let (lo, hi) = match nargs {
+        0 => {
+            let f = (r >> 11) as f64 * (0.5 / (1u64 << 52) as f64);
+            return vm.rets(base + nargs, &[Value::Float(f)]);
+        }
+        1 => (1, check_int(vm, base, nargs, 0, "random")?),
+        _ => (
+            check_int(vm, base, nargs, 0, "random")?,
+            check_int(vm, base, nargs, 1, "random")?,
+        ),
+    };
+    if lo > hi {
+        return Err(arg_error(
+            vm,
+            nargs.min(2) - 1,
+            "random",
+            "interval is empty",
+        ));
+    }
+    let span = (hi as u64).wrapping_sub(lo as u64);
+    let v = if span == u64::MAX { r } else { r % (span + 1) };
+    vm.rets(
+        base + nargs,
+        &[Value::Int((lo as u64).wrapping_add(v) as i64)],
+    )
+}
+
+fn math_randomseed(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let n = if nargs > 0 {
+        check_int(vm, base, nargs, 0, "randomseed")?
+    } else {
+        0
+    };
+    vm.rng = [n as u64, 0xff, 0, 0];
+    for _ in 0..16 {
+        next_rand(vm);
+    }
+    Ok((base, 0))
+}
+
+// ---------- io and os ----------
+
+fn write_values(vm: &mut Vm, base: usize, nargs: usize, from: usize) -> LResult<()> {
+    for i in from..nargs {
+        let v = vm.stack[base + i];
+        let mut buf = Vec::new();
+        if !vm.concat_piece(v, &mut buf) {
+            let got = type_name_for_arg(vm, base, nargs, i);
+            return Err(arg_error(
+                vm,
+                i - from,
+                "write",
+                &format!("string expected, got {got}"),
+            ));
+        }
+        if vm.out.write_all(&buf).is_err() {
+            return Err(vm.rt_error("cannot write to the output"));
+        }
+    }
+    Ok(())
+}
+
+fn io_write(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    write_values(vm, base, nargs, 0)?;
+    let io = vm.heap.str_value(b"io");
+    let iot = vm.heap.table(vm.globals).get(io);
+    let stdout = match iot {
+        Value::Table(t) => {
+            let k = vm.heap.str_value(b"stdout");
+            vm.heap.table(t).get(k)
+        }
+        _ => Value::Nil,
+    };
+    vm.rets(base + nargs, &[stdout])
+}
+
+fn io_stdout_write(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    write_values(vm, base, nargs, 1)?;
+    Ok((base, 1))
+}
+
+fn io_flush(vm: &mut Vm, base: usize, _nargs: usize) -> LResult<(usize, usize)> {
+    let _ = vm.out.flush();
+    Ok((base, 0))
+}
+
+fn os_clock(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let t = vm.start.elapsed().as_secs_f64();
+    vm.rets(base + nargs, &[Value::Float(t)])
+}
+
+fn os_time(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    vm.rets(base + nargs, &[Value::Int(t)])
+}
+
+fn os_getenv(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let name = check_str(vm, base, nargs, 0, "getenv")?;
+    let r = match std::env::var_os(String::from_utf8_lossy(&name).as_ref()) {
+        Some(v) => vm.heap.str_value(v.to_string_lossy().as_bytes()),
+        None => Value::Nil,
+    };
+    vm.rets(base + nargs, &[r])
+}
+
+fn os_exit(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let code = match arg(vm, base, nargs, 0) {
+        Value::Nil | Value::Bool(true) => 0,
+        Value::Bool(false) => 1,
+        _ => check_int(vm, base, nargs, 0, "exit")? as i32,
+    };
+    Err(LuaError {
+        value: Value::Nil,
+        exit: Some(code),
+    })
+}

@@ -1,0 +1,489 @@
+//! Lua tables: an array part for the keys `1..=n` and a hash part, an
+//! open-addressing table with linear probing whose slot order is the
+//! traversal order (so `next` resumes from any key). Float keys with an
+//! integer value are stored as integers (`t[1.0]` is `t[1]`); NaN and nil
+//! keys are rejected by the caller. A key set to nil stays as a dead entry
+//! until the next rehash, as in lua5.4, so clearing fields during a
+//! traversal is allowed.
+
+use crate::value::{float_to_int_exact, TableRef, Value};
+
+/// A key's identity: its variant and payload bits. Strings are interned
+/// and float keys normalized, so equal keys have equal bits.
+#[inline(always)]
+fn key_bits(k: Value) -> (u8, u64) {
+    match k {
+        Value::Nil => (0, 0),
+        Value::Bool(b) => (1, b as u64),
+        Value::Int(i) => (2, i as u64),
+        Value::Float(f) => (3, f.to_bits()),
+        Value::Str(s) => (4, s.0 as u64),
+        Value::Table(t) => (5, t.0 as u64),
+        Value::Func(f) => (6, f.0 as u64),
+        Value::Builtin(b) => (7, b as u64),
+    }
+}
+
+/// The value a key's identity stands for (the inverse of [`key_bits`]).
+fn key_value(tag: u8, bits: u64) -> Value {
+    match tag {
+        1 => Value::Bool(bits != 0),
+        2 => Value::Int(bits as i64),
+        3 => Value::Float(f64::from_bits(bits)),
+        4 => Value::Str(crate::value::StrRef(bits as u32)),
+        5 => Value::Table(TableRef(bits as u32)),
+        6 => Value::Func(crate::value::FnRef(bits as u32)),
+        7 => Value::Builtin(bits as u32),
+        _ => Value::Nil,
+    }
+}
+
+/// A hash-part slot: the key's identity (tag 0: empty) and the value.
+#[derive(Clone, Copy, Debug, Default)]
+struct Slot {
+    bits: u64,
+    tag: u8,
+    value: Value,
+}
+
+/// The hash part: open addressing with linear probing.
+#[derive(Default, Debug)]
+pub struct HashPart {
+    slots: Vec<Slot>,
+    /// Occupied slots (live and dead entries).
+    used: usize,
+}
+
+impl HashPart {
+    fn with_capacity(n: usize) -> Self {
+        let mut h = HashPart::default();
+        if n > 0 {
+            h.slots = vec![Slot::default(); (n * 4 / 3 + 1).next_power_of_two()];
+        }
+        h
+    }
+
+    #[inline(always)]
+    fn home(&self, tag: u8, bits: u64) -> usize {
+        let h = (bits ^ ((tag as u64) << 56)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (h >> 32) as usize & (self.slots.len() - 1)
+    }
+
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.used == 0
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The slot holding `k`, if any.
+    #[inline]
+    fn find(&self, k: Value) -> Option<usize> {
+        if self.used == 0 {
+            return None;
+        }
+        let (tag, bits) = key_bits(k);
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(tag, bits);
+        loop {
+            let s = &self.slots[i];
+            if s.bits == bits && s.tag == tag {
+                return Some(i);
+            }
+            if s.tag == 0 {
+                return None;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    #[inline]
+    pub fn get(&self, k: Value) -> Option<Value> {
+        self.find(k).map(|i| self.slots[i].value)
+    }
+
+    fn get_mut(&mut self, k: Value) -> Option<&mut Value> {
+        self.find(k).map(|i| &mut self.slots[i].value)
+    }
+
+    /// Whether inserting one more key needs a rehash (load factor 3/4).
+    fn full(&self) -> bool {
+        (self.used + 1) * 4 > self.slots.len() * 3
+    }
+
+    /// Inserts a key known to be absent, with room for it.
+    fn insert_new(&mut self, k: Value, v: Value) {
+        let (tag, bits) = key_bits(k);
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(tag, bits);
+        while self.slots[i].tag != 0 {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = Slot {
+            bits,
+            tag,
+            value: v,
+        };
+        self.used += 1;
+    }
+
+    /// Rebuilds with room for `extra` more keys, keeping live entries that
+    /// `keep` accepts.
+    fn rebuild(&mut self, extra: usize, mut keep: impl FnMut(Value, Value) -> bool) {
+        let old = std::mem::take(&mut self.slots);
+        let live: Vec<(Value, Value)> = old
+            .into_iter()
+            .filter(|s| s.tag != 0 && !matches!(s.value, Value::Nil))
+            .map(|s| (key_value(s.tag, s.bits), s.value))
+            .filter(|&(k, v)| keep(k, v))
+            .collect();
+        let need = live.len() + extra;
+        self.used = 0;
+        self.slots = if need == 0 {
+            Vec::new()
+        } else {
+            vec![Slot::default(); (need * 4 / 3 + 1).next_power_of_two().max(4)]
+        };
+        for (k, v) in live {
+            self.insert_new(k, v);
+        }
+    }
+
+    /// The entry in slot `i` (key, value) if the slot is occupied.
+    #[inline]
+    fn slot(&self, i: usize) -> Option<(Value, Value)> {
+        let s = self.slots[i];
+        (s.tag != 0).then(|| (key_value(s.tag, s.bits), s.value))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (Value, Value)> + '_ {
+        self.slots
+            .iter()
+            .filter(|s| s.tag != 0)
+            .map(|s| (key_value(s.tag, s.bits), s.value))
+    }
+}
+
+/// A Lua table.
+#[derive(Default, Debug)]
+pub struct Table {
+    /// `arr[i]` is the value of key `i + 1`.
+    pub arr: Vec<Value>,
+    pub hash: HashPart,
+    pub meta: Option<TableRef>,
+}
+
+/// Normalizes a float key with an integer value to the integer.
+#[inline]
+pub fn norm_key(k: Value) -> Value {
+    if let Value::Float(f) = k {
+        if let Some(i) = float_to_int_exact(f) {
+            return Value::Int(i);
+        }
+    }
+    k
+}
+
+impl Table {
+    pub fn with_capacity(narr: usize, nhash: usize) -> Self {
+        Table {
+            arr: Vec::with_capacity(narr),
+            hash: HashPart::with_capacity(nhash),
+            meta: None,
+        }
+    }
+
+    /// Approximate heap bytes owned (for the collector's accounting).
+    pub fn size_bytes(&self) -> usize {
+        64 + self.arr.capacity() * 16 + self.hash.capacity() * 32
+    }
+
+    #[inline]
+    pub fn get_int(&self, i: i64) -> Value {
+        let idx = (i as u64).wrapping_sub(1);
+        if idx < self.arr.len() as u64 {
+            return self.arr[idx as usize];
+        }
+        if self.hash.is_empty() {
+            return Value::Nil;
+        }
+        self.hash.get(Value::Int(i)).unwrap_or(Value::Nil)
+    }
+
+    /// The value for a string key (strings are interned: identity lookup).
+    #[inline]
+    pub fn get_str(&self, k: Value) -> Value {
+        if self.hash.is_empty() {
+            return Value::Nil;
+        }
+        self.hash.get(k).unwrap_or(Value::Nil)
+    }
+
+    /// Raw get for any key.
+    #[inline]
+    pub fn get(&self, k: Value) -> Value {
+        match k {
+            Value::Int(i) => self.get_int(i),
+            Value::Str(_) => self.get_str(k),
+            Value::Nil => Value::Nil,
+            Value::Float(f) => match float_to_int_exact(f) {
+                Some(i) => self.get_int(i),
+                None if f.is_nan() => Value::Nil,
+                None => self.get_str(k),
+            },
+            _ => self.get_str(k),
+        }
+    }
+
+    /// Raw set; the key is not nil or NaN (the caller checked) and is
+    /// normalized here.
+    pub fn set(&mut self, k: Value, v: Value) {
+        let k = norm_key(k);
+        if let Value::Int(i) = k {
+            self.set_int(i, v);
+            return;
+        }
+        self.set_hash(k, v);
+    }
+
+    pub fn set_int(&mut self, i: i64, v: Value) {
+        let idx = (i as u64).wrapping_sub(1);
+        let len = self.arr.len() as u64;
+        if idx < len {
+            self.arr[idx as usize] = v;
+            return;
+        }
+        if idx == len && !matches!(v, Value::Nil) {
+            self.arr.push(v);
+            if !self.hash.is_empty() {
+                // The key may have lived in the hash part; then pull the
+                // following keys into the array too.
+                self.remove_hash(Value::Int(i));
+                self.migrate();
+            }
+            return;
+        }
+        self.set_hash(Value::Int(i), v);
+    }
+
+    fn remove_hash(&mut self, k: Value) {
+        if let Some(slot) = self.hash.get_mut(k) {
+            *slot = Value::Nil;
+        }
+    }
+
+    /// Moves keys `len+1, len+2, …` from the hash part to the array part.
+    fn migrate(&mut self) {
+        loop {
+            let next = Value::Int(self.arr.len() as i64 + 1);
+            match self.hash.get(next) {
+                Some(v) if !matches!(v, Value::Nil) => {
+                    self.arr.push(v);
+                    self.remove_hash(next);
+                }
+                _ => return,
+            }
+        }
+    }
+
+    fn set_hash(&mut self, k: Value, v: Value) {
+        if let Some(slot) = self.hash.get_mut(k) {
+            *slot = v;
+            return;
+        }
+        if matches!(v, Value::Nil) {
+            return;
+        }
+        if self.hash.full() {
+            // Like lua5.4's rehash: move integer keys to the array part if
+            // it would be more than half full, drop dead entries, resize.
+            self.rehash(k);
+            if let Value::Int(i) = k {
+                if (i as u64).wrapping_sub(1) < self.arr.len() as u64 {
+                    self.arr[(i - 1) as usize] = v;
+                    return;
+                }
+            }
+        }
+        self.hash.insert_new(k, v);
+    }
+
+    /// Resizes the array part to the largest power of two `n` such that
+    /// more than `n/2` of the keys `1..=n` are present (counting `extra`);
+    /// then rebuilds the hash part with room for one more key.
+    fn rehash(&mut self, extra: Value) {
+        let mut nums = [0usize; 65];
+        let mut total = 0usize;
+        let mut count = |i: i64| {
+            if i >= 1 {
+                let b = 64 - ((i - 1) as u64).leading_zeros() as usize;
+                nums[b] += 1;
+                total += 1;
+            }
+        };
+        for (i, v) in self.arr.iter().enumerate() {
+            if !matches!(v, Value::Nil) {
+                count(i as i64 + 1);
+            }
+        }
+        for (k, v) in self.hash.iter() {
+            if let (Value::Int(i), false) = (k, matches!(v, Value::Nil)) {
+                count(i);
+            }
+        }
+        if let Value::Int(i) = extra {
+            count(i);
+        }
+        let mut acc = 0usize;
+        let mut optimal = 0usize;
+        for (b, &n) in nums.iter().enumerate().take(63) {
+            let two = 1usize << b;
+            acc += n;
+            if acc > two / 2 {
+                optimal = two;
+            }
+            if two / 2 >= total {
+                break;
+            }
+        }
+        if optimal > self.arr.len() {
+            self.arr.resize(optimal, Value::Nil);
+            let arr = &mut self.arr;
+            self.hash.rebuild(1, |k, v| {
+                if let Value::Int(i) = k {
+                    if i >= 1 && (i as u64) <= optimal as u64 {
+                        arr[(i - 1) as usize] = v;
+                        return false;
+                    }
+                }
+                true
+            });
+        } else {
+            let grow = self.hash.capacity().max(4);
+            self.hash.rebuild(grow.max(1), |_, _| true);
+        }
+    }
+
+    /// A border (`#t`): `n` with `t[n] ~= nil` and `t[n+1] == nil` (or 0).
+    pub fn border(&self) -> i64 {
+        let n = self.arr.len();
+        if n > 0 && matches!(self.arr[n - 1], Value::Nil) {
+            // Binary search in the array part: arr[lo-1] present (or lo =
+            // 0), arr[hi-1] absent.
+            let (mut lo, mut hi) = (0usize, n);
+            while hi - lo > 1 {
+                let m = (lo + hi) / 2;
+                if matches!(self.arr[m - 1], Value::Nil) {
+                    hi = m;
+                } else {
+                    lo = m;
+                }
+            }
+            return lo as i64;
+        }
+        if self.hash.is_empty() || matches!(self.get_int(n as i64 + 1), Value::Nil) {
+            return n as i64;
+        }
+        // Unbounded search in the hash part, then binary search.
+        let mut i = n as u64 + 1;
+        let mut j = i * 2;
+        while !matches!(self.get_int(j as i64), Value::Nil) {
+            i = j;
+            if j > (i64::MAX as u64) / 2 {
+                // Pathological: linear search.
+                let mut k = 1i64;
+                while !matches!(self.get_int(k), Value::Nil) {
+                    k += 1;
+                }
+                return k - 1;
+            }
+            j *= 2;
+        }
+        while j - i > 1 {
+            let m = (i + j) / 2;
+            if matches!(self.get_int(m as i64), Value::Nil) {
+                j = m;
+            } else {
+                i = m;
+            }
+        }
+        i as i64
+    }
+
+    /// The entry after `k` in traversal order (`k` nil: the first), or
+    /// `Err(())` if `k` is not a key of the table.
+    #[allow(clippy::result_unit_err)]
+    pub fn next(&self, k: Value) -> Result<Option<(Value, Value)>, ()> {
+        let k = norm_key(k);
+        let (arr_from, hash_from) = match k {
+            Value::Nil => (0, 0),
+            Value::Int(i) if i >= 1 && (i as u64) <= self.arr.len() as u64 => (i as usize, 0),
+            _ => (usize::MAX, self.hash.find(k).ok_or(())? + 1),
+        };
+        if arr_from != usize::MAX {
+            for i in arr_from..self.arr.len() {
+                if !matches!(self.arr[i], Value::Nil) {
+                    return Ok(Some((Value::Int(i as i64 + 1), self.arr[i])));
+                }
+            }
+        }
+        for i in hash_from..self.hash.capacity() {
+            if let Some((k, v)) = self.hash.slot(i) {
+                if !matches!(v, Value::Nil) {
+                    return Ok(Some((k, v)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every value and key (for the collector's marking).
+    pub fn for_each_ref(&self, mut f: impl FnMut(Value)) {
+        for &v in &self.arr {
+            f(v);
+        }
+        for (k, v) in self.hash.iter() {
+            f(k);
+            f(v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn array_and_hash_parts_agree() {
+        let mut t = Table::default();
+        t.set(Value::Int(2), Value::Int(20));
+        assert_eq!(t.arr.len(), 0);
+        t.set(Value::Float(1.0), Value::Int(10));
+        assert_eq!(t.arr.len(), 2, "key 2 migrates once key 1 exists");
+        assert!(matches!(t.get(Value::Float(2.0)), Value::Int(20)));
+        assert_eq!(t.border(), 2);
+        t.set(Value::Int(2), Value::Nil);
+        assert_eq!(t.border(), 1);
+        let mut sparse = Table::default();
+        for i in 2..=1000 {
+            sparse.set_int(i, Value::Bool(true));
+        }
+        assert!(
+            sparse.arr.len() >= 512,
+            "dense integer keys move to the array part"
+        );
+        assert!(matches!(sparse.get_int(700), Value::Bool(true)));
+        assert!(matches!(sparse.get_int(1), Value::Nil));
+        t.set(Value::Int(4), Value::Int(1));
+        let mut keys = vec![];
+        let mut k = Value::Nil;
+        while let Some((nk, _)) = t.next(k).unwrap() {
+            keys.push(nk);
+            k = nk;
+        }
+        assert_eq!(keys.len(), 2);
+        assert!(t.next(Value::Int(99)).is_err());
+    }
+}

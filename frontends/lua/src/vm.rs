@@ -1,0 +1,1976 @@
+//! The interpreter: one value stack, a stack of Lua call frames, and a
+//! dispatch loop over [`Op`]. Lua-to-Lua calls and returns stay inside the
+//! loop (no Rust recursion); standard-library functions and metamethods
+//! that call back into Lua re-enter it, bounded by [`MAX_C_DEPTH`].
+//!
+//! Every frame's state is `(closure, base, pc)` in [`Frame`], saved before
+//! anything that can call out or fail, so execution can resume at any
+//! instruction — the property the JIT tier will deoptimize into.
+
+use crate::bytecode::{Op, Proto};
+use crate::heap::{Closure, Heap, UpRef, UpVal};
+use crate::table::Table;
+use crate::value::*;
+use std::io::Write;
+use std::rc::Rc;
+
+/// Nested re-entries of the interpreter from Rust (metamethods, `pcall`,
+/// `sort` comparators …): lua5.4's LUAI_MAXCCALLS.
+pub const MAX_C_DEPTH: u32 = 200;
+/// Value-stack slots (lua5.4's LUAI_MAXSTACK): deeper Lua recursion is a
+/// "stack overflow" error.
+pub const MAX_STACK: usize = 1_000_000;
+
+/// A Lua error: the error value, or a request to exit the process.
+#[derive(Debug, Clone)]
+pub struct LuaError {
+    pub value: Value,
+    /// `os.exit(code)`: not catchable by `pcall`.
+    pub exit: Option<i32>,
+}
+
+pub type LResult<T> = Result<T, LuaError>;
+
+/// A standard-library function: arguments at `stack[base..base + nargs]`;
+/// returns where its results are (start, count).
+pub type BuiltinFn = fn(&mut Vm, usize, usize) -> LResult<(usize, usize)>;
+
+/// A Lua call frame.
+pub struct Frame {
+    /// The stack slot holding the called function (results go here).
+    pub func: usize,
+    /// Register 0.
+    pub base: usize,
+    /// The next instruction.
+    pub pc: usize,
+    pub closure: FnRef,
+    pub nvarargs: usize,
+    /// Results the caller wants (-1: all).
+    pub want: i32,
+    /// The interpreter loop that pushed this frame returns when it does.
+    pub entry: bool,
+}
+
+/// Metamethod events with a name string interned at start.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Event {
+    Index,
+    NewIndex,
+    Call,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Pow,
+    Unm,
+    IDiv,
+    BAnd,
+    BOr,
+    BXor,
+    Shl,
+    Shr,
+    BNot,
+    Concat,
+    Len,
+    Eq,
+    Lt,
+    Le,
+    ToString,
+    Name,
+    Metatable,
+    Pairs,
+    Close,
+}
+
+const EVENT_NAMES: [&str; 27] = [
+    "__index",
+    "__newindex",
+    "__call",
+    "__add",
+    "__sub",
+    "__mul",
+    "__div",
+    "__mod",
+    "__pow",
+    "__unm",
+    "__idiv",
+    "__band",
+    "__bor",
+    "__bxor",
+    "__shl",
+    "__shr",
+    "__bnot",
+    "__concat",
+    "__len",
+    "__eq",
+    "__lt",
+    "__le",
+    "__tostring",
+    "__name",
+    "__metatable",
+    "__pairs",
+    "__close",
+];
+
+/// The interpreter state.
+pub struct Vm {
+    pub heap: Heap,
+    pub stack: Vec<Value>,
+    pub frames: Vec<Frame>,
+    /// First free slot after a variable number of results.
+    pub top: usize,
+    pub globals: TableRef,
+    /// `package.loaded`.
+    pub loaded: TableRef,
+    /// The metatable of strings (`__index` = the string library).
+    pub string_meta: Option<TableRef>,
+    pub builtins: Vec<(&'static str, BuiltinFn)>,
+    open_upvals: Vec<(usize, UpRef)>,
+    event_names: Vec<Value>,
+    pub c_depth: u32,
+    /// The running library function was called by another one (not by
+    /// Lua code): its errors carry no position, as in lua5.4.
+    builtin_from_rust: bool,
+    /// A library function is running (not Lua code): errors raised by the
+    /// call machinery itself then carry no position, as in lua5.4.
+    in_builtin: bool,
+    /// Values a builtin holds while it calls back into Lua (collector roots).
+    pub extra_roots: Vec<Value>,
+    pub out: Box<dyn Write>,
+    pub start: std::time::Instant,
+    pub rng: [u64; 4],
+}
+
+macro_rules! rk {
+    ($self:ident, $base:ident, $r:expr) => {
+        $self.stack[$base + $r as usize]
+    };
+}
+
+impl Vm {
+    pub fn new(out: Box<dyn Write>) -> Self {
+        let mut heap = Heap::default();
+        let globals = heap.new_table(Table::default());
+        let loaded = heap.new_table(Table::default());
+        let event_names = EVENT_NAMES
+            .iter()
+            .map(|n| heap.str_value(n.as_bytes()))
+            .collect();
+        let mut vm = Vm {
+            heap,
+            stack: vec![Value::Nil; 1024],
+            frames: Vec::new(),
+            top: 0,
+            globals,
+            loaded,
+            string_meta: None,
+            builtins: Vec::new(),
+            open_upvals: Vec::new(),
+            event_names,
+            c_depth: 0,
+            builtin_from_rust: false,
+            in_builtin: false,
+            extra_roots: Vec::new(),
+            out,
+            start: std::time::Instant::now(),
+            rng: [
+                0x9E37_79B9_7F4A_7C15,
+                0xBF58_476D_1CE4_E5B9,
+                0x94D0_49BB_1331_11EB,
+                1,
+            ],
+        };
+        crate::stdlib::open(&mut vm);
+        vm
+    }
+
+    // ---------- errors ----------
+
+    /// The chunk and line of the function `level` calls down (0: the
+    /// innermost Lua function), as `chunk:line: `; empty when that
+    /// function is not Lua code (a library function called it).
+    pub fn where_(&self, level: usize) -> String {
+        if self.builtin_from_rust || self.frames.len() <= level {
+            return String::new();
+        }
+        let top = self.frames.len() - 1;
+        for l in 0..level {
+            if self.frames[top - l].entry {
+                return String::new();
+            }
+        }
+        let f = &self.frames[top - level];
+        let p = self.frame_proto(f);
+        let line = p.lines.get(f.pc.saturating_sub(1)).copied().unwrap_or(0);
+        format!("{}:{}: ", p.source, line)
+    }
+
+    /// A runtime error at the current instruction (`chunk:line: msg`).
+    pub fn rt_error(&mut self, msg: impl AsRef<str>) -> LuaError {
+        let s = format!("{}{}", self.where_(0), msg.as_ref());
+        let v = self.heap.str_value(s.as_bytes());
+        LuaError {
+            value: v,
+            exit: None,
+        }
+    }
+
+    /// An error with a plain message and no position.
+    pub fn plain_error(&mut self, msg: &str) -> LuaError {
+        let v = self.heap.str_value(msg.as_bytes());
+        LuaError {
+            value: v,
+            exit: None,
+        }
+    }
+
+    /// The prototype a frame runs.
+    #[inline]
+    pub fn frame_proto(&self, f: &Frame) -> &Proto {
+        &self.heap.closures.get(f.closure.0).proto
+    }
+
+    #[inline(always)]
+    fn save_pc(&mut self, pc: usize) {
+        if let Some(f) = self.frames.last_mut() {
+            f.pc = pc;
+        }
+    }
+
+    /// How error messages name register `reg` of the running function at
+    /// its current instruction: ` (local 'x')`, ` (global 'x')`, …
+    pub fn var_info(&self, reg: u8) -> String {
+        let Some(f) = self.frames.last() else {
+            return String::new();
+        };
+        let p = self.frame_proto(f);
+        let pc = f.pc.saturating_sub(1) as u32;
+        let mut found = None;
+        for l in &p.locals {
+            if l.reg == reg && l.start_pc <= pc && pc < l.end_pc {
+                found = Some(&l.name);
+            }
+        }
+        if let Some(n) = found {
+            return format!(" (local '{}')", String::from_utf8_lossy(n));
+        }
+        let kname = |k: usize| match p.consts.get(k) {
+            Some(Value::Str(s)) => String::from_utf8_lossy(self.heap.str_bytes(*s)).into_owned(),
+            _ => "?".into(),
+        };
+        // The last instruction before pc that wrote the register, unless
+        // that write is conditional (inside a region a jump skips), like
+        // lua5.4's findsetreg.
+        let mut setreg = None;
+        let mut jmptarget = 0usize;
+        for i in 0..pc as usize {
+            let op = p.code[i];
+            if let Op::Jmp(off) = op {
+                let dest = (i as i64 + 1 + off as i64) as usize;
+                if dest <= pc as usize && dest > jmptarget {
+                    jmptarget = dest;
+                }
+                continue;
+            }
+            if op_writes(op, reg) {
+                setreg = (i >= jmptarget).then_some(i);
+            }
+        }
+        let Some(i) = setreg else {
+            return String::new();
+        };
+        match p.code[i] {
+            Op::GetGlobal(_, k) => format!(" (global '{}')", kname(k as usize)),
+            Op::GetField(_, _, k) => format!(" (field '{}')", kname(k as usize)),
+            Op::SelfOp(a, _, k) if a == reg => format!(" (method '{}')", kname(k as usize)),
+            Op::GetUpval(_, u) => format!(
+                " (upvalue '{}')",
+                p.upval_names
+                    .get(u as usize)
+                    .map(|n| String::from_utf8_lossy(n).into_owned())
+                    .unwrap_or_default()
+            ),
+            Op::LoadK(_, k) => match p.consts.get(k as usize) {
+                Some(Value::Str(_)) => format!(" (constant '{}')", kname(k as usize)),
+                _ => String::new(),
+            },
+            Op::Move(_, b) if b < reg => {
+                // Named after the local it copies, if any.
+                let mut n = String::new();
+                for l in &p.locals {
+                    if l.reg == b && l.start_pc <= i as u32 && (i as u32) < l.end_pc {
+                        n = format!(" (local '{}')", String::from_utf8_lossy(&l.name));
+                    }
+                }
+                n
+            }
+            _ => String::new(),
+        }
+    }
+
+    fn type_error(&mut self, v: Value, what: &str, reg: Option<u8>) -> LuaError {
+        let info = reg.map(|r| self.var_info(r)).unwrap_or_default();
+        let tn = self.type_name_meta(v);
+        self.rt_error(format!("attempt to {what} a {tn} value{info}"))
+    }
+
+    /// A value's type name, honouring `__name` in its metatable.
+    pub fn type_name_meta(&self, v: Value) -> String {
+        if let Some(mt) = self.metatable(v) {
+            if let Value::Str(s) = self
+                .heap
+                .table(mt)
+                .get_str(self.event_names[Event::Name as usize])
+            {
+                return String::from_utf8_lossy(self.heap.str_bytes(s)).into_owned();
+            }
+        }
+        v.type_name().to_string()
+    }
+
+    // ---------- stack ----------
+
+    /// Makes `stack[..n]` addressable; a stack beyond [`MAX_STACK`] is a
+    /// "stack overflow" error.
+    #[inline]
+    pub fn ensure_stack(&mut self, n: usize) -> LResult<()> {
+        if n > self.stack.len() {
+            if n > MAX_STACK + 1000 {
+                return Err(self.rt_error("stack overflow"));
+            }
+            let new_len = (n * 2).clamp(1024, MAX_STACK + 2000);
+            self.stack.resize(new_len, Value::Nil);
+        }
+        Ok(())
+    }
+
+    /// Writes `vals` at `at` (growing the stack) and returns them as a
+    /// builtin's results.
+    pub fn rets(&mut self, at: usize, vals: &[Value]) -> LResult<(usize, usize)> {
+        self.ensure_stack(at + vals.len() + 1)?;
+        self.stack[at..at + vals.len()].copy_from_slice(vals);
+        Ok((at, vals.len()))
+    }
+
+    // ---------- upvalues ----------
+
+    fn find_upval(&mut self, idx: usize) -> UpRef {
+        let mut pos = self.open_upvals.len();
+        while pos > 0 {
+            let (i, u) = self.open_upvals[pos - 1];
+            if i == idx {
+                return u;
+            }
+            if i < idx {
+                break;
+            }
+            pos -= 1;
+        }
+        let u = self.heap.new_upval(UpVal::Open(idx));
+        self.open_upvals.insert(pos, (idx, u));
+        u
+    }
+
+    /// Closes the open upvalues of slots `>= level`.
+    pub fn close_upvals(&mut self, level: usize) {
+        while let Some(&(i, u)) = self.open_upvals.last() {
+            if i < level {
+                break;
+            }
+            *self.heap.upvals.get_mut(u.0) = UpVal::Closed(self.stack[i]);
+            self.open_upvals.pop();
+        }
+    }
+
+    #[inline]
+    fn upval_get(&self, cl: FnRef, i: u8) -> Value {
+        let u = self.heap.closures.get(cl.0).upvals[i as usize];
+        match *self.heap.upvals.get(u.0) {
+            UpVal::Open(idx) => self.stack[idx],
+            UpVal::Closed(v) => v,
+        }
+    }
+
+    #[inline]
+    fn upval_set(&mut self, cl: FnRef, i: u8, v: Value) {
+        let u = self.heap.closures.get(cl.0).upvals[i as usize];
+        match self.heap.upvals.get_mut(u.0) {
+            UpVal::Open(idx) => {
+                let idx = *idx;
+                self.stack[idx] = v;
+            }
+            UpVal::Closed(slot) => *slot = v,
+        }
+    }
+
+    // ---------- collector ----------
+
+    /// A full collection with the stack live up to `live_top`.
+    pub fn collect_garbage(&mut self, live_top: usize) {
+        let live_top = live_top.min(self.stack.len());
+        for v in &mut self.stack[live_top..] {
+            *v = Value::Nil;
+        }
+        let mut roots: Vec<Value> = Vec::with_capacity(live_top + 64);
+        roots.extend_from_slice(&self.stack[..live_top]);
+        roots.push(Value::Table(self.globals));
+        roots.push(Value::Table(self.loaded));
+        if let Some(m) = self.string_meta {
+            roots.push(Value::Table(m));
+        }
+        roots.extend(self.event_names.iter().copied());
+        roots.extend(self.extra_roots.iter().copied());
+        for f in &self.frames {
+            roots.push(Value::Func(f.closure));
+        }
+        let ups: Vec<UpRef> = self.open_upvals.iter().map(|&(_, u)| u).collect();
+        self.heap.collect(roots, &ups);
+    }
+
+    /// The top of the innermost frame (everything above is dead).
+    fn frame_top(&self) -> usize {
+        self.frames
+            .last()
+            .map(|f| f.base + self.frame_proto(f).max_stack as usize)
+            .unwrap_or(self.top)
+            .max(self.top)
+    }
+
+    /// Collects if enough was allocated; only called where every live
+    /// value is rooted.
+    #[inline]
+    pub fn gc_check(&mut self) {
+        if self.heap.should_collect() {
+            let top = self.frame_top();
+            self.collect_garbage(top);
+        }
+    }
+
+    // ---------- metatables and indexing ----------
+
+    pub fn metatable(&self, v: Value) -> Option<TableRef> {
+        match v {
+            Value::Table(t) => self.heap.table(t).meta,
+            Value::Str(_) => self.string_meta,
+            _ => None,
+        }
+    }
+
+    pub fn event_name(&self, e: Event) -> Value {
+        self.event_names[e as usize]
+    }
+
+    /// The metamethod `e` of `v`, or nil.
+    pub fn metamethod(&self, v: Value, e: Event) -> Value {
+        match self.metatable(v) {
+            Some(mt) => self.heap.table(mt).get_str(self.event_names[e as usize]),
+            None => Value::Nil,
+        }
+    }
+
+    /// `t[k]` with `__index`. `reg` names `t` in error messages.
+    pub fn index(&mut self, t: Value, k: Value, reg: Option<u8>) -> LResult<Value> {
+        let mut t = t;
+        for _ in 0..2000 {
+            let mm = match t {
+                Value::Table(tr) => {
+                    let tab = self.heap.table(tr);
+                    let v = tab.get(k);
+                    if !matches!(v, Value::Nil) {
+                        return Ok(v);
+                    }
+                    match tab.meta {
+                        None => return Ok(Value::Nil),
+                        Some(mt) => {
+                            let h = self
+                                .heap
+                                .table(mt)
+                                .get_str(self.event_names[Event::Index as usize]);
+                            if matches!(h, Value::Nil) {
+                                return Ok(Value::Nil);
+                            }
+                            h
+                        }
+                    }
+                }
+                _ => {
+                    let h = self.metamethod(t, Event::Index);
+                    if matches!(h, Value::Nil) {
+                        let what = match k {
+                            Value::Str(s) if reg.is_some() => {
+                                let _ = s;
+                                "index"
+                            }
+                            _ => "index",
+                        };
+                        let mut e = self.type_error(t, what, reg);
+                        if reg.is_none() {
+                            if let Value::Str(s) = k {
+                                let name =
+                                    String::from_utf8_lossy(self.heap.str_bytes(s)).into_owned();
+                                let tn = self.type_name_meta(t);
+                                e = self.rt_error(format!(
+                                    "attempt to index a {tn} value (field '{name}')"
+                                ));
+                            }
+                        }
+                        return Err(e);
+                    }
+                    h
+                }
+            };
+            if matches!(mm, Value::Func(_) | Value::Builtin(_)) {
+                return self.call_meta(mm, &[t, k]);
+            }
+            t = mm;
+        }
+        Err(self.rt_error("'__index' chain too long; possible loop"))
+    }
+
+    /// `t[k] = v` with `__newindex`.
+    pub fn set_index(&mut self, t: Value, k: Value, v: Value, reg: Option<u8>) -> LResult<()> {
+        let mut t = t;
+        for _ in 0..2000 {
+            let mm = match t {
+                Value::Table(tr) => {
+                    let tab = self.heap.table(tr);
+                    let mm = match tab.meta {
+                        None => Value::Nil,
+                        Some(mt) => {
+                            if !matches!(tab.get(k), Value::Nil) {
+                                Value::Nil
+                            } else {
+                                self.heap
+                                    .table(mt)
+                                    .get_str(self.event_names[Event::NewIndex as usize])
+                            }
+                        }
+                    };
+                    if matches!(mm, Value::Nil) {
+                        return self.raw_set(tr, k, v);
+                    }
+                    mm
+                }
+                _ => {
+                    let h = self.metamethod(t, Event::NewIndex);
+                    if matches!(h, Value::Nil) {
+                        return Err(self.type_error(t, "index", reg));
+                    }
+                    h
+                }
+            };
+            if matches!(mm, Value::Func(_) | Value::Builtin(_)) {
+                self.call_meta(mm, &[t, k, v])?;
+                return Ok(());
+            }
+            t = mm;
+        }
+        Err(self.rt_error("'__newindex' chain too long; possible loop"))
+    }
+
+    /// `t[i] = v` raw, charging the collector for any growth.
+    #[inline]
+    fn table_set_int(&mut self, t: TableRef, i: i64, v: Value) {
+        let tab = self.heap.table_mut(t);
+        let before = tab.arr.capacity() + tab.hash.capacity();
+        tab.set_int(i, v);
+        let after = tab.arr.capacity() + tab.hash.capacity();
+        if after > before {
+            self.heap.charge((after - before) * 24);
+        }
+    }
+
+    /// `t[k] = v` raw (k not nil or NaN), charging for growth.
+    #[inline]
+    fn table_set(&mut self, t: TableRef, k: Value, v: Value) {
+        let tab = self.heap.table_mut(t);
+        let before = tab.arr.capacity() + tab.hash.capacity();
+        tab.set(k, v);
+        let after = tab.arr.capacity() + tab.hash.capacity();
+        if after > before {
+            self.heap.charge((after - before) * 24);
+        }
+    }
+
+    /// A raw store with Lua's key checks.
+    pub fn raw_set(&mut self, t: TableRef, k: Value, v: Value) -> LResult<()> {
+        match k {
+            Value::Nil => return Err(self.rt_error("table index is nil")),
+            Value::Float(f) if f.is_nan() => return Err(self.rt_error("table index is NaN")),
+            _ => {}
+        }
+        self.table_set(t, k, v);
+        Ok(())
+    }
+
+    // ---------- calls ----------
+
+    /// Calls `f` with `args` from Rust; returns its first result.
+    pub fn call_meta(&mut self, f: Value, args: &[Value]) -> LResult<Value> {
+        let at = self.frame_top();
+        self.ensure_stack(at + args.len() + 2)?;
+        self.stack[at] = f;
+        self.stack[at + 1..at + 1 + args.len()].copy_from_slice(args);
+        let n = self.call_at(at, args.len(), 1)?;
+        let _ = n;
+        Ok(self.stack[at])
+    }
+
+    /// Calls the value at `stack[func]` with the `nargs` values after it;
+    /// leaves the results from `stack[func]` (exactly `want` of them, or
+    /// all when `want` is -1) and returns how many.
+    pub fn call_at(&mut self, func: usize, nargs: usize, want: i32) -> LResult<usize> {
+        self.c_depth += 1;
+        if self.c_depth > MAX_C_DEPTH {
+            self.c_depth -= 1;
+            return Err(if self.in_builtin {
+                self.plain_error("C stack overflow")
+            } else {
+                self.rt_error("C stack overflow")
+            });
+        }
+        let r = self.call_at_inner(func, nargs, want);
+        self.c_depth -= 1;
+        r
+    }
+
+    fn call_at_inner(&mut self, func: usize, mut nargs: usize, want: i32) -> LResult<usize> {
+        loop {
+            match self.stack[func] {
+                Value::Func(cl) => {
+                    self.push_lua_frame(func, cl, nargs, want, true)?;
+                    let saved = std::mem::replace(&mut self.builtin_from_rust, false);
+                    let saved_in = std::mem::replace(&mut self.in_builtin, false);
+                    let r = self.execute();
+                    self.builtin_from_rust = saved;
+                    self.in_builtin = saved_in;
+                    r?;
+                    let n = self.top - func;
+                    return Ok(n);
+                }
+                Value::Builtin(id) => {
+                    let f = self.builtins[id as usize].1;
+                    self.ensure_stack(func + nargs + 8)?;
+                    self.top = func + 1 + nargs;
+                    let saved = std::mem::replace(&mut self.builtin_from_rust, true);
+                    let saved_in = std::mem::replace(&mut self.in_builtin, true);
+                    let r = f(self, func + 1, nargs);
+                    self.builtin_from_rust = saved;
+                    self.in_builtin = saved_in;
+                    let (start, n) = r?;
+                    return Ok(self.place_results(func, start, n, want));
+                }
+                other => {
+                    nargs = self.insert_call_handler(func, nargs, other, None)?;
+                }
+            }
+        }
+    }
+
+    /// Moves `n` results from `start` to `dst`, adjusting to `want`; sets
+    /// the top; returns the number of values left.
+    #[inline]
+    fn place_results(&mut self, dst: usize, start: usize, n: usize, want: i32) -> usize {
+        if start != dst {
+            if n <= 4 {
+                // Usually one or two values: a loop beats a memmove call.
+                for i in 0..n {
+                    self.stack[dst + i] = self.stack[start + i];
+                }
+            } else {
+                self.stack.copy_within(start..start + n, dst);
+            }
+        }
+        let count = if want < 0 {
+            n
+        } else {
+            let w = want as usize;
+            if self.stack.len() < dst + w + 1 {
+                self.stack.resize(dst + w + 1, Value::Nil);
+            }
+            for i in n..w {
+                self.stack[dst + i] = Value::Nil;
+            }
+            w
+        };
+        self.top = dst + count;
+        count
+    }
+
+    /// For a call of a non-function: inserts its `__call` handler below the
+    /// arguments; returns the new argument count.
+    fn insert_call_handler(
+        &mut self,
+        func: usize,
+        nargs: usize,
+        v: Value,
+        reg: Option<u8>,
+    ) -> LResult<usize> {
+        let h = self.metamethod(v, Event::Call);
+        if matches!(h, Value::Nil) {
+            return Err(self.type_error(v, "call", reg));
+        }
+        self.ensure_stack(func + nargs + 3)?;
+        self.stack.copy_within(func..func + 1 + nargs, func + 1);
+        self.stack[func] = h;
+        Ok(nargs + 1)
+    }
+
+    /// Pushes a frame for closure `cl` at `stack[func]` with `nargs`
+    /// arguments (vararg functions get their extra arguments below the
+    /// frame, as in lua5.4).
+    #[inline(always)]
+    fn push_lua_frame(
+        &mut self,
+        func: usize,
+        cl: FnRef,
+        nargs: usize,
+        want: i32,
+        entry: bool,
+    ) -> LResult<()> {
+        let proto = &self.heap.closures.get(cl.0).proto;
+        let np = proto.num_params as usize;
+        let max_stack = proto.max_stack as usize;
+        let (base, nvarargs) = if proto.is_vararg {
+            let nvar = nargs.saturating_sub(np);
+            let base = func + 1 + nargs;
+            self.ensure_stack(base + max_stack + 1)?;
+            for i in 0..np {
+                self.stack[base + i] = if i < nargs {
+                    self.stack[func + 1 + i]
+                } else {
+                    Value::Nil
+                };
+            }
+            (base, nvar)
+        } else {
+            let base = func + 1;
+            self.ensure_stack(base + max_stack + 1)?;
+            for i in nargs..np {
+                self.stack[base + i] = Value::Nil;
+            }
+            (base, 0)
+        };
+        self.frames.push(Frame {
+            func,
+            base,
+            pc: 0,
+            closure: cl,
+            nvarargs,
+            want,
+            entry,
+        });
+        Ok(())
+    }
+
+    // ---------- arithmetic slow paths ----------
+
+    fn tonumber_coerce(&self, v: Value) -> Option<Value> {
+        match v {
+            Value::Int(_) | Value::Float(_) => Some(v),
+            Value::Str(s) => str_to_number(self.heap.str_bytes(s)),
+            _ => None,
+        }
+    }
+
+    fn to_int_bitwise(&self, v: Value) -> Result<i64, bool> {
+        // Err(true): a number without integer representation; Err(false): not a number.
+        // Strings are not coerced for bitwise operators (lua5.4's string
+        // metamethods cover arithmetic only).
+        let n = match v {
+            Value::Str(_) => None,
+            _ => self.tonumber_coerce(v),
+        };
+        match n {
+            Some(Value::Int(i)) => Ok(i),
+            Some(Value::Float(f)) => float_to_int_exact(f).ok_or(true),
+            _ => Err(false),
+        }
+    }
+
+    /// Arithmetic on two numbers (after coercion).
+    fn arith_num(&mut self, ev: Event, x: Value, y: Value) -> LResult<Value> {
+        use Event::*;
+        if let (Value::Int(a), Value::Int(b)) = (x, y) {
+            return Ok(Value::Int(match ev {
+                Add => a.wrapping_add(b),
+                Sub => a.wrapping_sub(b),
+                Mul => a.wrapping_mul(b),
+                Mod => {
+                    if b == 0 {
+                        return Err(self.rt_error("attempt to perform 'n%0'"));
+                    }
+                    int_mod(a, b)
+                }
+                IDiv => {
+                    if b == 0 {
+                        return Err(self.rt_error("attempt to divide by zero"));
+                    }
+                    int_floor_div(a, b)
+                }
+                Unm => a.wrapping_neg(),
+                Div => return Ok(Value::Float(a as f64 / b as f64)),
+                Pow => return Ok(Value::Float((a as f64).powf(b as f64))),
+                _ => unreachable!("not arithmetic"),
+            }));
+        }
+        let f = |v: Value| match v {
+            Value::Int(i) => i as f64,
+            Value::Float(f) => f,
+            _ => 0.0,
+        };
+        let (a, b) = (f(x), f(y));
+        Ok(Value::Float(match ev {
+            Add => a + b,
+            Sub => a - b,
+            Mul => a * b,
+            Div => a / b,
+            Mod => {
+                if b.is_infinite() && a.is_finite() {
+                    if (a >= 0.0) == (b > 0.0) {
+                        a
+                    } else {
+                        b
+                    }
+                } else {
+                    float_mod(a, b)
+                }
+            }
+            Pow => {
+                if b == 2.0 {
+                    a * a
+                } else if b == 0.5 {
+                    a.sqrt()
+                } else {
+                    a.powf(b)
+                }
+            }
+            IDiv => (a / b).floor(),
+            Unm => -a,
+            _ => unreachable!("not arithmetic"),
+        }))
+    }
+
+    /// The general binary operation `ev` on `x`, `y`: coercions, then
+    /// metamethods, then the error naming the culprit.
+    pub fn arith(
+        &mut self,
+        ev: Event,
+        x: Value,
+        y: Value,
+        rx: Option<u8>,
+        ry: Option<u8>,
+    ) -> LResult<Value> {
+        use Event::*;
+        let bitwise = matches!(ev, BAnd | BOr | BXor | Shl | Shr | BNot);
+        if bitwise {
+            match (self.to_int_bitwise(x), self.to_int_bitwise(y)) {
+                (Ok(a), Ok(b)) => {
+                    return Ok(Value::Int(match ev {
+                        BAnd => a & b,
+                        BOr => a | b,
+                        BXor => a ^ b,
+                        Shl => shift_left(a, b),
+                        Shr => shift_left(a, b.wrapping_neg()),
+                        BNot => !a,
+                        _ => unreachable!(),
+                    }))
+                }
+                (ea, eb) => {
+                    let h = self.bin_metamethod(x, y, ev);
+                    if !matches!(h, Value::Nil) {
+                        return self.call_meta(h, &[x, y]);
+                    }
+                    if ea == Err(true) || eb == Err(true) {
+                        if matches!(ea, Err(false)) || matches!(eb, Err(false)) {
+                            // fallthrough to the type error below
+                        } else {
+                            let reg = if matches!(ea, Err(true)) { rx } else { ry };
+                            let info = reg.map(|r| self.var_info(r)).unwrap_or_default();
+                            return Err(self
+                                .rt_error(format!("number{info} has no integer representation")));
+                        }
+                    }
+                    let (bad, reg) = if ea.is_err() && !matches!(ea, Err(true)) {
+                        (x, rx)
+                    } else {
+                        (y, ry)
+                    };
+                    return Err(self.type_error(bad, "perform bitwise operation on", reg));
+                }
+            }
+        }
+        if let (Some(a), Some(b)) = (self.tonumber_coerce(x), self.tonumber_coerce(y)) {
+            if matches!(x, Value::Str(_)) || matches!(y, Value::Str(_)) {
+                // Done by the string library's metamethod (a library
+                // function): its errors carry no position.
+                let saved = std::mem::replace(&mut self.builtin_from_rust, true);
+                let r = self.arith_num(ev, a, b);
+                self.builtin_from_rust = saved;
+                return r;
+            }
+            return self.arith_num(ev, a, b);
+        }
+        // Strings take part through the string library's arithmetic
+        // metamethods (lua5.4): the first operand's handler wins.
+        let hx = self.metamethod(x, ev);
+        if matches!(x, Value::Str(_)) || (matches!(hx, Value::Nil) && matches!(y, Value::Str(_))) {
+            let hy = self.metamethod(y, ev);
+            if matches!(y, Value::Str(_)) || matches!(hy, Value::Nil) {
+                let name = EVENT_NAMES[ev as usize].trim_start_matches("__");
+                return Err(self.rt_error(format!(
+                    "attempt to {name} a '{}' with a '{}'",
+                    x.type_name(),
+                    y.type_name()
+                )));
+            }
+            return self.call_meta(hy, &[x, y]);
+        }
+        let h = self.bin_metamethod(x, y, ev);
+        if !matches!(h, Value::Nil) {
+            return self.call_meta(h, &[x, y]);
+        }
+        let (bad, reg) = if self.tonumber_coerce(x).is_none() {
+            (x, rx)
+        } else {
+            (y, ry)
+        };
+        if let Value::Str(_) = bad {
+            return Err(self.type_error(bad, "perform arithmetic on", reg));
+        }
+        Err(self.type_error(bad, "perform arithmetic on", reg))
+    }
+
+    fn bin_metamethod(&self, x: Value, y: Value, ev: Event) -> Value {
+        let h = self.metamethod(x, ev);
+        if matches!(h, Value::Nil) {
+            self.metamethod(y, ev)
+        } else {
+            h
+        }
+    }
+
+    /// `x == y` with `__eq`.
+    pub fn equals(&mut self, x: Value, y: Value) -> LResult<bool> {
+        if x.raw_eq(y) {
+            return Ok(true);
+        }
+        if let (Value::Table(_), Value::Table(_)) = (x, y) {
+            let h = self.bin_metamethod(x, y, Event::Eq);
+            if !matches!(h, Value::Nil) {
+                return Ok(self.call_meta(h, &[x, y])?.truthy());
+            }
+        }
+        Ok(false)
+    }
+
+    /// `x < y` (or `<=` when `le`) with `__lt`/`__le`.
+    pub fn less(&mut self, x: Value, y: Value, le: bool) -> LResult<bool> {
+        match (x, y) {
+            (Value::Int(a), Value::Int(b)) => return Ok(if le { a <= b } else { a < b }),
+            (Value::Float(a), Value::Float(b)) => return Ok(if le { a <= b } else { a < b }),
+            (Value::Int(a), Value::Float(b)) => return Ok(int_float_cmp(a, b, le, false)),
+            (Value::Float(a), Value::Int(b)) => return Ok(int_float_cmp(b, a, le, true)),
+            (Value::Str(a), Value::Str(b)) => {
+                let (sa, sb) = (self.heap.str_bytes(a), self.heap.str_bytes(b));
+                return Ok(if le { sa <= sb } else { sa < sb });
+            }
+            _ => {}
+        }
+        let ev = if le { Event::Le } else { Event::Lt };
+        let h = self.bin_metamethod(x, y, ev);
+        if !matches!(h, Value::Nil) {
+            return Ok(self.call_meta(h, &[x, y])?.truthy());
+        }
+        let (t1, t2) = (self.type_name_meta(x), self.type_name_meta(y));
+        if t1 == t2 {
+            Err(self.rt_error(format!("attempt to compare two {t1} values")))
+        } else {
+            Err(self.rt_error(format!("attempt to compare {t1} with {t2}")))
+        }
+    }
+
+    /// `#v` with `__len`.
+    pub fn length(&mut self, v: Value, reg: Option<u8>) -> LResult<Value> {
+        match v {
+            Value::Str(s) => Ok(Value::Int(self.heap.str_bytes(s).len() as i64)),
+            Value::Table(t) => {
+                let h = self.metamethod(v, Event::Len);
+                if matches!(h, Value::Nil) {
+                    Ok(Value::Int(self.heap.table(t).border()))
+                } else {
+                    self.call_meta(h, &[v])
+                }
+            }
+            _ => {
+                let h = self.metamethod(v, Event::Len);
+                if matches!(h, Value::Nil) {
+                    Err(self.type_error(v, "get length of", reg))
+                } else {
+                    self.call_meta(h, &[v])
+                }
+            }
+        }
+    }
+
+    /// Appends the string form of a number or string for `..`; false if
+    /// `v` is neither.
+    pub fn concat_piece(&self, v: Value, out: &mut Vec<u8>) -> bool {
+        match v {
+            Value::Str(s) => out.extend_from_slice(self.heap.str_bytes(s)),
+            Value::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+            Value::Float(f) => {
+                let mut s = String::new();
+                fmt_float(f, &mut s);
+                out.extend_from_slice(s.as_bytes());
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// `R[first] .. … .. R[first + n - 1]` (with `__concat`, right to left).
+    fn concat(&mut self, first: usize, n: usize, first_reg: u8) -> LResult<Value> {
+        let mut buf = Vec::new();
+        if (0..n).all(|i| {
+            matches!(
+                self.stack[first + i],
+                Value::Str(_) | Value::Int(_) | Value::Float(_)
+            )
+        }) {
+            for i in 0..n {
+                let v = self.stack[first + i];
+                self.concat_piece(v, &mut buf);
+            }
+            return Ok(self.heap.str_value(&buf));
+        }
+        let mut acc = self.stack[first + n - 1];
+        for i in (0..n - 1).rev() {
+            let left = self.stack[first + i];
+            let mut b = Vec::new();
+            if self.concat_piece(left, &mut b) && self.concat_piece(acc, &mut b) {
+                acc = self.heap.str_value(&b);
+                continue;
+            }
+            let h = self.bin_metamethod(left, acc, Event::Concat);
+            if matches!(h, Value::Nil) {
+                let (bad, reg) = if matches!(left, Value::Str(_) | Value::Int(_) | Value::Float(_))
+                {
+                    (
+                        acc,
+                        if i + 2 == n {
+                            Some(first_reg + i as u8 + 1)
+                        } else {
+                            None
+                        },
+                    )
+                } else {
+                    (left, Some(first_reg + i as u8))
+                };
+                return Err(self.type_error(bad, "concatenate", reg));
+            }
+            // Keep the partial result rooted while the handler runs.
+            self.stack[first + i + 1] = acc;
+            acc = self.call_meta(h, &[left, acc])?;
+        }
+        Ok(acc)
+    }
+
+    // ---------- the interpreter loop ----------
+
+    /// Runs the innermost frame until the frame that entered (pushed with
+    /// `entry`) returns.
+    pub fn execute(&mut self) -> LResult<()> {
+        let (mut proto, mut base, mut pc, mut cl) = {
+            let f = self.frames.last().expect("a frame to run");
+            (
+                self.heap.closures.get(f.closure.0).proto.clone(),
+                f.base,
+                f.pc,
+                f.closure,
+            )
+        };
+        macro_rules! reload {
+            () => {{
+                let f = self.frames.last().expect("a frame to run");
+                proto = self.heap.closures.get(f.closure.0).proto.clone();
+                base = f.base;
+                pc = f.pc;
+                cl = f.closure;
+            }};
+        }
+        macro_rules! take_jump {
+            ($cond:expr) => {{
+                if $cond {
+                    if let Op::Jmp(off) = proto.code[pc] {
+                        pc = (pc as i64 + 1 + off as i64) as usize;
+                    } else {
+                        pc += 1;
+                    }
+                } else {
+                    pc += 1;
+                }
+            }};
+        }
+        macro_rules! arith_rr {
+            ($a:expr, $b:expr, $c:expr, $ev:expr, $iop:expr, $fop:expr) => {{
+                let x = rk!(self, base, $b);
+                let y = rk!(self, base, $c);
+                let r = match (x, y) {
+                    (Value::Int(p), Value::Int(q)) => Value::Int($iop(p, q)),
+                    (Value::Float(p), Value::Float(q)) => Value::Float($fop(p, q)),
+                    (Value::Int(p), Value::Float(q)) => Value::Float($fop(p as f64, q)),
+                    (Value::Float(p), Value::Int(q)) => Value::Float($fop(p, q as f64)),
+                    _ => {
+                        self.save_pc(pc);
+                        self.arith($ev, x, y, Some($b), Some($c))?
+                    }
+                };
+                rk!(self, base, $a) = r;
+            }};
+        }
+        macro_rules! arith_rk {
+            ($a:expr, $b:expr, $k:expr, $ev:expr, $iop:expr, $fop:expr) => {{
+                let x = rk!(self, base, $b);
+                let y = proto.consts[$k as usize];
+                let r = match (x, y) {
+                    (Value::Int(p), Value::Int(q)) => Value::Int($iop(p, q)),
+                    (Value::Float(p), Value::Float(q)) => Value::Float($fop(p, q)),
+                    (Value::Int(p), Value::Float(q)) => Value::Float($fop(p as f64, q)),
+                    (Value::Float(p), Value::Int(q)) => Value::Float($fop(p, q as f64)),
+                    _ => {
+                        self.save_pc(pc);
+                        self.arith($ev, x, y, Some($b), None)?
+                    }
+                };
+                rk!(self, base, $a) = r;
+            }};
+        }
+        macro_rules! arith_slow_only {
+            ($a:expr, $x:expr, $y:expr, $ev:expr, $rx:expr, $ry:expr) => {{
+                let (x, y) = ($x, $y);
+                let r = match (x, y) {
+                    (Value::Float(p), Value::Float(q)) if $ev == Event::Div => Value::Float(p / q),
+                    _ => {
+                        self.save_pc(pc);
+                        self.arith($ev, x, y, $rx, $ry)?
+                    }
+                };
+                rk!(self, base, $a) = r;
+            }};
+        }
+        loop {
+            let op = proto.code[pc];
+            pc += 1;
+            match op {
+                Op::Move(a, b) => rk!(self, base, a) = rk!(self, base, b),
+                Op::LoadK(a, k) => rk!(self, base, a) = proto.consts[k as usize],
+                Op::LoadI(a, i) => rk!(self, base, a) = Value::Int(i as i64),
+                Op::LoadNil(a, n) => {
+                    for i in 0..=n as usize {
+                        self.stack[base + a as usize + i] = Value::Nil;
+                    }
+                }
+                Op::LoadBool(a, b) => rk!(self, base, a) = Value::Bool(b),
+                Op::GetUpval(a, u) => rk!(self, base, a) = self.upval_get(cl, u),
+                Op::SetUpval(a, u) => {
+                    let v = rk!(self, base, a);
+                    self.upval_set(cl, u, v);
+                }
+                Op::GetGlobal(a, k) => {
+                    let key = proto.consts[k as usize];
+                    let v = self.heap.table(self.globals).get_str(key);
+                    if matches!(v, Value::Nil) && self.heap.table(self.globals).meta.is_some() {
+                        self.save_pc(pc);
+                        let v = self.index(Value::Table(self.globals), key, None)?;
+                        rk!(self, base, a) = v;
+                    } else {
+                        rk!(self, base, a) = v;
+                    }
+                }
+                Op::SetGlobal(a, k) => {
+                    let key = proto.consts[k as usize];
+                    let v = rk!(self, base, a);
+                    if self.heap.table(self.globals).meta.is_some() {
+                        self.save_pc(pc);
+                        self.set_index(Value::Table(self.globals), key, v, None)?;
+                    } else {
+                        self.heap.table_mut(self.globals).set(key, v);
+                    }
+                }
+                Op::GetField(a, b, k) => {
+                    let t = rk!(self, base, b);
+                    let key = proto.consts[k as usize];
+                    if let Value::Table(tr) = t {
+                        let tab = self.heap.table(tr);
+                        let v = tab.get_str(key);
+                        if !matches!(v, Value::Nil) || tab.meta.is_none() {
+                            rk!(self, base, a) = v;
+                            continue;
+                        }
+                    }
+                    self.save_pc(pc);
+                    let v = self.index(t, key, Some(b))?;
+                    rk!(self, base, a) = v;
+                }
+                Op::GetIndex(a, b, i) => {
+                    let t = rk!(self, base, b);
+                    if let Value::Table(tr) = t {
+                        let tab = self.heap.table(tr);
+                        let v = tab.get_int(i as i64);
+                        if !matches!(v, Value::Nil) || tab.meta.is_none() {
+                            rk!(self, base, a) = v;
+                            continue;
+                        }
+                    }
+                    self.save_pc(pc);
+                    let v = self.index(t, Value::Int(i as i64), Some(b))?;
+                    rk!(self, base, a) = v;
+                }
+                Op::GetTable(a, b, c) => {
+                    let t = rk!(self, base, b);
+                    let key = rk!(self, base, c);
+                    if let Value::Table(tr) = t {
+                        let tab = self.heap.table(tr);
+                        let v = tab.get(key);
+                        if !matches!(v, Value::Nil) || tab.meta.is_none() {
+                            rk!(self, base, a) = v;
+                            continue;
+                        }
+                    }
+                    self.save_pc(pc);
+                    let v = self.index(t, key, Some(b))?;
+                    rk!(self, base, a) = v;
+                }
+                Op::SetField(a, k, c) => {
+                    let t = rk!(self, base, a);
+                    let key = proto.consts[k as usize];
+                    let v = rk!(self, base, c);
+                    if let Value::Table(tr) = t {
+                        if self.heap.table(tr).meta.is_none() {
+                            self.table_set(tr, key, v);
+                            continue;
+                        }
+                    }
+                    self.save_pc(pc);
+                    self.set_index(t, key, v, Some(a))?;
+                }
+                Op::SetTable(a, b, c) => {
+                    let t = rk!(self, base, a);
+                    let key = rk!(self, base, b);
+                    let v = rk!(self, base, c);
+                    if let (Value::Table(tr), Value::Int(i)) = (t, key) {
+                        if self.heap.table(tr).meta.is_none() {
+                            self.table_set_int(tr, i, v);
+                            continue;
+                        }
+                    }
+                    self.save_pc(pc);
+                    self.set_index(t, key, v, Some(a))?;
+                }
+                Op::NewTable(a, narr, nhash) => {
+                    self.save_pc(pc);
+                    self.gc_check();
+                    let t = self
+                        .heap
+                        .new_table(Table::with_capacity(narr as usize, nhash as usize));
+                    rk!(self, base, a) = Value::Table(t);
+                }
+                Op::SetList(a, n, start) => {
+                    let n = if n == 0 {
+                        self.top - (base + a as usize + 1)
+                    } else {
+                        n as usize
+                    };
+                    let Value::Table(t) = rk!(self, base, a) else {
+                        unreachable!("SetList on a constructor's table")
+                    };
+                    for i in 0..n {
+                        let v = self.stack[base + a as usize + 1 + i];
+                        self.table_set_int(t, start as i64 + i as i64, v);
+                    }
+                }
+                Op::SelfOp(a, b, k) => {
+                    let obj = rk!(self, base, b);
+                    let key = proto.consts[k as usize];
+                    rk!(self, base, a + 1) = obj;
+                    if let Value::Table(tr) = obj {
+                        let tab = self.heap.table(tr);
+                        let v = tab.get_str(key);
+                        if !matches!(v, Value::Nil) || tab.meta.is_none() {
+                            rk!(self, base, a) = v;
+                            continue;
+                        }
+                    }
+                    self.save_pc(pc);
+                    let v = self.index(obj, key, Some(b))?;
+                    rk!(self, base, a) = v;
+                }
+                Op::Add(a, b, c) => {
+                    arith_rr!(a, b, c, Event::Add, i64::wrapping_add, |p: f64, q: f64| p
+                        + q)
+                }
+                Op::Sub(a, b, c) => {
+                    arith_rr!(a, b, c, Event::Sub, i64::wrapping_sub, |p: f64, q: f64| p
+                        - q)
+                }
+                Op::Mul(a, b, c) => {
+                    arith_rr!(a, b, c, Event::Mul, i64::wrapping_mul, |p: f64, q: f64| p
+                        * q)
+                }
+                Op::AddK(a, b, k) => {
+                    arith_rk!(a, b, k, Event::Add, i64::wrapping_add, |p: f64, q: f64| p
+                        + q)
+                }
+                Op::SubK(a, b, k) => {
+                    arith_rk!(a, b, k, Event::Sub, i64::wrapping_sub, |p: f64, q: f64| p
+                        - q)
+                }
+                Op::MulK(a, b, k) => {
+                    arith_rk!(a, b, k, Event::Mul, i64::wrapping_mul, |p: f64, q: f64| p
+                        * q)
+                }
+                Op::Div(a, b, c) => {
+                    arith_slow_only!(
+                        a,
+                        rk!(self, base, b),
+                        rk!(self, base, c),
+                        Event::Div,
+                        Some(b),
+                        Some(c)
+                    )
+                }
+                Op::DivK(a, b, k) => {
+                    arith_slow_only!(
+                        a,
+                        rk!(self, base, b),
+                        proto.consts[k as usize],
+                        Event::Div,
+                        Some(b),
+                        None
+                    )
+                }
+                Op::Mod(a, b, c) => {
+                    arith_slow_only!(
+                        a,
+                        rk!(self, base, b),
+                        rk!(self, base, c),
+                        Event::Mod,
+                        Some(b),
+                        Some(c)
+                    )
+                }
+                Op::ModK(a, b, k) => {
+                    arith_slow_only!(
+                        a,
+                        rk!(self, base, b),
+                        proto.consts[k as usize],
+                        Event::Mod,
+                        Some(b),
+                        None
+                    )
+                }
+                Op::Pow(a, b, c) => {
+                    arith_slow_only!(
+                        a,
+                        rk!(self, base, b),
+                        rk!(self, base, c),
+                        Event::Pow,
+                        Some(b),
+                        Some(c)
+                    )
+                }
+                Op::PowK(a, b, k) => {
+                    arith_slow_only!(
+                        a,
+                        rk!(self, base, b),
+                        proto.consts[k as usize],
+                        Event::Pow,
+                        Some(b),
+                        None
+                    )
+                }
+                Op::IDiv(a, b, c) => {
+                    arith_slow_only!(
+                        a,
+                        rk!(self, base, b),
+                        rk!(self, base, c),
+                        Event::IDiv,
+                        Some(b),
+                        Some(c)
+                    )
+                }
+                Op::IDivK(a, b, k) => {
+                    arith_slow_only!(
+                        a,
+                        rk!(self, base, b),
+                        proto.consts[k as usize],
+                        Event::IDiv,
+                        Some(b),
+                        None
+                    )
+                }
+                Op::BAnd(a, b, c) => {
+                    arith_slow_only!(
+                        a,
+                        rk!(self, base, b),
+                        rk!(self, base, c),
+                        Event::BAnd,
+                        Some(b),
+                        Some(c)
+                    )
+                }
+                Op::BOr(a, b, c) => {
+                    arith_slow_only!(
+                        a,
+                        rk!(self, base, b),
+                        rk!(self, base, c),
+                        Event::BOr,
+                        Some(b),
+                        Some(c)
+                    )
+                }
+                Op::BXor(a, b, c) => {
+                    arith_slow_only!(
+                        a,
+                        rk!(self, base, b),
+                        rk!(self, base, c),
+                        Event::BXor,
+                        Some(b),
+                        Some(c)
+                    )
+                }
+                Op::Shl(a, b, c) => {
+                    arith_slow_only!(
+                        a,
+                        rk!(self, base, b),
+                        rk!(self, base, c),
+                        Event::Shl,
+                        Some(b),
+                        Some(c)
+                    )
+                }
+                Op::Shr(a, b, c) => {
+                    arith_slow_only!(
+                        a,
+                        rk!(self, base, b),
+                        rk!(self, base, c),
+                        Event::Shr,
+                        Some(b),
+                        Some(c)
+                    )
+                }
+                Op::Unm(a, b) => {
+                    let x = rk!(self, base, b);
+                    let r = match x {
+                        Value::Int(i) => Value::Int(i.wrapping_neg()),
+                        Value::Float(f) => Value::Float(-f),
+                        _ => {
+                            self.save_pc(pc);
+                            let h = self.metamethod(x, Event::Unm);
+                            if self.tonumber_coerce(x).is_none() && !matches!(h, Value::Nil) {
+                                self.call_meta(h, &[x, x])?
+                            } else {
+                                self.arith(Event::Unm, x, x, Some(b), Some(b))?
+                            }
+                        }
+                    };
+                    rk!(self, base, a) = r;
+                }
+                Op::BNot(a, b) => {
+                    let x = rk!(self, base, b);
+                    let r = match x {
+                        Value::Int(i) => Value::Int(!i),
+                        _ => {
+                            self.save_pc(pc);
+                            self.arith(Event::BNot, x, x, Some(b), Some(b))?
+                        }
+                    };
+                    rk!(self, base, a) = r;
+                }
+                Op::Not(a, b) => rk!(self, base, a) = Value::Bool(!rk!(self, base, b).truthy()),
+                Op::Len(a, b) => {
+                    let x = rk!(self, base, b);
+                    let r = match x {
+                        Value::Table(t) if self.heap.table(t).meta.is_none() => {
+                            Value::Int(self.heap.table(t).border())
+                        }
+                        _ => {
+                            self.save_pc(pc);
+                            self.length(x, Some(b))?
+                        }
+                    };
+                    rk!(self, base, a) = r;
+                }
+                Op::Concat(a, b, n) => {
+                    self.save_pc(pc);
+                    self.gc_check();
+                    let v = self.concat(base + b as usize, n as usize, b)?;
+                    rk!(self, base, a) = v;
+                }
+                Op::Jmp(off) => pc = (pc as i64 + off as i64) as usize,
+                Op::Eq(a, b, k) => {
+                    let (x, y) = (rk!(self, base, a), rk!(self, base, b));
+                    let r = match (x, y) {
+                        (Value::Table(_), Value::Table(_)) => {
+                            self.save_pc(pc);
+                            self.equals(x, y)?
+                        }
+                        _ => x.raw_eq(y),
+                    };
+                    take_jump!(r == k);
+                }
+                Op::EqK(a, c, k) => {
+                    let r = rk!(self, base, a).raw_eq(proto.consts[c as usize]);
+                    take_jump!(r == k);
+                }
+                Op::Lt(a, b, k) => {
+                    let (x, y) = (rk!(self, base, a), rk!(self, base, b));
+                    let r = match (x, y) {
+                        (Value::Int(p), Value::Int(q)) => p < q,
+                        (Value::Float(p), Value::Float(q)) => p < q,
+                        _ => {
+                            self.save_pc(pc);
+                            self.less(x, y, false)?
+                        }
+                    };
+                    take_jump!(r == k);
+                }
+                Op::Le(a, b, k) => {
+                    let (x, y) = (rk!(self, base, a), rk!(self, base, b));
+                    let r = match (x, y) {
+                        (Value::Int(p), Value::Int(q)) => p <= q,
+                        (Value::Float(p), Value::Float(q)) => p <= q,
+                        _ => {
+                            self.save_pc(pc);
+                            self.less(x, y, true)?
+                        }
+                    };
+                    take_jump!(r == k);
+                }
+                Op::LtI(a, i, k) | Op::LeI(a, i, k) | Op::GtI(a, i, k) | Op::GeI(a, i, k) => {
+                    let x = rk!(self, base, a);
+                    let i = i as i64;
+                    let r = match x {
+                        Value::Int(p) => match op {
+                            Op::LtI(..) => p < i,
+                            Op::LeI(..) => p <= i,
+                            Op::GtI(..) => p > i,
+                            _ => p >= i,
+                        },
+                        Value::Float(p) => {
+                            let q = i as f64;
+                            match op {
+                                Op::LtI(..) => p < q,
+                                Op::LeI(..) => p <= q,
+                                Op::GtI(..) => p > q,
+                                _ => p >= q,
+                            }
+                        }
+                        _ => {
+                            self.save_pc(pc);
+                            let y = Value::Int(i);
+                            match op {
+                                Op::LtI(..) => self.less(x, y, false)?,
+                                Op::LeI(..) => self.less(x, y, true)?,
+                                Op::GtI(..) => self.less(y, x, false)?,
+                                _ => self.less(y, x, true)?,
+                            }
+                        }
+                    };
+                    take_jump!(r == k);
+                }
+                Op::Test(a, k) => take_jump!(rk!(self, base, a).truthy() == k),
+                Op::Call(a, b, c) => {
+                    let func = base + a as usize;
+                    let nargs = if b == 0 {
+                        self.top - func - 1
+                    } else {
+                        b as usize - 1
+                    };
+                    let want = c as i32 - 1;
+                    self.save_pc(pc);
+                    match self.stack[func] {
+                        Value::Func(f) => {
+                            self.push_lua_frame(func, f, nargs, want, false)?;
+                            reload!();
+                        }
+                        Value::Builtin(id) => {
+                            let bf = self.builtins[id as usize].1;
+                            self.top = func + 1 + nargs;
+                            self.ensure_stack(func + nargs + 8)?;
+                            self.in_builtin = true;
+                            let r = bf(self, func + 1, nargs);
+                            self.in_builtin = false;
+                            let (start, n) = r?;
+                            self.place_results(func, start, n, want);
+                        }
+                        other => {
+                            let nargs = self.insert_call_handler(func, nargs, other, Some(a))?;
+                            self.call_at(func, nargs, want)?;
+                        }
+                    }
+                }
+                Op::TailCall(a, b) => {
+                    let func = base + a as usize;
+                    let nargs = if b == 0 {
+                        self.top - func - 1
+                    } else {
+                        b as usize - 1
+                    };
+                    self.save_pc(pc);
+                    match self.stack[func] {
+                        Value::Func(f) => {
+                            self.close_upvals(base);
+                            let frame = self.frames.pop().expect("the running frame");
+                            let dst = frame.func;
+                            self.stack.copy_within(func..func + 1 + nargs, dst);
+                            self.push_lua_frame(dst, f, nargs, frame.want, frame.entry)?;
+                            reload!();
+                        }
+                        Value::Builtin(id) => {
+                            let bf = self.builtins[id as usize].1;
+                            self.top = func + 1 + nargs;
+                            self.ensure_stack(func + nargs + 8)?;
+                            self.in_builtin = true;
+                            let r = bf(self, func + 1, nargs);
+                            self.in_builtin = false;
+                            let (start, n) = r?;
+                            self.place_results(func, start, n, -1);
+                        }
+                        other => {
+                            let nargs = self.insert_call_handler(func, nargs, other, Some(a))?;
+                            self.call_at(func, nargs, -1)?;
+                        }
+                    }
+                }
+                Op::Return(a, b) => {
+                    let first = base + a as usize;
+                    let n = if b == 0 {
+                        self.top - first
+                    } else {
+                        b as usize - 1
+                    };
+                    if let Some(&(i, _)) = self.open_upvals.last() {
+                        if i >= base {
+                            self.close_upvals(base);
+                        }
+                    }
+                    let (dst, want, entry) = {
+                        let f = self.frames.last().expect("the running frame");
+                        (f.func, f.want, f.entry)
+                    };
+                    self.frames.truncate(self.frames.len() - 1);
+                    self.place_results(dst, first, n, want);
+                    if entry {
+                        return Ok(());
+                    }
+                    reload!();
+                }
+                Op::ForPrep(a, off) => {
+                    let ra = base + a as usize;
+                    let (init, limit, step) =
+                        (self.stack[ra], self.stack[ra + 1], self.stack[ra + 2]);
+                    self.save_pc(pc);
+                    match self.for_prep(init, limit, step)? {
+                        None => pc = (pc as i64 + off as i64) as usize,
+                        Some((i, l, s)) => {
+                            self.stack[ra] = i;
+                            self.stack[ra + 1] = l;
+                            self.stack[ra + 2] = s;
+                            self.stack[ra + 3] = i;
+                        }
+                    }
+                }
+                Op::ForLoop(a, off) => {
+                    let ra = base + a as usize;
+                    match (self.stack[ra], self.stack[ra + 1], self.stack[ra + 2]) {
+                        (Value::Int(i), Value::Int(count), Value::Int(step)) => {
+                            if count > 0 {
+                                let next = i.wrapping_add(step);
+                                self.stack[ra] = Value::Int(next);
+                                self.stack[ra + 1] = Value::Int(count - 1);
+                                self.stack[ra + 3] = Value::Int(next);
+                                pc = (pc as i64 + off as i64) as usize;
+                            }
+                        }
+                        (Value::Float(i), Value::Float(limit), Value::Float(step)) => {
+                            let next = i + step;
+                            if if step > 0.0 {
+                                next <= limit
+                            } else {
+                                limit <= next
+                            } {
+                                self.stack[ra] = Value::Float(next);
+                                self.stack[ra + 3] = Value::Float(next);
+                                pc = (pc as i64 + off as i64) as usize;
+                            }
+                        }
+                        _ => unreachable!("ForPrep normalized the loop"),
+                    }
+                }
+                Op::TForCall(a, c) => {
+                    let ra = base + a as usize;
+                    let f = self.stack[ra];
+                    if let (Value::Builtin(id), Value::Table(t)) = (f, self.stack[ra + 1]) {
+                        if id == crate::stdlib::NEXT_ID {
+                            let k = self.stack[ra + 2];
+                            match self.heap.table(t).next(k) {
+                                Ok(Some((nk, nv))) => {
+                                    self.stack[ra + 3] = nk;
+                                    if c >= 2 {
+                                        self.stack[ra + 4] = nv;
+                                    }
+                                }
+                                Ok(None) => self.stack[ra + 3] = Value::Nil,
+                                Err(()) => {
+                                    self.save_pc(pc);
+                                    return Err(self.rt_error("invalid key to 'next'"));
+                                }
+                            }
+                            for i in 2..c as usize {
+                                self.stack[ra + 3 + i] = Value::Nil;
+                            }
+                            continue;
+                        }
+                    }
+                    self.stack[ra + 3] = f;
+                    self.stack[ra + 4] = self.stack[ra + 1];
+                    self.stack[ra + 5] = self.stack[ra + 2];
+                    self.save_pc(pc);
+                    match f {
+                        Value::Func(fr) => {
+                            self.push_lua_frame(ra + 3, fr, 2, c as i32, false)?;
+                            reload!();
+                        }
+                        Value::Builtin(id) => {
+                            // Called from Lua code, like `Call`.
+                            let bf = self.builtins[id as usize].1;
+                            self.top = ra + 6;
+                            self.ensure_stack(ra + 16)?;
+                            self.in_builtin = true;
+                            let r = bf(self, ra + 4, 2);
+                            self.in_builtin = false;
+                            let (start, n) = r?;
+                            self.place_results(ra + 3, start, n, c as i32);
+                        }
+                        _ => {
+                            self.top = ra + 6;
+                            self.call_at(ra + 3, 2, c as i32)?;
+                        }
+                    }
+                }
+                Op::TForLoop(a, off) => {
+                    let ra = base + a as usize;
+                    let v = self.stack[ra + 3];
+                    if !matches!(v, Value::Nil) {
+                        self.stack[ra + 2] = v;
+                        pc = (pc as i64 + off as i64) as usize;
+                    }
+                }
+                Op::Closure(a, idx) => {
+                    self.save_pc(pc);
+                    self.gc_check();
+                    let p = proto.protos[idx as usize].clone();
+                    let mut ups = Vec::with_capacity(p.upvals.len());
+                    for d in &p.upvals {
+                        if d.in_stack {
+                            ups.push(self.find_upval(base + d.index as usize));
+                        } else {
+                            ups.push(self.heap.closures.get(cl.0).upvals[d.index as usize]);
+                        }
+                    }
+                    let f = self.heap.new_closure(Closure {
+                        proto: p,
+                        upvals: ups.into_boxed_slice(),
+                    });
+                    rk!(self, base, a) = Value::Func(f);
+                }
+                Op::VarArg(a, c) => {
+                    let nvar = self.frames.last().expect("running").nvarargs;
+                    let from = base - nvar;
+                    let dst = base + a as usize;
+                    if c == 0 {
+                        self.save_pc(pc);
+                        self.ensure_stack(dst + nvar + 1)?;
+                        self.stack.copy_within(from..from + nvar, dst);
+                        self.top = dst + nvar;
+                    } else {
+                        let want = c as usize - 1;
+                        for i in 0..want {
+                            self.stack[dst + i] = if i < nvar {
+                                self.stack[from + i]
+                            } else {
+                                Value::Nil
+                            };
+                        }
+                    }
+                }
+                Op::Close(a) => self.close_upvals(base + a as usize),
+            }
+        }
+    }
+
+    /// Normalizes a numeric for loop: `None` if it runs zero times, else
+    /// (index, limit-or-count, step). Integer loops precompute their
+    /// iteration count so they never overflow.
+    fn for_prep(
+        &mut self,
+        init: Value,
+        limit: Value,
+        step: Value,
+    ) -> LResult<Option<(Value, Value, Value)>> {
+        let num = |vm: &Vm, v: Value| {
+            vm.tonumber_coerce(v)
+                .filter(|_| !matches!(v, Value::Str(_)))
+        };
+        if let (Value::Int(i), Value::Int(s)) = (init, step) {
+            if s == 0 {
+                return Err(self.rt_error("'for' step is zero"));
+            }
+            let lim = match limit {
+                Value::Int(l) => l,
+                Value::Float(f) => {
+                    if f.is_nan() {
+                        return Ok(None);
+                    }
+                    let fl = if s > 0 { f.floor() } else { f.ceil() };
+                    if fl >= 9.223_372_036_854_776e18 {
+                        i64::MAX
+                    } else if fl < -9.223_372_036_854_776e18 {
+                        i64::MIN
+                    } else {
+                        fl as i64
+                    }
+                }
+                _ => {
+                    if num(self, limit).is_none() {
+                        return Err(self.rt_error("'for' limit must be a number"));
+                    }
+                    return Err(self.rt_error("'for' limit must be a number"));
+                }
+            };
+            if if s > 0 { i > lim } else { i < lim } {
+                return Ok(None);
+            }
+            let count = if s > 0 {
+                (lim as u64).wrapping_sub(i as u64) / s as u64
+            } else {
+                let s1 = (s.wrapping_add(1)).wrapping_neg() as u64 + 1;
+                (i as u64).wrapping_sub(lim as u64) / s1
+            };
+            let count = count.min(i64::MAX as u64) as i64;
+            return Ok(Some((Value::Int(i), Value::Int(count), Value::Int(s))));
+        }
+        let f = |v: Value| match v {
+            Value::Int(i) => Some(i as f64),
+            Value::Float(f) => Some(f),
+            _ => None,
+        };
+        let Some(fl) = f(limit) else {
+            return Err(self.rt_error("'for' limit must be a number"));
+        };
+        let Some(fs) = f(step) else {
+            return Err(self.rt_error("'for' step must be a number"));
+        };
+        let Some(fi) = f(init) else {
+            return Err(self.rt_error("'for' initial value must be a number"));
+        };
+        if fs == 0.0 {
+            return Err(self.rt_error("'for' step is zero"));
+        }
+        if if fs > 0.0 { fi > fl } else { fi < fl } {
+            return Ok(None);
+        }
+        Ok(Some((Value::Float(fi), Value::Float(fl), Value::Float(fs))))
+    }
+
+    /// Compiles and runs a chunk as the main function with `args` as `...`.
+    pub fn run_main(&mut self, proto: Rc<Proto>, args: &[Value]) -> LResult<()> {
+        let f = self.heap.new_closure(Closure {
+            proto,
+            upvals: Box::new([]),
+        });
+        let at = self.frame_top();
+        self.ensure_stack(at + args.len() + 2)?;
+        self.stack[at] = Value::Func(f);
+        self.stack[at + 1..at + 1 + args.len()].copy_from_slice(args);
+        self.call_at(at, args.len(), 0)?;
+        Ok(())
+    }
+}
+
+/// `i < f` (or `<=`), or with `swapped` `f < i`, exactly.
+fn int_float_cmp(i: i64, f: f64, le: bool, swapped: bool) -> bool {
+    if f.is_nan() {
+        return false;
+    }
+    // Compare in the integers when f is in range, else by f's sign.
+    if (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) {
+        if !swapped {
+            // i < f  <=>  i < ceil(f);  i <= f  <=>  i <= floor(f)
+            if le {
+                i <= f.floor() as i64
+            } else {
+                i < f.ceil() as i64
+            }
+        } else {
+            // f < i  <=>  floor(f) < i;  f <= i  <=>  ceil(f) <= i
+            if le {
+                (f.ceil() as i64) <= i
+            } else {
+                (f.floor() as i64) < i
+            }
+        }
+    } else if !swapped {
+        f > 0.0
+    } else {
+        f < 0.0
+    }
+}
+
+/// Whether `op` writes register `r` (for naming values in errors).
+fn op_writes(op: Op, r: u8) -> bool {
+    match op {
+        Op::Move(a, _)
+        | Op::LoadK(a, _)
+        | Op::LoadI(a, _)
+        | Op::LoadBool(a, _)
+        | Op::GetUpval(a, _)
+        | Op::GetGlobal(a, _)
+        | Op::GetTable(a, _, _)
+        | Op::GetField(a, _, _)
+        | Op::GetIndex(a, _, _)
+        | Op::NewTable(a, _, _)
+        | Op::Add(a, _, _)
+        | Op::Sub(a, _, _)
+        | Op::Mul(a, _, _)
+        | Op::Div(a, _, _)
+        | Op::Mod(a, _, _)
+        | Op::Pow(a, _, _)
+        | Op::IDiv(a, _, _)
+        | Op::BAnd(a, _, _)
+        | Op::BOr(a, _, _)
+        | Op::BXor(a, _, _)
+        | Op::Shl(a, _, _)
+        | Op::Shr(a, _, _)
+        | Op::AddK(a, _, _)
+        | Op::SubK(a, _, _)
+        | Op::MulK(a, _, _)
+        | Op::DivK(a, _, _)
+        | Op::ModK(a, _, _)
+        | Op::PowK(a, _, _)
+        | Op::IDivK(a, _, _)
+        | Op::Unm(a, _)
+        | Op::Not(a, _)
+        | Op::Len(a, _)
+        | Op::BNot(a, _)
+        | Op::Concat(a, _, _)
+        | Op::Closure(a, _) => a == r,
+        Op::LoadNil(a, n) => (a..=a.saturating_add(n)).contains(&r),
+        Op::SelfOp(a, _, _) => a == r || a + 1 == r,
+        Op::Call(a, _, _) | Op::TForCall(a, _) | Op::VarArg(a, _) => r >= a,
+        _ => false,
+    }
+}

@@ -1,0 +1,243 @@
+//! Differential tests: Lua snippets run on this interpreter and on the
+//! reference Lua 5.4 (the `mlua` crate builds it from source) must print
+//! the same text and raise the same error messages.
+
+use proptest::prelude::*;
+use std::sync::{Arc, Mutex};
+
+/// Runs `snippet` under a harness that records `print` output and the
+/// error (if any) as text; the same harness runs on both implementations.
+fn harness(snippet: &str) -> String {
+    format!(
+        r#"
+local src = [==========[{snippet}]==========]
+local buf = {{}}
+print = function(...)
+  local t = table.pack(...)
+  for i = 1, t.n do t[i] = tostring(t[i]) end
+  buf[#buf + 1] = table.concat(t, "\t") .. "\n"
+end
+local f, err = load(src, "=snippet")
+if not f then
+  buf[#buf + 1] = "syntax: " .. err .. "\n"
+else
+  local ok, e = pcall(f)
+  if not ok then buf[#buf + 1] = "error: " .. tostring(e) .. "\n" end
+end
+"#
+    )
+}
+
+fn reference(snippet: &str) -> String {
+    let lua = mlua::Lua::new();
+    let code = harness(snippet) + "return table.concat(buf)";
+    lua.load(&code)
+        .eval::<String>()
+        .expect("the harness itself runs")
+}
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("not poisoned").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn ours(snippet: &str) -> String {
+    let code = harness(snippet) + "io.write(table.concat(buf))";
+    let out = Capture::default();
+    let r = vssa_lua::run_source(code.as_bytes(), "harness", &[], Box::new(out.clone()));
+    let text = String::from_utf8_lossy(&out.0.lock().expect("not poisoned")).into_owned();
+    match r {
+        Ok(()) => text,
+        Err(e) => format!("{text}<harness failed: {e:?}>"),
+    }
+}
+
+/// Runs every snippet on both and fails listing all that differ.
+fn check_all(snippets: &[&str]) {
+    let mut bad = Vec::new();
+    for s in snippets {
+        let (want, got) = (reference(s), ours(s));
+        if want != got {
+            bad.push(format!(
+                "snippet: {s}\n  lua5.4: {want:?}\n  ours:   {got:?}"
+            ));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "{} of {} differ:\n{}",
+        bad.len(),
+        snippets.len(),
+        bad.join("\n")
+    );
+}
+
+const SNIPPETS: &[&str] = &[
+    // integer and float arithmetic, formatting
+    "print(1, 1.0, -0.0, 1e15, 1e14, 1e100, 2^53, 2^63, 1/0, -1/0, 3 // 2, 3.0 // 2, -3 // 2, 3 % -2, -3 % 2, 3.5 % -2)",
+    "print(math.maxinteger + 1 == math.mininteger, math.mininteger // -1, math.mininteger % -1, 7 // 0.0, -7 // 0.0, 0/0 ~= 0/0)",
+    "print(1 == 1.0, math.type(1), math.type(1.0), math.type('1'), 10 / 2, 3 * 1.0, 2^2, 100000000000000)",
+    "print(0x10, 0xff, 0x7fffffffffffffff, 0xffffffffffffffff, 1e2, .5, 3., 0x.8p1, 5 // 0.0)",
+    "print(pcall(function() return 1 // 0 end))",
+    "print(pcall(function() return 1 % 0 end))",
+    "print(3 & 5, 3 | 5, 3 ~ 5, ~0, 1 << 63, 1 << 64, -1 >> 1, 2.0 & 3, '3' + 4, '0x10' * 2, '1e1' + 0)",
+    "print(pcall(function() return 1.5 & 1 end))",
+    "print(pcall(function() return {} + 1 end))",
+    "local x; print(pcall(function() return x + 1 end))",
+    "print(pcall(function() return undefinedglobal.field end))",
+    "local t = {} print(pcall(function() return t.a.b end))",
+    "print(pcall(function() return #5 end))",
+    "print(pcall(function() return 1 < 'x' end))",
+    "print(pcall(function() return {} < {} end))",
+    "print(pcall(function() return 'a' .. {} end))",
+    "print(pcall(function() local s = 'x'; return s() end))",
+    "print(tostring(1e15), tostring(-1e-7), 123456789012, 2^24, 1e308 * 10, -(0/0) ~= -(0/0))",
+    "print(string.format('%d %5d %-5d| %05d %x %X %o %c %s %q', 42, 42, 42, -42, 255, 255, 8, 65, 'hi', 'a\\nb\"c'))",
+    "print(string.format('%.3f %10.2f %-10.2f| %e %.0e %g %g %g %g', 3.14159, 2.5, 2.5, 12345.678, 5e10, 1e20, 0.0001, 123456789, 0.1))",
+    "print(string.format('%5s|%-5s|%.2s', 'ab', 'ab', 'abcdef'), string.format('%%'), string.format('%i', 3.0))",
+    "print(pcall(function() return string.format('%d', 3.5) end))",
+    "print(tonumber('  +1Z  ', 36), tonumber('  -1z  ', 36), ('a\\0b'):find('%z'), ('ab'):find('%Z'))",
+    "local t = {1, 2, 3, 4, 5} table.move(t, 2, 4, 1) print(table.concat(t, ',')) table.move(t, 1, 3, 3) print(table.concat(t, ',')) print(table.concat(table.move({1, 2}, 1, 2, 2, {}), ',', 2, 3))",
+    "print(utf8.char(72, 228, 8364, 128512), utf8.len('häll€'), utf8.len('\\xff'), utf8.codepoint('h€llo', 1, -1)) print(utf8.offset('h€llo', 3), utf8.offset('h€llo', -1), #utf8.charpattern, pcall(utf8.codepoint, '\\xff'))",
+    "for p, c in utf8.codes('aé€') do print(p, c) end print(pcall(function() for p, c in utf8.codes('a\\xffb') do end end))",
+    "local n = 0 for k in string.gmatch('10 20 30', '%d+', 3) do n = n + tonumber(k) end print(n, pcall(string.gsub, 'alo', '(%0)', 'a'), math.deg(math.pi), math.rad(180))",
+    "print(tonumber('0x' .. string.rep('f', 40) .. '.0'), tonumber('0x3.' .. string.rep('0', 500)), tonumber('0x' .. string.rep('0', 500) .. 'a'))",
+    "local t = setmetatable({}, {__len = function() return 2.5 end}) print(pcall(table.insert, t, 1)) local log = {} local p = setmetatable({}, {__newindex = function(t, k, v) log[#log + 1] = k rawset(t, k, v) end}) table.insert(p, 'a') table.insert(p, 1, 'b') print(table.concat(log, ','), p[1], p[2], table.remove(p), table.remove(p, 1))",
+    "print(tonumber('10'), tonumber('  0x1F  '), tonumber('1e3'), tonumber('abc'), tonumber('10', 2), tonumber('ff', 16), tonumber('z', 36), tonumber(''), tonumber('1 2'))",
+    "print(math.floor(3.7), math.ceil(3.2), math.floor(-3.5), math.abs(-4), math.max(1, 5.5, 3), math.min(2, -1), math.huge, -math.huge, math.pi)",
+    "print(math.fmod(7, 3), math.fmod(-7, 3), math.fmod(7, -3.0), math.tointeger(3.0), math.tointeger(3.5), math.ult(1, -1), math.sqrt(16), math.modf(3.7))",
+    // strings
+    "local s = 'hello world' print(#s, s:sub(1, 5), s:sub(-5), s:sub(3, -3), s:sub(0), s:sub(100), s:upper(), s:rep(2, '-'), s:byte(1, 3), s:reverse())",
+    "print(('x'):rep(0), ('ab'):rep(3), string.char(72, 105), ('abc'):len(), #'', 'a' < 'b', 'a' < 'B', 'abc' < 'abd', 'z' > 'aa')",
+    "print(string.find('hello world', 'o w'), string.find('hello', 'l+'), string.find('a.b', '.', 1, true), string.match('key=val', '(%w+)=(%w+)'))",
+    "print(string.gsub('hello world', 'o', '0'), string.gsub('abc', '%w', '%0%0'), string.gsub('hello', '', '-'), string.gsub('a b c', '%s', '_', 1))",
+    "for k, v in string.gmatch('a=1, b=2, c=3', '(%w+)=(%w+)') do print(k, v) end",
+    "print(string.gsub('$name is $age', '%$(%w+)', {name = 'Bob', age = 42}), string.gsub('abc', '.', function(c) return c:upper() .. '.' end))",
+    "print(string.match('  trim  ', '^%s*(.-)%s*$'), string.match('2024-01-15', '(%d+)-(%d+)-(%d+)'), string.find('abc', '()b()'), string.match('[[x]]', '%[(%b[])%]'))",
+    "print(1 .. 2, 1.5 .. '', 'a' .. 'b' .. 'c' .. 1 .. 2.0)",
+    // tables
+    "local t = {1, 2, 3, nil, 5} print(#t == 5 or #t == 3) local u = {n = 1, [1] = 'a', [2.0] = 'b'} print(u[1], u[2], u[2.0], u.n)",
+    "local t = {} t[1.0] = 'x' print(t[1], math.type(next(t))) print(pcall(function() t[nil] = 1 end)) print(pcall(function() t[0/0] = 1 end))",
+    "local t = {10, 20, 30} table.insert(t, 40) table.insert(t, 1, 5) print(table.concat(t, ',')) print(table.remove(t), table.remove(t, 1), table.concat(t, ','))",
+    "local t = {5, 2, 8, 1, 9, 3} table.sort(t) print(table.concat(t, ' ')) table.sort(t, function(a, b) return a > b end) print(table.concat(t, ' '))",
+    "local t = {'b', 'a', 'c'} table.sort(t) print(table.concat(t), select('#', table.unpack({1, 2, nil, 4}, 1, 4)), table.unpack({1, 2, 3}))",
+    "local t = {} for i = 1, 10 do t[i] = i * i end local s = 0 for i, v in ipairs(t) do s = s + v end print(s, #t)",
+    "local t = {a = 1, b = 2, c = 3} local n = 0 for k, v in pairs(t) do n = n + v end print(n) for k in pairs(t) do t[k] = nil end print(next(t))",
+    "local t = setmetatable({}, {__index = function(t, k) return k * 2 end}) print(t[21], rawget(t, 21))",
+    "local log = {} local t = setmetatable({}, {__newindex = function(t, k, v) rawset(t, k, v * 10) end}) t.x = 1 print(t.x)",
+    "local V = {} V.__index = V V.__add = function(a, b) return setmetatable({x = a.x + b.x}, V) end V.__eq = function(a, b) return a.x == b.x end V.__lt = function(a, b) return a.x < b.x end V.__le = function(a, b) return a.x <= b.x end V.__tostring = function(v) return 'V(' .. v.x .. ')' end V.__len = function() return 99 end V.__call = function(self, y) return self.x + y end V.__concat = function(a, b) return 'cat' end V.__unm = function(a) return setmetatable({x = -a.x}, V) end local a, b = setmetatable({x = 1}, V), setmetatable({x = 2}, V) print(tostring(a + b), a == b, a < b, a <= b, #a, a(10), a .. 'z', 'z' .. a, tostring(-a))",
+    "local mt = {__metatable = 'locked'} local t = setmetatable({}, mt) print(getmetatable(t), pcall(setmetatable, t, {}))",
+    "print(getmetatable('abc').__index == string, ('x'):upper(), rawequal('a', 'a'), rawlen({1, 2}), rawlen('abc'))",
+    // closures, varargs, calls
+    "local fs = {} for i = 1, 3 do fs[i] = function() return i end end print(fs[1](), fs[2](), fs[3]())",
+    "local function counter() local n = 0 return function() n = n + 1 return n end end local c1, c2 = counter(), counter() print(c1(), c1(), c2(), c1())",
+    "local fs = {} for k, v in pairs({a = 1, b = 2}) do fs[k] = function() return v end end print(fs.a(), fs.b())",
+    "local a = {} local x = 1 while x <= 3 do local y = x a[x] = function() return y end x = x + 1 end print(a[1](), a[2](), a[3]())",
+    "local function f(...) return select('#', ...), ... end print(f()) print(f(nil, nil)) print(f(1, 2, 3)) print((f(1, 2, 3)))",
+    "local function f(...) local a, b = ... return a, b end print(f(1), f(1, 2, 3)) print(select(2, 'a', 'b', 'c'), select(-1, 'a', 'b', 'c'))",
+    "local function g() return 1, 2, 3 end local t = {g(), g()} print(#t, {g()}[3] == nil) print(g(), 'x', g())",
+    "local function sum(n, acc) if n == 0 then return acc end return sum(n - 1, acc + n) end print(sum(100000, 0))",
+    "local function f(n) if n == 0 then return 0 end return 1 + f(n - 1) end print(f(10000))",
+    "print(select('#', pcall(error)))",
+    "local t = setmetatable({}, {__index = function(t, k) return t[k] end}) print(pcall(function() return t.x end))",
+    "local function f(n) local ok, e = pcall(f, n + 1) if not ok then return e end return e end print(f(1))",
+    "local s = setmetatable({}, {__tostring = function(x) return tostring(x) end}) print(pcall(tostring, s))",
+    "local ok, e = pcall(function() local function r() return r() + 1 end return r() end) print(ok, e)",
+    "print(pcall(error, 'msg'), pcall(error, 'msg', 0), pcall(error, {code = 1}), pcall(error, nil))",
+    "print(pcall(function() error('lvl1') end)) print(pcall(function() error('lvl2', 2) end))",
+    "print(xpcall(function() error('boom') end, function(m) return 'handled: ' .. m end))",
+    "print(pcall(function() assert(false) end)) print(pcall(function() assert(nil, 'custom') end)) print(assert(1, 2))",
+    "print(type(nil), type(1), type('s'), type({}), type(print), type(true))",
+    // control flow
+    "local s = 0 for i = 10, 1, -2 do s = s + i end print(s) for i = 1, 0 do print('never') end local o = '' for i = 1.0, 2.0, 0.5 do o = o .. i .. ' ' end print(o)",
+    "local o = '' for i = math.maxinteger - 2, math.maxinteger do o = o .. i .. ' ' end for i = math.mininteger, math.mininteger + 2 do o = o .. i .. ' ' end print(o)",
+    "print(pcall(function() for i = 1, 10, 0 do end end))",
+    "local i = 0 repeat local j = i i = i + 1 until j >= 3 print(i)",
+    "local o = '' for i = 1, 3 do for j = 1, 3 do if j == 2 then goto continue end o = o .. i .. j .. ' ' ::continue:: end end print(o)",
+    "local n = 0 while true do n = n + 1 if n > 5 then break end end print(n)",
+    "local a, b, c = (function() return 1, 2 end)() print(a, b, c) local x, y = 1 print(x, y)",
+    "local a, b = 1, 2 a, b = b, a print(a, b) local t = {} local i = 1 i, t[i] = i + 1, 20 print(i, t[1], t[2])",
+    "print(1 and 2, nil and 1, false or 'x', nil or false, not nil, not 0, 1 and nil or 3)",
+    "local x <const> = 10 print(x * 2)",
+    "print(load('return 1 + 1')(), load('syntax error here'))",
+    "print(select('#', ...))",
+    "local t = setmetatable({}, {__index = string}) print(t.format('%d', 5))",
+    "print(string.format('%g %g %g %g', 1e15, 1e16, 2^63, -0.0), 2^63 == math.maxinteger + 1.0, math.maxinteger + 0.0)",
+    "print(8 // 3, 8.0 // 3, -8 // 3, 8 % 3.5, 2^-1, 7 // -2.0, 0.1 + 0.2, 100 // 1e-300)",
+];
+
+#[test]
+fn snippets_match_lua54() {
+    check_all(SNIPPETS);
+}
+
+#[test]
+fn syntax_errors_match_lua54() {
+    check_all(&[
+        "x = = 1",
+        "if x then",
+        "local 1 = 2",
+        "f(",
+        "x = 'unfinished",
+        "return return",
+        "for i = 1 do end",
+        "x = 3x",
+        "goto nowhere",
+        "local t = {1, 2",
+        "a.b:c = 1",
+    ]);
+}
+
+/// A random terminating expression over integers, floats, strings and
+/// booleans (no calls with side effects).
+fn expr() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        (-20i64..20).prop_map(|i| i.to_string()),
+        prop::sample::select(vec![
+            "0.5",
+            "-2.25",
+            "1e300",
+            "3.0",
+            "0x7fffffffffffffff",
+            "math.mininteger",
+            "'12'",
+            "'0x10'",
+            "'a'",
+            "true",
+            "nil",
+            "(0/0)",
+            "math.huge",
+        ])
+        .prop_map(str::to_string),
+    ];
+    leaf.prop_recursive(4, 24, 2, |inner| {
+        let ops = prop::sample::select(vec![
+            "+", "-", "*", "/", "//", "%", "^", "..", "==", "~=", "<", "<=", ">", ">=", "and",
+            "or", "&", "|", "~", "<<", ">>",
+        ]);
+        prop_oneof![
+            (inner.clone(), ops, inner.clone()).prop_map(|(a, op, b)| format!("({a} {op} {b})")),
+            inner.clone().prop_map(|a| format!("(-{a})")),
+            inner.clone().prop_map(|a| format!("(not {a})")),
+            inner.clone().prop_map(|a| format!("math.type({a})")),
+            inner.prop_map(|a| format!("tostring({a})")),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+    #[test]
+    fn random_expressions_match_lua54(e in expr()) {
+        let snippet = format!("print({e})");
+        prop_assert_eq!(ours(&snippet), reference(&snippet), "expression: {}", e);
+    }
+}
