@@ -106,7 +106,7 @@ struct RunArgs {
     recompile_after: u32,
     /// Tiered engine: compile time allowed per second the program has run
     /// (`inf`: compile every hot loop at once).
-    #[arg(long, value_name = "SHARE", default_value_t = 0.4, value_parser = parse_share)]
+    #[arg(long, value_name = "SHARE", default_value_t = 0.25, value_parser = parse_share)]
     compile_budget: f64,
     /// With `--stats`: also list every compiled loop.
     #[arg(short, long)]

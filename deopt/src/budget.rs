@@ -44,13 +44,13 @@ pub struct CompileBudget {
 
 /// The budget's defaults, measured on the Brainfuck corpus: compiling costs
 /// 5–30 µs per instruction and a unit's overhead. A program whose every
-/// compilation is wasted then runs within 1.4× of its run time, which
-/// leaves room for the profiling interpreter's own cost (about 10 % more
-/// instructions than the plain one) under the 1.5× the tiered engine may
-/// take at most; measurements in docs/deopt.md.
+/// compilation is wasted then runs within 1.25× of its run time, which
+/// leaves room for the profiling interpreter's own cost (10–15 %) under
+/// the 1.5× the tiered engine may take at most; measurements in
+/// docs/deopt.md.
 impl Default for CompileBudget {
     fn default() -> Self {
-        CompileBudget::new(0.4, Duration::from_micros(500), Duration::from_micros(20))
+        CompileBudget::new(0.25, Duration::from_micros(500), Duration::from_micros(20))
     }
 }
 

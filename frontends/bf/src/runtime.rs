@@ -698,6 +698,12 @@ fn unit_range(prog: &Program, unit: Unit) -> std::ops::Range<usize> {
     }
 }
 
+/// How many instructions `unit` spans (constant time; [`unit_size`] also
+/// weighs them).
+pub fn unit_len(prog: &Program, unit: Unit) -> usize {
+    unit_range(prog, unit).len()
+}
+
 /// How large `unit` is ([`UnitSize`]); the weight is computed only for a
 /// unit within the instruction bound, so this takes at most
 /// [`MAX_UNIT_INSTS`] steps.

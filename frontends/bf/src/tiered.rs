@@ -147,34 +147,59 @@ pub struct DeoptEvent<'a> {
 
 /// The interpreter's loop profile, and the loops that have code.
 struct Profile {
-    /// Per instruction: body entries of the loop opened there.
-    entered: Vec<u32>,
-    /// Per instruction: how often the compile budget said "not yet" to
-    /// the loop opened there; it is next considered after `hot << backoff`
-    /// body entries. Zero-initialised like the other tables, so a run that
-    /// compiles nothing never touches their pages.
-    backoff: Vec<u8>,
+    /// Per instruction, for the loop opened there, in one word so that the
+    /// hook touches one place: body entries (low half) and the body entries
+    /// at which the interpreter next stops there (high half: 0 for `hot`;
+    /// [`STOP_ALWAYS`] once the loop has a unit; [`STOP_NEVER`] once it is
+    /// delegated or too large; twice the entries each time the compile
+    /// budget said not yet). Zero-initialised like the other tables, so a
+    /// run that compiles nothing never touches their pages.
+    counts: Vec<u64>,
+    /// Per instruction: whether the loop opened there fits one compilation
+    /// ([`FIT_UNKNOWN`] until asked: weighing a loop reads all of it).
+    fit: Vec<u8>,
     /// Per instruction: 1 + the index of the loop's unit, 0 for none, or
     /// [`DELEGATED`].
     unit_of: Vec<u32>,
     hot: u32,
 }
 
+/// [`Profile::fit`]: not weighed yet, fits, too large.
+const FIT_UNKNOWN: u8 = 0;
+const FIT_YES: u8 = 1;
+const FIT_NO: u8 = 2;
+
 /// A hot loop that the interpreter runs for good: an enclosing loop's unit
 /// was compiled instead (the interpreter runs the loop until it reaches
 /// that loop's header), or the loop is too large to compile.
 const DELEGATED: u32 = u32::MAX;
 
+/// [`Profile::counts`]: stop at every entry (the loop has a unit to call).
+const STOP_ALWAYS: u32 = 1;
+/// [`Profile::counts`]: never stop (the interpreter runs the loop for good).
+const STOP_NEVER: u32 = u32::MAX;
+
+impl Profile {
+    /// Body entries of the loop opened at `pc`.
+    fn entered(&self, pc: usize) -> u32 {
+        self.counts.get(pc).map_or(0, |&c| c as u32)
+    }
+
+    /// Sets where the interpreter next stops at the loop opened at `pc`.
+    fn stop_at(&mut self, pc: usize, next: u32) {
+        let c = &mut self.counts[pc];
+        *c = (u64::from(next) << 32) | (*c & 0xffff_ffff);
+    }
+}
+
 impl LoopHook for Profile {
     #[inline]
     fn enter_body(&mut self, open: usize) -> bool {
-        let n = &mut self.entered[open];
-        *n = n.saturating_add(1);
-        match self.unit_of[open] {
-            0 => u64::from(*n) >= u64::from(self.hot) << self.backoff[open],
-            DELEGATED => false,
-            _ => true,
-        }
+        let c = &mut self.counts[open];
+        let n = (*c as u32).saturating_add(1);
+        let next = (*c >> 32) as u32;
+        *c = (u64::from(next) << 32) | u64::from(n);
+        n >= if next == 0 { self.hot } else { next } && next != STOP_NEVER
     }
 }
 
@@ -238,6 +263,7 @@ struct Tiers<'p> {
     budget: CompileBudget,
     /// An outer loop to compile once the budget allows ([`Tiers::upgrade`]).
     wanted: Option<usize>,
+
     profile: Profile,
     units: Vec<UnitSlot>,
     /// Every unit's patch log (loaded from the patch-log file, if any, and
@@ -259,15 +285,14 @@ impl Tiers<'_> {
         // the loop around it (whose every iteration tests it once) went
         // round at least a quarter of `hot` times (and twice) in the
         // interpreter.
-        let entered = &self.profile.entered;
+        let profile = &self.profile;
         let parent = self
             .parent
             .get_or_insert_with(|| EnclosingLoops::of(self.prog));
         let mature = (self.profile.hot / 4).max(2);
         let never_entered = |pc: usize| {
             let around = parent.around(pc);
-            entered.get(pc).is_some_and(|&n| n == 0)
-                && around.is_some_and(|p| entered.get(p).is_some_and(|&n| n >= mature))
+            profile.entered(pc) == 0 && around.is_some_and(|p| profile.entered(p) >= mature)
         };
         let name = format!("bf_loop_{open}");
         let compiler = match &mut self.compiler {
@@ -291,7 +316,7 @@ impl Tiers<'_> {
             &mut self.report.jit,
         );
         self.budget.charge(
-            runtime::unit_size(self.prog, Unit::Loop { open }).insts,
+            runtime::unit_len(self.prog, Unit::Loop { open }),
             t.elapsed(),
         );
         let code = code?;
@@ -323,38 +348,46 @@ impl Tiers<'_> {
             DELEGATED => return Ok(None),
             i => return Ok(Some(i as usize - 1)),
         }
-        let unit_size = |pc: usize| runtime::unit_size(self.prog, Unit::Loop { open: pc });
-        let size = |pc: usize| unit_size(pc).insts;
-        if !unit_size(open).fits() {
+        let prog = self.prog;
+        let size = |pc: usize| runtime::unit_len(prog, Unit::Loop { open: pc });
+        let fit = &mut self.profile.fit;
+        let mut fits = |pc: usize| {
+            if fit[pc] == FIT_UNKNOWN {
+                let ok = runtime::unit_size(prog, Unit::Loop { open: pc }).fits();
+                fit[pc] = if ok { FIT_YES } else { FIT_NO };
+            }
+            fit[pc] == FIT_YES
+        };
+        if !fits(open) {
             self.profile.unit_of[open] = DELEGATED;
+            self.profile.stop_at(open, STOP_NEVER);
             self.report.loops_too_large += 1;
             return Ok(None);
         }
         // From `open` out to the outermost loop worth compiling.
-        let mut chain = vec![open];
+        let mut target = open;
         let parent = self
             .parent
             .get_or_insert_with(|| EnclosingLoops::of(self.prog));
-        while let Some(up) = parent.around(chain[chain.len() - 1]) {
-            if self.profile.entered[up] < 2
+        while let Some(up) = parent.around(target) {
+            if (self.profile.counts[up] as u32) < 2
                 || self.profile.unit_of[up] == DELEGATED
-                || !unit_size(up).fits()
+                || !fits(up)
             {
                 break;
             }
-            chain.push(up);
+            target = up;
         }
         let ran = self.report.interp + self.report.native;
         // Only the outermost loop: compiling the inner ones first instead
         // (when the budget cannot pay for it yet) was measured to cost more
         // than waiting: mandelbrot made some 200 small units, whose compile
         // time and interpreted glue made it 1.7x slower than one early unit.
-        let target = chain[chain.len() - 1];
         if self.profile.unit_of[target] == 0 && !self.budget.allows(size(target), ran) {
             // Not yet: ask again when the loop has gone round twice as often.
             self.wanted = Some(target);
-            let backoff = &mut self.profile.backoff[open];
-            *backoff = (*backoff + 1).min(31);
+            let next = self.profile.entered(open).saturating_mul(2);
+            self.profile.stop_at(open, next.min(STOP_NEVER - 1));
             self.report.compiles_deferred += 1;
             return Ok(None);
         }
@@ -363,6 +396,7 @@ impl Tiers<'_> {
                 self.compile_new(target)?;
             }
             self.profile.unit_of[open] = DELEGATED;
+            self.profile.stop_at(open, STOP_NEVER);
             return Ok(None);
         }
         self.compile_new(open).map(Some)
@@ -379,10 +413,10 @@ impl Tiers<'_> {
         let ran = self.report.interp + self.report.native;
         if self.profile.unit_of[open] != 0 {
             self.wanted = None;
-        } else if self.budget.allows_quietly(
-            runtime::unit_size(self.prog, Unit::Loop { open }).insts,
-            ran,
-        ) {
+        } else if self
+            .budget
+            .allows_quietly(runtime::unit_len(self.prog, Unit::Loop { open }), ran)
+        {
             self.wanted = None;
             self.compile_new(open)?;
         }
@@ -418,6 +452,7 @@ impl Tiers<'_> {
         });
         self.report.units_compiled += 1;
         self.profile.unit_of[open] = self.units.len() as u32;
+        self.profile.stop_at(open, STOP_ALWAYS);
         Ok(self.units.len() - 1)
     }
 
@@ -507,9 +542,10 @@ pub fn run_tiered_on(
         compiler: None,
         budget: cfg.budget.clone(),
         wanted: None,
+
         profile: Profile {
-            entered: vec![0; n],
-            backoff: vec![0; n],
+            counts: vec![0; n],
+            fit: vec![FIT_UNKNOWN; n],
             unit_of: vec![0; n],
             hot: cfg.hot_loop.max(1),
         },
