@@ -224,10 +224,12 @@ fn parse_share(s: &str) -> Result<f64, String> {
 
 /// Reads the program at `path`, at most `max` bytes of it: a larger file,
 /// a device or an endless stream is an error, not unbounded memory.
-fn read_program(path: &std::path::Path, max: u64) -> Result<Vec<u8>, String> {
+/// `cannot_open` words a file that cannot be opened (each guest says it
+/// its own way: Lua as lua5.4 does, "cannot open").
+fn read_program(path: &std::path::Path, max: u64, cannot_open: &str) -> Result<Vec<u8>, String> {
     use std::io::Read;
     let name = path.display();
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {name}: {e}"))?;
+    let file = std::fs::File::open(path).map_err(|e| format!("{cannot_open} {name}: {e}"))?;
     let mut bytes = Vec::new();
     file.take(max.saturating_add(1))
         .read_to_end(&mut bytes)
@@ -289,7 +291,8 @@ fn run_lua(args: &RunArgs) -> Result<bool, String> {
         std::process::exit(2);
     }
     let file = args.file.as_ref().ok_or("usage: --lang lua needs a FILE")?;
-    let code = vssa_lua::run_file(file, &args.script_args, args.max_program_bytes)?;
+    let src = read_program(file, args.max_program_bytes, "cannot open")?;
+    let code = vssa_lua::run_program(&src, &file.display().to_string(), &args.script_args)?;
     if code != 0 {
         std::process::exit(code);
     }
@@ -303,7 +306,7 @@ fn run(args: RunArgs) -> Result<(), String> {
     let engine = args.engine.unwrap_or(Engine::Tiered);
     let (name, source) = match &args.file {
         Some(path) => {
-            let bytes = read_program(path, args.max_program_bytes)?;
+            let bytes = read_program(path, args.max_program_bytes, "cannot read")?;
             (path.display().to_string(), bytes)
         }
         None => ("<demo>".to_string(), DEMO.as_bytes().to_vec()),

@@ -112,29 +112,15 @@ pub fn error_text(vm: &mut Vm, v: Value) -> String {
     }
 }
 
-/// Runs the file at `path` (the CLI's entry point): returns the process
-/// exit code, printing errors as `vssa: message` on stderr like lua5.4.
-/// At most `max_bytes` of the file are read: a larger script, a device or
-/// an endless stream is an error, not unbounded memory.
-pub fn run_file(path: &std::path::Path, args: &[String], max_bytes: u64) -> Result<i32, String> {
-    use std::io::Read;
-    let name = path.display().to_string();
-    let file =
-        std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    let mut src = Vec::new();
-    file.take(max_bytes.saturating_add(1))
-        .read_to_end(&mut src)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    if src.len() as u64 > max_bytes {
-        return Err(format!(
-            "{name}: the program is larger than {max_bytes} bytes (see --max-program-bytes)"
-        ));
-    }
+/// Runs the script `src` read from the file `name` (the CLI's entry point,
+/// which reads the file within its size bound) with stdout as output:
+/// returns the process exit code, or the error message lua5.4 would print.
+pub fn run_program(src: &[u8], name: &str, args: &[String]) -> Result<i32, String> {
     let out = Box::new(std::io::BufWriter::with_capacity(
         1 << 16,
         std::io::stdout(),
     ));
-    match run_source(&src, &name, args, out) {
+    match run_source(src, name, args, out) {
         Ok(()) => Ok(0),
         Err(RunError::Exit(code)) => Ok(code),
         Err(RunError::Syntax(m)) | Err(RunError::Runtime(m)) => Err(m),
