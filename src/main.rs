@@ -9,6 +9,7 @@ use serde_json::json;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 use vssa_bf::runtime::JitError;
 use vssa_bf::runtime::{self, JitConfig, JitReport};
@@ -105,9 +106,14 @@ struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 1)]
     recompile_after: u32,
     /// Tiered engine: compile time allowed per second the program has run
-    /// (`inf`: compile every hot loop at once).
-    #[arg(long, value_name = "SHARE", default_value_t = 0.25, value_parser = parse_share)]
-    compile_budget: f64,
+    /// (`inf`: compile every hot loop at once). Default: 1 with a compile
+    /// thread, 0.25 without.
+    #[arg(long, value_name = "SHARE", value_parser = parse_share)]
+    compile_budget: Option<f64>,
+    /// Tiered engine: compile on a thread of its own while the interpreter
+    /// goes on (default: on when the machine has two cores or more).
+    #[arg(long, value_name = "WHEN", value_enum)]
+    compile_thread: Option<Toggle>,
     /// With `--stats`: also list every compiled loop.
     #[arg(short, long)]
     verbose: bool,
@@ -173,6 +179,12 @@ enum StatsFormat {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Toggle {
+    On,
+    Off,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Eof {
     Unchanged,
     #[value(name = "0")]
@@ -211,6 +223,14 @@ fn parse_tape_limit(s: &str) -> Result<usize, String> {
     }
     Ok(n)
 }
+
+/// The default `--compile-budget` when compiling stops the program: what a
+/// program whose every compilation is wasted loses (see docs/deopt.md).
+const INLINE_COMPILE_SHARE: f64 = 0.25;
+/// The default `--compile-budget` with a compile thread: the program does
+/// not wait for it, so the share only bounds the thread's CPU time (at
+/// most the program's own).
+const THREAD_COMPILE_SHARE: f64 = 1.0;
 
 /// `--compile-budget`: a share of run time, 0 or more (`inf` allowed).
 fn parse_share(s: &str) -> Result<f64, String> {
@@ -312,7 +332,7 @@ fn run(args: RunArgs) -> Result<(), String> {
         None => ("<demo>".to_string(), DEMO.as_bytes().to_vec()),
     };
     let t = Instant::now();
-    let prog = vssa_bf::parse(&source).map_err(|e| format!("{name}:{e}"))?;
+    let prog = Arc::new(vssa_bf::parse(&source).map_err(|e| format!("{name}:{e}"))?);
     let parse_ms = ms(t.elapsed());
 
     let opts = RunOptions {
@@ -384,11 +404,22 @@ fn run(args: RunArgs) -> Result<(), String> {
                 patch_log: patch_log_path(&args),
             };
             let mut io = Io::new(&mut input, &mut output);
+            let thread = match args.compile_thread {
+                Some(t) => t == Toggle::On,
+                None => tiered::spare_core(),
+            };
             let tcfg = TieredConfig {
                 jit: cfg.clone(),
                 hot_loop: args.hot_loop,
                 policy: RecompilePolicy::after(args.recompile_after),
-                budget: CompileBudget::default().with_share(args.compile_budget),
+                budget: CompileBudget::default().with_share(args.compile_budget.unwrap_or(
+                    if thread {
+                        THREAD_COMPILE_SHARE
+                    } else {
+                        INLINE_COMPILE_SHARE
+                    },
+                )),
+                compile_thread: thread,
                 ..TieredConfig::default()
             };
             let jit = if engine == Engine::Jit {

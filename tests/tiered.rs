@@ -142,10 +142,11 @@ impl std::io::Write for SharedOut {
 /// test after it; so does the resumed run when limited the same way.
 #[test]
 fn every_deopt_is_exact() {
-    let prog = vssa_bf::parse(LATE_LOOP).unwrap();
+    let prog = std::sync::Arc::new(vssa_bf::parse(LATE_LOOP).unwrap());
     let mut cfg = TieredConfig {
         hot_loop: 2,
         budget: vssa_deopt::CompileBudget::unlimited(),
+        compile_thread: false,
         ..TieredConfig::default()
     };
     cfg.jit.verify = true;
@@ -252,7 +253,7 @@ proptest! {
 #[test]
 fn refutations_and_patches_persist_in_the_patch_log() {
     common::private_seal_key();
-    let prog = vssa_bf::parse(LATE_LOOP).unwrap();
+    let prog = std::sync::Arc::new(vssa_bf::parse(LATE_LOOP).unwrap());
     let dir = std::env::temp_dir().join(format!("vssa-tiered-log-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join("t.log");
@@ -261,6 +262,7 @@ fn refutations_and_patches_persist_in_the_patch_log() {
         let mut cfg = TieredConfig {
             hot_loop: 2,
             budget: vssa_deopt::CompileBudget::unlimited(),
+            compile_thread: false,
             ..TieredConfig::default()
         };
         cfg.jit.verify = true;
@@ -388,13 +390,15 @@ fn tiered_with_budget(
     let cfg = TieredConfig {
         hot_loop: 2,
         budget,
+        compile_thread: false,
         ..TieredConfig::default()
     };
+    let prog = std::sync::Arc::new(prog.clone());
     let mut out = Vec::new();
     let mut inp: &[u8] = b"";
     let (report, r) = {
         let mut io = Io::new(&mut inp, &mut out);
-        vssa_bf::tiered::run_tiered(prog, SMALL_TAPE, &mut io, &cfg)
+        vssa_bf::tiered::run_tiered(&prog, SMALL_TAPE, &mut io, &cfg)
     };
     let error = match r {
         Ok(()) => None,
@@ -460,3 +464,51 @@ fn a_loop_too_large_to_compile_is_interpreted_and_its_inner_loops_compiled() {
 }
 
 const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
+
+/// With a compile thread, code arrives whenever the thread has it ready,
+/// so where the run switches to it (and where a recompiled unit takes
+/// over after a deopt) differs from run to run: the output must not.
+/// Three nested counting loops (100 × 100 × 50) read a byte each time
+/// round and run an inner loop on it, first entered at the 400 000th read
+/// of 500 000: a speculation that fails, then a recompilation on the
+/// thread while the interpreter goes on.
+#[test]
+fn the_compile_thread_never_changes_what_a_program_does() {
+    let src = format!(
+        "{}[>{}[>{}[>,[-.>+<]<-]<-]<-]",
+        "+".repeat(100),
+        "+".repeat(100),
+        "+".repeat(50)
+    );
+    let mut input = vec![0u8; 400_000];
+    input.extend(std::iter::repeat_n(1u8, 100_000));
+    let prog = std::sync::Arc::new(vssa_bf::parse(&src).unwrap());
+    let o = opts(None, EofMode::Unchanged);
+    let want = run_interp(&prog, &input, o, SMALL_TAPE);
+    assert_eq!((want.error.clone(), want.output.len()), (None, 100_000));
+    let (mut units, mut recompiles) = (0, 0);
+    for (run, hot) in [1, 2, 5, 50].iter().cycle().take(8).enumerate() {
+        let mut cfg = TieredConfig {
+            hot_loop: *hot,
+            budget: vssa_deopt::CompileBudget::unlimited(),
+            compile_thread: true,
+            ..TieredConfig::default()
+        };
+        cfg.jit.verify = run % 2 == 0;
+        cfg.jit.run = o;
+        let mut out = Vec::new();
+        let mut inp: &[u8] = &input;
+        let (report, r) = {
+            let mut io = Io::new(&mut inp, &mut out);
+            vssa_bf::tiered::run_tiered(&prog, SMALL_TAPE, &mut io, &cfg)
+        };
+        r.unwrap();
+        assert!(out == want.output, "run {run}, hot {hot}: output differs");
+        units += report.units_compiled;
+        recompiles += report.recompiles;
+    }
+    eprintln!("8 runs: {units} units compiled, {recompiles} recompiled");
+    // A run is tens of ms of interpreting and a unit a few ms of
+    // compiling: a thread that never delivers is broken, not slow.
+    assert!(units > 0, "the compile thread delivered nothing in 8 runs");
+}

@@ -9,13 +9,13 @@
 //!
 //! The cache is bounded by machine-code bytes: inserting past the budget
 //! evicts the least recently used entries. Entries are shared
-//! ([`Rc<OwnedCode>`]): eviction only drops the cache's handle, and the
+//! ([`Arc<OwnedCode>`]): eviction only drops the cache's handle, and the
 //! memory is freed when the last unit that still runs the code lets go of
 //! it, so nothing a caller holds is ever freed under it.
 
 use crate::jit::OwnedCode;
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 use vssa::Addr;
 
 /// Machine code by unit key, least recently used first out.
@@ -33,7 +33,7 @@ pub struct CodeCache {
 
 #[derive(Debug)]
 struct Entry {
-    code: Rc<OwnedCode>,
+    code: Arc<OwnedCode>,
     last_use: u64,
 }
 
@@ -70,13 +70,13 @@ impl CodeCache {
     }
 
     /// The code compiled for `key`, if cached; counts a hit or a miss.
-    pub fn get(&mut self, key: &Addr) -> Option<Rc<OwnedCode>> {
+    pub fn get(&mut self, key: &Addr) -> Option<Arc<OwnedCode>> {
         self.clock += 1;
         match self.entries.get_mut(key) {
             Some(e) => {
                 e.last_use = self.clock;
                 self.stats.hits += 1;
-                Some(Rc::clone(&e.code))
+                Some(Arc::clone(&e.code))
             }
             None => {
                 self.stats.misses += 1;
@@ -88,7 +88,7 @@ impl CodeCache {
     /// Files `code` under `key` (replacing what was there), then evicts the
     /// least recently used other entries until the cache fits its budget.
     /// Code larger than the whole budget is not kept.
-    pub fn insert(&mut self, key: Addr, code: Rc<OwnedCode>) {
+    pub fn insert(&mut self, key: Addr, code: Arc<OwnedCode>) {
         let size = code_bytes(&code);
         if size > self.budget {
             return;
@@ -125,7 +125,7 @@ impl CodeCache {
     }
 
     /// Drops the entry of `key`, if any (the code stays alive where used).
-    pub fn remove(&mut self, key: &Addr) -> Option<Rc<OwnedCode>> {
+    pub fn remove(&mut self, key: &Addr) -> Option<Arc<OwnedCode>> {
         let e = self.entries.remove(key)?;
         self.used -= code_bytes(&e.code);
         Some(e.code)
@@ -176,14 +176,14 @@ mod tests {
     use vssa::{Graph, Type};
 
     /// A function returning `value`, in memory of its own.
-    fn owned(jit: &mut Jit, value: i64) -> Rc<OwnedCode> {
+    fn owned(jit: &mut Jit, value: i64) -> Arc<OwnedCode> {
         let mut g = Graph::new();
         let e = g.entry().unwrap();
         let v = g.iconst(Type::I32, value).unwrap();
         let r = g.ret(e.ctrl, e.mem, v).unwrap();
         g.finish(&[r]).unwrap();
         let s = vssa_schedule::schedule(&g).unwrap();
-        Rc::new(jit.compile_owned(&g, &s, &[], "k").unwrap())
+        Arc::new(jit.compile_owned(&g, &s, &[], "k").unwrap())
     }
 
     fn key(n: u8) -> Addr {
@@ -238,7 +238,7 @@ mod tests {
         let mut jit = Jit::new(JitOptions::default()).unwrap();
         let a = owned(&mut jit, 41);
         let mut c = CodeCache::new(a.stats().code_size);
-        c.insert(key(1), Rc::clone(&a));
+        c.insert(key(1), Arc::clone(&a));
         c.insert(key(2), owned(&mut jit, 2));
         assert!(!c.contains(&key(1)));
         // The cache let go; our handle still runs the code.

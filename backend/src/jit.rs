@@ -155,7 +155,7 @@ struct Compiler {
 }
 
 /// Machine code that owns its executable memory: one function, freed when
-/// this is dropped. Share it with `Rc` or `Arc` to keep it alive while
+/// this is dropped. Share it with `Arc` to keep it alive while
 /// anything may still call it (see [`crate::CodeCache`]).
 pub struct OwnedCode {
     /// `ManuallyDrop` so that `Drop` can move it into `free_memory`.
@@ -190,6 +190,16 @@ impl OwnedCode {
         unsafe { self.code.call(ctx) }
     }
 }
+
+// SAFETY: an `OwnedCode` is finished machine code and the module that
+// owns its memory. Its methods only read what never changes after
+// compilation (the entry address, stats, IR text); the module is touched
+// only by `Drop`, which has the value to itself. So it may be moved to, and
+// shared with, another thread: a compile thread hands its code to the
+// thread that runs it.
+unsafe impl Send for OwnedCode {}
+// SAFETY: as for `Send` above: no `&self` method mutates anything.
+unsafe impl Sync for OwnedCode {}
 
 impl std::fmt::Debug for OwnedCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -126,6 +126,21 @@ impl CompileBudget {
         let observed = took.as_secs_f64() / size.saturating_add(OVERHEAD_UNITS) as f64;
         self.per_unit = 0.5 * self.per_unit + 0.5 * observed;
     }
+    /// Books a compilation of `size` at its estimate before it runs: a
+    /// compile thread's time is known only when it ends, and what is under
+    /// way must count against the budget meanwhile. [`CompileBudget::settle`]
+    /// replaces the estimate with what it took.
+    pub fn reserve(&mut self, size: usize) -> Duration {
+        let estimate = self.estimate(size);
+        self.spent = self.spent.saturating_add(estimate);
+        estimate
+    }
+
+    /// Settles a [`CompileBudget::reserve`]d compilation that took `took`.
+    pub fn settle(&mut self, reserved: Duration, size: usize, took: Duration) {
+        self.spent = self.spent.saturating_sub(reserved);
+        self.charge(size, took);
+    }
 
     /// Compile time booked and not yet repaid.
     pub fn spent(&self) -> Duration {
@@ -196,6 +211,18 @@ mod tests {
         let mut b = CompileBudget::new(0.5, MS, Duration::from_micros(10));
         assert!(b.allows(100 - OVERHEAD_UNITS, Duration::ZERO));
         assert!(!b.allows(101 - OVERHEAD_UNITS, Duration::ZERO));
+    }
+
+    #[test]
+    fn a_reservation_counts_until_settled() {
+        let mut b = CompileBudget::new(0.5, Duration::ZERO, Duration::from_micros(10));
+        let size = 1000 - OVERHEAD_UNITS;
+        let r = b.reserve(size);
+        assert_eq!(r, 10 * MS);
+        assert!(!b.allows(size, 39 * MS)); // 10 reserved + 10 more > 19.5
+        b.settle(r, size, 2 * MS);
+        assert_eq!(b.spent(), 2 * MS);
+        assert!(b.allows_quietly(size, 39 * MS));
     }
 
     #[test]

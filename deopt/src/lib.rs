@@ -26,6 +26,8 @@
 //! * [`CompileBudget`] bounds what a tiering runtime spends compiling to a
 //!   share of the time the program has run, so that no profile, however
 //!   misleading, makes a program much slower than interpreting it.
+//! * [`Background`] is a compile thread: a tiering runtime hands it units
+//!   to compile and goes on interpreting until their code arrives.
 //! * [`Guest`] is what a guest implements to turn a frame into its
 //!   interpreter state.
 //!
@@ -36,12 +38,14 @@
 
 #![forbid(unsafe_code)]
 
+mod background;
 mod budget;
 mod exit;
 mod lower;
 mod policy;
 mod speculate;
 
+pub use background::{Background, WorkerGone};
 pub use budget::CompileBudget;
 pub use exit::{DeoptAbi, DeoptExit, ExitTable, Frame, Guest};
 pub use lower::{lower_guards, LowerError};

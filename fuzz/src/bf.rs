@@ -425,13 +425,16 @@ pub fn run_tiered(
         // Every hot loop compiles: the fuzzer is after the compiled code,
         // and its short runs would otherwise never earn a compilation.
         budget: vssa_deopt::CompileBudget::unlimited(),
+        // At once, so that every run compiles the same loops.
+        compile_thread: false,
         ..TieredConfig::default()
     };
+    let prog = std::sync::Arc::new(prog.clone());
     let mut tape = Tape::new(MIN_TAPE_LIMIT).map_err(|e| e.to_string())?;
     let mut input = &case.input[..];
     let mut output = Vec::new();
     let mut io = Io::new(&mut input, &mut output);
-    let (_, r) = run_tiered_on(prog, &mut tape, &mut io, &cfg, &mut |_| {});
+    let (_, r) = run_tiered_on(&prog, &mut tape, &mut io, &cfg, &mut |_| {});
     let result = match r {
         Ok(()) => Ok(()),
         Err(runtime::JitError::Run(e)) => Err(e),

@@ -235,7 +235,7 @@ fn check(seed: u64, counters: &mut Counters) -> Outcome {
         },
     );
     let prog = match parse(&src) {
-        Ok(p) => p,
+        Ok(p) => std::sync::Arc::new(p),
         Err(_) if shape == Shape::RandomBytes => {
             crate::bump(counters, "parse-errors");
             return Outcome::Pass;
@@ -307,7 +307,7 @@ fn check(seed: u64, counters: &mut Counters) -> Outcome {
 }
 
 fn run_tiered_default(
-    prog: &vssa_bf::Program,
+    prog: &std::sync::Arc<vssa_bf::Program>,
     io: &mut Io<'_>,
     jit: &JitConfig,
 ) -> Result<(), String> {

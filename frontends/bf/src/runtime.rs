@@ -17,7 +17,7 @@ use crate::tape::Tape;
 use std::collections::BTreeSet;
 use std::ffi::c_void;
 use std::path::PathBuf;
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vssa::{Addr, Type};
 use vssa_backend::{CodeCache, HostFn, Jit, JitOptions, OwnedCode};
@@ -174,6 +174,8 @@ pub enum JitError {
     /// of the program: run it in the interpreter, or compile its loops as
     /// units of their own.
     TooLarge(UnitSize),
+    /// The compile thread stopped (a compilation panicked).
+    CompileThread(vssa_deopt::WorkerGone),
 }
 
 /// The most instructions one unit may have. Compile time and memory grow
@@ -222,11 +224,18 @@ impl std::fmt::Display for JitError {
                  takes (at most {MAX_UNIT_INSTS} instructions and weight {MAX_UNIT_WEIGHT})",
                 size.insts, size.weight
             ),
+            JitError::CompileThread(e) => write!(f, "internal error: {e}"),
         }
     }
 }
 
 impl std::error::Error for JitError {}
+
+impl From<vssa_deopt::WorkerGone> for JitError {
+    fn from(e: vssa_deopt::WorkerGone) -> Self {
+        JitError::CompileThread(e)
+    }
+}
 
 impl From<RunError> for JitError {
     fn from(e: RunError) -> Self {
@@ -334,7 +343,7 @@ pub struct UnitRequest<'a> {
 pub struct UnitCode {
     /// The machine code, shared with the code cache (freed when neither
     /// holds it any more).
-    pub code: Rc<OwnedCode>,
+    pub code: Arc<OwnedCode>,
     pub exits: ExitTable,
     /// The content key of the final graph ([`vssa::live_graph_key`]):
     /// its key in the code cache.
@@ -561,8 +570,8 @@ fn compile_unit_once(
     if let Some(c) = code.clif() {
         report.clif.get_or_insert_with(String::new).push_str(c);
     }
-    let code = Rc::new(code);
-    uc.cache.insert(code_key, Rc::clone(&code));
+    let code = Arc::new(code);
+    uc.cache.insert(code_key, Arc::clone(&code));
     Ok(UnitCode {
         code,
         exits,
@@ -1040,7 +1049,7 @@ mod tests {
         let again = compile(&mut c, &book, &mut r);
         assert!(again.cached);
         assert_eq!(again.code_key, first.code_key);
-        assert!(Rc::ptr_eq(&again.code, &first.code));
+        assert!(Arc::ptr_eq(&again.code, &first.code));
         assert_eq!(r.code_cache_hits, 1);
         book.unit_mut(&first.key).unwrap().refute(guard);
         let refuted = compile(&mut c, &book, &mut r);

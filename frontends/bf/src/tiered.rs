@@ -43,10 +43,12 @@ use crate::runtime::{
     UnitCode, UnitCompiler, UnitRequest,
 };
 use crate::tape::Tape;
+use std::collections::VecDeque;
 use std::ffi::c_void;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vssa::Addr;
-use vssa_deopt::{CompileBudget, DeoptCounters, DeoptExit, RecompilePolicy, Verdict};
+use vssa_deopt::{Background, CompileBudget, DeoptCounters, DeoptExit, RecompilePolicy, Verdict};
 use vssa_patch::{Log, LogBook};
 
 /// Loop-body entries after which a loop is compiled.
@@ -66,6 +68,17 @@ pub struct TieredConfig {
     pub code_cache_bytes: usize,
     /// How much compiling the run may do (the budget's state starts here).
     pub budget: CompileBudget,
+    /// Compile on a thread of its own while the interpreter goes on
+    /// (see [`vssa_deopt::Background`]), instead of stopping the program
+    /// for every compilation. On by default when the machine has a core to
+    /// spare; tests that count compilations turn it off, since with it
+    /// *when* code arrives depends on the machine.
+    pub compile_thread: bool,
+}
+
+/// Whether this machine has a core to spare for a compile thread.
+pub fn spare_core() -> bool {
+    std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
 }
 
 impl Default for TieredConfig {
@@ -79,6 +92,7 @@ impl Default for TieredConfig {
             policy: RecompilePolicy::default(),
             code_cache_bytes: vssa_backend::cache::DEFAULT_CACHE_BYTES,
             budget: CompileBudget::default(),
+            compile_thread: spare_core(),
         }
     }
 }
@@ -173,6 +187,9 @@ const FIT_NO: u8 = 2;
 /// was compiled instead (the interpreter runs the loop until it reaches
 /// that loop's header), or the loop is too large to compile.
 const DELEGATED: u32 = u32::MAX;
+/// [`Profile::unit_of`]: the loop's unit is being compiled on the compile
+/// thread; the interpreter runs the loop meanwhile.
+const PENDING: u32 = u32::MAX - 1;
 
 /// [`Profile::counts`]: stop at every entry (the loop has a unit to call).
 const STOP_ALWAYS: u32 = 1;
@@ -252,14 +269,50 @@ struct UnitSlot {
     unpaid: Duration,
 }
 
+/// What the compile thread is asked to do: compile the loop at `open`,
+/// after refuting a guard of its unit's log when recompiling.
+struct Job {
+    open: usize,
+    never_entered: Vec<usize>,
+    refute: Option<(Addr, Addr)>,
+}
+
+/// What the compile thread hands back: the code, how long it took, and the
+/// thread's running total of the pipeline's phases and counts.
+struct Done {
+    code: Result<UnitCode, JitError>,
+    took: Duration,
+    report: JitReport,
+}
+
+/// A compilation under way on the compile thread.
+struct Pending {
+    open: usize,
+    /// The unit it replaces (a recompilation), or none (a first one).
+    unit: Option<usize>,
+    /// The budget booked for it ([`CompileBudget::reserve`]).
+    reserved: Duration,
+}
+
+/// How often (loop-body entries) the interpreter stops at the header of a
+/// loop whose unit is being compiled, to switch to its code once it is
+/// there: seldom enough to cost little, often enough to switch soon.
+const POLL_ENTRIES: u32 = 16;
+
 /// The runtime's state besides the interpreter's.
 struct Tiers<'p> {
-    prog: &'p Program,
+    prog: &'p Arc<Program>,
     cfg: &'p TieredConfig,
     tape_len: usize,
-    /// Made at the first compilation: a run that compiles nothing does not
-    /// pay for setting up the code generator.
+    /// Made at the first compilation on this thread: a run that compiles
+    /// nothing does not pay for setting up the code generator.
     compiler: Option<UnitCompiler>,
+    /// The compile thread (with [`TieredConfig::compile_thread`]), started
+    /// at the first compilation, and what it is working on, in order.
+    thread: Option<Background<Job, Done>>,
+    pending: VecDeque<Pending>,
+    /// [`TieredConfig::compile_thread`], off if the thread cannot start.
+    use_thread: bool,
     budget: CompileBudget,
     /// An outer loop to compile once the budget allows ([`Tiers::upgrade`]).
     wanted: Option<usize>,
@@ -277,42 +330,106 @@ struct Tiers<'p> {
     report: TieredReport,
 }
 
+/// Compiles (or recompiles) the unit of the loop at `open`, on whichever
+/// thread compiles: replaying its log from `book` if it has one, and
+/// speculating that the loops in `never_entered` (sorted) are never
+/// entered.
+#[allow(clippy::too_many_arguments)]
+fn compile_loop(
+    compiler: &mut Option<UnitCompiler>,
+    cfg: &TieredConfig,
+    prog: &Program,
+    tape_len: usize,
+    open: usize,
+    never_entered: &[usize],
+    book: &LogBook,
+    report: &mut JitReport,
+) -> Result<UnitCode, JitError> {
+    let name = format!("bf_loop_{open}");
+    let compiler = match compiler {
+        Some(c) => c,
+        None => compiler.insert(UnitCompiler::new(&cfg.jit, cfg.code_cache_bytes)?),
+    };
+    let never = |pc: usize| never_entered.binary_search(&pc).is_ok();
+    compiler.compile(
+        prog,
+        &UnitRequest {
+            unit: Unit::Loop { open },
+            tape_len,
+            speculate: Some(Speculate {
+                never_entered: &never,
+            }),
+            book,
+            name: &name,
+        },
+        report,
+    )
+}
+
+/// Records that `guard` of the unit whose program key is `key` failed for
+/// good: never speculated on again, in this run and in later ones.
+fn refute(book: &mut LogBook, key: Addr, guard: Addr) {
+    if let Some(log) = book.unit_mut(&key) {
+        log.refute(guard);
+    } else {
+        // Not optimizing: no log to cut, but the refutation is kept.
+        let mut log = Log::new(key, Vec::new());
+        log.refute(guard);
+        book.insert(log);
+    }
+}
+
+/// Files a unit's new log in `book`; whether that changed the book.
+fn file_log(book: &mut LogBook, code: &UnitCode) -> bool {
+    match &code.log {
+        Some(log) if book.unit(&code.key) != Some(log) => {
+            book.insert(log.clone());
+            true
+        }
+        _ => false,
+    }
+}
+
 impl Tiers<'_> {
-    /// Compiles (or recompiles) the unit of the loop at `open`, replaying
-    /// its log from the book if it has one, and files the new log there.
-    fn compile(&mut self, open: usize) -> Result<UnitCode, JitError> {
-        // Speculate only on a mature profile: a loop never entered although
-        // the loop around it (whose every iteration tests it once) went
-        // round at least a quarter of `hot` times (and twice) in the
-        // interpreter.
+    /// The loops inside the loop at `open` (itself included) that the
+    /// profile never saw entered although the loop around each went round
+    /// often: speculate only on a mature profile, where the loop around
+    /// (whose every iteration tests the inner one once) went round at
+    /// least a quarter of `hot` times (and twice) in the interpreter.
+    fn never_entered(&mut self, open: usize) -> Vec<usize> {
         let profile = &self.profile;
         let parent = self
             .parent
             .get_or_insert_with(|| EnclosingLoops::of(self.prog));
-        let mature = (self.profile.hot / 4).max(2);
-        let never_entered = |pc: usize| {
-            let around = parent.around(pc);
-            profile.entered(pc) == 0 && around.is_some_and(|p| profile.entered(p) >= mature)
+        let mature = (profile.hot / 4).max(2);
+        let close = match self.prog.insts[open].kind {
+            InstKind::Open { close } => close,
+            _ => open,
         };
-        let name = format!("bf_loop_{open}");
-        let compiler = match &mut self.compiler {
-            Some(c) => c,
-            None => self
-                .compiler
-                .insert(UnitCompiler::new(&self.cfg.jit, self.cfg.code_cache_bytes)?),
-        };
+        (open..=close)
+            .filter(|&pc| {
+                matches!(self.prog.insts[pc].kind, InstKind::Open { .. })
+                    && profile.entered(pc) == 0
+                    && parent
+                        .around(pc)
+                        .is_some_and(|p| profile.entered(p) >= mature)
+            })
+            .collect()
+    }
+
+    /// Compiles (or recompiles) the unit of the loop at `open` on this
+    /// thread, and files its new log in the book.
+    fn compile(&mut self, open: usize) -> Result<UnitCode, JitError> {
+        let never_entered = self.never_entered(open);
         let t = Instant::now();
-        let code = compiler.compile(
+        let code = compile_loop(
+            &mut self.compiler,
+            self.cfg,
             self.prog,
-            &UnitRequest {
-                unit: Unit::Loop { open },
-                tape_len: self.tape_len,
-                speculate: Some(Speculate {
-                    never_entered: &never_entered,
-                }),
-                book: &self.book,
-                name: &name,
-            },
+            self.tape_len,
+            open,
+            &never_entered,
+            &self.book,
             &mut self.report.jit,
         );
         self.budget.charge(
@@ -320,19 +437,143 @@ impl Tiers<'_> {
             t.elapsed(),
         );
         let code = code?;
-        if let Some(log) = &code.log {
-            if self.book.unit(&code.key) != Some(log) {
-                self.book.insert(log.clone());
-                self.dirty = true;
+        self.dirty |= file_log(&mut self.book, &code);
+        Ok(code)
+    }
+
+    /// Whether units go to the compile thread: it is on, and started (now,
+    /// at the first compilation). A thread that cannot start leaves the
+    /// compiling to this one.
+    fn thread_ready(&mut self) -> bool {
+        if !self.use_thread || self.thread.is_some() {
+            return self.use_thread;
+        }
+        let prog = Arc::clone(self.prog);
+        let cfg = self.cfg.clone();
+        let tape_len = self.tape_len;
+        let mut book = self.book.clone();
+        let mut report = self.report.jit.clone();
+        let mut compiler = None;
+        let thread = Background::spawn("vssa-compile", move |job: Job| {
+            if let Some((key, guard)) = job.refute {
+                refute(&mut book, key, guard);
+            }
+            let t = Instant::now();
+            let code = compile_loop(
+                &mut compiler,
+                &cfg,
+                &prog,
+                tape_len,
+                job.open,
+                &job.never_entered,
+                &book,
+                &mut report,
+            );
+            if let Ok(c) = &code {
+                file_log(&mut book, c);
+            }
+            Done {
+                code,
+                took: t.elapsed(),
+                report: report.clone(),
+            }
+        });
+        self.thread = thread.ok();
+        self.use_thread = self.thread.is_some();
+        self.use_thread
+    }
+
+    /// Hands the unit of the loop at `open` to the compile thread (which
+    /// must be [ready](Tiers::thread_ready)); the interpreter runs the loop
+    /// until its code arrives ([`Tiers::collect`]).
+    fn submit(
+        &mut self,
+        open: usize,
+        unit: Option<usize>,
+        refute: Option<(Addr, Addr)>,
+    ) -> Result<(), JitError> {
+        let never_entered = self.never_entered(open);
+        let reserved = self
+            .budget
+            .reserve(runtime::unit_len(self.prog, Unit::Loop { open }));
+        if let Some(thread) = &mut self.thread {
+            thread.submit(Job {
+                open,
+                never_entered,
+                refute,
+            })?;
+        }
+        self.pending.push_back(Pending {
+            open,
+            unit,
+            reserved,
+        });
+        self.profile.unit_of[open] = PENDING;
+        self.poll_later(open);
+        Ok(())
+    }
+
+    /// Makes the interpreter stop at the loop at `open` again a few
+    /// entries from now.
+    fn poll_later(&mut self, open: usize) {
+        let next = self.profile.entered(open).saturating_add(POLL_ENTRIES);
+        self.profile.stop_at(open, next.min(STOP_NEVER - 1));
+    }
+
+    /// Takes the compile thread's finished units and makes the
+    /// interpreter call them from their loops' next entries.
+    fn collect(&mut self) -> Result<(), JitError> {
+        self.take_done(false)
+    }
+
+    /// [`Tiers::collect`], waiting for every unit under way if `wait`.
+    fn take_done(&mut self, wait: bool) -> Result<(), JitError> {
+        loop {
+            let done = match &mut self.thread {
+                Some(thread) if wait => thread.wait()?,
+                Some(thread) => thread.poll()?,
+                None => None,
+            };
+            let Some(done) = done else {
+                return Ok(());
+            };
+            let Some(p) = self.pending.pop_front() else {
+                return Ok(());
+            };
+            self.report.jit = done.report;
+            let size = runtime::unit_len(self.prog, Unit::Loop { open: p.open });
+            self.budget.settle(p.reserved, size, done.took);
+            let code = done.code?;
+            self.dirty |= file_log(&mut self.book, &code);
+            match p.unit {
+                None => {
+                    self.install(p.open, code, done.took);
+                }
+                Some(i) => {
+                    self.replace(i, code, done.took);
+                    self.profile.unit_of[p.open] = i as u32 + 1;
+                    self.profile.stop_at(p.open, STOP_ALWAYS);
+                }
             }
         }
-        Ok(code)
+    }
+
+    /// Compiles the unit of the loop at `open`: now, or on the compile
+    /// thread. Its index when it is ready now.
+    fn start(&mut self, open: usize) -> Result<Option<usize>, JitError> {
+        if self.thread_ready() {
+            self.submit(open, None, None)?;
+            Ok(None)
+        } else {
+            self.compile_new(open).map(Some)
+        }
     }
 
     /// The unit to call at the header of the loop at `open`, compiled now
     /// if it has none; `None` when the loop was hot but a unit for an
     /// enclosing loop was compiled instead, the loop is too large to
-    /// compile, or the compile budget says not yet.
+    /// compile, its unit is being compiled on the compile thread, or the
+    /// compile budget says not yet.
     ///
     /// Inner loops get hot first. Compiling each one as it does would
     /// compile every nest level again (each outer unit holds the inner
@@ -343,9 +584,14 @@ impl Tiers<'_> {
     /// compiled as soon as the budget allows ([`Tiers::upgrade`], or the
     /// next time a loop inside it gets hot).
     fn unit_for(&mut self, open: usize) -> Result<Option<usize>, JitError> {
+        self.collect()?;
         match self.profile.unit_of[open] {
             0 => {}
             DELEGATED => return Ok(None),
+            PENDING => {
+                self.poll_later(open);
+                return Ok(None);
+            }
             i => return Ok(Some(i as usize - 1)),
         }
         let prog = self.prog;
@@ -369,11 +615,11 @@ impl Tiers<'_> {
         let parent = self
             .parent
             .get_or_insert_with(|| EnclosingLoops::of(self.prog));
+        // A loop delegated to an enclosing one is passed through (a loop too
+        // large to compile is not: it fails `fits`), so that a loop deep
+        // inside a unit under way waits for that unit too.
         while let Some(up) = parent.around(target) {
-            if (self.profile.counts[up] as u32) < 2
-                || self.profile.unit_of[up] == DELEGATED
-                || !fits(up)
-            {
+            if (self.profile.counts[up] as u32) < 2 || !fits(up) {
                 break;
             }
             target = up;
@@ -393,13 +639,13 @@ impl Tiers<'_> {
         }
         if target != open {
             if self.profile.unit_of[target] == 0 {
-                self.compile_new(target)?;
+                self.start(target)?;
             }
             self.profile.unit_of[open] = DELEGATED;
             self.profile.stop_at(open, STOP_NEVER);
             return Ok(None);
         }
-        self.compile_new(open).map(Some)
+        self.start(open)
     }
 
     /// Compiles the wanted loop (an outer loop the budget could not pay for
@@ -407,6 +653,7 @@ impl Tiers<'_> {
     /// every call of a unit: while inner units run, the interpreter may not
     /// stop at the outer loop's header for a long time.
     fn upgrade(&mut self) -> Result<(), JitError> {
+        self.collect()?;
         let Some(open) = self.wanted else {
             return Ok(());
         };
@@ -418,15 +665,20 @@ impl Tiers<'_> {
             .allows_quietly(runtime::unit_len(self.prog, Unit::Loop { open }), ran)
         {
             self.wanted = None;
-            self.compile_new(open)?;
+            self.start(open)?;
         }
         Ok(())
     }
 
-    /// Compiles the first unit of the loop at `open`.
+    /// Compiles the first unit of the loop at `open` on this thread.
     fn compile_new(&mut self, open: usize) -> Result<usize, JitError> {
         let t = Instant::now();
         let code = self.compile(open)?;
+        Ok(self.install(open, code, t.elapsed()))
+    }
+
+    /// Makes `code` the unit of the loop at `open`; its index.
+    fn install(&mut self, open: usize, code: UnitCode, took: Duration) -> usize {
         let close = match self.prog.insts[open].kind {
             InstKind::Open { close } => close,
             _ => open,
@@ -438,41 +690,43 @@ impl Tiers<'_> {
             guards: code.exits.len(),
             speculated: count_speculative(&code),
             refuted: self.book.unit(&code.key).map_or(0, |l| l.refuted.len()),
-            compile: t.elapsed(),
+            compile: took,
             code_size: code.code.stats().code_size,
             ..UnitReport::default()
         };
-        let unpaid = report.compile;
         self.units.push(UnitSlot {
             open,
             close,
             code,
             report,
-            unpaid,
+            unpaid: took,
         });
         self.report.units_compiled += 1;
         self.profile.unit_of[open] = self.units.len() as u32;
         self.profile.stop_at(open, STOP_ALWAYS);
-        Ok(self.units.len() - 1)
+        self.units.len() - 1
     }
 
     /// Refutes `guard` in unit `i` and recompiles the unit, replaying its
-    /// patch log up to the failed speculation.
+    /// patch log up to the failed speculation. On the compile thread, the
+    /// interpreter runs the loop meanwhile.
     fn recompile(&mut self, i: usize, guard: Addr) -> Result<(), JitError> {
-        let t = Instant::now();
         let key = self.units[i].code.key;
-        if let Some(log) = self.book.unit_mut(&key) {
-            log.refute(guard);
-        } else {
-            // Not optimizing: no log to cut, but the refutation is kept.
-            let mut log = Log::new(key, Vec::new());
-            log.refute(guard);
-            self.book.insert(log);
-        }
+        refute(&mut self.book, key, guard);
         self.dirty = true;
         let open = self.units[i].open;
+        if self.thread_ready() {
+            return self.submit(open, Some(i), Some((key, guard)));
+        }
+        let t = Instant::now();
         let code = self.compile(open)?;
-        let refuted = self.book.unit(&key).map_or(0, |l| l.refuted.len());
+        self.replace(i, code, t.elapsed());
+        Ok(())
+    }
+
+    /// Makes `code`, a recompilation that took `took`, unit `i`'s code.
+    fn replace(&mut self, i: usize, code: UnitCode, took: Duration) {
+        let refuted = self.book.unit(&code.key).map_or(0, |l| l.refuted.len());
         let u = &mut self.units[i];
         u.report.compiles += 1;
         u.report.refuted = refuted;
@@ -480,12 +734,10 @@ impl Tiers<'_> {
         u.report.speculated = count_speculative(&code);
         u.report.code_size = code.code.stats().code_size;
         u.code = code;
-        let dt = t.elapsed();
-        u.report.compile += dt;
-        u.unpaid += dt;
-        self.report.recompile += dt;
+        u.report.compile += took;
+        u.unpaid += took;
+        self.report.recompile += took;
         self.report.recompiles += 1;
-        Ok(())
     }
 }
 
@@ -500,7 +752,7 @@ fn count_speculative(code: &UnitCode) -> usize {
 /// Runs `prog` on a fresh tape of `tape_limit` cells with the tiered
 /// runtime. The report is returned whatever happened.
 pub fn run_tiered(
-    prog: &Program,
+    prog: &Arc<Program>,
     tape_limit: usize,
     io: &mut Io<'_>,
     cfg: &TieredConfig,
@@ -511,7 +763,7 @@ pub fn run_tiered(
 /// [`run_tiered`], calling `observer` after every deoptimization with the
 /// state the interpreter resumes from (for tests of exactness).
 pub fn run_tiered_observed(
-    prog: &Program,
+    prog: &Arc<Program>,
     tape_limit: usize,
     io: &mut Io<'_>,
     cfg: &TieredConfig,
@@ -526,7 +778,7 @@ pub fn run_tiered_observed(
 /// [`run_tiered_observed`] on a tape the caller owns (normally fresh), so
 /// that the final tape can be inspected.
 pub fn run_tiered_on(
-    prog: &Program,
+    prog: &Arc<Program>,
     tape: &mut Tape,
     io: &mut Io<'_>,
     cfg: &TieredConfig,
@@ -540,6 +792,9 @@ pub fn run_tiered_on(
         cfg,
         tape_len: tape.len(),
         compiler: None,
+        thread: None,
+        pending: VecDeque::new(),
+        use_thread: cfg.compile_thread,
         budget: cfg.budget.clone(),
         wanted: None,
 
@@ -556,7 +811,15 @@ pub fn run_tiered_on(
         counters: DeoptCounters::new(cfg.policy),
         report,
     };
-    let result = run_loop(&mut tiers, tape, io, observer);
+    let mut result = run_loop(&mut tiers, tape, io, observer);
+    // Keep what the compile thread finished, and abandon what it has not
+    // (the program is done; it will not run that code) — unless a patch
+    // log is kept: then its units are waited for, so that the log has
+    // them and the next run replays them.
+    if let Err(e) = tiers.take_done(cfg.jit.patch_log.is_some()) {
+        result = result.and(Err(e));
+    }
+    tiers.thread = None;
     runtime::warn_replay(&cfg.jit, &mut tiers.report.jit);
     if tiers.dirty {
         runtime::save_book(&cfg.jit, &mut tiers.report.jit, &tiers.book);
