@@ -106,7 +106,7 @@ struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 1)]
     recompile_after: u32,
     /// Tiered engine: compile time allowed per second the program has run
-    /// (`inf`: compile every hot loop at once). Default: 1 with a compile
+    /// (`inf`: compile every hot loop at once). Default: 0.5 with a compile
     /// thread, 0.25 without.
     #[arg(long, value_name = "SHARE", value_parser = parse_share)]
     compile_budget: Option<f64>,
@@ -228,9 +228,9 @@ fn parse_tape_limit(s: &str) -> Result<usize, String> {
 /// program whose every compilation is wasted loses (see docs/deopt.md).
 const INLINE_COMPILE_SHARE: f64 = 0.25;
 /// The default `--compile-budget` with a compile thread: the program does
-/// not wait for it, so the share only bounds the thread's CPU time (at
-/// most the program's own).
-const THREAD_COMPILE_SHARE: f64 = 1.0;
+/// not wait for it, so the share bounds the thread's CPU time — what the
+/// program loses when no core is spare after all (a loaded machine).
+const THREAD_COMPILE_SHARE: f64 = 0.5;
 
 /// `--compile-budget`: a share of run time, 0 or more (`inf` allowed).
 fn parse_share(s: &str) -> Result<f64, String> {
