@@ -676,6 +676,22 @@ fn verify(g: &Graph, phase: &str) -> Result<(), String> {
     })
 }
 
+/// `g` printed and parsed back (verified); printing that and parsing it
+/// again must give the same text.
+fn text_round_trip(g: &Graph, phase: &str) -> Result<Graph, String> {
+    let text = vssa::print::print(g);
+    let h = vssa::parse(&text).map_err(|e| format!("{phase}: parsing its printed text: {e}"))?;
+    verify(&h, &format!("{phase}, printed and parsed"))?;
+    let again = vssa::print::print(&h);
+    let h2 = vssa::parse(&again).map_err(|e| format!("{phase}: parsing it again: {e}"))?;
+    if vssa::print::print(&h2) != again {
+        return Err(format!(
+            "{phase}: printed, parsed and printed twice: the texts differ"
+        ));
+    }
+    Ok(h)
+}
+
 /// The low 32 bits the native entry returns for a value of `ty`: narrower
 /// values are zero-extended, wider ones truncated.
 fn native_ret(value: i64, ty: Type) -> u32 {
@@ -765,6 +781,20 @@ impl Checker {
         vssa::optimize(&mut g).map_err(|e| format!("optimize: {e}"))?;
         verify(&g, "optimized")?;
         same("optimized", &run_interp(&g, &plain.init, true))?;
+        // The text form: printed and parsed back, the graph runs the same.
+        let parsed = text_round_trip(&plain.graph, "plain")?;
+        if vssa::live_graph_key(&parsed) != vssa::live_graph_key(&plain.graph) {
+            return Err("plain graph printed and parsed: another live graph key".into());
+        }
+        same(
+            "plain, printed and parsed",
+            &run_interp(&parsed, &plain.init, true),
+        )?;
+        let parsed = text_round_trip(&g, "optimized")?;
+        same(
+            "optimized, printed and parsed",
+            &run_interp(&parsed, &plain.init, true),
+        )?;
 
         let want = match reference.value.clone() {
             Ok(Exit::Returned(v)) => Ok(Exit::Returned(i64::from(native_ret(v, plain.ret_ty)))),
