@@ -41,6 +41,6 @@ pub use graph::{Graph, GraphError, Node, NodeId};
 pub use key::live_graph_key;
 pub use op::{BinOp, CmpOp, ConvOp, FBinOp, FCmpOp, FConvOp, FUnOp, FitsOp, Op, UnOp};
 pub use opt::{optimize, OptStats};
-pub use parse::{parse, ParseError};
+pub use parse::{parse, parse_building, ParseError};
 pub use types::Type;
 pub use verify::{verify, VerifyError};

@@ -58,13 +58,25 @@ impl std::error::Error for ParseError {}
 /// `End` is the text's one `end` node; text with no nodes gives an empty
 /// graph without one.
 pub fn parse(text: &str) -> Result<Graph, ParseError> {
+    build(&parse_lines(text)?, false)
+}
+
+/// Like [`parse`], but builds every node through [`Graph::build`], with
+/// the construction-time peepholes on: the graph a front end gets that
+/// asks for the text's nodes in the text's order. A node the peepholes
+/// answer with another stands for that one in the lines that name it.
+pub fn parse_building(text: &str) -> Result<Graph, ParseError> {
+    build(&parse_lines(text)?, true)
+}
+
+fn parse_lines(text: &str) -> Result<Vec<Line>, ParseError> {
     let mut lines = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         if let Some(line) = parse_line(raw, i + 1)? {
             lines.push(line);
         }
     }
-    build(&lines)
+    Ok(lines)
 }
 
 /// Where a token starts: 1-based line and column.
@@ -443,9 +455,9 @@ fn back_slot(line: &Line, lines: &[Line], index: &HashMap<u32, usize>) -> Option
     }
 }
 
-/// Interns the lines' nodes inputs first, closes the back edges and sets
-/// the `End`.
-fn build(lines: &[Line]) -> Result<Graph, ParseError> {
+/// Interns (or, `simplify`, builds) the lines' nodes inputs first, closes
+/// the back edges and sets the `End`.
+fn build(lines: &[Line], simplify: bool) -> Result<Graph, ParseError> {
     let mut index: HashMap<u32, usize> = HashMap::with_capacity(lines.len());
     for (i, line) in lines.iter().enumerate() {
         if index.insert(line.label, i).is_some() {
@@ -490,7 +502,7 @@ fn build(lines: &[Line]) -> Result<Graph, ParseError> {
         .collect();
     let mut ids: Vec<Option<NodeId>> = vec![None; lines.len()];
     let mut g = Graph::new();
-    g.set_simplify_on_build(false);
+    g.set_simplify_on_build(simplify);
     while let Some(Reverse(i)) = ready.pop() {
         let line = &lines[i];
         let hashed = match backs[i] {
@@ -501,9 +513,12 @@ fn build(lines: &[Line]) -> Result<Graph, ParseError> {
             .iter()
             .filter_map(|(l, _)| index.get(l).and_then(|&j| ids[j]))
             .collect();
-        let id = g
-            .intern(line.op, line.ty, &inputs)
-            .map_err(|e| line.pos.error(e.to_string()))?;
+        let id = if simplify {
+            g.build(line.op, line.ty, &inputs)
+        } else {
+            g.intern(line.op, line.ty, &inputs)
+        };
+        let id = id.map_err(|e| line.pos.error(e.to_string()))?;
         ids[i] = Some(id);
         for &w in &waiters[i] {
             waiting[w] -= 1;
@@ -633,6 +648,17 @@ n6 ctrl = end n5
                     n6 ctrl = return n1, n2, n5\nn7 ctrl = end n6\n";
         let g = parse(text).unwrap();
         assert!(print(&g).contains("i8 = add n3, n4"));
+    }
+
+    #[test]
+    fn building_applies_the_peepholes() {
+        let text = "n0 tuple = start\nn1 ctrl = proj 0 n0\nn2 mem = proj 1 n0\n\
+                    n3 i8 = const 2\nn4 i8 = const 3\nn5 i8 = add n3, n4\n\
+                    n6 ctrl = return n1, n2, n5\nn7 ctrl = end n6\n";
+        let g = parse_building(text).unwrap();
+        let printed = print(&g);
+        assert!(printed.contains("i8 = const 5"), "{printed}");
+        assert!(!printed.contains("add"), "{printed}");
     }
 
     #[test]
