@@ -42,7 +42,14 @@ impl fmt::Display for LowerError {
     }
 }
 
-impl std::error::Error for LowerError {}
+impl std::error::Error for LowerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LowerError::Graph(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl From<GraphError> for LowerError {
     fn from(e: GraphError) -> Self {

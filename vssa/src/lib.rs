@@ -43,4 +43,4 @@ pub use op::{BinOp, CmpOp, ConvOp, FBinOp, FCmpOp, FConvOp, FUnOp, FitsOp, Op, U
 pub use opt::{optimize, OptStats};
 pub use parse::{parse, parse_building, ParseError};
 pub use types::Type;
-pub use verify::{verify, VerifyError};
+pub use verify::{verify, VerifyError, VerifyErrors};
