@@ -23,6 +23,7 @@
 pub mod addr;
 pub mod build;
 pub mod dot;
+pub mod eval;
 pub mod float;
 pub mod graph;
 pub mod interp;

@@ -7,10 +7,10 @@
 //! naming the node. It never panics, whatever the graph holds.
 
 use crate::addr::Addr;
+use crate::eval::conv_widths_ok;
 use crate::float::{fconv_types_ok, fits_bits_ok};
 use crate::graph::{Graph, NodeId};
 use crate::op::Op;
-use crate::peephole::conv_widths_ok;
 use crate::types::Type;
 use std::fmt;
 
