@@ -778,9 +778,47 @@ impl Checker {
         let mut g = simplified.graph;
         verify(&g, "built with peepholes")?;
         same("built with peepholes", &run_interp(&g, &plain.init, true))?;
+        let recorder = vssa_patch::Recorder::start(&g);
         vssa::optimize(&mut g).map_err(|e| format!("optimize: {e}"))?;
         verify(&g, "optimized")?;
         same("optimized", &run_interp(&g, &plain.init, true))?;
+        // Control folding, then the optimizer on what it exposed; the
+        // native runs below compile the result.
+        let folded = vssa::fold_control(&mut g).map_err(|e| format!("fold_control: {e}"))?;
+        if folded.changes() > 0 {
+            bump(&mut self.counters, "control folded");
+        }
+        vssa::optimize(&mut g).map_err(|e| format!("optimize after folding: {e}"))?;
+        verify(&g, "control folded")?;
+        same("control folded", &run_interp(&g, &plain.init, true))?;
+        // The patch log of all that replays onto the graph built afresh.
+        let log = recorder.log(&g).map_err(|e| format!("recording: {e}"))?;
+        let mut again = generate(seed, true, budget).map_err(gen_err)?.graph;
+        let report = vssa_patch::replay(&mut again, &log);
+        if !report.complete() || vssa::live_graph_key(&again) != vssa::live_graph_key(&g) {
+            return Err(format!(
+                "patch log of optimize + fold_control: {} of {} patches applied ({} stale, \
+                 {} conflicting), live graphs {}",
+                report.applied,
+                report.outcomes.len(),
+                report.stale,
+                report.conflicting,
+                if vssa::live_graph_key(&again) == vssa::live_graph_key(&g) {
+                    "equal"
+                } else {
+                    "differ"
+                }
+            ));
+        }
+        // Folding the graph built without peepholes (branches on constants
+        // the peepholes would have folded at construction).
+        let mut plain_folded = plain.graph.clone();
+        vssa::fold_control(&mut plain_folded).map_err(|e| format!("fold_control plain: {e}"))?;
+        verify(&plain_folded, "plain, control folded")?;
+        same(
+            "plain, control folded",
+            &run_interp(&plain_folded, &plain.init, true),
+        )?;
         // The text form: printed and parsed back, the graph runs the same.
         let parsed = text_round_trip(&plain.graph, "plain")?;
         if vssa::live_graph_key(&parsed) != vssa::live_graph_key(&plain.graph) {

@@ -22,6 +22,7 @@
 
 pub mod addr;
 pub mod build;
+pub mod control_fold;
 pub mod dot;
 pub mod eval;
 pub mod float;
@@ -38,6 +39,7 @@ pub mod verify;
 
 pub use addr::{Addr, ENCODING_VERSION};
 pub use build::Entry;
+pub use control_fold::{fold_control, FoldStats};
 pub use graph::{Graph, GraphError, Node, NodeId};
 pub use key::live_graph_key;
 pub use op::{BinOp, CmpOp, ConvOp, FBinOp, FCmpOp, FConvOp, FUnOp, FitsOp, Op, UnOp};

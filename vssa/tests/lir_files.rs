@@ -40,6 +40,10 @@ fn pass(name: &str) -> Option<Pass> {
                 Err("the optimizer did not converge".into())
             }
         },
+        "fold-control" => |g| {
+            vssa::fold_control(g).map_err(|e| e.to_string())?;
+            Ok(())
+        },
         _ => return None,
     };
     Some(p)
