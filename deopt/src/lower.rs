@@ -2,7 +2,7 @@
 
 use crate::exit::{DeoptAbi, DeoptExit, ExitTable};
 use std::fmt;
-use vssa::{ConvOp, Graph, GraphError, NodeId, Op, Type};
+use vssa::{CmpOp, ConvOp, Graph, GraphError, NodeId, Op, Type};
 
 /// Why guards could not be lowered.
 #[derive(Debug)]
@@ -42,11 +42,57 @@ impl fmt::Display for LowerError {
     }
 }
 
-impl std::error::Error for LowerError {}
+impl std::error::Error for LowerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LowerError::Graph(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl From<GraphError> for LowerError {
     fn from(e: GraphError) -> Self {
         LowerError::Graph(e)
+    }
+}
+
+/// `If [ctrl, cond]` and its two projections, both still standing.
+///
+/// Building the branch may find an `If` the graph already has (value
+/// numbering). If control folding (`vssa::fold_control`) folded that one,
+/// its condition is a constant and one of its projections stands for its
+/// control now: a guard on the same constant at the same point (one that
+/// always fails) would get a branch with one side. Its branch then tests
+/// an unsimplified `cond != 0`, a node of its own.
+fn branch_with_both_sides(
+    g: &mut Graph,
+    guard: NodeId,
+    ctrl: NodeId,
+    cond: NodeId,
+) -> Result<(NodeId, NodeId), LowerError> {
+    let both_stand = |g: &Graph, pass: NodeId, fail: NodeId| {
+        let (pass, fail) = (g.resolve(pass), g.resolve(fail));
+        g.op(pass) == Op::Proj { index: 0 }
+            && g.op(fail) == Op::Proj { index: 1 }
+            && g.input(pass, 0) == g.input(fail, 0)
+    };
+    let (pass, fail) = g.branch(ctrl, cond)?;
+    if both_stand(g, pass, fail) {
+        return Ok((pass, fail));
+    }
+    let zero = g.intern(Op::Const { value: 0 }, g.ty(cond), &[])?;
+    let test = g.intern(Op::Cmp(CmpOp::Ne), Type::I8, &[cond, zero])?;
+    let iff = g.intern(Op::If, Type::Tuple, &[ctrl, test])?;
+    let pass = g.intern(Op::Proj { index: 0 }, Type::Ctrl, &[iff])?;
+    let fail = g.intern(Op::Proj { index: 1 }, Type::Ctrl, &[iff])?;
+    if both_stand(g, pass, fail) {
+        Ok((pass, fail))
+    } else {
+        Err(LowerError::Malformed {
+            node: Some(guard),
+            reason: "no branch with two sides can be built for this guard",
+        })
     }
 }
 
@@ -97,7 +143,7 @@ pub fn lower_guards(g: &mut Graph, abi: &DeoptAbi) -> Result<ExitTable, LowerErr
                 capacity: abi.capacity,
             });
         }
-        let (pass, fail) = g.branch(ctrl, cond)?;
+        let (pass, fail) = branch_with_both_sides(g, guard, ctrl, cond)?;
         let mut mem = g.input(frame, 0);
         for (i, &v) in values.iter().enumerate() {
             let wide = match g.ty(v) {

@@ -4,7 +4,7 @@
 use super::*;
 use std::collections::BTreeSet;
 use vssa::interp::{eval, InterpError, Memory};
-use vssa::{BinOp, CmpOp, Graph, NodeId, Type};
+use vssa::{BinOp, CmpOp, Graph, NodeId, Op, Type};
 
 const BASE: i64 = 0x1000;
 
@@ -175,4 +175,52 @@ fn refuted_and_unchosen_sites_keep_the_general_code() {
     assert!(g.replacements().is_empty());
     let mut mem = Memory::new(BASE, 64);
     assert_eq!(run(&g, 1, &mut mem), Ok(9));
+}
+
+/// Control folding took the false side of `if 0` at the entry; a guard on
+/// the same constant 0 now sits at the entry. Lowering it must not reuse
+/// the folded `If` (whose false side stands for the entry now): its branch
+/// needs both sides.
+#[test]
+fn a_guard_like_a_folded_branch_gets_a_branch_of_its_own() {
+    let text = "\
+n0 tuple = start
+n1 ctrl = proj 0 n0
+n2 mem = proj 1 n0
+n3 ptr = proj 2 n0
+n4 i64 = proj 3 n0
+n5 i8 = const 0
+n6 tuple = if n1, n5
+n7 ctrl = proj 0 n6
+n8 ctrl = proj 1 n6
+n9 frame = framestate @4 n2, n4
+n10 ctrl = guard r1 n8, n5, n9
+n11 ctrl = region n7, n10
+n12 i64 = const 1
+n13 ctrl = return n11, n2, n12
+n14 ctrl = end n13
+";
+    let mut g = vssa::parse(text).unwrap();
+    let ctx = NodeId::from_index(3);
+    let folded = vssa::fold_control(&mut g).unwrap();
+    assert_eq!((folded.branches, folded.regions), (1, 1));
+    let table = lower_guards(&mut g, &abi(ctx, 2)).unwrap();
+    vssa::verify(&g).unwrap();
+    let ifs: Vec<NodeId> = g
+        .live_nodes()
+        .into_iter()
+        .filter(|&n| g.op(n) == Op::If)
+        .collect();
+    assert_eq!(ifs.len(), 1, "{}", vssa::print::print(&g));
+    let projs = g
+        .live_nodes()
+        .into_iter()
+        .filter(|&n| matches!(g.op(n), Op::Proj { .. }) && g.input(n, 0) == ifs[0])
+        .count();
+    assert_eq!(projs, 2, "{}", vssa::print::print(&g));
+    // It always deoptimizes, with its frame.
+    let mut mem = Memory::new(BASE, 64);
+    assert_eq!(run(&g, 42, &mut mem), Ok(100));
+    assert_eq!(table.exits.len(), 1);
+    assert_eq!(mem.bytes()[16..24], 42i64.to_le_bytes());
 }

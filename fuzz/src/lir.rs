@@ -676,6 +676,22 @@ fn verify(g: &Graph, phase: &str) -> Result<(), String> {
     })
 }
 
+/// `g` printed and parsed back (verified); printing that and parsing it
+/// again must give the same text.
+fn text_round_trip(g: &Graph, phase: &str) -> Result<Graph, String> {
+    let text = vssa::print::print(g);
+    let h = vssa::parse(&text).map_err(|e| format!("{phase}: parsing its printed text: {e}"))?;
+    verify(&h, &format!("{phase}, printed and parsed"))?;
+    let again = vssa::print::print(&h);
+    let h2 = vssa::parse(&again).map_err(|e| format!("{phase}: parsing it again: {e}"))?;
+    if vssa::print::print(&h2) != again {
+        return Err(format!(
+            "{phase}: printed, parsed and printed twice: the texts differ"
+        ));
+    }
+    Ok(h)
+}
+
 /// The low 32 bits the native entry returns for a value of `ty`: narrower
 /// values are zero-extended, wider ones truncated.
 fn native_ret(value: i64, ty: Type) -> u32 {
@@ -762,9 +778,61 @@ impl Checker {
         let mut g = simplified.graph;
         verify(&g, "built with peepholes")?;
         same("built with peepholes", &run_interp(&g, &plain.init, true))?;
+        let recorder = vssa_patch::Recorder::start(&g);
         vssa::optimize(&mut g).map_err(|e| format!("optimize: {e}"))?;
         verify(&g, "optimized")?;
         same("optimized", &run_interp(&g, &plain.init, true))?;
+        // Control folding, then the optimizer on what it exposed; the
+        // native runs below compile the result.
+        let folded = vssa::fold_control(&mut g).map_err(|e| format!("fold_control: {e}"))?;
+        if folded.changes() > 0 {
+            bump(&mut self.counters, "control folded");
+        }
+        vssa::optimize(&mut g).map_err(|e| format!("optimize after folding: {e}"))?;
+        verify(&g, "control folded")?;
+        same("control folded", &run_interp(&g, &plain.init, true))?;
+        // The patch log of all that replays onto the graph built afresh.
+        let log = recorder.log(&g).map_err(|e| format!("recording: {e}"))?;
+        let mut again = generate(seed, true, budget).map_err(gen_err)?.graph;
+        let report = vssa_patch::replay(&mut again, &log);
+        if !report.complete() || vssa::live_graph_key(&again) != vssa::live_graph_key(&g) {
+            return Err(format!(
+                "patch log of optimize + fold_control: {} of {} patches applied ({} stale, \
+                 {} conflicting), live graphs {}",
+                report.applied,
+                report.outcomes.len(),
+                report.stale,
+                report.conflicting,
+                if vssa::live_graph_key(&again) == vssa::live_graph_key(&g) {
+                    "equal"
+                } else {
+                    "differ"
+                }
+            ));
+        }
+        // Folding the graph built without peepholes (branches on constants
+        // the peepholes would have folded at construction).
+        let mut plain_folded = plain.graph.clone();
+        vssa::fold_control(&mut plain_folded).map_err(|e| format!("fold_control plain: {e}"))?;
+        verify(&plain_folded, "plain, control folded")?;
+        same(
+            "plain, control folded",
+            &run_interp(&plain_folded, &plain.init, true),
+        )?;
+        // The text form: printed and parsed back, the graph runs the same.
+        let parsed = text_round_trip(&plain.graph, "plain")?;
+        if vssa::live_graph_key(&parsed) != vssa::live_graph_key(&plain.graph) {
+            return Err("plain graph printed and parsed: another live graph key".into());
+        }
+        same(
+            "plain, printed and parsed",
+            &run_interp(&parsed, &plain.init, true),
+        )?;
+        let parsed = text_round_trip(&g, "optimized")?;
+        same(
+            "optimized, printed and parsed",
+            &run_interp(&parsed, &plain.init, true),
+        )?;
 
         let want = match reference.value.clone() {
             Ok(Exit::Returned(v)) => Ok(Exit::Returned(i64::from(native_ret(v, plain.ret_ty)))),

@@ -24,7 +24,7 @@
 //! at the next one. Demand evaluation uses an explicit stack, so no graph
 //! depth overflows the Rust stack.
 //!
-//! Arithmetic is [`crate::peephole`]'s reference semantics ([`eval_bin`]
+//! Arithmetic is [`crate::eval`]'s reference semantics ([`eval_bin`]
 //! etc.) and, for floats, [`crate::float`]'s ([`eval_fbin`] etc.: IEEE-754,
 //! Rust's `f32`/`f64` operations, with canonical NaN results), so constant
 //! folding and this oracle cannot disagree by definition. Every value is an
@@ -52,10 +52,10 @@
 //! access outside is [`InterpError::OutOfBounds`]. Nothing here panics on a
 //! malformed graph: problems are [`InterpError`]s.
 
+use crate::eval::{eval_bin, eval_cmp, eval_conv, eval_un};
 use crate::float::{eval_fbin, eval_fcmp, eval_fconv, eval_ffits, eval_fun};
 use crate::graph::{Graph, NodeId};
 use crate::op::Op;
-use crate::peephole::{eval_bin, eval_cmp, eval_conv, eval_un};
 use crate::types::Type;
 use std::collections::VecDeque;
 use std::fmt;

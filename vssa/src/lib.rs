@@ -22,13 +22,16 @@
 
 pub mod addr;
 pub mod build;
+pub mod control_fold;
 pub mod dot;
+pub mod eval;
 pub mod float;
 pub mod graph;
 pub mod interp;
 pub mod key;
 pub mod op;
 pub mod opt;
+pub mod parse;
 pub mod peephole;
 pub mod print;
 pub mod types;
@@ -36,9 +39,11 @@ pub mod verify;
 
 pub use addr::{Addr, ENCODING_VERSION};
 pub use build::Entry;
+pub use control_fold::{fold_control, FoldStats};
 pub use graph::{Graph, GraphError, Node, NodeId};
 pub use key::live_graph_key;
 pub use op::{BinOp, CmpOp, ConvOp, FBinOp, FCmpOp, FConvOp, FUnOp, FitsOp, Op, UnOp};
 pub use opt::{optimize, OptStats};
+pub use parse::{parse, parse_building, ParseError};
 pub use types::Type;
-pub use verify::{verify, VerifyError};
+pub use verify::{verify, VerifyError, VerifyErrors};

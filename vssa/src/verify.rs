@@ -7,10 +7,10 @@
 //! naming the node. It never panics, whatever the graph holds.
 
 use crate::addr::Addr;
+use crate::eval::conv_widths_ok;
 use crate::float::{fconv_types_ok, fits_bits_ok};
 use crate::graph::{Graph, NodeId};
 use crate::op::Op;
-use crate::peephole::conv_widths_ok;
 use crate::types::Type;
 use std::fmt;
 
@@ -37,6 +37,38 @@ impl fmt::Display for VerifyError {
 }
 
 impl std::error::Error for VerifyError {}
+
+/// Every problem [`verify`] found, as one error (for pipelines that stop
+/// at the first failing phase): shows how many and the first few; its
+/// `source()` is the first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyErrors(pub Vec<VerifyError>);
+
+/// How many problems [`VerifyErrors`] shows.
+const SHOWN: usize = 5;
+
+impl fmt::Display for VerifyErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} problem(s)", self.0.len())?;
+        for (i, e) in self.0.iter().take(SHOWN).enumerate() {
+            let sep = if i == 0 { ": " } else { "; " };
+            write!(f, "{sep}{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for VerifyErrors {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.first().map(|e| e as _)
+    }
+}
+
+impl From<Vec<VerifyError>> for VerifyErrors {
+    fn from(errors: Vec<VerifyError>) -> Self {
+        VerifyErrors(errors)
+    }
+}
 
 /// Checks every live node (reachable from `End`): arity and input types per
 /// opcode, dangling input ids, unset back edges, phi/region agreement, and
@@ -469,6 +501,23 @@ mod tests {
             problems(&g),
             vec!["graph: no End was set (Graph::finish)".to_string()]
         );
+    }
+
+    #[test]
+    fn verify_errors_show_a_count_and_the_first_five() {
+        let problem = |i: u32| VerifyError {
+            node: None,
+            op: None,
+            addr: None,
+            problem: format!("p{i}"),
+        };
+        let errs = VerifyErrors((0..7).map(problem).collect());
+        assert_eq!(
+            errs.to_string(),
+            "7 problem(s): graph: p0; graph: p1; graph: p2; graph: p3; graph: p4"
+        );
+        let first = std::error::Error::source(&errs).unwrap();
+        assert_eq!(first.to_string(), "graph: p0");
     }
 
     #[test]

@@ -151,8 +151,8 @@ fn eval(
             Op::Proj { index: 1 } => Val::Mem(Rc::new(BTreeMap::new())),
             Op::Proj { index } => Val::Int(params[index as usize - 2]),
             Op::Const { value } => Val::Int(value),
-            Op::Bin(op) => Val::Int(vssa::peephole::eval_bin(op, ty, int(0), int(1))),
-            Op::Cmp(op) => Val::Int(i64::from(vssa::peephole::eval_cmp(
+            Op::Bin(op) => Val::Int(vssa::eval::eval_bin(op, ty, int(0), int(1))),
+            Op::Cmp(op) => Val::Int(i64::from(vssa::eval::eval_cmp(
                 op,
                 g.ty(ins[0]),
                 int(0),

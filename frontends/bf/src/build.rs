@@ -149,22 +149,47 @@ pub struct CompiledProgram {
     pub sites: Vec<LoopSite>,
 }
 
-/// Why the builder could not build the graph: an internal inconsistency
-/// reported by the graph, never a property of the guest program.
+/// Why the builder could not build the graph: an internal inconsistency,
+/// never a property of the guest program (the parser rules those out).
 #[derive(Debug)]
-pub struct BuildError(pub GraphError);
+pub enum BuildError {
+    /// The graph refused a node or an edge.
+    Graph(GraphError),
+    /// A loop unit was asked for at instruction `open`, which is not a `[`.
+    NotALoop { open: usize },
+    /// The `]` at instruction `pc` closes no loop.
+    Unbalanced { pc: usize },
+}
 
 impl std::fmt::Display for BuildError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "graph construction failed: {}", self.0)
+        match self {
+            BuildError::Graph(e) => write!(f, "graph construction failed: {e}"),
+            BuildError::NotALoop { open } => {
+                write!(
+                    f,
+                    "a loop unit must start at a `[`; instruction {open} is not one"
+                )
+            }
+            BuildError::Unbalanced { pc } => {
+                write!(f, "the `]` at instruction {pc} closes no loop")
+            }
+        }
     }
 }
 
-impl std::error::Error for BuildError {}
+impl std::error::Error for BuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BuildError::Graph(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl From<GraphError> for BuildError {
     fn from(e: GraphError) -> Self {
-        BuildError(e)
+        BuildError::Graph(e)
     }
 }
 
@@ -296,10 +321,7 @@ pub fn build_unit(
         }
         Unit::Loop { open } => {
             let Some(InstKind::Open { .. }) = prog.insts.get(open).map(|i| i.kind) else {
-                return Err(BuildError(GraphError::BadBackEdge {
-                    node: st.ctrl,
-                    reason: "a loop unit must start at a `[`",
-                }));
+                return Err(BuildError::NotALoop { open });
             };
             // Entered at the header: no `[` test read the cell yet.
             let cell = b.load_cell(st)?;
@@ -363,10 +385,7 @@ pub fn build_unit(
             InstKind::Close { .. } => {
                 // The parser guarantees balance; an unmatched `]` cannot get here.
                 let Some(lp) = loops.pop() else {
-                    return Err(BuildError(GraphError::BadBackEdge {
-                        node: st.ctrl,
-                        reason: "unbalanced program reached the builder",
-                    }));
+                    return Err(BuildError::Unbalanced { pc });
                 };
                 let (cell, again, mut leave) = b.loop_test(&mut st, pc)?;
                 if let Some(w) = &lp.walk {
@@ -1184,6 +1203,27 @@ pub fn position(prog: &Program, pc: usize) -> Option<SrcPos> {
 mod tests {
     use super::*;
     use crate::parse;
+
+    #[test]
+    fn a_loop_unit_not_at_a_bracket_is_a_typed_error() {
+        let p = parse("+[-]").unwrap();
+        let opts = BuildOptions {
+            tape_len: 30_000,
+            step_limit: false,
+            tape_guard: 0,
+        };
+        match build_unit(&p, Unit::Loop { open: 0 }, opts) {
+            Err(e @ BuildError::NotALoop { open: 0 }) => {
+                assert!(std::error::Error::source(&e).is_none());
+                assert!(e.to_string().contains("instruction 0"), "{e}");
+            }
+            Err(e) => panic!("another error: {e}"),
+            Ok(_) => panic!("built a loop unit at a `+`"),
+        }
+        let e = BuildError::from(GraphError::UnknownNode(NodeId::from_index(9)));
+        let source = std::error::Error::source(&e).unwrap();
+        assert_eq!(source.to_string(), "unknown node n9");
+    }
 
     fn reach(src: &str) -> (Program, LoopReach) {
         let p = parse(src).unwrap();

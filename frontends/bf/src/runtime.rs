@@ -164,9 +164,14 @@ impl JitReport {
 pub enum JitError {
     Run(RunError),
     Build(build::BuildError),
-    Verify(String),
-    Schedule(String),
-    Backend(String),
+    /// The optimizer or the speculation pass failed on the graph.
+    Optimize(vssa::GraphError),
+    /// The verifier found the graph malformed (`--verify`).
+    Verify(vssa::VerifyErrors),
+    /// Guards could not be lowered to exits.
+    LowerGuards(vssa_deopt::LowerError),
+    Schedule(vssa_schedule::ScheduleError),
+    Backend(vssa_backend::BackendError),
     Dump(std::io::Error),
     Tape(crate::error::TapeError),
     /// The unit is larger than one compilation may be ([`UnitSize::fits`]):
@@ -213,7 +218,9 @@ impl std::fmt::Display for JitError {
         match self {
             JitError::Run(e) => write!(f, "{e}"),
             JitError::Build(e) => write!(f, "internal error: {e}"),
+            JitError::Optimize(e) => write!(f, "internal error: optimizer: {e}"),
             JitError::Verify(e) => write!(f, "internal error: graph verifier: {e}"),
+            JitError::LowerGuards(e) => write!(f, "internal error: guard lowering: {e}"),
             JitError::Schedule(e) => write!(f, "internal error: scheduler: {e}"),
             JitError::Backend(e) => write!(f, "internal error: backend: {e}"),
             JitError::Dump(e) => write!(f, "cannot write graph dump: {e}"),
@@ -229,7 +236,23 @@ impl std::fmt::Display for JitError {
     }
 }
 
-impl std::error::Error for JitError {}
+impl std::error::Error for JitError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            JitError::Run(e) => Some(e),
+            JitError::Build(e) => Some(e),
+            JitError::Optimize(e) => Some(e),
+            JitError::Verify(e) => Some(e),
+            JitError::LowerGuards(e) => Some(e),
+            JitError::Schedule(e) => Some(e),
+            JitError::Backend(e) => Some(e),
+            JitError::Dump(e) => Some(e),
+            JitError::Tape(e) => Some(e),
+            JitError::TooLarge(_) => None,
+            JitError::CompileThread(e) => Some(e),
+        }
+    }
+}
 
 impl From<vssa_deopt::WorkerGone> for JitError {
     fn from(e: vssa_deopt::WorkerGone) -> Self {
@@ -403,9 +426,13 @@ impl UnitCompiler {
         }
         let replayed_before = report.patches_replayed;
         match compile_unit_once(self, prog, req, report) {
-            Err(e @ (JitError::Verify(_) | JitError::Schedule(_) | JitError::Backend(_)))
-                if report.patches_replayed > replayed_before =>
-            {
+            Err(
+                e @ (JitError::Optimize(_)
+                | JitError::Verify(_)
+                | JitError::LowerGuards(_)
+                | JitError::Schedule(_)
+                | JitError::Backend(_)),
+            ) if report.patches_replayed > replayed_before => {
                 report.patch_log_warnings.push(format!(
                     "unit {}: the replayed patch log left a graph that does not compile ({e}); \
                      compiled without it",
@@ -479,15 +506,15 @@ fn compile_unit_once(
         }
         if !replayed_all {
             let t = Instant::now();
-            vssa::opt::optimize(&mut graph).map_err(|e| JitError::Verify(e.to_string()))?;
+            vssa::opt::optimize(&mut graph).map_err(JitError::Optimize)?;
             if let Some(spec) = &req.speculate {
                 let all: Vec<_> = sites.iter().map(|s| s.site).collect();
                 let chosen = |k: usize| (spec.never_entered)(sites[k].open);
                 let done = vssa_deopt::speculate_never_taken(&mut graph, &all, &chosen, &refuted)
-                    .map_err(|e| JitError::Verify(e.to_string()))?;
+                    .map_err(JitError::Optimize)?;
                 report.speculated += done.guards.len();
                 if !done.guards.is_empty() {
-                    vssa::opt::optimize(&mut graph).map_err(|e| JitError::Verify(e.to_string()))?;
+                    vssa::opt::optimize(&mut graph).map_err(JitError::Optimize)?;
                 }
             }
             report.optimize += t.elapsed();
@@ -529,7 +556,7 @@ fn compile_unit_once(
             exit_type: Type::I32,
         },
     )
-    .map_err(|e| JitError::Verify(e.to_string()))?;
+    .map_err(JitError::LowerGuards)?;
     report.guards += exits.len();
     report.schedule += t.elapsed();
     let t = Instant::now();
@@ -549,8 +576,7 @@ fn compile_unit_once(
         });
     }
     let t = Instant::now();
-    let schedule =
-        vssa_schedule::schedule(&graph).map_err(|e| JitError::Schedule(e.to_string()))?;
+    let schedule = vssa_schedule::schedule(&graph).map_err(JitError::Schedule)?;
     report.schedule += t.elapsed();
     report.blocks += schedule.blocks.len();
     if let Some(dir) = &cfg.dump_dot {
@@ -561,7 +587,7 @@ fn compile_unit_once(
     let code = uc
         .jit
         .compile_owned(&graph, &schedule, &host_table(), req.name)
-        .map_err(|e| JitError::Backend(e.to_string()))?;
+        .map_err(JitError::Backend)?;
     let stats = code.stats();
     report.lower += stats.lower;
     report.codegen += stats.compile;
@@ -589,7 +615,7 @@ pub(crate) fn new_jit(cfg: &JitConfig) -> Result<Jit, JitError> {
         capture_clif: cfg.capture_clif,
         ..JitOptions::default()
     })
-    .map_err(|e| JitError::Backend(e.to_string()))
+    .map_err(JitError::Backend)
 }
 
 /// How a call of compiled code ended, for the interpreter to go on from.
@@ -881,10 +907,7 @@ pub(crate) fn save_book(cfg: &JitConfig, report: &mut JitReport, book: &LogBook)
 }
 
 fn verify(g: &vssa::Graph) -> Result<(), JitError> {
-    vssa::verify::verify(g).map_err(|errs| {
-        let first: Vec<String> = errs.iter().take(5).map(|e| e.to_string()).collect();
-        JitError::Verify(format!("{} problem(s): {}", errs.len(), first.join("; ")))
-    })
+    vssa::verify::verify(g).map_err(|errs| JitError::Verify(errs.into()))
 }
 
 /// The dump file name of `phase` of unit `name` (the whole program's
@@ -983,6 +1006,35 @@ pub fn run_jit(
 mod tests {
     use super::*;
     use std::mem::offset_of;
+
+    #[test]
+    fn pipeline_errors_are_typed_with_their_source() {
+        use std::error::Error;
+        let graph = vssa::GraphError::UnknownNode(vssa::NodeId::from_index(3));
+        let e = JitError::Optimize(graph.clone());
+        assert_eq!(e.to_string(), "internal error: optimizer: unknown node n3");
+        let source = e.source().unwrap().downcast_ref::<vssa::GraphError>();
+        assert_eq!(source, Some(&graph));
+        // An unfinished graph fails the verifier: the typed list of
+        // problems, whose own source is the first problem.
+        let mut g = vssa::Graph::new();
+        g.entry().unwrap();
+        let e = verify(&g).unwrap_err();
+        let JitError::Verify(errs) = &e else {
+            panic!("{e}");
+        };
+        assert_eq!(errs.0.len(), 1);
+        let first = e.source().and_then(|s| s.source()).unwrap();
+        assert_eq!(first.to_string(), errs.0[0].to_string());
+        let e = JitError::Schedule(vssa_schedule::ScheduleError::NoEnd);
+        assert!(e.source().unwrap().is::<vssa_schedule::ScheduleError>());
+        assert!(JitError::TooLarge(UnitSize {
+            insts: 1,
+            weight: 1
+        })
+        .source()
+        .is_none());
+    }
 
     #[test]
     fn unit_sizes_weigh_instructions_by_their_loop_depth() {
