@@ -184,7 +184,9 @@ impl CodeImage {
         let mut r = Reader { bytes, pos: 0 };
         let align = r.varint("alignment")?;
         if !align.is_power_of_two() || align > 4096 {
-            return Err(r.error(&format!("alignment {align} is not a power of two up to 4096")));
+            return Err(r.error(&format!(
+                "alignment {align} is not a power of two up to 4096"
+            )));
         }
         let len = r.len("code length", MAX_IMAGE_BYTES)?;
         let code = r.take(len, "code")?.to_vec();
@@ -199,26 +201,27 @@ impl CodeImage {
                 return Err(r.error("relocation outside the code"));
             }
             let addend = unzigzag(r.varint("relocation addend")?);
-            let target = match r.byte("relocation target")? {
-                1 => RelocTarget::Host(r.u32("host function")?),
-                2 => {
-                    let o = r.u32("function offset")?;
-                    if o as usize > code.len() {
-                        return Err(r.error("function offset outside the code"));
+            let target =
+                match r.byte("relocation target")? {
+                    1 => RelocTarget::Host(r.u32("host function")?),
+                    2 => {
+                        let o = r.u32("function offset")?;
+                        if o as usize > code.len() {
+                            return Err(r.error("function offset outside the code"));
+                        }
+                        RelocTarget::Within(o)
                     }
-                    RelocTarget::Within(o)
-                }
-                3 => {
-                    let n = r.len("library routine name", 64)?;
-                    let at = r.pos;
-                    let name = std::str::from_utf8(r.take(n, "library routine name")?).ok();
-                    let lc = name.and_then(|n| LibCall::from_str(n).ok());
-                    RelocTarget::LibCall(lc.ok_or_else(|| {
-                        ImageError(format!("byte {at}: unknown library routine"))
-                    })?)
-                }
-                _ => return Err(r.error("unknown relocation target")),
-            };
+                    3 => {
+                        let n = r.len("library routine name", 64)?;
+                        let at = r.pos;
+                        let name = std::str::from_utf8(r.take(n, "library routine name")?).ok();
+                        let lc = name.and_then(|n| LibCall::from_str(n).ok());
+                        RelocTarget::LibCall(lc.ok_or_else(|| {
+                            ImageError(format!("byte {at}: unknown library routine"))
+                        })?)
+                    }
+                    _ => return Err(r.error("unknown relocation target")),
+                };
             if matches!(target, RelocTarget::Host(_)) && kind != RelocKind::Abs8 {
                 return Err(r.error("a host function is reached through an 8-byte address"));
             }

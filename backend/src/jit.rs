@@ -10,17 +10,17 @@
 
 use crate::error::BackendError;
 use crate::host::HostFn;
+use crate::image::{CodeImage, CodeReloc, RelocKind, RelocTarget, HOST_NAMESPACE};
 use crate::lower::{entry_signature, lower_with};
 use cranelift_codegen::control::ControlPlane;
+use cranelift_codegen::ir::ExternalName;
 use cranelift_codegen::isa::{OwnedTargetIsa, TargetFrontendConfig};
 use cranelift_codegen::print_errors::pretty_verifier_error;
 use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::FinalizedRelocTarget;
 use cranelift_codegen::{ir, CodegenError, Context};
 use cranelift_frontend::FunctionBuilderContext;
 use cranelift_jit::{JITBuilder, JITModule};
-use crate::image::{CodeImage, CodeReloc, RelocKind, RelocTarget, HOST_NAMESPACE};
-use cranelift_codegen::ir::ExternalName;
-use cranelift_codegen::FinalizedRelocTarget;
 use cranelift_module::{
     default_libcall_names, FuncId, Linkage, Module, ModuleReloc, ModuleRelocTarget,
 };
@@ -383,7 +383,12 @@ impl Jit {
             field(host.name.as_bytes());
             let params: Vec<String> = host.params.iter().map(|t| t.to_string()).collect();
             field(params.join(",").as_bytes());
-            field(host.ret.map(|t| t.to_string()).unwrap_or_default().as_bytes());
+            field(
+                host.ret
+                    .map(|t| t.to_string())
+                    .unwrap_or_default()
+                    .as_bytes(),
+            );
         }
         *h.finalize().as_bytes()
     }

@@ -31,5 +31,5 @@ pub use error::BackendError;
 pub use host::HostFn;
 pub use image::{CodeImage, CodeReloc, RelocKind, RelocTarget};
 pub use jit::{CompileStats, CompiledCode, Jit, JitOptions, OwnedCode};
-pub use stored::CodeStore;
 pub use lower::{entry_signature, lower, lower_with};
+pub use stored::CodeStore;

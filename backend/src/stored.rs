@@ -10,12 +10,21 @@
 //! then entries to the end of the file, each:
 //!   varint L                   length of the body
 //!   [L] body:
-//!     [16] code key            vssa::live_graph_key of the unit's final graph
+//!     [1] kind                 1: code, 2: unit
+//!     [16] key                 code: vssa::live_graph_key of the unit's final graph;
+//!                              unit: the guest's key of the unit's source
 //!     [32] target id           Jit::target_id: ISA, CPU flags, vssa version, host table
 //!     varint stamp             when the entry was last used (a counter, for eviction)
-//!     image                    CodeImage::encode: code bytes, relocations by name
+//!     code: image              CodeImage::encode: code bytes, relocations by name
+//!     unit: [16] code key, varint M, [M] the guest's data (e.g. its exit table)
 //!   [32] seal                  blake3 keyed with the user's patch-log key over magic + body
 //! ```
+//!
+//! A *unit* entry lets a guest skip building a unit's graph at all: it
+//! names, for a unit whose source the guest has hashed (and which nothing
+//! but its source decides, e.g. no speculation on a profile), the code
+//! key its final graph had, and whatever the guest needs to run that code
+//! (the Brainfuck guest keeps the program key and the exit table).
 //!
 //! An entry is used only if its seal verifies under this user's key (the
 //! key that seals patch logs), its target id is this JIT's, and its image
@@ -108,8 +117,30 @@ impl RawEntry {
     }
 }
 
-/// An entry's identity: code key and target id.
-type EntryId = (Addr, [u8; 32]);
+/// What an entry holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Payload {
+    Code(CodeImage),
+    Unit { code_key: Addr, data: Vec<u8> },
+}
+
+const KIND_CODE: u8 = 1;
+const KIND_UNIT: u8 = 2;
+
+impl Payload {
+    fn kind(&self) -> u8 {
+        match self {
+            Payload::Code(_) => KIND_CODE,
+            Payload::Unit { .. } => KIND_UNIT,
+        }
+    }
+}
+
+/// The most guest data one unit entry may hold.
+const MAX_UNIT_DATA: usize = 64 << 20;
+
+/// An entry's identity: kind, key and target id.
+type EntryId = (u8, Addr, [u8; 32]);
 
 /// The code cache of one patch log, for one JIT target.
 #[derive(Debug)]
@@ -123,8 +154,8 @@ pub struct CodeStore {
     file: HashMap<EntryId, RawEntry>,
     /// The highest stamp in the file.
     clock: u64,
-    /// Images to write: compiled or loaded in this run.
-    fresh: HashMap<Addr, CodeImage>,
+    /// Entries to write, by kind and key: made or used in this run.
+    fresh: HashMap<(u8, Addr), Payload>,
     /// Whether the file should be written (an entry was added, or the file
     /// holds something to drop).
     dirty: bool,
@@ -149,12 +180,7 @@ impl CodeStore {
     /// cannot be used is a warning ([`CodeStore::take_warnings`]) and an
     /// empty cache (one that is not a regular file, or not a code cache,
     /// is also never written).
-    pub fn open(
-        path: &Path,
-        target: [u8; 32],
-        budget: u64,
-        key: Option<SealKey>,
-    ) -> CodeStore {
+    pub fn open(path: &Path, target: [u8; 32], budget: u64, key: Option<SealKey>) -> CodeStore {
         let t = Instant::now();
         let mut store = CodeStore {
             path: path.to_path_buf(),
@@ -219,18 +245,37 @@ impl CodeStore {
     /// counts a miss or a rejection otherwise.
     pub fn get(&mut self, code_key: &Addr) -> Option<CodeImage> {
         let t = Instant::now();
-        let got = self.check(code_key);
+        let got = self.check(KIND_CODE, code_key);
         self.stats.load_time += t.elapsed();
-        got
+        match got {
+            Some(Payload::Code(img)) => Some(img),
+            _ => None,
+        }
     }
 
-    fn check(&mut self, code_key: &Addr) -> Option<CodeImage> {
-        if let Some(img) = self.fresh.get(code_key) {
-            return Some(img.clone());
+    /// The unit entry filed under the guest's `source_key`: the code key
+    /// of the unit's final graph and the guest's data, if checked. A
+    /// missing unit entry is not counted as a miss (the code lookup that
+    /// follows counts).
+    pub fn get_unit(&mut self, source_key: &Addr) -> Option<(Addr, Vec<u8>)> {
+        let t = Instant::now();
+        let got = self.check(KIND_UNIT, source_key);
+        self.stats.load_time += t.elapsed();
+        match got {
+            Some(Payload::Unit { code_key, data }) => Some((code_key, data)),
+            _ => None,
         }
-        let id = (*code_key, self.target);
+    }
+
+    fn check(&mut self, kind: u8, key: &Addr) -> Option<Payload> {
+        if let Some(p) = self.fresh.get(&(kind, *key)) {
+            return Some(p.clone());
+        }
+        let id = (kind, *key, self.target);
         let Some(raw) = self.file.get(&id) else {
-            self.stats.misses += 1;
+            if kind == KIND_CODE {
+                self.stats.misses += 1;
+            }
             return None;
         };
         let why = match &self.key {
@@ -240,19 +285,19 @@ impl CodeStore {
         };
         let decoded = match why {
             Some(why) => Err(why),
-            None => decode_body(raw.body()).and_then(|(key, target, _, img)| {
-                if key != *code_key || target != self.target {
+            None => decode_body(raw.body()).and_then(|((k, key_in, target, _), payload)| {
+                if k != kind || key_in != *key || target != self.target {
                     Err("filed under another key".to_string())
                 } else {
-                    Ok(img)
+                    Ok(payload)
                 }
             }),
         };
         match decoded {
-            Ok(img) => {
+            Ok(payload) => {
                 // Used now: written back with a new stamp.
-                self.fresh.insert(*code_key, img.clone());
-                Some(img)
+                self.fresh.insert((kind, *key), payload.clone());
+                Some(payload)
             }
             Err(why) => {
                 self.file.remove(&id);
@@ -260,7 +305,7 @@ impl CodeStore {
                 self.stats.rejected += 1;
                 self.warn(format!(
                     "entry {} not used ({why}): compiling it again",
-                    short(code_key)
+                    short(key)
                 ));
                 None
             }
@@ -286,8 +331,8 @@ impl CodeStore {
                 Some(code)
             }
             Err(e) => {
-                self.fresh.remove(code_key);
-                self.file.remove(&(*code_key, self.target));
+                self.fresh.remove(&(KIND_CODE, *code_key));
+                self.file.remove(&(KIND_CODE, *code_key, self.target));
                 self.dirty = true;
                 self.stats.rejected += 1;
                 self.warn(format!(
@@ -302,8 +347,21 @@ impl CodeStore {
     /// Files freshly compiled code under `code_key` (written at the next
     /// [`CodeStore::save`]).
     pub fn put(&mut self, code_key: Addr, image: &CodeImage) {
-        self.fresh.insert(code_key, image.clone());
+        self.fresh
+            .insert((KIND_CODE, code_key), Payload::Code(image.clone()));
         self.dirty = true;
+    }
+
+    /// Files a unit entry: the unit whose source the guest keys
+    /// `source_key` compiled to the code filed under `code_key`, run
+    /// with `data` (written at the next [`CodeStore::save`]; nothing
+    /// changes if the same entry is there).
+    pub fn put_unit(&mut self, source_key: Addr, code_key: Addr, data: Vec<u8>) {
+        let p = Payload::Unit { code_key, data };
+        if self.fresh.get(&(KIND_UNIT, source_key)) != Some(&p) {
+            self.fresh.insert((KIND_UNIT, source_key), p);
+            self.dirty = true;
+        }
     }
 
     /// Whether [`CodeStore::save`] would write.
@@ -342,9 +400,9 @@ impl CodeStore {
             }
         }
         let stamp = clock + 1;
-        for (code_key, img) in &self.fresh {
-            let e = seal_entry(key, code_key, &self.target, stamp, img);
-            all.insert((*code_key, self.target), e);
+        for ((kind, k), payload) in &self.fresh {
+            let e = seal_entry(key, k, &self.target, stamp, payload);
+            all.insert((*kind, *k, self.target), e);
         }
         let mut entries: Vec<RawEntry> = all.into_values().collect();
         // Most recently used first; ties by bytes, so the order is fixed.
@@ -361,7 +419,8 @@ impl CodeStore {
         fsutil::write_atomic_over(&self.path, &out, |f| {
             let mut head = Vec::with_capacity(MAGIC.len());
             f.take(MAGIC.len() as u64).read_to_end(&mut head)?;
-            if head.is_empty() || head == MAGIC {
+            // Empty, a code cache, or one cut short in its first line.
+            if MAGIC.starts_with(&head) {
                 Ok(())
             } else {
                 Err(io::Error::new(
@@ -404,6 +463,12 @@ fn parse(bytes: &[u8]) -> Result<Parsed, String> {
             damage: None,
         });
     }
+    if bytes.len() < MAGIC.len() && MAGIC.starts_with(bytes) {
+        return Ok(Parsed {
+            entries: Vec::new(),
+            damage: Some("truncated in its first line".into()),
+        });
+    }
     if !bytes.starts_with(MAGIC) {
         return Err("not a vssa code cache (no \"vssa-code-cache 1\" line)".into());
     }
@@ -419,13 +484,13 @@ fn parse(bytes: &[u8]) -> Result<Parsed, String> {
             let len = r.len("entry length", MAX_STORE_FILE_BYTES as usize)?;
             let body_start = r.pos - start;
             let body = r.take(len, "entry")?;
-            let (key, target, stamp) = entry_head(body).map_err(|e| r.error(&e))?;
+            let (kind, key, target, stamp) = entry_head(body).map_err(|e| r.error(&e))?;
             r.take(32, "seal")?;
-            Ok::<_, crate::image::ImageError>((key, target, stamp, body_start, len))
+            Ok::<_, crate::image::ImageError>((kind, key, target, stamp, body_start, len))
         })();
         match entry {
-            Ok((key, target, stamp, body_start, len)) => entries.push((
-                (key, target),
+            Ok((kind, key, target, stamp, body_start, len)) => entries.push((
+                (kind, key, target),
                 RawEntry {
                     bytes: bytes[start..r.pos].to_vec(),
                     body: body_start..body_start + len,
@@ -441,28 +506,52 @@ fn parse(bytes: &[u8]) -> Result<Parsed, String> {
     Ok(Parsed { entries, damage })
 }
 
-/// The code key, target id and stamp at the start of an entry's body.
-fn entry_head(body: &[u8]) -> Result<(Addr, [u8; 32], u64), String> {
-    let mut r = Reader { bytes: body, pos: 0 };
-    let key = r.take(16, "code key").map_err(|e| e.0)?;
+/// The kind, key, target id and stamp at the start of an entry's body.
+fn entry_head(body: &[u8]) -> Result<(u8, Addr, [u8; 32], u64), String> {
+    let mut r = Reader {
+        bytes: body,
+        pos: 0,
+    };
+    let kind = r.byte("kind").map_err(|e| e.0)?;
+    if kind != KIND_CODE && kind != KIND_UNIT {
+        return Err(format!("unknown entry kind {kind}"));
+    }
+    let key = r.take(16, "key").map_err(|e| e.0)?;
     let target = r.take(32, "target id").map_err(|e| e.0)?;
     let stamp = r.varint("stamp").map_err(|e| e.0)?;
     Ok((
+        kind,
         Addr(key.try_into().expect("16 bytes")),
         target.try_into().expect("32 bytes"),
         stamp,
     ))
 }
 
-/// A whole body: head and image, nothing after it.
-fn decode_body(body: &[u8]) -> Result<(Addr, [u8; 32], u64, CodeImage), String> {
-    let (key, target, stamp) = entry_head(body)?;
-    let head = 48 + varint_len(stamp);
-    let (img, used) = CodeImage::decode(&body[head..]).map_err(|e| e.0)?;
-    if head + used != body.len() {
-        return Err(format!("{} bytes after the image", body.len() - head - used));
+type Head = (u8, Addr, [u8; 32], u64);
+
+/// A whole body: head and payload, nothing after it.
+fn decode_body(body: &[u8]) -> Result<(Head, Payload), String> {
+    let head = entry_head(body)?;
+    let start = 1 + 48 + varint_len(head.3);
+    let rest = &body[start..];
+    let (payload, used) = if head.0 == KIND_CODE {
+        let (img, used) = CodeImage::decode(rest).map_err(|e| e.0)?;
+        (Payload::Code(img), used)
+    } else {
+        let mut r = Reader {
+            bytes: rest,
+            pos: 0,
+        };
+        let code_key = r.take(16, "code key").map_err(|e| e.0)?;
+        let code_key = Addr(code_key.try_into().expect("16 bytes"));
+        let n = r.len("data length", MAX_UNIT_DATA).map_err(|e| e.0)?;
+        let data = r.take(n, "data").map_err(|e| e.0)?.to_vec();
+        (Payload::Unit { code_key, data }, r.pos)
+    };
+    if used != rest.len() {
+        return Err(format!("{} bytes after the entry", rest.len() - used));
     }
-    Ok((key, target, stamp, img))
+    Ok((head, payload))
 }
 
 fn varint_len(mut v: u64) -> usize {
@@ -477,16 +566,24 @@ fn varint_len(mut v: u64) -> usize {
 /// An entry's bytes: length, body, seal.
 fn seal_entry(
     key: &SealKey,
-    code_key: &Addr,
+    entry_key: &Addr,
     target: &[u8; 32],
     stamp: u64,
-    img: &CodeImage,
+    payload: &Payload,
 ) -> RawEntry {
-    let mut body = Vec::with_capacity(img.bytes.len() + 64);
-    body.extend_from_slice(&code_key.0);
+    let mut body = Vec::with_capacity(64);
+    body.push(payload.kind());
+    body.extend_from_slice(&entry_key.0);
     body.extend_from_slice(target);
     crate::image::put_varint(&mut body, stamp);
-    img.encode(&mut body);
+    match payload {
+        Payload::Code(img) => img.encode(&mut body),
+        Payload::Unit { code_key, data } => {
+            body.extend_from_slice(&code_key.0);
+            crate::image::put_varint(&mut body, data.len() as u64);
+            body.extend_from_slice(data);
+        }
+    }
     let mut sealed = MAGIC.to_vec();
     sealed.extend_from_slice(&body);
     let seal = key.seal(&sealed);
@@ -514,6 +611,8 @@ pub struct FileSummary {
     pub sealed: usize,
     /// Entries for `target` (when given).
     pub for_target: usize,
+    /// Unit entries (the others hold code).
+    pub units: usize,
     /// Where the file is damaged, if it is.
     pub damage: Option<String>,
 }
@@ -536,14 +635,17 @@ pub fn summarize(
         damage: parsed.damage,
         ..FileSummary::default()
     };
-    for ((_, t), e) in &parsed.entries {
+    for ((kind, _, t), e) in &parsed.entries {
+        if *kind == KIND_UNIT {
+            s.units += 1;
+        }
         if key.is_some_and(|k| e.verifies(k)) {
             s.sealed += 1;
         }
         if target == Some(t) {
             s.for_target += 1;
         }
-        if let Ok((_, _, _, img)) = decode_body(e.body()) {
+        if let Ok((_, Payload::Code(img))) = decode_body(e.body()) {
             s.code_bytes += img.bytes.len() as u64;
         }
     }
@@ -557,7 +659,7 @@ pub fn clear(path: &Path) -> io::Result<bool> {
     let Some(bytes) = read_file(path)? else {
         return Ok(false);
     };
-    if !bytes.is_empty() && !bytes.starts_with(MAGIC) {
+    if !bytes.starts_with(MAGIC) && !MAGIC.starts_with(&bytes) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             "not a vssa code cache: left it alone",

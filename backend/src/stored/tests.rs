@@ -3,10 +3,8 @@ use crate::{CodeReloc, JitOptions, RelocKind, RelocTarget};
 use vssa::{Graph, Type};
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "vssa-backend-stored-{}-{name}",
-        std::process::id()
-    ));
+    let dir =
+        std::env::temp_dir().join(format!("vssa-backend-stored-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -114,7 +112,9 @@ fn an_entry_sealed_under_another_key_is_not_used() {
     let mut s = CodeStore::open(&path, TARGET, DEFAULT_STORE_BYTES, Some(key(2)));
     s.put(code_key(3), &image(3, 8));
     s.save(&key(2));
-    let sum = summarize(&path, Some(&TARGET), Some(&key(2))).unwrap().unwrap();
+    let sum = summarize(&path, Some(&TARGET), Some(&key(2)))
+        .unwrap()
+        .unwrap();
     assert_eq!((sum.entries, sum.sealed), (1, 1));
 }
 
@@ -257,4 +257,37 @@ fn code_stored_and_placed_runs() {
     // SAFETY: the function reads nothing and calls no host.
     assert_eq!(unsafe { placed.call(ctx.as_mut_ptr()) }, 1234);
     assert_eq!(s.stats().loads, 1);
+}
+
+#[test]
+fn unit_entries_come_back_and_are_sealed_like_code() {
+    let dir = scratch("units");
+    let path = dir.join("p.log.code");
+    let mut s = reopen(&path);
+    assert_eq!(s.get_unit(&code_key(5)), None);
+    assert_eq!(s.stats().misses, 0, "a missing unit entry is no miss");
+    s.put(code_key(1), &image(1, 40));
+    s.put_unit(code_key(5), code_key(1), b"exits".to_vec());
+    s.save(&key(1));
+    let mut s = reopen(&path);
+    assert_eq!(
+        s.get_unit(&code_key(5)),
+        Some((code_key(1), b"exits".to_vec()))
+    );
+    // A unit entry is not code, and code is not a unit entry.
+    assert_eq!(s.get(&code_key(5)), None);
+    assert_eq!(s.get_unit(&code_key(1)), None);
+    // Putting it again unchanged writes nothing.
+    let mut s = reopen(&path);
+    s.get_unit(&code_key(5));
+    s.put_unit(code_key(5), code_key(1), b"exits".to_vec());
+    assert!(!s.is_dirty());
+    let sum = summarize(&path, Some(&TARGET), Some(&key(1)))
+        .unwrap()
+        .unwrap();
+    assert_eq!((sum.entries, sum.units, sum.sealed), (2, 1, 2));
+    // Under another key it is not used.
+    let mut s = CodeStore::open(&path, TARGET, DEFAULT_STORE_BYTES, Some(key(2)));
+    assert_eq!(s.get_unit(&code_key(5)), None);
+    assert_eq!(s.stats().rejected, 1);
 }

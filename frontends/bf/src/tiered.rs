@@ -561,6 +561,9 @@ pub fn run_tiered_on(
     if tiers.dirty {
         runtime::save_book(&cfg.jit, &mut tiers.report.jit, &tiers.book);
     }
+    if let Some(c) = &mut tiers.compiler {
+        c.save_code(&mut tiers.report.jit);
+    }
     let mut report = tiers.report;
     report.units = tiers.units.into_iter().map(|u| u.report).collect();
     (report, result)
