@@ -43,6 +43,11 @@ enum BenchWhat {
     /// corpus and on generated programs as the program and the change
     /// grow. Writes a Markdown table, JSON and two SVG charts (--out-dir).
     Recompile(crate::bench_recompile::RecompileArgs),
+    /// Measure warm starts: each program of the corpus cold (no patch
+    /// log), warm with its patch log, and warm with its log and code
+    /// cache; compile time as CPU time up to the first native
+    /// instruction, medians, ratios, and replay against optimization.
+    Warm(crate::bench_warm::WarmArgs),
 }
 
 #[derive(clap::Args)]
@@ -138,8 +143,8 @@ const RATIOS: &[(&str, &str, &str)] = &[
 pub(crate) struct Program {
     pub(crate) name: String,
     pub(crate) path: PathBuf,
-    input: Option<PathBuf>,
-    expected: Option<Vec<u8>>,
+    pub(crate) input: Option<PathBuf>,
+    pub(crate) expected: Option<Vec<u8>>,
 }
 
 /// What one engine did on one program.
@@ -181,6 +186,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     match args.what {
         BenchWhat::Bf(a) => bench_bf(a),
         BenchWhat::Recompile(a) => crate::bench_recompile::run(a),
+        BenchWhat::Warm(a) => crate::bench_warm::run(a),
     }
 }
 

@@ -36,6 +36,8 @@ macro_rules! note_part {
 
 mod bench;
 mod bench_recompile;
+mod bench_warm;
+mod cache_cmd;
 mod log_cmd;
 mod plot;
 
@@ -65,6 +67,8 @@ enum Command {
     Run(RunArgs),
     /// Inspect patch logs (`show`, `diff`).
     Log(log_cmd::LogArgs),
+    /// The code cache beside a patch log (`stats`, `clear`).
+    Cache(cache_cmd::CacheArgs),
     /// Benchmarks (`bf`: every engine against gcc -O2 on the corpus).
     Bench(bench::BenchArgs),
     /// Print a Brainfuck program translated to C (the benchmark's gcc anchor).
@@ -151,6 +155,10 @@ struct RunArgs {
     /// optimizing), then save the updated log there.
     #[arg(long, value_name = "FILE")]
     patch_log: Option<PathBuf>,
+    /// With --patch-log FILE: keep compiled code in FILE.code, at most
+    /// BYTES of it (least recently used evicted); 0: no code cache file.
+    #[arg(long, value_name = "BYTES", default_value_t = vssa_backend::stored::DEFAULT_STORE_BYTES)]
+    code_cache_bytes: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -199,6 +207,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Log(args) => log_cmd::run(args),
+        Command::Cache(args) => cache_cmd::run(args),
         Command::Bench(args) => bench::run(args),
         Command::TranslateC(args) => translate_c(args),
     };
@@ -402,6 +411,7 @@ fn run(args: RunArgs) -> Result<(), String> {
                 dump_dot: args.dump_dot.clone(),
                 capture_clif: args.dump_clif.is_some(),
                 patch_log: patch_log_path(&args),
+                code_store_bytes: args.code_cache_bytes,
             };
             let mut io = Io::new(&mut input, &mut output);
             let thread = match args.compile_thread {
@@ -577,6 +587,13 @@ fn jit_stats(
         "patches_conflicting": r.patches_conflicting,
         "patches_refuted": r.patches_refuted,
         "code_cache_hits": r.code_cache_hits,
+        "code_cache_loads": r.code_cache_loads,
+        "code_cache_misses": r.code_cache_misses,
+        "code_cache_rejected": r.code_cache_rejected,
+        "code_cache_direct": r.code_cache_direct,
+        "code_cache_load_ms": ms(r.code_cache_load),
+        "code_cache_save_ms": ms(r.code_cache_save),
+        "cpu_before_run_ms": r.cpu_before_run.map(ms),
         "replay_ms": ms(r.replay),
         "optimize_ms": ms(r.optimize),
         "patch_log_save_ms": ms(r.patch_log_save),

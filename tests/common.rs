@@ -108,6 +108,7 @@ pub fn checked_config(opts: RunOptions) -> JitConfig {
         dump_dot: None,
         capture_clif: false,
         patch_log: None,
+        code_store_bytes: 0,
     }
 }
 

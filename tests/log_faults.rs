@@ -1,14 +1,17 @@
 //! End-to-end: patch logs under concurrency and faults.
 //!
-//! * Eight `vssa run --patch-log L` at once, sharing one log: each prints
-//!   the right output, and the log is valid afterwards (every save writes
-//!   a whole log to its own temporary and renames it into place: the last
-//!   rename wins, each one is complete).
+//! * Eight `vssa run --patch-log L` at once, sharing one log and its code
+//!   cache `L.code`: each prints the right output, and the log and the
+//!   cache are valid afterwards (every save writes a whole file to its own
+//!   temporary and renames it into place: the last rename wins, each one
+//!   is complete); a run after them finds nothing in the cache to
+//!   reject.
 //! * A loop of runs killed with SIGKILL at random points, many of them in
 //!   the middle of their save (`VSSA_SAVE_PAUSE_MS` holds the save open
 //!   halfway through its temporary): the log is always absent (before the
-//!   first save) or a valid log, never damaged, and the next complete
-//!   save leaves no temporary behind. `VSSA_KILL_LOOP=N` sets the number
+//!   first save) or a valid log, never damaged, and the code cache absent
+//!   or whole with every entry sealed (its save is paused the same way);
+//!   the next complete save leaves no temporary behind. `VSSA_KILL_LOOP=N` sets the number
 //!   of runs (default 40; docs/testing.md says what was run in full).
 
 use std::path::{Path, PathBuf};
@@ -70,6 +73,21 @@ fn valid_or_absent(path: &Path) -> Result<Option<usize>, String> {
     }
 }
 
+/// The code cache at `path` is absent, or whole (no damage) with every
+/// entry sealed under the runs' key; returns its entry count.
+fn cache_valid_or_absent(path: &Path) -> Result<usize, String> {
+    let key = std::fs::read(key_dir().join(vssa_patch::seal::KEY_FILE))
+        .ok()
+        .and_then(|k| <[u8; 32]>::try_from(k).ok())
+        .map(vssa_patch::SealKey::from_bytes);
+    match vssa_backend::stored::summarize(path, None, key.as_ref()) {
+        Ok(None) => Ok(0),
+        Ok(Some(s)) if s.damage.is_none() && s.sealed == s.entries => Ok(s.entries),
+        Ok(Some(s)) => Err(format!("{s:?}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn temporaries(d: &Path) -> Vec<String> {
     std::fs::read_dir(d)
         .unwrap()
@@ -108,8 +126,18 @@ fn eight_concurrent_runs_share_one_log() {
             }
             let units = valid_or_absent(&log).unwrap();
             assert!(units.is_some_and(|n| n > 0), "{engine} round {round}");
+            let cache = d.join("shared.log.code");
+            let entries = cache_valid_or_absent(&cache).unwrap();
+            assert!(entries > 0, "{engine} round {round}");
             assert!(temporaries(&d).is_empty(), "{:?}", temporaries(&d));
         }
+        // A later run with the shared log and cache runs right and finds
+        // nothing in the cache to reject.
+        let out = spawn(engine, &d.join("p.b"), &log, None);
+        let out = out.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.stdout, PROG_OUT, "{err}");
+        assert!(!err.contains("code cache"), "{engine}: {err}");
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
@@ -169,6 +197,9 @@ fn runs_killed_at_random_points_never_damage_the_log() {
         if let Err(e) = valid_or_absent(&log) {
             panic!("run {i}: the log is damaged: {e}");
         }
+        if let Err(e) = cache_valid_or_absent(&d.join("k.log.code")) {
+            panic!("run {i}: the code cache is damaged: {e}");
+        }
     }
     // One complete run: it saves, and removes every leftover.
     let out = spawn("jit", &progs[0].0, &log, None)
@@ -177,6 +208,7 @@ fn runs_killed_at_random_points_never_damage_the_log() {
     assert!(out.status.success());
     assert_eq!(out.stdout, PROG_OUT);
     assert!(valid_or_absent(&log).unwrap().is_some());
+    assert!(cache_valid_or_absent(&d.join("k.log.code")).unwrap() > 0);
     assert!(temporaries(&d).is_empty(), "{:?}", temporaries(&d));
     eprintln!("{runs} runs: {in_save} killed during their save, {finished} finished first");
     assert!(in_save > 0, "no kill landed in a save");

@@ -153,6 +153,7 @@ fn run_with_log(
         dump_dot: None,
         capture_clif: false,
         patch_log: log,
+        code_store_bytes: 0,
     };
     let (report, r) = {
         let mut io = Io::new(&mut inp, &mut output);

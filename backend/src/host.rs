@@ -1,9 +1,11 @@
 //! Host functions: the embedder's table that `Op::Call { func }` indexes.
 //!
 //! Generated code reaches the embedder (I/O, runtime helpers, deopt exits)
-//! only through these functions. Their addresses are known when a graph is
-//! compiled, so a call is emitted as an indirect call through a constant:
-//! no symbol table, no relocation, and the table can differ per compile.
+//! only through these functions. A call names its function by number: the
+//! code carries a relocation "host function `i`", filled in with the
+//! function's address when the code is placed in memory, so the same code
+//! can be stored and placed again in another process (see
+//! [`crate::image`]), and the table can differ per compile.
 
 use cranelift_codegen::ir::{self, AbiParam};
 use cranelift_codegen::isa::CallConv;

@@ -10,15 +10,20 @@
 
 use crate::error::BackendError;
 use crate::host::HostFn;
+use crate::image::{CodeImage, CodeReloc, RelocKind, RelocTarget, HOST_NAMESPACE};
 use crate::lower::{entry_signature, lower_with};
 use cranelift_codegen::control::ControlPlane;
+use cranelift_codegen::ir::ExternalName;
 use cranelift_codegen::isa::{OwnedTargetIsa, TargetFrontendConfig};
 use cranelift_codegen::print_errors::pretty_verifier_error;
 use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::FinalizedRelocTarget;
 use cranelift_codegen::{ir, CodegenError, Context};
 use cranelift_frontend::FunctionBuilderContext;
 use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::{default_libcall_names, FuncId, Linkage, Module, ModuleError, ModuleReloc};
+use cranelift_module::{
+    default_libcall_names, FuncId, Linkage, Module, ModuleReloc, ModuleRelocTarget,
+};
 use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -161,6 +166,8 @@ pub struct OwnedCode {
     /// `ManuallyDrop` so that `Drop` can move it into `free_memory`.
     module: ManuallyDrop<JITModule>,
     code: CompiledCode,
+    /// The code before it was placed: what a persistent cache stores.
+    image: CodeImage,
 }
 
 impl OwnedCode {
@@ -176,6 +183,12 @@ impl OwnedCode {
     /// The entry point's address.
     pub fn code_ptr(&self) -> *const u8 {
         self.code.ptr
+    }
+
+    /// The code as compiled, its relocations by name (what
+    /// [`Jit::load_owned`] places again, in this process or another).
+    pub fn image(&self) -> &CodeImage {
+        &self.image
     }
 
     /// Runs the code on context `ctx` and returns its result.
@@ -278,7 +291,7 @@ impl Jit {
         hosts: &[HostFn],
         name: &str,
     ) -> Result<CompiledCode, BackendError> {
-        let mut code = self.compiler.compile(&mut self.module, g, s, hosts, name)?;
+        let (mut code, _) = self.compiler.compile(&mut self.module, g, s, hosts, name)?;
         code.jit = self.id;
         Ok(code)
     }
@@ -295,9 +308,10 @@ impl Jit {
     ) -> Result<OwnedCode, BackendError> {
         let mut module = new_module(&self.compiler.isa);
         match self.compiler.compile(&mut module, g, s, hosts, name) {
-            Ok(code) => Ok(OwnedCode {
+            Ok((code, image)) => Ok(OwnedCode {
                 module: ManuallyDrop::new(module),
                 code,
+                image,
             }),
             Err(e) => {
                 // SAFETY: nothing compiled into `module` was handed out.
@@ -305,6 +319,88 @@ impl Jit {
                 Err(e)
             }
         }
+    }
+
+    /// Places a compiled image (from [`OwnedCode::image`], possibly of
+    /// another process, e.g. read from a persistent code cache) in
+    /// executable memory of its own, its relocations filled in for
+    /// `hosts`. Nothing is compiled. The image must have been compiled by
+    /// a JIT with the same [`Jit::target_id`] for `hosts`: the caller
+    /// checks that (a cache entry stores the id); what is checked here is
+    /// that every relocation is inside the code and names a host that
+    /// exists, so a damaged image is an error, never a stray write.
+    pub fn load_owned(
+        &mut self,
+        image: &CodeImage,
+        hosts: &[HostFn],
+        name: &str,
+    ) -> Result<OwnedCode, BackendError> {
+        let t = Instant::now();
+        let mut module = new_module(&self.compiler.isa);
+        let symbol = self.compiler.unique_name(&module, name);
+        let sig = entry_signature(self.compiler.isa.default_call_conv());
+        let placed = module
+            .declare_function(&symbol, Linkage::Local, &sig)
+            .map_err(|e| BackendError::Codegen(e.to_string()))
+            .and_then(|id| Ok((id, link(&mut module, id, image, hosts)?)));
+        match placed {
+            Ok((id, ptr)) => Ok(OwnedCode {
+                module: ManuallyDrop::new(module),
+                code: CompiledCode {
+                    jit: 0,
+                    id,
+                    ptr,
+                    stats: CompileStats {
+                        compile: t.elapsed(),
+                        code_size: image.bytes.len(),
+                        optimized: true,
+                        ..CompileStats::default()
+                    },
+                    clif: None,
+                },
+                image: image.clone(),
+            }),
+            Err(e) => {
+                // SAFETY: nothing placed in `module` was handed out.
+                unsafe { module.free_memory() };
+                Err(e)
+            }
+        }
+    }
+
+    /// What the machine code this JIT makes for `hosts` depends on besides
+    /// the graph: the target (architecture, CPU features, Cranelift's
+    /// flags), vssa's version and options, and the host functions' names
+    /// and signatures (code calls host `i` by number). Code is reused
+    /// across processes only between equal ids.
+    pub fn target_id(&self, hosts: &[HostFn]) -> [u8; 32] {
+        let isa = &self.compiler.isa;
+        let mut h = blake3::Hasher::new();
+        let mut field = |bytes: &[u8]| {
+            h.update(&(bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        };
+        field(b"vssa code target 1");
+        field(env!("CARGO_PKG_VERSION").as_bytes());
+        field(isa.triple().to_string().as_bytes());
+        field(isa.flags().to_string().as_bytes());
+        for f in isa.isa_flags() {
+            field(f.to_string().as_bytes());
+        }
+        let depth = self.compiler.options.max_optimized_loop_depth;
+        field(&depth.to_le_bytes());
+        for host in hosts {
+            field(host.name.as_bytes());
+            let params: Vec<String> = host.params.iter().map(|t| t.to_string()).collect();
+            field(params.join(",").as_bytes());
+            field(
+                host.ret
+                    .map(|t| t.to_string())
+                    .unwrap_or_default()
+                    .as_bytes(),
+            );
+        }
+        *h.finalize().as_bytes()
     }
 
     /// Runs `code` on `ctx`, checking that this JIT compiled it (so the
@@ -323,14 +419,69 @@ impl Jit {
     }
 }
 
+/// Places `image` as function `id` of `module`: host addresses written
+/// into a copy of the bytes, the other relocations (library routines,
+/// offsets in the function) left to the module, which fills them in when
+/// it finalizes the memory as executable. Returns the entry's address.
+fn link(
+    module: &mut JITModule,
+    id: FuncId,
+    image: &CodeImage,
+    hosts: &[HostFn],
+) -> Result<*const u8, BackendError> {
+    let bad = |why: String| BackendError::Codegen(format!("cannot place code: {why}"));
+    let mut bytes = image.bytes.clone();
+    let mut relocs = Vec::new();
+    for r in &image.relocs {
+        let at = r.offset as usize;
+        if at.saturating_add(r.kind.width()) > bytes.len() {
+            return Err(bad(format!("relocation at {at} outside the code")));
+        }
+        let name = match r.target {
+            RelocTarget::Host(i) => {
+                let host = hosts
+                    .get(i as usize)
+                    .ok_or_else(|| bad(format!("no host function {i}")))?;
+                if r.kind != RelocKind::Abs8 {
+                    return Err(bad(format!("host function {i} through {:?}", r.kind)));
+                }
+                let addr = (host.addr as u64).wrapping_add(r.addend as u64);
+                bytes[at..at + 8].copy_from_slice(&addr.to_le_bytes());
+                continue;
+            }
+            RelocTarget::LibCall(lc) => ModuleRelocTarget::LibCall(lc),
+            RelocTarget::Within(o) => {
+                if o as usize > bytes.len() {
+                    return Err(bad(format!("offset {o} outside the code")));
+                }
+                ModuleRelocTarget::FunctionOffset(id, o)
+            }
+        };
+        relocs.push(ModuleReloc {
+            offset: r.offset,
+            kind: r.kind.to_cranelift(),
+            name,
+            addend: r.addend,
+        });
+    }
+    module
+        .define_function_bytes(id, u64::from(image.align.max(1)), &bytes, &relocs)
+        .map_err(|e| BackendError::Codegen(e.to_string()))?;
+    module
+        .finalize_definitions()
+        .map_err(|e| BackendError::Codegen(e.to_string()))?;
+    Ok(module.get_finalized_function(id))
+}
+
 /// A module (executable memory) for `isa`.
 fn new_module(isa: &OwnedTargetIsa) -> JITModule {
     JITModule::new(JITBuilder::with_isa(isa.clone(), default_libcall_names()))
 }
 
 impl Compiler {
-    /// Lowers, compiles and finalizes one function into `module`. The
-    /// returned handle's `jit` id is 0: no [`Jit`] owns the memory yet.
+    /// Lowers and compiles one function, then places its image in
+    /// `module` (as [`Jit::load_owned`] places a stored one). The returned
+    /// handle's `jit` id is 0: no [`Jit`] owns the memory yet.
     fn compile(
         &mut self,
         module: &mut JITModule,
@@ -338,7 +489,7 @@ impl Compiler {
         s: &Schedule,
         hosts: &[HostFn],
         name: &str,
-    ) -> Result<CompiledCode, BackendError> {
+    ) -> Result<(CompiledCode, CodeImage), BackendError> {
         let t0 = Instant::now();
         let config = self.isa.frontend_config();
         let func = lower_with(g, s, hosts, config, name, &mut self.fctx)?;
@@ -359,72 +510,80 @@ impl Compiler {
         self.ctx.func = func;
         let max_depth = s.blocks.iter().map(|b| b.loop_depth).max().unwrap_or(0);
         let optimized = max_depth <= self.options.max_optimized_loop_depth;
-        let defined = if optimized {
-            module
-                .define_function(id, &mut self.ctx)
-                .map_err(|e| match e {
-                    ModuleError::Compilation(e) => codegen_error(&self.ctx.func, e),
-                    other => BackendError::Codegen(other.to_string()),
-                })
-        } else {
-            self.define_unoptimized(module, id)
-        };
-        let code_size = self
-            .ctx
-            .compiled_code()
-            .map_or(0, |c| c.code_buffer().len());
+        let image = self.emit(optimized);
         module.clear_context(&mut self.ctx);
-        defined?;
-        module
-            .finalize_definitions()
-            .map_err(|e| BackendError::Codegen(e.to_string()))?;
-        let ptr = module.get_finalized_function(id);
-        Ok(CompiledCode {
-            jit: 0,
-            id,
-            ptr,
-            stats: CompileStats {
-                lower,
-                compile: t1.elapsed(),
-                code_size,
-                clif_insts,
-                clif_blocks,
-                optimized,
+        let image = image?;
+        let code_size = image.bytes.len();
+        let ptr = link(module, id, &image, hosts)?;
+        Ok((
+            CompiledCode {
+                jit: 0,
+                id,
+                ptr,
+                stats: CompileStats {
+                    lower,
+                    compile: t1.elapsed(),
+                    code_size,
+                    clif_insts,
+                    clif_blocks,
+                    optimized,
+                },
+                clif,
             },
-            clif,
-        })
+            image,
+        ))
     }
 
-    /// Compiles `self.ctx.func` with the unoptimizing ISA and hands the
-    /// machine code to the module, as `define_function` would.
-    fn define_unoptimized(
-        &mut self,
-        module: &mut JITModule,
-        id: FuncId,
-    ) -> Result<(), BackendError> {
-        if let Err(e) = self
-            .ctx
-            .compile(&*self.unoptimized, &mut ControlPlane::default())
-        {
+    /// Compiles `self.ctx.func` (with the unoptimizing ISA unless
+    /// `optimized`) into a relocatable image.
+    fn emit(&mut self, optimized: bool) -> Result<CodeImage, BackendError> {
+        let isa = if optimized {
+            &*self.isa
+        } else {
+            &*self.unoptimized
+        };
+        if let Err(e) = self.ctx.compile(isa, &mut ControlPlane::default()) {
             return Err(codegen_error(e.func, e.inner));
         }
         let Some(code) = self.ctx.compiled_code() else {
             return Err(BackendError::Codegen("no code was produced".into()));
         };
-        let relocs: Vec<ModuleReloc> = code
-            .buffer
-            .relocs()
-            .iter()
-            .map(|r| ModuleReloc::from_mach_reloc(r, &self.ctx.func, id))
-            .collect();
-        module
-            .define_function_bytes(
-                id,
-                u64::from(code.buffer.alignment),
-                code.code_buffer(),
-                &relocs,
-            )
-            .map_err(|e| BackendError::Codegen(e.to_string()))
+        let mut relocs = Vec::with_capacity(code.buffer.relocs().len());
+        for r in code.buffer.relocs() {
+            let unsupported = || {
+                BackendError::Codegen(format!(
+                    "relocation {} to {} is not supported",
+                    r.kind,
+                    r.target.display(Some(&self.ctx.func.params))
+                ))
+            };
+            let kind = RelocKind::of(r.kind).ok_or_else(unsupported)?;
+            let target = match &r.target {
+                FinalizedRelocTarget::ExternalName(ExternalName::User(name)) => {
+                    let name = &self.ctx.func.params.user_named_funcs()[*name];
+                    if name.namespace != HOST_NAMESPACE || kind != RelocKind::Abs8 {
+                        return Err(unsupported());
+                    }
+                    RelocTarget::Host(name.index)
+                }
+                FinalizedRelocTarget::ExternalName(ExternalName::LibCall(lc)) => {
+                    RelocTarget::LibCall(*lc)
+                }
+                FinalizedRelocTarget::Func(offset) => RelocTarget::Within(*offset),
+                _ => return Err(unsupported()),
+            };
+            relocs.push(CodeReloc {
+                offset: r.offset,
+                kind,
+                target,
+                addend: r.addend,
+            });
+        }
+        Ok(CodeImage {
+            bytes: code.code_buffer().to_vec(),
+            align: code.buffer.alignment.max(1),
+            relocs,
+        })
     }
 
     fn unique_name(&mut self, module: &JITModule, name: &str) -> String {

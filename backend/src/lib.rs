@@ -21,11 +21,15 @@ pub mod cache;
 mod cfg;
 pub mod error;
 pub mod host;
+pub mod image;
 pub mod jit;
 pub mod lower;
+pub mod stored;
 
 pub use cache::{CacheStats, CodeCache};
 pub use error::BackendError;
 pub use host::HostFn;
+pub use image::{CodeImage, CodeReloc, RelocKind, RelocTarget};
 pub use jit::{CompileStats, CompiledCode, Jit, JitOptions, OwnedCode};
 pub use lower::{entry_signature, lower, lower_with};
+pub use stored::CodeStore;

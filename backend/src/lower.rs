@@ -25,11 +25,12 @@
 use crate::cfg::Dominators;
 use crate::error::BackendError;
 use crate::host::{clif_type, HostFn};
+use crate::image::HOST_NAMESPACE;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::immediates::{Ieee32, Ieee64};
 use cranelift_codegen::ir::{
-    self, types, AbiParam, BlockArg, Function, InstBuilder, MemFlagsData, SigRef, UserFuncName,
-    Value,
+    self, types, AbiParam, BlockArg, ExtFuncData, ExternalName, FuncRef, Function, InstBuilder,
+    MemFlagsData, UserExternalName, UserFuncName, Value,
 };
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
@@ -118,8 +119,8 @@ struct Lowerer<'a, 'f> {
     /// Per schedule block: its value phis (resolved), in block-param order.
     phi_params: Vec<Vec<NodeId>>,
     slots: Vec<Slot>,
-    /// Imported signature per host function, on first call.
-    host_sigs: Vec<Option<SigRef>>,
+    /// The imported host function per table entry, on first call.
+    host_sigs: Vec<Option<FuncRef>>,
     /// The schedule block being lowered.
     cur: usize,
 }
@@ -911,16 +912,28 @@ impl<'a, 'f> Lowerer<'a, 'f> {
             }
             args.push(v);
         }
-        let sig_ref = match self.host_sigs[func as usize] {
+        let callee = match self.host_sigs[func as usize] {
             Some(r) => r,
             None => {
-                let r = self.b.import_signature(sig);
+                // Named by its number, not its address: the code carries a
+                // relocation ("host function `func`") that placing it
+                // fills in, so a stored copy runs in another process.
+                let signature = self.b.import_signature(sig);
+                let name = self
+                    .b
+                    .func
+                    .declare_imported_user_function(UserExternalName::new(HOST_NAMESPACE, func));
+                let r = self.b.import_function(ExtFuncData {
+                    name: ExternalName::user(name),
+                    signature,
+                    colocated: false,
+                    patchable: false,
+                });
                 self.host_sigs[func as usize] = Some(r);
                 r
             }
         };
-        let callee = self.b.ins().iconst(types::I64, host.addr as usize as i64);
-        let inst = self.b.ins().call_indirect(sig_ref, callee, &args);
+        let inst = self.b.ins().call(callee, &args);
         let result = self.b.inst_results(inst).first().copied();
         let block = self.cur as u32;
         self.define(n, Slot::Call { result, block })

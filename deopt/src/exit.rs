@@ -67,6 +67,66 @@ impl ExitTable {
         self.exits.len()
     }
 
+    /// The table as bytes (kept with stored machine code, so that code
+    /// placed in a later process can be run without rebuilding its graph).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        put_varint(
+            out,
+            ((self.first_exit << 1) ^ (self.first_exit >> 63)) as u64,
+        );
+        put_varint(out, self.exits.len() as u64);
+        for e in &self.exits {
+            out.extend_from_slice(&e.guard.0);
+            put_varint(out, u64::from(e.reason));
+            put_varint(out, e.resume);
+            put_varint(out, e.slots.len() as u64);
+            out.extend(e.slots.iter().map(|t| t.tag()));
+        }
+    }
+
+    /// Reads a table written by [`ExitTable::encode`], which must take all
+    /// of `bytes`; `None` if they are not one (every count is checked
+    /// against the bytes left, so nothing is allocated on a lie).
+    pub fn decode(bytes: &[u8]) -> Option<ExitTable> {
+        let mut at = 0usize;
+        let varint = |at: &mut usize| -> Option<u64> {
+            let mut v = 0u64;
+            for shift in (0..64).step_by(7) {
+                let b = *bytes.get(*at)?;
+                *at += 1;
+                v |= u64::from(b & 0x7f).checked_shl(shift)?;
+                if b & 0x80 == 0 {
+                    return Some(v);
+                }
+            }
+            None
+        };
+        let z = varint(&mut at)?;
+        let first_exit = ((z >> 1) as i64) ^ -((z & 1) as i64);
+        let n = usize::try_from(varint(&mut at)?).ok()?;
+        let mut exits = Vec::with_capacity(n.min(bytes.len() / 19));
+        for _ in 0..n {
+            let guard = Addr(bytes.get(at..at + 16)?.try_into().ok()?);
+            at += 16;
+            let reason = u32::try_from(varint(&mut at)?).ok()?;
+            let resume = varint(&mut at)?;
+            let k = usize::try_from(varint(&mut at)?).ok()?;
+            let tags = bytes.get(at..at.checked_add(k)?)?;
+            at += k;
+            let slots = tags
+                .iter()
+                .map(|&t| Type::ALL.get(usize::from(t)).copied())
+                .collect::<Option<Vec<Type>>>()?;
+            exits.push(DeoptExit {
+                guard,
+                reason,
+                resume,
+                slots,
+            });
+        }
+        (at == bytes.len()).then_some(ExitTable { first_exit, exits })
+    }
+
     pub fn is_empty(&self) -> bool {
         self.exits.is_empty()
     }
@@ -94,6 +154,15 @@ pub trait Guest {
     fn resume_state(&self, frame: &Frame<'_>) -> Result<Self::State, Self::Error>;
 }
 
+/// An unsigned LEB128 number.
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,5 +186,34 @@ mod tests {
         assert_eq!(t.exit(i64::MIN), None);
         let f = t.frame(&e, &[255, -7]);
         assert_eq!(f.values, vec![-1, -7]);
+    }
+
+    #[test]
+    fn tables_round_trip_through_bytes_and_damage_is_refused() {
+        let t = ExitTable {
+            first_exit: -3,
+            exits: vec![
+                DeoptExit {
+                    guard: Addr([9; 16]),
+                    reason: 70000,
+                    resume: u64::MAX,
+                    slots: vec![Type::Ptr, Type::F64, Type::I8],
+                },
+                DeoptExit {
+                    guard: Addr([1; 16]),
+                    reason: 0,
+                    resume: 0,
+                    slots: vec![],
+                },
+            ],
+        };
+        let mut bytes = vec![];
+        t.encode(&mut bytes);
+        assert_eq!(ExitTable::decode(&bytes), Some(t));
+        for n in 0..bytes.len() {
+            assert_eq!(ExitTable::decode(&bytes[..n]), None, "prefix {n}");
+        }
+        bytes.push(0);
+        assert_eq!(ExitTable::decode(&bytes), None, "a byte too many");
     }
 }

@@ -459,6 +459,18 @@ pub fn run_jit(
     optimize: bool,
     patch_log: Option<&std::path::Path>,
 ) -> Result<(RunResult, JitReport), String> {
+    run_jit_cached(prog, case, optimize, patch_log, 0)
+}
+
+/// [`run_jit`] with a code cache of `code_bytes` beside the patch log
+/// (0: none).
+pub fn run_jit_cached(
+    prog: &Program,
+    case: &Case,
+    optimize: bool,
+    patch_log: Option<&std::path::Path>,
+    code_bytes: u64,
+) -> Result<(RunResult, JitReport), String> {
     if patch_log.is_some() {
         crate::private_seal_key();
     }
@@ -467,6 +479,7 @@ pub fn run_jit(
         optimize,
         verify: true,
         patch_log: patch_log.map(|p| p.to_path_buf()),
+        code_store_bytes: code_bytes,
         ..JitConfig::default()
     };
     let mut tape = Tape::new(MIN_TAPE_LIMIT).map_err(|e| e.to_string())?;

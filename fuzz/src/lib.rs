@@ -149,6 +149,8 @@ impl TempFile {
 impl Drop for TempFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+        // The code cache a run keeps beside its patch log.
+        let _ = std::fs::remove_file(vssa_backend::stored::path_beside(&self.0));
     }
 }
 

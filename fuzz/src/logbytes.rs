@@ -20,13 +20,23 @@
 //! that did not parse must have been ignored with a warning. Nothing may
 //! panic.
 //!
+//! Two more kinds of input work on what runs write (sealed under the
+//! fuzzer's key): the **binary** log, damaged by flips, byte changes,
+//! truncation, insertions, duplicated or spliced ranges — it must run
+//! exactly like the interpreter, and a log whose bytes are not the sealed
+//! ones must replay nothing; and the program's **code cache** (`LOG.code`,
+//! next to its intact sealed log), damaged the same ways — it must run
+//! exactly like the interpreter, and code may be placed from it only if
+//! the damaged file still holds the stored entry byte for byte.
+//!
 //! The counters say how deep inputs got: `parse-error`, `parsed`, `ran`,
-//! and for parsed logs `unsealed-ignored` or `replay-empty`. A log that
+//! and for parsed logs `unsealed-ignored` or `replay-empty`; `binary-*`
+//! and `code-*` for the two kinds above. A log that
 //! parses is the text form, never sealed: the driver must not replay any
 //! of it (see `docs/patch-log.md`, "Trust"); the checked replay of damaged
 //! patches is the `replay` target's.
 
-use crate::bf::{self, run_interp, run_jit, Case};
+use crate::bf::{self, run_interp, run_jit, run_jit_cached, Case};
 use crate::rng::Rng;
 use crate::shrink::shrink_bytes;
 use crate::{bump, guarded, Counters, Failure, Outcome, TempFile};
@@ -49,14 +59,36 @@ pub struct LogCase {
     /// The bytes may say something the optimizer never recorded, under a
     /// valid checksum (see [`Checker::check`]).
     pub forged: bool,
+    /// What `bytes` is, and the code cache that goes with it.
+    pub form: Form,
+}
+
+/// Which file an input damages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Form {
+    /// The text form of the log (`bytes`).
+    Text,
+    /// The binary log (`bytes`), damaged or not.
+    Binary,
+    /// The code cache: `bytes` is the program's intact binary log, and
+    /// this the (damaged) cache file beside it.
+    Code(Vec<u8>),
 }
 
 /// A corpus program and the log the driver saved for it.
 #[derive(Clone, Debug)]
 struct Entry {
     case: Case,
+    /// The text form of the log.
     log: Vec<u8>,
+    /// The log as the driver saved it (binary, sealed).
+    binary: Vec<u8>,
+    /// The code cache the driver saved beside it.
+    code: Vec<u8>,
 }
+
+/// The code cache's budget in the fuzzer's runs.
+const CODE_BYTES: u64 = 1 << 20;
 
 /// The target's state: the corpus, filled on first use.
 #[derive(Default)]
@@ -254,7 +286,7 @@ impl Checker {
             let case = corpus_case(i);
             let prog = parse(&case.source).map_err(|e| format!("corpus program {i}: {e}"))?;
             let file = TempFile::new("corpus");
-            let (r, report) = run_jit(&prog, &case, true, Some(file.path()))
+            let (r, report) = run_jit_cached(&prog, &case, true, Some(file.path()), CODE_BYTES)
                 .map_err(|e| format!("corpus program {i}: pipeline error: {e}"))?;
             if let Some(diff) = bf::compare(&run_interp(&prog, &case), &r) {
                 return Err(format!("corpus program {i}: {diff}"));
@@ -265,13 +297,21 @@ impl Checker {
                     report.patch_log_warnings
                 )
             })?;
-            // The driver writes the binary form; the damage here works on
-            // lines, so the entry keeps the text form of the same log.
-            let log = vssa_patch::LogBook::parse(&log, "corpus")
+            let code = std::fs::read(vssa_backend::stored::path_beside(file.path()))
+                .map_err(|e| format!("corpus program {i}: no code cache saved ({e})"))?;
+            // The driver writes the binary form; the text damage works on
+            // lines, so the entry keeps the text form of the same log too.
+            let binary = log;
+            let log = vssa_patch::LogBook::parse(&binary, "corpus")
                 .map_err(|e| format!("corpus program {i}: {e}"))?
                 .to_text()
                 .into_bytes();
-            self.corpus[i] = Some(Entry { case, log });
+            self.corpus[i] = Some(Entry {
+                case,
+                log,
+                binary,
+                code,
+            });
         }
         self.corpus[i]
             .as_ref()
@@ -291,7 +331,8 @@ impl Checker {
         };
         let other = rng.below(CORPUS_SIZE as u64) as usize;
         let mut forged = false;
-        let (bytes, mut how) = match rng.weighted(&[2, 2, 1, 7]) {
+        let mut form = Form::Text;
+        let (bytes, mut how) = match rng.weighted(&[2, 2, 1, 7, 6, 6]) {
             0 => {
                 let n = rng.below(300) as usize;
                 let alphabet =
@@ -340,6 +381,23 @@ impl Checker {
                 self.entry(source)?.log.clone(),
                 format!("log {source} unchanged"),
             ),
+            4 => {
+                let mut b = self.entry(source)?.binary.clone();
+                let other_log = self.entry(other)?.binary.clone();
+                let what = damage_bytes(&mut rng, &mut b, &other_log);
+                form = Form::Binary;
+                (b, format!("binary log {source}: {what}"))
+            }
+            5 => {
+                // The program's own sealed log, and its damaged cache.
+                let entry = self.entry(program)?;
+                let log = entry.binary.clone();
+                let mut code = entry.code.clone();
+                let other_code = self.entry(other)?.code.clone();
+                let what = damage_bytes(&mut rng, &mut code, &other_code);
+                form = Form::Code(code);
+                (log, format!("code cache {program}: {what}"))
+            }
             _ => {
                 let other_log = self.entry(other)?.log.clone();
                 let mut b = self.entry(source)?.log.clone();
@@ -359,15 +417,26 @@ impl Checker {
                 (b, how)
             }
         };
+        if matches!(form, Form::Code(_)) {
+            return Ok(LogCase {
+                program,
+                bytes,
+                run_anyway: true,
+                how,
+                forged: false,
+                form,
+            });
+        }
         if program != source {
             how.push_str(&format!(", run with program {program}"));
         }
         Ok(LogCase {
             program,
             bytes,
-            run_anyway,
+            run_anyway: run_anyway || form == Form::Binary,
             how,
             forged,
+            form,
         })
     }
 
@@ -407,6 +476,9 @@ impl Checker {
     }
 
     fn check_unguarded(&mut self, case: &LogCase, stats: &mut Counters) -> Outcome {
+        if case.form != Form::Text {
+            return self.check_written(case, stats);
+        }
         let parsed = parse_log(&case.bytes);
         match &parsed {
             Ok(_) => bump(stats, "parsed"),
@@ -496,6 +568,81 @@ impl Checker {
         Outcome::Pass
     }
 
+    /// Checks a binary log or a code cache (see the module's doc).
+    fn check_written(&mut self, case: &LogCase, stats: &mut Counters) -> Outcome {
+        let (entry, binary, code) = match self.entry(case.program) {
+            Ok(e) => (e.case.clone(), e.binary.clone(), e.code.clone()),
+            Err(e) => return Outcome::Mismatch(e),
+        };
+        let prog = match parse(&entry.source) {
+            Ok(p) => p,
+            Err(e) => return Outcome::Mismatch(format!("corpus program: {e}")),
+        };
+        let file = TempFile::new("logbytes-written");
+        let write = |path: &std::path::Path, bytes: &[u8]| {
+            std::fs::write(path, bytes)
+                .map_err(|e| Outcome::Mismatch(format!("cannot write {}: {e}", path.display())))
+        };
+        if let Err(o) = write(file.path(), &case.bytes) {
+            return o;
+        }
+        let code_bytes = match &case.form {
+            Form::Code(damaged) => {
+                let path = vssa_backend::stored::path_beside(file.path());
+                if let Err(o) = write(&path, damaged) {
+                    return o;
+                }
+                CODE_BYTES
+            }
+            _ => 0,
+        };
+        let (r, report) = match run_jit_cached(&prog, &entry, true, Some(file.path()), code_bytes) {
+            Ok(x) => x,
+            Err(e) => return Outcome::Mismatch(format!("pipeline error: {e}")),
+        };
+        if let Some(diff) = bf::compare(&run_interp(&prog, &entry), &r) {
+            return Outcome::Mismatch(format!("{}: {diff}", case.how));
+        }
+        match &case.form {
+            Form::Binary => {
+                let same = case.bytes == binary;
+                if !same && report.patches_replayed > 0 {
+                    return Outcome::Mismatch(format!(
+                        "a binary log that is not the sealed one replayed {} patches",
+                        report.patches_replayed
+                    ));
+                }
+                bump(
+                    stats,
+                    match (same, report.patch_log_sealed) {
+                        (true, _) => "binary-intact",
+                        (false, Some(true)) => "binary-sealed-damage",
+                        _ => "binary-ignored",
+                    },
+                );
+            }
+            Form::Code(damaged) => {
+                let entries = &code[vssa_backend::stored::MAGIC.len()..];
+                let intact = damaged.windows(entries.len()).any(|w| w == entries);
+                if report.code_cache_loads > 0 && !intact {
+                    return Outcome::Mismatch(
+                        "code was placed from a damaged cache entry".to_string(),
+                    );
+                }
+                bump(
+                    stats,
+                    match (report.code_cache_loads > 0, report.code_cache_rejected > 0) {
+                        (true, _) => "code-loaded",
+                        (false, true) => "code-rejected",
+                        (false, false) => "code-missed",
+                    },
+                );
+            }
+            Form::Text => {}
+        }
+        Outcome::Pass
+    }
+
     /// Describes (and, if asked, minimises) failing input `seed`: the log
     /// bytes are shrunk with the program fixed.
     pub fn failure(&mut self, seed: u64, outcome: Outcome, shrink: bool) -> Failure {
@@ -518,8 +665,17 @@ impl Checker {
                 attempt.bytes = b.to_vec();
                 self.check(&attempt, &mut scratch).is_failure()
             };
-            case.bytes = shrink_log_lines(&case.bytes, &mut fails);
-            case.bytes = shrink_bytes(&case.bytes, 300, &mut fails);
+            if let Form::Code(code) = case.form.clone() {
+                let mut attempt = case.clone();
+                let mut fails = |b: &[u8]| {
+                    attempt.form = Form::Code(b.to_vec());
+                    self.check(&attempt, &mut scratch).is_failure()
+                };
+                case.form = Form::Code(shrink_bytes(&code, 300, &mut fails));
+            } else {
+                case.bytes = shrink_log_lines(&case.bytes, &mut fails);
+                case.bytes = shrink_bytes(&case.bytes, 300, &mut fails);
+            }
             outcome = self.check(&case, &mut scratch);
         }
         let program = corpus_case(case.program);
@@ -539,9 +695,69 @@ impl Checker {
                 outcome
             ),
             outcome,
-            raw: Some(case.bytes),
+            raw: Some(match case.form {
+                Form::Code(code) => code,
+                _ => case.bytes,
+            }),
         }
     }
+}
+
+/// Damages bytes of a written file (a binary log, a code cache): flips,
+/// changed or inserted bytes, truncation, a duplicated range, a range
+/// spliced from `other`; one to three of them. Returns what was done.
+fn damage_bytes(rng: &mut Rng, b: &mut Vec<u8>, other: &[u8]) -> String {
+    let mut how = Vec::new();
+    for _ in 0..rng.range(1, 4) {
+        let n = b.len() as u64;
+        let at = |rng: &mut Rng| rng.below(n.max(1)) as usize;
+        let what = match rng.weighted(&[4, 3, 2, 2, 1, 2, 1]) {
+            0 if n > 0 => {
+                let i = at(rng);
+                b[i] ^= 1 << rng.below(8);
+                "bit flip"
+            }
+            1 if n > 0 => {
+                let i = at(rng);
+                b[i] = rng.next_u64() as u8;
+                "byte changed"
+            }
+            2 => {
+                let i = at(rng);
+                b.truncate(i);
+                "truncated"
+            }
+            3 => {
+                let i = at(rng).min(b.len());
+                let k = rng.range(1, 9) as usize;
+                for _ in 0..k {
+                    b.insert(i, rng.next_u64() as u8);
+                }
+                "bytes inserted"
+            }
+            4 if n > 1 => {
+                let i = at(rng);
+                let j = (i + rng.range(1, 64) as usize).min(b.len());
+                let dup = b[i..j].to_vec();
+                b.splice(j..j, dup);
+                "range duplicated"
+            }
+            5 if !other.is_empty() => {
+                let i = at(rng).min(b.len());
+                let o = rng.below(other.len() as u64) as usize;
+                let k = (rng.range(1, 200) as usize).min(other.len() - o);
+                let end = (i + k).min(b.len());
+                b.splice(i..end, other[o..o + k].iter().copied());
+                "range spliced from another file"
+            }
+            _ => {
+                b.push(rng.next_u64() as u8);
+                "byte appended"
+            }
+        };
+        how.push(what);
+    }
+    how.join(", ")
 }
 
 /// Drops whole patch (and refute) lines of a log while it still fails,
@@ -621,7 +837,14 @@ mod tests {
         for seed in 0..300 {
             assert_eq!(c.check_seed(seed, &mut stats), Outcome::Pass, "seed {seed}");
         }
-        for k in ["parse-error", "parsed", "ran", "unsealed-ignored"] {
+        for k in [
+            "parse-error",
+            "parsed",
+            "ran",
+            "unsealed-ignored",
+            "binary-ignored",
+            "code-rejected",
+        ] {
             assert!(stats.get(k).copied().unwrap_or(0) > 0, "{k}: {stats:?}");
         }
     }

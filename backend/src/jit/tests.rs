@@ -644,7 +644,7 @@ fn host_call_records_into_the_buffer() {
     let mut j = jit();
     let code = j.compile(&g, &s, &[record_host()], "call").unwrap();
     check_call(&j, &code);
-    assert!(code.clif().unwrap().contains("call_indirect"));
+    assert!(code.clif().unwrap().contains("call fn0"));
 }
 
 #[test]
@@ -1170,4 +1170,91 @@ fn a_back_edge_through_an_empty_latch_is_one_branch() {
         .find(|l| l.contains("brif"))
         .unwrap_or_else(|| panic!("no branch in the header:\n{clif}"));
     assert!(header_branch.contains("block1(v"), "{clif}");
+}
+
+extern "C" fn record_other(ctx: *mut u8, x: i32) -> i32 {
+    // SAFETY: only called by the test graph, with a 64-byte buffer.
+    unsafe { ctx.cast::<[u8; 4]>().write((x + 5000).to_le_bytes()) };
+    x * 3
+}
+
+/// Runs owned code on a buffer whose offset 8 holds 21.
+fn run_owned(code: &OwnedCode) -> (u32, [u8; 64]) {
+    let mut buf = [0u8; 64];
+    buf[8..12].copy_from_slice(&21i32.to_le_bytes());
+    // SAFETY: the graph reads and writes within the first 16 bytes of the
+    // buffer and calls its one host with (buf, i32), as declared.
+    let got = unsafe { code.call(buf.as_mut_ptr()) };
+    (got, buf)
+}
+
+#[test]
+fn a_host_call_is_a_relocation_by_number() {
+    let (g, s) = call_graph(0, true);
+    let mut j = jit();
+    let code = j.compile_owned(&g, &s, &[record_host()], "call").unwrap();
+    let img = code.image();
+    let hosts: Vec<_> = img
+        .relocs
+        .iter()
+        .filter(|r| r.target == crate::RelocTarget::Host(0))
+        .collect();
+    assert_eq!(hosts.len(), 1, "{:?}", img.relocs);
+    assert_eq!(hosts[0].kind, crate::RelocKind::Abs8);
+    // The stored bytes do not hold the host's address.
+    let addr = (record as *const u8 as u64).to_le_bytes();
+    assert!(!img.bytes.windows(8).any(|w| w == addr));
+}
+
+#[test]
+fn an_image_placed_again_calls_the_host_table_it_is_given() {
+    let (g, s) = call_graph(0, true);
+    let mut j = jit();
+    let code = j.compile_owned(&g, &s, &[record_host()], "call").unwrap();
+    let (got, buf) = run_owned(&code);
+    assert_eq!(got, 1021 + 43);
+    assert_eq!(read(&buf, 12, Type::I32), 43);
+    let img = code.image().clone();
+    drop(code);
+    drop(j);
+    // Another JIT (as in another process), another function at the same
+    // number: the placed code calls it.
+    let mut other = jit();
+    let hosts = [HostFn::new(
+        "record",
+        record_other as *const u8,
+        &[Type::Ptr, Type::I32],
+        Some(Type::I32),
+    )];
+    let placed = other.load_owned(&img, &hosts, "again").unwrap();
+    let (got, buf) = run_owned(&placed);
+    assert_eq!(read(&buf, 0, Type::I32), 5021);
+    assert_eq!(read(&buf, 12, Type::I32), 63);
+    assert_eq!(got, 5021 + 63);
+    assert_eq!(placed.image(), &img);
+}
+
+#[test]
+fn placing_an_image_checks_its_relocations() {
+    let (g, s) = call_graph(0, true);
+    let mut j = jit();
+    let code = j.compile_owned(&g, &s, &[record_host()], "call").unwrap();
+    let img = code.image().clone();
+    // No host table: host 0 does not exist.
+    assert!(j.load_owned(&img, &[], "none").is_err());
+    // A relocation past the end of the code.
+    let mut bad = img.clone();
+    bad.relocs[0].offset = bad.bytes.len() as u32 - 4;
+    assert!(j.load_owned(&bad, &[record_host()], "past").is_err());
+}
+
+#[test]
+fn the_target_id_depends_on_the_host_table() {
+    let j = jit();
+    let a = j.target_id(&[record_host()]);
+    assert_eq!(a, jit().target_id(&[record_host()]));
+    let mut other = record_host();
+    other.params = vec![Type::Ptr, Type::I64];
+    assert_ne!(a, j.target_id(&[other]));
+    assert_ne!(a, j.target_id(&[]));
 }

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vssa::{Addr, Type};
-use vssa_backend::{CodeCache, HostFn, Jit, JitOptions, OwnedCode};
+use vssa_backend::{CodeCache, CodeStore, HostFn, Jit, JitOptions, OwnedCode};
 use vssa_deopt::{DeoptAbi, ExitTable, Frame, Guest};
 use vssa_patch::fsutil::ReadFrom;
 use vssa_patch::{Log, LogBook, SealKey, SealState};
@@ -79,6 +79,11 @@ pub struct JitConfig {
     /// An unreadable or stale log is reported in
     /// [`JitReport::patch_log_warnings`] and otherwise ignored.
     pub patch_log: Option<PathBuf>,
+    /// With a patch log: the bound, in bytes, of the persistent code cache
+    /// kept beside it (`FILE.code`, see `vssa_backend::stored`), from
+    /// which a later run places unchanged units' machine code instead of
+    /// generating it; 0: no code cache on disk.
+    pub code_store_bytes: u64,
 }
 
 /// Where the time went and what the pipeline produced.
@@ -141,6 +146,39 @@ pub struct JitReport {
     pub code_cache_hits: usize,
     /// Computing units' code-cache keys.
     pub code_key: Duration,
+    /// The persistent code cache (`JitConfig::code_store_bytes`): units
+    /// whose code was placed from the file, units it did not have, and
+    /// entries it had but failed their seal, target or image check.
+    pub code_cache_loads: u64,
+    pub code_cache_misses: u64,
+    pub code_cache_rejected: u64,
+    /// Reading the code-cache file and placing code from it.
+    pub code_cache_load: Duration,
+    /// Writing the code-cache file (when it changed).
+    pub code_cache_save: Duration,
+    /// Units placed from the code-cache file by a unit entry, without
+    /// building their graph (see `place_direct`).
+    pub code_cache_direct: u64,
+    /// CPU time this thread (the program's) had used from its start to
+    /// just before the compiled program's first instruction: process
+    /// start-up, reading and parsing the program, and compiling (the
+    /// `jit` engine; see [`thread_cpu_time`]). Unlike the phase times it
+    /// does not grow when other processes take the CPU.
+    pub cpu_before_run: Option<Duration>,
+}
+
+/// The CPU time the calling thread has used since it started
+/// (`CLOCK_THREAD_CPUTIME_ID`: exact, unlike `/proc`'s figures, which
+/// lag by up to a scheduler tick); `None` if the clock is unavailable.
+pub fn thread_cpu_time() -> Option<Duration> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: FFI call with a valid pointer to a `timespec` we own; the
+    // clock id is a constant the C library defines.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    (rc == 0).then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
 }
 
 impl JitReport {
@@ -152,6 +190,8 @@ impl JitReport {
             + self.patch_log_save
             + self.verify
             + self.code_key
+            + self.code_cache_load
+            + self.code_cache_save
             + self.schedule
             + self.lower
             + self.codegen
@@ -388,17 +428,63 @@ pub struct UnitCompiler {
     cfg: JitConfig,
     /// Machine code by final-graph key ([`UnitCode::code_key`]).
     pub cache: CodeCache,
+    /// The code cache on disk beside the patch log, if configured: asked
+    /// after `cache`, written by [`UnitCompiler::save_code`].
+    store: Option<CodeStore>,
 }
 
 impl UnitCompiler {
     /// A compiler for `cfg` whose code cache keeps up to `cache_bytes` of
     /// machine code (0: no cache).
     pub fn new(cfg: &JitConfig, cache_bytes: usize) -> Result<UnitCompiler, JitError> {
+        let jit = new_jit(cfg)?;
+        let store = cfg
+            .patch_log
+            .as_ref()
+            .filter(|_| cfg.optimize && cfg.code_store_bytes > 0)
+            // Dumps show what code generation did: compile every unit.
+            .filter(|_| !cfg.capture_clif && cfg.dump_dot.is_none())
+            .filter(|log| may_keep_code_beside(log))
+            .map(|log| {
+                let key = SealKey::existing().ok().flatten();
+                let path = vssa_backend::stored::path_beside(log);
+                CodeStore::open(
+                    &path,
+                    jit.target_id(&host_table()),
+                    cfg.code_store_bytes,
+                    key,
+                )
+            });
         Ok(UnitCompiler {
-            jit: new_jit(cfg)?,
+            jit,
             cfg: cfg.clone(),
             cache: CodeCache::new(cache_bytes),
+            store,
         })
+    }
+
+    /// Writes the code cache on disk if it changed, and adds what it did
+    /// (loads, misses, times, warnings) to `report`.
+    pub fn save_code(&mut self, report: &mut JitReport) {
+        let Some(store) = &mut self.store else {
+            return;
+        };
+        if store.is_dirty() {
+            match SealKey::user() {
+                Ok(key) => store.save(&key),
+                Err(e) => report.patch_log_warnings.push(format!(
+                    "cannot seal code cache {}: {e}",
+                    store.path().display()
+                )),
+            }
+        }
+        let stats = store.stats();
+        report.code_cache_loads = stats.loads;
+        report.code_cache_misses = stats.misses;
+        report.code_cache_rejected = stats.rejected;
+        report.code_cache_load = stats.load_time;
+        report.code_cache_save = stats.save_time;
+        report.patch_log_warnings.extend(store.take_warnings());
     }
 
     pub fn config(&self) -> &JitConfig {
@@ -456,22 +542,129 @@ fn compile_unit_once(
     req: &UnitRequest<'_>,
     report: &mut JitReport,
 ) -> Result<UnitCode, JitError> {
+    let opts = BuildOptions {
+        tape_len: req.tape_len as u64,
+        step_limit: uc.cfg.run.max_steps.is_some(),
+        tape_guard: crate::tape::GUARD_CELLS as u64,
+    };
+    // Without speculation a unit's source decides its code: a unit entry
+    // of the code cache file may then give the code without building.
+    let direct = (uc.store.is_some() && uc.cfg.optimize && req.speculate.is_none())
+        .then(|| unit_source_key(prog, req.unit, &opts));
+    if let Some(source) = direct {
+        if let Some(code) = place_direct(uc, source, req, report) {
+            return Ok(code);
+        }
+    }
+    let unit = compile_unit_built(uc, prog, req, opts, report)?;
+    if let (Some(source), Some(store)) = (direct, &mut uc.store) {
+        // Only a unit whose log has no refuted guards: its graph is then
+        // what its source and the optimizer make (a log replayed in full
+        // gives the graph optimizing gives).
+        if req
+            .book
+            .unit(&unit.key)
+            .is_none_or(|l| l.refuted.is_empty())
+        {
+            let mut data = unit.key.0.to_vec();
+            unit.exits.encode(&mut data);
+            store.put_unit(source, unit.code_key, data);
+        }
+    }
+    Ok(unit)
+}
+
+/// The key of a unit's source, for the code cache's unit entries: the
+/// unit's instructions with their positions (frame states name them), the
+/// build options, and the address encoding. The rest of what the code
+/// depends on (vssa's version, the target) is in the entries' target id.
+fn unit_source_key(prog: &Program, unit: Unit, opts: &BuildOptions) -> Addr {
+    use crate::parse::InstKind;
+    let range = unit_range(prog, unit);
+    let mut h = blake3::Hasher::new();
+    h.update(b"vssa bf unit source 1");
+    h.update(&vssa::ENCODING_VERSION.to_le_bytes());
+    for v in [
+        opts.tape_len,
+        u64::from(opts.step_limit),
+        opts.tape_guard,
+        u64::from(matches!(unit, Unit::Program)),
+        range.start as u64,
+        range.len() as u64,
+    ] {
+        h.update(&v.to_le_bytes());
+    }
+    for inst in &prog.insts[range] {
+        let (tag, v): (u8, u64) = match inst.kind {
+            InstKind::Add(n) => (1, u64::from(n)),
+            InstKind::Move(d) => (2, d as u64),
+            InstKind::Out => (3, 0),
+            InstKind::In => (4, 0),
+            InstKind::Open { close } => (5, close as u64),
+            InstKind::Close { open } => (6, open as u64),
+        };
+        h.update(&[tag]);
+        h.update(&v.to_le_bytes());
+    }
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&h.finalize().as_bytes()[..16]);
+    Addr(key)
+}
+
+/// The unit's code placed from a unit entry of the code cache file,
+/// without building its graph; `None` (the unit is then built as usual)
+/// if there is no such entry, its data does not decode, the code is not
+/// there, or the patch log has no unit for it (the code is used only
+/// beside the log it was compiled with).
+fn place_direct(
+    uc: &mut UnitCompiler,
+    source: Addr,
+    req: &UnitRequest<'_>,
+    report: &mut JitReport,
+) -> Option<UnitCode> {
+    let store = uc.store.as_mut()?;
+    let (code_key, data) = store.get_unit(&source)?;
+    let key = Addr(data.get(..16)?.try_into().ok()?);
+    let exits = ExitTable::decode(&data[16..])?;
+    req.book.unit(&key)?;
+    let code = match uc.cache.get(&code_key) {
+        Some(c) => c,
+        None => {
+            let c = Arc::new(store.load(&code_key, &mut uc.jit, &host_table(), req.name)?);
+            uc.cache.insert(code_key, Arc::clone(&c));
+            c
+        }
+    };
+    report.code_cache_hits += 1;
+    report.code_cache_direct += 1;
+    report.code_size += code.stats().code_size;
+    report.guards += exits.len();
+    Some(UnitCode {
+        code,
+        exits,
+        code_key,
+        cached: true,
+        key,
+        log: None,
+    })
+}
+
+/// The pipeline for one unit from its source: build, replay or optimize,
+/// lower guards, then the code caches or schedule and codegen.
+fn compile_unit_built(
+    uc: &mut UnitCompiler,
+    prog: &Program,
+    req: &UnitRequest<'_>,
+    opts: BuildOptions,
+    report: &mut JitReport,
+) -> Result<UnitCode, JitError> {
     let cfg = &uc.cfg;
     let t = Instant::now();
     let CompiledProgram {
         mut graph,
         ctx,
         sites,
-    } = build::build_unit(
-        prog,
-        req.unit,
-        BuildOptions {
-            tape_len: req.tape_len as u64,
-            step_limit: cfg.run.max_steps.is_some(),
-            tape_guard: crate::tape::GUARD_CELLS as u64,
-        },
-    )
-    .map_err(JitError::Build)?;
+    } = build::build_unit(prog, req.unit, opts).map_err(JitError::Build)?;
     report.build += t.elapsed();
     report.nodes_built += graph.len();
     report.build_requests += graph.build_requests();
@@ -561,8 +754,18 @@ fn compile_unit_once(
     report.schedule += t.elapsed();
     let t = Instant::now();
     let code_key = vssa::live_graph_key(&graph);
-    let cached = uc.cache.get(&code_key);
+    let mut cached = uc.cache.get(&code_key);
     report.code_key += t.elapsed();
+    if cached.is_none() {
+        if let Some(store) = &mut uc.store {
+            cached = store
+                .load(&code_key, &mut uc.jit, &host_table(), req.name)
+                .map(Arc::new);
+            if let Some(code) = &cached {
+                uc.cache.insert(code_key, Arc::clone(code));
+            }
+        }
+    }
     if let Some(code) = cached {
         report.code_cache_hits += 1;
         report.code_size += code.stats().code_size;
@@ -596,6 +799,9 @@ fn compile_unit_once(
     if let Some(c) = code.clif() {
         report.clif.get_or_insert_with(String::new).push_str(c);
     }
+    if let Some(store) = &mut uc.store {
+        store.put(code_key, code.image());
+    }
     let code = Arc::new(code);
     uc.cache.insert(code_key, Arc::clone(&code));
     Ok(UnitCode {
@@ -606,6 +812,32 @@ fn compile_unit_once(
         key,
         log,
     })
+}
+
+/// The target id ([`Jit::target_id`]) of the code this runtime compiles
+/// for `cfg`: which entries of a code cache it can use.
+pub fn code_target(cfg: &JitConfig) -> Result<[u8; 32], JitError> {
+    Ok(new_jit(cfg)?.target_id(&host_table()))
+}
+
+/// Whether the patch log at `path` may have a code cache beside it:
+/// absent, or a regular writable file that is empty or a patch log.
+/// Whatever the driver leaves alone as a log — a link, a directory, a
+/// device, a read-only log, any other file — gets no code cache file next
+/// to it either (`--patch-log /dev/null` must not make `/dev/null.code`).
+fn may_keep_code_beside(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    const MAGIC: &[u8] = b"vssa-patch-log ";
+    match std::fs::symlink_metadata(path) {
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        Ok(m) if !m.file_type().is_file() || m.permissions().readonly() => false,
+        Ok(_) => {
+            let mut head = Vec::with_capacity(MAGIC.len());
+            let read = std::fs::File::open(path)
+                .and_then(|f| f.take(MAGIC.len() as u64).read_to_end(&mut head));
+            read.is_ok() && (head.starts_with(MAGIC) || MAGIC.starts_with(&head))
+        }
+    }
 }
 
 /// A JIT for the runtime's options.
@@ -794,6 +1026,7 @@ pub fn compile(
         report,
     )?;
     warn_replay(cfg, report);
+    compiler.save_code(report);
     if !book.is_empty() && book.unit(&unit.key).is_none() {
         // The whole program is one unit: a book without it was recorded
         // for another program (or another build of this one).
@@ -995,6 +1228,7 @@ pub fn run_jit(
     let result = (|| {
         let mut tape = Tape::new(tape_limit).map_err(JitError::Tape)?;
         let native = compile(prog, tape.len(), cfg, &mut report)?;
+        report.cpu_before_run = thread_cpu_time();
         let state = native.run(prog, &mut tape, io, &cfg.run, &mut report)?;
         report.steps = state.steps;
         Ok(())

@@ -269,18 +269,24 @@ struct UnitSlot {
     unpaid: Duration,
 }
 
-/// What the compile thread is asked to do: compile the loop at `open`,
-/// after refuting a guard of its unit's log when recompiling.
-struct Job {
-    open: usize,
-    never_entered: Vec<usize>,
-    refute: Option<(Addr, Addr)>,
+/// What the compile thread is asked to do.
+enum Job {
+    /// Compile the loop at `open`, after refuting a guard of its unit's
+    /// log when recompiling.
+    Compile {
+        open: usize,
+        never_entered: Vec<usize>,
+        refute: Option<(Addr, Addr)>,
+    },
+    /// Write the code cache on disk ([`UnitCompiler::save_code`]): the
+    /// thread's compiler holds it. Its [`Done`] has no code.
+    SaveCode,
 }
 
 /// What the compile thread hands back: the code, how long it took, and the
 /// thread's running total of the pipeline's phases and counts.
 struct Done {
-    code: Result<UnitCode, JitError>,
+    code: Option<Result<UnitCode, JitError>>,
     took: Duration,
     report: JitReport,
 }
@@ -455,23 +461,38 @@ impl Tiers<'_> {
         let mut report = self.report.jit.clone();
         let mut compiler = None;
         let thread = Background::spawn("vssa-compile", move |job: Job| {
-            if let Some((key, guard)) = job.refute {
-                refute(&mut book, key, guard);
-            }
             let t = Instant::now();
-            let code = compile_loop(
-                &mut compiler,
-                &cfg,
-                &prog,
-                tape_len,
-                job.open,
-                &job.never_entered,
-                &book,
-                &mut report,
-            );
-            if let Ok(c) = &code {
-                file_log(&mut book, c);
-            }
+            let code = match job {
+                Job::Compile {
+                    open,
+                    never_entered,
+                    refute: refuted,
+                } => {
+                    if let Some((key, guard)) = refuted {
+                        refute(&mut book, key, guard);
+                    }
+                    let code = compile_loop(
+                        &mut compiler,
+                        &cfg,
+                        &prog,
+                        tape_len,
+                        open,
+                        &never_entered,
+                        &book,
+                        &mut report,
+                    );
+                    if let Ok(c) = &code {
+                        file_log(&mut book, c);
+                    }
+                    Some(code)
+                }
+                Job::SaveCode => {
+                    if let Some(c) = &mut compiler {
+                        c.save_code(&mut report);
+                    }
+                    None
+                }
+            };
             Done {
                 code,
                 took: t.elapsed(),
@@ -497,7 +518,7 @@ impl Tiers<'_> {
             .budget
             .reserve(runtime::unit_len(self.prog, Unit::Loop { open }));
         if let Some(thread) = &mut self.thread {
-            thread.submit(Job {
+            thread.submit(Job::Compile {
                 open,
                 never_entered,
                 refute,
@@ -543,7 +564,10 @@ impl Tiers<'_> {
             self.report.jit = done.report;
             let size = runtime::unit_len(self.prog, Unit::Loop { open: p.open });
             self.budget.settle(p.reserved, size, done.took);
-            let code = done.code?;
+            let Some(code) = done.code else {
+                continue;
+            };
+            let code = code?;
             self.dirty |= file_log(&mut self.book, &code);
             match p.unit {
                 None => {
@@ -556,6 +580,22 @@ impl Tiers<'_> {
                 }
             }
         }
+    }
+
+    /// Has the compile thread write the code cache its compiler holds, if
+    /// a patch log (beside which the cache lives) is kept, and waits for it.
+    fn save_code_on_thread(&mut self) -> Result<(), JitError> {
+        let Some(thread) = &mut self.thread else {
+            return Ok(());
+        };
+        if self.cfg.jit.patch_log.is_none() || thread.in_flight() > 0 {
+            return Ok(());
+        }
+        thread.submit(Job::SaveCode)?;
+        if let Some(done) = thread.wait()? {
+            self.report.jit = done.report;
+        }
+        Ok(())
     }
 
     /// Compiles the unit of the loop at `open`: now, or on the compile
@@ -819,10 +859,18 @@ pub fn run_tiered_on(
     if let Err(e) = tiers.take_done(cfg.jit.patch_log.is_some()) {
         result = result.and(Err(e));
     }
+    // (Before anything else adds to the report: the thread's running total
+    // replaces it.)
+    if let Err(e) = tiers.save_code_on_thread() {
+        result = result.and(Err(e));
+    }
     tiers.thread = None;
     runtime::warn_replay(&cfg.jit, &mut tiers.report.jit);
     if tiers.dirty {
         runtime::save_book(&cfg.jit, &mut tiers.report.jit, &tiers.book);
+    }
+    if let Some(c) = &mut tiers.compiler {
+        c.save_code(&mut tiers.report.jit);
     }
     let mut report = tiers.report;
     report.units = tiers.units.into_iter().map(|u| u.report).collect();
