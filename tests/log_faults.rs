@@ -39,6 +39,17 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 fn spawn(engine: &str, prog: &Path, log: &Path, pause_ms: Option<u64>) -> Child {
+    spawn_with(engine, prog, log, pause_ms, &[])
+}
+
+/// [`spawn`] with more options.
+fn spawn_with(
+    engine: &str,
+    prog: &Path,
+    log: &Path,
+    pause_ms: Option<u64>,
+    extra: &[String],
+) -> Child {
     let mut c = Command::new(env!("CARGO_BIN_EXE_vssa"));
     c.args([
         "run",
@@ -49,6 +60,7 @@ fn spawn(engine: &str, prog: &Path, log: &Path, pause_ms: Option<u64>) -> Child 
         "--compile-budget",
         "inf",
     ])
+    .args(extra)
     .arg("--patch-log")
     .arg(log)
     .arg(prog)
@@ -157,13 +169,25 @@ fn runs_killed_at_random_points_never_damage_the_log() {
     let log = d.join("k.log");
     let progs = [(d.join("p.b"), PROG_OUT), (d.join("q.b"), OTHER_OUT)];
     const PAUSE_MS: u64 = 20;
+    // A code cache with room for one program's entries (plus slack for
+    // the stamps growing): each run evicts the other program's, so every
+    // run writes the cache as well as the log, and kills land in both.
+    let mut budget = 0;
+    for (i, (p, _)) in progs.iter().enumerate() {
+        let alone = d.join(format!("alone{i}.log"));
+        let out = spawn("jit", p, &alone, None).wait_with_output().unwrap();
+        assert!(out.status.success());
+        let code = std::fs::metadata(d.join(format!("alone{i}.log.code"))).unwrap();
+        budget = budget.max(code.len() - vssa_backend::stored::MAGIC.len() as u64 + 16);
+    }
+    let extra = ["--code-cache-bytes".to_string(), budget.to_string()];
     // How long a run with a paused save takes here (the shortest of three,
     // each saving): the kill points are spread over it. This only picks
     // delays; nothing is asserted about time.
     let mut span = u64::MAX;
     for i in 0..3 {
         let t = Instant::now();
-        let out = spawn("jit", &progs[i % 2].0, &log, Some(PAUSE_MS))
+        let out = spawn_with("jit", &progs[i % 2].0, &log, Some(PAUSE_MS), &extra)
             .wait_with_output()
             .unwrap();
         assert!(out.status.success());
@@ -177,12 +201,12 @@ fn runs_killed_at_random_points_never_damage_the_log() {
         rng
     };
     let runs = kill_loop_runs();
-    let (mut in_save, mut finished) = (0, 0);
+    let (mut in_save, mut in_cache_save, mut finished) = (0, 0, 0);
     for i in 0..runs {
         // Alternate programs, so that every run has a log to save.
         let (prog, want) = &progs[i % 2];
         let before = temporaries(&d);
-        let mut child = spawn("jit", prog, &log, Some(PAUSE_MS));
+        let mut child = spawn_with("jit", prog, &log, Some(PAUSE_MS), &extra);
         std::thread::sleep(Duration::from_micros(next() % span));
         let _ = child.kill();
         let out = child.wait_with_output().unwrap();
@@ -191,8 +215,15 @@ fn runs_killed_at_random_points_never_damage_the_log() {
             finished += 1;
             assert_eq!(out.stdout, *want);
         }
-        if temporaries(&d).iter().any(|t| !before.contains(t)) {
+        let new: Vec<String> = temporaries(&d)
+            .into_iter()
+            .filter(|t| !before.contains(t))
+            .collect();
+        if !new.is_empty() {
             in_save += 1;
+        }
+        if new.iter().any(|t| t.starts_with(".k.log.code.")) {
+            in_cache_save += 1;
         }
         if let Err(e) = valid_or_absent(&log) {
             panic!("run {i}: the log is damaged: {e}");
@@ -202,7 +233,7 @@ fn runs_killed_at_random_points_never_damage_the_log() {
         }
     }
     // One complete run: it saves, and removes every leftover.
-    let out = spawn("jit", &progs[0].0, &log, None)
+    let out = spawn_with("jit", &progs[0].0, &log, None, &extra)
         .wait_with_output()
         .unwrap();
     assert!(out.status.success());
@@ -210,7 +241,10 @@ fn runs_killed_at_random_points_never_damage_the_log() {
     assert!(valid_or_absent(&log).unwrap().is_some());
     assert!(cache_valid_or_absent(&d.join("k.log.code")).unwrap() > 0);
     assert!(temporaries(&d).is_empty(), "{:?}", temporaries(&d));
-    eprintln!("{runs} runs: {in_save} killed during their save, {finished} finished first");
+    eprintln!(
+        "{runs} runs: {in_save} killed during their save ({in_cache_save} in the code \
+         cache's), {finished} finished first"
+    );
     assert!(in_save > 0, "no kill landed in a save");
     std::fs::remove_dir_all(&d).unwrap();
 }

@@ -31,9 +31,12 @@ fn scratch(name: &str) -> PathBuf {
 /// `vssa run --engine ENGINE --stats json --patch-log LOG demo.b`, with the
 /// seal key in `keys` (and every hot loop compiled, however short the run:
 /// the tests are about the units' logs).
+/// A run with the patch log and no code cache (which would let a warm
+/// `jit` run skip replay altogether: see tests/code_cache.rs).
 fn run(engine: &str, log: &Path, keys: &Path) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_vssa"))
         .args(["run", "--engine", engine, "--compile-budget", "inf"])
+        .args(["--code-cache-bytes", "0"])
         .args(["--stats", "json", "--patch-log"])
         .arg(log)
         .arg(DEMO)

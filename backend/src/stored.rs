@@ -599,6 +599,25 @@ fn seal_entry(
     }
 }
 
+/// Where each whole entry (length, body and seal) of a code-cache file's
+/// bytes lies, up to the first damage: for tools and tests that damage
+/// files on purpose.
+pub fn entry_ranges(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
+    let Ok(parsed) = parse(bytes) else {
+        return Vec::new();
+    };
+    let mut at = MAGIC.len();
+    parsed
+        .entries
+        .iter()
+        .map(|(_, e)| {
+            let r = at..at + e.bytes.len();
+            at = r.end;
+            r
+        })
+        .collect()
+}
+
 /// What `vssa cache stats` shows of a code-cache file.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FileSummary {

@@ -37,7 +37,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 pub fn write_atomic_over(
     path: &Path,
     bytes: &[u8],
-    check: impl FnOnce(&mut File) -> io::Result<()>,
+    mut check: impl FnMut(&mut File) -> io::Result<()>,
 ) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -47,10 +47,21 @@ pub fn write_atomic_over(
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or_else(|| refused("the name is not a file name in UTF-8"))?;
-    let existing = match std::fs::symlink_metadata(path) {
-        Ok(meta) => Some(replaceable(path, &meta, check)?),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e),
+    // Another writer may rename its file over `path` between the look
+    // and the open (concurrent runs sharing a log): then look again.
+    let mut attempts = 0;
+    let existing = loop {
+        attempts += 1;
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) => match replaceable(path, &meta, &mut check) {
+                Err(Changed::Yes) if attempts < 8 => continue,
+                Err(Changed::Yes) => return Err(refused("the file changed while it was checked")),
+                Err(Changed::No(e)) => return Err(e),
+                Ok(meta) => break Some(meta),
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => break None,
+            Err(e) => return Err(e),
+        }
     };
     temporaries::remove_stale(dir, name);
     let mut tmp = Temporary::create(dir, name)?;
@@ -121,16 +132,29 @@ pub fn kind_of(meta: &Metadata) -> &'static str {
 /// Checks that the existing `path` (described by `meta`, not following
 /// links) may be replaced, and returns its metadata (whose permissions the
 /// new file gets).
+/// Why [`replaceable`] said no: the file was swapped for another while it
+/// was looked at (worth looking again), or an error.
+enum Changed {
+    Yes,
+    No(io::Error),
+}
+
+impl From<io::Error> for Changed {
+    fn from(e: io::Error) -> Changed {
+        Changed::No(e)
+    }
+}
+
 fn replaceable(
     path: &Path,
     meta: &Metadata,
-    check: impl FnOnce(&mut File) -> io::Result<()>,
-) -> io::Result<Metadata> {
+    check: &mut impl FnMut(&mut File) -> io::Result<()>,
+) -> Result<Metadata, Changed> {
     if !meta.file_type().is_file() {
-        return Err(refused(&format!("not a regular file ({})", kind_of(meta))));
+        return Err(refused(&format!("not a regular file ({})", kind_of(meta))).into());
     }
     if meta.permissions().readonly() {
-        return Err(refused("the file is read-only"));
+        return Err(refused("the file is read-only").into());
     }
     // Open without following links and without blocking (a FIFO swapped
     // in after the check above), then make sure it is the file checked.
@@ -140,7 +164,7 @@ fn replaceable(
         .open(path)?;
     let now = f.metadata()?;
     if !now.file_type().is_file() || now.ino() != meta.ino() || now.dev() != meta.dev() {
-        return Err(refused("the file changed while it was checked"));
+        return Err(Changed::Yes);
     }
     check(&mut f)?;
     Ok(now)
