@@ -153,4 +153,8 @@ pub struct Proto {
     pub source: std::rc::Rc<str>,
     /// The collector's mark for this prototype's constants.
     pub gc_epoch: Cell<u32>,
+    /// A tail call to this function keeps the caller's frame: it stands
+    /// for a library function (`coroutine.wrap`'s functions), whose
+    /// errors name the caller's line as lua5.4's C functions do.
+    pub keeps_caller_frame: Cell<bool>,
 }

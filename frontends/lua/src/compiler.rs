@@ -232,6 +232,7 @@ impl Compiler<'_> {
             line_defined: fs.line_defined,
             source: self.source.clone(),
             gc_epoch: std::cell::Cell::new(0),
+            keeps_caller_frame: std::cell::Cell::new(false),
         }))
     }
 

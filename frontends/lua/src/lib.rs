@@ -14,6 +14,7 @@
 pub mod ast;
 pub mod bytecode;
 pub mod compiler;
+pub mod coroutine;
 pub mod format;
 pub mod heap;
 pub mod lexer;

@@ -10,8 +10,13 @@ use crate::vm::{BuiltinFn, Event, LResult, LuaError, Vm};
 /// The builtin id of `next` (the interpreter iterates `pairs` loops over
 /// it without a call).
 pub const NEXT_ID: u32 = 0;
+/// The builtin ids of `pcall` and `xpcall` (a call of a Lua function
+/// through them from Lua code runs as a protected frame, see
+/// [`crate::vm::FrameKind::PCall`]).
+pub const PCALL_ID: u32 = 1;
+pub const XPCALL_ID: u32 = 2;
 
-fn reg(vm: &mut Vm, t: TableRef, name: &'static str, f: BuiltinFn) -> Value {
+pub(crate) fn reg(vm: &mut Vm, t: TableRef, name: &'static str, f: BuiltinFn) -> Value {
     let id = vm.builtins.len() as u32;
     vm.builtins.push((name, f));
     let k = vm.heap.str_value(name.as_bytes());
@@ -19,7 +24,7 @@ fn reg(vm: &mut Vm, t: TableRef, name: &'static str, f: BuiltinFn) -> Value {
     Value::Builtin(id)
 }
 
-fn new_lib(vm: &mut Vm, name: &str) -> TableRef {
+pub(crate) fn new_lib(vm: &mut Vm, name: &str) -> TableRef {
     let t = vm.heap.new_table(Table::default());
     let k = vm.heap.str_value(name.as_bytes());
     vm.heap.table_mut(vm.globals).set(k, Value::Table(t));
@@ -38,6 +43,10 @@ pub fn open(vm: &mut Vm) {
     let g = vm.globals;
     let next = reg(vm, g, "next", base_next);
     debug_assert!(matches!(next, Value::Builtin(NEXT_ID)));
+    let pcall = reg(vm, g, "pcall", base_pcall);
+    let xpcall = reg(vm, g, "xpcall", base_xpcall);
+    debug_assert!(matches!(pcall, Value::Builtin(PCALL_ID)));
+    debug_assert!(matches!(xpcall, Value::Builtin(XPCALL_ID)));
     reg(vm, g, "print", base_print);
     reg(vm, g, "type", base_type);
     reg(vm, g, "tostring", base_tostring);
@@ -47,8 +56,6 @@ pub fn open(vm: &mut Vm) {
     reg(vm, g, "select", base_select);
     reg(vm, g, "error", base_error);
     reg(vm, g, "assert", base_assert);
-    reg(vm, g, "pcall", base_pcall);
-    reg(vm, g, "xpcall", base_xpcall);
     reg(vm, g, "setmetatable", base_setmetatable);
     reg(vm, g, "getmetatable", base_getmetatable);
     reg(vm, g, "rawget", base_rawget);
@@ -148,6 +155,8 @@ pub fn open(vm: &mut Vm) {
     set_field(vm, package, "loaded", Value::Table(loaded));
     let path = vm.heap.str_value(b"./?.lua");
     set_field(vm, package, "path", path);
+
+    crate::coroutine::open(vm);
 }
 
 // ---------- argument helpers ----------
@@ -285,6 +294,7 @@ pub fn tostring(vm: &mut Vm, v: Value) -> LResult<Vec<u8>> {
             "function: builtin: 0x{:08x}",
             0x5700_0000u64 + b as u64 * 64
         ),
+        Value::Thread(c) => format!("thread: 0x{:08x}", 0x5800_0000u64 + c.0 as u64 * 64),
         _ => unreachable!("handled by concat_piece"),
     };
     Ok(s.into_bytes())
@@ -470,7 +480,11 @@ fn base_error(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)>
         }
         _ => v,
     };
-    Err(LuaError { value, exit: None })
+    Err(LuaError {
+        value,
+        exit: None,
+        yielded: false,
+    })
 }
 
 fn base_assert(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
@@ -489,7 +503,11 @@ fn base_assert(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)
         Some(v) => v,
         None => return Err(vm.rt_error("assertion failed!")),
     };
-    Err(LuaError { value, exit: None })
+    Err(LuaError {
+        value,
+        exit: None,
+        yielded: false,
+    })
 }
 
 fn base_pcall(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
@@ -498,15 +516,17 @@ fn base_pcall(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)>
     }
     let frames = vm.frames.len();
     let depth = vm.c_depth;
+    let protected = vm.protected;
     match vm.call_at(base, nargs - 1, -1) {
         Ok(n) => {
             vm.stack[base - 1] = Value::Bool(true);
             Ok((base - 1, n + 1))
         }
-        Err(e) if e.exit.is_none() => {
+        Err(e) if e.catchable() => {
             vm.close_upvals(base);
             vm.frames.truncate(frames);
             vm.c_depth = depth;
+            vm.protected = protected;
             vm.stack[base - 1] = Value::Bool(false);
             vm.stack[base] = e.value;
             Ok((base - 1, 2))
@@ -521,6 +541,7 @@ fn base_xpcall(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)
     }
     let frames = vm.frames.len();
     let depth = vm.c_depth;
+    let protected = vm.protected;
     let handler = vm.stack[base + 1];
     // Arguments: f, handler, a1… → call f(a1…) at base+1.
     vm.stack[base + 1] = vm.stack[base];
@@ -529,9 +550,10 @@ fn base_xpcall(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)
             vm.stack[base] = Value::Bool(true);
             Ok((base, n + 1))
         }
-        Err(e) if e.exit.is_none() => {
+        Err(e) if e.catchable() => {
             vm.frames.truncate(frames);
             vm.c_depth = depth;
+            vm.protected = protected;
             vm.close_upvals(base);
             vm.stack[base] = handler;
             let r = vm.call_meta(handler, &[e.value])?;
@@ -1410,5 +1432,6 @@ fn os_exit(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     Err(LuaError {
         value: Value::Nil,
         exit: Some(code),
+        yielded: false,
     })
 }

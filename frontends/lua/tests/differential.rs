@@ -179,6 +179,33 @@ fn snippets_match_lua54() {
     check_all(SNIPPETS);
 }
 
+/// Coroutines: resume/yield value passing, status, wrap, errors, yields
+/// across `pcall`, and the messages lua5.4 gives.
+const COROUTINE_SNIPPETS: &[&str] = &[
+    "local co = coroutine.create(function(a, b) local c = coroutine.yield(a + b) local d, e = coroutine.yield(c * 2) return d + e, 'end' end) print(coroutine.resume(co, 1, 2)) print(coroutine.status(co)) print(coroutine.resume(co, 10)) print(coroutine.resume(co, 3, 4)) print(coroutine.status(co)) print(coroutine.resume(co))",
+    "local gen = coroutine.wrap(function() for i = 1, 3 do coroutine.yield(i) end return 'last' end) print(gen(), gen(), gen(), gen()) print(pcall(gen))",
+    "for v, w in coroutine.wrap(function() for i = 1, 4 do coroutine.yield(i, i * i) end end) do print(v, w) end",
+    "local co = coroutine.create(function() local ok, e = pcall(function() local x = coroutine.yield('inside') error('after ' .. x) end) coroutine.yield(ok, e) local ok2, e2 = pcall(error, {code = 1}) return ok2, type(e2) end) print(coroutine.resume(co)) print(coroutine.resume(co, 'resume')) print(coroutine.resume(co))",
+    "local co = coroutine.create(function() return xpcall(function() coroutine.yield(1) error('x') end, function(m) return 'handled: ' .. m end) end) print(coroutine.resume(co)) print(coroutine.resume(co))",
+    "print(coroutine.isyieldable(), select(2, coroutine.running())) local co = coroutine.create(function() print(coroutine.isyieldable(), select(2, coroutine.running())) print(coroutine.status(coroutine.running())) end) coroutine.resume(co) print(coroutine.status(co))",
+    "print(pcall(coroutine.yield, 1)) print(coroutine.resume(coroutine.create(function() error('boom') end))) print(coroutine.resume(coroutine.create(function() error({}) end)) ~= nil)",
+    "local co = coroutine.create(function() table.sort({3, 2, 1}, function(a, b) coroutine.yield() return a < b end) end) print(coroutine.resume(co))",
+    "local co = coroutine.create(function() return 1 end) coroutine.resume(co) print(coroutine.resume(co)) print(coroutine.close(co)) local e = coroutine.create(function() error('E') end) print(coroutine.resume(e)) print(coroutine.close(e)) print(coroutine.close(e))",
+    "local co co = coroutine.create(function() print(coroutine.resume(co)) print(pcall(coroutine.close, co)) end) coroutine.resume(co)",
+    "local outer outer = coroutine.create(function() local inner = coroutine.create(function() print(coroutine.status(outer)) coroutine.yield(5) end) print(coroutine.resume(inner)) coroutine.yield(6) end) print(coroutine.resume(outer)) print(coroutine.status(outer))",
+    "local f local co = coroutine.create(function() local y = 5 f = function() y = y + 1 return y end coroutine.yield() print('y', y) coroutine.yield() end) coroutine.resume(co) print(f(), f()) coroutine.resume(co) print(f()) print(coroutine.close(co)) print(f())",
+    "local function chain(n) local co = coroutine.wrap(function() if n == 0 then return 'bottom' end return chain(n - 1) end) return co() end print(chain(50)) local ok, e = pcall(chain, 300) print(ok, e:match('C stack overflow$'))",
+    "print(pcall(function() coroutine.resume() end)) print(pcall(function() coroutine.create(1) end)) print(pcall(function() coroutine.wrap() end)) print(pcall(function() coroutine.status({}) end))",
+    "local w = coroutine.wrap(function() error('in wrap') end) local ok, e = pcall(function() return w() end) print(ok, e)",
+    "local co = coroutine.create(function(...) print(select('#', ...), ...) print(select('#', coroutine.yield())) return ... end) print(coroutine.resume(co, nil, 2, nil)) print(coroutine.resume(co, nil, nil))",
+    "print(type(coroutine.create(print)), type(coroutine.wrap(print)), tostring(coroutine.create(print)):match('^thread: ') ~= nil)",
+];
+
+#[test]
+fn coroutines_match_lua54() {
+    check_all(COROUTINE_SNIPPETS);
+}
+
 #[test]
 fn syntax_errors_match_lua54() {
     check_all(&[
