@@ -64,7 +64,17 @@ struct FuncState {
 enum VarKind {
     Local(Reg),
     Upval(u8),
+    /// A free name, read and written in the globals table directly.
     Global,
+    /// A free name, a field of the `_ENV` variable in scope.
+    Env(EnvVar),
+}
+
+/// Where the `_ENV` variable in scope lives.
+#[derive(Clone, Copy)]
+enum EnvVar {
+    Local(Reg),
+    Upval(u8),
 }
 
 pub struct Compiler<'h> {
@@ -72,17 +82,32 @@ pub struct Compiler<'h> {
     funcs: Vec<FuncState>,
     source: Rc<str>,
     line: u32,
+    /// Free names index the `_ENV` variable in scope (a local or the main
+    /// function's upvalue 0) instead of the globals table directly: set
+    /// when the chunk mentions `_ENV` or runs with an environment of its own.
+    env_dynamic: bool,
 }
 
 type CResult<T> = Result<T, SyntaxError>;
 
-/// Compiles a parsed chunk into its main function's prototype.
-pub fn compile_chunk(heap: &mut Heap, chunk: &FuncBody, source: Rc<str>) -> CResult<Rc<Proto>> {
+/// Compiles a parsed chunk into its main function's prototype. The main
+/// function has one upvalue, `_ENV` (the loader supplies it: the globals
+/// table or `load`'s `env`). With `env_dynamic` false free names read and
+/// write the globals table directly (`GetGlobal`/`SetGlobal`), which is
+/// exact when `_ENV` is that table and nothing can change it: the chunk
+/// never names `_ENV` and has no environment of its own.
+pub fn compile_chunk(
+    heap: &mut Heap,
+    chunk: &FuncBody,
+    source: Rc<str>,
+    env_dynamic: bool,
+) -> CResult<Rc<Proto>> {
     let mut c = Compiler {
         heap,
         funcs: Vec::new(),
         source,
         line: 0,
+        env_dynamic,
     };
     c.function(chunk)
 }
@@ -205,6 +230,14 @@ impl Compiler<'_> {
             has_inner: f.has_inner,
             line_defined: f.line,
         });
+        if self.funcs.len() == 1 {
+            let fs = self.fs();
+            fs.upvals.push(UpvalDesc {
+                in_stack: false,
+                index: 0,
+            });
+            fs.upval_names.push(b"_ENV".to_vec());
+        }
         if f.params.len() > MAX_REGS {
             return Err(self.err("too many parameters".into()));
         }
@@ -342,7 +375,58 @@ impl Compiler<'_> {
 
     fn resolve(&mut self, name: &[u8]) -> VarKind {
         let depth = self.funcs.len() - 1;
-        self.resolve_in(depth, name)
+        match self.resolve_in(depth, name) {
+            VarKind::Global if self.env_dynamic => match self.resolve_in(depth, b"_ENV") {
+                VarKind::Local(r) => VarKind::Env(EnvVar::Local(r)),
+                VarKind::Upval(u) => VarKind::Env(EnvVar::Upval(u)),
+                _ => unreachable!("the main function has the upvalue _ENV"),
+            },
+            v => v,
+        }
+    }
+
+    /// A register holding the `_ENV` table (loaded from its upvalue).
+    fn env_reg(&mut self, env: EnvVar) -> CResult<Reg> {
+        match env {
+            EnvVar::Local(r) => Ok(r),
+            EnvVar::Upval(u) => {
+                let r = self.alloc_reg()?;
+                self.emit(Op::GetUpval(r, u));
+                Ok(r)
+            }
+        }
+    }
+
+    /// `R[dst] = _ENV[name]`.
+    fn get_env(&mut self, env: EnvVar, name: &[u8], dst: Reg) -> CResult<()> {
+        let save = self.free_reg();
+        let t = self.env_reg(env)?;
+        let k = self.str_const(name);
+        if k <= u16::MAX as u32 {
+            self.emit(Op::GetField(dst, t, k as u16));
+        } else {
+            let kr = self.alloc_reg()?;
+            self.emit(Op::LoadK(kr, k));
+            self.emit(Op::GetTable(dst, t, kr));
+        }
+        self.set_free(save);
+        Ok(())
+    }
+
+    /// `_ENV[name] = R[v]`.
+    fn set_env(&mut self, env: EnvVar, name: &[u8], v: Reg) -> CResult<()> {
+        let save = self.free_reg();
+        let t = self.env_reg(env)?;
+        let k = self.str_const(name);
+        if k <= u16::MAX as u32 {
+            self.emit(Op::SetField(t, k as u16, v));
+        } else {
+            let kr = self.alloc_reg()?;
+            self.emit(Op::LoadK(kr, k));
+            self.emit(Op::SetTable(t, kr, v));
+        }
+        self.set_free(save);
+        Ok(())
     }
 
     fn resolve_in(&mut self, depth: usize, name: &[u8]) -> VarKind {
@@ -357,7 +441,7 @@ impl Compiler<'_> {
             return VarKind::Global;
         }
         let desc = match self.resolve_in(depth - 1, name) {
-            VarKind::Global => return VarKind::Global,
+            VarKind::Global | VarKind::Env(_) => return VarKind::Global,
             VarKind::Local(r) => UpvalDesc {
                 in_stack: true,
                 index: r,
@@ -698,6 +782,7 @@ impl Compiler<'_> {
             Local(Reg),
             Upval(u8),
             Global(u32),
+            Env(EnvVar, Name),
             Index(Reg, Reg),
         }
         let mut places = Vec::new();
@@ -709,6 +794,7 @@ impl Compiler<'_> {
                         VarKind::Local(r) => Place::Local(r),
                         VarKind::Upval(u) => Place::Upval(u),
                         VarKind::Global => Place::Global(self.str_const(n)),
+                        VarKind::Env(env) => Place::Env(env, n.clone()),
                     }
                 }
                 Expr::Index(obj, key, _) => {
@@ -723,9 +809,13 @@ impl Compiler<'_> {
         }
         let base = self.free_reg();
         self.explist_to(exprs, base, targets.len())?;
+        self.set_free(base + targets.len());
         for (i, p) in places.iter().enumerate().rev() {
             let v = (base + i) as Reg;
             match *p {
+                Place::Env(env, ref n) => {
+                    self.set_env(env, n, v)?;
+                }
                 Place::Local(r) => {
                     self.emit(Op::Move(r, v));
                 }
@@ -765,6 +855,10 @@ impl Compiler<'_> {
                         let v = self.any_reg(e)?;
                         let k = self.str_const(n);
                         self.emit(Op::SetGlobal(v, k));
+                    }
+                    VarKind::Env(env) => {
+                        let v = self.any_reg(e)?;
+                        self.set_env(env, n, v)?;
                     }
                 }
             }
@@ -891,6 +985,7 @@ impl Compiler<'_> {
                         let k = self.str_const(n);
                         self.emit(Op::GetGlobal(dst, k));
                     }
+                    VarKind::Env(env) => self.get_env(env, n, dst)?,
                 }
             }
             Expr::Index(obj, key, line) => {

@@ -124,10 +124,7 @@ pub fn open(vm: &mut Vm) {
     let proto = crate::compile(&mut vm.heap, WRAP_MAKER.as_bytes(), "=[C]")
         .expect("the wrap maker compiles");
     proto.protos[0].protos[0].keeps_caller_frame.set(true);
-    let f = vm.heap.new_closure(crate::heap::Closure {
-        proto,
-        upvals: Box::new([]),
-    });
+    let f = vm.chunk_closure(proto, None);
     let maker = vm
         .call_meta(Value::Func(f), &[Value::Builtin(id)])
         .expect("the wrap maker runs");

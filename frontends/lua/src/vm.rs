@@ -333,6 +333,9 @@ impl Vm {
         };
         match p.code[i] {
             Op::GetGlobal(_, k) => format!(" (global '{}')", kname(k as usize)),
+            Op::GetField(_, t, k) if self.is_env_reg(p, i, t) => {
+                format!(" (global '{}')", kname(k as usize))
+            }
             Op::GetField(_, _, k) => format!(" (field '{}')", kname(k as usize)),
             Op::SelfOp(a, _, k) if a == reg => format!(" (method '{}')", kname(k as usize)),
             Op::GetUpval(_, u) => format!(
@@ -357,6 +360,25 @@ impl Vm {
                 n
             }
             _ => String::new(),
+        }
+    }
+
+    /// Whether register `r` holds `_ENV` at instruction `i` (a local
+    /// named `_ENV`, or loaded from the upvalue `_ENV` just before), so a
+    /// field read from it is a global, as lua5.4 names it.
+    fn is_env_reg(&self, p: &Proto, i: usize, r: u8) -> bool {
+        let i32_ = i as u32;
+        if p.locals
+            .iter()
+            .any(|l| l.reg == r && l.start_pc <= i32_ && i32_ < l.end_pc && l.name == b"_ENV")
+        {
+            return true;
+        }
+        match i.checked_sub(1).map(|j| p.code[j]) {
+            Some(Op::GetUpval(a, u)) if a == r => {
+                p.upval_names.get(u as usize).map(|n| n.as_slice()) == Some(b"_ENV")
+            }
+            _ => false,
         }
     }
 
@@ -742,6 +764,12 @@ impl Vm {
                     return Ok(self.place_results(func, start, n, want));
                 }
                 other => {
+                    if self.in_builtin && matches!(self.metamethod(other, Event::Call), Value::Nil)
+                    {
+                        // Called by a library function: no position.
+                        let tn = self.type_name_meta(other);
+                        return Err(self.plain_error(&format!("attempt to call a {tn} value")));
+                    }
                     nargs = self.insert_call_handler(func, nargs, other, None)?;
                 }
             }
@@ -2086,12 +2114,20 @@ impl Vm {
         Ok(Some((Value::Float(fi), Value::Float(fl), Value::Float(fs))))
     }
 
+    /// A main function's closure: its one upvalue `_ENV` holds `env`, or
+    /// the globals table.
+    pub fn chunk_closure(&mut self, proto: Rc<Proto>, env: Option<Value>) -> FnRef {
+        let env = env.unwrap_or(Value::Table(self.globals));
+        let u = self.heap.new_upval(UpVal::Closed(env));
+        self.heap.new_closure(Closure {
+            proto,
+            upvals: Box::new([u]),
+        })
+    }
+
     /// Compiles and runs a chunk as the main function with `args` as `...`.
     pub fn run_main(&mut self, proto: Rc<Proto>, args: &[Value]) -> LResult<()> {
-        let f = self.heap.new_closure(Closure {
-            proto,
-            upvals: Box::new([]),
-        });
+        let f = self.chunk_closure(proto, None);
         let at = self.frame_top();
         self.ensure_stack(at + args.len() + 2)?;
         self.stack[at] = Value::Func(f);

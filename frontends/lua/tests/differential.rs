@@ -201,6 +201,28 @@ const COROUTINE_SNIPPETS: &[&str] = &[
     "print(type(coroutine.create(print)), type(coroutine.wrap(print)), tostring(coroutine.create(print)):match('^thread: ') ~= nil)",
 ];
 
+/// `_ENV` as a variable, `load` with names, modes, readers and `env`.
+const ENV_SNIPPETS: &[&str] = &[
+    "x = 1 local function f() return x end print(f(), _ENV.x, _G.x, _ENV == _G)",
+    "do local _ENV = {print = print, x = 5} print(x) y = 3 print(y) end print(y)",
+    "local function f(_ENV) return a + b end print(f({a = 1, b = 2}))",
+    "local env = {print = print} local g = load('z = 10 print(z) return _ENV', 'chunk', 't', env) print(g() == env, env.z, z)",
+    "print(load('return 1', 'c', 'b')) print(load('\\27Lua', 'c', 't')) print(load('x = = 1', 'name')) print(load('x = = 1', '=name')) print(load('x = = 1', '@file.lua'))",
+    "local parts = {'return ', '1 ', '+ 41'} local i = 0 print(load(function() i = i + 1 return parts[i] end)()) print(pcall(load, function() return {} end)) local n = 0 print(load(function() n = n + 1 if n == 1 then return 'return ' elseif n < 4 then return n end end)())",
+    "print(pcall(load(function() error('in reader') end)))",
+    "print(pcall(function() local _ENV = {} return undefinedfn() end)) print(pcall(function() return undefinedfn() end))",
+    "local f = load('return x', 'c', 't', nil) print(pcall(f))",
+    "local _ENV = setmetatable({}, {__index = _G}) XX = 10 print(XX, rawget(_G, 'XX'))",
+    "local t = {} local f = load('a, b = 1, 2 return a + b', '=c', 't', t) print(f(), t.a, t.b, a)",
+    "print((select(2, pcall(require, 'no.such.module.here')):match('^[^\\n]*\\n[^\\n]*\\n[^\\n]*')))",
+    "package.preload.mymod = function(name, extra) return {name = name, extra = extra} end local m = require('mymod') print(m.name, m.extra, require('mymod') == m, package.loaded.mymod == m)",
+];
+
+#[test]
+fn env_and_load_match_lua54() {
+    check_all(ENV_SNIPPETS);
+}
+
 #[test]
 fn coroutines_match_lua54() {
     check_all(COROUTINE_SNIPPETS);
