@@ -22,6 +22,7 @@ pub mod lexer;
 pub mod parser;
 pub mod pattern;
 pub mod stdlib;
+pub mod strpack;
 pub mod table;
 pub mod utf8lib;
 pub mod value;

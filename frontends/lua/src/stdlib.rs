@@ -93,6 +93,9 @@ pub fn open(vm: &mut Vm) {
     reg(vm, s, "match", crate::pattern::str_match);
     reg(vm, s, "gmatch", crate::pattern::str_gmatch);
     reg(vm, s, "gsub", crate::pattern::str_gsub);
+    reg(vm, s, "pack", crate::strpack::str_pack);
+    reg(vm, s, "unpack", crate::strpack::str_unpack);
+    reg(vm, s, "packsize", crate::strpack::str_packsize);
     let meta = vm.heap.new_table(Table::default());
     let idx = vm.event_name(Event::Index);
     vm.heap.table_mut(meta).set(idx, Value::Table(s));
@@ -1203,10 +1206,12 @@ fn str_rep(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
         let v = vm.heap.str_value(b"");
         return vm.rets(base + nargs, &[v]);
     }
-    let total = (s.len() + sep.len()) as u128 * n as u128;
-    if total > (1u128 << 31) {
+    // lua5.4's bound: the result stays below INT_MAX bytes.
+    let per = (s.len() + sep.len()) as u64;
+    if per > (i32::MAX as u64) / n as u64 {
         return Err(vm.rt_error("resulting string too large"));
     }
+    let total = per * n as u64;
     let mut out = Vec::with_capacity(total as usize);
     for k in 0..n {
         out.extend_from_slice(&s);

@@ -218,6 +218,24 @@ const ENV_SNIPPETS: &[&str] = &[
     "package.preload.mymod = function(name, extra) return {name = name, extra = extra} end local m = require('mymod') print(m.name, m.extra, require('mymod') == m, package.loaded.mymod == m)",
 ];
 
+/// `string.pack`, `unpack`, `packsize`: formats, alignment, errors.
+const PACK_SNIPPETS: &[&str] = &[
+    "local s = string.pack('i4 >i2 <I3 b B j', 100000, -2, 70000, -1, 255, math.mininteger) print(#s, string.unpack('i4 >i2 <I3 b B j', s))",
+    "print(string.packsize('i4'), string.packsize('!8 b d'), string.packsize('b h i l j f d n T'), string.packsize('!4 b i8 X i4'), string.packsize('c10'))",
+    "local s = string.pack('z s1 s c5', 'hello', 'ab', 'xyz', 'hi') print(#s, string.unpack('z s1 s c5', s))",
+    "print(string.unpack('<d >f', string.pack('<d >f', 1.5, -0.25))) print(string.unpack('i16', string.pack('i16', -3)))",
+    "print(pcall(function() return string.pack('i1', 200) end)) print(pcall(function() return string.pack('I1', -1) end)) print(pcall(function() return string.pack('i17', 1) end)) print(pcall(function() return string.pack('c', 'a') end))",
+    "print(pcall(function() return string.packsize('s') end)) print(pcall(function() return string.packsize('z') end)) print(pcall(function() return string.pack('q', 1) end)) print(pcall(function() return string.pack('!3 i4', 1) end))",
+    "print(pcall(function() return string.unpack('i4', 'abc') end)) print(pcall(function() return string.unpack('z', 'abc') end)) print(pcall(function() return string.unpack('i4', 'abcd', 10) end)) print(string.unpack('b', 'abc', -1))",
+    "print(pcall(function() return string.unpack('i9', string.rep('\\255', 8) .. '\\1') end)) print(string.unpack('i9', string.rep('\\255', 9)))",
+    "print(pcall(function() return string.pack('c2', 'abc') end)) print(pcall(function() return string.pack('z', 'a\\0b') end)) print(string.pack('>I2 x !2 h', 258, 3):byte(1, -1))",
+];
+
+#[test]
+fn string_pack_matches_lua54() {
+    check_all(PACK_SNIPPETS);
+}
+
 #[test]
 fn env_and_load_match_lua54() {
     check_all(ENV_SNIPPETS);
