@@ -110,8 +110,12 @@ pub enum Op {
     Closure(Reg, u32),
     /// R[a], … = vararg (c-1 values; c = 0: all, setting the top)
     VarArg(Reg, u8),
-    /// Close upvalues of registers >= a.
+    /// Close upvalues of registers >= a and call `__close` of the
+    /// to-be-closed variables there (innermost first).
     Close(Reg),
+    /// R[a] is a to-be-closed variable (`local x <close>`): checks its
+    /// value has `__close` (or is false/nil) and registers it.
+    Tbc(Reg),
 }
 
 const _: () = assert!(std::mem::size_of::<Op>() <= 8);

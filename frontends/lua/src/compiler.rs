@@ -58,6 +58,8 @@ struct FuncState {
     num_params: u8,
     is_vararg: bool,
     has_inner: bool,
+    /// A `<close>` variable was declared (scopes then close on exit).
+    has_tbc: bool,
     line_defined: u32,
 }
 
@@ -228,6 +230,7 @@ impl Compiler<'_> {
             num_params: f.params.len() as u8,
             is_vararg: f.vararg,
             has_inner: f.has_inner,
+            has_tbc: false,
             line_defined: f.line,
         });
         if self.funcs.len() == 1 {
@@ -307,13 +310,34 @@ impl Compiler<'_> {
             .unwrap_or(fs.free_reg as Reg)
     }
 
+    /// Whether leaving a scope must close something: upvalues (inner
+    /// functions exist) or to-be-closed variables.
+    fn closes(&mut self) -> bool {
+        let fs = self.fs();
+        fs.has_inner || fs.has_tbc
+    }
+
+    /// Whether a `<close>` variable is in scope (returns then close it,
+    /// and a `return f()` is not a tail call).
+    fn tbc_active(&mut self) -> bool {
+        self.fs().actives.iter().any(|l| l.attrib == Attrib::Close)
+    }
+
+    /// `Return(a, b)`, closing the function's to-be-closed variables first.
+    fn emit_return(&mut self, a: Reg, b: u8) {
+        if self.tbc_active() {
+            self.emit(Op::Close(0));
+        }
+        self.emit(Op::Return(a, b));
+    }
+
     /// Ends a scope: its locals die (closing their upvalues if the function
     /// has inner functions), its breaks are resolved by the caller.
     fn close_scope_keep_breaks(&mut self) -> CResult<Scope> {
         let scope = self.fs().scopes.pop().expect("a scope is open");
         let pc = self.pc() as u32;
         let has_locals = self.fs().actives.len() > scope.nactive;
-        if has_locals && self.fs().has_inner {
+        if has_locals && self.closes() {
             let level = self.level_of(scope.nactive);
             self.emit(Op::Close(level));
         }
@@ -476,13 +500,18 @@ impl Compiler<'_> {
         match s {
             Stat::Local(names, exprs, line) => {
                 self.line = *line;
-                if names.iter().any(|(_, a)| *a == Attrib::Close) {
-                    return Err(self.err("to-be-closed variables are not supported yet".into()));
+                let ntbc = names.iter().filter(|(_, a)| *a == Attrib::Close).count();
+                if ntbc > 1 {
+                    return Err(self.err("multiple to-be-closed variables in local list".into()));
                 }
                 let base = self.free_reg();
                 self.explist_to(exprs, base, names.len())?;
                 for (i, (n, a)) in names.iter().enumerate() {
                     self.activate(n.clone(), (base + i) as Reg, *a);
+                    if *a == Attrib::Close {
+                        self.fs().has_tbc = true;
+                        self.emit(Op::Tbc((base + i) as Reg));
+                    }
                 }
                 self.set_free(base + names.len());
             }
@@ -521,7 +550,7 @@ impl Compiler<'_> {
                     let fs = self.fs();
                     fs.actives.len() > fs.scopes.last().map(|s| s.nactive).unwrap_or(0)
                 };
-                let needs_close = has_locals && self.fs().has_inner;
+                let needs_close = has_locals && self.closes();
                 if needs_close {
                     let exits = self.cond_jump(cond, true)?;
                     let nactive = self.fs().scopes.last().map(|s| s.nactive).unwrap_or(0);
@@ -621,7 +650,7 @@ impl Compiler<'_> {
                     ));
                 };
                 let nactive = self.fs().scopes[li].nactive;
-                if self.fs().has_inner && self.fs().actives.len() > nactive {
+                if self.closes() && self.fs().actives.len() > nactive {
                     let level = self.level_of(nactive);
                     self.emit(Op::Close(level));
                 }
@@ -630,7 +659,6 @@ impl Compiler<'_> {
             }
             Stat::Goto(name, line) => {
                 self.line = *line;
-                let j = self.emit_jmp();
                 // A label already seen in this or an enclosing scope: jump back.
                 let fs = self.fs();
                 let found = fs
@@ -639,8 +667,17 @@ impl Compiler<'_> {
                     .rev()
                     .flat_map(|s| s.labels.iter())
                     .find(|(n, _, _)| n == name)
-                    .map(|&(_, pc, _)| pc);
-                match found {
+                    .map(|&(_, pc, na)| (pc, na));
+                if let Some((_, na)) = found {
+                    // Leaving the scope of locals: close them first.
+                    if self.closes() && self.fs().actives.len() > na {
+                        let level = self.level_of(na);
+                        self.emit(Op::Close(level));
+                    }
+                }
+                let j = self.emit_jmp();
+                let fs = self.fs();
+                match found.map(|(pc, _)| pc) {
                     Some(target) => self.patch(j, target),
                     None => {
                         let na = fs.actives.len();
@@ -672,9 +709,12 @@ impl Compiler<'_> {
                 scope.labels.push((name.clone(), pc, na));
                 let mut i = 0;
                 let mut resolved = Vec::new();
+                let mut leaves_scope = false;
                 while i < scope.gotos.len() {
                     if scope.gotos[i].1 == *name {
-                        resolved.push(scope.gotos.remove(i).0);
+                        let g = scope.gotos.remove(i);
+                        leaves_scope |= g.2 > na;
+                        resolved.push(g.0);
                     } else {
                         i += 1;
                     }
@@ -682,13 +722,20 @@ impl Compiler<'_> {
                 for j in resolved {
                     self.patch(j, pc);
                 }
+                // A goto from a deeper scope left locals behind: they are
+                // closed here, at the label (harmless on other paths,
+                // where nothing above this level is open).
+                if leaves_scope && self.closes() {
+                    let level = self.level_of(na);
+                    self.emit(Op::Close(level));
+                }
             }
         }
         Ok(())
     }
 
     fn ret(&mut self, exprs: &[Expr]) -> CResult<()> {
-        if exprs.len() == 1 {
+        if exprs.len() == 1 && !self.tbc_active() {
             match &exprs[0] {
                 e @ (Expr::Call(..) | Expr::Method(..)) => {
                     let base = self.free_reg();
@@ -713,13 +760,13 @@ impl Compiler<'_> {
             }
             let r = self.free_reg();
             self.multi(last, r, -1)?;
-            self.emit(Op::Return(base as Reg, 0));
+            self.emit_return(base as Reg, 0);
         } else {
             for e in exprs {
                 let r = self.alloc_reg()?;
                 self.expr_to_reg(e, r)?;
             }
-            self.emit(Op::Return(base as Reg, exprs.len() as u8 + 1));
+            self.emit_return(base as Reg, exprs.len() as u8 + 1);
         }
         Ok(())
     }

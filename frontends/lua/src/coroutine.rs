@@ -43,6 +43,8 @@ pub struct ThreadState {
     pub frames: Vec<Frame>,
     /// (stack slot, upvalue), by slot.
     pub open_upvals: Vec<(usize, UpRef)>,
+    /// Slots of its to-be-closed variables.
+    pub tbc: Vec<usize>,
     pub top: usize,
     /// Its protected frames (see `Vm::protected`).
     pub protected: u32,
@@ -141,6 +143,7 @@ impl Vm {
         std::mem::swap(&mut self.stack, &mut co.state.stack);
         std::mem::swap(&mut self.frames, &mut co.state.frames);
         std::mem::swap(&mut self.open_upvals, &mut co.state.open_upvals);
+        std::mem::swap(&mut self.tbc, &mut co.state.tbc);
         co.state.top = self.top;
         co.state.protected = self.protected;
         co.live_top = live_top;
@@ -149,6 +152,7 @@ impl Vm {
         std::mem::swap(&mut self.stack, &mut co.state.stack);
         std::mem::swap(&mut self.frames, &mut co.state.frames);
         std::mem::swap(&mut self.open_upvals, &mut co.state.open_upvals);
+        std::mem::swap(&mut self.tbc, &mut co.state.tbc);
         self.top = co.state.top;
         self.protected = co.state.protected;
         co.status = CoStatus::Running;
@@ -197,6 +201,7 @@ impl Vm {
         if dead {
             self.close_upvals(0);
             self.frames.clear();
+            self.tbc.clear();
             self.protected = 0;
         }
         self.resumers.pop();
@@ -418,6 +423,14 @@ fn co_close(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
         "suspended" | "dead" => {
             // Close its open upvalues against its own stack.
             let c = vm.heap.coroutines.get_mut(co.0);
+            // Its pending to-be-closed variables, innermost first.
+            let pending: Vec<Value> = c
+                .state
+                .tbc
+                .iter()
+                .rev()
+                .map(|&slot| c.state.stack[slot])
+                .collect();
             let ups = std::mem::take(&mut c.state.open_upvals);
             let vals: Vec<(UpRef, Value)> =
                 ups.iter().map(|&(i, u)| (u, c.state.stack[i])).collect();
@@ -425,9 +438,22 @@ fn co_close(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
             c.live_top = 0;
             c.body = None;
             c.status = CoStatus::Dead;
-            let err = c.error.take();
+            let mut err = c.error.take();
             for (u, v) in vals {
                 *vm.heap.upvals.get_mut(u.0) = crate::heap::UpVal::Closed(v);
+            }
+            // Rooted on the stack while their handlers run.
+            vm.ensure_stack(base + nargs + pending.len() + 1)?;
+            vm.stack[base + nargs..base + nargs + pending.len()].copy_from_slice(&pending);
+            vm.top = base + nargs + pending.len();
+            for v in pending {
+                let h = vm.metamethod(v, crate::vm::Event::Close);
+                let e = err.unwrap_or(Value::Nil);
+                match vm.call_meta(h, &[v, e]) {
+                    Ok(_) => {}
+                    Err(x) if x.catchable() => err = Some(x.value),
+                    Err(x) => return Err(x),
+                }
             }
             match err {
                 None => vm.rets(base + nargs, &[Value::Bool(true)]),

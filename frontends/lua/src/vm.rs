@@ -155,6 +155,9 @@ pub struct Vm {
     pub string_meta: Option<TableRef>,
     pub builtins: Vec<(&'static str, BuiltinFn)>,
     pub(crate) open_upvals: Vec<(usize, UpRef)>,
+    /// Stack slots of the running thread's to-be-closed variables, in
+    /// declaration order.
+    pub(crate) tbc: Vec<usize>,
     event_names: Vec<Value>,
     pub c_depth: u32,
     /// Protected frames (`pcall` from Lua code) of the running thread:
@@ -210,6 +213,7 @@ impl Vm {
             string_meta: None,
             builtins: Vec::new(),
             open_upvals: Vec::new(),
+            tbc: Vec::new(),
             event_names,
             c_depth: 0,
             protected: 0,
@@ -1200,6 +1204,56 @@ impl Vm {
         }
     }
 
+    /// Calls `__close(v, nil)` of the to-be-closed variables at slots
+    /// `>= level`, innermost first (a block, `break`, `goto` or `return`
+    /// leaves their scope). An error propagates; the variables not closed
+    /// yet stay registered and are closed by the unwinding.
+    pub(crate) fn close_tbc(&mut self, level: usize) -> LResult<()> {
+        let top = self.top;
+        while let Some(&slot) = self.tbc.last().filter(|&&s| s >= level) {
+            self.tbc.pop();
+            let v = self.stack[slot];
+            let h = self.metamethod(v, Event::Close);
+            self.call_meta(h, &[v, Value::Nil])?;
+        }
+        self.top = top;
+        Ok(())
+    }
+
+    /// Calls `__close(v, err)` of the to-be-closed variables at slots
+    /// `>= level` while an error unwinds past them; an error in a handler
+    /// becomes the error. Returns the error value.
+    #[cold]
+    pub(crate) fn close_tbc_unwinding(&mut self, level: usize, mut err: LuaError) -> LuaError {
+        while let Some(&slot) = self.tbc.last().filter(|&&s| s >= level) {
+            self.tbc.pop();
+            if !err.catchable() {
+                continue;
+            }
+            let v = self.stack[slot];
+            let h = self.metamethod(v, Event::Close);
+            if let Err(e) = self.call_meta(h, &[v, err.value]) {
+                err = e;
+            }
+        }
+        err
+    }
+
+    /// The name of the local in register `r` at the current instruction.
+    fn local_name(&self, r: u8) -> String {
+        let Some(f) = self.frames.last() else {
+            return "?".into();
+        };
+        let p = self.frame_proto(f);
+        let pc = f.pc as u32;
+        p.locals
+            .iter()
+            .rev()
+            .find(|l| l.reg == r && l.start_pc <= pc && pc <= l.end_pc)
+            .map(|l| String::from_utf8_lossy(&l.name).into_owned())
+            .unwrap_or_else(|| "?".into())
+    }
+
     /// Whether a call of builtin `id` from Lua code is a `pcall` or
     /// `xpcall` of a Lua function, run as a protected frame.
     #[inline]
@@ -1245,10 +1299,14 @@ impl Vm {
                 FrameKind::Lua => {}
                 FrameKind::Entry => {
                     // Uncaught here: this loop's frames go (a yield keeps
-                    // them: the thread resumes into them).
-                    if !e.yielded {
-                        self.frames.truncate(k);
+                    // them: the thread resumes into them), their
+                    // to-be-closed variables closed with the error.
+                    if e.yielded {
+                        return Err(e);
                     }
+                    let func = self.frames[k].func;
+                    let e = self.close_tbc_unwinding(func, e);
+                    self.frames.truncate(k);
                     return Err(e);
                 }
                 FrameKind::PCall | FrameKind::XPCall if e.catchable() => break,
@@ -1260,6 +1318,11 @@ impl Vm {
             let f = &self.frames[k];
             (f.func, f.want, f.kind)
         };
+        let e = self.close_tbc_unwinding(func, e);
+        if !e.catchable() {
+            self.frames.truncate(k);
+            return Err(e);
+        }
         self.close_upvals(func);
         self.frames.truncate(k);
         self.in_builtin = false;
@@ -2035,7 +2098,26 @@ impl Vm {
                         }
                     }
                 }
-                Op::Close(a) => self.close_upvals(base + a as usize),
+                Op::Close(a) => {
+                    let level = base + a as usize;
+                    self.close_upvals(level);
+                    if self.tbc.last().is_some_and(|&s| s >= level) {
+                        self.save_pc(pc);
+                        self.close_tbc(level)?;
+                    }
+                }
+                Op::Tbc(a) => {
+                    let v = rk!(self, base, a);
+                    if !matches!(v, Value::Nil | Value::Bool(false)) {
+                        if matches!(self.metamethod(v, Event::Close), Value::Nil) {
+                            self.save_pc(pc);
+                            let name = self.local_name(a);
+                            return Err(self
+                                .rt_error(format!("variable '{name}' got a non-closable value")));
+                        }
+                        self.tbc.push(base + a as usize);
+                    }
+                }
             }
         }
     }

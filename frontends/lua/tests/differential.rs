@@ -231,6 +231,27 @@ const PACK_SNIPPETS: &[&str] = &[
     "print(pcall(function() return string.pack('c2', 'abc') end)) print(pcall(function() return string.pack('z', 'a\\0b') end)) print(string.pack('>I2 x !2 h', 258, 3):byte(1, -1))",
 ];
 
+/// `<close>` variables on every way out of their scope, `<const>`, and
+/// `goto` out of a block whose locals a closure captured.
+const CLOSE_SNIPPETS: &[&str] = &[
+    "local function mk(n) return setmetatable({}, {__close = function(o, e) print('close', n, e) end}) end do local a <close> = mk('a') local b <close> = mk('b') local c <close> = nil print('in') end",
+    "local function mk(n) return setmetatable({}, {__close = function(o, e) print('close', n, e) end}) end local function f() local x <close> = mk('x') return 'ret', 1 end print(f()) for i = 1, 3 do local y <close> = mk(i) if i == 2 then break end end",
+    "local function mk(n) return setmetatable({}, {__close = function(o, e) print('close', n, e) end}) end print(pcall(function() local z <close> = mk('z') error('boom') end)) print(pcall(function() local w <close> = 42 end))",
+    "local function mk(n) return setmetatable({}, {__close = function(o, e) print('close', n, e) end}) end local k = 0 ::top:: do local g <close> = mk(k) k = k + 1 if k < 3 then goto top end end print(k)",
+    "local fs = {} do local i = 1 ::again:: do local v = i fs[i] = function() return v end i = i + 1 if i <= 3 then goto again end end end print(fs[1](), fs[2](), fs[3]())",
+    "local fs = {} for i = 1, 3 do do local v = i * 10 fs[i] = function() return v end goto cont end ::cont:: end print(fs[1](), fs[2](), fs[3]())",
+    "local function mk(n) return setmetatable({}, {__close = function(o, e) print('close', n, e) end}) end print(pcall(function() local a <close> = setmetatable({}, {__close = function() error('in close', 0) end}) local b <close> = mk('b') end))",
+    "local function mk(n) return setmetatable({}, {__close = function(o, e) print('close', n, e) end}) end local co = coroutine.create(function() local q <close> = mk('q') coroutine.yield(1) end) print(coroutine.resume(co)) print(coroutine.close(co)) print(coroutine.status(co))",
+    "local function mk(n) return setmetatable({}, {__close = function(o, e) print('close', n, e) end}) end local function g() local t <close> = mk('t') return (function() return 'tail' end)() end print(g())",
+    "print(load('local x <close> = nil; x = 1')) print(load('local x <close>, y <close> = 1, 2')) print(load('local x <const> = 1; x = 2')) print(load('local x <foo> = 1'))",
+    "local function mk(n) return setmetatable({}, {__close = function(o, e) print('close', n, e) end}) end local co = coroutine.wrap(function() local q <close> = mk('q') error('E', 0) end) print(pcall(co))",
+];
+
+#[test]
+fn close_variables_match_lua54() {
+    check_all(CLOSE_SNIPPETS);
+}
+
 #[test]
 fn string_pack_matches_lua54() {
     check_all(PACK_SNIPPETS);

@@ -99,12 +99,12 @@ const CASES: &[Case] = &[
     Case {
         file: "goto.lua",
         patches: &[],
-        expect: Expect::FailsWith("to-be-closed variables are not supported yet"),
+        expect: Expect::FailsWith("goto.lua:8: assertion failed!"),
     },
     Case {
         file: "locals.lua",
         patches: &[],
-        expect: Expect::FailsWith("to-be-closed variables are not supported yet"),
+        expect: Expect::FailsWith("locals.lua:185: assertion failed!"),
     },
     Case {
         file: "tpack.lua",
@@ -114,7 +114,7 @@ const CASES: &[Case] = &[
     Case {
         file: "coroutine.lua",
         patches: &[],
-        expect: Expect::FailsWith("to-be-closed variables are not supported yet"),
+        expect: Expect::FailsWith("coroutine.lua:169: assertion failed!"),
     },
 ];
 
