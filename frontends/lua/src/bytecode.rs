@@ -102,9 +102,10 @@ pub enum Op {
     ForPrep(Reg, i32),
     /// Numeric for: step; jump back by `off` while it goes on.
     ForLoop(Reg, i32),
-    /// R[a+3], …, R[a+2+c] = R[a](R[a+1], R[a+2])
+    /// R[a+4], …, R[a+3+c] = R[a](R[a+1], R[a+2]) (R[a+3] is the
+    /// loop's closing value)
     TForCall(Reg, u8),
-    /// if R[a+3] ~= nil { R[a+2] = R[a+3]; pc += off }
+    /// if R[a+4] ~= nil { R[a+2] = R[a+4]; pc += off }
     TForLoop(Reg, i32),
     /// R[a] = closure of prototype `protos[bx]`
     Closure(Reg, u32),

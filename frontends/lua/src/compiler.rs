@@ -30,7 +30,8 @@ struct Scope {
     nactive: usize,
     is_loop: bool,
     breaks: Vec<usize>,
-    labels: Vec<(Name, usize, usize)>,
+    /// (name, pc, active locals, line)
+    labels: Vec<(Name, usize, usize, u32)>,
     /// Forward gotos not yet matched: (jump pc, label, nactive at goto, line).
     gotos: Vec<(usize, Name, usize, u32)>,
 }
@@ -60,6 +61,8 @@ struct FuncState {
     has_inner: bool,
     /// A `<close>` variable was declared (scopes then close on exit).
     has_tbc: bool,
+    /// Generic `for` loops being compiled (each has a closing value).
+    tfor_depth: u32,
     line_defined: u32,
 }
 
@@ -88,6 +91,8 @@ pub struct Compiler<'h> {
     /// function's upvalue 0) instead of the globals table directly: set
     /// when the chunk mentions `_ENV` or runs with an environment of its own.
     env_dynamic: bool,
+    /// The label being compiled is followed only by labels in its block.
+    label_at_end: bool,
 }
 
 type CResult<T> = Result<T, SyntaxError>;
@@ -110,6 +115,7 @@ pub fn compile_chunk(
         source,
         line: 0,
         env_dynamic,
+        label_at_end: false,
     };
     c.function(chunk)
 }
@@ -231,6 +237,7 @@ impl Compiler<'_> {
             is_vararg: f.vararg,
             has_inner: f.has_inner,
             has_tbc: false,
+            tfor_depth: 0,
             line_defined: f.line,
         });
         if self.funcs.len() == 1 {
@@ -249,7 +256,7 @@ impl Compiler<'_> {
             let r = self.alloc_reg()?;
             self.activate(p.clone(), r, Attrib::None);
         }
-        self.block_stats(&f.body)?;
+        self.block_stats(&f.body, true)?;
         self.line = f.end_line;
         self.close_scope()?;
         self.emit(Op::Return(0, 1));
@@ -320,7 +327,8 @@ impl Compiler<'_> {
     /// Whether a `<close>` variable is in scope (returns then close it,
     /// and a `return f()` is not a tail call).
     fn tbc_active(&mut self) -> bool {
-        self.fs().actives.iter().any(|l| l.attrib == Attrib::Close)
+        let fs = self.fs();
+        fs.tfor_depth > 0 || fs.actives.iter().any(|l| l.attrib == Attrib::Close)
     }
 
     /// `Return(a, b)`, closing the function's to-be-closed variables first.
@@ -379,12 +387,20 @@ impl Compiler<'_> {
 
     fn block(&mut self, b: &Block) -> CResult<()> {
         self.open_scope(false);
-        self.block_stats(b)?;
+        self.block_stats(b, true)?;
         self.close_scope()
     }
 
-    fn block_stats(&mut self, b: &Block) -> CResult<()> {
-        for s in &b.stats {
+    /// `ends_scope`: the block's end ends its locals' scope (not so for a
+    /// `repeat` body).
+    fn block_stats(&mut self, b: &Block, ends_scope: bool) -> CResult<()> {
+        for (i, s) in b.stats.iter().enumerate() {
+            if matches!(s, Stat::Label(..)) {
+                self.label_at_end = ends_scope
+                    && b.stats[i + 1..]
+                        .iter()
+                        .all(|s| matches!(s, Stat::Label(..)));
+            }
             self.stat(s)?;
             let level = self
                 .fs()
@@ -482,13 +498,17 @@ impl Compiler<'_> {
     }
 
     fn check_const(&self, name: &[u8]) -> CResult<()> {
-        let fs = self.funcs.last().expect("inside a function");
-        if let Some(l) = fs.actives.iter().rev().find(|l| l.name == name) {
-            if l.attrib != Attrib::None {
-                return Err(self.err(format!(
-                    "attempt to assign to const variable '{}'",
-                    String::from_utf8_lossy(name)
-                )));
+        // The innermost function declaring the name binds it (an upvalue
+        // of the functions inside).
+        for fs in self.funcs.iter().rev() {
+            if let Some(l) = fs.actives.iter().rev().find(|l| l.name == name) {
+                if l.attrib != Attrib::None {
+                    return Err(self.err(format!(
+                        "attempt to assign to const variable '{}'",
+                        String::from_utf8_lossy(name)
+                    )));
+                }
+                return Ok(());
             }
         }
         Ok(())
@@ -545,7 +565,8 @@ impl Compiler<'_> {
                 let start = self.pc();
                 self.open_scope(true);
                 self.open_scope(false);
-                self.block_stats(body)?;
+                // `until` sees the body's locals: a final label is inside their scope.
+                self.block_stats(body, false)?;
                 let has_locals = {
                     let fs = self.fs();
                     fs.actives.len() > fs.scopes.last().map(|s| s.nactive).unwrap_or(0)
@@ -613,11 +634,17 @@ impl Compiler<'_> {
             }
             Stat::GenFor(names, exprs, body, line) => {
                 self.line = *line;
+                // Iterator, state, control and closing value (a
+                // to-be-closed variable), then the loop's variables.
                 let base = self.free_reg();
-                self.explist_to(exprs, base, 3)?;
-                self.set_free(base + 3);
-                self.reserve(0)?;
+                self.explist_to(exprs, base, 4)?;
+                self.set_free(base + 4);
+                // Room for the iterator's call (function and two arguments).
+                self.reserve(3)?;
+                self.set_free(base + 4);
+                self.emit(Op::Tbc((base + 3) as Reg));
                 let j = self.emit_jmp();
+                self.fs().tfor_depth += 1;
                 self.open_scope(true);
                 for n in names {
                     let r = self.alloc_reg()?;
@@ -626,7 +653,7 @@ impl Compiler<'_> {
                 let body_start = self.pc();
                 self.block(body)?;
                 if self.fs().has_inner {
-                    self.emit(Op::Close((base + 3) as Reg));
+                    self.emit(Op::Close((base + 4) as Reg));
                 }
                 self.patch_here(vec![j]);
                 self.line = *line;
@@ -635,6 +662,9 @@ impl Compiler<'_> {
                 self.patch(lp, body_start);
                 let scope = self.close_scope_keep_breaks()?;
                 self.patch_here(scope.breaks);
+                self.fs().tfor_depth -= 1;
+                // The closing value is closed when the loop ends.
+                self.emit(Op::Close((base + 3) as Reg));
             }
             Stat::Return(exprs, line) => {
                 self.line = *line;
@@ -666,8 +696,8 @@ impl Compiler<'_> {
                     .iter()
                     .rev()
                     .flat_map(|s| s.labels.iter())
-                    .find(|(n, _, _)| n == name)
-                    .map(|&(_, pc, na)| (pc, na));
+                    .find(|(n, _, _, _)| n == name)
+                    .map(|&(_, pc, na, _)| (pc, na));
                 if let Some((_, na)) = found {
                     // Leaving the scope of locals: close them first.
                     if self.closes() && self.fs().actives.len() > na {
@@ -693,31 +723,49 @@ impl Compiler<'_> {
             Stat::Label(name, line) => {
                 self.line = *line;
                 let pc = self.pc();
+                let at_end = self.label_at_end;
                 let fs = self.fs();
-                if fs
+                if let Some(&(_, _, _, l)) = fs
                     .scopes
                     .iter()
-                    .any(|s| s.labels.iter().any(|(n, _, _)| n == name))
+                    .flat_map(|s| s.labels.iter())
+                    .find(|(n, _, _, _)| n == name)
                 {
                     return Err(self.err(format!(
-                        "label '{}' already defined",
+                        "label '{}' already defined on line {l}",
                         String::from_utf8_lossy(name)
                     )));
                 }
-                let na = fs.actives.len();
+                // A label that ends its block is outside its locals' scope.
+                let scope_na = fs.scopes.last().expect("a scope is open").nactive;
+                let na = if at_end { scope_na } else { fs.actives.len() };
                 let scope = fs.scopes.last_mut().expect("a scope is open");
-                scope.labels.push((name.clone(), pc, na));
+                scope.labels.push((name.clone(), pc, na, *line));
                 let mut i = 0;
                 let mut resolved = Vec::new();
                 let mut leaves_scope = false;
+                let mut into_scope = None;
                 while i < scope.gotos.len() {
                     if scope.gotos[i].1 == *name {
                         let g = scope.gotos.remove(i);
                         leaves_scope |= g.2 > na;
+                        if g.2 < na && into_scope.is_none() {
+                            into_scope = Some((g.2, g.3));
+                        }
                         resolved.push(g.0);
                     } else {
                         i += 1;
                     }
+                }
+                if let Some((gna, gline)) = into_scope {
+                    let local = String::from_utf8_lossy(&fs.actives[gna].name).into_owned();
+                    return Err(SyntaxError {
+                        line: gline,
+                        msg: format!(
+                            "<goto {}> at line {gline} jumps into the scope of local '{local}'",
+                            String::from_utf8_lossy(name)
+                        ),
+                    });
                 }
                 for j in resolved {
                     self.patch(j, pc);

@@ -265,7 +265,7 @@ impl Vm {
         let p = self.frame_proto(f);
         match p.code[f.pc - 1] {
             Op::Call(a, _, c) => (f.base + a as usize, c as i32 - 1),
-            Op::TForCall(a, c) => (f.base + a as usize + 3, c as i32),
+            Op::TForCall(a, c) => (f.base + a as usize + 4, c as i32),
             Op::TailCall(a, _) => (f.base + a as usize, -1),
             op => unreachable!("a thread yields only from a call, not {op:?}"),
         }
@@ -446,15 +446,23 @@ fn co_close(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
             vm.ensure_stack(base + nargs + pending.len() + 1)?;
             vm.stack[base + nargs..base + nargs + pending.len()].copy_from_slice(&pending);
             vm.top = base + nargs + pending.len();
+            let root = vm.extra_roots.len();
+            vm.extra_roots.push(err.unwrap_or(Value::Nil));
             for v in pending {
-                let h = vm.metamethod(v, crate::vm::Event::Close);
                 let e = err.unwrap_or(Value::Nil);
-                match vm.call_meta(h, &[v, e]) {
+                match vm.call_close(v, e) {
                     Ok(_) => {}
-                    Err(x) if x.catchable() => err = Some(x.value),
-                    Err(x) => return Err(x),
+                    Err(x) if x.catchable() => {
+                        err = Some(x.value);
+                        vm.extra_roots[root] = x.value;
+                    }
+                    Err(x) => {
+                        vm.extra_roots.truncate(root);
+                        return Err(x);
+                    }
                 }
             }
+            vm.extra_roots.truncate(root);
             match err {
                 None => vm.rets(base + nargs, &[Value::Bool(true)]),
                 Some(e) => vm.rets(base + nargs, &[Value::Bool(false), e]),

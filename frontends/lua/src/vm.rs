@@ -1213,8 +1213,7 @@ impl Vm {
         while let Some(&slot) = self.tbc.last().filter(|&&s| s >= level) {
             self.tbc.pop();
             let v = self.stack[slot];
-            let h = self.metamethod(v, Event::Close);
-            self.call_meta(h, &[v, Value::Nil])?;
+            self.call_close(v, Value::Nil)?;
         }
         self.top = top;
         Ok(())
@@ -1225,18 +1224,32 @@ impl Vm {
     /// becomes the error. Returns the error value.
     #[cold]
     pub(crate) fn close_tbc_unwinding(&mut self, level: usize, mut err: LuaError) -> LuaError {
+        // The error value lives only here meanwhile: a collector root.
+        let root = self.extra_roots.len();
+        self.extra_roots.push(err.value);
         while let Some(&slot) = self.tbc.last().filter(|&&s| s >= level) {
             self.tbc.pop();
             if !err.catchable() {
                 continue;
             }
             let v = self.stack[slot];
-            let h = self.metamethod(v, Event::Close);
-            if let Err(e) = self.call_meta(h, &[v, err.value]) {
+            if let Err(e) = self.call_close(v, err.value) {
                 err = e;
+                self.extra_roots[root] = err.value;
             }
         }
+        self.extra_roots.truncate(root);
         err
+    }
+
+    /// Calls `v`'s `__close(v, err)` (gone since the declaration: an error).
+    pub(crate) fn call_close(&mut self, v: Value, err: Value) -> LResult<()> {
+        let h = self.metamethod(v, Event::Close);
+        if matches!(h, Value::Nil) {
+            return Err(self.rt_error("attempt to call a nil value (metamethod 'close')"));
+        }
+        self.call_meta(h, &[v, err])?;
+        Ok(())
     }
 
     /// The name of the local in register `r` at the current instruction.
@@ -2009,52 +2022,52 @@ impl Vm {
                             let k = self.stack[ra + 2];
                             match self.heap.table(t).next(k) {
                                 Ok(Some((nk, nv))) => {
-                                    self.stack[ra + 3] = nk;
+                                    self.stack[ra + 4] = nk;
                                     if c >= 2 {
-                                        self.stack[ra + 4] = nv;
+                                        self.stack[ra + 5] = nv;
                                     }
                                 }
-                                Ok(None) => self.stack[ra + 3] = Value::Nil,
+                                Ok(None) => self.stack[ra + 4] = Value::Nil,
                                 Err(()) => {
                                     self.save_pc(pc);
                                     return Err(self.rt_error("invalid key to 'next'"));
                                 }
                             }
                             for i in 2..c as usize {
-                                self.stack[ra + 3 + i] = Value::Nil;
+                                self.stack[ra + 4 + i] = Value::Nil;
                             }
                             continue;
                         }
                     }
-                    self.stack[ra + 3] = f;
-                    self.stack[ra + 4] = self.stack[ra + 1];
-                    self.stack[ra + 5] = self.stack[ra + 2];
+                    self.stack[ra + 4] = f;
+                    self.stack[ra + 5] = self.stack[ra + 1];
+                    self.stack[ra + 6] = self.stack[ra + 2];
                     self.save_pc(pc);
                     match f {
                         Value::Func(fr) => {
-                            self.push_lua_frame(ra + 3, fr, 2, c as i32, FrameKind::Lua)?;
+                            self.push_lua_frame(ra + 4, fr, 2, c as i32, FrameKind::Lua)?;
                             reload!();
                         }
                         Value::Builtin(id) => {
                             // Called from Lua code, like `Call`.
                             let bf = self.builtins[id as usize].1;
-                            self.top = ra + 6;
-                            self.ensure_stack(ra + 16)?;
+                            self.top = ra + 7;
+                            self.ensure_stack(ra + 17)?;
                             self.in_builtin = true;
-                            let r = bf(self, ra + 4, 2);
+                            let r = bf(self, ra + 5, 2);
                             self.in_builtin = false;
                             let (start, n) = r?;
-                            self.place_results(ra + 3, start, n, c as i32);
+                            self.place_results(ra + 4, start, n, c as i32);
                         }
                         _ => {
-                            self.top = ra + 6;
-                            self.call_at(ra + 3, 2, c as i32)?;
+                            self.top = ra + 7;
+                            self.call_at(ra + 4, 2, c as i32)?;
                         }
                     }
                 }
                 Op::TForLoop(a, off) => {
                     let ra = base + a as usize;
-                    let v = self.stack[ra + 3];
+                    let v = self.stack[ra + 4];
                     if !matches!(v, Value::Nil) {
                         self.stack[ra + 2] = v;
                         pc = (pc as i64 + off as i64) as usize;

@@ -245,6 +245,10 @@ const CLOSE_SNIPPETS: &[&str] = &[
     "local function mk(n) return setmetatable({}, {__close = function(o, e) print('close', n, e) end}) end local function g() local t <close> = mk('t') return (function() return 'tail' end)() end print(g())",
     "print(load('local x <close> = nil; x = 1')) print(load('local x <close>, y <close> = 1, 2')) print(load('local x <const> = 1; x = 2')) print(load('local x <foo> = 1'))",
     "local function mk(n) return setmetatable({}, {__close = function(o, e) print('close', n, e) end}) end local co = coroutine.wrap(function() local q <close> = mk('q') error('E', 0) end) print(pcall(co))",
+    "local function mk(n) return setmetatable({}, {__close = function(o, e) print('close', n, e) end}) end local function it() return function(s, c) if c < 3 then return c + 1 end end, nil, 0, mk('for') end for i in it() do print(i) end for i in it() do if i == 2 then break end end local function f() for i in it() do return i end end print(f())",
+    "print(pcall(function() local x <close> = setmetatable({}, {__close = print}) getmetatable(x).__close = nil end)) print(pcall(function() local x <close> = {} end))",
+    "print(load('goto l1; do ::l1:: end')) print(load('::l1:: ::l1::')) print(load('goto l1; local aa ::l1:: ::l2:: print(3)')) print(load('do goto l1; local aa ::l1:: ::l2:: end') ~= nil) print(load('repeat if x then goto cont end local xuxu = 10 ::cont:: until xuxu < x'))",
+    "print(load('local a, z <const>, b = 10; function foo() a = 20; z = 32; end'))",
 ];
 
 #[test]
