@@ -103,13 +103,6 @@ impl Coroutine {
     }
 }
 
-/// Source of the function that makes `coroutine.wrap`'s functions: a Lua
-/// closure over the coroutine that tail-calls the resuming builtin, so a
-/// wrapped function is an ordinary Lua function (`type` says "function")
-/// and errors name its caller's line.
-const WRAP_MAKER: &str =
-    "local resume = ... return function(co) return function(...) return resume(co, ...) end end";
-
 /// Installs the `coroutine` library.
 pub fn open(vm: &mut Vm) {
     let t = crate::stdlib::new_lib(vm, "coroutine");
@@ -121,16 +114,18 @@ pub fn open(vm: &mut Vm) {
     crate::stdlib::reg(vm, t, "isyieldable", co_isyieldable);
     crate::stdlib::reg(vm, t, "close", co_close);
     crate::stdlib::reg(vm, t, "wrap", co_wrap);
-    let id = vm.builtins.len() as u32;
-    vm.builtins.push(("wrap", wrap_resume));
-    let proto = crate::compile(&mut vm.heap, WRAP_MAKER.as_bytes(), "=[C]")
-        .expect("the wrap maker compiles");
-    proto.protos[0].protos[0].keeps_caller_frame.set(true);
-    let f = vm.chunk_closure(proto, None);
-    let maker = vm
-        .call_meta(Value::Func(f), &[Value::Builtin(id)])
-        .expect("the wrap maker runs");
-    vm.wrap_maker = maker;
+    vm.builtins.push((WRAP_RESUME, wrap_resume));
+}
+
+/// The name of the builtin `coroutine.wrap`'s functions call.
+const WRAP_RESUME: &str = "wrap (resume)";
+
+/// The builtin `coroutine.wrap`'s functions call.
+fn wrap_resume_id(vm: &Vm) -> u32 {
+    vm.builtins
+        .iter()
+        .position(|(n, _)| *n == WRAP_RESUME)
+        .expect("registered by open") as u32
 }
 
 impl Vm {
@@ -348,9 +343,9 @@ fn wrap_resume(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)
         Resumed::Failed(v) => {
             let value = match v {
                 Value::Str(s) => {
-                    // Level 1: the caller of the wrapped function (level 0
-                    // is the wrapped function's own frame).
-                    let mut msg = vm.where_(1).into_bytes();
+                    // The caller of the wrapped function (whose own frame
+                    // stands for a library function and is skipped).
+                    let mut msg = vm.where_(0).into_bytes();
                     msg.extend_from_slice(vm.heap.str_bytes(s));
                     vm.heap.str_value(&msg)
                 }
@@ -476,7 +471,7 @@ fn co_wrap(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     let co = new_thread(vm, base, nargs, "wrap")?;
     // Rooted on the stack while the maker runs.
     vm.stack[base] = Value::Thread(co);
-    let maker = vm.wrap_maker;
-    let f = vm.call_meta(maker, &[Value::Thread(co)])?;
+    let id = wrap_resume_id(vm);
+    let f = crate::stdlib::bind(vm, Value::Builtin(id), Value::Thread(co))?;
     vm.rets(base + nargs, &[f])
 }

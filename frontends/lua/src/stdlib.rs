@@ -168,6 +168,28 @@ pub fn open(vm: &mut Vm) {
 
     crate::coroutine::open(vm);
     crate::debuglib::open(vm);
+
+    let proto = crate::compile(&mut vm.heap, BIND_MAKER.as_bytes(), "=[C]")
+        .expect("the bind maker compiles");
+    proto.protos[0].protos[0].keeps_caller_frame.set(true);
+    let f = vm.chunk_closure(proto, None);
+    vm.bind_maker = vm
+        .call_meta(Value::Func(f), &[])
+        .expect("the bind maker runs");
+}
+
+/// Source of the function that binds a library function to a state value:
+/// `bind(f, state)` is a Lua closure that tail-calls `f(state, ...)`. It
+/// gives library functions with state (`coroutine.wrap`'s, `gmatch`'s
+/// iterator) as ordinary Lua functions; the closure's frame stands for the
+/// library function (errors name its caller's line).
+const BIND_MAKER: &str =
+    "return function(f, state) return function(...) return f(state, ...) end end";
+
+/// `f` bound to `state` (see [`BIND_MAKER`]).
+pub fn bind(vm: &mut Vm, f: Value, state: Value) -> LResult<Value> {
+    let maker = vm.bind_maker;
+    vm.call_meta(maker, &[f, state])
 }
 
 // ---------- argument helpers ----------

@@ -172,8 +172,9 @@ pub struct Vm {
     pub resumers: Vec<CoRef>,
     /// Values passed by `resume` and `yield` between threads.
     pub transfer: Vec<Value>,
-    /// Makes `coroutine.wrap`'s functions (a Lua closure made at start).
-    pub wrap_maker: Value,
+    /// Binds a library function to a state (`stdlib::bind`; a Lua closure
+    /// made at start).
+    pub bind_maker: Value,
     /// The running library function was called by another one (not by
     /// Lua code): its errors carry no position, as in lua5.4.
     pub(crate) builtin_from_rust: bool,
@@ -221,7 +222,7 @@ impl Vm {
             main_thread,
             resumers: Vec::new(),
             transfer: Vec::new(),
-            wrap_maker: Value::Nil,
+            bind_maker: Value::Nil,
             builtin_from_rust: false,
             in_builtin: false,
             extra_roots: Vec::new(),
@@ -247,7 +248,16 @@ impl Vm {
         if self.builtin_from_rust || self.frames.len() <= level {
             return String::new();
         }
-        let top = self.frames.len() - 1;
+        let mut top = self.frames.len() - 1;
+        // A frame standing for a library function (`stdlib::bind`) is
+        // not a level: its caller is.
+        let f = &self.frames[top];
+        if self.frame_proto(f).keeps_caller_frame.get() {
+            if f.kind != FrameKind::Lua || top < level + 1 {
+                return String::new();
+            }
+            top -= 1;
+        }
         for l in 0..level {
             if self.frames[top - l].kind != FrameKind::Lua {
                 return String::new();
@@ -504,7 +514,7 @@ impl Vm {
         roots.extend(self.event_names.iter().copied());
         roots.extend(self.extra_roots.iter().copied());
         roots.extend(self.transfer.iter().copied());
-        roots.push(self.wrap_maker);
+        roots.push(self.bind_maker);
         roots.push(Value::Thread(self.main_thread));
         roots.push(Value::Thread(self.cur_thread));
         roots.extend(self.resumers.iter().map(|&c| Value::Thread(c)));

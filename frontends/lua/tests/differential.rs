@@ -249,6 +249,7 @@ const CLOSE_SNIPPETS: &[&str] = &[
     "print(pcall(function() local x <close> = setmetatable({}, {__close = print}) getmetatable(x).__close = nil end)) print(pcall(function() local x <close> = {} end))",
     "print(load('goto l1; do ::l1:: end')) print(load('::l1:: ::l1::')) print(load('goto l1; local aa ::l1:: ::l2:: print(3)')) print(load('do goto l1; local aa ::l1:: ::l2:: end') ~= nil) print(load('repeat if x then goto cont end local xuxu = 10 ::cont:: until xuxu < x'))",
     "print(load('local a, z <const>, b = 10; function foo() a = 20; z = 32; end'))",
+    "local it = string.gmatch('a1 b2 c3', '(%a)(%d)') print(it()) print(it()) print(it()) print(it()) print(select('#', string.gmatch('x', 'x'))) print(pcall(function() for x in string.gmatch('abc', '(') do end end))",
 ];
 
 #[test]
