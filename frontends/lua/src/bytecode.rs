@@ -102,16 +102,21 @@ pub enum Op {
     ForPrep(Reg, i32),
     /// Numeric for: step; jump back by `off` while it goes on.
     ForLoop(Reg, i32),
-    /// R[a+3], …, R[a+2+c] = R[a](R[a+1], R[a+2])
+    /// R[a+4], …, R[a+3+c] = R[a](R[a+1], R[a+2]) (R[a+3] is the
+    /// loop's closing value)
     TForCall(Reg, u8),
-    /// if R[a+3] ~= nil { R[a+2] = R[a+3]; pc += off }
+    /// if R[a+4] ~= nil { R[a+2] = R[a+4]; pc += off }
     TForLoop(Reg, i32),
     /// R[a] = closure of prototype `protos[bx]`
     Closure(Reg, u32),
     /// R[a], … = vararg (c-1 values; c = 0: all, setting the top)
     VarArg(Reg, u8),
-    /// Close upvalues of registers >= a.
+    /// Close upvalues of registers >= a and call `__close` of the
+    /// to-be-closed variables there (innermost first).
     Close(Reg),
+    /// R[a] is a to-be-closed variable (`local x <close>`): checks its
+    /// value has `__close` (or is false/nil) and registers it.
+    Tbc(Reg),
 }
 
 const _: () = assert!(std::mem::size_of::<Op>() <= 8);
@@ -153,4 +158,8 @@ pub struct Proto {
     pub source: std::rc::Rc<str>,
     /// The collector's mark for this prototype's constants.
     pub gc_epoch: Cell<u32>,
+    /// A tail call to this function keeps the caller's frame: it stands
+    /// for a library function (`coroutine.wrap`'s functions), whose
+    /// errors name the caller's line as lua5.4's C functions do.
+    pub keeps_caller_frame: Cell<bool>,
 }

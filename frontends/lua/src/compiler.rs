@@ -30,7 +30,8 @@ struct Scope {
     nactive: usize,
     is_loop: bool,
     breaks: Vec<usize>,
-    labels: Vec<(Name, usize, usize)>,
+    /// (name, pc, active locals, line)
+    labels: Vec<(Name, usize, usize, u32)>,
     /// Forward gotos not yet matched: (jump pc, label, nactive at goto, line).
     gotos: Vec<(usize, Name, usize, u32)>,
 }
@@ -58,13 +59,27 @@ struct FuncState {
     num_params: u8,
     is_vararg: bool,
     has_inner: bool,
+    /// A `<close>` variable was declared (scopes then close on exit).
+    has_tbc: bool,
+    /// Generic `for` loops being compiled (each has a closing value).
+    tfor_depth: u32,
     line_defined: u32,
 }
 
 enum VarKind {
     Local(Reg),
     Upval(u8),
+    /// A free name, read and written in the globals table directly.
     Global,
+    /// A free name, a field of the `_ENV` variable in scope.
+    Env(EnvVar),
+}
+
+/// Where the `_ENV` variable in scope lives.
+#[derive(Clone, Copy)]
+enum EnvVar {
+    Local(Reg),
+    Upval(u8),
 }
 
 pub struct Compiler<'h> {
@@ -72,17 +87,35 @@ pub struct Compiler<'h> {
     funcs: Vec<FuncState>,
     source: Rc<str>,
     line: u32,
+    /// Free names index the `_ENV` variable in scope (a local or the main
+    /// function's upvalue 0) instead of the globals table directly: set
+    /// when the chunk mentions `_ENV` or runs with an environment of its own.
+    env_dynamic: bool,
+    /// The label being compiled is followed only by labels in its block.
+    label_at_end: bool,
 }
 
 type CResult<T> = Result<T, SyntaxError>;
 
-/// Compiles a parsed chunk into its main function's prototype.
-pub fn compile_chunk(heap: &mut Heap, chunk: &FuncBody, source: Rc<str>) -> CResult<Rc<Proto>> {
+/// Compiles a parsed chunk into its main function's prototype. The main
+/// function has one upvalue, `_ENV` (the loader supplies it: the globals
+/// table or `load`'s `env`). With `env_dynamic` false free names read and
+/// write the globals table directly (`GetGlobal`/`SetGlobal`), which is
+/// exact when `_ENV` is that table and nothing can change it: the chunk
+/// never names `_ENV` and has no environment of its own.
+pub fn compile_chunk(
+    heap: &mut Heap,
+    chunk: &FuncBody,
+    source: Rc<str>,
+    env_dynamic: bool,
+) -> CResult<Rc<Proto>> {
     let mut c = Compiler {
         heap,
         funcs: Vec::new(),
         source,
         line: 0,
+        env_dynamic,
+        label_at_end: false,
     };
     c.function(chunk)
 }
@@ -203,8 +236,18 @@ impl Compiler<'_> {
             num_params: f.params.len() as u8,
             is_vararg: f.vararg,
             has_inner: f.has_inner,
+            has_tbc: false,
+            tfor_depth: 0,
             line_defined: f.line,
         });
+        if self.funcs.len() == 1 {
+            let fs = self.fs();
+            fs.upvals.push(UpvalDesc {
+                in_stack: false,
+                index: 0,
+            });
+            fs.upval_names.push(b"_ENV".to_vec());
+        }
         if f.params.len() > MAX_REGS {
             return Err(self.err("too many parameters".into()));
         }
@@ -213,7 +256,7 @@ impl Compiler<'_> {
             let r = self.alloc_reg()?;
             self.activate(p.clone(), r, Attrib::None);
         }
-        self.block_stats(&f.body)?;
+        self.block_stats(&f.body, true)?;
         self.line = f.end_line;
         self.close_scope()?;
         self.emit(Op::Return(0, 1));
@@ -232,6 +275,7 @@ impl Compiler<'_> {
             line_defined: fs.line_defined,
             source: self.source.clone(),
             gc_epoch: std::cell::Cell::new(0),
+            keeps_caller_frame: std::cell::Cell::new(false),
         }))
     }
 
@@ -273,13 +317,35 @@ impl Compiler<'_> {
             .unwrap_or(fs.free_reg as Reg)
     }
 
+    /// Whether leaving a scope must close something: upvalues (inner
+    /// functions exist) or to-be-closed variables.
+    fn closes(&mut self) -> bool {
+        let fs = self.fs();
+        fs.has_inner || fs.has_tbc
+    }
+
+    /// Whether a `<close>` variable is in scope (returns then close it,
+    /// and a `return f()` is not a tail call).
+    fn tbc_active(&mut self) -> bool {
+        let fs = self.fs();
+        fs.tfor_depth > 0 || fs.actives.iter().any(|l| l.attrib == Attrib::Close)
+    }
+
+    /// `Return(a, b)`, closing the function's to-be-closed variables first.
+    fn emit_return(&mut self, a: Reg, b: u8) {
+        if self.tbc_active() {
+            self.emit(Op::Close(0));
+        }
+        self.emit(Op::Return(a, b));
+    }
+
     /// Ends a scope: its locals die (closing their upvalues if the function
     /// has inner functions), its breaks are resolved by the caller.
     fn close_scope_keep_breaks(&mut self) -> CResult<Scope> {
         let scope = self.fs().scopes.pop().expect("a scope is open");
         let pc = self.pc() as u32;
         let has_locals = self.fs().actives.len() > scope.nactive;
-        if has_locals && self.fs().has_inner {
+        if has_locals && self.closes() {
             let level = self.level_of(scope.nactive);
             self.emit(Op::Close(level));
         }
@@ -321,12 +387,20 @@ impl Compiler<'_> {
 
     fn block(&mut self, b: &Block) -> CResult<()> {
         self.open_scope(false);
-        self.block_stats(b)?;
+        self.block_stats(b, true)?;
         self.close_scope()
     }
 
-    fn block_stats(&mut self, b: &Block) -> CResult<()> {
-        for s in &b.stats {
+    /// `ends_scope`: the block's end ends its locals' scope (not so for a
+    /// `repeat` body).
+    fn block_stats(&mut self, b: &Block, ends_scope: bool) -> CResult<()> {
+        for (i, s) in b.stats.iter().enumerate() {
+            if matches!(s, Stat::Label(..)) {
+                self.label_at_end = ends_scope
+                    && b.stats[i + 1..]
+                        .iter()
+                        .all(|s| matches!(s, Stat::Label(..)));
+            }
             self.stat(s)?;
             let level = self
                 .fs()
@@ -341,7 +415,58 @@ impl Compiler<'_> {
 
     fn resolve(&mut self, name: &[u8]) -> VarKind {
         let depth = self.funcs.len() - 1;
-        self.resolve_in(depth, name)
+        match self.resolve_in(depth, name) {
+            VarKind::Global if self.env_dynamic => match self.resolve_in(depth, b"_ENV") {
+                VarKind::Local(r) => VarKind::Env(EnvVar::Local(r)),
+                VarKind::Upval(u) => VarKind::Env(EnvVar::Upval(u)),
+                _ => unreachable!("the main function has the upvalue _ENV"),
+            },
+            v => v,
+        }
+    }
+
+    /// A register holding the `_ENV` table (loaded from its upvalue).
+    fn env_reg(&mut self, env: EnvVar) -> CResult<Reg> {
+        match env {
+            EnvVar::Local(r) => Ok(r),
+            EnvVar::Upval(u) => {
+                let r = self.alloc_reg()?;
+                self.emit(Op::GetUpval(r, u));
+                Ok(r)
+            }
+        }
+    }
+
+    /// `R[dst] = _ENV[name]`.
+    fn get_env(&mut self, env: EnvVar, name: &[u8], dst: Reg) -> CResult<()> {
+        let save = self.free_reg();
+        let t = self.env_reg(env)?;
+        let k = self.str_const(name);
+        if k <= u16::MAX as u32 {
+            self.emit(Op::GetField(dst, t, k as u16));
+        } else {
+            let kr = self.alloc_reg()?;
+            self.emit(Op::LoadK(kr, k));
+            self.emit(Op::GetTable(dst, t, kr));
+        }
+        self.set_free(save);
+        Ok(())
+    }
+
+    /// `_ENV[name] = R[v]`.
+    fn set_env(&mut self, env: EnvVar, name: &[u8], v: Reg) -> CResult<()> {
+        let save = self.free_reg();
+        let t = self.env_reg(env)?;
+        let k = self.str_const(name);
+        if k <= u16::MAX as u32 {
+            self.emit(Op::SetField(t, k as u16, v));
+        } else {
+            let kr = self.alloc_reg()?;
+            self.emit(Op::LoadK(kr, k));
+            self.emit(Op::SetTable(t, kr, v));
+        }
+        self.set_free(save);
+        Ok(())
     }
 
     fn resolve_in(&mut self, depth: usize, name: &[u8]) -> VarKind {
@@ -356,7 +481,7 @@ impl Compiler<'_> {
             return VarKind::Global;
         }
         let desc = match self.resolve_in(depth - 1, name) {
-            VarKind::Global => return VarKind::Global,
+            VarKind::Global | VarKind::Env(_) => return VarKind::Global,
             VarKind::Local(r) => UpvalDesc {
                 in_stack: true,
                 index: r,
@@ -373,13 +498,17 @@ impl Compiler<'_> {
     }
 
     fn check_const(&self, name: &[u8]) -> CResult<()> {
-        let fs = self.funcs.last().expect("inside a function");
-        if let Some(l) = fs.actives.iter().rev().find(|l| l.name == name) {
-            if l.attrib != Attrib::None {
-                return Err(self.err(format!(
-                    "attempt to assign to const variable '{}'",
-                    String::from_utf8_lossy(name)
-                )));
+        // The innermost function declaring the name binds it (an upvalue
+        // of the functions inside).
+        for fs in self.funcs.iter().rev() {
+            if let Some(l) = fs.actives.iter().rev().find(|l| l.name == name) {
+                if l.attrib != Attrib::None {
+                    return Err(self.err(format!(
+                        "attempt to assign to const variable '{}'",
+                        String::from_utf8_lossy(name)
+                    )));
+                }
+                return Ok(());
             }
         }
         Ok(())
@@ -391,13 +520,18 @@ impl Compiler<'_> {
         match s {
             Stat::Local(names, exprs, line) => {
                 self.line = *line;
-                if names.iter().any(|(_, a)| *a == Attrib::Close) {
-                    return Err(self.err("to-be-closed variables are not supported yet".into()));
+                let ntbc = names.iter().filter(|(_, a)| *a == Attrib::Close).count();
+                if ntbc > 1 {
+                    return Err(self.err("multiple to-be-closed variables in local list".into()));
                 }
                 let base = self.free_reg();
                 self.explist_to(exprs, base, names.len())?;
                 for (i, (n, a)) in names.iter().enumerate() {
                     self.activate(n.clone(), (base + i) as Reg, *a);
+                    if *a == Attrib::Close {
+                        self.fs().has_tbc = true;
+                        self.emit(Op::Tbc((base + i) as Reg));
+                    }
                 }
                 self.set_free(base + names.len());
             }
@@ -431,12 +565,13 @@ impl Compiler<'_> {
                 let start = self.pc();
                 self.open_scope(true);
                 self.open_scope(false);
-                self.block_stats(body)?;
+                // `until` sees the body's locals: a final label is inside their scope.
+                self.block_stats(body, false)?;
                 let has_locals = {
                     let fs = self.fs();
                     fs.actives.len() > fs.scopes.last().map(|s| s.nactive).unwrap_or(0)
                 };
-                let needs_close = has_locals && self.fs().has_inner;
+                let needs_close = has_locals && self.closes();
                 if needs_close {
                     let exits = self.cond_jump(cond, true)?;
                     let nactive = self.fs().scopes.last().map(|s| s.nactive).unwrap_or(0);
@@ -499,11 +634,17 @@ impl Compiler<'_> {
             }
             Stat::GenFor(names, exprs, body, line) => {
                 self.line = *line;
+                // Iterator, state, control and closing value (a
+                // to-be-closed variable), then the loop's variables.
                 let base = self.free_reg();
-                self.explist_to(exprs, base, 3)?;
-                self.set_free(base + 3);
-                self.reserve(0)?;
+                self.explist_to(exprs, base, 4)?;
+                self.set_free(base + 4);
+                // Room for the iterator's call (function and two arguments).
+                self.reserve(3)?;
+                self.set_free(base + 4);
+                self.emit(Op::Tbc((base + 3) as Reg));
                 let j = self.emit_jmp();
+                self.fs().tfor_depth += 1;
                 self.open_scope(true);
                 for n in names {
                     let r = self.alloc_reg()?;
@@ -512,7 +653,7 @@ impl Compiler<'_> {
                 let body_start = self.pc();
                 self.block(body)?;
                 if self.fs().has_inner {
-                    self.emit(Op::Close((base + 3) as Reg));
+                    self.emit(Op::Close((base + 4) as Reg));
                 }
                 self.patch_here(vec![j]);
                 self.line = *line;
@@ -521,6 +662,9 @@ impl Compiler<'_> {
                 self.patch(lp, body_start);
                 let scope = self.close_scope_keep_breaks()?;
                 self.patch_here(scope.breaks);
+                self.fs().tfor_depth -= 1;
+                // The closing value is closed when the loop ends.
+                self.emit(Op::Close((base + 3) as Reg));
             }
             Stat::Return(exprs, line) => {
                 self.line = *line;
@@ -536,7 +680,7 @@ impl Compiler<'_> {
                     ));
                 };
                 let nactive = self.fs().scopes[li].nactive;
-                if self.fs().has_inner && self.fs().actives.len() > nactive {
+                if self.closes() && self.fs().actives.len() > nactive {
                     let level = self.level_of(nactive);
                     self.emit(Op::Close(level));
                 }
@@ -545,7 +689,6 @@ impl Compiler<'_> {
             }
             Stat::Goto(name, line) => {
                 self.line = *line;
-                let j = self.emit_jmp();
                 // A label already seen in this or an enclosing scope: jump back.
                 let fs = self.fs();
                 let found = fs
@@ -553,9 +696,18 @@ impl Compiler<'_> {
                     .iter()
                     .rev()
                     .flat_map(|s| s.labels.iter())
-                    .find(|(n, _, _)| n == name)
-                    .map(|&(_, pc, _)| pc);
-                match found {
+                    .find(|(n, _, _, _)| n == name)
+                    .map(|&(_, pc, na, _)| (pc, na));
+                if let Some((_, na)) = found {
+                    // Leaving the scope of locals: close them first.
+                    if self.closes() && self.fs().actives.len() > na {
+                        let level = self.level_of(na);
+                        self.emit(Op::Close(level));
+                    }
+                }
+                let j = self.emit_jmp();
+                let fs = self.fs();
+                match found.map(|(pc, _)| pc) {
                     Some(target) => self.patch(j, target),
                     None => {
                         let na = fs.actives.len();
@@ -571,31 +723,59 @@ impl Compiler<'_> {
             Stat::Label(name, line) => {
                 self.line = *line;
                 let pc = self.pc();
+                let at_end = self.label_at_end;
                 let fs = self.fs();
-                if fs
+                if let Some(&(_, _, _, l)) = fs
                     .scopes
                     .iter()
-                    .any(|s| s.labels.iter().any(|(n, _, _)| n == name))
+                    .flat_map(|s| s.labels.iter())
+                    .find(|(n, _, _, _)| n == name)
                 {
                     return Err(self.err(format!(
-                        "label '{}' already defined",
+                        "label '{}' already defined on line {l}",
                         String::from_utf8_lossy(name)
                     )));
                 }
-                let na = fs.actives.len();
+                // A label that ends its block is outside its locals' scope.
+                let scope_na = fs.scopes.last().expect("a scope is open").nactive;
+                let na = if at_end { scope_na } else { fs.actives.len() };
                 let scope = fs.scopes.last_mut().expect("a scope is open");
-                scope.labels.push((name.clone(), pc, na));
+                scope.labels.push((name.clone(), pc, na, *line));
                 let mut i = 0;
                 let mut resolved = Vec::new();
+                let mut leaves_scope = false;
+                let mut into_scope = None;
                 while i < scope.gotos.len() {
                     if scope.gotos[i].1 == *name {
-                        resolved.push(scope.gotos.remove(i).0);
+                        let g = scope.gotos.remove(i);
+                        leaves_scope |= g.2 > na;
+                        if g.2 < na && into_scope.is_none() {
+                            into_scope = Some((g.2, g.3));
+                        }
+                        resolved.push(g.0);
                     } else {
                         i += 1;
                     }
                 }
+                if let Some((gna, gline)) = into_scope {
+                    let local = String::from_utf8_lossy(&fs.actives[gna].name).into_owned();
+                    return Err(SyntaxError {
+                        line: gline,
+                        msg: format!(
+                            "<goto {}> at line {gline} jumps into the scope of local '{local}'",
+                            String::from_utf8_lossy(name)
+                        ),
+                    });
+                }
                 for j in resolved {
                     self.patch(j, pc);
+                }
+                // A goto from a deeper scope left locals behind: they are
+                // closed here, at the label (harmless on other paths,
+                // where nothing above this level is open).
+                if leaves_scope && self.closes() {
+                    let level = self.level_of(na);
+                    self.emit(Op::Close(level));
                 }
             }
         }
@@ -603,7 +783,7 @@ impl Compiler<'_> {
     }
 
     fn ret(&mut self, exprs: &[Expr]) -> CResult<()> {
-        if exprs.len() == 1 {
+        if exprs.len() == 1 && !self.tbc_active() {
             match &exprs[0] {
                 e @ (Expr::Call(..) | Expr::Method(..)) => {
                     let base = self.free_reg();
@@ -628,13 +808,13 @@ impl Compiler<'_> {
             }
             let r = self.free_reg();
             self.multi(last, r, -1)?;
-            self.emit(Op::Return(base as Reg, 0));
+            self.emit_return(base as Reg, 0);
         } else {
             for e in exprs {
                 let r = self.alloc_reg()?;
                 self.expr_to_reg(e, r)?;
             }
-            self.emit(Op::Return(base as Reg, exprs.len() as u8 + 1));
+            self.emit_return(base as Reg, exprs.len() as u8 + 1);
         }
         Ok(())
     }
@@ -697,6 +877,7 @@ impl Compiler<'_> {
             Local(Reg),
             Upval(u8),
             Global(u32),
+            Env(EnvVar, Name),
             Index(Reg, Reg),
         }
         let mut places = Vec::new();
@@ -708,6 +889,7 @@ impl Compiler<'_> {
                         VarKind::Local(r) => Place::Local(r),
                         VarKind::Upval(u) => Place::Upval(u),
                         VarKind::Global => Place::Global(self.str_const(n)),
+                        VarKind::Env(env) => Place::Env(env, n.clone()),
                     }
                 }
                 Expr::Index(obj, key, _) => {
@@ -722,9 +904,13 @@ impl Compiler<'_> {
         }
         let base = self.free_reg();
         self.explist_to(exprs, base, targets.len())?;
+        self.set_free(base + targets.len());
         for (i, p) in places.iter().enumerate().rev() {
             let v = (base + i) as Reg;
             match *p {
+                Place::Env(env, ref n) => {
+                    self.set_env(env, n, v)?;
+                }
                 Place::Local(r) => {
                     self.emit(Op::Move(r, v));
                 }
@@ -764,6 +950,10 @@ impl Compiler<'_> {
                         let v = self.any_reg(e)?;
                         let k = self.str_const(n);
                         self.emit(Op::SetGlobal(v, k));
+                    }
+                    VarKind::Env(env) => {
+                        let v = self.any_reg(e)?;
+                        self.set_env(env, n, v)?;
                     }
                 }
             }
@@ -890,6 +1080,7 @@ impl Compiler<'_> {
                         let k = self.str_const(n);
                         self.emit(Op::GetGlobal(dst, k));
                     }
+                    VarKind::Env(env) => self.get_env(env, n, dst)?,
                 }
             }
             Expr::Index(obj, key, line) => {

@@ -9,8 +9,9 @@
 //! and table lookup by string are identity comparisons.
 
 use crate::bytecode::Proto;
+use crate::coroutine::Coroutine;
 use crate::table::Table;
-use crate::value::{FnRef, StrRef, TableRef, Value};
+use crate::value::{CoRef, FnRef, StrRef, TableRef, Value};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -101,11 +102,12 @@ pub struct Closure {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct UpRef(pub u32);
 
-/// An upvalue: open while its variable lives in a stack slot, closed (it
+/// An upvalue: open while its variable lives in a stack slot of a thread
+/// (the main thread or a coroutine, each with its own stack), closed (it
 /// holds the value) once the variable's scope ended.
 #[derive(Clone, Copy, Debug)]
 pub enum UpVal {
-    Open(usize),
+    Open(CoRef, usize),
     Closed(Value),
 }
 
@@ -125,12 +127,14 @@ pub struct Heap {
     pub tables: Arena<Table>,
     pub closures: Arena<Closure>,
     pub upvals: Arena<UpVal>,
+    pub coroutines: Arena<Coroutine>,
     interned: HashMap<Rc<[u8]>, u32>,
     pub gc: GcStats,
     /// Protos whose constants were marked in the current cycle.
     epoch: u32,
     gray_tables: Vec<u32>,
     gray_closures: Vec<u32>,
+    gray_coroutines: Vec<u32>,
 }
 
 /// Minimum bytes allocated between collections.
@@ -143,6 +147,7 @@ impl Default for Heap {
             tables: Arena::default(),
             closures: Arena::default(),
             upvals: Arena::default(),
+            coroutines: Arena::default(),
             interned: HashMap::new(),
             gc: GcStats {
                 debt: 0,
@@ -153,6 +158,7 @@ impl Default for Heap {
             epoch: 1,
             gray_tables: Vec::new(),
             gray_closures: Vec::new(),
+            gray_coroutines: Vec::new(),
         }
     }
 }
@@ -204,6 +210,11 @@ impl Heap {
         UpRef(self.upvals.alloc(u))
     }
 
+    pub fn new_coroutine(&mut self, c: Coroutine) -> CoRef {
+        self.gc.debt += 128 + c.state.stack.len() * 16;
+        CoRef(self.coroutines.alloc(c))
+    }
+
     /// Accounts for memory a table grew by (array or hash part).
     #[inline]
     pub fn charge(&mut self, bytes: usize) {
@@ -240,6 +251,10 @@ impl Heap {
         }
         live += 64 * self.closures.sweep(|_, _| {});
         live += 32 * self.upvals.sweep(|_, _| {});
+        self.coroutines.sweep(|_, _| {});
+        for c in self.coroutines.slots.iter().flatten() {
+            live += 128 + c.state.stack.len() * 16;
+        }
         self.gc.live_bytes = live;
         self.gc.debt = 0;
         self.gc.threshold = live.max(MIN_THRESHOLD);
@@ -253,14 +268,17 @@ impl Heap {
             }
             Value::Table(t) if self.tables.mark(t.0) => self.gray_tables.push(t.0),
             Value::Func(f) if self.closures.mark(f.0) => self.gray_closures.push(f.0),
+            Value::Thread(c) if self.coroutines.mark(c.0) => self.gray_coroutines.push(c.0),
             _ => {}
         }
     }
 
     fn mark_upval(&mut self, u: UpRef) {
         if self.upvals.mark(u.0) {
-            if let UpVal::Closed(v) = *self.upvals.get(u.0) {
-                self.mark_value(v);
+            match *self.upvals.get(u.0) {
+                UpVal::Closed(v) => self.mark_value(v),
+                // The thread whose stack holds the variable stays alive.
+                UpVal::Open(t, _) => self.mark_value(Value::Thread(t)),
             }
         }
     }
@@ -300,6 +318,27 @@ impl Heap {
                 self.mark_proto(&proto);
                 for u in ups.iter() {
                     self.mark_upval(*u);
+                }
+            } else if let Some(c) = self.gray_coroutines.pop() {
+                // A suspended thread's stack is live up to its `live_top`;
+                // slots above may hold stale references and are cleared so
+                // they are never marked after the thread runs on.
+                let co = self.coroutines.get_mut(c);
+                let live = co.live_top.min(co.state.stack.len());
+                for v in &mut co.state.stack[live..] {
+                    *v = Value::Nil;
+                }
+                buf.clear();
+                buf.extend_from_slice(&co.state.stack[..live]);
+                buf.extend(co.state.frames.iter().map(|f| Value::Func(f.closure)));
+                buf.extend(co.body);
+                buf.extend(co.error);
+                let ups: Vec<UpRef> = co.state.open_upvals.iter().map(|&(_, u)| u).collect();
+                for &v in &buf {
+                    self.mark_value(v);
+                }
+                for u in ups {
+                    self.mark_upval(u);
                 }
             } else {
                 return;

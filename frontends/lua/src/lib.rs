@@ -14,12 +14,15 @@
 pub mod ast;
 pub mod bytecode;
 pub mod compiler;
+pub mod coroutine;
+pub mod debuglib;
 pub mod format;
 pub mod heap;
 pub mod lexer;
 pub mod parser;
 pub mod pattern;
 pub mod stdlib;
+pub mod strpack;
 pub mod table;
 pub mod utf8lib;
 pub mod value;
@@ -31,14 +34,27 @@ use std::rc::Rc;
 pub use value::Value;
 pub use vm::{LuaError, Vm};
 
-/// Compiles a chunk; a syntax error is `name:LINE: message` (lua5.4's form).
+/// Compiles a chunk whose `_ENV` is the globals table; a syntax error is
+/// `name:LINE: message` (lua5.4's form).
 pub fn compile(
     heap: &mut heap::Heap,
     src: &[u8],
     name: &str,
 ) -> Result<Rc<bytecode::Proto>, String> {
+    compile_env(heap, src, name, false)
+}
+
+/// Compiles a chunk; `own_env`: it will run with an environment other than
+/// the globals table (`load`'s `env`).
+pub fn compile_env(
+    heap: &mut heap::Heap,
+    src: &[u8],
+    name: &str,
+    own_env: bool,
+) -> Result<Rc<bytecode::Proto>, String> {
     let chunk = parser::parse_chunk(src).map_err(|e| format!("{name}:{}: {}", e.line, e.msg))?;
-    compiler::compile_chunk(heap, &chunk, Rc::from(name))
+    let env_dynamic = own_env || src.windows(4).any(|w| w == b"_ENV");
+    compiler::compile_chunk(heap, &chunk, Rc::from(name), env_dynamic)
         .map_err(|e| format!("{name}:{}: {}", e.line, e.msg))
 }
 

@@ -410,9 +410,8 @@ pub fn str_match(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usiz
     str_find_aux(vm, base, nargs, false)
 }
 
-/// `gmatch(s, p)` returns an iterator function and a state table holding
-/// the subject, the pattern and the position (the generic `for` passes the
-/// state back; see docs/lua.md).
+/// `gmatch(s, p)` returns an iterator: `gmatch_iter` bound to a state
+/// table holding the subject, the pattern and the position.
 pub fn str_gmatch(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     let s = check_str(vm, base, nargs, 0, "gmatch")?;
     let p = check_str(vm, base, nargs, 1, "gmatch")?;
@@ -441,7 +440,10 @@ pub fn str_gmatch(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usi
             (vm.builtins.len() - 1) as u32
         }
     };
-    vm.rets(base + nargs, &[Value::Builtin(id), Value::Table(t)])
+    // Rooted on the stack while the closure is made.
+    vm.stack[base] = Value::Table(t);
+    let f = crate::stdlib::bind(vm, Value::Builtin(id), Value::Table(t))?;
+    vm.rets(base + nargs, &[f])
 }
 
 fn gmatch_iter(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
@@ -486,7 +488,8 @@ fn gmatch_iter(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)
     vm.heap
         .table_mut(st)
         .set_int(3, Value::Int(s.len() as i64 + 1));
-    vm.rets(base + nargs, &[Value::Nil])
+    // Exhausted: no values (a generic for sees nil).
+    vm.rets(base + nargs, &[])
 }
 
 pub fn str_gsub(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {

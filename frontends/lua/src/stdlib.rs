@@ -10,8 +10,13 @@ use crate::vm::{BuiltinFn, Event, LResult, LuaError, Vm};
 /// The builtin id of `next` (the interpreter iterates `pairs` loops over
 /// it without a call).
 pub const NEXT_ID: u32 = 0;
+/// The builtin ids of `pcall` and `xpcall` (a call of a Lua function
+/// through them from Lua code runs as a protected frame, see
+/// [`crate::vm::FrameKind::PCall`]).
+pub const PCALL_ID: u32 = 1;
+pub const XPCALL_ID: u32 = 2;
 
-fn reg(vm: &mut Vm, t: TableRef, name: &'static str, f: BuiltinFn) -> Value {
+pub(crate) fn reg(vm: &mut Vm, t: TableRef, name: &'static str, f: BuiltinFn) -> Value {
     let id = vm.builtins.len() as u32;
     vm.builtins.push((name, f));
     let k = vm.heap.str_value(name.as_bytes());
@@ -19,7 +24,7 @@ fn reg(vm: &mut Vm, t: TableRef, name: &'static str, f: BuiltinFn) -> Value {
     Value::Builtin(id)
 }
 
-fn new_lib(vm: &mut Vm, name: &str) -> TableRef {
+pub(crate) fn new_lib(vm: &mut Vm, name: &str) -> TableRef {
     let t = vm.heap.new_table(Table::default());
     let k = vm.heap.str_value(name.as_bytes());
     vm.heap.table_mut(vm.globals).set(k, Value::Table(t));
@@ -38,6 +43,10 @@ pub fn open(vm: &mut Vm) {
     let g = vm.globals;
     let next = reg(vm, g, "next", base_next);
     debug_assert!(matches!(next, Value::Builtin(NEXT_ID)));
+    let pcall = reg(vm, g, "pcall", base_pcall);
+    let xpcall = reg(vm, g, "xpcall", base_xpcall);
+    debug_assert!(matches!(pcall, Value::Builtin(PCALL_ID)));
+    debug_assert!(matches!(xpcall, Value::Builtin(XPCALL_ID)));
     reg(vm, g, "print", base_print);
     reg(vm, g, "type", base_type);
     reg(vm, g, "tostring", base_tostring);
@@ -47,8 +56,6 @@ pub fn open(vm: &mut Vm) {
     reg(vm, g, "select", base_select);
     reg(vm, g, "error", base_error);
     reg(vm, g, "assert", base_assert);
-    reg(vm, g, "pcall", base_pcall);
-    reg(vm, g, "xpcall", base_xpcall);
     reg(vm, g, "setmetatable", base_setmetatable);
     reg(vm, g, "getmetatable", base_getmetatable);
     reg(vm, g, "rawget", base_rawget);
@@ -57,6 +64,7 @@ pub fn open(vm: &mut Vm) {
     reg(vm, g, "rawlen", base_rawlen);
     reg(vm, g, "require", base_require);
     reg(vm, g, "load", base_load);
+    reg(vm, g, "dofile", base_dofile);
     reg(vm, g, "collectgarbage", base_collectgarbage);
     set_field(vm, g, "_G", Value::Table(g));
     let v = vm.heap.str_value(b"Lua 5.4");
@@ -85,6 +93,9 @@ pub fn open(vm: &mut Vm) {
     reg(vm, s, "match", crate::pattern::str_match);
     reg(vm, s, "gmatch", crate::pattern::str_gmatch);
     reg(vm, s, "gsub", crate::pattern::str_gsub);
+    reg(vm, s, "pack", crate::strpack::str_pack);
+    reg(vm, s, "unpack", crate::strpack::str_unpack);
+    reg(vm, s, "packsize", crate::strpack::str_packsize);
     let meta = vm.heap.new_table(Table::default());
     let idx = vm.event_name(Event::Index);
     vm.heap.table_mut(meta).set(idx, Value::Table(s));
@@ -146,8 +157,39 @@ pub fn open(vm: &mut Vm) {
     let package = new_lib(vm, "package");
     let loaded = vm.loaded;
     set_field(vm, package, "loaded", Value::Table(loaded));
-    let path = vm.heap.str_value(b"./?.lua");
+    let path = vm.heap.str_value(b"/usr/local/share/lua/5.4/?.lua;/usr/local/share/lua/5.4/?/init.lua;/usr/local/lib/lua/5.4/?.lua;/usr/local/lib/lua/5.4/?/init.lua;./?.lua;./?/init.lua");
     set_field(vm, package, "path", path);
+    let preload = vm.heap.new_table(Table::default());
+    set_field(vm, package, "preload", Value::Table(preload));
+    let cpath = vm.heap.str_value(b"");
+    set_field(vm, package, "cpath", cpath);
+    let config = vm.heap.str_value(b"/\n;\n?\n!\n-\n");
+    set_field(vm, package, "config", config);
+
+    crate::coroutine::open(vm);
+    crate::debuglib::open(vm);
+
+    let proto = crate::compile(&mut vm.heap, BIND_MAKER.as_bytes(), "=[C]")
+        .expect("the bind maker compiles");
+    proto.protos[0].protos[0].keeps_caller_frame.set(true);
+    let f = vm.chunk_closure(proto, None);
+    vm.bind_maker = vm
+        .call_meta(Value::Func(f), &[])
+        .expect("the bind maker runs");
+}
+
+/// Source of the function that binds a library function to a state value:
+/// `bind(f, state)` is a Lua closure that tail-calls `f(state, ...)`. It
+/// gives library functions with state (`coroutine.wrap`'s, `gmatch`'s
+/// iterator) as ordinary Lua functions; the closure's frame stands for the
+/// library function (errors name its caller's line).
+const BIND_MAKER: &str =
+    "return function(f, state) return function(...) return f(state, ...) end end";
+
+/// `f` bound to `state` (see [`BIND_MAKER`]).
+pub fn bind(vm: &mut Vm, f: Value, state: Value) -> LResult<Value> {
+    let maker = vm.bind_maker;
+    vm.call_meta(maker, &[f, state])
 }
 
 // ---------- argument helpers ----------
@@ -285,6 +327,7 @@ pub fn tostring(vm: &mut Vm, v: Value) -> LResult<Vec<u8>> {
             "function: builtin: 0x{:08x}",
             0x5700_0000u64 + b as u64 * 64
         ),
+        Value::Thread(c) => format!("thread: 0x{:08x}", 0x5800_0000u64 + c.0 as u64 * 64),
         _ => unreachable!("handled by concat_piece"),
     };
     Ok(s.into_bytes())
@@ -470,7 +513,11 @@ fn base_error(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)>
         }
         _ => v,
     };
-    Err(LuaError { value, exit: None })
+    Err(LuaError {
+        value,
+        exit: None,
+        yielded: false,
+    })
 }
 
 fn base_assert(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
@@ -489,7 +536,11 @@ fn base_assert(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)
         Some(v) => v,
         None => return Err(vm.rt_error("assertion failed!")),
     };
-    Err(LuaError { value, exit: None })
+    Err(LuaError {
+        value,
+        exit: None,
+        yielded: false,
+    })
 }
 
 fn base_pcall(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
@@ -498,15 +549,17 @@ fn base_pcall(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)>
     }
     let frames = vm.frames.len();
     let depth = vm.c_depth;
+    let protected = vm.protected;
     match vm.call_at(base, nargs - 1, -1) {
         Ok(n) => {
             vm.stack[base - 1] = Value::Bool(true);
             Ok((base - 1, n + 1))
         }
-        Err(e) if e.exit.is_none() => {
+        Err(e) if e.catchable() => {
             vm.close_upvals(base);
             vm.frames.truncate(frames);
             vm.c_depth = depth;
+            vm.protected = protected;
             vm.stack[base - 1] = Value::Bool(false);
             vm.stack[base] = e.value;
             Ok((base - 1, 2))
@@ -521,6 +574,7 @@ fn base_xpcall(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)
     }
     let frames = vm.frames.len();
     let depth = vm.c_depth;
+    let protected = vm.protected;
     let handler = vm.stack[base + 1];
     // Arguments: f, handler, a1… → call f(a1…) at base+1.
     vm.stack[base + 1] = vm.stack[base];
@@ -529,9 +583,10 @@ fn base_xpcall(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)
             vm.stack[base] = Value::Bool(true);
             Ok((base, n + 1))
         }
-        Err(e) if e.exit.is_none() => {
+        Err(e) if e.catchable() => {
             vm.frames.truncate(frames);
             vm.c_depth = depth;
+            vm.protected = protected;
             vm.close_upvals(base);
             vm.stack[base] = handler;
             let r = vm.call_meta(handler, &[e.value])?;
@@ -623,39 +678,137 @@ fn base_collectgarbage(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize
 
 /// `load(chunk [, chunkname])` of a string.
 fn base_load(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
-    let src = match arg(vm, base, nargs, 0) {
+    let chunk = arg(vm, base, nargs, 0);
+    let src = match chunk {
         Value::Str(s) => vm.heap.str_bytes(s).to_vec(),
+        // A reader's error is load's error message.
+        Value::Func(_) | Value::Builtin(_) => match read_pieces(vm, chunk) {
+            Ok(src) => src,
+            Err(e) if e.catchable() => return vm.rets(base + nargs, &[Value::Nil, e.value]),
+            Err(e) => return Err(e),
+        },
         _ => {
+            let got = type_name_for_arg(vm, base, nargs, 0);
             return Err(arg_error(
                 vm,
                 0,
                 "load",
-                "string expected (loading from functions is not supported yet)",
-            ))
+                &format!("string expected, got {got}"),
+            ));
         }
     };
     let name = match arg(vm, base, nargs, 1) {
         Value::Str(s) => {
             let n = vm.heap.str_bytes(s).to_vec();
-            let n = String::from_utf8_lossy(&n).into_owned();
-            n.strip_prefix('=')
-                .or_else(|| n.strip_prefix('@'))
-                .map(str::to_string)
-                .unwrap_or(n)
+            match n.first() {
+                Some(b'=') | Some(b'@') => String::from_utf8_lossy(&n[1..]).into_owned(),
+                _ => chunk_id(&n),
+            }
         }
-        _ => chunk_id(&src),
+        _ if matches!(chunk, Value::Str(_)) => chunk_id(&src),
+        _ => "(load)".to_string(),
     };
-    match crate::compile(&mut vm.heap, &src, &name) {
+    let mode = match arg(vm, base, nargs, 2) {
+        Value::Str(s) => vm.heap.str_bytes(s).to_vec(),
+        _ => b"bt".to_vec(),
+    };
+    let binary = src.first() == Some(&0x1b);
+    let refused = if binary && !mode.contains(&b'b') {
+        Some(format!(
+            "attempt to load a binary chunk (mode is '{}')",
+            String::from_utf8_lossy(&mode)
+        ))
+    } else if !binary && !mode.contains(&b't') {
+        Some(format!(
+            "attempt to load a text chunk (mode is '{}')",
+            String::from_utf8_lossy(&mode)
+        ))
+    } else if binary {
+        Some(format!("{name}: binary chunks are not supported"))
+    } else {
+        None
+    };
+    if let Some(msg) = refused {
+        let m = vm.heap.str_value(msg.as_bytes());
+        return vm.rets(base + nargs, &[Value::Nil, m]);
+    }
+    // A fourth argument, even nil, is the chunk's environment.
+    let env = (nargs >= 4).then(|| vm.stack[base + 3]);
+    match crate::compile_env(&mut vm.heap, &src, &name, env.is_some()) {
         Ok(proto) => {
-            let f = vm.heap.new_closure(crate::heap::Closure {
-                proto,
-                upvals: Box::new([]),
-            });
+            let f = vm.chunk_closure(proto, env);
             vm.rets(base + nargs, &[Value::Func(f)])
         }
         Err(msg) => {
             let m = vm.heap.str_value(msg.as_bytes());
             vm.rets(base + nargs, &[Value::Nil, m])
+        }
+    }
+}
+
+/// The chunk a `load` reader function gives: its pieces until it returns
+/// nil or an empty string (at most `MAX_LOAD_BYTES`).
+fn read_pieces(vm: &mut Vm, reader: Value) -> LResult<Vec<u8>> {
+    const MAX_LOAD_BYTES: usize = 1 << 30;
+    let mut src = Vec::new();
+    loop {
+        let piece = vm.call_meta(reader, &[])?;
+        match piece {
+            Value::Nil => return Ok(src),
+            Value::Str(s) => {
+                let b = vm.heap.str_bytes(s);
+                if b.is_empty() {
+                    return Ok(src);
+                }
+                if src.len() + b.len() > MAX_LOAD_BYTES {
+                    return Err(vm.plain_error("not enough memory"));
+                }
+                src.extend_from_slice(b);
+            }
+            Value::Int(_) | Value::Float(_) => {
+                // Numbers are strings to a reader, as in lua5.4.
+                let mut b = Vec::new();
+                vm.concat_piece(piece, &mut b);
+                src.extend_from_slice(&b);
+                if src.len() > MAX_LOAD_BYTES {
+                    return Err(vm.plain_error("not enough memory"));
+                }
+            }
+            _ => return Err(vm.plain_error("reader function must return a string")),
+        }
+    }
+}
+
+fn base_dofile(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let path = check_str(vm, base, nargs, 0, "dofile")?;
+    let shown = String::from_utf8_lossy(&path).into_owned();
+    let src = match std::fs::read(&shown) {
+        Ok(s) => s,
+        Err(e) => {
+            let why = crate::stdlib::io_error_text(&e);
+            return Err(vm.plain_error(&format!("cannot open {shown}: {why}")));
+        }
+    };
+    let proto = match crate::compile(&mut vm.heap, &src, &shown) {
+        Ok(p) => p,
+        Err(msg) => return Err(vm.plain_error(&msg)),
+    };
+    let f = vm.chunk_closure(proto, None);
+    let at = base + nargs;
+    vm.ensure_stack(at + 2)?;
+    vm.stack[at] = Value::Func(f);
+    let n = vm.call_at(at, 0, -1)?;
+    Ok((at, n))
+}
+
+/// The text of an I/O error as C's strerror gives it.
+pub fn io_error_text(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "No such file or directory".into(),
+        std::io::ErrorKind::PermissionDenied => "Permission denied".into(),
+        _ => {
+            let s = e.to_string();
+            s.split(" (os error").next().unwrap_or(&s).to_string()
         }
     }
 }
@@ -683,34 +836,63 @@ fn base_require(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
         return vm.rets(base + nargs, &[have]);
     }
     let shown = String::from_utf8_lossy(&name).into_owned();
-    let rel = shown.replace('.', "/");
-    let path = format!("./{rel}.lua");
-    let src = match std::fs::read(&path) {
-        Ok(s) => s,
-        Err(_) => {
-            return Err(vm.rt_error(format!(
-                "module '{shown}' not found:\n\tno field package.preload['{shown}']\n\tno file '{path}'"
-            )))
-        }
+    let package = vm.heap.str_value(b"package");
+    let package = match vm.heap.table(loaded).get(package) {
+        Value::Table(t) => Some(t),
+        _ => None,
     };
-    let proto = match crate::compile(&mut vm.heap, &src, &path) {
-        Ok(p) => p,
-        Err(msg) => {
-            return Err(vm.rt_error(format!(
-                "error loading module '{shown}' from file '{path}':\n\t{msg}"
-            )))
-        }
+    let field = |vm: &mut Vm, f: &str| {
+        let k = vm.heap.str_value(f.as_bytes());
+        package
+            .map(|p| vm.heap.table(p).get(k))
+            .unwrap_or(Value::Nil)
     };
-    let f = vm.heap.new_closure(crate::heap::Closure {
-        proto,
-        upvals: Box::new([]),
-    });
+    // package.preload first, then the templates of package.path.
+    let preload = field(vm, "preload");
+    let loader = match preload {
+        Value::Table(t) => vm.heap.table(t).get(key),
+        _ => Value::Nil,
+    };
+    let (loader, extra) = if !matches!(loader, Value::Nil) {
+        (loader, vm.heap.str_value(b":preload:"))
+    } else {
+        let path = match field(vm, "path") {
+            Value::Str(s) => String::from_utf8_lossy(vm.heap.str_bytes(s)).into_owned(),
+            _ => return Err(vm.rt_error("'package.path' must be a string")),
+        };
+        let rel = shown.replace('.', "/");
+        let mut tried =
+            format!("module '{shown}' not found:\n\tno field package.preload['{shown}']");
+        let mut found = None;
+        for template in path.split(';').filter(|t| !t.is_empty()) {
+            let file = template.replace('?', &rel);
+            match std::fs::read(&file) {
+                Ok(src) => {
+                    found = Some((file, src));
+                    break;
+                }
+                Err(_) => tried.push_str(&format!("\n\tno file '{file}'")),
+            }
+        }
+        let Some((file, src)) = found else {
+            return Err(vm.rt_error(tried));
+        };
+        let proto = match crate::compile(&mut vm.heap, &src, &file) {
+            Ok(p) => p,
+            Err(msg) => {
+                return Err(vm.rt_error(format!(
+                    "error loading module '{shown}' from file '{file}':\n\t{msg}"
+                )))
+            }
+        };
+        let f = vm.chunk_closure(proto, None);
+        (Value::Func(f), vm.heap.str_value(file.as_bytes()))
+    };
     let at = base + nargs;
     vm.ensure_stack(at + 4)?;
-    vm.stack[at] = Value::Func(f);
+    vm.stack[at] = loader;
     vm.stack[at + 1] = key;
-    let path_v = vm.heap.str_value(path.as_bytes());
-    vm.stack[at + 2] = path_v;
+    vm.stack[at + 2] = extra;
     vm.call_at(at, 2, 1)?;
     let mut r = vm.stack[at];
     if matches!(r, Value::Nil) {
@@ -720,7 +902,7 @@ fn base_require(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
         }
     }
     vm.heap.table_mut(loaded).set(key, r);
-    vm.rets(at, &[r, path_v])
+    vm.rets(at, &[r, extra])
 }
 
 // ---------- table ----------
@@ -1046,10 +1228,12 @@ fn str_rep(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
         let v = vm.heap.str_value(b"");
         return vm.rets(base + nargs, &[v]);
     }
-    let total = (s.len() + sep.len()) as u128 * n as u128;
-    if total > (1u128 << 31) {
+    // lua5.4's bound: the result stays below INT_MAX bytes.
+    let per = (s.len() + sep.len()) as u64;
+    if per > (i32::MAX as u64) / n as u64 {
         return Err(vm.rt_error("resulting string too large"));
     }
+    let total = per * n as u64;
     let mut out = Vec::with_capacity(total as usize);
     for k in 0..n {
         out.extend_from_slice(&s);
@@ -1410,5 +1594,6 @@ fn os_exit(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     Err(LuaError {
         value: Value::Nil,
         exit: Some(code),
+        yielded: false,
     })
 }

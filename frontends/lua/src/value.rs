@@ -20,6 +20,10 @@ pub struct TableRef(pub u32);
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct FnRef(pub u32);
 
+/// A thread (the main thread or a coroutine) in the heap's coroutine arena.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct CoRef(pub u32);
+
 /// A Lua value. `Nil` is the default; `Builtin` is a standard-library
 /// function, named by its index in the builtin table (no heap object).
 #[derive(Clone, Copy, Debug, Default)]
@@ -33,6 +37,7 @@ pub enum Value {
     Table(TableRef),
     Func(FnRef),
     Builtin(u32),
+    Thread(CoRef),
 }
 
 const _: () = assert!(std::mem::size_of::<Value>() == 16);
@@ -53,6 +58,7 @@ impl Value {
             Value::Str(_) => "string",
             Value::Table(_) => "table",
             Value::Func(_) | Value::Builtin(_) => "function",
+            Value::Thread(_) => "thread",
         }
     }
 
@@ -72,6 +78,7 @@ impl Value {
             (Value::Table(a), Value::Table(b)) => a == b,
             (Value::Func(a), Value::Func(b)) => a == b,
             (Value::Builtin(a), Value::Builtin(b)) => a == b,
+            (Value::Thread(a), Value::Thread(b)) => a == b,
             _ => false,
         }
     }

@@ -21,12 +21,41 @@ pub const MAX_C_DEPTH: u32 = 200;
 /// "stack overflow" error.
 pub const MAX_STACK: usize = 1_000_000;
 
-/// A Lua error: the error value, or a request to exit the process.
+/// A Lua error: the error value, or a request to exit the process, or a
+/// coroutine's yield unwinding to its `resume`.
 #[derive(Debug, Clone)]
 pub struct LuaError {
     pub value: Value,
     /// `os.exit(code)`: not catchable by `pcall`.
     pub exit: Option<i32>,
+    /// A `coroutine.yield`: not an error, not catchable by `pcall`; the
+    /// yielded values are in [`Vm::transfer`].
+    pub yielded: bool,
+}
+
+impl LuaError {
+    /// An error `pcall` catches (not an exit, not a yield).
+    #[inline]
+    pub fn catchable(&self) -> bool {
+        self.exit.is_none() && !self.yielded
+    }
+}
+
+/// What a frame's return means besides handing its results to the caller.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum FrameKind {
+    /// A Lua function called from Lua code.
+    Lua,
+    /// The frame an interpreter loop was entered for: the loop returns
+    /// when it does.
+    Entry,
+    /// A function `pcall` runs from Lua code: its errors stop here (the
+    /// `pcall` slot, just below the frame, receives `false, error`), its
+    /// results get a `true` in front. No Rust frame is involved, so a
+    /// coroutine can yield across it.
+    PCall,
+    /// As `PCall` for `xpcall`; the message handler waits in the slot.
+    XPCall,
 }
 
 pub type LResult<T> = Result<T, LuaError>;
@@ -47,8 +76,7 @@ pub struct Frame {
     pub nvarargs: usize,
     /// Results the caller wants (-1: all).
     pub want: i32,
-    /// The interpreter loop that pushed this frame returns when it does.
-    pub entry: bool,
+    pub kind: FrameKind,
 }
 
 /// Metamethod events with a name string interned at start.
@@ -126,15 +154,33 @@ pub struct Vm {
     /// The metatable of strings (`__index` = the string library).
     pub string_meta: Option<TableRef>,
     pub builtins: Vec<(&'static str, BuiltinFn)>,
-    open_upvals: Vec<(usize, UpRef)>,
+    pub(crate) open_upvals: Vec<(usize, UpRef)>,
+    /// Stack slots of the running thread's to-be-closed variables, in
+    /// declaration order.
+    pub(crate) tbc: Vec<usize>,
     event_names: Vec<Value>,
     pub c_depth: u32,
+    /// Protected frames (`pcall` from Lua code) of the running thread:
+    /// they count against [`MAX_C_DEPTH`] as lua5.4's C-level `pcall` does.
+    pub(crate) protected: u32,
+    /// The running thread (its stack, frames and open upvalues are the
+    /// fields above; every other thread's are saved in its object).
+    pub cur_thread: CoRef,
+    pub main_thread: CoRef,
+    /// Threads that resumed the running one, innermost last (collector
+    /// roots: their saved states are reachable only from here).
+    pub resumers: Vec<CoRef>,
+    /// Values passed by `resume` and `yield` between threads.
+    pub transfer: Vec<Value>,
+    /// Binds a library function to a state (`stdlib::bind`; a Lua closure
+    /// made at start).
+    pub bind_maker: Value,
     /// The running library function was called by another one (not by
     /// Lua code): its errors carry no position, as in lua5.4.
-    builtin_from_rust: bool,
+    pub(crate) builtin_from_rust: bool,
     /// A library function is running (not Lua code): errors raised by the
     /// call machinery itself then carry no position, as in lua5.4.
-    in_builtin: bool,
+    pub(crate) in_builtin: bool,
     /// Values a builtin holds while it calls back into Lua (collector roots).
     pub extra_roots: Vec<Value>,
     pub out: Box<dyn Write>,
@@ -151,6 +197,7 @@ macro_rules! rk {
 impl Vm {
     pub fn new(out: Box<dyn Write>) -> Self {
         let mut heap = Heap::default();
+        let main_thread = heap.new_coroutine(crate::coroutine::Coroutine::main());
         let globals = heap.new_table(Table::default());
         let loaded = heap.new_table(Table::default());
         let event_names = EVENT_NAMES
@@ -167,8 +214,15 @@ impl Vm {
             string_meta: None,
             builtins: Vec::new(),
             open_upvals: Vec::new(),
+            tbc: Vec::new(),
             event_names,
             c_depth: 0,
+            protected: 0,
+            cur_thread: main_thread,
+            main_thread,
+            resumers: Vec::new(),
+            transfer: Vec::new(),
+            bind_maker: Value::Nil,
             builtin_from_rust: false,
             in_builtin: false,
             extra_roots: Vec::new(),
@@ -194,9 +248,18 @@ impl Vm {
         if self.builtin_from_rust || self.frames.len() <= level {
             return String::new();
         }
-        let top = self.frames.len() - 1;
+        let mut top = self.frames.len() - 1;
+        // A frame standing for a library function (`stdlib::bind`) is
+        // not a level: its caller is.
+        let f = &self.frames[top];
+        if self.frame_proto(f).keeps_caller_frame.get() {
+            if f.kind != FrameKind::Lua || top < level + 1 {
+                return String::new();
+            }
+            top -= 1;
+        }
         for l in 0..level {
-            if self.frames[top - l].entry {
+            if self.frames[top - l].kind != FrameKind::Lua {
                 return String::new();
             }
         }
@@ -213,6 +276,7 @@ impl Vm {
         LuaError {
             value: v,
             exit: None,
+            yielded: false,
         }
     }
 
@@ -222,6 +286,7 @@ impl Vm {
         LuaError {
             value: v,
             exit: None,
+            yielded: false,
         }
     }
 
@@ -282,6 +347,9 @@ impl Vm {
         };
         match p.code[i] {
             Op::GetGlobal(_, k) => format!(" (global '{}')", kname(k as usize)),
+            Op::GetField(_, t, k) if self.is_env_reg(p, i, t) => {
+                format!(" (global '{}')", kname(k as usize))
+            }
             Op::GetField(_, _, k) => format!(" (field '{}')", kname(k as usize)),
             Op::SelfOp(a, _, k) if a == reg => format!(" (method '{}')", kname(k as usize)),
             Op::GetUpval(_, u) => format!(
@@ -306,6 +374,25 @@ impl Vm {
                 n
             }
             _ => String::new(),
+        }
+    }
+
+    /// Whether register `r` holds `_ENV` at instruction `i` (a local
+    /// named `_ENV`, or loaded from the upvalue `_ENV` just before), so a
+    /// field read from it is a global, as lua5.4 names it.
+    fn is_env_reg(&self, p: &Proto, i: usize, r: u8) -> bool {
+        let i32_ = i as u32;
+        if p.locals
+            .iter()
+            .any(|l| l.reg == r && l.start_pc <= i32_ && i32_ < l.end_pc && l.name == b"_ENV")
+        {
+            return true;
+        }
+        match i.checked_sub(1).map(|j| p.code[j]) {
+            Some(Op::GetUpval(a, u)) if a == r => {
+                p.upval_names.get(u as usize).map(|n| n.as_slice()) == Some(b"_ENV")
+            }
+            _ => false,
         }
     }
 
@@ -367,7 +454,7 @@ impl Vm {
             }
             pos -= 1;
         }
-        let u = self.heap.new_upval(UpVal::Open(idx));
+        let u = self.heap.new_upval(UpVal::Open(self.cur_thread, idx));
         self.open_upvals.insert(pos, (idx, u));
         u
     }
@@ -387,7 +474,8 @@ impl Vm {
     fn upval_get(&self, cl: FnRef, i: u8) -> Value {
         let u = self.heap.closures.get(cl.0).upvals[i as usize];
         match *self.heap.upvals.get(u.0) {
-            UpVal::Open(idx) => self.stack[idx],
+            UpVal::Open(t, idx) if t == self.cur_thread => self.stack[idx],
+            UpVal::Open(t, idx) => self.heap.coroutines.get(t.0).state.stack[idx],
             UpVal::Closed(v) => v,
         }
     }
@@ -396,9 +484,13 @@ impl Vm {
     fn upval_set(&mut self, cl: FnRef, i: u8, v: Value) {
         let u = self.heap.closures.get(cl.0).upvals[i as usize];
         match self.heap.upvals.get_mut(u.0) {
-            UpVal::Open(idx) => {
-                let idx = *idx;
-                self.stack[idx] = v;
+            UpVal::Open(t, idx) => {
+                let (t, idx) = (*t, *idx);
+                if t == self.cur_thread {
+                    self.stack[idx] = v;
+                } else {
+                    self.heap.coroutines.get_mut(t.0).state.stack[idx] = v;
+                }
             }
             UpVal::Closed(slot) => *slot = v,
         }
@@ -421,11 +513,35 @@ impl Vm {
         }
         roots.extend(self.event_names.iter().copied());
         roots.extend(self.extra_roots.iter().copied());
+        roots.extend(self.transfer.iter().copied());
+        roots.push(self.bind_maker);
+        roots.push(Value::Thread(self.main_thread));
+        roots.push(Value::Thread(self.cur_thread));
+        roots.extend(self.resumers.iter().map(|&c| Value::Thread(c)));
         for f in &self.frames {
             roots.push(Value::Func(f.closure));
         }
         let ups: Vec<UpRef> = self.open_upvals.iter().map(|&(_, u)| u).collect();
         self.heap.collect(roots, &ups);
+    }
+
+    /// The top of the innermost frame (everything above is dead).
+    pub(crate) fn live_top(&self) -> usize {
+        self.frame_top()
+    }
+
+    /// Sets the flags for running Lua code in a new thread; returns the
+    /// old ones for [`Vm::restore_flags`].
+    pub(crate) fn enter_lua_flags(&mut self) -> (bool, bool) {
+        (
+            std::mem::replace(&mut self.builtin_from_rust, false),
+            std::mem::replace(&mut self.in_builtin, false),
+        )
+    }
+
+    pub(crate) fn restore_flags(&mut self, (from_rust, in_builtin): (bool, bool)) {
+        self.builtin_from_rust = from_rust;
+        self.in_builtin = in_builtin;
     }
 
     /// The top of the innermost frame (everything above is dead).
@@ -622,7 +738,7 @@ impl Vm {
     /// all when `want` is -1) and returns how many.
     pub fn call_at(&mut self, func: usize, nargs: usize, want: i32) -> LResult<usize> {
         self.c_depth += 1;
-        if self.c_depth > MAX_C_DEPTH {
+        if self.c_depth + self.protected > MAX_C_DEPTH {
             self.c_depth -= 1;
             return Err(if self.in_builtin {
                 self.plain_error("C stack overflow")
@@ -639,7 +755,7 @@ impl Vm {
         loop {
             match self.stack[func] {
                 Value::Func(cl) => {
-                    self.push_lua_frame(func, cl, nargs, want, true)?;
+                    self.push_lua_frame(func, cl, nargs, want, FrameKind::Entry)?;
                     let saved = std::mem::replace(&mut self.builtin_from_rust, false);
                     let saved_in = std::mem::replace(&mut self.in_builtin, false);
                     let r = self.execute();
@@ -662,6 +778,12 @@ impl Vm {
                     return Ok(self.place_results(func, start, n, want));
                 }
                 other => {
+                    if self.in_builtin && matches!(self.metamethod(other, Event::Call), Value::Nil)
+                    {
+                        // Called by a library function: no position.
+                        let tn = self.type_name_meta(other);
+                        return Err(self.plain_error(&format!("attempt to call a {tn} value")));
+                    }
                     nargs = self.insert_call_handler(func, nargs, other, None)?;
                 }
             }
@@ -671,7 +793,7 @@ impl Vm {
     /// Moves `n` results from `start` to `dst`, adjusting to `want`; sets
     /// the top; returns the number of values left.
     #[inline]
-    fn place_results(&mut self, dst: usize, start: usize, n: usize, want: i32) -> usize {
+    pub(crate) fn place_results(&mut self, dst: usize, start: usize, n: usize, want: i32) -> usize {
         if start != dst {
             if n <= 4 {
                 // Usually one or two values: a loop beats a memmove call.
@@ -721,13 +843,13 @@ impl Vm {
     /// arguments (vararg functions get their extra arguments below the
     /// frame, as in lua5.4).
     #[inline(always)]
-    fn push_lua_frame(
+    pub(crate) fn push_lua_frame(
         &mut self,
         func: usize,
         cl: FnRef,
         nargs: usize,
         want: i32,
-        entry: bool,
+        kind: FrameKind,
     ) -> LResult<()> {
         let proto = &self.heap.closures.get(cl.0).proto;
         let np = proto.num_params as usize;
@@ -759,7 +881,7 @@ impl Vm {
             closure: cl,
             nvarargs,
             want,
-            entry,
+            kind,
         });
         Ok(())
     }
@@ -1079,9 +1201,175 @@ impl Vm {
 
     // ---------- the interpreter loop ----------
 
-    /// Runs the innermost frame until the frame that entered (pushed with
-    /// `entry`) returns.
+    /// Runs the innermost frame until the frame that entered (an
+    /// [`FrameKind::Entry`] frame) returns. An error inside a protected
+    /// frame above that one (a `pcall` from Lua code) is caught here and
+    /// the loop goes on in the frame that called `pcall`.
     pub fn execute(&mut self) -> LResult<()> {
+        loop {
+            match self.run_frames() {
+                Ok(()) => return Ok(()),
+                Err(e) => self.catch(e)?,
+            }
+        }
+    }
+
+    /// Calls `__close(v, nil)` of the to-be-closed variables at slots
+    /// `>= level`, innermost first (a block, `break`, `goto` or `return`
+    /// leaves their scope). An error propagates; the variables not closed
+    /// yet stay registered and are closed by the unwinding.
+    pub(crate) fn close_tbc(&mut self, level: usize) -> LResult<()> {
+        let top = self.top;
+        while let Some(&slot) = self.tbc.last().filter(|&&s| s >= level) {
+            self.tbc.pop();
+            let v = self.stack[slot];
+            self.call_close(v, Value::Nil)?;
+        }
+        self.top = top;
+        Ok(())
+    }
+
+    /// Calls `__close(v, err)` of the to-be-closed variables at slots
+    /// `>= level` while an error unwinds past them; an error in a handler
+    /// becomes the error. Returns the error value.
+    #[cold]
+    pub(crate) fn close_tbc_unwinding(&mut self, level: usize, mut err: LuaError) -> LuaError {
+        // The error value lives only here meanwhile: a collector root.
+        let root = self.extra_roots.len();
+        self.extra_roots.push(err.value);
+        while let Some(&slot) = self.tbc.last().filter(|&&s| s >= level) {
+            self.tbc.pop();
+            if !err.catchable() {
+                continue;
+            }
+            let v = self.stack[slot];
+            if let Err(e) = self.call_close(v, err.value) {
+                err = e;
+                self.extra_roots[root] = err.value;
+            }
+        }
+        self.extra_roots.truncate(root);
+        err
+    }
+
+    /// Calls `v`'s `__close(v, err)` (gone since the declaration: an error).
+    pub(crate) fn call_close(&mut self, v: Value, err: Value) -> LResult<()> {
+        let h = self.metamethod(v, Event::Close);
+        if matches!(h, Value::Nil) {
+            return Err(self.rt_error("attempt to call a nil value (metamethod 'close')"));
+        }
+        self.call_meta(h, &[v, err])?;
+        Ok(())
+    }
+
+    /// The name of the local in register `r` at the current instruction.
+    fn local_name(&self, r: u8) -> String {
+        let Some(f) = self.frames.last() else {
+            return "?".into();
+        };
+        let p = self.frame_proto(f);
+        let pc = f.pc as u32;
+        p.locals
+            .iter()
+            .rev()
+            .find(|l| l.reg == r && l.start_pc <= pc && pc <= l.end_pc)
+            .map(|l| String::from_utf8_lossy(&l.name).into_owned())
+            .unwrap_or_else(|| "?".into())
+    }
+
+    /// Whether a call of builtin `id` from Lua code is a `pcall` or
+    /// `xpcall` of a Lua function, run as a protected frame.
+    #[inline]
+    fn protects_lua_call(&self, id: u32, func: usize, nargs: usize) -> bool {
+        (id == crate::stdlib::PCALL_ID && nargs >= 1
+            || id == crate::stdlib::XPCALL_ID && nargs >= 2)
+            && matches!(self.stack[func + 1], Value::Func(_))
+    }
+
+    /// Pushes the protected frame of `pcall(f, ...)` (or
+    /// `xpcall(f, handler, ...)`) called at `stack[func]`: `f` runs at
+    /// `func + 1`; for `xpcall` the handler moves to `stack[func]`.
+    fn enter_protected(&mut self, func: usize, nargs: usize, want: i32, id: u32) -> LResult<()> {
+        let Value::Func(f) = self.stack[func + 1] else {
+            unreachable!("protects_lua_call checked it")
+        };
+        if self.c_depth + self.protected >= MAX_C_DEPTH {
+            return Err(self.plain_error("C stack overflow"));
+        }
+        self.protected += 1;
+        if id == crate::stdlib::PCALL_ID {
+            self.push_lua_frame(func + 1, f, nargs - 1, want, FrameKind::PCall)
+        } else {
+            self.stack[func] = self.stack[func + 2];
+            self.stack.copy_within(func + 3..func + 1 + nargs, func + 2);
+            self.push_lua_frame(func + 1, f, nargs - 2, want, FrameKind::XPCall)
+        }
+    }
+
+    /// Unwinds a catchable error to the innermost protected frame above
+    /// this loop's entry frame, leaving `false, error` (after the message
+    /// handler, for `xpcall`) as its results; otherwise returns the error
+    /// (an exit or a yield passes every protected frame).
+    #[cold]
+    fn catch(&mut self, e: LuaError) -> LResult<()> {
+        let mut k = self.frames.len();
+        loop {
+            if k == 0 {
+                return Err(e);
+            }
+            k -= 1;
+            match self.frames[k].kind {
+                FrameKind::Lua => {}
+                FrameKind::Entry => {
+                    // Uncaught here: this loop's frames go (a yield keeps
+                    // them: the thread resumes into them), their
+                    // to-be-closed variables closed with the error.
+                    if e.yielded {
+                        return Err(e);
+                    }
+                    let func = self.frames[k].func;
+                    let e = self.close_tbc_unwinding(func, e);
+                    self.frames.truncate(k);
+                    return Err(e);
+                }
+                FrameKind::PCall | FrameKind::XPCall if e.catchable() => break,
+                FrameKind::PCall | FrameKind::XPCall => {}
+            }
+        }
+        self.protected -= 1;
+        let (func, want, kind) = {
+            let f = &self.frames[k];
+            (f.func, f.want, f.kind)
+        };
+        let e = self.close_tbc_unwinding(func, e);
+        if !e.catchable() {
+            self.frames.truncate(k);
+            return Err(e);
+        }
+        self.close_upvals(func);
+        self.frames.truncate(k);
+        self.in_builtin = false;
+        self.builtin_from_rust = false;
+        let slot = func - 1;
+        let v = if kind == FrameKind::XPCall {
+            let h = self.stack[slot];
+            self.top = func;
+            match self.call_meta(h, &[e.value]) {
+                Ok(v) => v,
+                Err(e2) if e2.catchable() => e2.value,
+                Err(e2) => return Err(e2),
+            }
+        } else {
+            e.value
+        };
+        self.stack[slot] = Value::Bool(false);
+        self.stack[slot + 1] = v;
+        self.place_results(slot, slot, 2, want);
+        Ok(())
+    }
+
+    /// The dispatch loop of [`Vm::execute`].
+    fn run_frames(&mut self) -> LResult<()> {
         let (mut proto, mut base, mut pc, mut cl) = {
             let f = self.frames.last().expect("a frame to run");
             (
@@ -1593,7 +1881,11 @@ impl Vm {
                     self.save_pc(pc);
                     match self.stack[func] {
                         Value::Func(f) => {
-                            self.push_lua_frame(func, f, nargs, want, false)?;
+                            self.push_lua_frame(func, f, nargs, want, FrameKind::Lua)?;
+                            reload!();
+                        }
+                        Value::Builtin(id) if self.protects_lua_call(id, func, nargs) => {
+                            self.enter_protected(func, nargs, want, id)?;
                             reload!();
                         }
                         Value::Builtin(id) => {
@@ -1621,12 +1913,26 @@ impl Vm {
                     };
                     self.save_pc(pc);
                     match self.stack[func] {
+                        Value::Func(f)
+                            if self.heap.closures.get(f.0).proto.keeps_caller_frame.get() =>
+                        {
+                            // Called as by `Call`; the `Return` after this
+                            // instruction returns its results.
+                            self.push_lua_frame(func, f, nargs, -1, FrameKind::Lua)?;
+                            reload!();
+                        }
                         Value::Func(f) => {
                             self.close_upvals(base);
                             let frame = self.frames.pop().expect("the running frame");
                             let dst = frame.func;
                             self.stack.copy_within(func..func + 1 + nargs, dst);
-                            self.push_lua_frame(dst, f, nargs, frame.want, frame.entry)?;
+                            self.push_lua_frame(dst, f, nargs, frame.want, frame.kind)?;
+                            reload!();
+                        }
+                        Value::Builtin(id) if self.protects_lua_call(id, func, nargs) => {
+                            // `return pcall(f)`: a protected frame; the
+                            // `Return` after this instruction returns its results.
+                            self.enter_protected(func, nargs, -1, id)?;
                             reload!();
                         }
                         Value::Builtin(id) => {
@@ -1657,14 +1963,22 @@ impl Vm {
                             self.close_upvals(base);
                         }
                     }
-                    let (dst, want, entry) = {
+                    let (dst, want, kind) = {
                         let f = self.frames.last().expect("the running frame");
-                        (f.func, f.want, f.entry)
+                        (f.func, f.want, f.kind)
                     };
                     self.frames.truncate(self.frames.len() - 1);
-                    self.place_results(dst, first, n, want);
-                    if entry {
+                    if kind == FrameKind::Lua {
+                        self.place_results(dst, first, n, want);
+                    } else if kind == FrameKind::Entry {
+                        self.place_results(dst, first, n, want);
                         return Ok(());
+                    } else {
+                        // A protected call returns normally: `true` first.
+                        self.protected -= 1;
+                        self.place_results(dst, first, n, -1);
+                        self.stack[dst - 1] = Value::Bool(true);
+                        self.place_results(dst - 1, dst - 1, n + 1, want);
                     }
                     reload!();
                 }
@@ -1718,52 +2032,52 @@ impl Vm {
                             let k = self.stack[ra + 2];
                             match self.heap.table(t).next(k) {
                                 Ok(Some((nk, nv))) => {
-                                    self.stack[ra + 3] = nk;
+                                    self.stack[ra + 4] = nk;
                                     if c >= 2 {
-                                        self.stack[ra + 4] = nv;
+                                        self.stack[ra + 5] = nv;
                                     }
                                 }
-                                Ok(None) => self.stack[ra + 3] = Value::Nil,
+                                Ok(None) => self.stack[ra + 4] = Value::Nil,
                                 Err(()) => {
                                     self.save_pc(pc);
                                     return Err(self.rt_error("invalid key to 'next'"));
                                 }
                             }
                             for i in 2..c as usize {
-                                self.stack[ra + 3 + i] = Value::Nil;
+                                self.stack[ra + 4 + i] = Value::Nil;
                             }
                             continue;
                         }
                     }
-                    self.stack[ra + 3] = f;
-                    self.stack[ra + 4] = self.stack[ra + 1];
-                    self.stack[ra + 5] = self.stack[ra + 2];
+                    self.stack[ra + 4] = f;
+                    self.stack[ra + 5] = self.stack[ra + 1];
+                    self.stack[ra + 6] = self.stack[ra + 2];
                     self.save_pc(pc);
                     match f {
                         Value::Func(fr) => {
-                            self.push_lua_frame(ra + 3, fr, 2, c as i32, false)?;
+                            self.push_lua_frame(ra + 4, fr, 2, c as i32, FrameKind::Lua)?;
                             reload!();
                         }
                         Value::Builtin(id) => {
                             // Called from Lua code, like `Call`.
                             let bf = self.builtins[id as usize].1;
-                            self.top = ra + 6;
-                            self.ensure_stack(ra + 16)?;
+                            self.top = ra + 7;
+                            self.ensure_stack(ra + 17)?;
                             self.in_builtin = true;
-                            let r = bf(self, ra + 4, 2);
+                            let r = bf(self, ra + 5, 2);
                             self.in_builtin = false;
                             let (start, n) = r?;
-                            self.place_results(ra + 3, start, n, c as i32);
+                            self.place_results(ra + 4, start, n, c as i32);
                         }
                         _ => {
-                            self.top = ra + 6;
-                            self.call_at(ra + 3, 2, c as i32)?;
+                            self.top = ra + 7;
+                            self.call_at(ra + 4, 2, c as i32)?;
                         }
                     }
                 }
                 Op::TForLoop(a, off) => {
                     let ra = base + a as usize;
-                    let v = self.stack[ra + 3];
+                    let v = self.stack[ra + 4];
                     if !matches!(v, Value::Nil) {
                         self.stack[ra + 2] = v;
                         pc = (pc as i64 + off as i64) as usize;
@@ -1807,7 +2121,26 @@ impl Vm {
                         }
                     }
                 }
-                Op::Close(a) => self.close_upvals(base + a as usize),
+                Op::Close(a) => {
+                    let level = base + a as usize;
+                    self.close_upvals(level);
+                    if self.tbc.last().is_some_and(|&s| s >= level) {
+                        self.save_pc(pc);
+                        self.close_tbc(level)?;
+                    }
+                }
+                Op::Tbc(a) => {
+                    let v = rk!(self, base, a);
+                    if !matches!(v, Value::Nil | Value::Bool(false)) {
+                        if matches!(self.metamethod(v, Event::Close), Value::Nil) {
+                            self.save_pc(pc);
+                            let name = self.local_name(a);
+                            return Err(self
+                                .rt_error(format!("variable '{name}' got a non-closable value")));
+                        }
+                        self.tbc.push(base + a as usize);
+                    }
+                }
             }
         }
     }
@@ -1886,12 +2219,20 @@ impl Vm {
         Ok(Some((Value::Float(fi), Value::Float(fl), Value::Float(fs))))
     }
 
+    /// A main function's closure: its one upvalue `_ENV` holds `env`, or
+    /// the globals table.
+    pub fn chunk_closure(&mut self, proto: Rc<Proto>, env: Option<Value>) -> FnRef {
+        let env = env.unwrap_or(Value::Table(self.globals));
+        let u = self.heap.new_upval(UpVal::Closed(env));
+        self.heap.new_closure(Closure {
+            proto,
+            upvals: Box::new([u]),
+        })
+    }
+
     /// Compiles and runs a chunk as the main function with `args` as `...`.
     pub fn run_main(&mut self, proto: Rc<Proto>, args: &[Value]) -> LResult<()> {
-        let f = self.heap.new_closure(Closure {
-            proto,
-            upvals: Box::new([]),
-        });
+        let f = self.chunk_closure(proto, None);
         let at = self.frame_top();
         self.ensure_stack(at + args.len() + 2)?;
         self.stack[at] = Value::Func(f);

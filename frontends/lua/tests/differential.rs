@@ -179,6 +179,99 @@ fn snippets_match_lua54() {
     check_all(SNIPPETS);
 }
 
+/// Coroutines: resume/yield value passing, status, wrap, errors, yields
+/// across `pcall`, and the messages lua5.4 gives.
+const COROUTINE_SNIPPETS: &[&str] = &[
+    "local co = coroutine.create(function(a, b) local c = coroutine.yield(a + b) local d, e = coroutine.yield(c * 2) return d + e, 'end' end) print(coroutine.resume(co, 1, 2)) print(coroutine.status(co)) print(coroutine.resume(co, 10)) print(coroutine.resume(co, 3, 4)) print(coroutine.status(co)) print(coroutine.resume(co))",
+    "local gen = coroutine.wrap(function() for i = 1, 3 do coroutine.yield(i) end return 'last' end) print(gen(), gen(), gen(), gen()) print(pcall(gen))",
+    "for v, w in coroutine.wrap(function() for i = 1, 4 do coroutine.yield(i, i * i) end end) do print(v, w) end",
+    "local co = coroutine.create(function() local ok, e = pcall(function() local x = coroutine.yield('inside') error('after ' .. x) end) coroutine.yield(ok, e) local ok2, e2 = pcall(error, {code = 1}) return ok2, type(e2) end) print(coroutine.resume(co)) print(coroutine.resume(co, 'resume')) print(coroutine.resume(co))",
+    "local co = coroutine.create(function() return xpcall(function() coroutine.yield(1) error('x') end, function(m) return 'handled: ' .. m end) end) print(coroutine.resume(co)) print(coroutine.resume(co))",
+    "print(coroutine.isyieldable(), select(2, coroutine.running())) local co = coroutine.create(function() print(coroutine.isyieldable(), select(2, coroutine.running())) print(coroutine.status(coroutine.running())) end) coroutine.resume(co) print(coroutine.status(co))",
+    "print(pcall(coroutine.yield, 1)) print(coroutine.resume(coroutine.create(function() error('boom') end))) print(coroutine.resume(coroutine.create(function() error({}) end)) ~= nil)",
+    "local co = coroutine.create(function() table.sort({3, 2, 1}, function(a, b) coroutine.yield() return a < b end) end) print(coroutine.resume(co))",
+    "local co = coroutine.create(function() return 1 end) coroutine.resume(co) print(coroutine.resume(co)) print(coroutine.close(co)) local e = coroutine.create(function() error('E') end) print(coroutine.resume(e)) print(coroutine.close(e)) print(coroutine.close(e))",
+    "local co co = coroutine.create(function() print(coroutine.resume(co)) print(pcall(coroutine.close, co)) end) coroutine.resume(co)",
+    "local outer outer = coroutine.create(function() local inner = coroutine.create(function() print(coroutine.status(outer)) coroutine.yield(5) end) print(coroutine.resume(inner)) coroutine.yield(6) end) print(coroutine.resume(outer)) print(coroutine.status(outer))",
+    "local f local co = coroutine.create(function() local y = 5 f = function() y = y + 1 return y end coroutine.yield() print('y', y) coroutine.yield() end) coroutine.resume(co) print(f(), f()) coroutine.resume(co) print(f()) print(coroutine.close(co)) print(f())",
+    "local function chain(n) local co = coroutine.wrap(function() if n == 0 then return 'bottom' end return chain(n - 1) end) return co() end print(chain(50)) local ok, e = pcall(chain, 300) print(ok, e:match('C stack overflow$'))",
+    "print(pcall(function() coroutine.resume() end)) print(pcall(function() coroutine.create(1) end)) print(pcall(function() coroutine.wrap() end)) print(pcall(function() coroutine.status({}) end))",
+    "local w = coroutine.wrap(function() error('in wrap') end) local ok, e = pcall(function() return w() end) print(ok, e)",
+    "local co = coroutine.create(function(...) print(select('#', ...), ...) print(select('#', coroutine.yield())) return ... end) print(coroutine.resume(co, nil, 2, nil)) print(coroutine.resume(co, nil, nil))",
+    "print(type(coroutine.create(print)), type(coroutine.wrap(print)), tostring(coroutine.create(print)):match('^thread: ') ~= nil)",
+];
+
+/// `_ENV` as a variable, `load` with names, modes, readers and `env`.
+const ENV_SNIPPETS: &[&str] = &[
+    "x = 1 local function f() return x end print(f(), _ENV.x, _G.x, _ENV == _G)",
+    "do local _ENV = {print = print, x = 5} print(x) y = 3 print(y) end print(y)",
+    "local function f(_ENV) return a + b end print(f({a = 1, b = 2}))",
+    "local env = {print = print} local g = load('z = 10 print(z) return _ENV', 'chunk', 't', env) print(g() == env, env.z, z)",
+    "print(load('return 1', 'c', 'b')) print(load('\\27Lua', 'c', 't')) print(load('x = = 1', 'name')) print(load('x = = 1', '=name')) print(load('x = = 1', '@file.lua'))",
+    "local parts = {'return ', '1 ', '+ 41'} local i = 0 print(load(function() i = i + 1 return parts[i] end)()) print(pcall(load, function() return {} end)) local n = 0 print(load(function() n = n + 1 if n == 1 then return 'return ' elseif n < 4 then return n end end)())",
+    "print(pcall(load(function() error('in reader') end)))",
+    "print(pcall(function() local _ENV = {} return undefinedfn() end)) print(pcall(function() return undefinedfn() end))",
+    "local f = load('return x', 'c', 't', nil) print(pcall(f))",
+    "local _ENV = setmetatable({}, {__index = _G}) XX = 10 print(XX, rawget(_G, 'XX'))",
+    "local t = {} local f = load('a, b = 1, 2 return a + b', '=c', 't', t) print(f(), t.a, t.b, a)",
+    "print((select(2, pcall(require, 'no.such.module.here')):match('^[^\\n]*\\n[^\\n]*\\n[^\\n]*')))",
+    "package.preload.mymod = function(name, extra) return {name = name, extra = extra} end local m = require('mymod') print(m.name, m.extra, require('mymod') == m, package.loaded.mymod == m)",
+];
+
+/// `string.pack`, `unpack`, `packsize`: formats, alignment, errors.
+const PACK_SNIPPETS: &[&str] = &[
+    "local s = string.pack('i4 >i2 <I3 b B j', 100000, -2, 70000, -1, 255, math.mininteger) print(#s, string.unpack('i4 >i2 <I3 b B j', s))",
+    "print(string.packsize('i4'), string.packsize('!8 b d'), string.packsize('b h i l j f d n T'), string.packsize('!4 b i8 X i4'), string.packsize('c10'))",
+    "local s = string.pack('z s1 s c5', 'hello', 'ab', 'xyz', 'hi') print(#s, string.unpack('z s1 s c5', s))",
+    "print(string.unpack('<d >f', string.pack('<d >f', 1.5, -0.25))) print(string.unpack('i16', string.pack('i16', -3)))",
+    "print(pcall(function() return string.pack('i1', 200) end)) print(pcall(function() return string.pack('I1', -1) end)) print(pcall(function() return string.pack('i17', 1) end)) print(pcall(function() return string.pack('c', 'a') end))",
+    "print(pcall(function() return string.packsize('s') end)) print(pcall(function() return string.packsize('z') end)) print(pcall(function() return string.pack('q', 1) end)) print(pcall(function() return string.pack('!3 i4', 1) end))",
+    "print(pcall(function() return string.unpack('i4', 'abc') end)) print(pcall(function() return string.unpack('z', 'abc') end)) print(pcall(function() return string.unpack('i4', 'abcd', 10) end)) print(string.unpack('b', 'abc', -1))",
+    "print(pcall(function() return string.unpack('i9', string.rep('\\255', 8) .. '\\1') end)) print(string.unpack('i9', string.rep('\\255', 9)))",
+    "print(pcall(function() return string.pack('c2', 'abc') end)) print(pcall(function() return string.pack('z', 'a\\0b') end)) print(string.pack('>I2 x !2 h', 258, 3):byte(1, -1))",
+];
+
+/// `<close>` variables on every way out of their scope, `<const>`, and
+/// `goto` out of a block whose locals a closure captured.
+const CLOSE_SNIPPETS: &[&str] = &[
+    "local function mk(n) return setmetatable({}, {__close = function(o, e) print('close', n, e) end}) end do local a <close> = mk('a') local b <close> = mk('b') local c <close> = nil print('in') end",
+    "local function mk(n) return setmetatable({}, {__close = function(o, e) print('close', n, e) end}) end local function f() local x <close> = mk('x') return 'ret', 1 end print(f()) for i = 1, 3 do local y <close> = mk(i) if i == 2 then break end end",
+    "local function mk(n) return setmetatable({}, {__close = function(o, e) print('close', n, e) end}) end print(pcall(function() local z <close> = mk('z') error('boom') end)) print(pcall(function() local w <close> = 42 end))",
+    "local function mk(n) return setmetatable({}, {__close = function(o, e) print('close', n, e) end}) end local k = 0 ::top:: do local g <close> = mk(k) k = k + 1 if k < 3 then goto top end end print(k)",
+    "local fs = {} do local i = 1 ::again:: do local v = i fs[i] = function() return v end i = i + 1 if i <= 3 then goto again end end end print(fs[1](), fs[2](), fs[3]())",
+    "local fs = {} for i = 1, 3 do do local v = i * 10 fs[i] = function() return v end goto cont end ::cont:: end print(fs[1](), fs[2](), fs[3]())",
+    "local function mk(n) return setmetatable({}, {__close = function(o, e) print('close', n, e) end}) end print(pcall(function() local a <close> = setmetatable({}, {__close = function() error('in close', 0) end}) local b <close> = mk('b') end))",
+    "local function mk(n) return setmetatable({}, {__close = function(o, e) print('close', n, e) end}) end local co = coroutine.create(function() local q <close> = mk('q') coroutine.yield(1) end) print(coroutine.resume(co)) print(coroutine.close(co)) print(coroutine.status(co))",
+    "local function mk(n) return setmetatable({}, {__close = function(o, e) print('close', n, e) end}) end local function g() local t <close> = mk('t') return (function() return 'tail' end)() end print(g())",
+    "print(load('local x <close> = nil; x = 1')) print(load('local x <close>, y <close> = 1, 2')) print(load('local x <const> = 1; x = 2')) print(load('local x <foo> = 1'))",
+    "local function mk(n) return setmetatable({}, {__close = function(o, e) print('close', n, e) end}) end local co = coroutine.wrap(function() local q <close> = mk('q') error('E', 0) end) print(pcall(co))",
+    "local function mk(n) return setmetatable({}, {__close = function(o, e) print('close', n, e) end}) end local function it() return function(s, c) if c < 3 then return c + 1 end end, nil, 0, mk('for') end for i in it() do print(i) end for i in it() do if i == 2 then break end end local function f() for i in it() do return i end end print(f())",
+    "print(pcall(function() local x <close> = setmetatable({}, {__close = print}) getmetatable(x).__close = nil end)) print(pcall(function() local x <close> = {} end))",
+    "print(load('goto l1; do ::l1:: end')) print(load('::l1:: ::l1::')) print(load('goto l1; local aa ::l1:: ::l2:: print(3)')) print(load('do goto l1; local aa ::l1:: ::l2:: end') ~= nil) print(load('repeat if x then goto cont end local xuxu = 10 ::cont:: until xuxu < x'))",
+    "print(load('local a, z <const>, b = 10; function foo() a = 20; z = 32; end'))",
+    "local it = string.gmatch('a1 b2 c3', '(%a)(%d)') print(it()) print(it()) print(it()) print(it()) print(select('#', string.gmatch('x', 'x'))) print(pcall(function() for x in string.gmatch('abc', '(') do end end))",
+];
+
+#[test]
+fn close_variables_match_lua54() {
+    check_all(CLOSE_SNIPPETS);
+}
+
+#[test]
+fn string_pack_matches_lua54() {
+    check_all(PACK_SNIPPETS);
+}
+
+#[test]
+fn env_and_load_match_lua54() {
+    check_all(ENV_SNIPPETS);
+}
+
+#[test]
+fn coroutines_match_lua54() {
+    check_all(COROUTINE_SNIPPETS);
+}
+
 #[test]
 fn syntax_errors_match_lua54() {
     check_all(&[
