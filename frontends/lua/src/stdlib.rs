@@ -144,6 +144,10 @@ pub fn open(vm: &mut Vm) {
     reg(vm, os, "time", os_time);
     reg(vm, os, "getenv", os_getenv);
     reg(vm, os, "exit", os_exit);
+    reg(vm, os, "remove", os_remove);
+    reg(vm, os, "rename", os_rename);
+    reg(vm, os, "tmpname", os_tmpname);
+    reg(vm, os, "difftime", os_difftime);
 
     let u = new_lib(vm, "utf8");
     reg(vm, u, "char", crate::utf8lib::utf8_char);
@@ -1574,6 +1578,89 @@ fn os_time(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     vm.rets(base + nargs, &[Value::Int(t)])
+}
+
+/// The failure results of a file operation, as lua5.4's
+/// `luaL_fileresult`: nil, "NAME: message" (or the message alone), errno.
+fn file_failure(
+    vm: &mut Vm,
+    at: usize,
+    name: Option<&[u8]>,
+    e: &std::io::Error,
+) -> LResult<(usize, usize)> {
+    let mut msg = Vec::new();
+    if let Some(name) = name {
+        msg.extend_from_slice(name);
+        msg.extend_from_slice(b": ");
+    }
+    msg.extend_from_slice(io_error_text(e).as_bytes());
+    let m = vm.heap.str_value(&msg);
+    let code = Value::Int(e.raw_os_error().unwrap_or(0) as i64);
+    vm.rets(at, &[Value::Nil, m, code])
+}
+
+fn os_remove(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let name = check_str(vm, base, nargs, 0, "remove")?;
+    let path = String::from_utf8_lossy(&name).into_owned();
+    // C's remove() deletes a file or an empty directory.
+    let r = match std::fs::symlink_metadata(&path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir(&path),
+        _ => std::fs::remove_file(&path),
+    };
+    match r {
+        Ok(()) => vm.rets(base + nargs, &[Value::Bool(true)]),
+        Err(e) => file_failure(vm, base + nargs, Some(&name), &e),
+    }
+}
+
+fn os_rename(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let from = check_str(vm, base, nargs, 0, "rename")?;
+    let to = check_str(vm, base, nargs, 1, "rename")?;
+    let r = std::fs::rename(
+        String::from_utf8_lossy(&from).as_ref(),
+        String::from_utf8_lossy(&to).as_ref(),
+    );
+    match r {
+        Ok(()) => vm.rets(base + nargs, &[Value::Bool(true)]),
+        // lua5.4 names no file here.
+        Err(e) => file_failure(vm, base + nargs, None, &e),
+    }
+}
+
+/// A new empty file `/tmp/lua_XXXXXX` (created, as lua5.4's mkstemp does).
+fn os_tmpname(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+        ^ ((std::process::id() as u64) << 32);
+    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    for attempt in 0..100u64 {
+        let mut x = seed.wrapping_add(attempt.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut name = String::from("/tmp/lua_");
+        for _ in 0..6 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            name.push(CHARS[(x % CHARS.len() as u64) as usize] as char);
+        }
+        if std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&name)
+            .is_ok()
+        {
+            let v = vm.heap.str_value(name.as_bytes());
+            return vm.rets(base + nargs, &[v]);
+        }
+    }
+    Err(vm.rt_error("unable to generate a unique filename"))
+}
+
+fn os_difftime(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let t2 = check_int(vm, base, nargs, 0, "difftime")?;
+    let t1 = check_int(vm, base, nargs, 1, "difftime")?;
+    vm.rets(base + nargs, &[Value::Float(t2 as f64 - t1 as f64)])
 }
 
 fn os_getenv(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {

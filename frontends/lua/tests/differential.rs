@@ -252,6 +252,17 @@ const CLOSE_SNIPPETS: &[&str] = &[
     "local it = string.gmatch('a1 b2 c3', '(%a)(%d)') print(it()) print(it()) print(it()) print(it()) print(select('#', string.gmatch('x', 'x'))) print(pcall(function() for x in string.gmatch('abc', '(') do end end))",
 ];
 
+/// `os.remove`, `os.rename`, `os.tmpname`, `os.difftime`.
+const OS_SNIPPETS: &[&str] = &[
+    "print(os.remove('/nonexistent-dir/x')) print(os.rename('/nonexistent-dir/a', '/nonexistent-dir/b')) print(os.difftime(10, 4), math.type(os.difftime(1, 1))) print(pcall(function() return os.difftime(5) end))",
+    "local n = os.tmpname() print(type(n), n:match('^/tmp/lua_') ~= nil) local m = n .. '.moved' print(os.rename(n, m)) print(os.remove(n) == nil) print(os.remove(m)) print(pcall(function() return os.difftime(1.5, 1) end))",
+];
+
+#[test]
+fn os_files_match_lua54() {
+    check_all(OS_SNIPPETS);
+}
+
 #[test]
 fn close_variables_match_lua54() {
     check_all(CLOSE_SNIPPETS);
