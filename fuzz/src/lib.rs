@@ -14,7 +14,9 @@
 //!   own patch log, which must apply in full.
 //! * [`Target::Lir`]: random well-formed LIR graphs; the LIR interpreter
 //!   ([`vssa::interp`]) on the graph built without peepholes, on the graph
-//!   built with them and optimized, and native code for both.
+//!   built with them, optimized, and control-folded, on each printed and
+//!   parsed back, and native code for both; the patch log of the
+//!   optimization and folding replays onto the graph built afresh.
 //! * [`Target::Bytes`]: random bytes as Brainfuck source: a clean parse
 //!   error, or a run on which interpreter and JIT agree.
 //! * [`Target::Replay`]: a program's patch log replayed onto a mutated

@@ -18,7 +18,13 @@
 //!   region input it fed. Loops that may not end are never removed, even
 //!   with empty bodies (`while (x) {}` with `x` unknown must still hang);
 //! * **unreachable returns**: `End` is rebuilt without them, unless none
-//!   would be left (a program that never returns keeps its graph).
+//!   would be left, or reachable code would go with them (a loop that
+//!   never ends but leaves through a guard is live only through the
+//!   return after it).
+//!
+//! A round whose rewrites would leave unreachable control live, or
+//! reachable control dead, is left out whole: a folded `If` needs its
+//! untaken side gone, and every reachable guard must stay.
 //!
 //! Every rewrite is a [`Graph::replace`], so the patch log records it and
 //! a replay reproduces it; nodes are never edited. Unreachable nodes are
@@ -193,10 +199,19 @@ fn fold_round(g: &mut Graph, stats: &mut FoldStats) -> Result<(), GraphError> {
         .copied()
         .filter(|r| reached[r.index()])
         .collect();
-    let prune_end = !returns.is_empty() && returns.len() < g.arity(end);
-    if !unreachable_control_dies(g, &reached, &taken, &regions, &loops, end, prune_end) {
+    // Pruning `End` may also drop reachable code that leaves only through
+    // guards (a loop that never ends but deoptimizes): then keep it whole.
+    let safe = |prune: bool| {
+        rewrites_keep_control(g, &live, &reached, &taken, &regions, &loops, end, prune)
+    };
+    let can_prune = !returns.is_empty() && returns.len() < g.arity(end);
+    let prune_end = if can_prune && safe(true) {
+        true
+    } else if safe(false) {
+        false
+    } else {
         return Ok(());
-    }
+    };
 
     for (proj, ctrl) in taken {
         if g.resolve(proj) == proj && g.resolve(ctrl) != proj {
@@ -265,16 +280,21 @@ fn fold_round(g: &mut Graph, stats: &mut FoldStats) -> Result<(), GraphError> {
     Ok(())
 }
 
-/// Whether, after the planned rewrites, no unreachable control node is
-/// live any more. If one were (a program that never returns keeps its
-/// unreachable returns; a malformed graph may use a value pinned in dead
-/// code), a folded `If` would stay live through its other side while its
-/// taken side flowed on without it: one control node with two
-/// successors. The round is then left out. Checked by walking liveness
-/// backwards from `End` over the graph as the rewrites would leave it.
+/// Whether the planned rewrites leave control well formed: no unreachable
+/// control node live any more, and every reachable one that is not
+/// replaced still live. If an unreachable one stayed (a program that
+/// never returns keeps its unreachable returns; a malformed graph may use
+/// a value pinned in dead code), a folded `If` would stay live through its
+/// other side while its taken side flowed on without it: one control node
+/// with two successors. If a reachable one died (it was live only through
+/// a return that is pruned: a loop that never ends and leaves only through
+/// its guards), an `If` before it would lose a side, and the guards their
+/// deoptimizations. Checked by walking liveness backwards from `End` over
+/// the graph as the rewrites would leave it.
 #[allow(clippy::too_many_arguments)]
-fn unreachable_control_dies(
+fn rewrites_keep_control(
     g: &Graph,
+    live: &[NodeId],
     reached: &[bool],
     taken: &[(NodeId, NodeId)],
     regions: &[(NodeId, Vec<usize>, Vec<NodeId>)],
@@ -327,8 +347,8 @@ fn unreachable_control_dies(
         }
         n
     };
-    let dead_control =
-        |n: NodeId| !reached[n.index()] && n != end && (g.ty(n) == Type::Ctrl || g.op(n) == Op::If);
+    let is_control = |n: NodeId| g.ty(n) == Type::Ctrl || g.op(n) == Op::If;
+    let dead_control = |n: NodeId| !reached[n.index()] && n != end && is_control(n);
     let mut seen = vec![false; g.len()];
     let mut stack = vec![follow(end)];
     seen[stack[0].index()] = true;
@@ -348,7 +368,19 @@ fn unreachable_control_dies(
             }
         }
     }
-    true
+    // Folded `If`s go with their untaken side; every other reachable
+    // control node is replaced or still live.
+    let mut folded = vec![false; g.len()];
+    for &(proj, _) in taken {
+        folded[g.input(proj, 0).index()] = true;
+    }
+    live.iter().all(|&n| {
+        !reached[n.index()]
+            || !is_control(n)
+            || seen[n.index()]
+            || redirect.contains_key(&n)
+            || folded[n.index()]
+    })
 }
 
 #[cfg(test)]

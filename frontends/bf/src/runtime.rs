@@ -710,6 +710,14 @@ fn compile_unit_built(
                     vssa::opt::optimize(&mut graph).map_err(JitError::Optimize)?;
                 }
             }
+            // Branches the optimizer made constant: their dead sides go.
+            if vssa::fold_control(&mut graph)
+                .map_err(JitError::Optimize)?
+                .changes()
+                > 0
+            {
+                vssa::opt::optimize(&mut graph).map_err(JitError::Optimize)?;
+            }
             report.optimize += t.elapsed();
         }
         report.replacements += graph.replacements().len();
