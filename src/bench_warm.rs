@@ -20,9 +20,10 @@
 //! `--stats json`), so that other processes on the machine do not count.
 //! Medians over `--runs`; every output is checked against `NAME.b.out`,
 //! and every warm run must have replayed a sealed log with nothing stale
-//! (and, with the cache, placed its code). The replay column is the warm
-//! runs' `replay_ms` (reading, checking and replaying the log) against
-//! the cold runs' `optimize_ms` (wall time inside the process).
+//! (and, with the cache, placed its code). The replay columns are the
+//! log-only warm runs' `replay_cpu_ms` (reading the key and the log,
+//! checking the seal, parsing and replaying) against the cold runs'
+//! `optimize_cpu_ms`, both CPU time of the compiling thread.
 
 use crate::bench::{corpus, median, Program};
 use serde_json::Value;
@@ -59,7 +60,7 @@ enum Way {
 #[derive(Default)]
 struct Series {
     cpu_ms: Vec<f64>,
-    /// `optimize_ms` (cold) or `replay_ms` (warm).
+    /// `optimize_cpu_ms` (cold) or `replay_cpu_ms` (warm).
     phase_ms: Vec<f64>,
 }
 
@@ -123,9 +124,9 @@ fn measure_all(
                     num("cpu_before_run_ms").ok_or("no cpu_before_run_ms (needs Linux's /proc)")?,
                 );
                 let phase = if way == Way::Cold {
-                    "optimize_ms"
+                    "optimize_cpu_ms"
                 } else {
-                    "replay_ms"
+                    "replay_cpu_ms"
                 };
                 series.phase_ms.push(num(phase).unwrap_or(0.0));
             }
@@ -214,7 +215,7 @@ fn pct(a: Option<f64>, b: Option<f64>) -> String {
 fn markdown(rows: &[Row], runs: u32) -> String {
     let mut s = String::from(
         "| program | cold: compile CPU ms | warm, log only | warm, log + code cache | \
-         log only / cold | log + cache / cold | cold optimize_ms | warm replay_ms | \
+         log only / cold | log + cache / cold | cold optimize, CPU ms | warm replay, CPU ms | \
          replay / optimize |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {

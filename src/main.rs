@@ -594,6 +594,8 @@ fn jit_stats(
         "code_cache_load_ms": ms(r.code_cache_load),
         "code_cache_save_ms": ms(r.code_cache_save),
         "cpu_before_run_ms": r.cpu_before_run.map(ms),
+        "replay_cpu_ms": ms(r.replay_cpu),
+        "optimize_cpu_ms": ms(r.optimize_cpu),
         "replay_ms": ms(r.replay),
         "optimize_ms": ms(r.optimize),
         "patch_log_save_ms": ms(r.patch_log_save),

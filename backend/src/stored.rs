@@ -36,8 +36,8 @@
 //!
 //! Saving merges: the file is read again, this run's entries replace
 //! those of the same key and target, entries whose seal fails are dropped,
-//! and the least recently used are evicted until the file fits its budget
-//! ([`DEFAULT_STORE_BYTES`]); then it is written atomically with the
+//! and entries are kept most recently used first as long as they fit the
+//! budget ([`DEFAULT_STORE_BYTES`]): the least recently used go; then it is written atomically with the
 //! patch logs' file rules (`vssa_patch::fsutil`: random exclusive
 //! temporary, never through a link, only a regular writable file that is
 //! empty or a code cache is replaced, stale temporaries removed). Several

@@ -165,6 +165,28 @@ pub struct JitReport {
     /// `jit` engine; see [`thread_cpu_time`]). Unlike the phase times it
     /// does not grow when other processes take the CPU.
     pub cpu_before_run: Option<Duration>,
+    /// [`JitReport::replay`] and [`JitReport::optimize`] as CPU time of
+    /// the compiling thread: what they cost whatever else the machine
+    /// runs.
+    pub replay_cpu: Duration,
+    pub optimize_cpu: Duration,
+}
+
+/// CPU time of the calling thread over a span of code (zero where the
+/// clock is unavailable).
+struct CpuSpan(Option<Duration>);
+
+impl CpuSpan {
+    fn start() -> CpuSpan {
+        CpuSpan(thread_cpu_time())
+    }
+
+    fn end(self) -> Duration {
+        match (self.0, thread_cpu_time()) {
+            (Some(a), Some(b)) => b.saturating_sub(a),
+            _ => Duration::ZERO,
+        }
+    }
 }
 
 /// The CPU time the calling thread has used since it started
@@ -685,6 +707,7 @@ fn compile_unit_built(
         let mut replayed_all = false;
         if let Some(prior) = prior {
             let t = Instant::now();
+            let cpu = CpuSpan::start();
             let r = rec.replay(&mut graph, prior);
             report.patches_replayed += r.applied;
             report.patches_stale += r.stale;
@@ -696,9 +719,11 @@ fn compile_unit_built(
             // recorded patch), so it proves nothing: the optimizer looks.
             replayed_all = r.complete() && (!prior.patches.is_empty() || prior.refuted.is_empty());
             report.replay += t.elapsed();
+            report.replay_cpu += cpu.end();
         }
         if !replayed_all {
             let t = Instant::now();
+            let cpu = CpuSpan::start();
             vssa::opt::optimize(&mut graph).map_err(JitError::Optimize)?;
             if let Some(spec) = &req.speculate {
                 let all: Vec<_> = sites.iter().map(|s| s.site).collect();
@@ -719,6 +744,7 @@ fn compile_unit_built(
                 vssa::opt::optimize(&mut graph).map_err(JitError::Optimize)?;
             }
             report.optimize += t.elapsed();
+            report.optimize_cpu += cpu.end();
         }
         report.replacements += graph.replacements().len();
         dump(cfg, &graph, req.name, "2-optimized")?;
@@ -1078,6 +1104,7 @@ pub(crate) fn load_book(cfg: &JitConfig, report: &mut JitReport) -> LogBook {
     vssa_patch::fsutil::remove_stale_temporaries(path);
     report.patch_log_save += t.elapsed();
     let t = Instant::now();
+    let cpu = CpuSpan::start();
     let key = SealKey::existing().unwrap_or_else(|e| {
         report.patch_log_warnings.push(format!("{e}"));
         None
@@ -1108,6 +1135,7 @@ pub(crate) fn load_book(cfg: &JitConfig, report: &mut JitReport) -> LogBook {
         }
     };
     report.replay += t.elapsed();
+    report.replay_cpu += cpu.end();
     book
 }
 
