@@ -17,7 +17,14 @@ struct MatchState<'a> {
     level: usize,
     capture: [(usize, isize); MAX_CAPTURES],
     depth: u32,
+    /// The step budget (`Vm::fuel`), one per match attempt and per
+    /// backtracking step; below zero the match stops.
+    fuel: i64,
 }
+
+/// The message a match that ran out of steps stops with (turned into the
+/// step-limit error by [`run_match`]).
+const OUT_OF_STEPS: &str = "\0out of steps";
 
 type MResult<T> = Result<T, String>;
 
@@ -119,6 +126,10 @@ fn single_match(ms: &MatchState, s: usize, p: usize, ep: usize) -> bool {
 }
 
 fn do_match(ms: &mut MatchState, mut s: usize, mut p: usize) -> MResult<Option<usize>> {
+    ms.fuel -= 1;
+    if ms.fuel < 0 {
+        return Err(OUT_OF_STEPS.into());
+    }
     ms.depth += 1;
     if ms.depth > MAX_DEPTH {
         return Err("pattern too complex".into());
@@ -220,6 +231,7 @@ fn max_expand(ms: &mut MatchState, s: usize, p: usize, ep: usize) -> MResult<Opt
     while single_match(ms, s + i, p, ep) {
         i += 1;
     }
+    ms.fuel -= i as i64;
     loop {
         if let Some(r) = do_match(ms, s + i, ep + 1)? {
             return Ok(Some(r));
@@ -327,13 +339,27 @@ fn captures(
     (0..n).map(|i| get_capture(vm, ms, i, s, e)).collect()
 }
 
-fn new_state<'a>(src: &'a [u8], pat: &'a [u8]) -> MatchState<'a> {
+fn new_state<'a>(vm: &Vm, src: &'a [u8], pat: &'a [u8]) -> MatchState<'a> {
     MatchState {
         src,
         pat,
         level: 0,
         capture: [(0, 0); MAX_CAPTURES],
         depth: 0,
+        fuel: vm.fuel,
+    }
+}
+
+/// Matches from `s`, charging the steps taken to the interpreter's
+/// budget; a pattern error is a Lua error, running out of steps the
+/// step-limit error.
+fn run_match(vm: &mut Vm, ms: &mut MatchState, s: usize) -> LResult<Option<usize>> {
+    let r = do_match(ms, s, 0);
+    vm.fuel = ms.fuel;
+    match r {
+        Ok(r) => Ok(r),
+        Err(m) if m == OUT_OF_STEPS => Err(vm.step_limit_error()),
+        Err(m) => Err(vm.rt_error(m)),
     }
 }
 
@@ -382,8 +408,8 @@ fn str_find_aux(vm: &mut Vm, base: usize, nargs: usize, find: bool) -> LResult<(
     };
     let mut s1 = init;
     loop {
-        let mut ms = new_state(&s, &p[pstart..]);
-        let r = do_match(&mut ms, s1, 0).map_err(|m| vm.rt_error(m))?;
+        let mut ms = new_state(vm, &s, &p[pstart..]);
+        let r = run_match(vm, &mut ms, s1)?;
         if let Some(e) = r {
             let mut vals = Vec::new();
             if find {
@@ -467,8 +493,8 @@ fn gmatch_iter(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)
     };
     let mut src = pos as usize;
     while src <= s.len() {
-        let mut ms = new_state(&s, &p[pstart..]);
-        let r = do_match(&mut ms, src, 0).map_err(|m| vm.rt_error(m))?;
+        let mut ms = new_state(vm, &s, &p[pstart..]);
+        let r = run_match(vm, &mut ms, src)?;
         if let Some(e) = r {
             if e as i64 != last {
                 let vals = captures(vm, &ms, src, e, true).map_err(|m| vm.rt_error(m))?;
@@ -533,9 +559,10 @@ pub fn str_gsub(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
     let mut src = 0;
     let mut n = 0;
     let mut last_match = usize::MAX;
+    let mut checked = 1 << 16;
     while n < max_n {
-        let mut ms = new_state(&s, &p[pstart..]);
-        let r = do_match(&mut ms, src, 0).map_err(|m| vm.rt_error(m))?;
+        let mut ms = new_state(vm, &s, &p[pstart..]);
+        let r = run_match(vm, &mut ms, src)?;
         match r {
             Some(e) if e != last_match => {
                 n += 1;
@@ -552,6 +579,12 @@ pub fn str_gsub(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
                 )?;
                 src = e;
                 last_match = e;
+                if out.len() > checked {
+                    // The result grows: check it still fits, again each
+                    // time it doubles.
+                    vm.reserve(out.len())?;
+                    checked = out.len() * 2;
+                }
             }
             _ if src < s.len() => {
                 out.push(s[src]);

@@ -815,6 +815,25 @@ fn table_concat(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
     let i = opt_int(vm, base, nargs, 2, "concat", 1)?;
     let default_j = vm.heap.table(t).border();
     let j = opt_int(vm, base, nargs, 3, "concat", default_j)?;
+    // The result's size first (it may not fit): the pieces, and a
+    // separator between each two.
+    let mut total = 0usize;
+    let mut k = i;
+    while k <= j {
+        let v = vm.heap.table(t).get_int(k);
+        if !matches!(v, Value::Str(_) | Value::Int(_) | Value::Float(_)) {
+            break;
+        }
+        total = total.saturating_add(vm.piece_len(v));
+        if k < j {
+            total = total.saturating_add(sep.len());
+        }
+        if k == i64::MAX {
+            break;
+        }
+        k += 1;
+    }
+    vm.reserve_collecting(total)?;
     let mut out = Vec::new();
     let mut k = i;
     while k <= j {
@@ -1047,9 +1066,11 @@ fn str_rep(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
         return vm.rets(base + nargs, &[v]);
     }
     let total = (s.len() + sep.len()) as u128 * n as u128;
-    if total > (1u128 << 31) {
+    if total >= i64::MAX as u128 {
         return Err(vm.rt_error("resulting string too large"));
     }
+    // Holds no value of its own: a collection may run first.
+    vm.reserve_collecting(total as usize)?;
     let mut out = Vec::with_capacity(total as usize);
     for k in 0..n {
         out.extend_from_slice(&s);

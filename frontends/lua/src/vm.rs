@@ -9,6 +9,7 @@
 
 use crate::bytecode::{Op, Proto};
 use crate::heap::{Closure, Heap, UpRef, UpVal};
+use crate::limits::FUEL_SLICE;
 use crate::table::Table;
 use crate::value::*;
 use std::io::Write;
@@ -140,6 +141,14 @@ pub struct Vm {
     pub out: Box<dyn Write>,
     pub start: std::time::Instant,
     pub rng: [u64; 4],
+    /// Instructions left before the step limit (`i64::MAX` without one;
+    /// see `limits.rs`): decremented once per instruction.
+    pub fuel: i64,
+    /// `--max-steps`, for the message.
+    pub max_steps: Option<u64>,
+    /// Why a limit stopped the run: the error then travels past every
+    /// `pcall` (as an exit) and the run reports this message.
+    pub halt: Option<String>,
 }
 
 macro_rules! rk {
@@ -180,6 +189,9 @@ impl Vm {
                 0x94D0_49BB_1331_11EB,
                 1,
             ],
+            fuel: i64::MAX,
+            max_steps: None,
+            halt: None,
         };
         crate::stdlib::open(&mut vm);
         vm
@@ -340,6 +352,9 @@ impl Vm {
                 return Err(self.rt_error("stack overflow"));
             }
             let new_len = (n * 2).clamp(1024, MAX_STACK + 2000);
+            if !self.account_stack(new_len) {
+                return Err(self.memory_error());
+            }
             self.stack.resize(new_len, Value::Nil);
         }
         Ok(())
@@ -429,7 +444,7 @@ impl Vm {
     }
 
     /// The top of the innermost frame (everything above is dead).
-    fn frame_top(&self) -> usize {
+    pub(crate) fn frame_top(&self) -> usize {
         self.frames
             .last()
             .map(|f| f.base + self.frame_proto(f).max_stack as usize)
@@ -569,28 +584,40 @@ impl Vm {
         Err(self.rt_error("'__newindex' chain too long; possible loop"))
     }
 
-    /// `t[i] = v` raw, charging the collector for any growth.
+    /// `t[i] = v` raw, charging the collector for any growth; growth past
+    /// the memory limit is a "not enough memory" error.
     #[inline]
-    fn table_set_int(&mut self, t: TableRef, i: i64, v: Value) {
+    fn table_set_int(&mut self, t: TableRef, i: i64, v: Value) -> LResult<()> {
         let tab = self.heap.table_mut(t);
         let before = tab.arr.capacity() + tab.hash.capacity();
         tab.set_int(i, v);
         let after = tab.arr.capacity() + tab.hash.capacity();
         if after > before {
-            self.heap.charge((after - before) * 24);
+            return self.charge_growth(after - before);
         }
+        Ok(())
     }
 
     /// `t[k] = v` raw (k not nil or NaN), charging for growth.
     #[inline]
-    fn table_set(&mut self, t: TableRef, k: Value, v: Value) {
+    fn table_set(&mut self, t: TableRef, k: Value, v: Value) -> LResult<()> {
         let tab = self.heap.table_mut(t);
         let before = tab.arr.capacity() + tab.hash.capacity();
         tab.set(k, v);
         let after = tab.arr.capacity() + tab.hash.capacity();
         if after > before {
-            self.heap.charge((after - before) * 24);
+            return self.charge_growth(after - before);
         }
+        Ok(())
+    }
+
+    /// Charges a table's growth by `slots`; past the limit, an error (the
+    /// growth step itself is made: the limit is passed by at most one
+    /// table's last doubling).
+    #[cold]
+    fn charge_growth(&mut self, slots: usize) -> LResult<()> {
+        self.heap.charge(slots * 24);
+        self.reserve(0)
     }
 
     /// A raw store with Lua's key checks.
@@ -600,8 +627,7 @@ impl Vm {
             Value::Float(f) if f.is_nan() => return Err(self.rt_error("table index is NaN")),
             _ => {}
         }
-        self.table_set(t, k, v);
-        Ok(())
+        self.table_set(t, k, v)
     }
 
     // ---------- calls ----------
@@ -1039,6 +1065,9 @@ impl Vm {
                 Value::Str(_) | Value::Int(_) | Value::Float(_)
             )
         }) {
+            let len = (0..n).map(|i| self.piece_len(self.stack[first + i])).sum();
+            self.reserve_collecting(len)?;
+            buf.reserve_exact(len);
             for i in 0..n {
                 let v = self.stack[first + i];
                 self.concat_piece(v, &mut buf);
@@ -1049,6 +1078,7 @@ impl Vm {
         for i in (0..n - 1).rev() {
             let left = self.stack[first + i];
             let mut b = Vec::new();
+            self.reserve(self.piece_len(left) + self.piece_len(acc))?;
             if self.concat_piece(left, &mut b) && self.concat_piece(acc, &mut b) {
                 acc = self.heap.str_value(&b);
                 continue;
@@ -1091,6 +1121,31 @@ impl Vm {
                 f.closure,
             )
         };
+        // Instructions borrowed from `self.fuel` (limits.rs): counted down
+        // here in a register; `sync!` gives back what is left before any
+        // call out (which may run Lua code that spends `self.fuel` itself,
+        // or fail), so `self.fuel + fuel` is always the true budget.
+        let mut fuel: i64 = 0;
+        macro_rules! give_back {
+            () => {{
+                self.fuel += fuel;
+                fuel = 0;
+            }};
+        }
+        macro_rules! sync {
+            () => {{
+                self.save_pc(pc);
+                give_back!();
+            }};
+        }
+        // Leaves with error `e` (after `save_pc`), giving the fuel back.
+        macro_rules! fail {
+            ($e:expr) => {{
+                let e = $e;
+                self.fuel += fuel;
+                return Err(e);
+            }};
+        }
         macro_rules! reload {
             () => {{
                 let f = self.frames.last().expect("a frame to run");
@@ -1123,7 +1178,7 @@ impl Vm {
                     (Value::Int(p), Value::Float(q)) => Value::Float($fop(p as f64, q)),
                     (Value::Float(p), Value::Int(q)) => Value::Float($fop(p, q as f64)),
                     _ => {
-                        self.save_pc(pc);
+                        sync!();
                         self.arith($ev, x, y, Some($b), Some($c))?
                     }
                 };
@@ -1140,7 +1195,7 @@ impl Vm {
                     (Value::Int(p), Value::Float(q)) => Value::Float($fop(p as f64, q)),
                     (Value::Float(p), Value::Int(q)) => Value::Float($fop(p, q as f64)),
                     _ => {
-                        self.save_pc(pc);
+                        sync!();
                         self.arith($ev, x, y, Some($b), None)?
                     }
                 };
@@ -1153,7 +1208,7 @@ impl Vm {
                 let r = match (x, y) {
                     (Value::Float(p), Value::Float(q)) if $ev == Event::Div => Value::Float(p / q),
                     _ => {
-                        self.save_pc(pc);
+                        sync!();
                         self.arith($ev, x, y, $rx, $ry)?
                     }
                 };
@@ -1161,6 +1216,17 @@ impl Vm {
             }};
         }
         loop {
+            // The step budget: one per instruction (limits.rs).
+            fuel -= 1;
+            if fuel < 0 {
+                // Usually just after a call out gave the fuel back.
+                if self.fuel > FUEL_SLICE {
+                    self.fuel -= FUEL_SLICE;
+                    fuel = FUEL_SLICE - 1;
+                } else {
+                    fuel = self.borrow_fuel(pc)?;
+                }
+            }
             let op = proto.code[pc];
             pc += 1;
             match op {
@@ -1182,7 +1248,7 @@ impl Vm {
                     let key = proto.consts[k as usize];
                     let v = self.heap.table(self.globals).get_str(key);
                     if matches!(v, Value::Nil) && self.heap.table(self.globals).meta.is_some() {
-                        self.save_pc(pc);
+                        sync!();
                         let v = self.index(Value::Table(self.globals), key, None)?;
                         rk!(self, base, a) = v;
                     } else {
@@ -1193,7 +1259,7 @@ impl Vm {
                     let key = proto.consts[k as usize];
                     let v = rk!(self, base, a);
                     if self.heap.table(self.globals).meta.is_some() {
-                        self.save_pc(pc);
+                        sync!();
                         self.set_index(Value::Table(self.globals), key, v, None)?;
                     } else {
                         self.heap.table_mut(self.globals).set(key, v);
@@ -1210,7 +1276,7 @@ impl Vm {
                             continue;
                         }
                     }
-                    self.save_pc(pc);
+                    sync!();
                     let v = self.index(t, key, Some(b))?;
                     rk!(self, base, a) = v;
                 }
@@ -1224,7 +1290,7 @@ impl Vm {
                             continue;
                         }
                     }
-                    self.save_pc(pc);
+                    sync!();
                     let v = self.index(t, Value::Int(i as i64), Some(b))?;
                     rk!(self, base, a) = v;
                 }
@@ -1239,7 +1305,7 @@ impl Vm {
                             continue;
                         }
                     }
-                    self.save_pc(pc);
+                    sync!();
                     let v = self.index(t, key, Some(b))?;
                     rk!(self, base, a) = v;
                 }
@@ -1249,11 +1315,13 @@ impl Vm {
                     let v = rk!(self, base, c);
                     if let Value::Table(tr) = t {
                         if self.heap.table(tr).meta.is_none() {
-                            self.table_set(tr, key, v);
+                            if let Err(e) = self.table_set(tr, key, v) {
+                                fail!(e);
+                            }
                             continue;
                         }
                     }
-                    self.save_pc(pc);
+                    sync!();
                     self.set_index(t, key, v, Some(a))?;
                 }
                 Op::SetTable(a, b, c) => {
@@ -1262,15 +1330,17 @@ impl Vm {
                     let v = rk!(self, base, c);
                     if let (Value::Table(tr), Value::Int(i)) = (t, key) {
                         if self.heap.table(tr).meta.is_none() {
-                            self.table_set_int(tr, i, v);
+                            if let Err(e) = self.table_set_int(tr, i, v) {
+                                fail!(e);
+                            }
                             continue;
                         }
                     }
-                    self.save_pc(pc);
+                    sync!();
                     self.set_index(t, key, v, Some(a))?;
                 }
                 Op::NewTable(a, narr, nhash) => {
-                    self.save_pc(pc);
+                    sync!();
                     self.gc_check();
                     let t = self
                         .heap
@@ -1288,7 +1358,9 @@ impl Vm {
                     };
                     for i in 0..n {
                         let v = self.stack[base + a as usize + 1 + i];
-                        self.table_set_int(t, start as i64 + i as i64, v);
+                        if let Err(e) = self.table_set_int(t, start as i64 + i as i64, v) {
+                            fail!(e);
+                        }
                     }
                 }
                 Op::SelfOp(a, b, k) => {
@@ -1303,7 +1375,7 @@ impl Vm {
                             continue;
                         }
                     }
-                    self.save_pc(pc);
+                    sync!();
                     let v = self.index(obj, key, Some(b))?;
                     rk!(self, base, a) = v;
                 }
@@ -1467,7 +1539,7 @@ impl Vm {
                         Value::Int(i) => Value::Int(i.wrapping_neg()),
                         Value::Float(f) => Value::Float(-f),
                         _ => {
-                            self.save_pc(pc);
+                            sync!();
                             let h = self.metamethod(x, Event::Unm);
                             if self.tonumber_coerce(x).is_none() && !matches!(h, Value::Nil) {
                                 self.call_meta(h, &[x, x])?
@@ -1483,7 +1555,7 @@ impl Vm {
                     let r = match x {
                         Value::Int(i) => Value::Int(!i),
                         _ => {
-                            self.save_pc(pc);
+                            sync!();
                             self.arith(Event::BNot, x, x, Some(b), Some(b))?
                         }
                     };
@@ -1497,14 +1569,14 @@ impl Vm {
                             Value::Int(self.heap.table(t).border())
                         }
                         _ => {
-                            self.save_pc(pc);
+                            sync!();
                             self.length(x, Some(b))?
                         }
                     };
                     rk!(self, base, a) = r;
                 }
                 Op::Concat(a, b, n) => {
-                    self.save_pc(pc);
+                    sync!();
                     self.gc_check();
                     let v = self.concat(base + b as usize, n as usize, b)?;
                     rk!(self, base, a) = v;
@@ -1514,7 +1586,7 @@ impl Vm {
                     let (x, y) = (rk!(self, base, a), rk!(self, base, b));
                     let r = match (x, y) {
                         (Value::Table(_), Value::Table(_)) => {
-                            self.save_pc(pc);
+                            sync!();
                             self.equals(x, y)?
                         }
                         _ => x.raw_eq(y),
@@ -1531,7 +1603,7 @@ impl Vm {
                         (Value::Int(p), Value::Int(q)) => p < q,
                         (Value::Float(p), Value::Float(q)) => p < q,
                         _ => {
-                            self.save_pc(pc);
+                            sync!();
                             self.less(x, y, false)?
                         }
                     };
@@ -1543,7 +1615,7 @@ impl Vm {
                         (Value::Int(p), Value::Int(q)) => p <= q,
                         (Value::Float(p), Value::Float(q)) => p <= q,
                         _ => {
-                            self.save_pc(pc);
+                            sync!();
                             self.less(x, y, true)?
                         }
                     };
@@ -1569,7 +1641,7 @@ impl Vm {
                             }
                         }
                         _ => {
-                            self.save_pc(pc);
+                            sync!();
                             let y = Value::Int(i);
                             match op {
                                 Op::LtI(..) => self.less(x, y, false)?,
@@ -1592,14 +1664,21 @@ impl Vm {
                     let want = c as i32 - 1;
                     self.save_pc(pc);
                     match self.stack[func] {
+                        // Pushing a frame runs no Lua code: the fuel stays.
                         Value::Func(f) => {
-                            self.push_lua_frame(func, f, nargs, want, false)?;
+                            if let Err(e) = self.push_lua_frame(func, f, nargs, want, false) {
+                                fail!(e);
+                            }
                             reload!();
                         }
                         Value::Builtin(id) => {
+                            give_back!();
                             let bf = self.builtins[id as usize].1;
                             self.top = func + 1 + nargs;
                             self.ensure_stack(func + nargs + 8)?;
+                            // A safe point: library functions allocate too
+                            // (a loop of string.rep calls must collect).
+                            self.gc_check();
                             self.in_builtin = true;
                             let r = bf(self, func + 1, nargs);
                             self.in_builtin = false;
@@ -1607,6 +1686,7 @@ impl Vm {
                             self.place_results(func, start, n, want);
                         }
                         other => {
+                            give_back!();
                             let nargs = self.insert_call_handler(func, nargs, other, Some(a))?;
                             self.call_at(func, nargs, want)?;
                         }
@@ -1621,15 +1701,21 @@ impl Vm {
                     };
                     self.save_pc(pc);
                     match self.stack[func] {
+                        // As for Call: the fuel stays.
                         Value::Func(f) => {
                             self.close_upvals(base);
                             let frame = self.frames.pop().expect("the running frame");
                             let dst = frame.func;
                             self.stack.copy_within(func..func + 1 + nargs, dst);
-                            self.push_lua_frame(dst, f, nargs, frame.want, frame.entry)?;
+                            if let Err(e) =
+                                self.push_lua_frame(dst, f, nargs, frame.want, frame.entry)
+                            {
+                                fail!(e);
+                            }
                             reload!();
                         }
                         Value::Builtin(id) => {
+                            give_back!();
                             let bf = self.builtins[id as usize].1;
                             self.top = func + 1 + nargs;
                             self.ensure_stack(func + nargs + 8)?;
@@ -1640,6 +1726,7 @@ impl Vm {
                             self.place_results(func, start, n, -1);
                         }
                         other => {
+                            give_back!();
                             let nargs = self.insert_call_handler(func, nargs, other, Some(a))?;
                             self.call_at(func, nargs, -1)?;
                         }
@@ -1664,6 +1751,7 @@ impl Vm {
                     self.frames.truncate(self.frames.len() - 1);
                     self.place_results(dst, first, n, want);
                     if entry {
+                        self.fuel += fuel;
                         return Ok(());
                     }
                     reload!();
@@ -1672,7 +1760,7 @@ impl Vm {
                     let ra = base + a as usize;
                     let (init, limit, step) =
                         (self.stack[ra], self.stack[ra + 1], self.stack[ra + 2]);
-                    self.save_pc(pc);
+                    sync!();
                     match self.for_prep(init, limit, step)? {
                         None => pc = (pc as i64 + off as i64) as usize,
                         Some((i, l, s)) => {
@@ -1726,7 +1814,7 @@ impl Vm {
                                 Ok(None) => self.stack[ra + 3] = Value::Nil,
                                 Err(()) => {
                                     self.save_pc(pc);
-                                    return Err(self.rt_error("invalid key to 'next'"));
+                                    fail!(self.rt_error("invalid key to 'next'"));
                                 }
                             }
                             for i in 2..c as usize {
@@ -1738,7 +1826,7 @@ impl Vm {
                     self.stack[ra + 3] = f;
                     self.stack[ra + 4] = self.stack[ra + 1];
                     self.stack[ra + 5] = self.stack[ra + 2];
-                    self.save_pc(pc);
+                    sync!();
                     match f {
                         Value::Func(fr) => {
                             self.push_lua_frame(ra + 3, fr, 2, c as i32, false)?;
@@ -1770,7 +1858,7 @@ impl Vm {
                     }
                 }
                 Op::Closure(a, idx) => {
-                    self.save_pc(pc);
+                    sync!();
                     self.gc_check();
                     let p = proto.protos[idx as usize].clone();
                     let mut ups = Vec::with_capacity(p.upvals.len());
@@ -1792,7 +1880,7 @@ impl Vm {
                     let from = base - nvar;
                     let dst = base + a as usize;
                     if c == 0 {
-                        self.save_pc(pc);
+                        sync!();
                         self.ensure_stack(dst + nvar + 1)?;
                         self.stack.copy_within(from..from + nvar, dst);
                         self.top = dst + nvar;
