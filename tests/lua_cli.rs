@@ -172,7 +172,7 @@ fn lua_max_memory_is_a_catchable_error_and_uncaught_a_one_line_one() {
     let dir = temp_dir("memory");
     std::fs::write(
         dir.join("grow.lua"),
-        "print(pcall(string.rep, 'x', 1e12))\nlocal s = 'x'\nwhile true do s = s .. s end\n",
+        "print(pcall(string.rep, 'x', 2e9))\nlocal s = 'x'\nwhile true do s = s .. s end\n",
     )
     .unwrap();
     let (code, out, err) = vssa(&["run", "--max-memory", "50000000", "grow.lua"], &dir);

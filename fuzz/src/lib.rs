@@ -29,6 +29,10 @@
 //! * [`Target::Shapes`]: hostile program shapes (deep nesting, many loops,
 //!   long straight lines, huge programs, random bytes) under per-input time
 //!   and memory limits, interpreter vs JIT vs tiered.
+//! * [`Target::LuaShapes`]: hostile Lua scripts (deep nesting, long
+//!   chains, huge scripts, random bytes and tokens, growth without end,
+//!   backtracking patterns, deep recursion) on the Lua interpreter under
+//!   step, memory and time limits.
 //!
 //! New targets are new [`Target`] variants with a `check` function; new
 //! Brainfuck engines are new [`bf::Engine`] variants, compared against the
@@ -37,6 +41,7 @@
 pub mod bf;
 pub mod lir;
 pub mod logbytes;
+pub mod luashapes;
 pub mod replay;
 pub mod rng;
 pub mod shapes;
@@ -61,16 +66,19 @@ pub enum Target {
     LogBytes,
     /// Hostile program shapes under time and memory limits.
     Shapes,
+    /// Hostile Lua scripts under step, memory and time limits.
+    LuaShapes,
 }
 
 impl Target {
-    pub const ALL: [Target; 6] = [
+    pub const ALL: [Target; 7] = [
         Target::Bf,
         Target::Lir,
         Target::Bytes,
         Target::Replay,
         Target::LogBytes,
         Target::Shapes,
+        Target::LuaShapes,
     ];
 
     pub fn name(self) -> &'static str {
@@ -81,6 +89,7 @@ impl Target {
             Target::Replay => "replay",
             Target::LogBytes => "logbytes",
             Target::Shapes => "shapes",
+            Target::LuaShapes => "lua-shapes",
         }
     }
 
@@ -300,6 +309,7 @@ pub fn run_target(target: Target, cfg: &Config) -> Summary {
             Target::Replay => replay::check_seed(seed, &mut summary.counters),
             Target::LogBytes => logs.check_seed(seed, &mut summary.counters),
             Target::Shapes => shapes::check_seed(seed, &mut summary.counters),
+            Target::LuaShapes => luashapes::check_seed(seed, &mut summary.counters),
         };
         match &outcome {
             Outcome::Pass => continue,
@@ -314,6 +324,7 @@ pub fn run_target(target: Target, cfg: &Config) -> Summary {
                 Target::Replay => replay::failure(seed, outcome, cfg.shrink),
                 Target::LogBytes => logs.failure(seed, outcome, cfg.shrink),
                 Target::Shapes => shapes::failure(seed, outcome),
+                Target::LuaShapes => luashapes::failure(seed, outcome),
             };
             if let Some(dir) = &cfg.out {
                 if let Err(e) = save(dir, target, &failure) {

@@ -8,7 +8,12 @@
 //!   Pattern matching, which runs inside one `find`/`match`/`gmatch`/`gsub`
 //!   call, charges one step per match attempt and per backtracking step
 //!   to the same budget, so a pattern that backtracks badly runs out of
-//!   steps too. Running out is not a Lua error: no `pcall` catches it; the
+//!   steps too. Work outside the loop counts as well, so that time stays
+//!   proportional to the budget: a library call one step per value it
+//!   takes and returns, string work one step per [`BYTES_PER_STEP`] bytes
+//!   (each string argument read, each string made by `rep`, `..`,
+//!   `table.concat`, `gsub`, `format`), table functions one step per
+//!   element they move or sort, `...` one step per value it copies. Running out is not a Lua error: no `pcall` catches it; the
 //!   run stops with `prog.lua:LINE: step limit exceeded (N instructions)`.
 //! * **Memory** (`--max-memory BYTES`, default [`DEFAULT_MAX_MEMORY`]):
 //!   the heap accounts every allocation (strings, tables and their growth,
@@ -29,6 +34,12 @@ use std::time::Duration;
 /// gives back what is left before it calls out, so the count stays exact;
 /// the slice only bounds how often it comes back for more).
 pub(crate) const FUEL_SLICE: i64 = 1 << 12;
+
+/// String bytes copied, scanned or made that count as one step: about the
+/// time of one instruction (hashing and copying run at a few bytes per
+/// nanosecond), so a loop of library calls on big strings is bounded by
+/// the budget as an instruction loop is.
+pub const BYTES_PER_STEP: usize = 16;
 
 /// The heap limit without `--max-memory`: 1 GiB.
 pub const DEFAULT_MAX_MEMORY: usize = 1 << 30;
@@ -132,21 +143,24 @@ impl Vm {
         (start - self.fuel.max(0)) as u64
     }
 
-    /// The dispatch loop's counter ran out (it is at instruction `pc`):
-    /// lends it the next slice of the budget (what it returns, the
-    /// instruction at `pc` already paid), or fails with the step limit.
+    /// The dispatch loop's counter went below zero (it is at instruction
+    /// `pc`, already counted): lends it the next slice of the budget, or
+    /// fails with the step limit.
     #[cold]
     #[inline(never)]
-    pub(crate) fn borrow_fuel(&mut self, pc: usize) -> LResult<i64> {
-        if self.fuel <= 0 {
+    pub(crate) fn borrow_fuel(&mut self, local: i64, pc: usize) -> LResult<i64> {
+        // `local` < 0: what the loop spent beyond what it had borrowed.
+        let left = self.fuel.saturating_add(local);
+        if left < 0 {
+            self.fuel = 0;
             if let Some(f) = self.frames.last_mut() {
                 f.pc = pc + 1;
             }
             return Err(self.step_limit_error());
         }
-        let take = self.fuel.min(FUEL_SLICE);
-        self.fuel -= take;
-        Ok(take - 1)
+        let take = left.min(FUEL_SLICE);
+        self.fuel = left - take;
+        Ok(take)
     }
 
     /// The step budget ran out: an error no `pcall` catches (it travels
@@ -165,6 +179,23 @@ impl Vm {
             value,
             exit: Some(1),
         }
+    }
+
+    /// Charges `n` steps for work done outside the dispatch loop (library
+    /// functions, bulk copies); past the budget, the step-limit error.
+    #[inline]
+    pub fn charge_steps(&mut self, n: u64) -> LResult<()> {
+        self.fuel = self.fuel.saturating_sub(n.min(i64::MAX as u64) as i64);
+        if self.fuel < 0 {
+            return Err(self.step_limit_error());
+        }
+        Ok(())
+    }
+
+    /// [`Vm::charge_steps`] for `bytes` of string work.
+    #[inline]
+    pub fn charge_bytes(&mut self, bytes: usize) -> LResult<()> {
+        self.charge_steps((bytes / BYTES_PER_STEP) as u64)
     }
 
     /// lua5.4's `not enough memory` (no position, as lua5.4 words it).
@@ -296,7 +327,7 @@ mod tests {
             ..Limits::default()
         };
         for (what, src) in [
-            ("rep", "print(pcall(string.rep, 'x', 1e12))"),
+            ("rep", "print(pcall(string.rep, 'x', 2e9))"),
             (
                 "concat",
                 "local s = 'x' print(pcall(function() while true do s = s .. s end end))",

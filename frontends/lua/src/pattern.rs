@@ -363,6 +363,34 @@ fn run_match(vm: &mut Vm, ms: &mut MatchState, s: usize) -> LResult<Option<usize
     }
 }
 
+/// The first place `needle` (not empty) occurs in `hay`, and the bytes
+/// looked at to find it (the search's cost, charged as steps).
+fn plain_find(hay: &[u8], needle: &[u8]) -> (Option<usize>, usize) {
+    let (first, rest) = (needle[0], &needle[1..]);
+    let mut work = 0;
+    let mut i = 0;
+    while i + needle.len() <= hay.len() {
+        let Some(k) = hay[i..=hay.len() - needle.len()]
+            .iter()
+            .position(|&c| c == first)
+        else {
+            return (None, work + hay.len() - i);
+        };
+        i += k;
+        let same = rest
+            .iter()
+            .zip(&hay[i + 1..])
+            .take_while(|(a, b)| a == b)
+            .count();
+        work += k + 1 + same;
+        if same == rest.len() {
+            return (Some(i), work);
+        }
+        i += 1;
+    }
+    (None, work)
+}
+
 fn has_specials(p: &[u8]) -> bool {
     p.iter().any(|c| b"^$*+?.([%-".contains(c))
 }
@@ -388,10 +416,9 @@ fn str_find_aux(vm: &mut Vm, base: usize, nargs: usize, find: bool) -> LResult<(
         let pos = if p.is_empty() {
             Some(init)
         } else {
-            s[init..]
-                .windows(p.len())
-                .position(|w| w == &p[..])
-                .map(|i| i + init)
+            let (found, work) = plain_find(&s[init..], &p);
+            vm.charge_bytes(work)?;
+            found.map(|i| i + init)
         };
         return match pos {
             Some(i) => vm.rets(
@@ -599,6 +626,8 @@ pub fn str_gsub(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
     if src < s.len() {
         out.extend_from_slice(&s[src..]);
     }
+    vm.charge_bytes(out.len())?;
+    vm.reserve(out.len())?;
     let v = vm.heap.str_value(&out);
     let _ = check_int;
     vm.rets(base + nargs, &[v, Value::Int(n)])

@@ -247,6 +247,8 @@ pub fn check_str(vm: &mut Vm, base: usize, nargs: usize, i: usize, f: &str) -> L
     let v = arg(vm, base, nargs, i);
     let mut out = Vec::new();
     if vm.concat_piece(v, &mut out) {
+        // Reading a string is work in proportion to its size (limits.rs).
+        vm.charge_bytes(out.len())?;
         Ok(out)
     } else {
         let got = type_name_for_arg(vm, base, nargs, i);
@@ -772,6 +774,7 @@ fn table_insert(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
             }
             let mut i = n.wrapping_add(1);
             while i > pos {
+                vm.charge_steps(1)?;
                 let v = tget(vm, t, i - 1)?;
                 tset(vm, t, i, v)?;
                 i -= 1;
@@ -796,6 +799,7 @@ fn table_remove(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
     }
     let v = tget(vm, t, pos)?;
     while pos < size {
+        vm.charge_steps(1)?;
         let next = tget(vm, t, pos + 1)?;
         tset(vm, t, pos, next)?;
         pos += 1;
@@ -833,6 +837,7 @@ fn table_concat(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
         }
         k += 1;
     }
+    vm.charge_bytes(total)?;
     vm.reserve_collecting(total)?;
     let mut out = Vec::new();
     let mut k = i;
@@ -874,6 +879,7 @@ fn table_unpack(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
     }
     let n = n as usize;
     let at = base + nargs;
+    vm.charge_steps(n as u64)?;
     vm.ensure_stack(at + n + 1)?;
     for k in 0..n {
         let v = vm.index(t, Value::Int(i + k as i64), None)?;
@@ -921,6 +927,7 @@ fn table_move(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)>
         }
         let overlap_forward = t > e || t <= f || !a1.raw_eq(a2);
         for k in 0..=n {
+            vm.charge_steps(1)?;
             let i = if overlap_forward { k } else { n - k };
             let v = vm.index(a1, Value::Int(f + i), None)?;
             vm.set_index(a2, Value::Int(t + i), v, None)?;
@@ -953,6 +960,7 @@ fn table_sort(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)>
         ));
     }
     let n = vm.heap.table(t).border();
+    vm.charge_steps(n.max(0) as u64)?;
     let mut items: Vec<Value> = (1..=n).map(|i| vm.heap.table(t).get_int(i)).collect();
     let roots_len = vm.extra_roots.len();
     vm.extra_roots.extend_from_slice(&items);
@@ -1012,6 +1020,8 @@ fn merge_sort(vm: &mut Vm, v: &mut [Value], cmp: Value) -> LResult<()> {
 fn str_format(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     let fmt = check_str(vm, base, nargs, 0, "format")?;
     let out = string_format(vm, &fmt, base, nargs)?;
+    vm.charge_bytes(out.len())?;
+    vm.reserve(out.len())?;
     let v = vm.heap.str_value(&out);
     vm.rets(base + nargs, &[v])
 }
@@ -1061,14 +1071,18 @@ fn str_rep(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
         Value::Nil => Vec::new(),
         _ => check_str(vm, base, nargs, 2, "rep")?,
     };
-    if n <= 0 {
+    // Nothing to repeat is the empty string at once, as in lua5.4 (not a
+    // loop of n empty copies).
+    if n <= 0 || s.len() + sep.len() == 0 {
         let v = vm.heap.str_value(b"");
         return vm.rets(base + nargs, &[v]);
     }
+    // lua5.4's bound (MAXSIZE, an int's range); below it, the memory limit.
     let total = (s.len() + sep.len()) as u128 * n as u128;
-    if total >= i64::MAX as u128 {
+    if (s.len() + sep.len()) as u128 > i32::MAX as u128 / n as u128 {
         return Err(vm.rt_error("resulting string too large"));
     }
+    vm.charge_bytes(total as usize)?;
     // Holds no value of its own: a collection may run first.
     vm.reserve_collecting(total as usize)?;
     let mut out = Vec::with_capacity(total as usize);

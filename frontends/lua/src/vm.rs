@@ -685,6 +685,7 @@ impl Vm {
                     self.builtin_from_rust = saved;
                     self.in_builtin = saved_in;
                     let (start, n) = r?;
+                    self.charge_steps((nargs + n) as u64)?;
                     return Ok(self.place_results(func, start, n, want));
                 }
                 other => {
@@ -1066,6 +1067,7 @@ impl Vm {
             )
         }) {
             let len = (0..n).map(|i| self.piece_len(self.stack[first + i])).sum();
+            self.charge_bytes(len)?;
             self.reserve_collecting(len)?;
             buf.reserve_exact(len);
             for i in 0..n {
@@ -1220,11 +1222,11 @@ impl Vm {
             fuel -= 1;
             if fuel < 0 {
                 // Usually just after a call out gave the fuel back.
-                if self.fuel > FUEL_SLICE {
-                    self.fuel -= FUEL_SLICE;
-                    fuel = FUEL_SLICE - 1;
+                if self.fuel.saturating_add(fuel) >= FUEL_SLICE {
+                    self.fuel += fuel - FUEL_SLICE;
+                    fuel = FUEL_SLICE;
                 } else {
-                    fuel = self.borrow_fuel(pc)?;
+                    fuel = self.borrow_fuel(fuel, pc)?;
                 }
             }
             let op = proto.code[pc];
@@ -1683,6 +1685,7 @@ impl Vm {
                             let r = bf(self, func + 1, nargs);
                             self.in_builtin = false;
                             let (start, n) = r?;
+                            self.charge_steps((nargs + n) as u64)?;
                             self.place_results(func, start, n, want);
                         }
                         other => {
@@ -1723,6 +1726,7 @@ impl Vm {
                             let r = bf(self, func + 1, nargs);
                             self.in_builtin = false;
                             let (start, n) = r?;
+                            self.charge_steps((nargs + n) as u64)?;
                             self.place_results(func, start, n, -1);
                         }
                         other => {
@@ -1884,6 +1888,8 @@ impl Vm {
                         self.ensure_stack(dst + nvar + 1)?;
                         self.stack.copy_within(from..from + nvar, dst);
                         self.top = dst + nvar;
+                        // A bulk copy: one step per value (limits.rs).
+                        fuel -= nvar as i64;
                     } else {
                         let want = c as usize - 1;
                         for i in 0..want {
