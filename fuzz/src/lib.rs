@@ -33,6 +33,10 @@
 //!   chains, huge scripts, random bytes and tokens, growth without end,
 //!   backtracking patterns, deep recursion) on the Lua interpreter under
 //!   step, memory and time limits.
+//! * [`Target::Lua`]: random terminating Lua programs (numbers, strings,
+//!   tables, metatables, closures, varargs, errors) on vssa's interpreter
+//!   and on the reference Lua 5.4 (`mlua`): same printed output and error
+//!   messages.
 //!
 //! New targets are new [`Target`] variants with a `check` function; new
 //! Brainfuck engines are new [`bf::Engine`] variants, compared against the
@@ -41,6 +45,7 @@
 pub mod bf;
 pub mod lir;
 pub mod logbytes;
+pub mod luadiff;
 pub mod luashapes;
 pub mod replay;
 pub mod rng;
@@ -68,10 +73,12 @@ pub enum Target {
     Shapes,
     /// Hostile Lua scripts under step, memory and time limits.
     LuaShapes,
+    /// Random Lua programs: vssa's interpreter vs the reference Lua 5.4.
+    Lua,
 }
 
 impl Target {
-    pub const ALL: [Target; 7] = [
+    pub const ALL: [Target; 8] = [
         Target::Bf,
         Target::Lir,
         Target::Bytes,
@@ -79,6 +86,7 @@ impl Target {
         Target::LogBytes,
         Target::Shapes,
         Target::LuaShapes,
+        Target::Lua,
     ];
 
     pub fn name(self) -> &'static str {
@@ -90,6 +98,7 @@ impl Target {
             Target::LogBytes => "logbytes",
             Target::Shapes => "shapes",
             Target::LuaShapes => "lua-shapes",
+            Target::Lua => "lua",
         }
     }
 
@@ -310,6 +319,7 @@ pub fn run_target(target: Target, cfg: &Config) -> Summary {
             Target::LogBytes => logs.check_seed(seed, &mut summary.counters),
             Target::Shapes => shapes::check_seed(seed, &mut summary.counters),
             Target::LuaShapes => luashapes::check_seed(seed, &mut summary.counters),
+            Target::Lua => luadiff::check_seed(seed, &mut summary.counters),
         };
         match &outcome {
             Outcome::Pass => continue,
@@ -325,6 +335,7 @@ pub fn run_target(target: Target, cfg: &Config) -> Summary {
                 Target::LogBytes => logs.failure(seed, outcome, cfg.shrink),
                 Target::Shapes => shapes::failure(seed, outcome),
                 Target::LuaShapes => luashapes::failure(seed, outcome),
+                Target::Lua => luadiff::failure(seed, outcome, cfg.shrink),
             };
             if let Some(dir) = &cfg.out {
                 if let Err(e) = save(dir, target, &failure) {

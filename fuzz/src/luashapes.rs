@@ -13,7 +13,8 @@
 //! * time: [`TIME_BASE`] plus [`TIME_PER_MB`] per megabyte of source, in
 //!   CPU time of the running thread;
 //! * memory: peak resident memory at most [`MEM_BASE`] plus
-//!   [`MEM_PER_BYTE`] per source byte (measured as `shapes` does).
+//!   [`MEM_PER_BYTE`] per source byte above the resident size before the
+//!   run (measured as `shapes` does).
 //!
 //! Generated shapes (not random input) must also end with an error that
 //! is one line, or normally.
@@ -316,6 +317,14 @@ pub fn generate(seed: u64) -> (Shape, Vec<u8>) {
     (shape, src.into_bytes())
 }
 
+/// Resident memory now, in bytes (`VmRSS`).
+fn current_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
 /// An output sink that keeps the first [`OUTPUT_KEPT`] bytes and counts
 /// the rest (a script may print without end).
 struct Capped(std::rc::Rc<std::cell::RefCell<(Vec<u8>, u64)>>);
@@ -346,6 +355,10 @@ fn check(seed: u64, counters: &mut Counters) -> Outcome {
         max_steps: Some(MAX_STEPS),
         max_memory: MAX_MEMORY,
     };
+    // The high-water mark restarts from the current resident size, which
+    // earlier inputs may have left high (the allocator keeps freed memory):
+    // the limit is on what this input adds to it.
+    let before = current_rss().unwrap_or(0);
     let measured = reset_peak();
     let out = std::rc::Rc::new(std::cell::RefCell::new((Vec::new(), 0u64)));
     let t = Instant::now();
@@ -361,7 +374,11 @@ fn check(seed: u64, counters: &mut Counters) -> Outcome {
         (Some(a), Some(b)) => b.saturating_sub(a),
         _ => t.elapsed(),
     };
-    let peak = if measured { peak_rss() } else { None };
+    let peak = if measured {
+        peak_rss().map(|p| p.saturating_sub(before))
+    } else {
+        None
+    };
     let mb = src.len() as u32 / (1 << 20);
     let time_limit = TIME_BASE + TIME_PER_MB * mb;
     let mem_limit = MEM_BASE + MEM_PER_BYTE * src.len() as u64;

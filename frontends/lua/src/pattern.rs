@@ -1,6 +1,7 @@
 //! Lua patterns (`find`, `match`, `gmatch`, `gsub`): a backtracking
 //! matcher over bytes whose recursion is bounded ("pattern too complex").
 
+use crate::limits::BYTES_PER_STEP;
 use crate::stdlib::{arg, arg_error, check_int, check_str, opt_int, tostring};
 use crate::table::Table;
 use crate::value::Value;
@@ -154,7 +155,11 @@ fn do_match(ms: &mut MatchState, mut s: usize, mut p: usize) -> MResult<Option<u
                 if p + 3 > ms.pat.len() {
                     return Err("malformed pattern (missing arguments to '%b')".into());
                 }
-                match match_balance(ms, s, p + 2) {
+                let found = match_balance(ms, s, p + 2);
+                // The scan's length, as steps (limits.rs).
+                let scanned = found.unwrap_or(ms.src.len()).saturating_sub(s);
+                ms.fuel -= (scanned / BYTES_PER_STEP) as i64;
+                match found {
                     Some(ns) => {
                         s = ns;
                         p += 4;
@@ -185,6 +190,7 @@ fn do_match(ms: &mut MatchState, mut s: usize, mut p: usize) -> MResult<Option<u
                 let l = l as usize;
                 let (start, len) = ms.capture[l];
                 let len = len as usize;
+                ms.fuel -= (len / BYTES_PER_STEP) as i64;
                 if ms.src.len() - s >= len && ms.src[start..start + len] == ms.src[s..s + len] {
                     s += len;
                     p += 2;

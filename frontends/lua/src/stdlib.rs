@@ -591,6 +591,9 @@ fn base_rawset(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)
 }
 
 fn base_rawequal(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    if nargs < 2 {
+        return Err(arg_error(vm, nargs, "rawequal", "value expected"));
+    }
     let r = arg(vm, base, nargs, 0).raw_eq(arg(vm, base, nargs, 1));
     vm.rets(base + nargs, &[Value::Bool(r)])
 }
@@ -599,7 +602,11 @@ fn base_rawlen(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)
     let n = match arg(vm, base, nargs, 0) {
         Value::Table(t) => vm.heap.table(t).border(),
         Value::Str(s) => vm.heap.str_bytes(s).len() as i64,
-        _ => return Err(arg_error(vm, 0, "rawlen", "table or string expected")),
+        _ => {
+            let got = type_name_for_arg(vm, base, nargs, 0);
+            let msg = format!("table or string expected, got {got}");
+            return Err(arg_error(vm, 0, "rawlen", &msg));
+        }
     };
     vm.rets(base + nargs, &[Value::Int(n)])
 }
@@ -1222,8 +1229,10 @@ fn math_log(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
 }
 
 fn math_fmod(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
-    let a = check_num(vm, base, nargs, 0, "fmod")?;
+    // The second argument is checked first, as the reference lua5.4 does
+    // (its C compiler evaluates `fmod(check(1), check(2))` right to left).
     let b = check_num(vm, base, nargs, 1, "fmod")?;
+    let a = check_num(vm, base, nargs, 0, "fmod")?;
     let r = match (a, b) {
         (Value::Int(x), Value::Int(y)) => {
             if y == 0 {
@@ -1258,13 +1267,18 @@ fn math_minmax(
     name: &str,
     want_max: bool,
 ) -> LResult<(usize, usize)> {
-    let mut best = check_num(vm, base, nargs, 0, name)?;
+    // As lua5.4: any values, compared with `<` (a library function's
+    // comparison errors carry no position).
+    if nargs == 0 {
+        return Err(arg_error(vm, 0, name, "value expected"));
+    }
+    let mut best = arg(vm, base, nargs, 0);
     for i in 1..nargs {
-        let v = check_num(vm, base, nargs, i, name)?;
+        let v = arg(vm, base, nargs, i);
         let better = if want_max {
-            vm.less(best, v, false)?
+            vm.library_less(best, v)?
         } else {
-            vm.less(v, best, false)?
+            vm.library_less(v, best)?
         };
         if better {
             best = v;

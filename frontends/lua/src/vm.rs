@@ -203,7 +203,14 @@ impl Vm {
     /// innermost Lua function), as `chunk:line: `; empty when that
     /// function is not Lua code (a library function called it).
     pub fn where_(&self, level: usize) -> String {
-        if self.builtin_from_rust || self.frames.len() <= level {
+        // Called by a library function: level 0 is that function (no
+        // position), the levels above it count from the innermost Lua one.
+        let level = match (self.builtin_from_rust, level) {
+            (true, 0) => return String::new(),
+            (true, l) => l - 1,
+            (false, l) => l,
+        };
+        if self.frames.len() <= level {
             return String::new();
         }
         let top = self.frames.len() - 1;
@@ -295,6 +302,20 @@ impl Vm {
         match p.code[i] {
             Op::GetGlobal(_, k) => format!(" (global '{}')", kname(k as usize)),
             Op::GetField(_, _, k) => format!(" (field '{}')", kname(k as usize)),
+            // lua5.4 names a computed key '?' (unless a constant string),
+            // an integer immediate 'integer index'.
+            Op::GetIndex(..) => " (field 'integer index')".to_string(),
+            Op::GetTable(_, _, key) => {
+                let named = (0..i).rev().find_map(|j| match p.code[j] {
+                    Op::LoadK(r, k) if r == key => Some(match p.consts.get(k as usize) {
+                        Some(Value::Str(_)) => kname(k as usize),
+                        _ => "?".to_string(),
+                    }),
+                    op if op_writes(op, key) => Some("?".to_string()),
+                    _ => None,
+                });
+                format!(" (field '{}')", named.unwrap_or_else(|| "?".to_string()))
+            }
             Op::SelfOp(a, _, k) if a == reg => format!(" (method '{}')", kname(k as usize)),
             Op::GetUpval(_, u) => format!(
                 " (upvalue '{}')",
@@ -1016,6 +1037,15 @@ impl Vm {
         } else {
             Err(self.rt_error(format!("attempt to compare {t1} with {t2}")))
         }
+    }
+
+    /// `x < y` as a library function compares (`math.min`): its errors
+    /// carry no position, as lua5.4's C functions' do.
+    pub fn library_less(&mut self, x: Value, y: Value) -> LResult<bool> {
+        let saved = std::mem::replace(&mut self.builtin_from_rust, true);
+        let r = self.less(x, y, false);
+        self.builtin_from_rust = saved;
+        r
     }
 
     /// `#v` with `__len`.
