@@ -26,6 +26,8 @@ use vssa_lua::{Limits, SharedBuf};
 
 /// Steps for our run (far more than any generated program takes).
 const MAX_STEPS: u64 = 5_000_000;
+/// Heap bytes for either side.
+const MAX_MEMORY: usize = 256 << 20;
 /// Instructions for the reference, checked every 10 000.
 const REFERENCE_BUDGET: u32 = 500;
 
@@ -68,6 +70,9 @@ end
 /// The reference's output, or `None` when it ran out of its budget.
 pub fn reference(src: &str) -> Option<String> {
     let lua = mlua::Lua::new();
+    // Both sides under the same heap limit: a string that doubles in a
+    // loop is "not enough memory" on both, not the machine's memory.
+    let _ = lua.set_memory_limit(MAX_MEMORY);
     let ticks = Rc::new(Cell::new(0u32));
     let t = ticks.clone();
     lua.set_hook(
@@ -98,7 +103,7 @@ pub fn ours(src: &str) -> String {
     let out = SharedBuf::default();
     let limits = Limits {
         max_steps: Some(MAX_STEPS),
-        ..Limits::default()
+        max_memory: MAX_MEMORY,
     };
     let (r, _) = vssa_lua::run_source_with(
         code.as_bytes(),

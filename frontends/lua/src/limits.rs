@@ -321,6 +321,19 @@ mod tests {
     }
 
     #[test]
+    fn balance_scans_count_steps() {
+        // Found by lua-shapes: each start position scanned to the end
+        // (quadratic) while charging one step per attempt.
+        let src = "local s = ('('):rep(150000)\nprint(s:match('%b()'))\n";
+        let (r, out, _) = run(src, steps(3_000_000));
+        assert_eq!(out, "");
+        let crate::RunError::Runtime(m) = r.unwrap_err() else {
+            panic!("a runtime error")
+        };
+        assert!(m.contains("step limit exceeded"), "{m}");
+    }
+
+    #[test]
     fn growth_without_end_is_a_catchable_memory_error() {
         let small = Limits {
             max_memory: 32 << 20,

@@ -449,7 +449,8 @@ fn base_select(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)
     let n = check_int(vm, base, nargs, 0, "select")?;
     let count = nargs as i64 - 1;
     let start = if n < 0 {
-        if -n > count {
+        // (`-n` would overflow for the smallest integer.)
+        if n < -count {
             return Err(arg_error(vm, 0, "select", "index out of range"));
         }
         count + n

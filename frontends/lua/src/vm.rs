@@ -302,21 +302,10 @@ impl Vm {
         match p.code[i] {
             Op::GetGlobal(_, k) => format!(" (global '{}')", kname(k as usize)),
             Op::GetField(_, _, k) => format!(" (field '{}')", kname(k as usize)),
-            // lua5.4 names a computed key '?' (unless a constant string),
-            // an integer immediate 'integer index'.
+            // lua5.4 names a computed key '?' (a constant string key is a
+            // GetField), an integer immediate 'integer index'.
             Op::GetIndex(..) => " (field 'integer index')".to_string(),
-            Op::GetTable(_, _, key) => {
-                let named = (0..i).rev().find_map(|j| match p.code[j] {
-                    Op::LoadK(r, k) if r == key => Some(match p.consts.get(k as usize) {
-                        Some(Value::Str(_)) => kname(k as usize),
-                        _ => "?".to_string(),
-                    }),
-                    op if op_writes(op, key) => Some("?".to_string()),
-                    _ => None,
-                });
-                format!(" (field '{}')", named.unwrap_or_else(|| "?".to_string()))
-            }
-            Op::SelfOp(a, _, k) if a == reg => format!(" (method '{}')", kname(k as usize)),
+            Op::GetTable(..) => " (field '?')".to_string(),
             Op::GetUpval(_, u) => format!(
                 " (upvalue '{}')",
                 p.upval_names
