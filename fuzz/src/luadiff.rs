@@ -218,7 +218,8 @@ impl Gen {
                 format!("({} {op} {})", self.expr(), self.expr())
             }
             10 => {
-                let op = self.pick(&["-", "not ", "#", "~"]);
+                // (A space after `-`: `--1` would be a comment.)
+                let op = self.pick(&["- ", "not ", "#", "~"]);
                 format!("({op}{})", self.expr())
             }
             11 => format!("t[{}]", self.expr()),
@@ -280,11 +281,14 @@ impl Gen {
             18 if self.vararg => self
                 .pick(&["...", "select('#', ...)", "(...)", "select(2, ...)"])
                 .to_string(),
-            19 => format!(
-                "h(function(x) return x {} {} end)",
-                self.pick(&BINOPS),
-                self.expr()
-            ),
+            19 => {
+                // The lambda is not vararg: no `...` inside it.
+                let op = self.pick(&BINOPS);
+                let saved = std::mem::replace(&mut self.vararg, false);
+                let e = self.expr();
+                self.vararg = saved;
+                format!("h(function(x) return x {op} {e} end)")
+            }
             20 => format!("{{{}, {}, k = {}}}", self.expr(), self.expr(), self.expr()),
             _ => format!("mk{}", self.pick(&["()", "()()"])),
         };
@@ -348,17 +352,22 @@ impl Gen {
                 let saved = std::mem::replace(&mut self.vararg, false);
                 let n = 1 + self.rng.below(3);
                 let body = self.block(n);
-                self.vararg = saved;
                 let r = self.expr();
+                self.vararg = saved;
                 format!("print(pcall(function()\n{body}return {r}\nend))")
             }
             13 => {
+                // Used inside a function that is not vararg.
+                let saved = std::mem::replace(&mut self.vararg, false);
                 let v = self.expr();
+                self.vararg = saved;
                 let level = self.pick(&["", ", 0", ", 1", ", 2"]);
                 format!("print(pcall(error, {v}{level}))\nprint(pcall(function() error({v}{level}) end))")
             }
             14 => {
+                let saved = std::mem::replace(&mut self.vararg, false);
                 let e = self.expr();
+                self.vararg = saved;
                 format!("print(xpcall(function() return {e} end, function(m) return 'handled: ' .. tostring(m) end))")
             }
             15 => {

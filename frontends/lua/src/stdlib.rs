@@ -1234,8 +1234,12 @@ fn math_fmod(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> 
     // (its C compiler evaluates `fmod(check(1), check(2))` right to left).
     let b = check_num(vm, base, nargs, 1, "fmod")?;
     let a = check_num(vm, base, nargs, 0, "fmod")?;
+    // The integer case is for integer values only (lua_isinteger): a
+    // numeric string takes the float path.
+    let ints = matches!(arg(vm, base, nargs, 0), Value::Int(_))
+        && matches!(arg(vm, base, nargs, 1), Value::Int(_));
     let r = match (a, b) {
-        (Value::Int(x), Value::Int(y)) => {
+        (Value::Int(x), Value::Int(y)) if ints => {
             if y == 0 {
                 return Err(arg_error(vm, 1, "fmod", "zero"));
             }
