@@ -130,9 +130,14 @@ struct RunArgs {
     /// Write the Cranelift IR of the compiled program to FILE.
     #[arg(long, value_name = "FILE")]
     dump_clif: Option<PathBuf>,
-    /// Stop with an error after N loop tests (each `[` or `]` test is one step).
+    /// Stop with an error after N steps (Brainfuck: each `[` or `]` test;
+    /// Lua: each bytecode instruction and pattern-matching step).
     #[arg(long, value_name = "N")]
     max_steps: Option<u64>,
+    /// Lua: the heap's size limit in bytes (strings, tables, closures, the
+    /// stack); an allocation past it is the Lua error "not enough memory".
+    #[arg(long, value_name = "BYTES", default_value_t = vssa_lua::limits::DEFAULT_MAX_MEMORY)]
+    max_memory: usize,
     /// What `,` stores at end of input.
     #[arg(long, value_enum, default_value_t = Eof::Unchanged)]
     eof: Eof,
@@ -320,12 +325,56 @@ fn run_lua(args: &RunArgs) -> Result<bool, String> {
         std::process::exit(2);
     }
     let file = args.file.as_ref().ok_or("usage: --lang lua needs a FILE")?;
+    let name = file.display().to_string();
+    let t = Instant::now();
     let src = read_program(file, args.max_program_bytes, "cannot open")?;
-    let code = vssa_lua::run_program(&src, &file.display().to_string(), &args.script_args)?;
+    let read_ms = ms(t.elapsed());
+    let limits = vssa_lua::Limits {
+        max_steps: args.max_steps,
+        max_memory: args.max_memory,
+    };
+    let (r, stats) = vssa_lua::run_program(&src, &name, &args.script_args, &limits);
+    if args.stats.is_some() {
+        note!(
+            "{}",
+            lua_stats(&name, read_ms, &stats, &limits, args.verbose)
+        );
+    }
+    let code = r?;
     if code != 0 {
         std::process::exit(code);
     }
     Ok(true)
+}
+
+/// `--stats json` of a Lua run: phase timings and counts.
+fn lua_stats(
+    name: &str,
+    read_ms: f64,
+    s: &vssa_lua::RunStats,
+    limits: &vssa_lua::Limits,
+    verbose: bool,
+) -> serde_json::Value {
+    let mut v = json!({
+        "engine": "interp",
+        "lang": "lua",
+        "program": name,
+        "source_bytes": s.source_bytes,
+        "read_ms": read_ms,
+        "parse_ms": ms(s.parse),
+        "compile_ms": { "bytecode": ms(s.compile), "total": ms(s.compile) },
+        "run_ms": ms(s.run),
+        "instructions": s.instructions,
+        "gc_cycles": s.gc_cycles,
+        "peak_heap_bytes": s.peak_heap_bytes,
+    });
+    if verbose {
+        v["functions"] = json!(s.functions);
+        v["bytecode_len"] = json!(s.code_len);
+        v["max_steps"] = json!(limits.max_steps);
+        v["max_memory"] = json!(limits.max_memory);
+    }
+    v
 }
 
 fn run(args: RunArgs) -> Result<(), String> {

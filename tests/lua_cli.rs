@@ -91,3 +91,123 @@ fn lua_runs_only_on_the_interpreter() {
     assert_eq!(code, 2, "a usage error");
     assert!(err.contains("--engine interp only"), "{err}");
 }
+
+#[test]
+fn lua_max_steps_stops_with_brainfuck_s_error_and_exit_code() {
+    let dir = temp_dir("steps");
+    std::fs::write(
+        dir.join("loop.lua"),
+        "print('start')\nlocal n = 0\nwhile true do\n  n = n + 1\nend\n",
+    )
+    .unwrap();
+    let (code, out, err) = vssa(&["run", "--max-steps", "1000", "loop.lua"], &dir);
+    assert_eq!((code, out.as_str()), (1, "start\n"));
+    assert_eq!(
+        err,
+        "vssa: loop.lua:4: step limit exceeded (1000 instructions)\n"
+    );
+    // No pcall catches it.
+    std::fs::write(
+        dir.join("caught.lua"),
+        "print(pcall(function() while true do end end))\nprint('after')\n",
+    )
+    .unwrap();
+    let (code, out, err) = vssa(&["run", "--max-steps", "500", "caught.lua"], &dir);
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert!(
+        err.contains("step limit exceeded (500 instructions)"),
+        "{err}"
+    );
+    // Brainfuck's words and exit code are the same.
+    std::fs::write(dir.join("loop.b"), "+[]").unwrap();
+    let (code, _, err) = vssa(&["run", "--max-steps", "10", "loop.b"], &dir);
+    assert_eq!(code, 1);
+    assert!(err.contains("step limit exceeded (10 loop tests)"), "{err}");
+}
+
+#[test]
+fn lua_stats_json_reports_phases_and_counts() {
+    let dir = temp_dir("stats");
+    std::fs::write(
+        dir.join("p.lua"),
+        "local t = {}\nfor i = 1, 200000 do t[i] = tostring(i) end\nprint(#t)\n",
+    )
+    .unwrap();
+    let (code, out, err) = vssa(&["run", "--stats", "json", "p.lua"], &dir);
+    assert_eq!((code, out.as_str()), (0, "200000\n"));
+    let v: serde_json::Value = serde_json::from_str(err.trim()).expect("one JSON object");
+    assert_eq!(v["lang"], "lua");
+    assert_eq!(v["engine"], "interp");
+    for k in ["parse_ms", "run_ms", "read_ms"] {
+        assert!(v[k].as_f64().is_some_and(|x| x >= 0.0), "{k}: {v}");
+    }
+    assert!(v["compile_ms"]["bytecode"].as_f64().is_some(), "{v}");
+    // Five instructions or more per iteration.
+    assert!(v["instructions"].as_u64().unwrap() > 1_000_000, "{v}");
+    assert!(v["gc_cycles"].as_u64().unwrap() >= 1, "{v}");
+    assert!(v["peak_heap_bytes"].as_u64().unwrap() > 4_000_000, "{v}");
+    assert!(v.get("functions").is_none(), "only with -v: {v}");
+    let (_, _, err) = vssa(&["run", "--stats", "json", "-v", "p.lua"], &dir);
+    let v: serde_json::Value = serde_json::from_str(err.trim()).expect("one JSON object");
+    assert_eq!(v["functions"], 1);
+    assert!(v["bytecode_len"].as_u64().unwrap() > 5, "{v}");
+    assert_eq!(v["max_memory"], 1u64 << 30);
+    // Stats are printed for a run that fails too.
+    let (code, _, err) = vssa(
+        &["run", "--stats", "json", "--max-steps", "50", "p.lua"],
+        &dir,
+    );
+    assert_eq!(code, 1);
+    let mut lines = err.lines();
+    let v: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(v["instructions"], 50);
+    assert!(lines
+        .next()
+        .unwrap()
+        .contains("step limit exceeded (50 instructions)"));
+}
+
+#[test]
+fn lua_max_memory_is_a_catchable_error_and_uncaught_a_one_line_one() {
+    let dir = temp_dir("memory");
+    std::fs::write(
+        dir.join("grow.lua"),
+        "print(pcall(string.rep, 'x', 2e9))\nlocal s = 'x'\nwhile true do s = s .. s end\n",
+    )
+    .unwrap();
+    let (code, out, err) = vssa(&["run", "--max-memory", "50000000", "grow.lua"], &dir);
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (1, "false\tnot enough memory\n", "vssa: not enough memory\n")
+    );
+}
+
+#[test]
+fn a_lua_script_that_is_a_device_or_too_large_is_a_one_line_error() {
+    let dir = temp_dir("device");
+    if std::path::Path::new("/dev/zero").exists() {
+        let (code, out, err) = vssa(
+            &[
+                "run",
+                "--lang",
+                "lua",
+                "--max-program-bytes",
+                "1000",
+                "/dev/zero",
+            ],
+            &dir,
+        );
+        assert_eq!((code, out.as_str()), (1, ""));
+        assert_eq!(
+            err,
+            "vssa: /dev/zero: the program is larger than 1000 bytes (see --max-program-bytes)\n"
+        );
+    } else {
+        println!("skipped the device case: no /dev/zero here");
+    }
+    std::fs::write(dir.join("big.lua"), "x = 1\n".repeat(1000)).unwrap();
+    let (code, _, err) = vssa(&["run", "--max-program-bytes", "100", "big.lua"], &dir);
+    assert_eq!(code, 1);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("larger than 100 bytes"), "{err}");
+}

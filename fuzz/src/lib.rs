@@ -31,6 +31,14 @@
 //! * [`Target::Shapes`]: hostile program shapes (deep nesting, many loops,
 //!   long straight lines, huge programs, random bytes) under per-input time
 //!   and memory limits, interpreter vs JIT vs tiered.
+//! * [`Target::LuaShapes`]: hostile Lua scripts (deep nesting, long
+//!   chains, huge scripts, random bytes and tokens, growth without end,
+//!   backtracking patterns, deep recursion) on the Lua interpreter under
+//!   step, memory and time limits.
+//! * [`Target::Lua`]: random terminating Lua programs (numbers, strings,
+//!   tables, metatables, closures, varargs, errors) on vssa's interpreter
+//!   and on the reference Lua 5.4 (`mlua`): same printed output and error
+//!   messages.
 //!
 //! New targets are new [`Target`] variants with a `check` function; new
 //! Brainfuck engines are new [`bf::Engine`] variants, compared against the
@@ -39,6 +47,8 @@
 pub mod bf;
 pub mod lir;
 pub mod logbytes;
+pub mod luadiff;
+pub mod luashapes;
 pub mod replay;
 pub mod rng;
 pub mod shapes;
@@ -63,16 +73,22 @@ pub enum Target {
     LogBytes,
     /// Hostile program shapes under time and memory limits.
     Shapes,
+    /// Hostile Lua scripts under step, memory and time limits.
+    LuaShapes,
+    /// Random Lua programs: vssa's interpreter vs the reference Lua 5.4.
+    Lua,
 }
 
 impl Target {
-    pub const ALL: [Target; 6] = [
+    pub const ALL: [Target; 8] = [
         Target::Bf,
         Target::Lir,
         Target::Bytes,
         Target::Replay,
         Target::LogBytes,
         Target::Shapes,
+        Target::LuaShapes,
+        Target::Lua,
     ];
 
     pub fn name(self) -> &'static str {
@@ -83,6 +99,8 @@ impl Target {
             Target::Replay => "replay",
             Target::LogBytes => "logbytes",
             Target::Shapes => "shapes",
+            Target::LuaShapes => "lua-shapes",
+            Target::Lua => "lua",
         }
     }
 
@@ -304,6 +322,8 @@ pub fn run_target(target: Target, cfg: &Config) -> Summary {
             Target::Replay => replay::check_seed(seed, &mut summary.counters),
             Target::LogBytes => logs.check_seed(seed, &mut summary.counters),
             Target::Shapes => shapes::check_seed(seed, &mut summary.counters),
+            Target::LuaShapes => luashapes::check_seed(seed, &mut summary.counters),
+            Target::Lua => luadiff::check_seed(seed, &mut summary.counters),
         };
         match &outcome {
             Outcome::Pass => continue,
@@ -318,6 +338,8 @@ pub fn run_target(target: Target, cfg: &Config) -> Summary {
                 Target::Replay => replay::failure(seed, outcome, cfg.shrink),
                 Target::LogBytes => logs.failure(seed, outcome, cfg.shrink),
                 Target::Shapes => shapes::failure(seed, outcome),
+                Target::LuaShapes => luashapes::failure(seed, outcome),
+                Target::Lua => luadiff::failure(seed, outcome, cfg.shrink),
             };
             if let Some(dir) = &cfg.out {
                 if let Err(e) = save(dir, target, &failure) {

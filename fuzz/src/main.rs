@@ -1,7 +1,7 @@
 //! `vssa-fuzz`: differential fuzzing from the command line.
 //!
 //! ```text
-//! vssa-fuzz [--target bf|lir|bytes|replay|logbytes|shapes|all] [--seconds N] [--count N] [--seed S] [--out DIR] [--no-shrink] [--quiet] | --write-shapes DIR
+//! vssa-fuzz [--target bf|lir|bytes|replay|logbytes|shapes|lua-shapes|lua|all] [--seconds N] [--count N] [--seed S] [--out DIR] [--no-shrink] [--quiet] | --write-shapes DIR
 //! ```
 //!
 //! Prints a progress line every minute on stderr (`--quiet`: none), and
@@ -16,7 +16,7 @@ use std::time::Duration;
 use vssa_fuzz::{run_target, Config, Limit, Target};
 
 const USAGE: &str =
-    "usage: vssa-fuzz [--target bf|lir|bytes|replay|logbytes|shapes|all] [--seconds N] [--count N] \
+    "usage: vssa-fuzz [--target bf|lir|bytes|replay|logbytes|shapes|lua-shapes|lua|all] [--seconds N] [--count N] \
 [--seed S] [--out DIR] [--no-shrink] [--quiet] | --write-shapes DIR";
 
 struct Args {

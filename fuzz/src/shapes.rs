@@ -58,7 +58,7 @@ const SHAPES: [(Shape, u32); 5] = [
 
 /// A size drawn log-uniformly from 1 to `max`: most cases are small and
 /// fast, and every order of magnitude is reached.
-fn size(rng: &mut Rng, max: u64) -> usize {
+pub(crate) fn size(rng: &mut Rng, max: u64) -> usize {
     let bits = 64 - max.leading_zeros() as u64;
     let b = rng.below(bits + 1);
     let top = (1u64 << b).min(max);
@@ -160,7 +160,7 @@ pub fn named() -> Vec<(&'static str, Vec<u8>)> {
 }
 
 /// Peak resident memory since the last [`reset_peak`], in bytes.
-fn peak_rss() -> Option<u64> {
+pub(crate) fn peak_rss() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -169,13 +169,13 @@ fn peak_rss() -> Option<u64> {
 
 /// Resets the peak resident memory to the current one; false where the
 /// kernel does not support it.
-fn reset_peak() -> bool {
+pub(crate) fn reset_peak() -> bool {
     std::fs::write("/proc/self/clear_refs", b"5").is_ok()
 }
 
 /// CPU time the calling thread has used (user + system), if the kernel
 /// says; Linux reports it in clock ticks of 1/100 s.
-fn thread_cpu_time() -> Option<Duration> {
+pub(crate) fn thread_cpu_time() -> Option<Duration> {
     let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
     // Fields after the command name (which may hold spaces, so split after
     // its closing parenthesis): state is field 3, utime 14, stime 15.

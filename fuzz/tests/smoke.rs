@@ -42,3 +42,10 @@ fn replay_smoke() {
 fn logbytes_smoke() {
     smoke(Target::LogBytes, 600);
 }
+
+#[test]
+fn lua_shapes_smoke() {
+    // Small inputs only would be a different target: a short fixed run,
+    // sizes as drawn (most are small).
+    smoke(Target::LuaShapes, 40);
+}

@@ -305,6 +305,9 @@ pub fn format(vm: &mut Vm, fmt: &[u8], base: usize, nargs: usize) -> LResult<Vec
             }
             b'q' => {
                 let v = arg(vm, base, nargs, argi);
+                if matches!(v, Value::Table(_) | Value::Func(_) | Value::Builtin(_)) {
+                    return Err(arg_error(vm, argi, "format", "value has no literal form"));
+                }
                 quote(vm, v, &mut out);
             }
             _ => {

@@ -130,6 +130,8 @@ pub struct Heap {
     pub coroutines: Arena<Coroutine>,
     interned: HashMap<Rc<[u8]>, u32>,
     pub gc: GcStats,
+    /// Bytes in use against the memory limit (`limits.rs`).
+    pub mem: crate::limits::MemoryAccount,
     /// Protos whose constants were marked in the current cycle.
     epoch: u32,
     gray_tables: Vec<u32>,
@@ -155,6 +157,7 @@ impl Default for Heap {
                 collections: 0,
                 live_bytes: 0,
             },
+            mem: Default::default(),
             epoch: 1,
             gray_tables: Vec::new(),
             gray_closures: Vec::new(),
@@ -229,6 +232,8 @@ impl Heap {
     /// A full collection: marks from `roots` (and everything reachable),
     /// frees the rest, and sets the next threshold to the live size.
     pub fn collect(&mut self, roots: impl IntoIterator<Item = Value>, upval_roots: &[UpRef]) {
+        // Nothing is freed between collections: use peaks just before one.
+        self.note_peak();
         self.epoch = self.epoch.wrapping_add(1).max(1);
         for v in roots {
             self.mark_value(v);

@@ -19,6 +19,7 @@ pub mod debuglib;
 pub mod format;
 pub mod heap;
 pub mod lexer;
+pub mod limits;
 pub mod parser;
 pub mod pattern;
 pub mod stdlib;
@@ -30,7 +31,9 @@ pub mod vm;
 
 use std::io::Write;
 use std::rc::Rc;
+use std::time::Instant;
 
+pub use limits::{Limits, RunStats};
 pub use value::Value;
 pub use vm::{LuaError, Vm};
 
@@ -77,15 +80,83 @@ pub fn run_source(
     args: &[String],
     out: Box<dyn Write>,
 ) -> Result<(), RunError> {
+    run_source_with(src, name, args, out, &Limits::default()).0
+}
+
+/// [`run_source`] under `limits`, with what the run measured.
+pub fn run_source_with(
+    src: &[u8],
+    name: &str,
+    args: &[String],
+    out: Box<dyn Write>,
+    limits: &Limits,
+) -> (Result<(), RunError>, RunStats) {
     let mut vm = Vm::new(out);
-    let r = run_in(&mut vm, src, name, args);
+    vm.set_limits(limits);
+    let mut stats = RunStats {
+        source_bytes: src.len(),
+        ..RunStats::default()
+    };
+    let r = run_measured(&mut vm, src, name, args, &mut stats);
     let _ = vm.out.flush();
-    r
+    vm.heap.note_peak();
+    stats.instructions = vm.steps_executed();
+    stats.gc_cycles = vm.heap.gc.collections;
+    stats.peak_heap_bytes = vm.heap.mem.peak;
+    (r, stats)
 }
 
 /// Runs a chunk in an existing interpreter.
 pub fn run_in(vm: &mut Vm, src: &[u8], name: &str, args: &[String]) -> Result<(), RunError> {
-    let proto = compile(&mut vm.heap, src, name).map_err(RunError::Syntax)?;
+    run_measured(vm, src, name, args, &mut RunStats::default())
+}
+
+/// [`run_in`], timing the phases into `stats`.
+fn run_measured(
+    vm: &mut Vm,
+    src: &[u8],
+    name: &str,
+    args: &[String],
+    stats: &mut RunStats,
+) -> Result<(), RunError> {
+    let t = Instant::now();
+    let chunk = parser::parse_chunk(src)
+        .map_err(|e| RunError::Syntax(format!("{name}:{}: {}", e.line, e.msg)))?;
+    stats.parse = t.elapsed();
+    let t = Instant::now();
+    let env_dynamic = src.windows(4).any(|w| w == b"_ENV");
+    let proto = compiler::compile_chunk(&mut vm.heap, &chunk, Rc::from(name), env_dynamic)
+        .map_err(|e| RunError::Syntax(format!("{name}:{}: {}", e.line, e.msg)))?;
+    drop(chunk);
+    stats.compile = t.elapsed();
+    let (functions, code_len) = proto_sizes(&proto);
+    stats.functions = functions;
+    stats.code_len = code_len;
+    let t = Instant::now();
+    let r = run_proto(vm, proto, name, args);
+    stats.run = t.elapsed();
+    r
+}
+
+/// Prototypes and instructions in `p` and its nested functions.
+fn proto_sizes(p: &bytecode::Proto) -> (usize, usize) {
+    let mut work = vec![p];
+    let (mut n, mut len) = (0, 0);
+    while let Some(p) = work.pop() {
+        n += 1;
+        len += p.code.len();
+        work.extend(p.protos.iter().map(|c| &**c));
+    }
+    (n, len)
+}
+
+/// Runs a compiled main chunk.
+fn run_proto(
+    vm: &mut Vm,
+    proto: Rc<bytecode::Proto>,
+    name: &str,
+    args: &[String],
+) -> Result<(), RunError> {
     // arg[0] is the script, arg[1..] its arguments.
     let mut t = table::Table::default();
     let script = vm.heap.str_value(name.as_bytes());
@@ -102,6 +173,8 @@ pub fn run_in(vm: &mut Vm, src: &[u8], name: &str, args: &[String]) -> Result<()
     vm.heap.table_mut(g).set(k, Value::Table(t));
     match vm.run_main(proto, &argv) {
         Ok(()) => Ok(()),
+        // A limit stopped the run (no pcall caught it).
+        Err(_) if vm.halt.is_some() => Err(RunError::Runtime(vm.halt.take().unwrap_or_default())),
         Err(LuaError {
             exit: Some(code), ..
         }) => Err(RunError::Exit(code)),
@@ -129,16 +202,40 @@ pub fn error_text(vm: &mut Vm, v: Value) -> String {
 }
 
 /// Runs the script `src` read from the file `name` (the CLI's entry point,
-/// which reads the file within its size bound) with stdout as output:
-/// returns the process exit code, or the error message lua5.4 would print.
-pub fn run_program(src: &[u8], name: &str, args: &[String]) -> Result<i32, String> {
+/// which reads the file within its size bound) with stdout as output,
+/// under `limits`: the process exit code, or the error message lua5.4
+/// would print; and what the run measured.
+pub fn run_program(
+    src: &[u8],
+    name: &str,
+    args: &[String],
+    limits: &Limits,
+) -> (Result<i32, String>, RunStats) {
     let out = Box::new(std::io::BufWriter::with_capacity(
         1 << 16,
         std::io::stdout(),
     ));
-    match run_source(src, name, args, out) {
+    let (r, stats) = run_source_with(src, name, args, out, limits);
+    let r = match r {
         Ok(()) => Ok(0),
         Err(RunError::Exit(code)) => Ok(code),
         Err(RunError::Syntax(m)) | Err(RunError::Runtime(m)) => Err(m),
+    };
+    (r, stats)
+}
+
+/// An output sink that shares its bytes (for tests and fuzzers that read
+/// what a run printed).
+#[derive(Clone, Default)]
+pub struct SharedBuf(pub Rc<std::cell::RefCell<Vec<u8>>>);
+
+impl Write for SharedBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

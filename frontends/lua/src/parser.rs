@@ -35,6 +35,9 @@ struct Parser<'a> {
     level: u32,
     /// One flag per function being parsed: whether it contains a function.
     has_inner: Vec<bool>,
+    /// One flag per function being parsed: whether it is vararg (`...`
+    /// is an error elsewhere, as in lua5.4).
+    vararg: Vec<bool>,
 }
 
 /// Parses a whole chunk (the main function's body, which is vararg).
@@ -48,6 +51,7 @@ pub fn parse_chunk(src: &[u8]) -> PResult<FuncBody> {
         ahead: None,
         level: 0,
         has_inner: vec![false],
+        vararg: vec![true],
     };
     let body = p.block()?;
     if p.tok != Tok::Eof {
@@ -451,7 +455,10 @@ impl Parser<'_> {
             }
         }
         self.expect(Tok::RParen)?;
-        let body = self.block()?;
+        self.vararg.push(vararg);
+        let body = self.block();
+        self.vararg.pop();
+        let body = body?;
         let end_line = self.line;
         self.expect_match(Tok::End, Tok::Function, line)?;
         let has_inner = self.has_inner.pop().unwrap_or(true);
@@ -553,9 +560,7 @@ impl Parser<'_> {
     }
 
     fn in_vararg(&self) -> bool {
-        // Tracked approximately: the parser does not know the enclosing
-        // function's parameter list here; the compiler re-checks.
-        true
+        self.vararg.last().copied().unwrap_or(true)
     }
 
     fn primary_expr(&mut self) -> PResult<Expr> {

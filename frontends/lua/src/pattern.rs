@@ -1,6 +1,7 @@
 //! Lua patterns (`find`, `match`, `gmatch`, `gsub`): a backtracking
 //! matcher over bytes whose recursion is bounded ("pattern too complex").
 
+use crate::limits::BYTES_PER_STEP;
 use crate::stdlib::{arg, arg_error, check_int, check_str, opt_int, tostring};
 use crate::table::Table;
 use crate::value::Value;
@@ -17,7 +18,14 @@ struct MatchState<'a> {
     level: usize,
     capture: [(usize, isize); MAX_CAPTURES],
     depth: u32,
+    /// The step budget (`Vm::fuel`), one per match attempt and per
+    /// backtracking step; below zero the match stops.
+    fuel: i64,
 }
+
+/// The message a match that ran out of steps stops with (turned into the
+/// step-limit error by [`run_match`]).
+const OUT_OF_STEPS: &str = "\0out of steps";
 
 type MResult<T> = Result<T, String>;
 
@@ -119,6 +127,10 @@ fn single_match(ms: &MatchState, s: usize, p: usize, ep: usize) -> bool {
 }
 
 fn do_match(ms: &mut MatchState, mut s: usize, mut p: usize) -> MResult<Option<usize>> {
+    ms.fuel -= 1;
+    if ms.fuel < 0 {
+        return Err(OUT_OF_STEPS.into());
+    }
     ms.depth += 1;
     if ms.depth > MAX_DEPTH {
         return Err("pattern too complex".into());
@@ -143,7 +155,11 @@ fn do_match(ms: &mut MatchState, mut s: usize, mut p: usize) -> MResult<Option<u
                 if p + 3 > ms.pat.len() {
                     return Err("malformed pattern (missing arguments to '%b')".into());
                 }
-                match match_balance(ms, s, p + 2) {
+                let found = match_balance(ms, s, p + 2);
+                // The scan's length, as steps (limits.rs).
+                let scanned = found.unwrap_or(ms.src.len()).saturating_sub(s);
+                ms.fuel -= (scanned / BYTES_PER_STEP) as i64;
+                match found {
                     Some(ns) => {
                         s = ns;
                         p += 4;
@@ -174,6 +190,7 @@ fn do_match(ms: &mut MatchState, mut s: usize, mut p: usize) -> MResult<Option<u
                 let l = l as usize;
                 let (start, len) = ms.capture[l];
                 let len = len as usize;
+                ms.fuel -= (len / BYTES_PER_STEP) as i64;
                 if ms.src.len() - s >= len && ms.src[start..start + len] == ms.src[s..s + len] {
                     s += len;
                     p += 2;
@@ -220,6 +237,7 @@ fn max_expand(ms: &mut MatchState, s: usize, p: usize, ep: usize) -> MResult<Opt
     while single_match(ms, s + i, p, ep) {
         i += 1;
     }
+    ms.fuel -= i as i64;
     loop {
         if let Some(r) = do_match(ms, s + i, ep + 1)? {
             return Ok(Some(r));
@@ -327,14 +345,56 @@ fn captures(
     (0..n).map(|i| get_capture(vm, ms, i, s, e)).collect()
 }
 
-fn new_state<'a>(src: &'a [u8], pat: &'a [u8]) -> MatchState<'a> {
+fn new_state<'a>(vm: &Vm, src: &'a [u8], pat: &'a [u8]) -> MatchState<'a> {
     MatchState {
         src,
         pat,
         level: 0,
         capture: [(0, 0); MAX_CAPTURES],
         depth: 0,
+        fuel: vm.fuel,
     }
+}
+
+/// Matches from `s`, charging the steps taken to the interpreter's
+/// budget; a pattern error is a Lua error, running out of steps the
+/// step-limit error.
+fn run_match(vm: &mut Vm, ms: &mut MatchState, s: usize) -> LResult<Option<usize>> {
+    let r = do_match(ms, s, 0);
+    vm.fuel = ms.fuel;
+    match r {
+        Ok(r) => Ok(r),
+        Err(m) if m == OUT_OF_STEPS => Err(vm.step_limit_error()),
+        Err(m) => Err(vm.rt_error(m)),
+    }
+}
+
+/// The first place `needle` (not empty) occurs in `hay`, and the bytes
+/// looked at to find it (the search's cost, charged as steps).
+fn plain_find(hay: &[u8], needle: &[u8]) -> (Option<usize>, usize) {
+    let (first, rest) = (needle[0], &needle[1..]);
+    let mut work = 0;
+    let mut i = 0;
+    while i + needle.len() <= hay.len() {
+        let Some(k) = hay[i..=hay.len() - needle.len()]
+            .iter()
+            .position(|&c| c == first)
+        else {
+            return (None, work + hay.len() - i);
+        };
+        i += k;
+        let same = rest
+            .iter()
+            .zip(&hay[i + 1..])
+            .take_while(|(a, b)| a == b)
+            .count();
+        work += k + 1 + same;
+        if same == rest.len() {
+            return (Some(i), work);
+        }
+        i += 1;
+    }
+    (None, work)
 }
 
 fn has_specials(p: &[u8]) -> bool {
@@ -362,10 +422,9 @@ fn str_find_aux(vm: &mut Vm, base: usize, nargs: usize, find: bool) -> LResult<(
         let pos = if p.is_empty() {
             Some(init)
         } else {
-            s[init..]
-                .windows(p.len())
-                .position(|w| w == &p[..])
-                .map(|i| i + init)
+            let (found, work) = plain_find(&s[init..], &p);
+            vm.charge_bytes(work)?;
+            found.map(|i| i + init)
         };
         return match pos {
             Some(i) => vm.rets(
@@ -382,8 +441,8 @@ fn str_find_aux(vm: &mut Vm, base: usize, nargs: usize, find: bool) -> LResult<(
     };
     let mut s1 = init;
     loop {
-        let mut ms = new_state(&s, &p[pstart..]);
-        let r = do_match(&mut ms, s1, 0).map_err(|m| vm.rt_error(m))?;
+        let mut ms = new_state(vm, &s, &p[pstart..]);
+        let r = run_match(vm, &mut ms, s1)?;
         if let Some(e) = r {
             let mut vals = Vec::new();
             if find {
@@ -469,8 +528,8 @@ fn gmatch_iter(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)
     };
     let mut src = pos as usize;
     while src <= s.len() {
-        let mut ms = new_state(&s, &p[pstart..]);
-        let r = do_match(&mut ms, src, 0).map_err(|m| vm.rt_error(m))?;
+        let mut ms = new_state(vm, &s, &p[pstart..]);
+        let r = run_match(vm, &mut ms, src)?;
         if let Some(e) = r {
             if e as i64 != last {
                 let vals = captures(vm, &ms, src, e, true).map_err(|m| vm.rt_error(m))?;
@@ -536,9 +595,10 @@ pub fn str_gsub(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
     let mut src = 0;
     let mut n = 0;
     let mut last_match = usize::MAX;
+    let mut checked = 1 << 16;
     while n < max_n {
-        let mut ms = new_state(&s, &p[pstart..]);
-        let r = do_match(&mut ms, src, 0).map_err(|m| vm.rt_error(m))?;
+        let mut ms = new_state(vm, &s, &p[pstart..]);
+        let r = run_match(vm, &mut ms, src)?;
         match r {
             Some(e) if e != last_match => {
                 n += 1;
@@ -555,6 +615,12 @@ pub fn str_gsub(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
                 )?;
                 src = e;
                 last_match = e;
+                if out.len() > checked {
+                    // The result grows: check it still fits, again each
+                    // time it doubles.
+                    vm.reserve(out.len())?;
+                    checked = out.len() * 2;
+                }
             }
             _ if src < s.len() => {
                 out.push(s[src]);
@@ -569,6 +635,8 @@ pub fn str_gsub(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
     if src < s.len() {
         out.extend_from_slice(&s[src..]);
     }
+    vm.charge_bytes(out.len())?;
+    vm.reserve(out.len())?;
     let v = vm.heap.str_value(&out);
     let _ = check_int;
     vm.rets(base + nargs, &[v, Value::Int(n)])

@@ -293,6 +293,8 @@ pub fn check_str(vm: &mut Vm, base: usize, nargs: usize, i: usize, f: &str) -> L
     let v = arg(vm, base, nargs, i);
     let mut out = Vec::new();
     if vm.concat_piece(v, &mut out) {
+        // Reading a string is work in proportion to its size (limits.rs).
+        vm.charge_bytes(out.len())?;
         Ok(out)
     } else {
         let got = type_name_for_arg(vm, base, nargs, i);
@@ -494,7 +496,8 @@ fn base_select(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)
     let n = check_int(vm, base, nargs, 0, "select")?;
     let count = nargs as i64 - 1;
     let start = if n < 0 {
-        if -n > count {
+        // (`-n` would overflow for the smallest integer.)
+        if n < -count {
             return Err(arg_error(vm, 0, "select", "index out of range"));
         }
         count + n
@@ -648,6 +651,9 @@ fn base_rawset(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)
 }
 
 fn base_rawequal(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    if nargs < 2 {
+        return Err(arg_error(vm, nargs, "rawequal", "value expected"));
+    }
     let r = arg(vm, base, nargs, 0).raw_eq(arg(vm, base, nargs, 1));
     vm.rets(base + nargs, &[Value::Bool(r)])
 }
@@ -656,7 +662,11 @@ fn base_rawlen(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)
     let n = match arg(vm, base, nargs, 0) {
         Value::Table(t) => vm.heap.table(t).border(),
         Value::Str(s) => vm.heap.str_bytes(s).len() as i64,
-        _ => return Err(arg_error(vm, 0, "rawlen", "table or string expected")),
+        _ => {
+            let got = type_name_for_arg(vm, base, nargs, 0);
+            let msg = format!("table or string expected, got {got}");
+            return Err(arg_error(vm, 0, "rawlen", &msg));
+        }
     };
     vm.rets(base + nargs, &[Value::Int(n)])
 }
@@ -958,6 +968,7 @@ fn table_insert(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
             }
             let mut i = n.wrapping_add(1);
             while i > pos {
+                vm.charge_steps(1)?;
                 let v = tget(vm, t, i - 1)?;
                 tset(vm, t, i, v)?;
                 i -= 1;
@@ -982,6 +993,7 @@ fn table_remove(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
     }
     let v = tget(vm, t, pos)?;
     while pos < size {
+        vm.charge_steps(1)?;
         let next = tget(vm, t, pos + 1)?;
         tset(vm, t, pos, next)?;
         pos += 1;
@@ -1001,6 +1013,26 @@ fn table_concat(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
     let i = opt_int(vm, base, nargs, 2, "concat", 1)?;
     let default_j = vm.heap.table(t).border();
     let j = opt_int(vm, base, nargs, 3, "concat", default_j)?;
+    // The result's size first (it may not fit): the pieces, and a
+    // separator between each two.
+    let mut total = 0usize;
+    let mut k = i;
+    while k <= j {
+        let v = vm.heap.table(t).get_int(k);
+        if !matches!(v, Value::Str(_) | Value::Int(_) | Value::Float(_)) {
+            break;
+        }
+        total = total.saturating_add(vm.piece_len(v));
+        if k < j {
+            total = total.saturating_add(sep.len());
+        }
+        if k == i64::MAX {
+            break;
+        }
+        k += 1;
+    }
+    vm.charge_bytes(total)?;
+    vm.reserve_collecting(total)?;
     let mut out = Vec::new();
     let mut k = i;
     while k <= j {
@@ -1041,6 +1073,7 @@ fn table_unpack(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
     }
     let n = n as usize;
     let at = base + nargs;
+    vm.charge_steps(n as u64)?;
     vm.ensure_stack(at + n + 1)?;
     for k in 0..n {
         let v = vm.index(t, Value::Int(i + k as i64), None)?;
@@ -1088,6 +1121,7 @@ fn table_move(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)>
         }
         let overlap_forward = t > e || t <= f || !a1.raw_eq(a2);
         for k in 0..=n {
+            vm.charge_steps(1)?;
             let i = if overlap_forward { k } else { n - k };
             let v = vm.index(a1, Value::Int(f + i), None)?;
             vm.set_index(a2, Value::Int(t + i), v, None)?;
@@ -1120,6 +1154,7 @@ fn table_sort(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)>
         ));
     }
     let n = vm.heap.table(t).border();
+    vm.charge_steps(n.max(0) as u64)?;
     let mut items: Vec<Value> = (1..=n).map(|i| vm.heap.table(t).get_int(i)).collect();
     let roots_len = vm.extra_roots.len();
     vm.extra_roots.extend_from_slice(&items);
@@ -1179,6 +1214,8 @@ fn merge_sort(vm: &mut Vm, v: &mut [Value], cmp: Value) -> LResult<()> {
 fn str_format(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     let fmt = check_str(vm, base, nargs, 0, "format")?;
     let out = string_format(vm, &fmt, base, nargs)?;
+    vm.charge_bytes(out.len())?;
+    vm.reserve(out.len())?;
     let v = vm.heap.str_value(&out);
     vm.rets(base + nargs, &[v])
 }
@@ -1228,16 +1265,20 @@ fn str_rep(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
         Value::Nil => Vec::new(),
         _ => check_str(vm, base, nargs, 2, "rep")?,
     };
-    if n <= 0 {
+    // Nothing to repeat is the empty string at once, as in lua5.4 (not a
+    // loop of n empty copies).
+    if n <= 0 || s.len() + sep.len() == 0 {
         let v = vm.heap.str_value(b"");
         return vm.rets(base + nargs, &[v]);
     }
-    // lua5.4's bound: the result stays below INT_MAX bytes.
-    let per = (s.len() + sep.len()) as u64;
-    if per > (i32::MAX as u64) / n as u64 {
+    // lua5.4's bound (MAXSIZE, an int's range); below it, the memory limit.
+    let total = (s.len() + sep.len()) as u128 * n as u128;
+    if (s.len() + sep.len()) as u128 > i32::MAX as u128 / n as u128 {
         return Err(vm.rt_error("resulting string too large"));
     }
-    let total = per * n as u64;
+    vm.charge_bytes(total as usize)?;
+    // Holds no value of its own: a collection may run first.
+    vm.reserve_collecting(total as usize)?;
     let mut out = Vec::with_capacity(total as usize);
     for k in 0..n {
         out.extend_from_slice(&s);
@@ -1375,10 +1416,16 @@ fn math_log(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
 }
 
 fn math_fmod(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
-    let a = check_num(vm, base, nargs, 0, "fmod")?;
+    // The second argument is checked first, as the reference lua5.4 does
+    // (its C compiler evaluates `fmod(check(1), check(2))` right to left).
     let b = check_num(vm, base, nargs, 1, "fmod")?;
+    let a = check_num(vm, base, nargs, 0, "fmod")?;
+    // The integer case is for integer values only (lua_isinteger): a
+    // numeric string takes the float path.
+    let ints = matches!(arg(vm, base, nargs, 0), Value::Int(_))
+        && matches!(arg(vm, base, nargs, 1), Value::Int(_));
     let r = match (a, b) {
-        (Value::Int(x), Value::Int(y)) => {
+        (Value::Int(x), Value::Int(y)) if ints => {
             if y == 0 {
                 return Err(arg_error(vm, 1, "fmod", "zero"));
             }
@@ -1411,13 +1458,18 @@ fn math_minmax(
     name: &str,
     want_max: bool,
 ) -> LResult<(usize, usize)> {
-    let mut best = check_num(vm, base, nargs, 0, name)?;
+    // As lua5.4: any values, compared with `<` (a library function's
+    // comparison errors carry no position).
+    if nargs == 0 {
+        return Err(arg_error(vm, 0, name, "value expected"));
+    }
+    let mut best = arg(vm, base, nargs, 0);
     for i in 1..nargs {
-        let v = check_num(vm, base, nargs, i, name)?;
+        let v = arg(vm, base, nargs, i);
         let better = if want_max {
-            vm.less(best, v, false)?
+            vm.library_less(best, v)?
         } else {
-            vm.less(v, best, false)?
+            vm.library_less(v, best)?
         };
         if better {
             best = v;

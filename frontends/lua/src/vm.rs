@@ -9,6 +9,7 @@
 
 use crate::bytecode::{Op, Proto};
 use crate::heap::{Closure, Heap, UpRef, UpVal};
+use crate::limits::FUEL_SLICE;
 use crate::table::Table;
 use crate::value::*;
 use std::io::Write;
@@ -186,6 +187,14 @@ pub struct Vm {
     pub out: Box<dyn Write>,
     pub start: std::time::Instant,
     pub rng: [u64; 4],
+    /// Instructions left before the step limit (`i64::MAX` without one;
+    /// see `limits.rs`): decremented once per instruction.
+    pub fuel: i64,
+    /// `--max-steps`, for the message.
+    pub max_steps: Option<u64>,
+    /// Why a limit stopped the run: the error then travels past every
+    /// `pcall` (as an exit) and the run reports this message.
+    pub halt: Option<String>,
 }
 
 macro_rules! rk {
@@ -234,6 +243,9 @@ impl Vm {
                 0x94D0_49BB_1331_11EB,
                 1,
             ],
+            fuel: i64::MAX,
+            max_steps: None,
+            halt: None,
         };
         crate::stdlib::open(&mut vm);
         vm
@@ -245,7 +257,14 @@ impl Vm {
     /// innermost Lua function), as `chunk:line: `; empty when that
     /// function is not Lua code (a library function called it).
     pub fn where_(&self, level: usize) -> String {
-        if self.builtin_from_rust || self.frames.len() <= level {
+        // Called by a library function: level 0 is that function (no
+        // position), the levels above it count from the innermost Lua one.
+        let level = match (self.builtin_from_rust, level) {
+            (true, 0) => return String::new(),
+            (true, l) => l - 1,
+            (false, l) => l,
+        };
+        if self.frames.len() <= level {
             return String::new();
         }
         let mut top = self.frames.len() - 1;
@@ -351,7 +370,10 @@ impl Vm {
                 format!(" (global '{}')", kname(k as usize))
             }
             Op::GetField(_, _, k) => format!(" (field '{}')", kname(k as usize)),
-            Op::SelfOp(a, _, k) if a == reg => format!(" (method '{}')", kname(k as usize)),
+            // lua5.4 names a computed key '?' (a constant string key is a
+            // GetField), an integer immediate 'integer index'.
+            Op::GetIndex(..) => " (field 'integer index')".to_string(),
+            Op::GetTable(..) => " (field '?')".to_string(),
             Op::GetUpval(_, u) => format!(
                 " (upvalue '{}')",
                 p.upval_names
@@ -427,6 +449,9 @@ impl Vm {
                 return Err(self.rt_error("stack overflow"));
             }
             let new_len = (n * 2).clamp(1024, MAX_STACK + 2000);
+            if !self.account_stack(new_len) {
+                return Err(self.memory_error());
+            }
             self.stack.resize(new_len, Value::Nil);
         }
         Ok(())
@@ -545,7 +570,7 @@ impl Vm {
     }
 
     /// The top of the innermost frame (everything above is dead).
-    fn frame_top(&self) -> usize {
+    pub(crate) fn frame_top(&self) -> usize {
         self.frames
             .last()
             .map(|f| f.base + self.frame_proto(f).max_stack as usize)
@@ -685,28 +710,40 @@ impl Vm {
         Err(self.rt_error("'__newindex' chain too long; possible loop"))
     }
 
-    /// `t[i] = v` raw, charging the collector for any growth.
+    /// `t[i] = v` raw, charging the collector for any growth; growth past
+    /// the memory limit is a "not enough memory" error.
     #[inline]
-    fn table_set_int(&mut self, t: TableRef, i: i64, v: Value) {
+    fn table_set_int(&mut self, t: TableRef, i: i64, v: Value) -> LResult<()> {
         let tab = self.heap.table_mut(t);
         let before = tab.arr.capacity() + tab.hash.capacity();
         tab.set_int(i, v);
         let after = tab.arr.capacity() + tab.hash.capacity();
         if after > before {
-            self.heap.charge((after - before) * 24);
+            return self.charge_growth(after - before);
         }
+        Ok(())
     }
 
     /// `t[k] = v` raw (k not nil or NaN), charging for growth.
     #[inline]
-    fn table_set(&mut self, t: TableRef, k: Value, v: Value) {
+    fn table_set(&mut self, t: TableRef, k: Value, v: Value) -> LResult<()> {
         let tab = self.heap.table_mut(t);
         let before = tab.arr.capacity() + tab.hash.capacity();
         tab.set(k, v);
         let after = tab.arr.capacity() + tab.hash.capacity();
         if after > before {
-            self.heap.charge((after - before) * 24);
+            return self.charge_growth(after - before);
         }
+        Ok(())
+    }
+
+    /// Charges a table's growth by `slots`; past the limit, an error (the
+    /// growth step itself is made: the limit is passed by at most one
+    /// table's last doubling).
+    #[cold]
+    fn charge_growth(&mut self, slots: usize) -> LResult<()> {
+        self.heap.charge(slots * 24);
+        self.reserve(0)
     }
 
     /// A raw store with Lua's key checks.
@@ -716,8 +753,7 @@ impl Vm {
             Value::Float(f) if f.is_nan() => return Err(self.rt_error("table index is NaN")),
             _ => {}
         }
-        self.table_set(t, k, v);
-        Ok(())
+        self.table_set(t, k, v)
     }
 
     // ---------- calls ----------
@@ -775,6 +811,7 @@ impl Vm {
                     self.builtin_from_rust = saved;
                     self.in_builtin = saved_in;
                     let (start, n) = r?;
+                    self.charge_steps((nargs + n) as u64)?;
                     return Ok(self.place_results(func, start, n, want));
                 }
                 other => {
@@ -1113,6 +1150,15 @@ impl Vm {
         }
     }
 
+    /// `x < y` as a library function compares (`math.min`): its errors
+    /// carry no position, as lua5.4's C functions' do.
+    pub fn library_less(&mut self, x: Value, y: Value) -> LResult<bool> {
+        let saved = std::mem::replace(&mut self.builtin_from_rust, true);
+        let r = self.less(x, y, false);
+        self.builtin_from_rust = saved;
+        r
+    }
+
     /// `#v` with `__len`.
     pub fn length(&mut self, v: Value, reg: Option<u8>) -> LResult<Value> {
         match v {
@@ -1161,6 +1207,10 @@ impl Vm {
                 Value::Str(_) | Value::Int(_) | Value::Float(_)
             )
         }) {
+            let len = (0..n).map(|i| self.piece_len(self.stack[first + i])).sum();
+            self.charge_bytes(len)?;
+            self.reserve_collecting(len)?;
+            buf.reserve_exact(len);
             for i in 0..n {
                 let v = self.stack[first + i];
                 self.concat_piece(v, &mut buf);
@@ -1171,6 +1221,7 @@ impl Vm {
         for i in (0..n - 1).rev() {
             let left = self.stack[first + i];
             let mut b = Vec::new();
+            self.reserve(self.piece_len(left) + self.piece_len(acc))?;
             if self.concat_piece(left, &mut b) && self.concat_piece(acc, &mut b) {
                 acc = self.heap.str_value(&b);
                 continue;
@@ -1379,6 +1430,31 @@ impl Vm {
                 f.closure,
             )
         };
+        // Instructions borrowed from `self.fuel` (limits.rs): counted down
+        // here in a register; `sync!` gives back what is left before any
+        // call out (which may run Lua code that spends `self.fuel` itself,
+        // or fail), so `self.fuel + fuel` is always the true budget.
+        let mut fuel: i64 = 0;
+        macro_rules! give_back {
+            () => {{
+                self.fuel += fuel;
+                fuel = 0;
+            }};
+        }
+        macro_rules! sync {
+            () => {{
+                self.save_pc(pc);
+                give_back!();
+            }};
+        }
+        // Leaves with error `e` (after `save_pc`), giving the fuel back.
+        macro_rules! fail {
+            ($e:expr) => {{
+                let e = $e;
+                self.fuel += fuel;
+                return Err(e);
+            }};
+        }
         macro_rules! reload {
             () => {{
                 let f = self.frames.last().expect("a frame to run");
@@ -1411,7 +1487,7 @@ impl Vm {
                     (Value::Int(p), Value::Float(q)) => Value::Float($fop(p as f64, q)),
                     (Value::Float(p), Value::Int(q)) => Value::Float($fop(p, q as f64)),
                     _ => {
-                        self.save_pc(pc);
+                        sync!();
                         self.arith($ev, x, y, Some($b), Some($c))?
                     }
                 };
@@ -1428,7 +1504,7 @@ impl Vm {
                     (Value::Int(p), Value::Float(q)) => Value::Float($fop(p as f64, q)),
                     (Value::Float(p), Value::Int(q)) => Value::Float($fop(p, q as f64)),
                     _ => {
-                        self.save_pc(pc);
+                        sync!();
                         self.arith($ev, x, y, Some($b), None)?
                     }
                 };
@@ -1441,7 +1517,7 @@ impl Vm {
                 let r = match (x, y) {
                     (Value::Float(p), Value::Float(q)) if $ev == Event::Div => Value::Float(p / q),
                     _ => {
-                        self.save_pc(pc);
+                        sync!();
                         self.arith($ev, x, y, $rx, $ry)?
                     }
                 };
@@ -1449,6 +1525,17 @@ impl Vm {
             }};
         }
         loop {
+            // The step budget: one per instruction (limits.rs).
+            fuel -= 1;
+            if fuel < 0 {
+                // Usually just after a call out gave the fuel back.
+                if self.fuel.saturating_add(fuel) >= FUEL_SLICE {
+                    self.fuel += fuel - FUEL_SLICE;
+                    fuel = FUEL_SLICE;
+                } else {
+                    fuel = self.borrow_fuel(fuel, pc)?;
+                }
+            }
             let op = proto.code[pc];
             pc += 1;
             match op {
@@ -1470,7 +1557,7 @@ impl Vm {
                     let key = proto.consts[k as usize];
                     let v = self.heap.table(self.globals).get_str(key);
                     if matches!(v, Value::Nil) && self.heap.table(self.globals).meta.is_some() {
-                        self.save_pc(pc);
+                        sync!();
                         let v = self.index(Value::Table(self.globals), key, None)?;
                         rk!(self, base, a) = v;
                     } else {
@@ -1481,7 +1568,7 @@ impl Vm {
                     let key = proto.consts[k as usize];
                     let v = rk!(self, base, a);
                     if self.heap.table(self.globals).meta.is_some() {
-                        self.save_pc(pc);
+                        sync!();
                         self.set_index(Value::Table(self.globals), key, v, None)?;
                     } else {
                         self.heap.table_mut(self.globals).set(key, v);
@@ -1498,7 +1585,7 @@ impl Vm {
                             continue;
                         }
                     }
-                    self.save_pc(pc);
+                    sync!();
                     let v = self.index(t, key, Some(b))?;
                     rk!(self, base, a) = v;
                 }
@@ -1512,7 +1599,7 @@ impl Vm {
                             continue;
                         }
                     }
-                    self.save_pc(pc);
+                    sync!();
                     let v = self.index(t, Value::Int(i as i64), Some(b))?;
                     rk!(self, base, a) = v;
                 }
@@ -1527,7 +1614,7 @@ impl Vm {
                             continue;
                         }
                     }
-                    self.save_pc(pc);
+                    sync!();
                     let v = self.index(t, key, Some(b))?;
                     rk!(self, base, a) = v;
                 }
@@ -1537,11 +1624,13 @@ impl Vm {
                     let v = rk!(self, base, c);
                     if let Value::Table(tr) = t {
                         if self.heap.table(tr).meta.is_none() {
-                            self.table_set(tr, key, v);
+                            if let Err(e) = self.table_set(tr, key, v) {
+                                fail!(e);
+                            }
                             continue;
                         }
                     }
-                    self.save_pc(pc);
+                    sync!();
                     self.set_index(t, key, v, Some(a))?;
                 }
                 Op::SetTable(a, b, c) => {
@@ -1550,15 +1639,17 @@ impl Vm {
                     let v = rk!(self, base, c);
                     if let (Value::Table(tr), Value::Int(i)) = (t, key) {
                         if self.heap.table(tr).meta.is_none() {
-                            self.table_set_int(tr, i, v);
+                            if let Err(e) = self.table_set_int(tr, i, v) {
+                                fail!(e);
+                            }
                             continue;
                         }
                     }
-                    self.save_pc(pc);
+                    sync!();
                     self.set_index(t, key, v, Some(a))?;
                 }
                 Op::NewTable(a, narr, nhash) => {
-                    self.save_pc(pc);
+                    sync!();
                     self.gc_check();
                     let t = self
                         .heap
@@ -1576,7 +1667,9 @@ impl Vm {
                     };
                     for i in 0..n {
                         let v = self.stack[base + a as usize + 1 + i];
-                        self.table_set_int(t, start as i64 + i as i64, v);
+                        if let Err(e) = self.table_set_int(t, start as i64 + i as i64, v) {
+                            fail!(e);
+                        }
                     }
                 }
                 Op::SelfOp(a, b, k) => {
@@ -1591,7 +1684,7 @@ impl Vm {
                             continue;
                         }
                     }
-                    self.save_pc(pc);
+                    sync!();
                     let v = self.index(obj, key, Some(b))?;
                     rk!(self, base, a) = v;
                 }
@@ -1755,7 +1848,7 @@ impl Vm {
                         Value::Int(i) => Value::Int(i.wrapping_neg()),
                         Value::Float(f) => Value::Float(-f),
                         _ => {
-                            self.save_pc(pc);
+                            sync!();
                             let h = self.metamethod(x, Event::Unm);
                             if self.tonumber_coerce(x).is_none() && !matches!(h, Value::Nil) {
                                 self.call_meta(h, &[x, x])?
@@ -1771,7 +1864,7 @@ impl Vm {
                     let r = match x {
                         Value::Int(i) => Value::Int(!i),
                         _ => {
-                            self.save_pc(pc);
+                            sync!();
                             self.arith(Event::BNot, x, x, Some(b), Some(b))?
                         }
                     };
@@ -1785,14 +1878,14 @@ impl Vm {
                             Value::Int(self.heap.table(t).border())
                         }
                         _ => {
-                            self.save_pc(pc);
+                            sync!();
                             self.length(x, Some(b))?
                         }
                     };
                     rk!(self, base, a) = r;
                 }
                 Op::Concat(a, b, n) => {
-                    self.save_pc(pc);
+                    sync!();
                     self.gc_check();
                     let v = self.concat(base + b as usize, n as usize, b)?;
                     rk!(self, base, a) = v;
@@ -1802,7 +1895,7 @@ impl Vm {
                     let (x, y) = (rk!(self, base, a), rk!(self, base, b));
                     let r = match (x, y) {
                         (Value::Table(_), Value::Table(_)) => {
-                            self.save_pc(pc);
+                            sync!();
                             self.equals(x, y)?
                         }
                         _ => x.raw_eq(y),
@@ -1819,7 +1912,7 @@ impl Vm {
                         (Value::Int(p), Value::Int(q)) => p < q,
                         (Value::Float(p), Value::Float(q)) => p < q,
                         _ => {
-                            self.save_pc(pc);
+                            sync!();
                             self.less(x, y, false)?
                         }
                     };
@@ -1831,7 +1924,7 @@ impl Vm {
                         (Value::Int(p), Value::Int(q)) => p <= q,
                         (Value::Float(p), Value::Float(q)) => p <= q,
                         _ => {
-                            self.save_pc(pc);
+                            sync!();
                             self.less(x, y, true)?
                         }
                     };
@@ -1857,7 +1950,7 @@ impl Vm {
                             }
                         }
                         _ => {
-                            self.save_pc(pc);
+                            sync!();
                             let y = Value::Int(i);
                             match op {
                                 Op::LtI(..) => self.less(x, y, false)?,
@@ -1880,25 +1973,38 @@ impl Vm {
                     let want = c as i32 - 1;
                     self.save_pc(pc);
                     match self.stack[func] {
+                        // Pushing a frame runs no Lua code: the fuel stays.
                         Value::Func(f) => {
-                            self.push_lua_frame(func, f, nargs, want, FrameKind::Lua)?;
+                            if let Err(e) =
+                                self.push_lua_frame(func, f, nargs, want, FrameKind::Lua)
+                            {
+                                fail!(e);
+                            }
                             reload!();
                         }
                         Value::Builtin(id) if self.protects_lua_call(id, func, nargs) => {
-                            self.enter_protected(func, nargs, want, id)?;
+                            if let Err(e) = self.enter_protected(func, nargs, want, id) {
+                                fail!(e);
+                            }
                             reload!();
                         }
                         Value::Builtin(id) => {
+                            give_back!();
                             let bf = self.builtins[id as usize].1;
                             self.top = func + 1 + nargs;
                             self.ensure_stack(func + nargs + 8)?;
+                            // A safe point: library functions allocate too
+                            // (a loop of string.rep calls must collect).
+                            self.gc_check();
                             self.in_builtin = true;
                             let r = bf(self, func + 1, nargs);
                             self.in_builtin = false;
                             let (start, n) = r?;
+                            self.charge_steps((nargs + n) as u64)?;
                             self.place_results(func, start, n, want);
                         }
                         other => {
+                            give_back!();
                             let nargs = self.insert_call_handler(func, nargs, other, Some(a))?;
                             self.call_at(func, nargs, want)?;
                         }
@@ -1913,12 +2019,16 @@ impl Vm {
                     };
                     self.save_pc(pc);
                     match self.stack[func] {
+                        // As for Call: the fuel stays.
                         Value::Func(f)
                             if self.heap.closures.get(f.0).proto.keeps_caller_frame.get() =>
                         {
                             // Called as by `Call`; the `Return` after this
                             // instruction returns its results.
-                            self.push_lua_frame(func, f, nargs, -1, FrameKind::Lua)?;
+                            if let Err(e) = self.push_lua_frame(func, f, nargs, -1, FrameKind::Lua)
+                            {
+                                fail!(e);
+                            }
                             reload!();
                         }
                         Value::Func(f) => {
@@ -1926,16 +2036,23 @@ impl Vm {
                             let frame = self.frames.pop().expect("the running frame");
                             let dst = frame.func;
                             self.stack.copy_within(func..func + 1 + nargs, dst);
-                            self.push_lua_frame(dst, f, nargs, frame.want, frame.kind)?;
+                            if let Err(e) =
+                                self.push_lua_frame(dst, f, nargs, frame.want, frame.kind)
+                            {
+                                fail!(e);
+                            }
                             reload!();
                         }
                         Value::Builtin(id) if self.protects_lua_call(id, func, nargs) => {
                             // `return pcall(f)`: a protected frame; the
                             // `Return` after this instruction returns its results.
-                            self.enter_protected(func, nargs, -1, id)?;
+                            if let Err(e) = self.enter_protected(func, nargs, -1, id) {
+                                fail!(e);
+                            }
                             reload!();
                         }
                         Value::Builtin(id) => {
+                            give_back!();
                             let bf = self.builtins[id as usize].1;
                             self.top = func + 1 + nargs;
                             self.ensure_stack(func + nargs + 8)?;
@@ -1943,9 +2060,11 @@ impl Vm {
                             let r = bf(self, func + 1, nargs);
                             self.in_builtin = false;
                             let (start, n) = r?;
+                            self.charge_steps((nargs + n) as u64)?;
                             self.place_results(func, start, n, -1);
                         }
                         other => {
+                            give_back!();
                             let nargs = self.insert_call_handler(func, nargs, other, Some(a))?;
                             self.call_at(func, nargs, -1)?;
                         }
@@ -1972,6 +2091,7 @@ impl Vm {
                         self.place_results(dst, first, n, want);
                     } else if kind == FrameKind::Entry {
                         self.place_results(dst, first, n, want);
+                        self.fuel += fuel;
                         return Ok(());
                     } else {
                         // A protected call returns normally: `true` first.
@@ -1986,7 +2106,7 @@ impl Vm {
                     let ra = base + a as usize;
                     let (init, limit, step) =
                         (self.stack[ra], self.stack[ra + 1], self.stack[ra + 2]);
-                    self.save_pc(pc);
+                    sync!();
                     match self.for_prep(init, limit, step)? {
                         None => pc = (pc as i64 + off as i64) as usize,
                         Some((i, l, s)) => {
@@ -2040,7 +2160,7 @@ impl Vm {
                                 Ok(None) => self.stack[ra + 4] = Value::Nil,
                                 Err(()) => {
                                     self.save_pc(pc);
-                                    return Err(self.rt_error("invalid key to 'next'"));
+                                    fail!(self.rt_error("invalid key to 'next'"));
                                 }
                             }
                             for i in 2..c as usize {
@@ -2052,7 +2172,7 @@ impl Vm {
                     self.stack[ra + 4] = f;
                     self.stack[ra + 5] = self.stack[ra + 1];
                     self.stack[ra + 6] = self.stack[ra + 2];
-                    self.save_pc(pc);
+                    sync!();
                     match f {
                         Value::Func(fr) => {
                             self.push_lua_frame(ra + 4, fr, 2, c as i32, FrameKind::Lua)?;
@@ -2084,7 +2204,7 @@ impl Vm {
                     }
                 }
                 Op::Closure(a, idx) => {
-                    self.save_pc(pc);
+                    sync!();
                     self.gc_check();
                     let p = proto.protos[idx as usize].clone();
                     let mut ups = Vec::with_capacity(p.upvals.len());
@@ -2106,10 +2226,12 @@ impl Vm {
                     let from = base - nvar;
                     let dst = base + a as usize;
                     if c == 0 {
-                        self.save_pc(pc);
+                        sync!();
                         self.ensure_stack(dst + nvar + 1)?;
                         self.stack.copy_within(from..from + nvar, dst);
                         self.top = dst + nvar;
+                        // A bulk copy: one step per value (limits.rs).
+                        fuel -= nvar as i64;
                     } else {
                         let want = c as usize - 1;
                         for i in 0..want {

@@ -81,6 +81,14 @@ fn check_all(snippets: &[&str]) {
 }
 
 const SNIPPETS: &[&str] = &[
+    // found by vssa-fuzz --target lua
+    "print(load('local function f() return ... end')) print(load('return function(x) return x + ... end'))",
+    "print(pcall(error, 'm', 2)) print(pcall(function() error('m', 2) end))",
+    "local t = {} local k = 'z' print(pcall(function() return t[1] + 1 end)) print(pcall(function() return t[k] + 1 end)) print(pcall(function() return t[k .. 'a'] .. 'x' end))",
+    "print(math.min('b', 'a'), math.max(3, 1), pcall(math.min, 1, 'x'), pcall(math.max, {}, 1), pcall(function() return math.max() end))",
+    "print(pcall(select, math.mininteger, 'a'), pcall(select, -2, 'a'), select(-1, 'a', 'b'))",
+    "print(math.fmod(2, '-7'), math.fmod('7', 2), math.fmod(7, 2), math.fmod(-7, 2.0))",
+    "print(pcall(rawlen, nil), pcall(rawequal, 1), pcall(string.format, '%q', {}), pcall(function() return math.fmod('x', 'y') end))",
     // integer and float arithmetic, formatting
     "print(1, 1.0, -0.0, 1e15, 1e14, 1e100, 2^53, 2^63, 1/0, -1/0, 3 // 2, 3.0 // 2, -3 // 2, 3 % -2, -3 % 2, 3.5 % -2)",
     "print(math.maxinteger + 1 == math.mininteger, math.mininteger // -1, math.mininteger % -1, 7 // 0.0, -7 // 0.0, 0/0 ~= 0/0)",
