@@ -18,6 +18,7 @@ pub mod coroutine;
 pub mod debuglib;
 pub mod format;
 pub mod heap;
+pub mod iolib;
 pub mod lexer;
 pub mod parser;
 pub mod pattern;
