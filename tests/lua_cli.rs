@@ -144,3 +144,15 @@ fn lua_files_left_open_are_flushed_at_exit() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn lua_os_clock_is_the_cpu_time_used() {
+    let dir = temp_dir("clock");
+    // A fresh process has used little CPU time; a busy loop adds to it.
+    let prog = "local c0 = os.clock() local x = 0 for i = 1, 3e7 do x = x + i end \
+                local c1 = os.clock() print(c0 < 1, c1 > c0, math.type(c1))";
+    std::fs::write(dir.join("p.lua"), prog).unwrap();
+    let (code, out, _) = vssa(&["run", "p.lua"], &dir);
+    assert_eq!((code, out.as_str()), (0, "true\ttrue\tfloat\n"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

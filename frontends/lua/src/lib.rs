@@ -20,6 +20,7 @@ pub mod format;
 pub mod heap;
 pub mod iolib;
 pub mod lexer;
+pub mod oslib;
 pub mod parser;
 pub mod pattern;
 pub mod stdlib;

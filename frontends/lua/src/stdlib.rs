@@ -133,8 +133,7 @@ pub fn open(vm: &mut Vm) {
     crate::iolib::open(vm);
 
     let os = new_lib(vm, "os");
-    reg(vm, os, "clock", os_clock);
-    reg(vm, os, "time", os_time);
+    crate::oslib::open(vm, os);
     reg(vm, os, "getenv", os_getenv);
     reg(vm, os, "exit", os_exit);
     reg(vm, os, "remove", os_remove);
@@ -1520,19 +1519,6 @@ fn math_randomseed(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, us
 }
 
 // ---------- io and os ----------
-
-fn os_clock(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
-    let t = vm.start.elapsed().as_secs_f64();
-    vm.rets(base + nargs, &[Value::Float(t)])
-}
-
-fn os_time(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    vm.rets(base + nargs, &[Value::Int(t)])
-}
 
 /// The failure results of a file operation, as lua5.4's
 /// `luaL_fileresult`: nil, "NAME: message" (or the message alone), errno.

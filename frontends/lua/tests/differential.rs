@@ -307,6 +307,38 @@ fn io_files_match_lua54() {
     check_io();
 }
 
+/// `os.date` with `!` (UTC, the same on every machine) and `os.time`'s
+/// argument checks.
+const DATE_SNIPPETS: &[&str] = &[
+    "for _, t in ipairs{0, 1e9, -1, 951782400, 1078012800, -1e10, -62000000000, -70000000000, 253402300800, -1e12, 1230768000, 1262217600, 1293753600, 1104537600} do print(os.date('!%a %A %b %B %h|%c|%C %y %Y|%d %e %j|%D %F %x|%H %I %M %S %p|%r %R %T %X|%u %w %U %W|%G %g %V|%n%t%%|%Ec %EC %Ex %EX %Ey %EY %Od %Oe %OH %OI %Om %OM %OS %Ou %OU %OV %Ow %OW %Oy|%z', t)) end",
+    "local t = os.date('!*t', 1e9) print(t.year, t.month, t.day, t.hour, t.min, t.sec, t.wday, t.yday, t.isdst) print(os.date('!*t', -1).year, os.date('!*tx', 0).month) print(type(os.date()), #os.date('!%c') > 0, math.type(os.time()))",
+    "print(pcall(function() return os.date('%Q') end)) print(pcall(function() return os.date('!%Ez %d') end)) print(pcall(function() return os.date('%') end)) print(pcall(function() return os.date('%Y', 2^60) end)) print(pcall(function() return os.date('%Y', 1.5) end)) print(pcall(function() return os.date({}) end)) print(os.date('!%Y', '86400'))",
+    "print(pcall(function() return os.time({year=2000}) end)) print(pcall(function() return os.time({year=2000, month=1.5, day=1}) end)) print(pcall(function() return os.time({year=2000, month='x', day=1}) end)) print(pcall(function() return os.time({year=2^40, month=1, day=1}) end)) print(pcall(function() return os.time({year=-2^31 + 1899, month=1, day=1}) end)) print(pcall(function() return os.time(1) end)) print(pcall(function() return os.time({year=2^31 - 1 + 1900, month=13, day=1}) end))",
+];
+
+/// `os.time{...}` and local `os.date`: lua5.4 uses the machine's time zone
+/// and we use UTC, so these run only where the reference's zone is UTC.
+const LOCAL_DATE_SNIPPETS: &[&str] = &[
+    "local t = {year=2000, month=14, day=-3, hour=25, min=61, sec=-5, isdst=true} print(os.time(t)) print(t.year, t.month, t.day, t.hour, t.min, t.sec, t.wday, t.yday, t.isdst) print(os.time{year=2000, month=1, day=1, hour=0}, os.time{year=2000, month=1, day=1}, os.time{year='2000', month=1, day=1.0, min=-1})",
+    "print(os.date('%c', 0), os.date('%Z %z', 0), os.date('*t', 1e9).hour) local d = os.date('*t', 123456789) print(os.time(d)) print(os.time{year=1970, month=1, day=1, hour=0}) print(pcall(function() return os.time{year=1969, month=12, day=31, hour=23, min=59, sec=59} end)) print(os.time{year=1, month=1, day=1}, os.time{year=-5000, month=6, day=15}) local mt = setmetatable({}, {__index = function(_, k) return ({year=2020, month=2, day=30})[k] end}) print(os.time(mt), rawget(mt, 'day'))",
+];
+
+#[test]
+fn dates_match_lua54() {
+    check_all(DATE_SNIPPETS);
+    let zone = mlua::Lua::new()
+        .load("return os.date('%z %Z')")
+        .eval::<String>()
+        .expect("os.date runs");
+    if zone == "+0000 UTC" {
+        check_all(LOCAL_DATE_SNIPPETS);
+    } else {
+        eprintln!(
+            "skipped the local-time snippets: the reference's time zone is {zone}, ours is UTC"
+        );
+    }
+}
+
 #[test]
 fn os_files_match_lua54() {
     check_all(OS_SNIPPETS);
