@@ -835,7 +835,15 @@ fn lines_iter(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)>
 fn io_lines(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     let formats: Vec<Value> = vm.stack[base + nargs.min(1)..base + nargs].to_vec();
     let (file, close) = match arg(vm, base, nargs, 0) {
-        Value::Nil => (default_file(vm, "input")?, false),
+        Value::Nil => {
+            // Checked as a file argument (lua5.4's `tofile`), not as the
+            // default file `io.read` uses.
+            let v = state_get(vm, "input");
+            match as_file(vm, v) {
+                Some(u) if is_open(vm, u) => (u, false),
+                _ => return Err(vm.rt_error("attempt to use a closed file")),
+            }
+        }
         _ => {
             let name = check_str(vm, base, nargs, 0, "lines")?;
             let f = open_or_error(vm, &name, b"r")?;
@@ -845,7 +853,12 @@ fn io_lines(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     };
     let at = base + nargs.max(1);
     let it = make_lines(vm, file, close, &formats, at)?;
-    vm.rets(at, &[it, Value::Nil, Value::Nil, Value::Userdata(file)])
+    if close {
+        // The file is the generic for's closing value.
+        vm.rets(at, &[it, Value::Nil, Value::Nil, Value::Userdata(file)])
+    } else {
+        vm.rets(at, &[it])
+    }
 }
 
 // ---------- file methods ----------
