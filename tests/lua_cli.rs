@@ -210,4 +210,70 @@ fn a_lua_script_that_is_a_device_or_too_large_is_a_one_line_error() {
     assert_eq!(code, 1);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("larger than 100 bytes"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs `prog` with `input` on stdin; returns the exit code and stdout.
+fn vssa_with_stdin(prog: &str, input: &[u8], tag: &str) -> (i32, String) {
+    use std::io::Write as _;
+    let dir = temp_dir(tag);
+    std::fs::write(dir.join("p.lua"), prog).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vssa"))
+        .args(["run", "p.lua"])
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn vssa");
+    child
+        .stdin
+        .take()
+        .expect("a pipe")
+        .write_all(input)
+        .unwrap();
+    let out = child.wait_with_output().expect("vssa ends");
+    let _ = std::fs::remove_dir_all(&dir);
+    (
+        out.status.code().expect("exited by a signal"),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn lua_reads_stdin_with_every_format() {
+    let prog = "print(io.read('n', 'n')) print(io.read()) print(io.read('L')) \
+                print(io.read(3), io.read(0)) for l in io.lines() do io.write('[', l, ']') end \
+                print() print(io.read('a') == '', io.read('l'), io.read(0))";
+    let (code, out) = vssa_with_stdin(prog, b" 12 0x10 rest\nline two\nabcdef\nx\ny", "stdin");
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "12\t16\n rest\nline two\n\nabc\t\n[def][x][y]\ntrue\tnil\tnil\n"
+    );
+}
+
+#[test]
+fn lua_files_left_open_are_flushed_at_exit() {
+    let dir = temp_dir("atexit");
+    let prog = "KEEP = io.open('out.txt', 'w') KEEP:write('kept') io.write('done') os.exit(0)";
+    std::fs::write(dir.join("p.lua"), prog).unwrap();
+    let (code, out, _) = vssa(&["run", "p.lua"], &dir);
+    assert_eq!((code, out.as_str()), (0, "done"));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out.txt")).unwrap(),
+        "kept"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn lua_os_clock_is_the_cpu_time_used() {
+    let dir = temp_dir("clock");
+    // A fresh process has used little CPU time; a busy loop adds to it.
+    let prog = "local c0 = os.clock() local x = 0 for i = 1, 3e7 do x = x + i end \
+                local c1 = os.clock() print(c0 < 1, c1 > c0, math.type(c1))";
+    std::fs::write(dir.join("p.lua"), prog).unwrap();
+    let (code, out, _) = vssa(&["run", "p.lua"], &dir);
+    assert_eq!((code, out.as_str()), (0, "true\ttrue\tfloat\n"));
+    let _ = std::fs::remove_dir_all(&dir);
 }

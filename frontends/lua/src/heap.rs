@@ -11,7 +11,8 @@
 use crate::bytecode::Proto;
 use crate::coroutine::Coroutine;
 use crate::table::Table;
-use crate::value::{CoRef, FnRef, StrRef, TableRef, Value};
+use crate::value::{CoRef, FnRef, StrRef, TableRef, UdRef, Value};
+use std::any::Any;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -98,6 +99,14 @@ pub struct Closure {
     pub upvals: Box<[UpRef]>,
 }
 
+/// A full userdata: a metatable and a Rust payload owned by the library
+/// that made it (an `io` file). Freeing it drops the payload, so a file
+/// nobody can reach is closed by the collection that frees it.
+pub struct Userdata {
+    pub meta: Option<TableRef>,
+    pub data: Box<dyn Any>,
+}
+
 /// An upvalue in the heap's upvalue arena.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct UpRef(pub u32);
@@ -128,6 +137,7 @@ pub struct Heap {
     pub closures: Arena<Closure>,
     pub upvals: Arena<UpVal>,
     pub coroutines: Arena<Coroutine>,
+    pub userdata: Arena<Userdata>,
     interned: HashMap<Rc<[u8]>, u32>,
     pub gc: GcStats,
     /// Bytes in use against the memory limit (`limits.rs`).
@@ -150,6 +160,7 @@ impl Default for Heap {
             closures: Arena::default(),
             upvals: Arena::default(),
             coroutines: Arena::default(),
+            userdata: Arena::default(),
             interned: HashMap::new(),
             gc: GcStats {
                 debt: 0,
@@ -218,6 +229,21 @@ impl Heap {
         CoRef(self.coroutines.alloc(c))
     }
 
+    pub fn new_userdata(&mut self, u: Userdata) -> UdRef {
+        self.gc.debt += 64;
+        UdRef(self.userdata.alloc(u))
+    }
+
+    #[inline]
+    pub fn userdata(&self, u: UdRef) -> &Userdata {
+        self.userdata.get(u.0)
+    }
+
+    #[inline]
+    pub fn userdata_mut(&mut self, u: UdRef) -> &mut Userdata {
+        self.userdata.get_mut(u.0)
+    }
+
     /// Accounts for memory a table grew by (array or hash part).
     #[inline]
     pub fn charge(&mut self, bytes: usize) {
@@ -256,6 +282,7 @@ impl Heap {
         }
         live += 64 * self.closures.sweep(|_, _| {});
         live += 32 * self.upvals.sweep(|_, _| {});
+        live += 64 * self.userdata.sweep(|_, _| {});
         self.coroutines.sweep(|_, _| {});
         for c in self.coroutines.slots.iter().flatten() {
             live += 128 + c.state.stack.len() * 16;
@@ -274,6 +301,11 @@ impl Heap {
             Value::Table(t) if self.tables.mark(t.0) => self.gray_tables.push(t.0),
             Value::Func(f) if self.closures.mark(f.0) => self.gray_closures.push(f.0),
             Value::Thread(c) if self.coroutines.mark(c.0) => self.gray_coroutines.push(c.0),
+            Value::Userdata(u) if self.userdata.mark(u.0) => {
+                if let Some(m) = self.userdata.get(u.0).meta {
+                    self.mark_value(Value::Table(m));
+                }
+            }
             _ => {}
         }
     }

@@ -130,18 +130,10 @@ pub fn open(vm: &mut Vm) {
     set_field(vm, m, "maxinteger", Value::Int(i64::MAX));
     set_field(vm, m, "mininteger", Value::Int(i64::MIN));
 
-    let io = new_lib(vm, "io");
-    reg(vm, io, "write", io_write);
-    // io.stdout: a table whose `write` method writes to the output.
-    let stdout = vm.heap.new_table(Table::default());
-    reg(vm, stdout, "write", io_stdout_write);
-    reg(vm, stdout, "flush", io_flush);
-    reg(vm, io, "flush", io_flush);
-    set_field(vm, io, "stdout", Value::Table(stdout));
+    crate::iolib::open(vm);
 
     let os = new_lib(vm, "os");
-    reg(vm, os, "clock", os_clock);
-    reg(vm, os, "time", os_time);
+    crate::oslib::open(vm, os);
     reg(vm, os, "getenv", os_getenv);
     reg(vm, os, "exit", os_exit);
     reg(vm, os, "remove", os_remove);
@@ -334,6 +326,11 @@ pub fn tostring(vm: &mut Vm, v: Value) -> LResult<Vec<u8>> {
             0x5700_0000u64 + b as u64 * 64
         ),
         Value::Thread(c) => format!("thread: 0x{:08x}", 0x5800_0000u64 + c.0 as u64 * 64),
+        Value::Userdata(u) => format!(
+            "{}: 0x{:08x}",
+            vm.type_name_meta(v),
+            0x5900_0000u64 + u.0 as u64 * 64
+        ),
         _ => unreachable!("handled by concat_piece"),
     };
     Ok(s.into_bytes())
@@ -1574,63 +1571,6 @@ fn math_randomseed(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, us
 }
 
 // ---------- io and os ----------
-
-fn write_values(vm: &mut Vm, base: usize, nargs: usize, from: usize) -> LResult<()> {
-    for i in from..nargs {
-        let v = vm.stack[base + i];
-        let mut buf = Vec::new();
-        if !vm.concat_piece(v, &mut buf) {
-            let got = type_name_for_arg(vm, base, nargs, i);
-            return Err(arg_error(
-                vm,
-                i - from,
-                "write",
-                &format!("string expected, got {got}"),
-            ));
-        }
-        if vm.out.write_all(&buf).is_err() {
-            return Err(vm.rt_error("cannot write to the output"));
-        }
-    }
-    Ok(())
-}
-
-fn io_write(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
-    write_values(vm, base, nargs, 0)?;
-    let io = vm.heap.str_value(b"io");
-    let iot = vm.heap.table(vm.globals).get(io);
-    let stdout = match iot {
-        Value::Table(t) => {
-            let k = vm.heap.str_value(b"stdout");
-            vm.heap.table(t).get(k)
-        }
-        _ => Value::Nil,
-    };
-    vm.rets(base + nargs, &[stdout])
-}
-
-fn io_stdout_write(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
-    write_values(vm, base, nargs, 1)?;
-    Ok((base, 1))
-}
-
-fn io_flush(vm: &mut Vm, base: usize, _nargs: usize) -> LResult<(usize, usize)> {
-    let _ = vm.out.flush();
-    Ok((base, 0))
-}
-
-fn os_clock(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
-    let t = vm.start.elapsed().as_secs_f64();
-    vm.rets(base + nargs, &[Value::Float(t)])
-}
-
-fn os_time(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    vm.rets(base + nargs, &[Value::Int(t)])
-}
 
 /// The failure results of a file operation, as lua5.4's
 /// `luaL_fileresult`: nil, "NAME: message" (or the message alone), errno.

@@ -22,6 +22,7 @@ fn key_bits(k: Value) -> (u8, u64) {
         Value::Func(f) => (6, f.0 as u64),
         Value::Builtin(b) => (7, b as u64),
         Value::Thread(c) => (8, c.0 as u64),
+        Value::Userdata(u) => (9, u.0 as u64),
     }
 }
 
@@ -36,6 +37,7 @@ fn key_value(tag: u8, bits: u64) -> Value {
         6 => Value::Func(crate::value::FnRef(bits as u32)),
         7 => Value::Builtin(bits as u32),
         8 => Value::Thread(crate::value::CoRef(bits as u32)),
+        9 => Value::Userdata(crate::value::UdRef(bits as u32)),
         _ => Value::Nil,
     }
 }

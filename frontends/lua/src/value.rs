@@ -24,6 +24,10 @@ pub struct FnRef(pub u32);
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct CoRef(pub u32);
 
+/// A full userdata in the heap's userdata arena (files of the `io` library).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct UdRef(pub u32);
+
 /// A Lua value. `Nil` is the default; `Builtin` is a standard-library
 /// function, named by its index in the builtin table (no heap object).
 #[derive(Clone, Copy, Debug, Default)]
@@ -38,6 +42,7 @@ pub enum Value {
     Func(FnRef),
     Builtin(u32),
     Thread(CoRef),
+    Userdata(UdRef),
 }
 
 const _: () = assert!(std::mem::size_of::<Value>() == 16);
@@ -59,6 +64,7 @@ impl Value {
             Value::Table(_) => "table",
             Value::Func(_) | Value::Builtin(_) => "function",
             Value::Thread(_) => "thread",
+            Value::Userdata(_) => "userdata",
         }
     }
 
@@ -79,6 +85,7 @@ impl Value {
             (Value::Func(a), Value::Func(b)) => a == b,
             (Value::Builtin(a), Value::Builtin(b)) => a == b,
             (Value::Thread(a), Value::Thread(b)) => a == b,
+            (Value::Userdata(a), Value::Userdata(b)) => a == b,
             _ => false,
         }
     }

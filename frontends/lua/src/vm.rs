@@ -154,6 +154,9 @@ pub struct Vm {
     pub loaded: TableRef,
     /// The metatable of strings (`__index` = the string library).
     pub string_meta: Option<TableRef>,
+    /// Private state of library modules (the `io` library's default files
+    /// and file metatable), a collector root.
+    pub lib_state: Option<TableRef>,
     pub builtins: Vec<(&'static str, BuiltinFn)>,
     pub(crate) open_upvals: Vec<(usize, UpRef)>,
     /// Stack slots of the running thread's to-be-closed variables, in
@@ -221,6 +224,7 @@ impl Vm {
             globals,
             loaded,
             string_meta: None,
+            lib_state: None,
             builtins: Vec::new(),
             open_upvals: Vec::new(),
             tbc: Vec::new(),
@@ -536,6 +540,9 @@ impl Vm {
         if let Some(m) = self.string_meta {
             roots.push(Value::Table(m));
         }
+        if let Some(s) = self.lib_state {
+            roots.push(Value::Table(s));
+        }
         roots.extend(self.event_names.iter().copied());
         roots.extend(self.extra_roots.iter().copied());
         roots.extend(self.transfer.iter().copied());
@@ -593,6 +600,7 @@ impl Vm {
     pub fn metatable(&self, v: Value) -> Option<TableRef> {
         match v {
             Value::Table(t) => self.heap.table(t).meta,
+            Value::Userdata(u) => self.heap.userdata(u).meta,
             Value::Str(_) => self.string_meta,
             _ => None,
         }

@@ -266,6 +266,87 @@ const OS_SNIPPETS: &[&str] = &[
     "local n = os.tmpname() print(type(n), n:match('^/tmp/lua_') ~= nil) local m = n .. '.moved' print(os.rename(n, m)) print(os.remove(n) == nil) print(os.remove(m)) print(pcall(function() return os.difftime(1.5, 1) end))",
 ];
 
+/// The `io` library on files: each snippet starts with `local D = 'DIR'`,
+/// a fresh directory per implementation (see [`check_io`]).
+const IO_SNIPPETS: &[&str] = &[
+    // write (numbers as %.14g, returns the file), read formats, closed files
+    "local f = assert(io.open(D .. '/a', 'w')) print(io.type(f), type(f), tostring(f):match('^file %(0x') ~= nil) print(f:write('hello\\n', 12, ' ', 1.5, ' ', 2.0, ' ', -0.0, ' ', 1e100, '\\nline3\\n') == f) print(f:close()) print(io.type(f), tostring(f), io.type(42)) print(pcall(f.write, f, 'x')) print(pcall(f.close, f)) local g = io.open(D .. '/a') print(g:read('l', 'n', 'n', 'L', 'a')) print(g:read('a'), g:read('l'), g:read(0), g:read(1)) g:close()",
+    // io.lines with formats, the iterator after the end, a closed file
+    "local f = io.open(D .. '/b', 'w') f:write('one\\ntwo\\n\\nthree') f:close() for l in io.lines(D .. '/b') do print('[' .. l .. ']') end for l in io.lines(D .. '/b', 'L') do io.stdout:write('') print(#l) end for a, b in io.lines(D .. '/b', 2, 'l') do print(a, b) end for n in io.lines(D .. '/b', 100) do print(#n) end local it = io.lines(D .. '/b') print(it(), it(), it(), it(), it()) print(pcall(it)) print(select('#', io.lines(D .. '/b')))",
+    // failures: nil, message, errno; io.lines raises
+    "print(io.open(D .. '/missing')) print(io.open(D .. '/no/such/dir', 'w')) print(io.open(D, 'w')) print(pcall(io.lines, D .. '/missing')) print(pcall(function() return io.open(D .. '/x', 'rw') end)) print(pcall(function() return io.open(D .. '/x', 'r+bx') end)) print(io.open(D .. '/x', 'wb+') ~= nil) print(pcall(function() return io.open() end)) print(pcall(function() return io.type() end))",
+    // seek and the read/write modes
+    "local h = io.open(D .. '/c', 'w+') h:write('abc\\ndef\\n') print(h:seek('set')) print(h:read('L')) h:write('X') print(h:seek('cur'), h:seek('end'), h:seek('set', 1)) print(h:read('a')) print(h:seek('end', -2), h:read(1)) print(pcall(function() return h:seek('bad') end)) print(h:seek('set', -1)) h:close() local a = io.open(D .. '/c', 'a+') a:write('tail') a:seek('set') print(a:read('a')) a:close() local r = io.open(D .. '/c', 'r+') r:write('Z') r:close() print(io.open(D .. '/c'):read('a')) local ro = io.open(D .. '/c') print(ro:write('no')) ro:close() local wo = io.open(D .. '/c', 'w') print(wo:read('a')) wo:close()",
+    // read('n') over many numerals
+    "local f = io.open(D .. '/n', 'w') f:write('  0x1F  -3.5e2 12abc .5 +7 0x1p4 1e 0.1e-2\\n- 5') f:close() f = io.open(D .. '/n') for i = 1, 6 do print(math.type(f:read('n')) or 'nil') end f:close() f = io.open(D .. '/n') print(f:read('n', 'n', 'n', 'l')) print(f:read('n', 'n', 'n')) print(f:read('l')) print(f:read('n', 'n')) f:close()",
+    // default input and output
+    "local o = io.output() print(io.type(o), o == io.stdout, io.input() == io.stdin) io.output(D .. '/d') io.write('x', 1, '\\n') print(io.output() ~= io.stdout) io.close() print(io.type(io.output())) print(pcall(io.write, 'y')) io.output(io.stdout) io.input(D .. '/d') print(io.read()) print(io.read()) io.input():close() print(pcall(io.read)) print(pcall(io.lines)) io.input(io.stdin) print(select('#', io.lines())) print(pcall(io.output, D .. '/no/such')) print(pcall(io.input, 42))",
+    // methods, metatable, standard files, <close>, argument errors
+    "print(getmetatable(io.stdout).__name, io.stdout:close()) print(io.type(io.stderr), io.type(io.stdin)) print(io.stdout:setvbuf('no'), pcall(function() return io.stdout:setvbuf('x') end)) do local f <close> = io.open(D .. '/e', 'w') f:write('e') FF = f end print(io.type(FF)) print(io.open(D .. '/e'):read('a')) local f = io.open(D .. '/e') print(pcall(function() return f:read('x') end)) print(pcall(function() return f:read({}) end)) print(pcall(function() return f:write({}) end)) print(pcall(function() return f.lines(1) end)) print(f:lines()()) print(f:read(), f:flush(), io.flush()) f:close() print(pcall(io.close, f))",
+    // a file nobody references is closed (and flushed) by the collector
+    "do local f = io.open(D .. '/g', 'w') f:write('flushed') end collectgarbage() collectgarbage() print(io.open(D .. '/g'):read('a'))",
+];
+
+/// Runs every snippet of [`IO_SNIPPETS`] on both, each in a fresh
+/// temporary directory (the same path for both, emptied in between).
+fn check_io() {
+    let dir = std::env::temp_dir().join(format!("vssa-lua-io-{}", std::process::id()));
+    let mut bad = Vec::new();
+    for s in IO_SNIPPETS {
+        let code = format!("local D = '{}' {s}", dir.display());
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let want = reference(&code);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let got = ours(&code);
+        if want != got {
+            bad.push(format!(
+                "snippet: {s}\n  lua5.4: {want:?}\n  ours:   {got:?}"
+            ));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(bad.is_empty(), "{} differ:\n{}", bad.len(), bad.join("\n"));
+}
+
+#[test]
+fn io_files_match_lua54() {
+    check_io();
+}
+
+/// `os.date` with `!` (UTC, the same on every machine) and `os.time`'s
+/// argument checks.
+const DATE_SNIPPETS: &[&str] = &[
+    "for _, t in ipairs{0, 1e9, -1, 951782400, 1078012800, -1e10, -62000000000, -70000000000, 253402300800, -1e12, 1230768000, 1262217600, 1293753600, 1104537600} do print(os.date('!%a %A %b %B %h|%c|%C %y %Y|%d %e %j|%D %F %x|%H %I %M %S %p|%r %R %T %X|%u %w %U %W|%G %g %V|%n%t%%|%Ec %EC %Ex %EX %Ey %EY %Od %Oe %OH %OI %Om %OM %OS %Ou %OU %OV %Ow %OW %Oy|%z', t)) end",
+    "local t = os.date('!*t', 1e9) print(t.year, t.month, t.day, t.hour, t.min, t.sec, t.wday, t.yday, t.isdst) print(os.date('!*t', -1).year, os.date('!*tx', 0).month) print(type(os.date()), #os.date('!%c') > 0, math.type(os.time()))",
+    "print(pcall(function() return os.date('%Q') end)) print(pcall(function() return os.date('!%Ez %d') end)) print(pcall(function() return os.date('%') end)) print(pcall(function() return os.date('%Y', 2^60) end)) print(pcall(function() return os.date('%Y', 1.5) end)) print(pcall(function() return os.date({}) end)) print(os.date('!%Y', '86400'))",
+    "print(pcall(function() return os.time({year=2000}) end)) print(pcall(function() return os.time({year=2000, month=1.5, day=1}) end)) print(pcall(function() return os.time({year=2000, month='x', day=1}) end)) print(pcall(function() return os.time({year=2^40, month=1, day=1}) end)) print(pcall(function() return os.time({year=-2^31 + 1899, month=1, day=1}) end)) print(pcall(function() return os.time(1) end)) print(pcall(function() return os.time({year=2^31 - 1 + 1900, month=13, day=1}) end))",
+];
+
+/// `os.time{...}` and local `os.date`: lua5.4 uses the machine's time zone
+/// and we use UTC, so these run only where the reference's zone is UTC.
+const LOCAL_DATE_SNIPPETS: &[&str] = &[
+    "local t = {year=2000, month=14, day=-3, hour=25, min=61, sec=-5, isdst=true} print(os.time(t)) print(t.year, t.month, t.day, t.hour, t.min, t.sec, t.wday, t.yday, t.isdst) print(os.time{year=2000, month=1, day=1, hour=0}, os.time{year=2000, month=1, day=1}, os.time{year='2000', month=1, day=1.0, min=-1})",
+    "print(os.date('%c', 0), os.date('%Z %z', 0), os.date('*t', 1e9).hour) local d = os.date('*t', 123456789) print(os.time(d)) print(os.time{year=1970, month=1, day=1, hour=0}) print(pcall(function() return os.time{year=1969, month=12, day=31, hour=23, min=59, sec=59} end)) print(os.time{year=1, month=1, day=1}, os.time{year=-5000, month=6, day=15}) local mt = setmetatable({}, {__index = function(_, k) return ({year=2020, month=2, day=30})[k] end}) print(os.time(mt), rawget(mt, 'day'))",
+];
+
+#[test]
+fn dates_match_lua54() {
+    check_all(DATE_SNIPPETS);
+    let zone = mlua::Lua::new()
+        .load("return os.date('%z %Z')")
+        .eval::<String>()
+        .expect("os.date runs");
+    if zone == "+0000 UTC" {
+        check_all(LOCAL_DATE_SNIPPETS);
+    } else {
+        eprintln!(
+            "skipped the local-time snippets: the reference's time zone is {zone}, ours is UTC"
+        );
+    }
+}
+
 #[test]
 fn os_files_match_lua54() {
     check_all(OS_SNIPPETS);

@@ -83,7 +83,9 @@ const CASES: &[Case] = &[
     Case {
         file: "nextvar.lua",
         patches: &[],
-        expect: Expect::FailsWith("nextvar.lua:344: table index is nil"),
+        expect: Expect::FailsWith(
+            "nextvar.lua:420: bad argument #2 to 'remove' (position out of bounds)",
+        ),
     },
     Case {
         file: "sort.lua",
