@@ -568,6 +568,7 @@ fn tiered_stats(
     v["recompiles"] = json!(t.recompiles);
     v["recompile_ms"] = json!(ms(t.recompile));
     v["compiles_deferred"] = json!(t.compiles_deferred);
+    v["hot_loop_final"] = json!(t.hot_loop);
     v["loops_too_large"] = json!(t.loops_too_large);
     v["speculated"] = json!(t.jit.speculated);
     if verbose {

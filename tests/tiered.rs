@@ -512,3 +512,34 @@ fn the_compile_thread_never_changes_what_a_program_does() {
     // compiling: a thread that never delivers is broken, not slow.
     assert!(units > 0, "the compile thread delivered nothing in 8 runs");
 }
+
+/// Loops that go hot once and never again: each unit arrives as its loop
+/// ends and pays back nothing, so after a few such units the runtime waits
+/// for loops to go round twice as often before compiling them, and stops
+/// compiling these altogether. (A loop of 60 rounds each, hot at 8: the
+/// threshold doubles to 16, 32, 64, above what any of them reaches.)
+#[test]
+fn a_profile_that_keeps_lying_raises_the_hot_threshold() {
+    let one = format!("{}[>+<-]>[-]<", "+".repeat(60));
+    let src = one.repeat(200);
+    let prog = std::sync::Arc::new(vssa_bf::parse(&src).unwrap());
+    let o = opts(None, EofMode::Unchanged);
+    let want = run_interp(&prog, b"", o, SMALL_TAPE);
+    let cfg = TieredConfig {
+        hot_loop: 8,
+        // Ample, but not unlimited (which compiles every hot loop).
+        budget: vssa_deopt::CompileBudget::default().with_share(1000.0),
+        compile_thread: false,
+        ..TieredConfig::default()
+    };
+    let mut out = Vec::new();
+    let mut inp: &[u8] = b"";
+    let (report, r) = {
+        let mut io = Io::new(&mut inp, &mut out);
+        vssa_bf::tiered::run_tiered(&prog, SMALL_TAPE, &mut io, &cfg)
+    };
+    r.unwrap();
+    assert_eq!(out, want.output);
+    assert!(report.hot_loop >= 64, "{report:?}");
+    assert!(report.units_compiled < 40, "{report:?}");
+}

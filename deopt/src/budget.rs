@@ -143,6 +143,12 @@ impl CompileBudget {
     }
 
     /// Compile time booked and not yet repaid.
+    /// Whether this budget allows everything ([`CompileBudget::unlimited`]):
+    /// the runtime then compiles every hot loop, as it did before budgets.
+    pub fn is_unlimited(&self) -> bool {
+        self.share == f64::INFINITY
+    }
+
     pub fn spent(&self) -> Duration {
         self.spent
     }

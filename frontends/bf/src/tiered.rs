@@ -137,6 +137,9 @@ pub struct TieredReport {
     pub steps: u64,
     /// Compilations the budget put off, and loops too large to compile.
     pub compiles_deferred: u64,
+    /// The hot threshold at the end: [`TieredConfig::hot_loop`], doubled
+    /// each time compiled units kept paying back nothing.
+    pub hot_loop: u32,
     pub loops_too_large: usize,
     pub units: Vec<UnitReport>,
 }
@@ -300,6 +303,12 @@ struct Pending {
     reserved: Duration,
 }
 
+/// Units in a row that paid back almost nothing before the next one came,
+/// after which the hot threshold doubles ([`Tiers::distrust_a_lying_profile`]).
+const WASTED_STREAK: u32 = 4;
+/// The highest the hot threshold goes.
+const MAX_HOT_LOOP: u32 = 1 << 20;
+
 /// How often (loop-body entries) the interpreter stops at the header of a
 /// loop whose unit is being compiled, to switch to its code once it is
 /// there: seldom enough to cost little, often enough to switch soon.
@@ -320,6 +329,9 @@ struct Tiers<'p> {
     /// [`TieredConfig::compile_thread`], off if the thread cannot start.
     use_thread: bool,
     budget: CompileBudget,
+    /// Units in a row that paid back almost nothing
+    /// ([`Tiers::distrust_a_lying_profile`]).
+    wasted_streak: u32,
     /// An outer loop to compile once the budget allows ([`Tiers::upgrade`]).
     wanted: Option<usize>,
 
@@ -727,6 +739,7 @@ impl Tiers<'_> {
 
     /// Makes `code` the unit of the loop at `open`; its index.
     fn install(&mut self, open: usize, code: UnitCode, took: Duration) -> usize {
+        self.distrust_a_lying_profile();
         let close = match self.prog.insts[open].kind {
             InstKind::Open { close } => close,
             _ => open,
@@ -753,6 +766,34 @@ impl Tiers<'_> {
         self.profile.unit_of[open] = self.units.len() as u32;
         self.profile.stop_at(open, STOP_ALWAYS);
         self.units.len() - 1
+    }
+
+    /// Raises the hot threshold when the profile keeps promising work that
+    /// never comes: when [`WASTED_STREAK`] units in a row had paid back less
+    /// than a tenth of their compile time by the time the next one arrived,
+    /// loops are going hot once and never again (the 200 000 hot-once loops
+    /// of the `shapes` fuzz target), so a loop must now go round twice as
+    /// often to be called hot. Units that run for a while reset the streak.
+    /// An unlimited budget turns this off with the rest of the cost
+    /// control: every hot loop is compiled.
+    fn distrust_a_lying_profile(&mut self) {
+        let Some(last) = self.units.last() else {
+            return;
+        };
+        if self.budget.is_unlimited() {
+            return;
+        }
+        let paid = last.report.compile.saturating_sub(last.unpaid);
+        if paid * 10 >= last.report.compile {
+            self.wasted_streak = 0;
+            return;
+        }
+        self.wasted_streak += 1;
+        if self.wasted_streak >= WASTED_STREAK {
+            self.wasted_streak = 0;
+            self.profile.hot = self.profile.hot.saturating_mul(2).min(MAX_HOT_LOOP);
+            self.report.hot_loop = self.profile.hot;
+        }
     }
 
     /// Refutes `guard` in unit `i` and recompiles the unit, replaying its
@@ -833,7 +874,10 @@ pub fn run_tiered_on(
     observer: &mut dyn FnMut(&DeoptEvent<'_>),
 ) -> (TieredReport, Result<(), JitError>) {
     let n = prog.insts.len();
-    let mut report = TieredReport::default();
+    let mut report = TieredReport {
+        hot_loop: cfg.hot_loop.max(1),
+        ..TieredReport::default()
+    };
     let book = runtime::load_book(&cfg.jit, &mut report.jit);
     let mut tiers = Tiers {
         prog,
@@ -844,6 +888,7 @@ pub fn run_tiered_on(
         pending: VecDeque::new(),
         use_thread: cfg.compile_thread,
         budget: cfg.budget.clone(),
+        wasted_streak: 0,
         wanted: None,
 
         profile: Profile {

@@ -400,8 +400,9 @@ fn check_open(vm: &mut Vm, base: usize, nargs: usize, i: usize, f: &str) -> LRes
     }
 }
 
-/// lua5.4's `luaL_fileresult` for a failure: nil, message, errno.
-fn failure(
+/// lua5.4's `luaL_fileresult` for a failure: nil, "NAME: message" (or the
+/// message alone), errno. (`os.remove` and `os.rename` answer so too.)
+pub(crate) fn failure(
     vm: &mut Vm,
     at: usize,
     name: Option<&[u8]>,

@@ -1572,25 +1572,6 @@ fn math_randomseed(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, us
 
 // ---------- io and os ----------
 
-/// The failure results of a file operation, as lua5.4's
-/// `luaL_fileresult`: nil, "NAME: message" (or the message alone), errno.
-fn file_failure(
-    vm: &mut Vm,
-    at: usize,
-    name: Option<&[u8]>,
-    e: &std::io::Error,
-) -> LResult<(usize, usize)> {
-    let mut msg = Vec::new();
-    if let Some(name) = name {
-        msg.extend_from_slice(name);
-        msg.extend_from_slice(b": ");
-    }
-    msg.extend_from_slice(io_error_text(e).as_bytes());
-    let m = vm.heap.str_value(&msg);
-    let code = Value::Int(e.raw_os_error().unwrap_or(0) as i64);
-    vm.rets(at, &[Value::Nil, m, code])
-}
-
 fn os_remove(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     let name = check_str(vm, base, nargs, 0, "remove")?;
     let path = String::from_utf8_lossy(&name).into_owned();
@@ -1601,7 +1582,7 @@ fn os_remove(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> 
     };
     match r {
         Ok(()) => vm.rets(base + nargs, &[Value::Bool(true)]),
-        Err(e) => file_failure(vm, base + nargs, Some(&name), &e),
+        Err(e) => crate::iolib::failure(vm, base + nargs, Some(&name), &e),
     }
 }
 
@@ -1615,7 +1596,7 @@ fn os_rename(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> 
     match r {
         Ok(()) => vm.rets(base + nargs, &[Value::Bool(true)]),
         // lua5.4 names no file here.
-        Err(e) => file_failure(vm, base + nargs, None, &e),
+        Err(e) => crate::iolib::failure(vm, base + nargs, None, &e),
     }
 }
 
