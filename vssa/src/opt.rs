@@ -3,7 +3,9 @@
 //! Construction-time peepholes see each node once, when it is built; after a
 //! replacement, the users of the replaced node may simplify further, and two
 //! nodes built on inputs that have since merged may now be one node. The
-//! pass revisits exactly those nodes until nothing changes.
+//! pass revisits exactly those nodes until nothing changes, then sweeps the
+//! whole live graph once more (a rule that reads an input's input is not
+//! woken by a change there), until a whole sweep changes nothing.
 //!
 //! Redundant phis are removed a whole group at a time (see
 //! `remove_redundant_phis`): one phi at a time, a nest of `n` loops that
@@ -73,7 +75,23 @@ pub fn optimize(g: &mut Graph) -> Result<OptStats, GraphError> {
         current.insert(n);
     }
     let mut next = IdSet::default();
-    while !current.is_empty() {
+    // The replacements counted when the last sweep over every live node
+    // began: a rule may read past its inputs (an input's input), and a
+    // change there wakes nobody, so when the worklist runs dry one more
+    // sweep over the whole live graph looks again; the pass ends when such
+    // a sweep changes nothing (a true fixed point, which replay relies on).
+    // The first sweep is one of them.
+    let mut at_full_sweep = 0;
+    loop {
+        if current.is_empty() {
+            if stats.replaced == at_full_sweep {
+                break;
+            }
+            at_full_sweep = stats.replaced;
+            for n in g.live_nodes() {
+                current.insert(n);
+            }
+        }
         stats.rounds += 1;
         // Whole groups of redundant phis first, so that what depends on
         // them is re-interned once, in the sweep below.
