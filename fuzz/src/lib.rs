@@ -142,9 +142,28 @@ pub fn bump(c: &mut Counters, key: &'static str) {
 pub fn private_seal_key() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let dir = std::env::temp_dir().join(format!("vssa-fuzz-key-{}", std::process::id()));
-        std::env::set_var("VSSA_CACHE_DIR", dir);
+        std::env::set_var("VSSA_CACHE_DIR", scratch_dir().join("key"));
     });
+}
+
+/// This process's own folder of the temporary directory, made on first
+/// use: the fuzzers' logs, caches and seal key live there. A folder of
+/// their own keeps the driver's scan for stale temporaries beside a log
+/// (one directory listing per load) short, however full `/tmp` is.
+pub fn scratch_dir() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("vssa-fuzz-{}", std::process::id()));
+        // A folder left by a dead process with the same id is reused.
+        let _ = std::fs::create_dir_all(&dir);
+        dir
+    })
+}
+
+/// Removes [`scratch_dir`] and everything in it: the last thing a fuzzing
+/// process does.
+pub fn remove_scratch_dir() {
+    let _ = std::fs::remove_dir_all(scratch_dir());
 }
 
 /// A scratch file path unique in this process and among processes (the
@@ -156,9 +175,7 @@ impl TempFile {
     pub fn new(what: &str) -> TempFile {
         static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        TempFile(
-            std::env::temp_dir().join(format!("vssa-fuzz-{}-{what}-{n}.log", std::process::id())),
-        )
+        TempFile(scratch_dir().join(format!("{what}-{n}.log")))
     }
 
     pub fn path(&self) -> &std::path::Path {

@@ -119,6 +119,7 @@ fn main() -> ExitCode {
         }
         failed |= s.mismatches + s.crashes > 0;
     }
+    vssa_fuzz::remove_scratch_dir();
     if failed {
         if let Some(dir) = &args.cfg.out {
             println!("reproducers in {}", dir.display());
