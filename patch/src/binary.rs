@@ -282,9 +282,17 @@ pub(crate) fn parse_binary(
     let mut r = Reader {
         bytes: &bytes[..body_end - 1],
         at: BINARY_MAGIC.len(),
-        file,
     };
-    let encoding = u32::try_from(r.varint()?).map_err(|_| r.err("bad encoding"))?;
+    match read_units(&mut r, state == SealState::Verified) {
+        Ok(book) => Ok((book, state)),
+        Err(Fail(what)) => Err(err(r.at, what.to_string())),
+    }
+}
+
+/// Reads the units of a binary body (after the magic, before the seal
+/// flag). On failure `r.at` is the offending byte.
+fn read_units(r: &mut Reader<'_>, sealed: bool) -> Result<LogBook, Fail> {
+    let encoding = u32::try_from(r.varint()?).map_err(|_| Fail("bad encoding"))?;
     let units = r.count(16)?;
     let mut book = LogBook::with_encoding(encoding);
     let mut prev: Option<Addr> = None;
@@ -292,7 +300,7 @@ pub(crate) fn parse_binary(
         let unit_at = r.at;
         let program = r.addr()?;
         if prev.is_some_and(|p| p >= program) {
-            return Err(err(unit_at, "unit keys are not increasing".into()));
+            return Err(r.fail_at(unit_at, "unit keys are not increasing"));
         }
         prev = Some(program);
         let n_refuted = r.count(16)?;
@@ -300,7 +308,7 @@ pub(crate) fn parse_binary(
         for _ in 0..n_refuted {
             let a = r.addr()?;
             if refuted.last().is_some_and(|p| *p >= a) {
-                return Err(r.err("refuted guards are not increasing"));
+                return Err(Fail("refuted guards are not increasing"));
             }
             refuted.push(a);
         }
@@ -319,23 +327,23 @@ pub(crate) fn parse_binary(
             for _ in 0..n_nodes {
                 let addr = r.indexed(&table)?;
                 let ty = *Type::ALL
-                    .get(r.byte()? as usize)
-                    .ok_or_else(|| r.err("unknown type"))?;
+                    .get(usize::from(r.byte()?))
+                    .ok_or(Fail("unknown type"))?;
                 let op_at = r.at;
                 let template = *templates()
-                    .get(r.byte()? as usize)
-                    .ok_or_else(|| r.err("unknown op"))?;
+                    .get(usize::from(r.byte()?))
+                    .ok_or(Fail("unknown op"))?;
                 if matches!(template, Op::Loop { .. }) {
-                    return Err(err(op_at, "a patch cannot build a loop".into()));
+                    return Err(r.fail_at(op_at, "a patch cannot build a loop"));
                 }
                 let op = if immediate(&template).is_some() {
                     let v = unzigzag(r.varint()?);
-                    with_immediate(template, v).ok_or_else(|| r.err("immediate out of range"))?
+                    with_immediate(template, v).ok_or(Fail("immediate out of range"))?
                 } else {
                     template
                 };
                 let n_inputs = r.count(1)?;
-                let mut inputs = RecipeInputs::with_capacity(n_inputs);
+                let mut inputs = RecipeInputs::new();
                 for _ in 0..n_inputs {
                     inputs.push(r.indexed(&table)?);
                 }
@@ -351,83 +359,106 @@ pub(crate) fn parse_binary(
         let mut log = Log::new(program, patches);
         log.encoding = encoding;
         log.refuted = refuted;
-        log.sealed = state == SealState::Verified;
+        log.sealed = sealed;
         book.insert(log);
     }
     if r.at != r.bytes.len() {
-        return Err(r.err("bytes after the last unit"));
+        return Err(Fail("bytes after the last unit"));
     }
-    Ok((book, state))
+    Ok(book)
 }
 
-/// A cursor over the body of a binary log; errors name the byte offset.
+/// What was wrong where a binary body stopped reading ([`Reader::at`] is
+/// where). A bare message keeps the reader's results two words wide, so
+/// its hot paths return in registers; the full [`LogError`] is made once.
+#[derive(Clone, Copy, Debug)]
+struct Fail(&'static str);
+
+/// A cursor over the body of a binary log.
 struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
-    file: &'a str,
 }
 
 impl Reader<'_> {
-    fn err(&self, what: &str) -> LogError {
-        LogError {
-            file: self.file.to_string(),
-            line: None,
-            message: format!("byte {}: {what}", self.at),
-        }
+    /// A failure at byte `at` rather than where the cursor stands.
+    fn fail_at(&mut self, at: usize, what: &'static str) -> Fail {
+        self.at = at;
+        Fail(what)
     }
 
-    fn byte(&mut self) -> Result<u8, LogError> {
-        let b = *self
-            .bytes
-            .get(self.at)
-            .ok_or_else(|| self.err("truncated"))?;
+    #[inline]
+    fn byte(&mut self) -> Result<u8, Fail> {
+        let b = *self.bytes.get(self.at).ok_or(Fail("truncated"))?;
         self.at += 1;
         Ok(b)
     }
 
-    fn varint(&mut self) -> Result<u128, LogError> {
+    /// A varint of up to 128 bits (immediates).
+    fn varint(&mut self) -> Result<u128, Fail> {
         let mut v = 0u128;
         for shift in (0..128).step_by(7) {
             let b = self.byte()?;
             let bits = u128::from(b & 0x7f);
             if shift == 126 && bits > 3 {
-                return Err(self.err("number too large"));
+                return Err(Fail("number too large"));
             }
             v |= bits << shift;
             if b & 0x80 == 0 {
                 return Ok(v);
             }
         }
-        Err(self.err("number too large"))
+        Err(Fail("number too large"))
+    }
+
+    /// A varint of at most 64 bits (node indexes, counts: most of a log's
+    /// numbers), without the 128-bit arithmetic of [`Reader::varint`].
+    #[inline]
+    fn varint64(&mut self) -> Result<u64, Fail> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            let bits = u64::from(b & 0x7f);
+            if shift == 63 && bits > 1 {
+                return Err(Fail("number too large"));
+            }
+            v |= bits << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(Fail("number too large"))
     }
 
     /// A count of items that take at least `min_bytes` each: bounded by
     /// what is left, so a forged count never makes a huge allocation.
-    fn count(&mut self, min_bytes: usize) -> Result<usize, LogError> {
-        let v = self.varint()?;
-        let left = (self.bytes.len() - self.at) as u128;
-        if v.saturating_mul(min_bytes as u128) > left {
-            return Err(self.err("a count larger than the rest of the file"));
+    #[inline]
+    fn count(&mut self, min_bytes: usize) -> Result<usize, Fail> {
+        let v = self.varint64()?;
+        let left = (self.bytes.len() - self.at) as u64;
+        if v.saturating_mul(min_bytes as u64) > left {
+            return Err(Fail("a count larger than the rest of the file"));
         }
         Ok(v as usize)
     }
 
-    fn addr(&mut self) -> Result<Addr, LogError> {
+    fn addr(&mut self) -> Result<Addr, Fail> {
         let s = self
             .bytes
             .get(self.at..self.at + 16)
-            .ok_or_else(|| self.err("truncated"))?;
+            .ok_or(Fail("truncated"))?;
         self.at += 16;
         Ok(Addr(s.try_into().expect("16 bytes")))
     }
 
-    fn indexed(&mut self, table: &[Addr]) -> Result<Addr, LogError> {
-        let i = self.varint()?;
+    #[inline]
+    fn indexed(&mut self, table: &[Addr]) -> Result<Addr, Fail> {
+        let i = self.varint64()?;
         usize::try_from(i)
             .ok()
             .and_then(|i| table.get(i))
             .copied()
-            .ok_or_else(|| self.err("a node index past the node table"))
+            .ok_or(Fail("a node index past the node table"))
     }
 }
 
