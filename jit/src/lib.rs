@@ -33,7 +33,9 @@ pub use book::{load_book, save_book, warn_replay};
 pub use call::Exit;
 pub use error::{GuestFailure, JitError};
 pub use guest::{Built, Guest, Site, UnitSize, MAX_UNIT_INSTS, MAX_UNIT_WEIGHT};
-pub use pipeline::{code_target, middle_end, verify, UnitCode, UnitCompiler, UnitRequest};
+pub use pipeline::{
+    code_target, compile_program, middle_end, verify, UnitCode, UnitCompiler, UnitRequest,
+};
 pub use report::{thread_cpu_time, JitConfig, JitReport};
 pub use tiers::{
     spare_core, Hotness, TieredConfig, TieredGuest, TieredReport, Tiers, UnitReport,

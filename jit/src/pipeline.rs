@@ -3,7 +3,7 @@
 //! → lower guards → the code caches (in memory, then the file beside the
 //! patch log) or schedule and Cranelift.
 
-use crate::book::may_keep_code_beside;
+use crate::book::{load_book, may_keep_code_beside, save_book, warn_replay};
 use crate::error::JitError;
 use crate::guest::{Built, Guest, Site};
 use crate::report::{CpuSpan, JitConfig, JitReport};
@@ -399,6 +399,47 @@ impl UnitCompiler {
             error_exit,
         })
     }
+}
+
+/// Compiles `unit` as the whole program, once, before it runs (no code
+/// cache in memory: nothing is compiled twice), with the patch-log file
+/// `cfg` names: loaded and replayed, and saved when the unit's log
+/// changed. A book without this unit was recorded for another program
+/// (or another build of this one): it is reported stale and replaced.
+pub fn compile_program<G: Guest, R>(
+    guest: &G,
+    cfg: &JitConfig<R>,
+    unit: G::Unit,
+    name: &str,
+    report: &mut JitReport,
+) -> Result<UnitCode, Error<G>> {
+    let mut compiler = UnitCompiler::new(cfg, 0, &guest.hosts())?;
+    let mut book = load_book(cfg, report);
+    let req = UnitRequest {
+        unit,
+        speculate: None,
+        book: &book,
+        name,
+    };
+    let code = compiler.compile(guest, &req, report)?;
+    warn_replay(cfg, report);
+    compiler.save_code(report);
+    if !book.is_empty() && book.unit(&code.key).is_none() {
+        if let Some(path) = &cfg.patch_log {
+            report.patch_log_warnings.push(format!(
+                "{}: stale patch log: it has no unit for this program",
+                path.display()
+            ));
+        }
+        book = LogBook::new();
+    }
+    if let Some(log) = &code.log {
+        if book.unit(&code.key) != Some(log) {
+            book.insert(log.clone());
+            save_book(cfg, report, &book);
+        }
+    }
+    Ok(code)
 }
 
 /// The middle end's passes on a freshly built (or partly replayed) graph:

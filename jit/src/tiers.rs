@@ -888,3 +888,43 @@ fn around(parent: &[u32], pc: usize) -> Option<usize> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hotness(len: usize, hot: u32) -> Hotness {
+        Hotness {
+            counts: vec![0; len],
+            fit: vec![FIT_UNKNOWN; len],
+            unit_of: vec![0; len],
+            hot,
+        }
+    }
+
+    /// An entry stops the interpreter from its `hot`-th arrival on, until
+    /// told otherwise: at every arrival once it has a unit, never once it
+    /// is delegated, at a given count when the budget said not yet.
+    #[test]
+    fn entries_stop_the_interpreter_as_their_state_says() {
+        let mut h = hotness(4, 3);
+        assert_eq!((h.enter(1), h.enter(1), h.enter(1)), (false, false, true));
+        assert!(!h.enter(2), "counts are per entry");
+        h.stop_at(1, STOP_ALWAYS);
+        assert!(h.enter(1) && h.enter(1));
+        h.stop_at(1, STOP_NEVER);
+        assert!(!h.enter(1));
+        h.stop_at(2, 10);
+        assert!((2..10).all(|_| !h.enter(2)) && h.enter(2));
+        assert_eq!((h.entered(1), h.entered(2), h.entered(9)), (6, 10, 0));
+    }
+
+    #[test]
+    fn enclosing_entries_are_looked_up_by_instruction() {
+        let parent = [NO_ENTRY, 0, NO_ENTRY, 1];
+        assert_eq!(around(&parent, 0), None);
+        assert_eq!(around(&parent, 1), Some(0));
+        assert_eq!(around(&parent, 3), Some(1));
+        assert_eq!(around(&parent, 7), None);
+    }
+}

@@ -24,7 +24,6 @@ use vssa_deopt::{DeoptAbi, Frame, Guest};
 use vssa_jit::{Built, Exit, Site};
 use vssa_patch::LogBook;
 
-pub(crate) use vssa_jit::{load_book, save_book, warn_replay};
 pub use vssa_jit::{
     thread_cpu_time, JitReport, UnitCode, UnitSize, MAX_UNIT_INSTS, MAX_UNIT_WEIGHT,
 };
@@ -479,39 +478,11 @@ pub fn compile(
     cfg: &JitConfig,
     report: &mut JitReport,
 ) -> Result<NativeProgram, JitError> {
-    // One unit, compiled once: nothing to cache.
-    let mut compiler = UnitCompiler::new(cfg, 0)?;
-    let mut book = load_book(cfg, report);
-    let unit = compiler.compile(
+    let guest = BfUnits {
         prog,
-        &UnitRequest {
-            unit: Unit::Program,
-            tape_len,
-            speculate: None,
-            book: &book,
-            name: "bf_main",
-        },
-        report,
-    )?;
-    warn_replay(cfg, report);
-    compiler.save_code(report);
-    if !book.is_empty() && book.unit(&unit.key).is_none() {
-        // The whole program is one unit: a book without it was recorded
-        // for another program (or another build of this one).
-        if let Some(path) = &cfg.patch_log {
-            report.patch_log_warnings.push(format!(
-                "{}: stale patch log: it has no unit for this program",
-                path.display()
-            ));
-        }
-        book = LogBook::new();
-    }
-    if let Some(log) = &unit.log {
-        if book.unit(&unit.key) != Some(log) {
-            book.insert(log.clone());
-            save_book(cfg, report, &book);
-        }
-    }
+        opts: build_options(tape_len, &cfg.run),
+    };
+    let unit = vssa_jit::compile_program(&guest, cfg, Unit::Program, "bf_main", report)?;
     Ok(NativeProgram {
         unit,
         step_limit: cfg.run.max_steps.is_some(),

@@ -161,7 +161,7 @@ pub fn run_tiered_on(
     observer: &mut dyn FnMut(&DeoptEvent<'_>),
 ) -> (TieredReport, Result<(), JitError>) {
     let mut loaded = vssa_jit::JitReport::default();
-    let book = runtime::load_book(&cfg.jit, &mut loaded);
+    let book = vssa_jit::load_book(&cfg.jit, &mut loaded);
     let guest = BfUnits {
         prog: Arc::clone(prog),
         opts: runtime::build_options(tape.len(), &cfg.jit.run),
