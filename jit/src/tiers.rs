@@ -50,7 +50,9 @@ pub trait TieredGuest: Guest + Clone + Send + 'static {
     /// the first entry gets hot.
     fn enclosing(&self) -> Vec<u32>;
     /// The entries inside the unit at `entry` (itself included): where it
-    /// may speculate.
+    /// may speculate. The sites are unit entries, labelled by their entry
+    /// (`Site::label`), profiled by [`Hotness`]: an entry never reached
+    /// is speculated never taken (Brainfuck's inner loops).
     fn nested(&self, entry: usize) -> Vec<usize>;
     /// Whether `exit` is a speculation (may be refuted), not a check the
     /// general code needs too.
