@@ -292,7 +292,7 @@ fn measure(w: &Workload, changed: usize, runs: u32) -> Result<Row, String> {
                 // Forget what this recompilation added, so that every
                 // repetition starts from the cache after the fresh compile.
                 for code in codes.iter().filter(|c| !c.cached) {
-                    warm.cache.remove(&code.code_key);
+                    warm.pipeline.cache.remove(&code.code_key);
                 }
             }
         }

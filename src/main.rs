@@ -578,7 +578,7 @@ fn tiered_stats(
             .map(|u| {
                 json!({
                     "open": u.open,
-                    "at": u.pos.map(|p| p.to_string()),
+                    "at": prog.insts.get(u.open).map(|i| i.pos.to_string()),
                     "compiles": u.compiles,
                     "entries": u.entries,
                     "deopts": u.deopts,

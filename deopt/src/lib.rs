@@ -34,7 +34,8 @@
 //! Pipeline position: front-end builds → optimize (patches) →
 //! `speculate_never_taken` (patches) → optimize (patches) → record the log →
 //! **`lower_guards`** → schedule → backend. `docs/deopt.md` describes the
-//! protocol; `docs/embedding.md` walks through the Brainfuck guest.
+//! protocol; `docs/embedding.md` walks through a guest written against
+//! `vssa-jit`, the crate that drives this pipeline.
 
 #![forbid(unsafe_code)]
 

@@ -1,6 +1,8 @@
-//! The JIT runtime: compiles a whole program through the vssa pipeline and
-//! runs it on the interpreter's tape, handing over to the interpreter when
-//! the compiled code exits early.
+//! The JIT runtime: the Brainfuck guest's side of the `vssa-jit`
+//! pipeline (its units, context, host functions and deopt frames), and the
+//! `jit` engine, which compiles a whole program and runs it on the
+//! interpreter's tape, handing over to the interpreter when the compiled
+//! code exits early.
 //!
 //! This module and [`host`](self) functions are the only places in the
 //! crate that cross into generated code; each `unsafe` block says why it
@@ -14,16 +16,17 @@ use crate::error::{RunError, RunErrorKind};
 use crate::interp::{self, EofMode, InterpState, Io, RunOptions};
 use crate::parse::Program;
 use crate::tape::Tape;
-use std::collections::BTreeSet;
 use std::ffi::c_void;
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-use vssa::{Addr, Type};
-use vssa_backend::{CodeCache, CodeStore, HostFn, Jit, JitOptions, OwnedCode};
-use vssa_deopt::{DeoptAbi, ExitTable, Frame, Guest};
-use vssa_patch::fsutil::ReadFrom;
-use vssa_patch::{Log, LogBook, SealKey, SealState};
+use std::time::Instant;
+use vssa::{Addr, NodeId, Type};
+use vssa_backend::HostFn;
+use vssa_deopt::{DeoptAbi, Frame, Guest};
+use vssa_jit::{Built, Exit, Site};
+use vssa_patch::LogBook;
+
+pub use vssa_jit::{
+    thread_cpu_time, JitReport, UnitCode, UnitSize, MAX_UNIT_INSTS, MAX_UNIT_WEIGHT,
+};
 
 /// The memory the compiled code reads and writes besides the tape. Field
 /// offsets are [`build::ctx_offset`]; a test pins them.
@@ -61,266 +64,13 @@ pub(crate) struct HostState<'p, 'io, 'b> {
     pub(crate) error: Option<RunError>,
 }
 
-/// How the JIT runs a program.
-#[derive(Clone, Debug, Default)]
-pub struct JitConfig {
-    pub run: RunOptions,
-    /// Run the worklist optimizer after construction (on by default in the CLI).
-    pub optimize: bool,
-    /// Run the vssa verifier after each graph phase and Cranelift's verifier.
-    pub verify: bool,
-    /// Write the graph as Graphviz DOT after each phase into this folder.
-    pub dump_dot: Option<PathBuf>,
-    /// Keep the Cranelift IR text (see [`JitReport::clif`]).
-    pub capture_clif: bool,
-    /// A patch log (see `vssa-patch`): when `optimize` is on, it is loaded
-    /// if it exists and replayed instead of optimizing (the optimizer then
-    /// only runs if some patch did not apply), and the updated log is saved.
-    /// An unreadable or stale log is reported in
-    /// [`JitReport::patch_log_warnings`] and otherwise ignored.
-    pub patch_log: Option<PathBuf>,
-    /// With a patch log: the bound, in bytes, of the persistent code cache
-    /// kept beside it (`FILE.code`, see `vssa_backend::stored`), from
-    /// which a later run places unchanged units' machine code instead of
-    /// generating it; 0: no code cache on disk.
-    pub code_store_bytes: u64,
-}
+/// How the JIT runs a program: the pipeline's options and the run's.
+pub type JitConfig = vssa_jit::JitConfig<RunOptions>;
 
-/// Where the time went and what the pipeline produced.
-#[derive(Clone, Debug, Default)]
-pub struct JitReport {
-    /// Nodes interned by the builder.
-    pub nodes_built: usize,
-    /// Builder requests, including those answered by value numbering or peepholes.
-    pub build_requests: u64,
-    /// Live nodes after construction.
-    pub nodes_live_built: usize,
-    /// Live nodes after optimization.
-    pub nodes_after_opt: usize,
-    /// Replacements the optimizer made (each a patch).
-    pub replacements: usize,
-    pub blocks: usize,
-    pub code_size: usize,
-    pub clif_insts: usize,
-    /// Guards in the compiled code (each an exit to the interpreter).
-    pub guards: usize,
-    /// Guards made by speculation (loops never entered while profiling).
-    pub speculated: usize,
-    /// Patches not replayed because they follow a refuted speculation.
-    pub patches_refuted: usize,
-    pub build: Duration,
-    pub optimize: Duration,
-    pub verify: Duration,
-    pub schedule: Duration,
-    pub lower: Duration,
-    pub codegen: Duration,
-    pub run: Duration,
-    /// Exits to the interpreter taken (0 or 1 per run for a whole-program unit).
-    pub exits_to_interp: u64,
-    pub clif: Option<String>,
-    /// Loop tests performed.
-    pub steps: u64,
-    /// Patches in the logs recorded by the compilations that ran the
-    /// optimizer (a log holds the net effect of the optimizer's
-    /// replacements: see `vssa_patch::net`). 0 when every unit replayed its
-    /// log in full.
-    pub patches_recorded: usize,
-    /// Patches of the loaded log that applied.
-    pub patches_replayed: usize,
-    /// Patches of the loaded log skipped as stale (another program or
-    /// encoding, or an address missing).
-    pub patches_stale: usize,
-    /// Patches of the loaded log skipped as conflicting with the graph.
-    pub patches_conflicting: usize,
-    /// Loading, checking and replaying the patch log.
-    pub replay: Duration,
-    /// Recording and saving the updated patch log (when it changed).
-    pub patch_log_save: Duration,
-    /// Why the patch log was not (fully) used or not saved, one line each.
-    pub patch_log_warnings: Vec<String>,
-    /// Whether the patch log read carried this user's seal (only a sealed
-    /// log is replayed); `None` when no log file was read.
-    pub patch_log_sealed: Option<bool>,
-    /// Units whose machine code came from the code cache (their final
-    /// graph had been compiled before): scheduling and codegen skipped.
-    pub code_cache_hits: usize,
-    /// Computing units' code-cache keys.
-    pub code_key: Duration,
-    /// The persistent code cache (`JitConfig::code_store_bytes`): units
-    /// whose code was placed from the file, units it did not have, and
-    /// entries it had but failed their seal, target or image check.
-    pub code_cache_loads: u64,
-    pub code_cache_misses: u64,
-    pub code_cache_rejected: u64,
-    /// Reading the code-cache file and placing code from it.
-    pub code_cache_load: Duration,
-    /// Writing the code-cache file (when it changed).
-    pub code_cache_save: Duration,
-    /// Units placed from the code-cache file by a unit entry, without
-    /// building their graph (see `place_direct`).
-    pub code_cache_direct: u64,
-    /// CPU time this thread (the program's) had used from its start to
-    /// just before the compiled program's first instruction: process
-    /// start-up, reading and parsing the program, and compiling (the
-    /// `jit` engine; see [`thread_cpu_time`]). Unlike the phase times it
-    /// does not grow when other processes take the CPU.
-    pub cpu_before_run: Option<Duration>,
-    /// [`JitReport::replay`] and [`JitReport::optimize`] as CPU time of
-    /// the compiling thread: what they cost whatever else the machine
-    /// runs.
-    pub replay_cpu: Duration,
-    pub optimize_cpu: Duration,
-}
-
-/// CPU time of the calling thread over a span of code (zero where the
-/// clock is unavailable).
-struct CpuSpan(Option<Duration>);
-
-impl CpuSpan {
-    fn start() -> CpuSpan {
-        CpuSpan(thread_cpu_time())
-    }
-
-    fn end(self) -> Duration {
-        match (self.0, thread_cpu_time()) {
-            (Some(a), Some(b)) => b.saturating_sub(a),
-            _ => Duration::ZERO,
-        }
-    }
-}
-
-/// The CPU time the calling thread has used since it started
-/// (`CLOCK_THREAD_CPUTIME_ID`: exact, unlike `/proc`'s figures, which
-/// lag by up to a scheduler tick); `None` if the clock is unavailable.
-pub fn thread_cpu_time() -> Option<Duration> {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: FFI call with a valid pointer to a `timespec` we own; the
-    // clock id is a constant the C library defines.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    (rc == 0).then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
-}
-
-impl JitReport {
-    /// Total compile time: every phase before the run.
-    pub fn compile(&self) -> Duration {
-        self.build
-            + self.replay
-            + self.optimize
-            + self.patch_log_save
-            + self.verify
-            + self.code_key
-            + self.code_cache_load
-            + self.code_cache_save
-            + self.schedule
-            + self.lower
-            + self.codegen
-    }
-}
-
-/// A failure of the pipeline itself (never of the guest program): reported
-/// as such so that it is never mistaken for a guest error.
-#[derive(Debug)]
-pub enum JitError {
-    Run(RunError),
-    Build(build::BuildError),
-    /// The optimizer or the speculation pass failed on the graph.
-    Optimize(vssa::GraphError),
-    /// The verifier found the graph malformed (`--verify`).
-    Verify(vssa::VerifyErrors),
-    /// Guards could not be lowered to exits.
-    LowerGuards(vssa_deopt::LowerError),
-    Schedule(vssa_schedule::ScheduleError),
-    Backend(vssa_backend::BackendError),
-    Dump(std::io::Error),
-    Tape(crate::error::TapeError),
-    /// The unit is larger than one compilation may be ([`UnitSize::fits`]):
-    /// compiling it would take too long or too much memory. Not a failure
-    /// of the program: run it in the interpreter, or compile its loops as
-    /// units of their own.
-    TooLarge(UnitSize),
-    /// The compile thread stopped (a compilation panicked).
-    CompileThread(vssa_deopt::WorkerGone),
-}
-
-/// The most instructions one unit may have. Compile time and memory grow
-/// with a unit's size (about 5–30 µs and 5–12 KB per instruction,
-/// measured on the corpus); this keeps one compilation under about a
-/// second and a few hundred megabytes.
-pub const MAX_UNIT_INSTS: usize = 32_768;
-
-/// The largest [`UnitSize::weight`] one unit may have. Cranelift's egraph
-/// pass walks every value's loop nest, so its time grows with
-/// instructions × nesting depth: 800 nested loops (1 602 instructions)
-/// took 0.7 s, 1 000 took 1 s. The corpus's largest unit weighs about
-/// 90 000 (hanoi); 2^18 keeps a deep nest under about 0.2 s.
-pub const MAX_UNIT_WEIGHT: usize = 1 << 18;
-
-/// How large a unit is, for the bounds on what one compilation takes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct UnitSize {
-    /// Instructions from the unit's first to its last.
-    pub insts: usize,
-    /// The sum over its instructions of 1 + how many of the unit's loops
-    /// enclose it; computed only when `insts` is within bounds (else 0).
-    pub weight: usize,
-}
-
-impl UnitSize {
-    /// Whether one compilation may take this unit.
-    pub fn fits(&self) -> bool {
-        self.insts <= MAX_UNIT_INSTS && self.weight <= MAX_UNIT_WEIGHT
-    }
-}
-
-impl std::fmt::Display for JitError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            JitError::Run(e) => write!(f, "{e}"),
-            JitError::Build(e) => write!(f, "internal error: {e}"),
-            JitError::Optimize(e) => write!(f, "internal error: optimizer: {e}"),
-            JitError::Verify(e) => write!(f, "internal error: graph verifier: {e}"),
-            JitError::LowerGuards(e) => write!(f, "internal error: guard lowering: {e}"),
-            JitError::Schedule(e) => write!(f, "internal error: scheduler: {e}"),
-            JitError::Backend(e) => write!(f, "internal error: backend: {e}"),
-            JitError::Dump(e) => write!(f, "cannot write graph dump: {e}"),
-            JitError::Tape(e) => write!(f, "{e}"),
-            JitError::TooLarge(size) => write!(
-                f,
-                "a unit of {} instructions (nesting weight {}) is larger than one compilation \
-                 takes (at most {MAX_UNIT_INSTS} instructions and weight {MAX_UNIT_WEIGHT})",
-                size.insts, size.weight
-            ),
-            JitError::CompileThread(e) => write!(f, "internal error: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for JitError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            JitError::Run(e) => Some(e),
-            JitError::Build(e) => Some(e),
-            JitError::Optimize(e) => Some(e),
-            JitError::Verify(e) => Some(e),
-            JitError::LowerGuards(e) => Some(e),
-            JitError::Schedule(e) => Some(e),
-            JitError::Backend(e) => Some(e),
-            JitError::Dump(e) => Some(e),
-            JitError::Tape(e) => Some(e),
-            JitError::TooLarge(_) => None,
-            JitError::CompileThread(e) => Some(e),
-        }
-    }
-}
-
-impl From<vssa_deopt::WorkerGone> for JitError {
-    fn from(e: vssa_deopt::WorkerGone) -> Self {
-        JitError::CompileThread(e)
-    }
-}
+/// A failure of the pipeline (never of the guest program, which is
+/// [`vssa_jit::JitError::Run`]): reported as such so that it is never
+/// mistaken for a guest error.
+pub type JitError = vssa_jit::JitError<RunError>;
 
 impl From<RunError> for JitError {
     fn from(e: RunError) -> Self {
@@ -424,176 +174,116 @@ pub struct UnitRequest<'a> {
     pub name: &'a str,
 }
 
-/// A compiled unit.
-pub struct UnitCode {
-    /// The machine code, shared with the code cache (freed when neither
-    /// holds it any more).
-    pub code: Arc<OwnedCode>,
-    pub exits: ExitTable,
-    /// The content key of the final graph ([`vssa::live_graph_key`]):
-    /// its key in the code cache.
-    pub code_key: Addr,
-    /// Whether the code came from the cache.
-    pub cached: bool,
-    /// The program key of the unit's built graph: its key in the [`LogBook`].
-    pub key: Addr,
-    /// What the optimizer and speculation did, as patches, with the
-    /// refuted guards (when optimizing).
-    pub log: Option<Log>,
+/// A program's units as the pipeline's guest: what `build` needs to
+/// build one (`P`: a reference to the program, or an `Arc` for the
+/// compile thread).
+#[derive(Clone)]
+pub(crate) struct BfUnits<P> {
+    pub(crate) prog: P,
+    pub(crate) opts: BuildOptions,
 }
 
-/// Compiles units: the pipeline's options, the JIT, and the code cache
-/// that lets a recompilation skip code generation for every unit whose
-/// final graph it has compiled before.
+/// The build options of units run on a tape of `tape_len` cells with `run`.
+pub(crate) fn build_options(tape_len: usize, run: &RunOptions) -> BuildOptions {
+    BuildOptions {
+        tape_len: tape_len as u64,
+        step_limit: run.max_steps.is_some(),
+        tape_guard: crate::tape::GUARD_CELLS as u64,
+    }
+}
+
+impl<P: std::ops::Deref<Target = Program>> vssa_jit::Guest for BfUnits<P> {
+    type Unit = Unit;
+    type Error = RunError;
+
+    fn build(&self, unit: Unit) -> Result<Built, vssa_jit::GuestFailure> {
+        let CompiledProgram { graph, ctx, sites } = build::build_unit(&self.prog, unit, self.opts)?;
+        let sites = sites
+            .iter()
+            .map(|s| Site {
+                branch: s.site,
+                label: s.open,
+            })
+            .collect();
+        Ok(Built { graph, ctx, sites })
+    }
+
+    fn size(&self, unit: Unit) -> UnitSize {
+        unit_size(&self.prog, unit)
+    }
+
+    fn source_key(&self, unit: Unit) -> Option<Addr> {
+        Some(unit_source_key(&self.prog, unit, &self.opts))
+    }
+
+    fn hosts(&self) -> Vec<HostFn> {
+        host_table()
+    }
+
+    fn deopt_abi(&self, ctx: NodeId) -> DeoptAbi {
+        DeoptAbi {
+            ctx,
+            buffer_offset: build::ctx_offset::DEOPT,
+            capacity: DEOPT_SLOTS,
+            first_exit: EXIT_FIRST_DEOPT as i64,
+            exit_type: Type::I32,
+        }
+    }
+
+    fn error_exit(&self) -> Option<u32> {
+        Some(EXIT_ERROR)
+    }
+
+    /// The whole program's dumps keep the bare phase name.
+    fn dump_label(&self, name: &str, phase: &str) -> String {
+        if name == "bf_main" {
+            phase.to_string()
+        } else {
+            format!("{name}-{phase}")
+        }
+    }
+}
+
+/// Compiles units of Brainfuck programs: the `vssa-jit` pipeline, with
+/// its JIT and code caches, and the run options compiled in.
 pub struct UnitCompiler {
-    jit: Jit,
-    cfg: JitConfig,
-    /// Machine code by final-graph key ([`UnitCode::code_key`]).
-    pub cache: CodeCache,
-    /// The code cache on disk beside the patch log, if configured: asked
-    /// after `cache`, written by [`UnitCompiler::save_code`].
-    store: Option<CodeStore>,
+    pub pipeline: vssa_jit::UnitCompiler,
+    run: RunOptions,
 }
 
 impl UnitCompiler {
     /// A compiler for `cfg` whose code cache keeps up to `cache_bytes` of
     /// machine code (0: no cache).
     pub fn new(cfg: &JitConfig, cache_bytes: usize) -> Result<UnitCompiler, JitError> {
-        let jit = new_jit(cfg)?;
-        let store = cfg
-            .patch_log
-            .as_ref()
-            .filter(|_| cfg.optimize && cfg.code_store_bytes > 0)
-            // Dumps show what code generation did: compile every unit.
-            .filter(|_| !cfg.capture_clif && cfg.dump_dot.is_none())
-            .filter(|log| may_keep_code_beside(log))
-            .map(|log| {
-                let key = SealKey::existing().ok().flatten();
-                let path = vssa_backend::stored::path_beside(log);
-                CodeStore::open(
-                    &path,
-                    jit.target_id(&host_table()),
-                    cfg.code_store_bytes,
-                    key,
-                )
-            });
         Ok(UnitCompiler {
-            jit,
-            cfg: cfg.clone(),
-            cache: CodeCache::new(cache_bytes),
-            store,
+            pipeline: vssa_jit::UnitCompiler::new(cfg, cache_bytes, &host_table())?,
+            run: cfg.run,
         })
     }
 
-    /// Writes the code cache on disk if it changed, and adds what it did
-    /// (loads, misses, times, warnings) to `report`.
+    /// Writes the code cache on disk if it changed (see
+    /// [`vssa_jit::UnitCompiler::save_code`]).
     pub fn save_code(&mut self, report: &mut JitReport) {
-        let Some(store) = &mut self.store else {
-            return;
-        };
-        if store.is_dirty() {
-            match SealKey::user() {
-                Ok(key) => store.save(&key),
-                Err(e) => report.patch_log_warnings.push(format!(
-                    "cannot seal code cache {}: {e}",
-                    store.path().display()
-                )),
-            }
-        }
-        let stats = store.stats();
-        report.code_cache_loads = stats.loads;
-        report.code_cache_misses = stats.misses;
-        report.code_cache_rejected = stats.rejected;
-        report.code_cache_load = stats.load_time;
-        report.code_cache_save = stats.save_time;
-        report.patch_log_warnings.extend(store.take_warnings());
+        self.pipeline.save_code(report);
     }
 
-    pub fn config(&self) -> &JitConfig {
-        &self.cfg
-    }
-
-    /// The pipeline for one unit: build, verify, replay or optimize (and
-    /// speculate), record, lower guards, then the code cache or schedule
-    /// and codegen. Phase times and counts add up in `report`.
-    ///
-    /// A patch log can only be checked patch by patch: a log edited on
-    /// purpose (its checksum recomputed) may hold patches that each look
-    /// valid yet leave a graph the scheduler or the backend rejects. If a
-    /// unit whose log was replayed fails to compile, it is compiled again
-    /// without the log, with a warning, so a bad log never stops a program.
+    /// The pipeline for one unit of `prog` ([`vssa_jit::UnitCompiler::compile`]).
     pub fn compile(
         &mut self,
         prog: &Program,
         req: &UnitRequest<'_>,
         report: &mut JitReport,
     ) -> Result<UnitCode, JitError> {
-        let size = unit_size(prog, req.unit);
-        if !size.fits() {
-            return Err(JitError::TooLarge(size));
-        }
-        let replayed_before = report.patches_replayed;
-        match compile_unit_once(self, prog, req, report) {
-            Err(
-                e @ (JitError::Optimize(_)
-                | JitError::Verify(_)
-                | JitError::LowerGuards(_)
-                | JitError::Schedule(_)
-                | JitError::Backend(_)),
-            ) if report.patches_replayed > replayed_before => {
-                report.patch_log_warnings.push(format!(
-                    "unit {}: the replayed patch log left a graph that does not compile ({e}); \
-                     compiled without it",
-                    req.name
-                ));
-                let empty = LogBook::new();
-                let without = UnitRequest {
-                    book: &empty,
-                    ..*req
-                };
-                compile_unit_once(self, prog, &without, report)
-            }
-            other => other,
-        }
+        let opts = build_options(req.tape_len, &self.run);
+        let request = vssa_jit::UnitRequest {
+            unit: req.unit,
+            speculate: req.speculate.map(|s| s.never_entered),
+            book: req.book,
+            name: req.name,
+        };
+        self.pipeline
+            .compile(&BfUnits { prog, opts }, &request, report)
     }
-}
-
-fn compile_unit_once(
-    uc: &mut UnitCompiler,
-    prog: &Program,
-    req: &UnitRequest<'_>,
-    report: &mut JitReport,
-) -> Result<UnitCode, JitError> {
-    let opts = BuildOptions {
-        tape_len: req.tape_len as u64,
-        step_limit: uc.cfg.run.max_steps.is_some(),
-        tape_guard: crate::tape::GUARD_CELLS as u64,
-    };
-    // Without speculation a unit's source decides its code: a unit entry
-    // of the code cache file may then give the code without building.
-    let direct = (uc.store.is_some() && uc.cfg.optimize && req.speculate.is_none())
-        .then(|| unit_source_key(prog, req.unit, &opts));
-    if let Some(source) = direct {
-        if let Some(code) = place_direct(uc, source, req, report) {
-            return Ok(code);
-        }
-    }
-    let unit = compile_unit_built(uc, prog, req, opts, report)?;
-    if let (Some(source), Some(store)) = (direct, &mut uc.store) {
-        // Only a unit whose log has no refuted guards: its graph is then
-        // what its source and the optimizer make (a log replayed in full
-        // gives the graph optimizing gives).
-        if req
-            .book
-            .unit(&unit.key)
-            .is_none_or(|l| l.refuted.is_empty())
-        {
-            let mut data = unit.key.0.to_vec();
-            unit.exits.encode(&mut data);
-            store.put_unit(source, unit.code_key, data);
-        }
-    }
-    Ok(unit)
 }
 
 /// The key of a unit's source, for the code cache's unit entries: the
@@ -633,255 +323,10 @@ fn unit_source_key(prog: &Program, unit: Unit, opts: &BuildOptions) -> Addr {
     Addr(key)
 }
 
-/// The unit's code placed from a unit entry of the code cache file,
-/// without building its graph; `None` (the unit is then built as usual)
-/// if there is no such entry, its data does not decode, the code is not
-/// there, or the patch log has no unit for it (the code is used only
-/// beside the log it was compiled with).
-fn place_direct(
-    uc: &mut UnitCompiler,
-    source: Addr,
-    req: &UnitRequest<'_>,
-    report: &mut JitReport,
-) -> Option<UnitCode> {
-    let store = uc.store.as_mut()?;
-    let (code_key, data) = store.get_unit(&source)?;
-    let key = Addr(data.get(..16)?.try_into().ok()?);
-    let exits = ExitTable::decode(&data[16..])?;
-    req.book.unit(&key)?;
-    let code = match uc.cache.get(&code_key) {
-        Some(c) => c,
-        None => {
-            let c = Arc::new(store.load(&code_key, &mut uc.jit, &host_table(), req.name)?);
-            uc.cache.insert(code_key, Arc::clone(&c));
-            c
-        }
-    };
-    report.code_cache_hits += 1;
-    report.code_cache_direct += 1;
-    report.code_size += code.stats().code_size;
-    report.guards += exits.len();
-    Some(UnitCode {
-        code,
-        exits,
-        code_key,
-        cached: true,
-        key,
-        log: None,
-    })
-}
-
-/// The pipeline for one unit from its source: build, replay or optimize,
-/// lower guards, then the code caches or schedule and codegen.
-fn compile_unit_built(
-    uc: &mut UnitCompiler,
-    prog: &Program,
-    req: &UnitRequest<'_>,
-    opts: BuildOptions,
-    report: &mut JitReport,
-) -> Result<UnitCode, JitError> {
-    let cfg = &uc.cfg;
-    let t = Instant::now();
-    let CompiledProgram {
-        mut graph,
-        ctx,
-        sites,
-    } = build::build_unit(prog, req.unit, opts).map_err(JitError::Build)?;
-    report.build += t.elapsed();
-    report.nodes_built += graph.len();
-    report.build_requests += graph.build_requests();
-    report.nodes_live_built += graph.live_nodes().len();
-    dump(cfg, &graph, req.name, "1-built")?;
-    if cfg.verify {
-        let t = Instant::now();
-        verify(&graph)?;
-        report.verify += t.elapsed();
-    }
-    let mut log = None;
-    let rec = vssa_patch::Recorder::start(&graph);
-    let key = rec.program();
-    if cfg.optimize {
-        let prior = req.book.unit(&key);
-        let refuted: BTreeSet<Addr> =
-            prior.map_or_else(BTreeSet::new, |l| l.refuted.iter().copied().collect());
-        let mut replayed_all = false;
-        if let Some(prior) = prior {
-            let t = Instant::now();
-            let cpu = CpuSpan::start();
-            let r = rec.replay(&mut graph, prior);
-            report.patches_replayed += r.applied;
-            report.patches_stale += r.stale;
-            report.patches_conflicting += r.conflicting;
-            report.patches_refuted += r.refuted;
-            // An optimizing run that recorded nothing leaves an empty log:
-            // replaying it is complete. An empty log with refutations was
-            // not recorded that way (a refuted guard was built by a
-            // recorded patch), so it proves nothing: the optimizer looks.
-            replayed_all = r.complete() && (!prior.patches.is_empty() || prior.refuted.is_empty());
-            report.replay += t.elapsed();
-            report.replay_cpu += cpu.end();
-        }
-        if !replayed_all {
-            let t = Instant::now();
-            let cpu = CpuSpan::start();
-            vssa::opt::optimize(&mut graph).map_err(JitError::Optimize)?;
-            if let Some(spec) = &req.speculate {
-                let all: Vec<_> = sites.iter().map(|s| s.site).collect();
-                let chosen = |k: usize| (spec.never_entered)(sites[k].open);
-                let done = vssa_deopt::speculate_never_taken(&mut graph, &all, &chosen, &refuted)
-                    .map_err(JitError::Optimize)?;
-                report.speculated += done.guards.len();
-                if !done.guards.is_empty() {
-                    vssa::opt::optimize(&mut graph).map_err(JitError::Optimize)?;
-                }
-            }
-            // Branches the optimizer made constant: their dead sides go.
-            if vssa::fold_control(&mut graph)
-                .map_err(JitError::Optimize)?
-                .changes()
-                > 0
-            {
-                vssa::opt::optimize(&mut graph).map_err(JitError::Optimize)?;
-            }
-            report.optimize += t.elapsed();
-            report.optimize_cpu += cpu.end();
-        }
-        report.replacements += graph.replacements().len();
-        dump(cfg, &graph, req.name, "2-optimized")?;
-        if cfg.verify {
-            let t = Instant::now();
-            verify(&graph)?;
-            report.verify += t.elapsed();
-        }
-        let t = Instant::now();
-        match rec.log(&graph) {
-            Ok(mut l) => {
-                if !replayed_all {
-                    report.patches_recorded += l.patches.len();
-                }
-                for &g in &refuted {
-                    l.refute(g);
-                }
-                log = Some(l);
-            }
-            Err(e) => report
-                .patch_log_warnings
-                .push(format!("unit {}: patches not recorded: {e}", req.name)),
-        }
-        report.patch_log_save += t.elapsed();
-    }
-    report.nodes_after_opt += graph.live_nodes().len();
-
-    let t = Instant::now();
-    let exits = vssa_deopt::lower_guards(
-        &mut graph,
-        &DeoptAbi {
-            ctx,
-            buffer_offset: build::ctx_offset::DEOPT,
-            capacity: DEOPT_SLOTS,
-            first_exit: EXIT_FIRST_DEOPT as i64,
-            exit_type: Type::I32,
-        },
-    )
-    .map_err(JitError::LowerGuards)?;
-    report.guards += exits.len();
-    report.schedule += t.elapsed();
-    let t = Instant::now();
-    let code_key = vssa::live_graph_key(&graph);
-    let mut cached = uc.cache.get(&code_key);
-    report.code_key += t.elapsed();
-    if cached.is_none() {
-        if let Some(store) = &mut uc.store {
-            cached = store
-                .load(&code_key, &mut uc.jit, &host_table(), req.name)
-                .map(Arc::new);
-            if let Some(code) = &cached {
-                uc.cache.insert(code_key, Arc::clone(code));
-            }
-        }
-    }
-    if let Some(code) = cached {
-        report.code_cache_hits += 1;
-        report.code_size += code.stats().code_size;
-        return Ok(UnitCode {
-            code,
-            exits,
-            code_key,
-            cached: true,
-            key,
-            log,
-        });
-    }
-    let t = Instant::now();
-    let schedule = vssa_schedule::schedule(&graph).map_err(JitError::Schedule)?;
-    report.schedule += t.elapsed();
-    report.blocks += schedule.blocks.len();
-    if let Some(dir) = &cfg.dump_dot {
-        let phase = dump_label(req.name, "3-scheduled");
-        let dot = vssa_schedule::to_dot(&graph, &schedule, &phase);
-        write_dump(dir, &phase, &dot)?;
-    }
-    let code = uc
-        .jit
-        .compile_owned(&graph, &schedule, &host_table(), req.name)
-        .map_err(JitError::Backend)?;
-    let stats = code.stats();
-    report.lower += stats.lower;
-    report.codegen += stats.compile;
-    report.code_size += stats.code_size;
-    report.clif_insts += stats.clif_insts;
-    if let Some(c) = code.clif() {
-        report.clif.get_or_insert_with(String::new).push_str(c);
-    }
-    if let Some(store) = &mut uc.store {
-        store.put(code_key, code.image());
-    }
-    let code = Arc::new(code);
-    uc.cache.insert(code_key, Arc::clone(&code));
-    Ok(UnitCode {
-        code,
-        exits,
-        code_key,
-        cached: false,
-        key,
-        log,
-    })
-}
-
-/// The target id ([`Jit::target_id`]) of the code this runtime compiles
-/// for `cfg`: which entries of a code cache it can use.
+/// The target id of the code this runtime compiles for `cfg`: which
+/// entries of a code cache it can use.
 pub fn code_target(cfg: &JitConfig) -> Result<[u8; 32], JitError> {
-    Ok(new_jit(cfg)?.target_id(&host_table()))
-}
-
-/// Whether the patch log at `path` may have a code cache beside it:
-/// absent, or a regular writable file that is empty or a patch log.
-/// Whatever the driver leaves alone as a log — a link, a directory, a
-/// device, a read-only log, any other file — gets no code cache file next
-/// to it either (`--patch-log /dev/null` must not make `/dev/null.code`).
-fn may_keep_code_beside(path: &std::path::Path) -> bool {
-    use std::io::Read;
-    const MAGIC: &[u8] = b"vssa-patch-log ";
-    match std::fs::symlink_metadata(path) {
-        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
-        Ok(m) if !m.file_type().is_file() || m.permissions().readonly() => false,
-        Ok(_) => {
-            let mut head = Vec::with_capacity(MAGIC.len());
-            let read = std::fs::File::open(path)
-                .and_then(|f| f.take(MAGIC.len() as u64).read_to_end(&mut head));
-            read.is_ok() && (head.starts_with(MAGIC) || MAGIC.starts_with(&head))
-        }
-    }
-}
-
-/// A JIT for the runtime's options.
-pub(crate) fn new_jit(cfg: &JitConfig) -> Result<Jit, JitError> {
-    Jit::new(JitOptions {
-        verify: cfg.verify,
-        capture_clif: cfg.capture_clif,
-        ..JitOptions::default()
-    })
-    .map_err(JitError::Backend)
+    vssa_jit::code_target(cfg, &host_table())
 }
 
 /// How a call of compiled code ended, for the interpreter to go on from.
@@ -904,43 +349,31 @@ pub(crate) unsafe fn call_unit(
     host_error: impl FnOnce() -> Option<RunError>,
     opts: &RunOptions,
 ) -> Result<Ended, RunError> {
+    let internal = |message: String| {
+        let kind = std::io::ErrorKind::Other;
+        RunError::new(RunErrorKind::Io { kind, message }, None)
+    };
     // SAFETY: the caller's contract: the code (alive: `unit` holds it) was
     // compiled for this context layout and tape length; every tape access
     // it makes is bounds-checked against that length first.
-    let code = unsafe { unit.code.call(ctx as *mut Context as *mut u8) };
-    match code {
-        EXIT_DONE => Ok(Ended::Done {
+    let exit = unsafe { unit.call::<_, RunError>(ctx, |c| &c.deopt) };
+    match exit.map_err(|e| internal(e.to_string()))? {
+        Exit::Returned(EXIT_DONE) => Ok(Ended::Done {
             ptr: ctx.ptr,
             fuel: ctx.fuel,
         }),
-        EXIT_ERROR => Err(host_error().unwrap_or_else(|| {
-            RunError::new(
-                RunErrorKind::Io {
-                    kind: std::io::ErrorKind::Other,
-                    message: "compiled code reported an error without a cause".into(),
-                },
-                None,
-            )
-        })),
-        id => {
-            let Some(exit) = unit.exits.exit(i64::from(id)) else {
-                return Err(RunError::new(
-                    RunErrorKind::Io {
-                        kind: std::io::ErrorKind::Other,
-                        message: format!(
-                            "internal error: compiled code returned unknown exit {id}"
-                        ),
-                    },
-                    None,
-                ));
-            };
-            let frame = unit.exits.frame(exit, &ctx.deopt);
+        Exit::Returned(code) => Err(internal(format!(
+            "internal error: compiled code returned unknown exit {code}"
+        ))),
+        Exit::GuestError => Err(host_error()
+            .unwrap_or_else(|| internal("compiled code reported an error without a cause".into()))),
+        Exit::Deopt { index, frame } => {
             let guest = BfGuest {
                 max_steps: opts.max_steps,
             };
             Ok(Ended::Deopt {
                 state: guest.resume_state(&frame)?,
-                exit: (id - EXIT_FIRST_DEOPT) as usize,
+                exit: index,
             })
         }
     }
@@ -1045,164 +478,16 @@ pub fn compile(
     cfg: &JitConfig,
     report: &mut JitReport,
 ) -> Result<NativeProgram, JitError> {
-    // One unit, compiled once: nothing to cache.
-    let mut compiler = UnitCompiler::new(cfg, 0)?;
-    let mut book = load_book(cfg, report);
-    let unit = compiler.compile(
+    let guest = BfUnits {
         prog,
-        &UnitRequest {
-            unit: Unit::Program,
-            tape_len,
-            speculate: None,
-            book: &book,
-            name: "bf_main",
-        },
-        report,
-    )?;
-    warn_replay(cfg, report);
-    compiler.save_code(report);
-    if !book.is_empty() && book.unit(&unit.key).is_none() {
-        // The whole program is one unit: a book without it was recorded
-        // for another program (or another build of this one).
-        if let Some(path) = &cfg.patch_log {
-            report.patch_log_warnings.push(format!(
-                "{}: stale patch log: it has no unit for this program",
-                path.display()
-            ));
-        }
-        book = LogBook::new();
-    }
-    if let Some(log) = &unit.log {
-        if book.unit(&unit.key) != Some(log) {
-            book.insert(log.clone());
-            save_book(cfg, report, &book);
-        }
-    }
+        opts: build_options(tape_len, &cfg.run),
+    };
+    let unit = vssa_jit::compile_program(&guest, cfg, Unit::Program, "bf_main", report)?;
     Ok(NativeProgram {
         unit,
         step_limit: cfg.run.max_steps.is_some(),
         tape_len,
     })
-}
-
-/// Loads the patch-log file named by the configuration, if any; problems
-/// become warnings (the program runs without the log). Empty otherwise.
-///
-/// Only a log sealed under this user's key is returned: a log that is not
-/// (the text form, another user's or machine's, or edited) could say
-/// anything its writer liked, and replay proves only that its nodes are
-/// well formed, not that its rewrites are sound — so it is not replayed
-/// at all, the optimizer runs instead, and the save replaces it with a
-/// sealed log. See `docs/patch-log.md`, "Trust".
-pub(crate) fn load_book(cfg: &JitConfig, report: &mut JitReport) -> LogBook {
-    let Some(path) = cfg.patch_log.as_ref().filter(|_| cfg.optimize) else {
-        return LogBook::new();
-    };
-    // Leftovers of writers killed during a save (file upkeep: counted
-    // with saving, not replay).
-    let t = Instant::now();
-    vssa_patch::fsutil::remove_stale_temporaries(path);
-    report.patch_log_save += t.elapsed();
-    let t = Instant::now();
-    let cpu = CpuSpan::start();
-    let key = SealKey::existing().unwrap_or_else(|e| {
-        report.patch_log_warnings.push(format!("{e}"));
-        None
-    });
-    let book = match LogBook::load_keyed(path, ReadFrom::RegularFile, key.as_ref()) {
-        Ok(None) => LogBook::new(),
-        Ok(Some((book, SealState::Verified))) => {
-            report.patch_log_sealed = Some(true);
-            book
-        }
-        Ok(Some((book, _))) => {
-            report.patch_log_sealed = Some(false);
-            if !book.is_empty() {
-                report.patch_log_warnings.push(format!(
-                    "{}: not sealed by this user (text form, written elsewhere, or edited): \
-                     not replayed, optimizing instead",
-                    path.display()
-                ));
-            }
-            LogBook::new()
-        }
-        Err(e) => {
-            report.patch_log_sealed = Some(false);
-            report
-                .patch_log_warnings
-                .push(format!("{e} (running without the patch log)"));
-            LogBook::new()
-        }
-    };
-    report.replay += t.elapsed();
-    report.replay_cpu += cpu.end();
-    book
-}
-
-/// Warns about patches from the patch-log file that could not be replayed.
-pub(crate) fn warn_replay(cfg: &JitConfig, report: &mut JitReport) {
-    let Some(path) = &cfg.patch_log else {
-        return;
-    };
-    if report.patches_stale + report.patches_conflicting > 0 {
-        report.patch_log_warnings.push(format!(
-            "{}: {} stale and {} conflicting patch(es) skipped",
-            path.display(),
-            report.patches_stale,
-            report.patches_conflicting
-        ));
-    }
-}
-
-/// Saves `book` to the configured patch-log file (atomically).
-pub(crate) fn save_book(cfg: &JitConfig, report: &mut JitReport, book: &LogBook) {
-    let Some(path) = cfg.patch_log.as_ref().filter(|_| cfg.optimize) else {
-        return;
-    };
-    let t = Instant::now();
-    let key = SealKey::user()
-        .map_err(|e| {
-            report
-                .patch_log_warnings
-                .push(format!("cannot seal patch log {}: {e}", path.display()))
-        })
-        .ok();
-    if let Err(e) = book.save(path, key.as_ref()) {
-        report
-            .patch_log_warnings
-            .push(format!("cannot write patch log {}: {e}", path.display()));
-    }
-    report.patch_log_save += t.elapsed();
-}
-
-fn verify(g: &vssa::Graph) -> Result<(), JitError> {
-    vssa::verify::verify(g).map_err(|errs| JitError::Verify(errs.into()))
-}
-
-/// The dump file name of `phase` of unit `name` (the whole program's
-/// dumps keep the bare phase name).
-fn dump_label(name: &str, phase: &str) -> String {
-    if name == "bf_main" {
-        phase.to_string()
-    } else {
-        format!("{name}-{phase}")
-    }
-}
-
-fn dump(cfg: &JitConfig, g: &vssa::Graph, name: &str, phase: &str) -> Result<(), JitError> {
-    match &cfg.dump_dot {
-        Some(dir) => {
-            let label = dump_label(name, phase);
-            write_dump(dir, &label, &vssa::dot::to_dot(g, &label))
-        }
-        None => Ok(()),
-    }
-}
-
-fn write_dump(dir: &std::path::Path, phase: &str, text: &str) -> Result<(), JitError> {
-    std::fs::create_dir_all(dir).map_err(JitError::Dump)?;
-    crate::fsutil::write_atomic(&dir.join(format!("{phase}.dot")), text.as_bytes())
-        .map_err(JitError::Dump)
 }
 
 impl NativeProgram {
@@ -1262,7 +547,7 @@ pub fn run_jit(
 ) -> (JitReport, Result<(), JitError>) {
     let mut report = JitReport::default();
     let result = (|| {
-        let mut tape = Tape::new(tape_limit).map_err(JitError::Tape)?;
+        let mut tape = Tape::new(tape_limit).map_err(|e| JitError::Setup(Box::new(e)))?;
         let native = compile(prog, tape.len(), cfg, &mut report)?;
         report.cpu_before_run = thread_cpu_time();
         let state = native.run(prog, &mut tape, io, &cfg.run, &mut report)?;
@@ -1276,6 +561,7 @@ pub fn run_jit(
 mod tests {
     use super::*;
     use std::mem::offset_of;
+    use std::sync::Arc;
 
     #[test]
     fn pipeline_errors_are_typed_with_their_source() {
@@ -1289,7 +575,7 @@ mod tests {
         // problems, whose own source is the first problem.
         let mut g = vssa::Graph::new();
         g.entry().unwrap();
-        let e = verify(&g).unwrap_err();
+        let e = vssa_jit::verify::<RunError>(&g).unwrap_err();
         let JitError::Verify(errs) = &e else {
             panic!("{e}");
         };
