@@ -83,7 +83,7 @@ impl HashPart {
     }
 
     /// The slot holding `k`, if any.
-    #[inline]
+    #[inline(always)]
     fn find(&self, k: Value) -> Option<usize> {
         if self.used == 0 {
             return None;
@@ -103,7 +103,7 @@ impl HashPart {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn get(&self, k: Value) -> Option<Value> {
         self.find(k).map(|i| self.slots[i].value)
     }
@@ -217,7 +217,7 @@ impl Table {
     }
 
     /// The value for a string key (strings are interned: identity lookup).
-    #[inline]
+    #[inline(always)]
     pub fn get_str(&self, k: Value) -> Value {
         if self.hash.is_empty() {
             return Value::Nil;

@@ -21,6 +21,9 @@ pub const MAX_C_DEPTH: u32 = 200;
 /// Value-stack slots (lua5.4's LUAI_MAXSTACK): deeper Lua recursion is a
 /// "stack overflow" error.
 pub const MAX_STACK: usize = 1_000_000;
+/// `__index` tables the dispatch loop follows itself before handing a
+/// lookup to [`Vm::index`] (longer chains are rare and still work there).
+const FAST_INDEX_CHAIN: usize = 8;
 
 /// A Lua error: the error value, or a request to exit the process, or a
 /// coroutine's yield unwinding to its `resume`.
@@ -615,6 +618,69 @@ impl Vm {
         match self.metatable(v) {
             Some(mt) => self.heap.table(mt).get_str(self.event_names[e as usize]),
             None => Value::Nil,
+        }
+    }
+
+    /// `t[k]` for a table `t`, following `__index` fields that are tables
+    /// (the class chains of object-oriented code) without leaving the
+    /// dispatch loop: `Some(v)` when no step needs a metamethod call or an
+    /// error, `None` to take the general [`Vm::index`] (same result). The
+    /// first probe is inlined (a field of the object itself); the walk up
+    /// the chain is not.
+    #[inline(always)]
+    fn index_tables(&self, tr: TableRef, k: Value) -> Option<Value> {
+        let tab = self.heap.table(tr);
+        let v = match k {
+            Value::Str(_) => tab.get_str(k),
+            _ => tab.get(k),
+        };
+        if !matches!(v, Value::Nil) {
+            return Some(v);
+        }
+        match tab.meta {
+            None => Some(Value::Nil),
+            Some(mt) => self.index_chain(mt, k),
+        }
+    }
+
+    /// [`Vm::index_tables`] after a miss on a table whose metatable is `mt`.
+    #[inline(never)]
+    fn index_chain(&self, mut mt: TableRef, k: Value) -> Option<Value> {
+        let index_name = self.event_names[Event::Index as usize];
+        for _ in 0..FAST_INDEX_CHAIN {
+            let next = match self.heap.table(mt).get_str(index_name) {
+                Value::Table(next) => next,
+                Value::Nil => return Some(Value::Nil),
+                // A function (a call) or a value to index further.
+                _ => return None,
+            };
+            let tab = self.heap.table(next);
+            let v = tab.get(k);
+            if !matches!(v, Value::Nil) {
+                return Some(v);
+            }
+            mt = tab.meta?;
+        }
+        None
+    }
+
+    /// Whether `t[k] = v` on table `t` is a raw store (no `__newindex`
+    /// applies): `t` has no metatable, `k` is present, or the metatable
+    /// has no `__newindex`.
+    #[inline]
+    fn newindex_is_raw(&self, tr: TableRef, k: Value) -> bool {
+        let tab = self.heap.table(tr);
+        match tab.meta {
+            None => true,
+            Some(mt) => {
+                !matches!(tab.get(k), Value::Nil)
+                    || matches!(
+                        self.heap
+                            .table(mt)
+                            .get_str(self.event_names[Event::NewIndex as usize]),
+                        Value::Nil
+                    )
+            }
         }
     }
 
@@ -1586,9 +1652,7 @@ impl Vm {
                     let t = rk!(self, base, b);
                     let key = proto.consts[k as usize];
                     if let Value::Table(tr) = t {
-                        let tab = self.heap.table(tr);
-                        let v = tab.get_str(key);
-                        if !matches!(v, Value::Nil) || tab.meta.is_none() {
+                        if let Some(v) = self.index_tables(tr, key) {
                             rk!(self, base, a) = v;
                             continue;
                         }
@@ -1600,9 +1664,7 @@ impl Vm {
                 Op::GetIndex(a, b, i) => {
                     let t = rk!(self, base, b);
                     if let Value::Table(tr) = t {
-                        let tab = self.heap.table(tr);
-                        let v = tab.get_int(i as i64);
-                        if !matches!(v, Value::Nil) || tab.meta.is_none() {
+                        if let Some(v) = self.index_tables(tr, Value::Int(i as i64)) {
                             rk!(self, base, a) = v;
                             continue;
                         }
@@ -1615,9 +1677,7 @@ impl Vm {
                     let t = rk!(self, base, b);
                     let key = rk!(self, base, c);
                     if let Value::Table(tr) = t {
-                        let tab = self.heap.table(tr);
-                        let v = tab.get(key);
-                        if !matches!(v, Value::Nil) || tab.meta.is_none() {
+                        if let Some(v) = self.index_tables(tr, key) {
                             rk!(self, base, a) = v;
                             continue;
                         }
@@ -1631,7 +1691,7 @@ impl Vm {
                     let key = proto.consts[k as usize];
                     let v = rk!(self, base, c);
                     if let Value::Table(tr) = t {
-                        if self.heap.table(tr).meta.is_none() {
+                        if self.newindex_is_raw(tr, key) {
                             if let Err(e) = self.table_set(tr, key, v) {
                                 fail!(e);
                             }
@@ -1645,9 +1705,19 @@ impl Vm {
                     let t = rk!(self, base, a);
                     let key = rk!(self, base, b);
                     let v = rk!(self, base, c);
-                    if let (Value::Table(tr), Value::Int(i)) = (t, key) {
-                        if self.heap.table(tr).meta.is_none() {
-                            if let Err(e) = self.table_set_int(tr, i, v) {
+                    if let Value::Table(tr) = t {
+                        let done = match key {
+                            Value::Int(i) if self.newindex_is_raw(tr, key) => {
+                                Some(self.table_set_int(tr, i, v))
+                            }
+                            // Keys Lua rejects take the general path.
+                            Value::Int(_) | Value::Nil => None,
+                            Value::Float(f) if f.is_nan() => None,
+                            _ if self.newindex_is_raw(tr, key) => Some(self.table_set(tr, key, v)),
+                            _ => None,
+                        };
+                        if let Some(r) = done {
+                            if let Err(e) = r {
                                 fail!(e);
                             }
                             continue;
@@ -1685,9 +1755,7 @@ impl Vm {
                     let key = proto.consts[k as usize];
                     rk!(self, base, a + 1) = obj;
                     if let Value::Table(tr) = obj {
-                        let tab = self.heap.table(tr);
-                        let v = tab.get_str(key);
-                        if !matches!(v, Value::Nil) || tab.meta.is_none() {
+                        if let Some(v) = self.index_tables(tr, key) {
                             rk!(self, base, a) = v;
                             continue;
                         }
