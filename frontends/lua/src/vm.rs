@@ -1553,14 +1553,14 @@ impl Vm {
         }
         macro_rules! arith_rr {
             ($a:expr, $b:expr, $c:expr, $ev:expr, $iop:expr, $fop:expr) => {{
-                let x = rk!(self, base, $b);
-                let y = rk!(self, base, $c);
-                let r = match (x, y) {
-                    (Value::Int(p), Value::Int(q)) => Value::Int($iop(p, q)),
-                    (Value::Float(p), Value::Float(q)) => Value::Float($fop(p, q)),
-                    (Value::Int(p), Value::Float(q)) => Value::Float($fop(p as f64, q)),
-                    (Value::Float(p), Value::Int(q)) => Value::Float($fop(p, q as f64)),
-                    _ => {
+                // Matched by reference: the operands' tags are read in
+                // place rather than after copying both 16-byte values.
+                let r = match (&rk!(self, base, $b), &rk!(self, base, $c)) {
+                    (&Value::Int(p), &Value::Int(q)) => Value::Int($iop(p, q)),
+                    (&Value::Float(p), &Value::Float(q)) => Value::Float($fop(p, q)),
+                    (&Value::Int(p), &Value::Float(q)) => Value::Float($fop(p as f64, q)),
+                    (&Value::Float(p), &Value::Int(q)) => Value::Float($fop(p, q as f64)),
+                    (&x, &y) => {
                         sync!();
                         self.arith($ev, x, y, Some($b), Some($c))?
                     }
@@ -1570,14 +1570,12 @@ impl Vm {
         }
         macro_rules! arith_rk {
             ($a:expr, $b:expr, $k:expr, $ev:expr, $iop:expr, $fop:expr) => {{
-                let x = rk!(self, base, $b);
-                let y = proto.consts[$k as usize];
-                let r = match (x, y) {
-                    (Value::Int(p), Value::Int(q)) => Value::Int($iop(p, q)),
-                    (Value::Float(p), Value::Float(q)) => Value::Float($fop(p, q)),
-                    (Value::Int(p), Value::Float(q)) => Value::Float($fop(p as f64, q)),
-                    (Value::Float(p), Value::Int(q)) => Value::Float($fop(p, q as f64)),
-                    _ => {
+                let r = match (&rk!(self, base, $b), &proto.consts[$k as usize]) {
+                    (&Value::Int(p), &Value::Int(q)) => Value::Int($iop(p, q)),
+                    (&Value::Float(p), &Value::Float(q)) => Value::Float($fop(p, q)),
+                    (&Value::Int(p), &Value::Float(q)) => Value::Float($fop(p as f64, q)),
+                    (&Value::Float(p), &Value::Int(q)) => Value::Float($fop(p, q as f64)),
+                    (&x, &y) => {
                         sync!();
                         self.arith($ev, x, y, Some($b), None)?
                     }
@@ -1587,10 +1585,11 @@ impl Vm {
         }
         macro_rules! arith_slow_only {
             ($a:expr, $x:expr, $y:expr, $ev:expr, $rx:expr, $ry:expr) => {{
-                let (x, y) = ($x, $y);
-                let r = match (x, y) {
-                    (Value::Float(p), Value::Float(q)) if $ev == Event::Div => Value::Float(p / q),
-                    _ => {
+                let r = match (&$x, &$y) {
+                    (&Value::Float(p), &Value::Float(q)) if $ev == Event::Div => {
+                        Value::Float(p / q)
+                    }
+                    (&x, &y) => {
                         sync!();
                         self.arith($ev, x, y, $rx, $ry)?
                     }
@@ -1983,11 +1982,10 @@ impl Vm {
                     take_jump!(r == k);
                 }
                 Op::Lt(a, b, k) => {
-                    let (x, y) = (rk!(self, base, a), rk!(self, base, b));
-                    let r = match (x, y) {
-                        (Value::Int(p), Value::Int(q)) => p < q,
-                        (Value::Float(p), Value::Float(q)) => p < q,
-                        _ => {
+                    let r = match (&rk!(self, base, a), &rk!(self, base, b)) {
+                        (&Value::Int(p), &Value::Int(q)) => p < q,
+                        (&Value::Float(p), &Value::Float(q)) => p < q,
+                        (&x, &y) => {
                             sync!();
                             self.less(x, y, false)?
                         }
@@ -1995,11 +1993,10 @@ impl Vm {
                     take_jump!(r == k);
                 }
                 Op::Le(a, b, k) => {
-                    let (x, y) = (rk!(self, base, a), rk!(self, base, b));
-                    let r = match (x, y) {
-                        (Value::Int(p), Value::Int(q)) => p <= q,
-                        (Value::Float(p), Value::Float(q)) => p <= q,
-                        _ => {
+                    let r = match (&rk!(self, base, a), &rk!(self, base, b)) {
+                        (&Value::Int(p), &Value::Int(q)) => p <= q,
+                        (&Value::Float(p), &Value::Float(q)) => p <= q,
+                        (&x, &y) => {
                             sync!();
                             self.less(x, y, true)?
                         }
@@ -2007,16 +2004,15 @@ impl Vm {
                     take_jump!(r == k);
                 }
                 Op::LtI(a, i, k) | Op::LeI(a, i, k) | Op::GtI(a, i, k) | Op::GeI(a, i, k) => {
-                    let x = rk!(self, base, a);
                     let i = i as i64;
-                    let r = match x {
-                        Value::Int(p) => match op {
+                    let r = match &rk!(self, base, a) {
+                        &Value::Int(p) => match op {
                             Op::LtI(..) => p < i,
                             Op::LeI(..) => p <= i,
                             Op::GtI(..) => p > i,
                             _ => p >= i,
                         },
-                        Value::Float(p) => {
+                        &Value::Float(p) => {
                             let q = i as f64;
                             match op {
                                 Op::LtI(..) => p < q,
@@ -2025,7 +2021,7 @@ impl Vm {
                                 _ => p >= q,
                             }
                         }
-                        _ => {
+                        &x => {
                             sync!();
                             let y = Value::Int(i);
                             match op {
@@ -2194,26 +2190,27 @@ impl Vm {
                     }
                 }
                 Op::ForLoop(a, off) => {
-                    let ra = base + a as usize;
-                    match (self.stack[ra], self.stack[ra + 1], self.stack[ra + 2]) {
-                        (Value::Int(i), Value::Int(count), Value::Int(step)) => {
+                    // The four loop registers as one slice: one bounds check.
+                    let w = &mut self.stack[base + a as usize..base + a as usize + 4];
+                    match (&w[0], &w[1], &w[2]) {
+                        (&Value::Int(i), &Value::Int(count), &Value::Int(step)) => {
                             if count > 0 {
                                 let next = i.wrapping_add(step);
-                                self.stack[ra] = Value::Int(next);
-                                self.stack[ra + 1] = Value::Int(count - 1);
-                                self.stack[ra + 3] = Value::Int(next);
+                                w[0] = Value::Int(next);
+                                w[1] = Value::Int(count - 1);
+                                w[3] = Value::Int(next);
                                 pc = (pc as i64 + off as i64) as usize;
                             }
                         }
-                        (Value::Float(i), Value::Float(limit), Value::Float(step)) => {
+                        (&Value::Float(i), &Value::Float(limit), &Value::Float(step)) => {
                             let next = i + step;
                             if if step > 0.0 {
                                 next <= limit
                             } else {
                                 limit <= next
                             } {
-                                self.stack[ra] = Value::Float(next);
-                                self.stack[ra + 3] = Value::Float(next);
+                                w[0] = Value::Float(next);
+                                w[3] = Value::Float(next);
                                 pc = (pc as i64 + off as i64) as usize;
                             }
                         }
