@@ -643,6 +643,20 @@ impl Vm {
         }
     }
 
+    /// [`Vm::index_tables`] for an integer key (the array part first).
+    #[inline(always)]
+    fn index_int(&self, tr: TableRef, i: i64) -> Option<Value> {
+        let tab = self.heap.table(tr);
+        let v = tab.get_int(i);
+        if !matches!(v, Value::Nil) {
+            return Some(v);
+        }
+        match tab.meta {
+            None => Some(Value::Nil),
+            Some(mt) => self.index_chain(mt, Value::Int(i)),
+        }
+    }
+
     /// [`Vm::index_tables`] after a miss on a table whose metatable is `mt`.
     #[inline(never)]
     fn index_chain(&self, mut mt: TableRef, k: Value) -> Option<Value> {
@@ -1647,50 +1661,54 @@ impl Vm {
                         self.heap.table_mut(self.globals).set(key, v);
                     }
                 }
+                // Table operands are matched in place (`match rk!(..)`):
+                // a value is copied out only for the slow path, so no
+                // 16-byte copy waits on the stores that just wrote it.
                 Op::GetField(a, b, k) => {
-                    let t = rk!(self, base, b);
-                    let key = proto.consts[k as usize];
-                    if let Value::Table(tr) = t {
-                        if let Some(v) = self.index_tables(tr, key) {
+                    if let Value::Table(tr) = rk!(self, base, b) {
+                        if let Some(v) = self.index_tables(tr, proto.consts[k as usize]) {
                             rk!(self, base, a) = v;
                             continue;
                         }
                     }
                     sync!();
+                    let (t, key) = (rk!(self, base, b), proto.consts[k as usize]);
                     let v = self.index(t, key, Some(b))?;
                     rk!(self, base, a) = v;
                 }
                 Op::GetIndex(a, b, i) => {
-                    let t = rk!(self, base, b);
-                    if let Value::Table(tr) = t {
-                        if let Some(v) = self.index_tables(tr, Value::Int(i as i64)) {
+                    if let Value::Table(tr) = rk!(self, base, b) {
+                        if let Some(v) = self.index_int(tr, i as i64) {
                             rk!(self, base, a) = v;
                             continue;
                         }
                     }
                     sync!();
+                    let t = rk!(self, base, b);
                     let v = self.index(t, Value::Int(i as i64), Some(b))?;
                     rk!(self, base, a) = v;
                 }
                 Op::GetTable(a, b, c) => {
-                    let t = rk!(self, base, b);
-                    let key = rk!(self, base, c);
-                    if let Value::Table(tr) = t {
-                        if let Some(v) = self.index_tables(tr, key) {
+                    if let Value::Table(tr) = rk!(self, base, b) {
+                        let hit = match rk!(self, base, c) {
+                            Value::Int(i) => self.index_int(tr, i),
+                            key => self.index_tables(tr, key),
+                        };
+                        if let Some(v) = hit {
                             rk!(self, base, a) = v;
                             continue;
                         }
                     }
                     sync!();
+                    let (t, key) = (rk!(self, base, b), rk!(self, base, c));
                     let v = self.index(t, key, Some(b))?;
                     rk!(self, base, a) = v;
                 }
                 Op::SetField(a, k, c) => {
-                    let t = rk!(self, base, a);
                     let key = proto.consts[k as usize];
-                    let v = rk!(self, base, c);
-                    if let Value::Table(tr) = t {
+                    if let Value::Table(tr) = rk!(self, base, a) {
                         if self.newindex_is_raw(tr, key) {
+                            let v = rk!(self, base, c);
                             if let Err(e) = self.table_set(tr, key, v) {
                                 fail!(e);
                             }
@@ -1698,21 +1716,37 @@ impl Vm {
                         }
                     }
                     sync!();
+                    let (t, v) = (rk!(self, base, a), rk!(self, base, c));
                     self.set_index(t, key, v, Some(a))?;
                 }
                 Op::SetTable(a, b, c) => {
-                    let t = rk!(self, base, a);
-                    let key = rk!(self, base, b);
-                    let v = rk!(self, base, c);
-                    if let Value::Table(tr) = t {
-                        let done = match key {
-                            Value::Int(i) if self.newindex_is_raw(tr, key) => {
-                                Some(self.table_set_int(tr, i, v))
+                    if let Value::Table(tr) = rk!(self, base, a) {
+                        let done = match rk!(self, base, b) {
+                            Value::Int(i) => {
+                                let v = rk!(self, base, c);
+                                let tab = self.heap.table_mut(tr);
+                                let idx = (i as u64).wrapping_sub(1);
+                                if idx < tab.arr.len() as u64
+                                    && (tab.meta.is_none()
+                                        || !matches!(tab.arr[idx as usize], Value::Nil))
+                                {
+                                    // An existing array slot: no growth, no
+                                    // `__newindex`.
+                                    tab.arr[idx as usize] = v;
+                                    Some(Ok(()))
+                                } else if self.newindex_is_raw(tr, Value::Int(i)) {
+                                    Some(self.table_set_int(tr, i, v))
+                                } else {
+                                    None
+                                }
                             }
                             // Keys Lua rejects take the general path.
-                            Value::Int(_) | Value::Nil => None,
+                            Value::Nil => None,
                             Value::Float(f) if f.is_nan() => None,
-                            _ if self.newindex_is_raw(tr, key) => Some(self.table_set(tr, key, v)),
+                            key if self.newindex_is_raw(tr, key) => {
+                                let v = rk!(self, base, c);
+                                Some(self.table_set(tr, key, v))
+                            }
                             _ => None,
                         };
                         if let Some(r) = done {
@@ -1723,6 +1757,7 @@ impl Vm {
                         }
                     }
                     sync!();
+                    let (t, key, v) = (rk!(self, base, a), rk!(self, base, b), rk!(self, base, c));
                     self.set_index(t, key, v, Some(a))?;
                 }
                 Op::NewTable(a, narr, nhash) => {
@@ -1753,7 +1788,7 @@ impl Vm {
                     let obj = rk!(self, base, b);
                     let key = proto.consts[k as usize];
                     rk!(self, base, a + 1) = obj;
-                    if let Value::Table(tr) = obj {
+                    if let Value::Table(tr) = rk!(self, base, b) {
                         if let Some(v) = self.index_tables(tr, key) {
                             rk!(self, base, a) = v;
                             continue;
@@ -1967,13 +2002,13 @@ impl Vm {
                 }
                 Op::Jmp(off) => pc = (pc as i64 + off as i64) as usize,
                 Op::Eq(a, b, k) => {
-                    let (x, y) = (rk!(self, base, a), rk!(self, base, b));
-                    let r = match (x, y) {
-                        (Value::Table(_), Value::Table(_)) => {
+                    let r = match (&rk!(self, base, a), &rk!(self, base, b)) {
+                        (&Value::Table(_), &Value::Table(_)) => {
                             sync!();
+                            let (x, y) = (rk!(self, base, a), rk!(self, base, b));
                             self.equals(x, y)?
                         }
-                        _ => x.raw_eq(y),
+                        (x, y) => x.raw_eq(*y),
                     };
                     take_jump!(r == k);
                 }
@@ -2005,14 +2040,16 @@ impl Vm {
                 }
                 Op::LtI(a, i, k) | Op::LeI(a, i, k) | Op::GtI(a, i, k) | Op::GeI(a, i, k) => {
                     let i = i as i64;
-                    let r = match &rk!(self, base, a) {
-                        &Value::Int(p) => match op {
+                    // A match on the register itself: the value is
+                    // copied out only in the slow arm.
+                    let r = match rk!(self, base, a) {
+                        Value::Int(p) => match op {
                             Op::LtI(..) => p < i,
                             Op::LeI(..) => p <= i,
                             Op::GtI(..) => p > i,
                             _ => p >= i,
                         },
-                        &Value::Float(p) => {
+                        Value::Float(p) => {
                             let q = i as f64;
                             match op {
                                 Op::LtI(..) => p < q,
@@ -2021,7 +2058,7 @@ impl Vm {
                                 _ => p >= q,
                             }
                         }
-                        &x => {
+                        x => {
                             sync!();
                             let y = Value::Int(i);
                             match op {
