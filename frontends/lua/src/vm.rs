@@ -2196,7 +2196,15 @@ impl Vm {
                         (f.func, f.want, f.kind)
                     };
                     self.frames.truncate(self.frames.len() - 1);
-                    if kind == FrameKind::Lua {
+                    if kind == FrameKind::Lua && want >= 0 && n >= want as usize {
+                        // The common case inline: a fixed number of results
+                        // the function has (usually one).
+                        let w = want as usize;
+                        for i in 0..w {
+                            self.stack[dst + i] = self.stack[first + i];
+                        }
+                        self.top = dst + w;
+                    } else if kind == FrameKind::Lua {
                         self.place_results(dst, first, n, want);
                     } else if kind == FrameKind::Entry {
                         self.place_results(dst, first, n, want);
