@@ -225,6 +225,23 @@ impl Table {
         self.hash.get(k).unwrap_or(Value::Nil)
     }
 
+    /// Stores `v` under the string key `k` if `k` is already present with
+    /// a non-nil value (then no `__newindex` applies and nothing grows);
+    /// false, storing nothing, otherwise. One probe for `obj.field = v`.
+    #[inline(always)]
+    pub fn replace_field(&mut self, k: Value, v: Value) -> bool {
+        if self.hash.is_empty() {
+            return false;
+        }
+        match self.hash.find(k) {
+            Some(i) if !matches!(self.hash.slots[i].value, Value::Nil) => {
+                self.hash.slots[i].value = v;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Raw get for any key.
     #[inline]
     pub fn get(&self, k: Value) -> Value {

@@ -678,6 +678,20 @@ impl Vm {
         None
     }
 
+    /// Whether `#t` is the raw border (no `__len` in `t`'s metatable).
+    #[inline]
+    fn no_len_metamethod(&self, t: TableRef) -> bool {
+        match self.heap.table(t).meta {
+            None => true,
+            Some(mt) => matches!(
+                self.heap
+                    .table(mt)
+                    .get_str(self.event_names[Event::Len as usize]),
+                Value::Nil
+            ),
+        }
+    }
+
     /// Whether `t[k] = v` on table `t` is a raw store (no `__newindex`
     /// applies): `t` has no metatable, `k` is present, or the metatable
     /// has no `__newindex`.
@@ -1707,8 +1721,11 @@ impl Vm {
                 Op::SetField(a, k, c) => {
                     let key = proto.consts[k as usize];
                     if let Value::Table(tr) = rk!(self, base, a) {
+                        let v = rk!(self, base, c);
+                        if self.heap.table_mut(tr).replace_field(key, v) {
+                            continue;
+                        }
                         if self.newindex_is_raw(tr, key) {
-                            let v = rk!(self, base, c);
                             if let Err(e) = self.table_set(tr, key, v) {
                                 fail!(e);
                             }
@@ -1788,11 +1805,16 @@ impl Vm {
                     let obj = rk!(self, base, b);
                     let key = proto.consts[k as usize];
                     rk!(self, base, a + 1) = obj;
-                    if let Value::Table(tr) = rk!(self, base, b) {
-                        if let Some(v) = self.index_tables(tr, key) {
-                            rk!(self, base, a) = v;
-                            continue;
-                        }
+                    let hit = match rk!(self, base, b) {
+                        Value::Table(tr) => self.index_tables(tr, key),
+                        // `s:sub(i, j)`: the string library through the
+                        // strings' metatable.
+                        Value::Str(_) => self.string_meta.and_then(|mt| self.index_chain(mt, key)),
+                        _ => None,
+                    };
+                    if let Some(v) = hit {
+                        rk!(self, base, a) = v;
+                        continue;
                     }
                     sync!();
                     let v = self.index(obj, key, Some(b))?;
@@ -1984,7 +2006,7 @@ impl Vm {
                 Op::Len(a, b) => {
                     let x = rk!(self, base, b);
                     let r = match x {
-                        Value::Table(t) if self.heap.table(t).meta.is_none() => {
+                        Value::Table(t) if self.no_len_metamethod(t) => {
                             Value::Int(self.heap.table(t).border())
                         }
                         _ => {
