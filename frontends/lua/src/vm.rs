@@ -669,11 +669,18 @@ impl Vm {
                 _ => return None,
             };
             let tab = self.heap.table(next);
-            let v = tab.get(k);
+            let v = match k {
+                Value::Str(_) => tab.get_str(k),
+                _ => tab.get(k),
+            };
             if !matches!(v, Value::Nil) {
                 return Some(v);
             }
-            mt = tab.meta?;
+            match tab.meta {
+                Some(m) => mt = m,
+                // The end of the chain: the key is absent.
+                None => return Some(Value::Nil),
+            }
         }
         None
     }
@@ -701,7 +708,11 @@ impl Vm {
         match tab.meta {
             None => true,
             Some(mt) => {
-                !matches!(tab.get(k), Value::Nil)
+                let present = match k {
+                    Value::Str(_) => tab.get_str(k),
+                    _ => tab.get(k),
+                };
+                !matches!(present, Value::Nil)
                     || matches!(
                         self.heap
                             .table(mt)
