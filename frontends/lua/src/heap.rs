@@ -194,6 +194,12 @@ impl Heap {
         Value::Str(self.intern(bytes))
     }
 
+    /// A string's bytes as a shared handle (no copy), for a library
+    /// function that reads them while it allocates.
+    pub fn str_rc(&self, s: StrRef) -> Rc<[u8]> {
+        self.strings.get(s.0).bytes.clone()
+    }
+
     #[inline(always)]
     pub fn str_bytes(&self, s: StrRef) -> &[u8] {
         &self.strings.get(s.0).bytes

@@ -294,6 +294,24 @@ pub fn check_str(vm: &mut Vm, base: usize, nargs: usize, i: usize, f: &str) -> L
     }
 }
 
+/// [`check_str`] without copying a string argument: its bytes shared with
+/// the heap (`s:sub(i, i)` on a long subject is then not a copy of the
+/// whole subject per call); a number is converted as there.
+pub fn check_str_shared(
+    vm: &mut Vm,
+    base: usize,
+    nargs: usize,
+    i: usize,
+    f: &str,
+) -> LResult<std::rc::Rc<[u8]>> {
+    if let Value::Str(s) = arg(vm, base, nargs, i) {
+        let bytes = vm.heap.str_rc(s);
+        vm.charge_bytes(bytes.len())?;
+        return Ok(bytes);
+    }
+    check_str(vm, base, nargs, i, f).map(std::rc::Rc::from)
+}
+
 /// `tostring(v)`, honouring `__tostring` and `__name`.
 pub fn tostring(vm: &mut Vm, v: Value) -> LResult<Vec<u8>> {
     let mut out = Vec::new();
@@ -1242,7 +1260,7 @@ fn str_range(len: usize, i: i64, j: i64) -> (usize, usize) {
 }
 
 fn str_sub(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
-    let s = check_str(vm, base, nargs, 0, "sub")?;
+    let s = check_str_shared(vm, base, nargs, 0, "sub")?;
     let i = opt_int(vm, base, nargs, 1, "sub", 1)?;
     let j = opt_int(vm, base, nargs, 2, "sub", -1)?;
     let (a, b) = str_range(s.len(), i, j);
@@ -1251,7 +1269,7 @@ fn str_sub(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
 }
 
 fn str_len(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
-    let s = check_str(vm, base, nargs, 0, "len")?;
+    let s = check_str_shared(vm, base, nargs, 0, "len")?;
     vm.rets(base + nargs, &[Value::Int(s.len() as i64)])
 }
 
@@ -1288,7 +1306,7 @@ fn str_rep(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
 }
 
 fn str_byte(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
-    let s = check_str(vm, base, nargs, 0, "byte")?;
+    let s = check_str_shared(vm, base, nargs, 0, "byte")?;
     let i = opt_int(vm, base, nargs, 1, "byte", 1)?;
     let j = opt_int(vm, base, nargs, 2, "byte", i)?;
     let (a, b) = str_range(s.len(), i, j);

@@ -83,7 +83,7 @@ impl HashPart {
     }
 
     /// The slot holding `k`, if any.
-    #[inline]
+    #[inline(always)]
     fn find(&self, k: Value) -> Option<usize> {
         if self.used == 0 {
             return None;
@@ -103,7 +103,7 @@ impl HashPart {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn get(&self, k: Value) -> Option<Value> {
         self.find(k).map(|i| self.slots[i].value)
     }
@@ -217,12 +217,29 @@ impl Table {
     }
 
     /// The value for a string key (strings are interned: identity lookup).
-    #[inline]
+    #[inline(always)]
     pub fn get_str(&self, k: Value) -> Value {
         if self.hash.is_empty() {
             return Value::Nil;
         }
         self.hash.get(k).unwrap_or(Value::Nil)
+    }
+
+    /// Stores `v` under the string key `k` if `k` is already present with
+    /// a non-nil value (then no `__newindex` applies and nothing grows);
+    /// false, storing nothing, otherwise. One probe for `obj.field = v`.
+    #[inline(always)]
+    pub fn replace_field(&mut self, k: Value, v: Value) -> bool {
+        if self.hash.is_empty() {
+            return false;
+        }
+        match self.hash.find(k) {
+            Some(i) if !matches!(self.hash.slots[i].value, Value::Nil) => {
+                self.hash.slots[i].value = v;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Raw get for any key.

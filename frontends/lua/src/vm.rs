@@ -21,6 +21,9 @@ pub const MAX_C_DEPTH: u32 = 200;
 /// Value-stack slots (lua5.4's LUAI_MAXSTACK): deeper Lua recursion is a
 /// "stack overflow" error.
 pub const MAX_STACK: usize = 1_000_000;
+/// `__index` tables the dispatch loop follows itself before handing a
+/// lookup to [`Vm::index`] (longer chains are rare and still work there).
+const FAST_INDEX_CHAIN: usize = 8;
 
 /// A Lua error: the error value, or a request to exit the process, or a
 /// coroutine's yield unwinding to its `resume`.
@@ -615,6 +618,108 @@ impl Vm {
         match self.metatable(v) {
             Some(mt) => self.heap.table(mt).get_str(self.event_names[e as usize]),
             None => Value::Nil,
+        }
+    }
+
+    /// `t[k]` for a table `t`, following `__index` fields that are tables
+    /// (the class chains of object-oriented code) without leaving the
+    /// dispatch loop: `Some(v)` when no step needs a metamethod call or an
+    /// error, `None` to take the general [`Vm::index`] (same result). The
+    /// first probe is inlined (a field of the object itself); the walk up
+    /// the chain is not.
+    #[inline(always)]
+    fn index_tables(&self, tr: TableRef, k: Value) -> Option<Value> {
+        let tab = self.heap.table(tr);
+        let v = match k {
+            Value::Str(_) => tab.get_str(k),
+            _ => tab.get(k),
+        };
+        if !matches!(v, Value::Nil) {
+            return Some(v);
+        }
+        match tab.meta {
+            None => Some(Value::Nil),
+            Some(mt) => self.index_chain(mt, k),
+        }
+    }
+
+    /// [`Vm::index_tables`] for an integer key (the array part first).
+    #[inline(always)]
+    fn index_int(&self, tr: TableRef, i: i64) -> Option<Value> {
+        let tab = self.heap.table(tr);
+        let v = tab.get_int(i);
+        if !matches!(v, Value::Nil) {
+            return Some(v);
+        }
+        match tab.meta {
+            None => Some(Value::Nil),
+            Some(mt) => self.index_chain(mt, Value::Int(i)),
+        }
+    }
+
+    /// [`Vm::index_tables`] after a miss on a table whose metatable is `mt`.
+    #[inline(never)]
+    fn index_chain(&self, mut mt: TableRef, k: Value) -> Option<Value> {
+        let index_name = self.event_names[Event::Index as usize];
+        for _ in 0..FAST_INDEX_CHAIN {
+            let next = match self.heap.table(mt).get_str(index_name) {
+                Value::Table(next) => next,
+                Value::Nil => return Some(Value::Nil),
+                // A function (a call) or a value to index further.
+                _ => return None,
+            };
+            let tab = self.heap.table(next);
+            let v = match k {
+                Value::Str(_) => tab.get_str(k),
+                _ => tab.get(k),
+            };
+            if !matches!(v, Value::Nil) {
+                return Some(v);
+            }
+            match tab.meta {
+                Some(m) => mt = m,
+                // The end of the chain: the key is absent.
+                None => return Some(Value::Nil),
+            }
+        }
+        None
+    }
+
+    /// Whether `#t` is the raw border (no `__len` in `t`'s metatable).
+    #[inline]
+    fn no_len_metamethod(&self, t: TableRef) -> bool {
+        match self.heap.table(t).meta {
+            None => true,
+            Some(mt) => matches!(
+                self.heap
+                    .table(mt)
+                    .get_str(self.event_names[Event::Len as usize]),
+                Value::Nil
+            ),
+        }
+    }
+
+    /// Whether `t[k] = v` on table `t` is a raw store (no `__newindex`
+    /// applies): `t` has no metatable, `k` is present, or the metatable
+    /// has no `__newindex`.
+    #[inline]
+    fn newindex_is_raw(&self, tr: TableRef, k: Value) -> bool {
+        let tab = self.heap.table(tr);
+        match tab.meta {
+            None => true,
+            Some(mt) => {
+                let present = match k {
+                    Value::Str(_) => tab.get_str(k),
+                    _ => tab.get(k),
+                };
+                !matches!(present, Value::Nil)
+                    || matches!(
+                        self.heap
+                            .table(mt)
+                            .get_str(self.event_names[Event::NewIndex as usize]),
+                        Value::Nil
+                    )
+            }
         }
     }
 
@@ -1487,14 +1592,14 @@ impl Vm {
         }
         macro_rules! arith_rr {
             ($a:expr, $b:expr, $c:expr, $ev:expr, $iop:expr, $fop:expr) => {{
-                let x = rk!(self, base, $b);
-                let y = rk!(self, base, $c);
-                let r = match (x, y) {
-                    (Value::Int(p), Value::Int(q)) => Value::Int($iop(p, q)),
-                    (Value::Float(p), Value::Float(q)) => Value::Float($fop(p, q)),
-                    (Value::Int(p), Value::Float(q)) => Value::Float($fop(p as f64, q)),
-                    (Value::Float(p), Value::Int(q)) => Value::Float($fop(p, q as f64)),
-                    _ => {
+                // Matched by reference: the operands' tags are read in
+                // place rather than after copying both 16-byte values.
+                let r = match (&rk!(self, base, $b), &rk!(self, base, $c)) {
+                    (&Value::Int(p), &Value::Int(q)) => Value::Int($iop(p, q)),
+                    (&Value::Float(p), &Value::Float(q)) => Value::Float($fop(p, q)),
+                    (&Value::Int(p), &Value::Float(q)) => Value::Float($fop(p as f64, q)),
+                    (&Value::Float(p), &Value::Int(q)) => Value::Float($fop(p, q as f64)),
+                    (&x, &y) => {
                         sync!();
                         self.arith($ev, x, y, Some($b), Some($c))?
                     }
@@ -1504,14 +1609,12 @@ impl Vm {
         }
         macro_rules! arith_rk {
             ($a:expr, $b:expr, $k:expr, $ev:expr, $iop:expr, $fop:expr) => {{
-                let x = rk!(self, base, $b);
-                let y = proto.consts[$k as usize];
-                let r = match (x, y) {
-                    (Value::Int(p), Value::Int(q)) => Value::Int($iop(p, q)),
-                    (Value::Float(p), Value::Float(q)) => Value::Float($fop(p, q)),
-                    (Value::Int(p), Value::Float(q)) => Value::Float($fop(p as f64, q)),
-                    (Value::Float(p), Value::Int(q)) => Value::Float($fop(p, q as f64)),
-                    _ => {
+                let r = match (&rk!(self, base, $b), &proto.consts[$k as usize]) {
+                    (&Value::Int(p), &Value::Int(q)) => Value::Int($iop(p, q)),
+                    (&Value::Float(p), &Value::Float(q)) => Value::Float($fop(p, q)),
+                    (&Value::Int(p), &Value::Float(q)) => Value::Float($fop(p as f64, q)),
+                    (&Value::Float(p), &Value::Int(q)) => Value::Float($fop(p, q as f64)),
+                    (&x, &y) => {
                         sync!();
                         self.arith($ev, x, y, Some($b), None)?
                     }
@@ -1521,10 +1624,11 @@ impl Vm {
         }
         macro_rules! arith_slow_only {
             ($a:expr, $x:expr, $y:expr, $ev:expr, $rx:expr, $ry:expr) => {{
-                let (x, y) = ($x, $y);
-                let r = match (x, y) {
-                    (Value::Float(p), Value::Float(q)) if $ev == Event::Div => Value::Float(p / q),
-                    _ => {
+                let r = match (&$x, &$y) {
+                    (&Value::Float(p), &Value::Float(q)) if $ev == Event::Div => {
+                        Value::Float(p / q)
+                    }
+                    (&x, &y) => {
                         sync!();
                         self.arith($ev, x, y, $rx, $ry)?
                     }
@@ -1582,56 +1686,57 @@ impl Vm {
                         self.heap.table_mut(self.globals).set(key, v);
                     }
                 }
+                // Table operands are matched in place (`match rk!(..)`):
+                // a value is copied out only for the slow path, so no
+                // 16-byte copy waits on the stores that just wrote it.
                 Op::GetField(a, b, k) => {
-                    let t = rk!(self, base, b);
-                    let key = proto.consts[k as usize];
-                    if let Value::Table(tr) = t {
-                        let tab = self.heap.table(tr);
-                        let v = tab.get_str(key);
-                        if !matches!(v, Value::Nil) || tab.meta.is_none() {
+                    if let Value::Table(tr) = rk!(self, base, b) {
+                        if let Some(v) = self.index_tables(tr, proto.consts[k as usize]) {
                             rk!(self, base, a) = v;
                             continue;
                         }
                     }
                     sync!();
+                    let (t, key) = (rk!(self, base, b), proto.consts[k as usize]);
                     let v = self.index(t, key, Some(b))?;
                     rk!(self, base, a) = v;
                 }
                 Op::GetIndex(a, b, i) => {
-                    let t = rk!(self, base, b);
-                    if let Value::Table(tr) = t {
-                        let tab = self.heap.table(tr);
-                        let v = tab.get_int(i as i64);
-                        if !matches!(v, Value::Nil) || tab.meta.is_none() {
+                    if let Value::Table(tr) = rk!(self, base, b) {
+                        if let Some(v) = self.index_int(tr, i as i64) {
                             rk!(self, base, a) = v;
                             continue;
                         }
                     }
                     sync!();
+                    let t = rk!(self, base, b);
                     let v = self.index(t, Value::Int(i as i64), Some(b))?;
                     rk!(self, base, a) = v;
                 }
                 Op::GetTable(a, b, c) => {
-                    let t = rk!(self, base, b);
-                    let key = rk!(self, base, c);
-                    if let Value::Table(tr) = t {
-                        let tab = self.heap.table(tr);
-                        let v = tab.get(key);
-                        if !matches!(v, Value::Nil) || tab.meta.is_none() {
+                    if let Value::Table(tr) = rk!(self, base, b) {
+                        let hit = match rk!(self, base, c) {
+                            Value::Int(i) => self.index_int(tr, i),
+                            key => self.index_tables(tr, key),
+                        };
+                        if let Some(v) = hit {
                             rk!(self, base, a) = v;
                             continue;
                         }
                     }
                     sync!();
+                    let (t, key) = (rk!(self, base, b), rk!(self, base, c));
                     let v = self.index(t, key, Some(b))?;
                     rk!(self, base, a) = v;
                 }
                 Op::SetField(a, k, c) => {
-                    let t = rk!(self, base, a);
                     let key = proto.consts[k as usize];
-                    let v = rk!(self, base, c);
-                    if let Value::Table(tr) = t {
-                        if self.heap.table(tr).meta.is_none() {
+                    if let Value::Table(tr) = rk!(self, base, a) {
+                        let v = rk!(self, base, c);
+                        if self.heap.table_mut(tr).replace_field(key, v) {
+                            continue;
+                        }
+                        if self.newindex_is_raw(tr, key) {
                             if let Err(e) = self.table_set(tr, key, v) {
                                 fail!(e);
                             }
@@ -1639,21 +1744,48 @@ impl Vm {
                         }
                     }
                     sync!();
+                    let (t, v) = (rk!(self, base, a), rk!(self, base, c));
                     self.set_index(t, key, v, Some(a))?;
                 }
                 Op::SetTable(a, b, c) => {
-                    let t = rk!(self, base, a);
-                    let key = rk!(self, base, b);
-                    let v = rk!(self, base, c);
-                    if let (Value::Table(tr), Value::Int(i)) = (t, key) {
-                        if self.heap.table(tr).meta.is_none() {
-                            if let Err(e) = self.table_set_int(tr, i, v) {
+                    if let Value::Table(tr) = rk!(self, base, a) {
+                        let done = match rk!(self, base, b) {
+                            Value::Int(i) => {
+                                let v = rk!(self, base, c);
+                                let tab = self.heap.table_mut(tr);
+                                let idx = (i as u64).wrapping_sub(1);
+                                if idx < tab.arr.len() as u64
+                                    && (tab.meta.is_none()
+                                        || !matches!(tab.arr[idx as usize], Value::Nil))
+                                {
+                                    // An existing array slot: no growth, no
+                                    // `__newindex`.
+                                    tab.arr[idx as usize] = v;
+                                    Some(Ok(()))
+                                } else if self.newindex_is_raw(tr, Value::Int(i)) {
+                                    Some(self.table_set_int(tr, i, v))
+                                } else {
+                                    None
+                                }
+                            }
+                            // Keys Lua rejects take the general path.
+                            Value::Nil => None,
+                            Value::Float(f) if f.is_nan() => None,
+                            key if self.newindex_is_raw(tr, key) => {
+                                let v = rk!(self, base, c);
+                                Some(self.table_set(tr, key, v))
+                            }
+                            _ => None,
+                        };
+                        if let Some(r) = done {
+                            if let Err(e) = r {
                                 fail!(e);
                             }
                             continue;
                         }
                     }
                     sync!();
+                    let (t, key, v) = (rk!(self, base, a), rk!(self, base, b), rk!(self, base, c));
                     self.set_index(t, key, v, Some(a))?;
                 }
                 Op::NewTable(a, narr, nhash) => {
@@ -1684,13 +1816,16 @@ impl Vm {
                     let obj = rk!(self, base, b);
                     let key = proto.consts[k as usize];
                     rk!(self, base, a + 1) = obj;
-                    if let Value::Table(tr) = obj {
-                        let tab = self.heap.table(tr);
-                        let v = tab.get_str(key);
-                        if !matches!(v, Value::Nil) || tab.meta.is_none() {
-                            rk!(self, base, a) = v;
-                            continue;
-                        }
+                    let hit = match rk!(self, base, b) {
+                        Value::Table(tr) => self.index_tables(tr, key),
+                        // `s:sub(i, j)`: the string library through the
+                        // strings' metatable.
+                        Value::Str(_) => self.string_meta.and_then(|mt| self.index_chain(mt, key)),
+                        _ => None,
+                    };
+                    if let Some(v) = hit {
+                        rk!(self, base, a) = v;
+                        continue;
                     }
                     sync!();
                     let v = self.index(obj, key, Some(b))?;
@@ -1882,7 +2017,7 @@ impl Vm {
                 Op::Len(a, b) => {
                     let x = rk!(self, base, b);
                     let r = match x {
-                        Value::Table(t) if self.heap.table(t).meta.is_none() => {
+                        Value::Table(t) if self.no_len_metamethod(t) => {
                             Value::Int(self.heap.table(t).border())
                         }
                         _ => {
@@ -1900,13 +2035,13 @@ impl Vm {
                 }
                 Op::Jmp(off) => pc = (pc as i64 + off as i64) as usize,
                 Op::Eq(a, b, k) => {
-                    let (x, y) = (rk!(self, base, a), rk!(self, base, b));
-                    let r = match (x, y) {
-                        (Value::Table(_), Value::Table(_)) => {
+                    let r = match (&rk!(self, base, a), &rk!(self, base, b)) {
+                        (&Value::Table(_), &Value::Table(_)) => {
                             sync!();
+                            let (x, y) = (rk!(self, base, a), rk!(self, base, b));
                             self.equals(x, y)?
                         }
-                        _ => x.raw_eq(y),
+                        (x, y) => x.raw_eq(*y),
                     };
                     take_jump!(r == k);
                 }
@@ -1915,11 +2050,10 @@ impl Vm {
                     take_jump!(r == k);
                 }
                 Op::Lt(a, b, k) => {
-                    let (x, y) = (rk!(self, base, a), rk!(self, base, b));
-                    let r = match (x, y) {
-                        (Value::Int(p), Value::Int(q)) => p < q,
-                        (Value::Float(p), Value::Float(q)) => p < q,
-                        _ => {
+                    let r = match (&rk!(self, base, a), &rk!(self, base, b)) {
+                        (&Value::Int(p), &Value::Int(q)) => p < q,
+                        (&Value::Float(p), &Value::Float(q)) => p < q,
+                        (&x, &y) => {
                             sync!();
                             self.less(x, y, false)?
                         }
@@ -1927,11 +2061,10 @@ impl Vm {
                     take_jump!(r == k);
                 }
                 Op::Le(a, b, k) => {
-                    let (x, y) = (rk!(self, base, a), rk!(self, base, b));
-                    let r = match (x, y) {
-                        (Value::Int(p), Value::Int(q)) => p <= q,
-                        (Value::Float(p), Value::Float(q)) => p <= q,
-                        _ => {
+                    let r = match (&rk!(self, base, a), &rk!(self, base, b)) {
+                        (&Value::Int(p), &Value::Int(q)) => p <= q,
+                        (&Value::Float(p), &Value::Float(q)) => p <= q,
+                        (&x, &y) => {
                             sync!();
                             self.less(x, y, true)?
                         }
@@ -1939,9 +2072,10 @@ impl Vm {
                     take_jump!(r == k);
                 }
                 Op::LtI(a, i, k) | Op::LeI(a, i, k) | Op::GtI(a, i, k) | Op::GeI(a, i, k) => {
-                    let x = rk!(self, base, a);
                     let i = i as i64;
-                    let r = match x {
+                    // A match on the register itself: the value is
+                    // copied out only in the slow arm.
+                    let r = match rk!(self, base, a) {
                         Value::Int(p) => match op {
                             Op::LtI(..) => p < i,
                             Op::LeI(..) => p <= i,
@@ -1957,7 +2091,7 @@ impl Vm {
                                 _ => p >= q,
                             }
                         }
-                        _ => {
+                        x => {
                             sync!();
                             let y = Value::Int(i);
                             match op {
@@ -2095,7 +2229,15 @@ impl Vm {
                         (f.func, f.want, f.kind)
                     };
                     self.frames.truncate(self.frames.len() - 1);
-                    if kind == FrameKind::Lua {
+                    if kind == FrameKind::Lua && want >= 0 && n >= want as usize {
+                        // The common case inline: a fixed number of results
+                        // the function has (usually one).
+                        let w = want as usize;
+                        for i in 0..w {
+                            self.stack[dst + i] = self.stack[first + i];
+                        }
+                        self.top = dst + w;
+                    } else if kind == FrameKind::Lua {
                         self.place_results(dst, first, n, want);
                     } else if kind == FrameKind::Entry {
                         self.place_results(dst, first, n, want);
@@ -2126,26 +2268,27 @@ impl Vm {
                     }
                 }
                 Op::ForLoop(a, off) => {
-                    let ra = base + a as usize;
-                    match (self.stack[ra], self.stack[ra + 1], self.stack[ra + 2]) {
-                        (Value::Int(i), Value::Int(count), Value::Int(step)) => {
+                    // The four loop registers as one slice: one bounds check.
+                    let w = &mut self.stack[base + a as usize..base + a as usize + 4];
+                    match (&w[0], &w[1], &w[2]) {
+                        (&Value::Int(i), &Value::Int(count), &Value::Int(step)) => {
                             if count > 0 {
                                 let next = i.wrapping_add(step);
-                                self.stack[ra] = Value::Int(next);
-                                self.stack[ra + 1] = Value::Int(count - 1);
-                                self.stack[ra + 3] = Value::Int(next);
+                                w[0] = Value::Int(next);
+                                w[1] = Value::Int(count - 1);
+                                w[3] = Value::Int(next);
                                 pc = (pc as i64 + off as i64) as usize;
                             }
                         }
-                        (Value::Float(i), Value::Float(limit), Value::Float(step)) => {
+                        (&Value::Float(i), &Value::Float(limit), &Value::Float(step)) => {
                             let next = i + step;
                             if if step > 0.0 {
                                 next <= limit
                             } else {
                                 limit <= next
                             } {
-                                self.stack[ra] = Value::Float(next);
-                                self.stack[ra + 3] = Value::Float(next);
+                                w[0] = Value::Float(next);
+                                w[3] = Value::Float(next);
                                 pc = (pc as i64 + off as i64) as usize;
                             }
                         }
