@@ -724,25 +724,22 @@ fn compile_unit_built(
         if !replayed_all {
             let t = Instant::now();
             let cpu = CpuSpan::start();
-            vssa::opt::optimize(&mut graph).map_err(JitError::Optimize)?;
-            if let Some(spec) = &req.speculate {
-                let all: Vec<_> = sites.iter().map(|s| s.site).collect();
-                let chosen = |k: usize| (spec.never_entered)(sites[k].open);
-                let done = vssa_deopt::speculate_never_taken(&mut graph, &all, &chosen, &refuted)
-                    .map_err(JitError::Optimize)?;
-                report.speculated += done.guards.len();
-                if !done.guards.is_empty() {
-                    vssa::opt::optimize(&mut graph).map_err(JitError::Optimize)?;
+            let mut speculate = |g: &mut vssa::Graph| match &req.speculate {
+                Some(spec) => {
+                    let all: Vec<_> = sites.iter().map(|s| s.site).collect();
+                    let chosen = |k: usize| (spec.never_entered)(sites[k].open);
+                    let done = vssa_deopt::speculate_never_taken(g, &all, &chosen, &refuted)?;
+                    Ok(done.guards.len())
                 }
-            }
-            // Branches the optimizer made constant: their dead sides go.
-            if vssa::fold_control(&mut graph)
+                None => Ok(0),
+            };
+            // The builder still knows what facts from branches would find.
+            let passes = vssa::PassConfig {
+                branch_facts: false,
+            };
+            report.speculated += vssa::standard(&mut graph, passes, &mut speculate)
                 .map_err(JitError::Optimize)?
-                .changes()
-                > 0
-            {
-                vssa::opt::optimize(&mut graph).map_err(JitError::Optimize)?;
-            }
+                .speculated;
             report.optimize += t.elapsed();
             report.optimize_cpu += cpu.end();
         }
