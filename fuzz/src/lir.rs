@@ -782,6 +782,17 @@ impl Checker {
         vssa::optimize(&mut g).map_err(|e| format!("optimize: {e}"))?;
         verify(&g, "optimized")?;
         same("optimized", &run_interp(&g, &plain.init, true))?;
+        // Facts from branches, then the optimizer on what they exposed.
+        let facts = vssa::branch_facts(&mut g).map_err(|e| format!("branch_facts: {e}"))?;
+        if facts.loads > 0 {
+            bump(&mut self.counters, "facts: loads known");
+        }
+        if facts.guards > 0 {
+            bump(&mut self.counters, "facts: guards implied");
+        }
+        verify(&g, "branch facts")?;
+        same("branch facts", &run_interp(&g, &plain.init, true))?;
+        vssa::optimize(&mut g).map_err(|e| format!("optimize after facts: {e}"))?;
         // Control folding, then the optimizer on what it exposed; the
         // native runs below compile the result.
         let folded = vssa::fold_control(&mut g).map_err(|e| format!("fold_control: {e}"))?;
@@ -797,7 +808,7 @@ impl Checker {
         let report = vssa_patch::replay(&mut again, &log);
         if !report.complete() || vssa::live_graph_key(&again) != vssa::live_graph_key(&g) {
             return Err(format!(
-                "patch log of optimize + fold_control: {} of {} patches applied ({} stale, \
+                "patch log of optimize + branch_facts + fold_control: {} of {} patches applied ({} stale, \
                  {} conflicting), live graphs {}",
                 report.applied,
                 report.outcomes.len(),
@@ -810,6 +821,15 @@ impl Checker {
                 }
             ));
         }
+        // Facts from branches on the graph built without peepholes (the
+        // loads and guards as the generator wrote them).
+        let mut plain_facts = plain.graph.clone();
+        vssa::branch_facts(&mut plain_facts).map_err(|e| format!("branch_facts plain: {e}"))?;
+        verify(&plain_facts, "plain, branch facts")?;
+        same(
+            "plain, branch facts",
+            &run_interp(&plain_facts, &plain.init, true),
+        )?;
         // Folding the graph built without peepholes (branches on constants
         // the peepholes would have folded at construction).
         let mut plain_folded = plain.graph.clone();

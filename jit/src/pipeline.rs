@@ -443,36 +443,36 @@ pub fn compile_program<G: Guest, R>(
 }
 
 /// The middle end's passes on a freshly built (or partly replayed) graph:
-/// optimize; speculate on the chosen sites (none refuted); optimize again
-/// if that made guards; fold branches that became constant, and optimize
-/// once more if that changed anything. Every change is a replacement, so
-/// the recorder turns it into patches. The number of speculation guards
-/// made.
-///
-/// THE ONE CALL of the pass sequence: a new pass goes in here (or this
-/// body becomes the middle end's own entry point), nowhere else.
+/// [`vssa::standard`] (optimize, facts from branches when enabled,
+/// speculation on the chosen sites (none refuted), control folding, each
+/// followed by the optimizer when it changed something), with
+/// `speculate_never_taken` as its speculation hook. Every change is a
+/// replacement, so the recorder turns it into patches. The number of
+/// speculation guards made.
 pub fn middle_end(
     graph: &mut Graph,
     sites: &[Site],
     speculate: Option<&dyn Fn(usize) -> bool>,
     refuted: &BTreeSet<Addr>,
 ) -> Result<usize, vssa::GraphError> {
-    vssa::opt::optimize(graph)?;
-    let mut speculated = 0;
-    if let Some(never_taken) = speculate {
-        let all: Vec<_> = sites.iter().map(|s| s.branch).collect();
-        let chosen = |k: usize| never_taken(sites[k].label);
-        let done = vssa_deopt::speculate_never_taken(graph, &all, &chosen, refuted)?;
-        speculated = done.guards.len();
-        if speculated > 0 {
-            vssa::opt::optimize(graph)?;
+    let mut speculate_sites = |g: &mut Graph| match speculate {
+        Some(never_taken) => {
+            let all: Vec<_> = sites.iter().map(|s| s.branch).collect();
+            let chosen = |k: usize| never_taken(sites[k].label);
+            Ok(
+                vssa_deopt::speculate_never_taken(g, &all, &chosen, refuted)?
+                    .guards
+                    .len(),
+            )
         }
-    }
-    // Branches the optimizer made constant: their dead sides go.
-    if vssa::fold_control(graph)?.changes() > 0 {
-        vssa::opt::optimize(graph)?;
-    }
-    Ok(speculated)
+        None => Ok(0),
+    };
+    // Facts from branches stay off until they cost less compile time than
+    // the facts Brainfuck's builder finds itself (docs/architecture.md).
+    let passes = vssa::PassConfig {
+        branch_facts: false,
+    };
+    Ok(vssa::standard(graph, passes, &mut speculate_sites)?.speculated)
 }
 
 /// The target id ([`Jit::target_id`]) of the code a pipeline with `cfg`

@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod addr;
+pub mod branch_facts;
 pub mod build;
 pub mod control_fold;
 pub mod dot;
@@ -32,12 +33,14 @@ pub mod key;
 pub mod op;
 pub mod opt;
 pub mod parse;
+pub mod passes;
 pub mod peephole;
 pub mod print;
 pub mod types;
 pub mod verify;
 
 pub use addr::{Addr, ENCODING_VERSION};
+pub use branch_facts::{branch_facts, FactStats};
 pub use build::Entry;
 pub use control_fold::{fold_control, FoldStats};
 pub use graph::{Graph, GraphError, Node, NodeId};
@@ -45,5 +48,6 @@ pub use key::live_graph_key;
 pub use op::{BinOp, CmpOp, ConvOp, FBinOp, FCmpOp, FConvOp, FUnOp, FitsOp, Op, UnOp};
 pub use opt::{optimize, OptStats};
 pub use parse::{parse, parse_building, ParseError};
+pub use passes::{standard, PassConfig, PassStats};
 pub use types::Type;
 pub use verify::{verify, VerifyError, VerifyErrors};

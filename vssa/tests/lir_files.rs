@@ -44,6 +44,15 @@ fn pass(name: &str) -> Option<Pass> {
             vssa::fold_control(g).map_err(|e| e.to_string())?;
             Ok(())
         },
+        "branch-facts" => |g| {
+            vssa::branch_facts(g).map_err(|e| e.to_string())?;
+            Ok(())
+        },
+        "standard" => |g| {
+            vssa::standard(g, vssa::PassConfig::default(), &mut |_| Ok(0))
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        },
         _ => return None,
     };
     Some(p)
