@@ -303,6 +303,15 @@ pub fn format(vm: &mut Vm, fmt: &[u8], base: usize, nargs: usize) -> LResult<Vec
                     }
                 }
             }
+            b'p' => {
+                // lua5.4: an object's address, `(null)` for other values.
+                let v = arg(vm, base, nargs, argi);
+                let body = match crate::stdlib::pointer_of(v) {
+                    Some(p) => format!("0x{p:08x}"),
+                    None => "(null)".to_string(),
+                };
+                pad(&spec, body, false, &mut out);
+            }
             b'q' => {
                 let v = arg(vm, base, nargs, argi);
                 if matches!(v, Value::Table(_) | Value::Func(_) | Value::Builtin(_)) {

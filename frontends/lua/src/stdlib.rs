@@ -200,7 +200,15 @@ pub fn arg(vm: &Vm, base: usize, nargs: usize, i: usize) -> Value {
 }
 
 pub fn arg_error(vm: &mut Vm, i: usize, fname: &str, msg: &str) -> LuaError {
-    vm.rt_error(format!("bad argument #{} to '{}' ({})", i + 1, fname, msg))
+    // Called by a library function (`pcall(table.insert, …)`), the
+    // function has no name in Lua code: lua5.4 then names it by where
+    // `package.loaded` holds it (`'table.insert'`).
+    let name = match (vm.builtin_from_rust, vm.running_builtin) {
+        (true, Some(id)) => crate::debuglib::loaded_name(vm, Value::Builtin(id))
+            .unwrap_or_else(|| fname.to_string()),
+        _ => fname.to_string(),
+    };
+    vm.rt_error(format!("bad argument #{} to '{}' ({})", i + 1, name, msg))
 }
 
 fn type_name_for_arg(vm: &Vm, base: usize, nargs: usize, i: usize) -> String {
@@ -312,28 +320,30 @@ pub fn tostring(vm: &mut Vm, v: Value) -> LResult<Vec<u8>> {
             _ => Err(vm.rt_error("'__tostring' must return a string")),
         };
     }
-    let s = match v {
-        Value::Nil => "nil".to_string(),
-        Value::Bool(b) => b.to_string(),
-        Value::Table(t) => format!(
-            "{}: 0x{:08x}",
-            vm.type_name_meta(v),
-            0x5500_0000u64 + t.0 as u64 * 64
-        ),
-        Value::Func(f) => format!("function: 0x{:08x}", 0x5600_0000u64 + f.0 as u64 * 64),
-        Value::Builtin(b) => format!(
-            "function: builtin: 0x{:08x}",
-            0x5700_0000u64 + b as u64 * 64
-        ),
-        Value::Thread(c) => format!("thread: 0x{:08x}", 0x5800_0000u64 + c.0 as u64 * 64),
-        Value::Userdata(u) => format!(
-            "{}: 0x{:08x}",
-            vm.type_name_meta(v),
-            0x5900_0000u64 + u.0 as u64 * 64
-        ),
+    let s = match (v, pointer_of(v)) {
+        (Value::Nil, _) => "nil".to_string(),
+        (Value::Bool(b), _) => b.to_string(),
+        (Value::Builtin(_), Some(p)) => format!("function: builtin: 0x{p:08x}"),
+        (_, Some(p)) => format!("{}: 0x{p:08x}", vm.type_name_meta(v)),
         _ => unreachable!("handled by concat_piece"),
     };
     Ok(s.into_bytes())
+}
+
+/// The address `tostring` and `string.format('%p')` show for an object
+/// (made up from its arena index: stable while it lives, unique per
+/// kind); `None` for values that are not objects (lua5.4's NULL).
+pub fn pointer_of(v: Value) -> Option<u64> {
+    let (kind, i) = match v {
+        Value::Str(s) => (0x5400_0000u64, s.0 as u64),
+        Value::Table(t) => (0x5500_0000, t.0 as u64),
+        Value::Func(f) => (0x5600_0000, f.0 as u64),
+        Value::Builtin(b) => (0x5700_0000, b as u64),
+        Value::Thread(c) => (0x5800_0000, c.0 as u64),
+        Value::Userdata(u) => (0x5900_0000, u.0 as u64),
+        _ => return None,
+    };
+    Some(kind + i * 64)
 }
 
 // ---------- base ----------
@@ -560,6 +570,7 @@ fn base_pcall(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)>
             Ok((base - 1, n + 1))
         }
         Err(e) if e.catchable() => {
+            vm.error_trace = None;
             vm.close_upvals(base);
             vm.frames.truncate(frames);
             vm.c_depth = depth;
@@ -588,6 +599,7 @@ fn base_xpcall(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)
             Ok((base, n + 1))
         }
         Err(e) if e.catchable() => {
+            vm.error_trace = None;
             vm.frames.truncate(frames);
             vm.c_depth = depth;
             vm.protected = protected;
@@ -982,10 +994,9 @@ fn table_remove(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
     let t = check_table(vm, base, nargs, 0, "remove")?;
     let size = aux_len(vm, t)?;
     let mut pos = opt_int(vm, base, nargs, 1, "remove", size)?;
-    if nargs >= 2
-        && size.wrapping_add(1) != pos
-        && (pos as u64).wrapping_sub(1) >= (size as u64).wrapping_add(1)
-    {
+    // lua5.4's check: a position other than the size must be in
+    // [1, size + 1] (so `remove(t, #t)` of an empty table is fine).
+    if pos != size && (pos as u64).wrapping_sub(1) > size as u64 {
         return Err(arg_error(vm, 1, "remove", "position out of bounds"));
     }
     let v = tget(vm, t, pos)?;
@@ -995,9 +1006,7 @@ fn table_remove(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
         tset(vm, t, pos, next)?;
         pos += 1;
     }
-    if pos <= size || nargs < 2 {
-        tset(vm, t, pos, Value::Nil)?;
-    }
+    tset(vm, t, pos, Value::Nil)?;
     vm.rets(base + nargs, &[v])
 }
 
@@ -1535,39 +1544,66 @@ fn math_random(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)
             let f = (r >> 11) as f64 * (0.5 / (1u64 << 52) as f64);
             return vm.rets(base + nargs, &[Value::Float(f)]);
         }
-        1 => (1, check_int(vm, base, nargs, 0, "random")?),
-        _ => (
+        1 => {
+            let hi = check_int(vm, base, nargs, 0, "random")?;
+            if hi == 0 {
+                // `random(0)`: all 64 bits.
+                return vm.rets(base + nargs, &[Value::Int(r as i64)]);
+            }
+            (1, hi)
+        }
+        2 => (
             check_int(vm, base, nargs, 0, "random")?,
             check_int(vm, base, nargs, 1, "random")?,
         ),
+        _ => return Err(vm.rt_error("wrong number of arguments")),
     };
     if lo > hi {
-        return Err(arg_error(
-            vm,
-            nargs.min(2) - 1,
-            "random",
-            "interval is empty",
-        ));
+        return Err(arg_error(vm, 0, "random", "interval is empty"));
     }
-    let span = (hi as u64).wrapping_sub(lo as u64);
-    let v = if span == u64::MAX { r } else { r % (span + 1) };
+    let v = project(vm, r, (hi as u64).wrapping_sub(lo as u64));
     vm.rets(
         base + nargs,
         &[Value::Int((lo as u64).wrapping_add(v) as i64)],
     )
 }
 
+/// A random number in `[0, n]` from `ran`, as lua5.4's `project`: the
+/// bits below `n`'s highest, drawing again while the result is above `n`
+/// (so seeded sequences are lua5.4's).
+fn project(vm: &mut Vm, mut ran: u64, n: u64) -> u64 {
+    if n & n.wrapping_add(1) == 0 {
+        return ran & n;
+    }
+    let lim = u64::MAX >> n.leading_zeros();
+    loop {
+        ran &= lim;
+        if ran <= n {
+            return ran;
+        }
+        ran = next_rand(vm);
+    }
+}
+
+/// `math.randomseed([n1 [, n2]])`: lua5.4's state (`n1, 0xff, n2, 0`,
+/// then 16 draws discarded); without arguments a seed from the clock and
+/// the heap's address space. Returns the two seed parts.
 fn math_randomseed(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
-    let n = if nargs > 0 {
-        check_int(vm, base, nargs, 0, "randomseed")?
+    let (n1, n2) = if nargs > 0 {
+        let n1 = check_int(vm, base, nargs, 0, "randomseed")?;
+        let n2 = opt_int(vm, base, nargs, 1, "randomseed", 0)?;
+        (n1, n2)
     } else {
-        0
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        (t as i64, std::process::id() as i64)
     };
-    vm.rng = [n as u64, 0xff, 0, 0];
+    vm.rng = [n1 as u64, 0xff, n2 as u64, 0];
     for _ in 0..16 {
         next_rand(vm);
     }
-    Ok((base, 0))
+    vm.rets(base + nargs, &[Value::Int(n1), Value::Int(n2)])
 }
 
 // ---------- io and os ----------

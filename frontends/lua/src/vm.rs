@@ -182,6 +182,9 @@ pub struct Vm {
     /// The running library function was called by another one (not by
     /// Lua code): its errors carry no position, as in lua5.4.
     pub(crate) builtin_from_rust: bool,
+    /// The library function Rust code called last (`call_at`), while it
+    /// runs: its argument errors name it as lua5.4 does (`stdlib::arg_error`).
+    pub(crate) running_builtin: Option<u32>,
     /// A library function is running (not Lua code): errors raised by the
     /// call machinery itself then carry no position, as in lua5.4.
     pub(crate) in_builtin: bool,
@@ -198,6 +201,10 @@ pub struct Vm {
     /// Why a limit stopped the run: the error then travels past every
     /// `pcall` (as an exit) and the run reports this message.
     pub halt: Option<String>,
+    /// The `stack traceback:` of the last error that reached an interpreter
+    /// loop's entry frame uncaught, with that error's value (the CLI prints
+    /// it after an uncaught error; `debuglib::error_traceback`).
+    pub error_trace: Option<(Value, String)>,
 }
 
 macro_rules! rk {
@@ -237,6 +244,7 @@ impl Vm {
             transfer: Vec::new(),
             bind_maker: Value::Nil,
             builtin_from_rust: false,
+            running_builtin: None,
             in_builtin: false,
             extra_roots: Vec::new(),
             out,
@@ -250,6 +258,7 @@ impl Vm {
             fuel: i64::MAX,
             max_steps: None,
             halt: None,
+            error_trace: None,
         };
         crate::stdlib::open(&mut vm);
         vm
@@ -329,7 +338,15 @@ impl Vm {
     /// How error messages name register `reg` of the running function at
     /// its current instruction: ` (local 'x')`, ` (global 'x')`, …
     pub fn var_info(&self, reg: u8) -> String {
-        let Some(f) = self.frames.last() else {
+        match self.frames.len() {
+            0 => String::new(),
+            n => self.var_info_in(n - 1, reg),
+        }
+    }
+
+    /// [`Vm::var_info`] for frame `frame` at its current instruction.
+    pub fn var_info_in(&self, frame: usize, reg: u8) -> String {
+        let Some(f) = self.frames.get(frame) else {
             return String::new();
         };
         let p = self.frame_proto(f);
@@ -374,6 +391,7 @@ impl Vm {
                 format!(" (global '{}')", kname(k as usize))
             }
             Op::GetField(_, _, k) => format!(" (field '{}')", kname(k as usize)),
+            Op::SelfOp(a, _, k) if a == reg => format!(" (method '{}')", kname(k as usize)),
             // lua5.4 names a computed key '?' (a constant string key is a
             // GetField), an integer immediate 'integer index'.
             Op::GetIndex(..) => " (field 'integer index')".to_string(),
@@ -815,9 +833,11 @@ impl Vm {
                     self.top = func + 1 + nargs;
                     let saved = std::mem::replace(&mut self.builtin_from_rust, true);
                     let saved_in = std::mem::replace(&mut self.in_builtin, true);
+                    let saved_id = self.running_builtin.replace(id);
                     let r = f(self, func + 1, nargs);
                     self.builtin_from_rust = saved;
                     self.in_builtin = saved_in;
+                    self.running_builtin = saved_id;
                     let (start, n) = r?;
                     self.charge_steps((nargs + n) as u64)?;
                     return Ok(self.place_results(func, start, n, want));
@@ -1386,6 +1406,9 @@ impl Vm {
                     if e.yielded {
                         return Err(e);
                     }
+                    if e.catchable() {
+                        self.note_error_trace(e.value);
+                    }
                     let func = self.frames[k].func;
                     let e = self.close_tbc_unwinding(func, e);
                     self.frames.truncate(k);
@@ -1396,6 +1419,7 @@ impl Vm {
             }
         }
         self.protected -= 1;
+        self.error_trace = None;
         let (func, want, kind) = {
             let f = &self.frames[k];
             (f.func, f.want, f.kind)
@@ -1425,6 +1449,17 @@ impl Vm {
         self.stack[slot + 1] = v;
         self.place_results(slot, slot, 2, want);
         Ok(())
+    }
+
+    /// Keeps the traceback of error `v` while its frames are still there,
+    /// unless it is the error already noted (passing an outer loop's entry).
+    #[cold]
+    fn note_error_trace(&mut self, v: Value) {
+        if self.error_trace.as_ref().is_some_and(|(w, _)| w.raw_eq(v)) {
+            return;
+        }
+        let t = crate::debuglib::error_traceback(self);
+        self.error_trace = Some((v, t));
     }
 
     /// The dispatch loop of [`Vm::execute`].

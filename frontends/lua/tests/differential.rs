@@ -180,6 +180,16 @@ const SNIPPETS: &[&str] = &[
     "local t = setmetatable({}, {__index = string}) print(t.format('%d', 5))",
     "print(string.format('%g %g %g %g', 1e15, 1e16, 2^63, -0.0), 2^63 == math.maxinteger + 1.0, math.maxinteger + 0.0)",
     "print(8 // 3, 8.0 // 3, -8 // 3, 8 % 3.5, 2^-1, 7 // -2.0, 0.1 + 0.2, 100 // 1e-300)",
+    // A library function called by pcall is named as package.loaded holds it.
+    "print(pcall(table.insert, 1, 2)) print(pcall(string.rep)) print(pcall(math.floor, 'x')) print(pcall(io.open))",
+    "print(pcall(table.insert, {}, 1, 2, 3)) print(pcall(function() return table.insert(1, 2) end))",
+    "local t = {} print(pcall(function() t:nomethod() end)) print(pcall(function() local s = 'x' s:nomethod() end))",
+    // Seeded random numbers are lua5.4's sequence.
+    "print(math.randomseed(42)) print(math.random(0), math.random(1, 100), math.random(7), math.random(), math.random(-3, 3))",
+    "math.randomseed(1007, 5) print(math.random(0), math.random(1000000), math.random(math.mininteger, math.maxinteger))",
+    "print(pcall(math.random, 1, 2, 3)) print(pcall(math.random, 3, 1)) print(pcall(math.random, 0, -1))",
+    "local a = {} print(table.remove(a, #a), table.remove(a), #a, pcall(table.remove, a, 2), table.remove({5}, 2))",
+    "print(string.format('%p|%10p|%-8p|', 4, true, nil), string.format('%p', {}) ~= '(null)', string.format('%p', print) == string.format('%p', print))",
 ];
 
 #[test]
