@@ -239,9 +239,11 @@ pub fn check_int(vm: &mut Vm, base: usize, nargs: usize, i: usize, f: &str) -> L
         },
         Value::Str(s) => match str_to_number(vm.heap.str_bytes(s)) {
             Some(Value::Int(n)) => Ok(n),
-            Some(Value::Float(x)) if float_to_int_exact(x).is_some() => {
-                Ok(float_to_int_exact(x).unwrap_or(0))
-            }
+            Some(Value::Float(x)) => match float_to_int_exact(x) {
+                Some(n) => Ok(n),
+                // A numeric string is a number to lua5.4's `interror`.
+                None => Err(arg_error(vm, i, f, "number has no integer representation")),
+            },
             _ => {
                 let got = type_name_for_arg(vm, base, nargs, i);
                 Err(arg_error(vm, i, f, &format!("number expected, got {got}")))
@@ -446,10 +448,9 @@ fn base_tostring(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usiz
 fn base_tonumber(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     let v = arg(vm, base, nargs, 0);
     if nargs >= 2 && !matches!(arg(vm, base, nargs, 1), Value::Nil) {
+        // lua5.4's order: the base an integer, then the value a string,
+        // then the base in range.
         let b = check_int(vm, base, nargs, 1, "tonumber")?;
-        if !(2..=36).contains(&b) {
-            return Err(arg_error(vm, 1, "tonumber", "base out of range"));
-        }
         let Value::Str(s) = v else {
             let got = type_name_for_arg(vm, base, nargs, 0);
             return Err(arg_error(
@@ -459,6 +460,9 @@ fn base_tonumber(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usiz
                 &format!("string expected, got {got}"),
             ));
         };
+        if !(2..=36).contains(&b) {
+            return Err(arg_error(vm, 1, "tonumber", "base out of range"));
+        }
         let bytes = trim_ascii(vm.heap.str_bytes(s)).to_vec();
         let (neg, digits) = match bytes.first() {
             Some(b'-') => (true, &bytes[1..]),
@@ -1010,6 +1014,54 @@ fn table_remove(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
     vm.rets(base + nargs, &[v])
 }
 
+/// `table.concat` of a table with a metatable: elements read through
+/// `__index` as lua5.4 reads them (kept rooted until the result is made).
+fn concat_through_metamethods(
+    vm: &mut Vm,
+    at: usize,
+    t: TableRef,
+    sep: &[u8],
+    i: i64,
+    j: i64,
+) -> LResult<(usize, usize)> {
+    let roots = vm.extra_roots.len();
+    let r = (|| {
+        let mut k = i;
+        let mut total = 0usize;
+        while k <= j {
+            vm.charge_steps(1)?;
+            let v = tget(vm, t, k)?;
+            if !matches!(v, Value::Str(_) | Value::Int(_) | Value::Float(_)) {
+                let tn = vm.type_name_meta(v);
+                return Err(vm.rt_error(format!(
+                    "invalid value ({tn}) at index {k} in table for 'concat'"
+                )));
+            }
+            total = total.saturating_add(vm.piece_len(v) + sep.len());
+            vm.extra_roots.push(v);
+            if k == i64::MAX {
+                break;
+            }
+            k += 1;
+        }
+        vm.charge_bytes(total)?;
+        vm.reserve_collecting(total)?;
+        let mut out = Vec::with_capacity(total);
+        let n = vm.extra_roots.len() - roots;
+        for (x, idx) in (roots..roots + n).enumerate() {
+            let v = vm.extra_roots[idx];
+            vm.concat_piece(v, &mut out);
+            if x + 1 < n {
+                out.extend_from_slice(sep);
+            }
+        }
+        Ok(vm.heap.str_value(&out))
+    })();
+    vm.extra_roots.truncate(roots);
+    let s = r?;
+    vm.rets(at, &[s])
+}
+
 fn table_concat(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     let t = check_table(vm, base, nargs, 0, "concat")?;
     let sep = match arg(vm, base, nargs, 1) {
@@ -1017,8 +1069,11 @@ fn table_concat(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
         _ => check_str(vm, base, nargs, 1, "concat")?,
     };
     let i = opt_int(vm, base, nargs, 2, "concat", 1)?;
-    let default_j = vm.heap.table(t).border();
+    let default_j = aux_len(vm, t)?;
     let j = opt_int(vm, base, nargs, 3, "concat", default_j)?;
+    if vm.heap.table(t).meta.is_some() {
+        return concat_through_metamethods(vm, base + nargs, t, &sep, i, j);
+    }
     // The result's size first (it may not fit): the pieces, and a
     // separator between each two.
     let mut total = 0usize;
@@ -1044,8 +1099,10 @@ fn table_concat(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
     while k <= j {
         let v = vm.heap.table(t).get_int(k);
         if !vm.concat_piece(v, &mut out) {
+            // 5.4.7's wording (the reference's; 5.4.4 said "(at index k)").
+            let tn = vm.type_name_meta(v);
             return Err(vm.rt_error(format!(
-                "invalid value (at index {k}) in table for 'concat'"
+                "invalid value ({tn}) at index {k} in table for 'concat'"
             )));
         }
         if k < j {
@@ -1149,70 +1206,160 @@ fn table_pack(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)>
 
 fn table_sort(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     let t = check_table(vm, base, nargs, 0, "sort")?;
-    let cmp = arg(vm, base, nargs, 1);
-    if !matches!(cmp, Value::Nil | Value::Func(_) | Value::Builtin(_)) {
-        let got = type_name_for_arg(vm, base, nargs, 1);
-        return Err(arg_error(
-            vm,
-            1,
-            "sort",
-            &format!("function expected, got {got}"),
-        ));
-    }
-    let n = vm.heap.table(t).border();
-    vm.charge_steps(n.max(0) as u64)?;
-    let mut items: Vec<Value> = (1..=n).map(|i| vm.heap.table(t).get_int(i)).collect();
-    let roots_len = vm.extra_roots.len();
-    vm.extra_roots.extend_from_slice(&items);
-    let r = merge_sort(vm, &mut items, cmp);
-    vm.extra_roots.truncate(roots_len);
-    r?;
-    let tab = vm.heap.table_mut(t);
-    for (i, v) in items.into_iter().enumerate() {
-        tab.set_int(i as i64 + 1, v);
+    let n = aux_len(vm, t)?;
+    if n > 1 {
+        if n >= i32::MAX as i64 {
+            return Err(arg_error(vm, 0, "sort", "array too big"));
+        }
+        let cmp = arg(vm, base, nargs, 1);
+        if !matches!(cmp, Value::Nil | Value::Func(_) | Value::Builtin(_)) {
+            let got = type_name_for_arg(vm, base, nargs, 1);
+            return Err(arg_error(
+                vm,
+                1,
+                "sort",
+                &format!("function expected, got {got}"),
+            ));
+        }
+        // The values a sort holds outside the table (the pivot, the two
+        // being compared) stay rooted while the comparator runs.
+        let roots = vm.extra_roots.len();
+        vm.extra_roots.extend_from_slice(&[Value::Nil; 3]);
+        let mut s = Sorter {
+            t,
+            cmp,
+            roots,
+            rnd: 0,
+        };
+        let r = s.sort(vm, 1, n);
+        vm.extra_roots.truncate(roots);
+        r?;
     }
     Ok((base, 0))
 }
 
-fn sort_less(vm: &mut Vm, a: Value, b: Value, cmp: Value) -> LResult<bool> {
-    if matches!(cmp, Value::Nil) {
-        vm.less(a, b, false)
-    } else {
-        Ok(vm.call_meta(cmp, &[a, b])?.truthy())
-    }
+/// lua5.4's `table.sort`: a quicksort reading and writing the table
+/// through its metamethods, with lua5.4's sequence of comparisons, so a
+/// comparator with side effects sees what it sees in lua5.4 and an
+/// inconsistent one is "invalid order function for sorting" where lua5.4
+/// finds it. Recursion goes into the smaller part only (depth at most
+/// log2 n).
+struct Sorter {
+    t: TableRef,
+    cmp: Value,
+    /// Where the three rooted slots start in `extra_roots`.
+    roots: usize,
+    /// Nonzero once a partition was too unbalanced: pivots are then
+    /// taken off-centre from it.
+    rnd: u64,
 }
 
-/// A stable merge sort calling the Lua comparator (errors propagate; an
-/// inconsistent comparator gives some order, never a panic).
-fn merge_sort(vm: &mut Vm, v: &mut [Value], cmp: Value) -> LResult<()> {
-    let n = v.len();
-    let mut buf = v.to_vec();
-    let mut width = 1;
-    while width < n {
-        let mut i = 0;
-        while i < n {
-            let mid = (i + width).min(n);
-            let hi = (i + 2 * width).min(n);
-            let (mut l, mut r, mut k) = (i, mid, i);
-            while l < mid && r < hi {
-                if sort_less(vm, v[r], v[l], cmp)? {
-                    buf[k] = v[r];
-                    r += 1;
-                } else {
-                    buf[k] = v[l];
-                    l += 1;
-                }
-                k += 1;
-            }
-            buf[k..k + mid - l].copy_from_slice(&v[l..mid]);
-            k += mid - l;
-            buf[k..k + hi - r].copy_from_slice(&v[r..hi]);
-            i = hi;
-        }
-        v.copy_from_slice(&buf);
-        width *= 2;
+impl Sorter {
+    fn get(&self, vm: &mut Vm, i: i64, slot: usize) -> LResult<Value> {
+        let v = tget(vm, self.t, i)?;
+        vm.extra_roots[self.roots + slot] = v;
+        Ok(v)
     }
-    Ok(())
+
+    fn less(&self, vm: &mut Vm, a: Value, b: Value) -> LResult<bool> {
+        vm.charge_steps(1)?;
+        if matches!(self.cmp, Value::Nil) {
+            vm.less(a, b, false)
+        } else {
+            Ok(vm.call_meta(self.cmp, &[a, b])?.truthy())
+        }
+    }
+
+    /// Swaps `a[i]` and `a[j]`, whose values are `vi` and `vj`.
+    fn swap(&self, vm: &mut Vm, i: i64, vi: Value, j: i64, vj: Value) -> LResult<()> {
+        tset(vm, self.t, i, vj)?;
+        tset(vm, self.t, j, vi)
+    }
+
+    fn sort(&mut self, vm: &mut Vm, mut lo: i64, mut up: i64) -> LResult<()> {
+        while lo < up {
+            // Order a[lo], a[p], a[up].
+            let (vl, vu) = (self.get(vm, lo, 0)?, self.get(vm, up, 1)?);
+            if self.less(vm, vu, vl)? {
+                self.swap(vm, lo, vl, up, vu)?;
+            }
+            if up - lo == 1 {
+                break;
+            }
+            let p = if up - lo < 100 || self.rnd == 0 {
+                (lo + up) / 2
+            } else {
+                let r4 = (up - lo) / 4;
+                (self.rnd % (r4 as u64 * 2)) as i64 + lo + r4
+            };
+            let (vp, vl) = (self.get(vm, p, 0)?, self.get(vm, lo, 1)?);
+            if self.less(vm, vp, vl)? {
+                self.swap(vm, p, vp, lo, vl)?;
+            } else {
+                let vu = self.get(vm, up, 1)?;
+                if self.less(vm, vu, vp)? {
+                    self.swap(vm, p, vp, up, vu)?;
+                }
+            }
+            if up - lo == 2 {
+                break;
+            }
+            // The pivot goes to a[up - 1].
+            let pivot = self.get(vm, p, 2)?;
+            let v = self.get(vm, up - 1, 0)?;
+            self.swap(vm, p, pivot, up - 1, v)?;
+            let p = self.partition(vm, lo, up, pivot)?;
+            let n;
+            if p - lo < up - p {
+                self.sort(vm, lo, p - 1)?;
+                n = p - lo;
+                lo = p + 1;
+            } else {
+                self.sort(vm, p + 1, up)?;
+                n = up - p;
+                up = p - 1;
+            }
+            if (up - lo) / 128 > n {
+                // Too unbalanced: off-centre pivots from now on (lua5.4
+                // takes this number from the clock; any will do).
+                self.rnd = self.rnd.wrapping_mul(6_364_136_223_846_793_005) ^ (n as u64 | 1);
+            }
+        }
+        Ok(())
+    }
+
+    /// Partitions `a[lo..=up]` around `pivot` (in `a[up - 1]`); returns
+    /// the pivot's final index.
+    fn partition(&self, vm: &mut Vm, lo: i64, up: i64, pivot: Value) -> LResult<i64> {
+        let (mut i, mut j) = (lo, up - 1);
+        loop {
+            let vi = loop {
+                i += 1;
+                let v = self.get(vm, i, 0)?;
+                if !self.less(vm, v, pivot)? {
+                    break v;
+                }
+                if i == up - 1 {
+                    return Err(vm.rt_error("invalid order function for sorting"));
+                }
+            };
+            let vj = loop {
+                j -= 1;
+                let v = self.get(vm, j, 1)?;
+                if !self.less(vm, pivot, v)? {
+                    break v;
+                }
+                if j < i {
+                    return Err(vm.rt_error("invalid order function for sorting"));
+                }
+            };
+            if j < i {
+                self.swap(vm, up - 1, pivot, i, vi)?;
+                return Ok(i);
+            }
+            self.swap(vm, i, vi, j, vj)?;
+        }
+    }
 }
 
 // ---------- string ----------

@@ -772,14 +772,20 @@ impl Vm {
         self.reserve(0)
     }
 
-    /// A raw store with Lua's key checks.
+    /// A raw store with Lua's key checks. Inside a library function
+    /// (`rawset`) the error has no position: lua5.4 raises it in the core,
+    /// which names only a Lua function's line.
     pub fn raw_set(&mut self, t: TableRef, k: Value, v: Value) -> LResult<()> {
-        match k {
-            Value::Nil => return Err(self.rt_error("table index is nil")),
-            Value::Float(f) if f.is_nan() => return Err(self.rt_error("table index is NaN")),
-            _ => {}
-        }
-        self.table_set(t, k, v)
+        let msg = match k {
+            Value::Nil => "table index is nil",
+            Value::Float(f) if f.is_nan() => "table index is NaN",
+            _ => return self.table_set(t, k, v),
+        };
+        Err(if self.in_builtin {
+            self.plain_error(msg)
+        } else {
+            self.rt_error(msg)
+        })
     }
 
     // ---------- calls ----------
@@ -1169,6 +1175,15 @@ impl Vm {
         let h = self.bin_metamethod(x, y, ev);
         if !matches!(h, Value::Nil) {
             return Ok(self.call_meta(h, &[x, y])?.truthy());
+        }
+        if le {
+            // lua5.4 as built (LUA_COMPAT_LT_LE, on in Debian's lua5.4 and
+            // in the reference): `x <= y` without `__le` is `not (y < x)`
+            // by `__lt`.
+            let h = self.bin_metamethod(y, x, Event::Lt);
+            if !matches!(h, Value::Nil) {
+                return Ok(!self.call_meta(h, &[y, x])?.truthy());
+            }
         }
         let (t1, t2) = (self.type_name_meta(x), self.type_name_meta(y));
         if t1 == t2 {
@@ -2310,6 +2325,14 @@ impl Vm {
         }
     }
 
+    /// A `for` control value that is not a number, in the reference's
+    /// (5.4.7's) words; 5.4.4 said "'for' limit must be a number".
+    #[cold]
+    fn for_error(&mut self, what: &str, v: Value) -> LuaError {
+        let tn = self.type_name_meta(v);
+        self.rt_error(format!("bad 'for' {what} (number expected, got {tn})"))
+    }
+
     /// Normalizes a numeric for loop: `None` if it runs zero times, else
     /// (index, limit-or-count, step). Integer loops precompute their
     /// iteration count so they never overflow.
@@ -2319,9 +2342,12 @@ impl Vm {
         limit: Value,
         step: Value,
     ) -> LResult<Option<(Value, Value, Value)>> {
-        let num = |vm: &Vm, v: Value| {
-            vm.tonumber_coerce(v)
-                .filter(|_| !matches!(v, Value::Str(_)))
+        // A numeric string is a number here (lua5.4's `forprep` converts
+        // it): the limit becomes an integer or a float, and a string start
+        // or step makes the loop a float loop.
+        let limit = match limit {
+            Value::Str(_) => self.tonumber_coerce(limit).unwrap_or(limit),
+            _ => limit,
         };
         if let (Value::Int(i), Value::Int(s)) = (init, step) {
             if s == 0 {
@@ -2334,20 +2360,23 @@ impl Vm {
                         return Ok(None);
                     }
                     let fl = if s > 0 { f.floor() } else { f.ceil() };
+                    // Beyond the integers (lua5.4's `forlimit`): a loop
+                    // towards it is clipped, one away from it never runs.
                     if fl >= 9.223_372_036_854_776e18 {
+                        if s < 0 {
+                            return Ok(None);
+                        }
                         i64::MAX
                     } else if fl < -9.223_372_036_854_776e18 {
+                        if s > 0 {
+                            return Ok(None);
+                        }
                         i64::MIN
                     } else {
                         fl as i64
                     }
                 }
-                _ => {
-                    if num(self, limit).is_none() {
-                        return Err(self.rt_error("'for' limit must be a number"));
-                    }
-                    return Err(self.rt_error("'for' limit must be a number"));
-                }
+                _ => return Err(self.for_error("limit", limit)),
             };
             if if s > 0 { i > lim } else { i < lim } {
                 return Ok(None);
@@ -2361,19 +2390,19 @@ impl Vm {
             let count = count.min(i64::MAX as u64) as i64;
             return Ok(Some((Value::Int(i), Value::Int(count), Value::Int(s))));
         }
-        let f = |v: Value| match v {
-            Value::Int(i) => Some(i as f64),
-            Value::Float(f) => Some(f),
+        let f = |vm: &Vm, v: Value| match vm.tonumber_coerce(v) {
+            Some(Value::Int(i)) => Some(i as f64),
+            Some(Value::Float(f)) => Some(f),
             _ => None,
         };
-        let Some(fl) = f(limit) else {
-            return Err(self.rt_error("'for' limit must be a number"));
+        let Some(fl) = f(self, limit) else {
+            return Err(self.for_error("limit", limit));
         };
-        let Some(fs) = f(step) else {
-            return Err(self.rt_error("'for' step must be a number"));
+        let Some(fs) = f(self, step) else {
+            return Err(self.for_error("step", step));
         };
-        let Some(fi) = f(init) else {
-            return Err(self.rt_error("'for' initial value must be a number"));
+        let Some(fi) = f(self, init) else {
+            return Err(self.for_error("initial value", init));
         };
         if fs == 0.0 {
             return Err(self.rt_error("'for' step is zero"));

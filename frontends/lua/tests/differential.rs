@@ -189,6 +189,19 @@ const SNIPPETS: &[&str] = &[
     "math.randomseed(1007, 5) print(math.random(0), math.random(1000000), math.random(math.mininteger, math.maxinteger))",
     "print(pcall(math.random, 1, 2, 3)) print(pcall(math.random, 3, 1)) print(pcall(math.random, 0, -1))",
     "local a = {} print(table.remove(a, #a), table.remove(a), #a, pcall(table.remove, a, 2), table.remove({5}, 2))",
+    "print(string.format('%q %q %q %q %q', 100.0, 1.0, 2^53, 0.5, -0.0), pcall(math.ult, '-2.25', 1), pcall(math.ult, 'x', 1))",
+    "print(pcall(tonumber, nil, 1000000), pcall(tonumber, 10, 0), pcall(tonumber, '10', 'x'), pcall(tonumber, '10', 99), tonumber('1e2', nil))",
+    "local mt = {__lt = function(a, b) return false end} local t = setmetatable({}, mt) print(pcall(function() return t >= 1, 1 <= t, t <= t end))",
+    "local t = setmetatable({}, {__newindex = function(t, k, v) rawset(t, k, v) end}) print(pcall(function() t[nil] = 1 end)) print(pcall(rawset, {}, 0/0, 1)) print(pcall(function() local u = {} u[nil] = 1 end))",
+    // table.sort: lua5.4's comparisons in lua5.4's order, its errors, metamethods.
+    "local log = {} local t = {5, 3, 8, 1, 9, 2, 7, 4, 6, 0, 11, 15, 13, 12, 14} table.sort(t, function(a, b) log[#log + 1] = a .. '<' .. b return a < b end) print(table.concat(t, ' ')) print(#log, table.concat(log, ' '))",
+    "print(pcall(table.sort, {1, 2, 3, 4, 5}, function(a, b) return true end)) print(pcall(table.sort, {3, 1, 2}, 5)) print(pcall(table.sort, {1}, 5))",
+    "local t = {} for i = 1, 300 do t[i] = (i * 7919) % 301 end table.sort(t, function(a, b) return a > b end) print(t[1], t[150], t[300]) table.sort(t) print(t[1], t[2], t[300])",
+    "local raw = {3, 1, 2} local p = setmetatable({}, {__index = raw, __newindex = raw, __len = function() return #raw end}) table.sort(p) print(raw[1], raw[2], raw[3], rawget(p, 1))",
+    "print(pcall(table.sort, setmetatable({}, {__len = function() return math.maxinteger end})))",
+    "local n = 0 for i = math.mininteger, -10e100 do n = n + 1 end for i = math.maxinteger, 10e100, -1 do n = n + 1 end for i = math.maxinteger - 1, 10e100 do n = n + 1 end print(n)",
+    "local o = {} for i = '10', '1', '-2' do o[#o + 1] = i end print(#o, table.concat(o, ' '), o[1]) for i = 1, '3' do o[#o + 1] = i end print(#o, o[#o], math.type(o[#o])) print(pcall(function() for i = 1, 'x' do end end)) print(pcall(function() for i = {}, 1 do end end))",
+    "local raw = {'a', 'b', 3} local p = setmetatable({}, {__index = raw, __len = function() return #raw end}) print(table.concat(p, ','), table.concat(p, '-', 2), pcall(table.concat, p, ',', 1, 4))",
     "print(string.format('%p|%10p|%-8p|', 4, true, nil), string.format('%p', {}) ~= '(null)', string.format('%p', print) == string.format('%p', print))",
 ];
 
