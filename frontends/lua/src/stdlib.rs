@@ -1514,8 +1514,12 @@ fn math_ceil(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> 
 }
 
 fn math_abs(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    // Only an integer value stays one: a numeric string gives a float,
+    // as lua5.4's `lua_isinteger` test does.
+    let is_int = matches!(arg(vm, base, nargs, 0), Value::Int(_));
     let r = match check_num(vm, base, nargs, 0, "abs")? {
-        Value::Int(i) => Value::Int(i.wrapping_abs()),
+        Value::Int(i) if is_int => Value::Int(i.wrapping_abs()),
+        Value::Int(i) => Value::Float((i as f64).abs()),
         Value::Float(f) => Value::Float(f.abs()),
         v => v,
     };

@@ -395,6 +395,17 @@ impl Vm {
             // lua5.4 names a computed key '?' (a constant string key is a
             // GetField), an integer immediate 'integer index'.
             Op::GetIndex(..) => " (field 'integer index')".to_string(),
+            // `t[0]` (our compiler loads keys outside 1..=255 into a
+            // temporary): lua5.4 reads 0..=255 with GETI, 'integer index'.
+            Op::GetTable(_, _, kr)
+                if i > 0
+                    && matches!(p.code[i - 1], Op::LoadI(r, 0..=255) if r == kr)
+                    && !p.locals.iter().any(|l| {
+                        l.reg == kr && l.start_pc <= i as u32 && (i as u32) < l.end_pc
+                    }) =>
+            {
+                " (field 'integer index')".to_string()
+            }
             Op::GetTable(..) => " (field '?')".to_string(),
             Op::GetUpval(_, u) => format!(
                 " (upvalue '{}')",

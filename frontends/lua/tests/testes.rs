@@ -68,7 +68,7 @@ const CASES: &[Case] = &[
     Case {
         file: "literals.lua",
         patches: &[],
-        expect: Expect::FailsWith("literals.lua:82: assertion failed!"),
+        expect: Expect::FailsWith("literals.lua:124: assertion failed!"),
     },
     Case {
         file: "math.lua",
