@@ -48,6 +48,12 @@ enum BenchWhat {
     /// cache; compile time as CPU time up to the first native
     /// instruction, medians, ratios, and replay against optimization.
     Warm(crate::bench_warm::WarmArgs),
+    /// Measure the Lua guest: the Are-We-Fast-Yet benchmarks (through
+    /// their harness) and ../shared/lua/bench under vssa, lua5.4 and
+    /// luajit; medians of wall and CPU time, interleaved runs, outputs
+    /// checked, ratios to lua5.4, geometric means; writes its section of
+    /// docs/benchmarks.md (--out) and optionally JSON (--json).
+    Lua(crate::bench_lua::LuaArgs),
 }
 
 #[derive(clap::Args)]
@@ -187,6 +193,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         BenchWhat::Bf(a) => bench_bf(a),
         BenchWhat::Recompile(a) => crate::bench_recompile::run(a),
         BenchWhat::Warm(a) => crate::bench_warm::run(a),
+        BenchWhat::Lua(a) => crate::bench_lua::run(a),
     }
 }
 

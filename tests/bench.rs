@@ -1,4 +1,4 @@
-//! Tests of `vssa bench bf`, `vssa bench recompile`, `vssa run --engine naive` and
+//! Tests of `vssa bench bf`, `vssa bench recompile`, `vssa bench lua`, `vssa run --engine naive` and
 //! `vssa translate-c`.
 
 use std::path::{Path, PathBuf};
@@ -192,5 +192,146 @@ fn recompile_bench_writes_tables_json_and_charts() {
         );
         assert!(text.contains("<polyline"), "{svg}");
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn has(cmd: &str) -> bool {
+    Command::new(cmd)
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// `vssa bench lua` at tiny sizes on the shared programs: every engine's
+/// output is checked, the section lands in the Markdown file between its
+/// markers (the rest kept), the JSON has the ratios.
+#[test]
+fn lua_bench_at_tiny_sizes() {
+    let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/lua");
+    if !shared.join("awfy/harness.lua").is_file() || !shared.join("bench").is_dir() {
+        eprintln!("skipped: no ../shared/lua with awfy/ and bench/");
+        return;
+    }
+    if !has("lua5.4") {
+        eprintln!("skipped: no lua5.4 to compare with");
+        return;
+    }
+    let dir = temp_dir("lua");
+    let md = dir.join("bench.md");
+    std::fs::write(&md, "# Benchmarks\n\nthe Brainfuck part\n").unwrap();
+    let json = dir.join("bench.json");
+    let out = vssa(
+        &[
+            "bench",
+            "lua",
+            "--runs",
+            "1",
+            "--only",
+            "Towers,Sieve,recursive-fib",
+            "--size",
+            "Towers=2,Sieve=2,recursive-fib=12",
+            "--awfy",
+            shared.join("awfy").to_str().unwrap(),
+            "--bench",
+            shared.join("bench").to_str().unwrap(),
+            "--out",
+            md.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let text = std::fs::read_to_string(&md).unwrap();
+    assert!(text.starts_with("# Benchmarks\n\nthe Brainfuck part\n\n<!-- vssa bench lua: begin"));
+    assert!(text.contains("| Towers | Towers 1 2 |"), "{text}");
+    assert!(text.contains("| recursive-fib | 12 |"), "{text}");
+    assert!(text.contains("geometric mean, Are-We-Fast-Yet"), "{text}");
+    assert!(
+        !text.contains("| FAIL") && !text.contains("Failures:"),
+        "{text}"
+    );
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let progs = j["programs"].as_array().unwrap();
+    assert_eq!(progs.len(), 3);
+    for p in progs {
+        assert_eq!(p["engines"]["interp"]["ok"], true, "{p}");
+        assert_eq!(p["engines"]["lua5.4"]["ok"], true, "{p}");
+        assert!(p["engines"]["interp"]["wall_median_ms"].as_f64().unwrap() > 0.0);
+        assert!(p["ratios"]["interp/lua5.4"]["wall"].as_f64().unwrap() > 0.0);
+    }
+    // A second run replaces its section, keeps the rest.
+    let again = vssa(
+        &[
+            "bench",
+            "lua",
+            "--runs",
+            "1",
+            "--only",
+            "recursive-fib",
+            "--size",
+            "recursive-fib=10",
+            "--engines",
+            "interp",
+            "--bench",
+            shared.join("bench").to_str().unwrap(),
+            "--awfy",
+            shared.join("awfy").to_str().unwrap(),
+            "--out",
+            md.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    assert!(again.status.success());
+    let text = std::fs::read_to_string(&md).unwrap();
+    assert_eq!(text.matches("<!-- vssa bench lua: begin").count(), 1);
+    assert!(text.contains("| recursive-fib | 10 |") && !text.contains("| Towers |"));
+    assert!(text.starts_with("# Benchmarks\n\nthe Brainfuck part\n"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A bench program whose output differs from its `.out` is a FAIL and the
+/// command fails (vssa alone: no other Lua needed).
+#[test]
+fn lua_bench_checks_outputs() {
+    let dir = temp_dir("lua-fail");
+    let bench = dir.join("bench");
+    std::fs::create_dir_all(&bench).unwrap();
+    std::fs::write(bench.join("hi.lua"), "print('hi', ...)").unwrap();
+    std::fs::write(bench.join("hi.lua.arg"), "7").unwrap();
+    std::fs::write(bench.join("hi.lua.out"), "hi\t8\n").unwrap();
+    std::fs::write(bench.join("ok.lua"), "print('ok', ...)").unwrap();
+    std::fs::write(bench.join("ok.lua.arg"), "7").unwrap();
+    std::fs::write(bench.join("ok.lua.out"), "ok\t7\n").unwrap();
+    let out = vssa(
+        &[
+            "bench",
+            "lua",
+            "--runs",
+            "1",
+            "--engines",
+            "interp",
+            "--awfy",
+            "nowhere",
+            "--bench",
+            "bench",
+            "--out",
+            "b.md",
+        ],
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("FAIL: hi/interp"), "{stderr}");
+    let text = std::fs::read_to_string(dir.join("b.md")).unwrap();
+    assert!(text.contains("| hi | 7 | FAIL |"), "{text}");
+    assert!(
+        text.contains("| ok | 7 |") && !text.contains("| ok | 7 | FAIL"),
+        "{text}"
+    );
+    assert!(text.contains("output differs from hi.lua.out"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }

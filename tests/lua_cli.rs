@@ -64,7 +64,8 @@ fn lua_errors_are_one_line_with_the_position_and_exit_1() {
     assert_eq!((code, out.as_str()), (1, "before\n"));
     assert_eq!(
         err,
-        "vssa: runtime.lua:3: attempt to index a nil value (local 't')\n"
+        "vssa: runtime.lua:3: attempt to index a nil value (local 't')\n\
+         stack traceback:\n\truntime.lua:3: in main chunk\n\t[C]: in ?\n"
     );
 
     std::fs::write(
@@ -74,7 +75,25 @@ fn lua_errors_are_one_line_with_the_position_and_exit_1() {
     .unwrap();
     let (code, _, err) = vssa(&["run", "deep.lua"], &dir);
     assert_eq!(code, 1);
-    assert_eq!(err, "vssa: deep.lua:1: stack overflow\n");
+    // The traceback as lua5.4's: 10 levels, the elision, the last 11.
+    assert!(
+        err.starts_with(
+            "vssa: deep.lua:1: stack overflow\nstack traceback:\n\tdeep.lua:1: in upvalue 'f'\n"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.ends_with("\tdeep.lua:1: in local 'f'\n\tdeep.lua:2: in main chunk\n\t[C]: in ?\n"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 2 + 22, "{err}");
+    assert!(
+        err.lines()
+            .nth(12)
+            .unwrap()
+            .starts_with("\t...\t(skipping "),
+        "{err}"
+    );
 
     std::fs::write(dir.join("exit.lua"), "io.write('bye\\n') os.exit(3)").unwrap();
     let (code, out, _) = vssa(&["run", "exit.lua"], &dir);
@@ -275,5 +294,62 @@ fn lua_os_clock_is_the_cpu_time_used() {
     std::fs::write(dir.join("p.lua"), prog).unwrap();
     let (code, out, _) = vssa(&["run", "p.lua"], &dir);
     assert_eq!((code, out.as_str()), (0, "true\ttrue\tfloat\n"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An uncaught error's traceback names each frame as lua5.4 does (the text
+/// lua5.4 5.4.4 printed for these programs, `lua5.4:` read as `vssa:`).
+#[test]
+fn tracebacks_name_frames_like_lua() {
+    let dir = temp_dir("traceback");
+    let cases: [(&str, &str, &str); 4] = [
+        (
+            "named.lua",
+            "local function f(x)\n  error(\"boom\")\nend\nfunction g() f(1) end\n\
+             local t = {}\nfunction t.h() g() end\nfunction t:m() t.h() end\nt:m()\n",
+            "vssa: named.lua:2: boom\nstack traceback:\n\t[C]: in function 'error'\n\
+             \tnamed.lua:2: in upvalue 'f'\n\tnamed.lua:4: in function 'g'\n\
+             \tnamed.lua:6: in field 'h'\n\tnamed.lua:7: in method 'm'\n\
+             \tnamed.lua:8: in main chunk\n\t[C]: in ?\n",
+        ),
+        (
+            "table.lua",
+            "error({})\n",
+            "vssa: (error object is a table value)\nstack traceback:\n\
+             \t[C]: in function 'error'\n\ttable.lua:1: in main chunk\n\t[C]: in ?\n",
+        ),
+        (
+            "lib.lua",
+            "string.rep()\n",
+            "vssa: lib.lua:1: bad argument #1 to 'rep' (string expected, got no value)\n\
+             stack traceback:\n\t[C]: in function 'string.rep'\n\
+             \tlib.lua:1: in main chunk\n\t[C]: in ?\n",
+        ),
+        (
+            "wrap.lua",
+            "local co = coroutine.wrap(function() error(\"in co\") end)\nco()\n",
+            "vssa: wrap.lua:2: wrap.lua:1: in co\nstack traceback:\n\
+             \t[C]: in local 'co'\n\twrap.lua:2: in main chunk\n\t[C]: in ?\n",
+        ),
+    ];
+    for (name, src, want) in cases {
+        std::fs::write(dir.join(name), src).unwrap();
+        let (code, _, err) = vssa(&["run", name], &dir);
+        assert_eq!(code, 1, "{name}");
+        assert_eq!(err, want, "{name}");
+    }
+    // An error caught by pcall leaves no traceback behind: the uncaught
+    // one after it gets its own.
+    std::fs::write(
+        dir.join("caught.lua"),
+        "local function bad() error('first') end\npcall(bad)\nlocal x = nil + 1\n",
+    )
+    .unwrap();
+    let (_, _, err) = vssa(&["run", "caught.lua"], &dir);
+    assert_eq!(
+        err,
+        "vssa: caught.lua:3: attempt to perform arithmetic on a nil value\n\
+         stack traceback:\n\tcaught.lua:3: in main chunk\n\t[C]: in ?\n"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -189,7 +189,10 @@ impl Vm {
                 Ok(Resumed::Returned)
             }
             Err(e) if e.yielded => Ok(Resumed::Yielded),
-            Err(e) if e.catchable() => Ok(Resumed::Failed(e.value)),
+            Err(e) if e.catchable() => {
+                self.error_trace = None;
+                Ok(Resumed::Failed(e.value))
+            }
             Err(e) => Err(e),
         };
         let dead = !matches!(outcome, Ok(Resumed::Yielded));

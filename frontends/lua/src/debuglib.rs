@@ -3,7 +3,9 @@
 //! knows (`source`, `short_src`, `what`, `currentline`, `linedefined`,
 //! `nups`, `nparams`, `isvararg`, `func`); it does not know a function's
 //! name (`name` is nil) nor `lastlinedefined` (-1). `traceback` lists the
-//! Lua frames. `getmetatable`/`setmetatable` bypass `__metatable` (tables
+//! frames with the names lua5.4 gives them (`error_traceback`, the CLI's
+//! block after an uncaught error, also names the library function that
+//! raised it). `getmetatable`/`setmetatable` bypass `__metatable` (tables
 //! only: other types have no metatables of their own here). Upvalue access:
 //! `getupvalue`, `setupvalue`, `upvalueid` (an integer identity, where
 //! lua5.4 gives a light userdata). No hooks (`sethook` is absent), no
@@ -141,31 +143,71 @@ fn db_traceback(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
     vm.rets(base + nargs, &[s])
 }
 
-/// lua5.4's `stack traceback:` block for the Lua frames, innermost first
-/// (at most 22 lines, the middle elided as lua5.4 does).
+/// lua5.4's `stack traceback:` block for the running frames, innermost
+/// first, named as in [`error_traceback`].
 pub fn traceback(vm: &Vm) -> String {
     let mut lines = Vec::new();
-    for f in vm.frames.iter().rev() {
-        let p = vm.frame_proto(f);
-        let line = p.lines.get(f.pc.saturating_sub(1)).copied().unwrap_or(0);
-        lines.push(if p.line_defined == 0 {
-            format!("\t{}:{}: in main chunk", p.source, line)
-        } else {
-            format!(
-                "\t{}:{}: in function <{}:{}>",
-                p.source, line, p.source, p.line_defined
-            )
-        });
-        if f.kind != FrameKind::Lua {
-            lines.push("\t[C]: in ?".to_string());
+    frame_lines(vm, &mut lines);
+    elide(&lines)
+}
+
+/// lua5.4's `stack traceback:` block for an error leaving the running
+/// frames, as `lua.c`'s message handler prints it: the library function
+/// that raised it (if one did), then every frame innermost first with the
+/// name lua5.4 would give it (`function 'g'` for a function reachable from
+/// `package.loaded`, else how its caller named it: `local 'f'`,
+/// `upvalue 'f'`, `method 'm'`, `field 'h'`), and `[C]` lines where Rust
+/// called into Lua. At most 22 lines, the middle elided as lua5.4 does.
+pub fn error_traceback(vm: &Vm) -> String {
+    let mut lines = Vec::new();
+    let n = vm.frames.len();
+    let top_is_bound = n > 0 && vm.frame_proto(&vm.frames[n - 1]).keeps_caller_frame.get();
+    if !top_is_bound {
+        if let Some(name) = n.checked_sub(1).and_then(|i| called_builtin(vm, i)) {
+            lines.push(format!("\t[C]: in {name}"));
         }
     }
+    frame_lines(vm, &mut lines);
+    elide(&lines)
+}
+
+/// One line per frame (and per place Rust called into Lua), innermost
+/// first. A frame standing for a library function (`stdlib::bind`: a
+/// `coroutine.wrap` function, a `gmatch` iterator) is a `[C]` line.
+fn frame_lines(vm: &Vm, lines: &mut Vec<String>) {
+    for i in (0..vm.frames.len()).rev() {
+        let f = &vm.frames[i];
+        let p = vm.frame_proto(f);
+        let line = p.lines.get(f.pc.saturating_sub(1)).copied().unwrap_or(0);
+        if p.keeps_caller_frame.get() {
+            lines.push(format!("\t[C]: in {}", frame_name(vm, i)));
+        } else if p.line_defined == 0 {
+            lines.push(format!("\t{}:{line}: in main chunk", p.source));
+        } else {
+            lines.push(format!("\t{}:{line}: in {}", p.source, frame_name(vm, i)));
+        }
+        match f.kind {
+            FrameKind::Lua => {}
+            FrameKind::PCall => lines.push("\t[C]: in function 'pcall'".into()),
+            FrameKind::XPCall => lines.push("\t[C]: in function 'xpcall'".into()),
+            FrameKind::Entry => {
+                let by = i.checked_sub(1).and_then(|c| called_builtin(vm, c));
+                lines.push(format!("\t[C]: in {}", by.as_deref().unwrap_or("?")));
+            }
+        }
+    }
+}
+
+/// `stack traceback:` and `lines`; past 22 lines the first 10 and the last
+/// 11 are kept, and the count in the line between is lua5.4's (`luaL_traceback`
+/// counts one level fewer than it leaves out).
+fn elide(lines: &[String]) -> String {
     let mut s = String::from("stack traceback:");
     let n = lines.len();
     for (i, l) in lines.iter().enumerate() {
         if n > 22 && (10..n - 11).contains(&i) {
             if i == 10 {
-                s.push_str(&format!("\n\t...\t(skipping {} levels)", n - 21));
+                s.push_str(&format!("\n\t...\t(skipping {} levels)", n - 22));
             }
             continue;
         }
@@ -173,6 +215,100 @@ pub fn traceback(vm: &Vm) -> String {
         s.push_str(l);
     }
     s
+}
+
+/// The library function frame `i` is calling at its current instruction,
+/// named as lua5.4 names it (`function 'string.rep'`), if it is calling one.
+fn called_builtin(vm: &Vm, i: usize) -> Option<String> {
+    let (reg, v) = called_value(vm, i)?;
+    if !matches!(v, Value::Builtin(_)) {
+        return None;
+    }
+    Some(global_name(vm, v).unwrap_or_else(|| code_name(vm, i, reg)))
+}
+
+/// The register and value frame `i`'s current instruction calls, if it is
+/// a call.
+fn called_value(vm: &Vm, i: usize) -> Option<(u8, Value)> {
+    let f = vm.frames.get(i)?;
+    let p = vm.frame_proto(f);
+    let reg = match p.code.get(f.pc.checked_sub(1)?)? {
+        crate::bytecode::Op::Call(a, ..) | crate::bytecode::Op::TailCall(a, ..) => *a,
+        _ => return None,
+    };
+    Some((reg, *vm.stack.get(f.base + reg as usize)?))
+}
+
+/// How lua5.4 names the function of frame `i` in a traceback.
+fn frame_name(vm: &Vm, i: usize) -> String {
+    let f = &vm.frames[i];
+    if let Some(g) = global_name(vm, Value::Func(f.closure)) {
+        return g;
+    }
+    if f.kind == FrameKind::Lua && i > 0 {
+        if let Some((reg, Value::Func(c))) = called_value(vm, i - 1) {
+            if c == f.closure {
+                return code_name(vm, i - 1, reg);
+            }
+        }
+    }
+    let p = vm.frame_proto(f);
+    format!("function <{}:{}>", p.source, p.line_defined)
+}
+
+/// The name frame `caller`'s code gives register `reg` (`local 'f'`,
+/// `method 'm'`, a global as `function 'g'`), or `?`.
+fn code_name(vm: &Vm, caller: usize, reg: u8) -> String {
+    let info = vm.var_info_in(caller, reg);
+    let Some(inner) = info.strip_prefix(" (").and_then(|s| s.strip_suffix(')')) else {
+        return "?".into();
+    };
+    match inner.split_once(' ') {
+        Some(("global", name)) => format!("function {name}"),
+        Some(("local" | "upvalue" | "method" | "field", _)) => inner.to_string(),
+        _ => "?".into(),
+    }
+}
+
+/// `function 'name'` for a function stored in a module of
+/// `package.loaded`, as lua5.4's `pushglobalfuncname` finds it.
+fn global_name(vm: &Vm, f: Value) -> Option<String> {
+    loaded_name(vm, f).map(|n| format!("function '{n}'"))
+}
+
+/// Where `package.loaded` holds function `f`: `name` for `_G.name`,
+/// `module.name` otherwise (`_G` first, then the modules by name).
+pub(crate) fn loaded_name(vm: &Vm, f: Value) -> Option<String> {
+    let name_in = |t: Value| -> Option<String> {
+        let Value::Table(t) = t else { return None };
+        let t = vm.heap.table(t);
+        let mut k = Value::Nil;
+        while let Ok(Some((key, v))) = t.next(k) {
+            if let (Value::Str(s), true) = (key, v.raw_eq(f)) {
+                return Some(String::from_utf8_lossy(vm.heap.str_bytes(s)).into_owned());
+            }
+            k = key;
+        }
+        None
+    };
+    let loaded = vm.heap.table(vm.loaded);
+    let mut modules = Vec::new();
+    let mut k = Value::Nil;
+    while let Ok(Some((key, v))) = loaded.next(k) {
+        if let Value::Str(s) = key {
+            modules.push((vm.heap.str_bytes(s).to_vec(), v));
+        }
+        k = key;
+    }
+    modules.sort_by(|a, b| (a.0 != b"_G", &a.0).cmp(&(b.0 != b"_G", &b.0)));
+    modules.into_iter().find_map(|(m, t)| {
+        let name = name_in(t)?;
+        Some(if m == b"_G" {
+            name
+        } else {
+            format!("{}.{name}", String::from_utf8_lossy(&m))
+        })
+    })
 }
 
 fn db_getmetatable(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {

@@ -303,6 +303,15 @@ pub fn format(vm: &mut Vm, fmt: &[u8], base: usize, nargs: usize) -> LResult<Vec
                     }
                 }
             }
+            b'p' => {
+                // lua5.4: an object's address, `(null)` for other values.
+                let v = arg(vm, base, nargs, argi);
+                let body = match crate::stdlib::pointer_of(v) {
+                    Some(p) => format!("0x{p:08x}"),
+                    None => "(null)".to_string(),
+                };
+                pad(&spec, body, false, &mut out);
+            }
             b'q' => {
                 let v = arg(vm, base, nargs, argi);
                 if matches!(v, Value::Table(_) | Value::Func(_) | Value::Builtin(_)) {
@@ -359,20 +368,17 @@ fn quote(vm: &Vm, v: Value, out: &mut Vec<u8>) {
             }
         }
         Value::Float(f) => {
-            if f == f.floor() && f.is_finite() {
-                let s = format!("{}", f as i64);
-                if (s.parse::<f64>().ok()) == Some(f) {
-                    out.extend_from_slice(format!("{s}e+00").replace("e+00", "").as_bytes());
-                    out.extend_from_slice(b".0");
-                    return;
-                }
-            }
+            // lua5.4's `quotefloat`: hexadecimal (`%a`), integral or not.
             if f.is_nan() {
                 out.extend_from_slice(b"(0/0)");
             } else if f.is_infinite() {
                 out.extend_from_slice(if f > 0.0 { b"1e9999" } else { b"-1e9999" });
             } else {
-                out.extend_from_slice(fmt_hex_float(f, false).as_bytes());
+                // (`fmt_hex_float` writes the magnitude; the sign is ours.)
+                if f.is_sign_negative() {
+                    out.push(b'-');
+                }
+                out.extend_from_slice(fmt_hex_float(f.abs(), false).as_bytes());
             }
         }
         _ => {

@@ -424,8 +424,10 @@ impl<'a> Lexer<'a> {
                                     out.push((a * 16 + b) as u8);
                                     self.pos += 2;
                                 }
-                                _ => {
-                                    let end = (self.pos + 3).min(self.src.len());
+                                (first, _) => {
+                                    // lua5.4 quotes up to the first bad digit.
+                                    let end = self.pos + if first.is_none() { 2 } else { 3 };
+                                    let end = end.min(self.src.len());
                                     return Err(self
                                         .err("hexadecimal digit expected", &self.src[start..end]));
                                 }
@@ -451,8 +453,11 @@ impl<'a> Lexer<'a> {
                                 k += 1;
                             }
                             if v > 255 {
-                                return Err(self
-                                    .err("decimal escape too large", &self.src[start..self.pos]));
+                                // (the character after the digits too, as lua5.4)
+                                let end = (self.pos + 1).min(self.src.len());
+                                return Err(
+                                    self.err("decimal escape too large", &self.src[start..end])
+                                );
                             }
                             out.push(v as u8);
                             continue;
@@ -460,8 +465,8 @@ impl<'a> Lexer<'a> {
                         b'u' => {
                             self.pos += 1;
                             if self.peek() != b'{' {
-                                return Err(self
-                                    .err("missing '{' in \\u{xxxx}", &self.src[start..self.pos]));
+                                let end = (self.pos + 1).min(self.src.len());
+                                return Err(self.err("missing '{'", &self.src[start..end]));
                             }
                             self.pos += 1;
                             let mut v: u64 = 0;
@@ -475,9 +480,14 @@ impl<'a> Lexer<'a> {
                                         .err("UTF-8 value too large", &self.src[start..self.pos]));
                                 }
                             }
-                            if !any || self.peek() != b'}' {
-                                return Err(self
-                                    .err("missing '}' in \\u{xxxx}", &self.src[start..self.pos]));
+                            let end = (self.pos + 1).min(self.src.len());
+                            if !any {
+                                return Err(
+                                    self.err("hexadecimal digit expected", &self.src[start..end])
+                                );
+                            }
+                            if self.peek() != b'}' {
+                                return Err(self.err("missing '}'", &self.src[start..end]));
                             }
                             utf8_encode(v as u32, &mut out);
                         }

@@ -100,6 +100,9 @@ pub fn run_source_with(
         ..RunStats::default()
     };
     let r = run_measured(&mut vm, src, name, args, &mut stats);
+    if matches!(r, Err(RunError::Runtime(_))) {
+        stats.traceback = vm.error_trace.take().map(|(_, t)| t);
+    }
     let _ = vm.out.flush();
     vm.heap.note_peak();
     stats.instructions = vm.steps_executed();
@@ -176,11 +179,30 @@ fn run_proto(
     match vm.run_main(proto, &argv) {
         Ok(()) => Ok(()),
         // A limit stopped the run (no pcall caught it).
-        Err(_) if vm.halt.is_some() => Err(RunError::Runtime(vm.halt.take().unwrap_or_default())),
+        Err(_) if vm.halt.is_some() => {
+            vm.error_trace = None;
+            Err(RunError::Runtime(vm.halt.take().unwrap_or_default()))
+        }
         Err(LuaError {
             exit: Some(code), ..
         }) => Err(RunError::Exit(code)),
-        Err(e) => Err(RunError::Runtime(error_text(vm, e.value))),
+        Err(e) => {
+            // The traceback noted while the error's frames were there; an
+            // error no loop saw (out of memory before the chunk ran) has
+            // lua.c's outermost line only. Out of memory gets none, as in
+            // lua5.4 (its message handler does not run).
+            let noted = vm.error_trace.take().filter(|(v, _)| v.raw_eq(e.value));
+            let text = error_text(vm, e.value);
+            vm.error_trace = if text == "not enough memory" {
+                None
+            } else {
+                Some((
+                    e.value,
+                    noted.map_or_else(|| "stack traceback:\n\t[C]: in ?".to_string(), |(_, t)| t),
+                ))
+            };
+            Err(RunError::Runtime(text))
+        }
     }
 }
 
@@ -206,7 +228,8 @@ pub fn error_text(vm: &mut Vm, v: Value) -> String {
 /// Runs the script `src` read from the file `name` (the CLI's entry point,
 /// which reads the file within its size bound) with stdout as output,
 /// under `limits`: the process exit code, or the error message lua5.4
-/// would print; and what the run measured.
+/// would print (a runtime error's with its `stack traceback:` block); and
+/// what the run measured.
 pub fn run_program(
     src: &[u8],
     name: &str,
@@ -221,7 +244,11 @@ pub fn run_program(
     let r = match r {
         Ok(()) => Ok(0),
         Err(RunError::Exit(code)) => Ok(code),
-        Err(RunError::Syntax(m)) | Err(RunError::Runtime(m)) => Err(m),
+        Err(RunError::Syntax(m)) => Err(m),
+        Err(RunError::Runtime(m)) => match &stats.traceback {
+            Some(t) => Err(format!("{m}\n{t}")),
+            None => Err(m),
+        },
     };
     (r, stats)
 }

@@ -121,6 +121,9 @@ pub struct RunStats {
     pub instructions: u64,
     pub gc_cycles: u64,
     pub peak_heap_bytes: usize,
+    /// After an uncaught runtime error: lua5.4's `stack traceback:` block
+    /// (the CLI prints it under the message).
+    pub traceback: Option<String>,
 }
 
 impl Vm {

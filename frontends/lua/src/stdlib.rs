@@ -200,7 +200,15 @@ pub fn arg(vm: &Vm, base: usize, nargs: usize, i: usize) -> Value {
 }
 
 pub fn arg_error(vm: &mut Vm, i: usize, fname: &str, msg: &str) -> LuaError {
-    vm.rt_error(format!("bad argument #{} to '{}' ({})", i + 1, fname, msg))
+    // Called by a library function (`pcall(table.insert, …)`), the
+    // function has no name in Lua code: lua5.4 then names it by where
+    // `package.loaded` holds it (`'table.insert'`).
+    let name = match (vm.builtin_from_rust, vm.running_builtin) {
+        (true, Some(id)) => crate::debuglib::loaded_name(vm, Value::Builtin(id))
+            .unwrap_or_else(|| fname.to_string()),
+        _ => fname.to_string(),
+    };
+    vm.rt_error(format!("bad argument #{} to '{}' ({})", i + 1, name, msg))
 }
 
 fn type_name_for_arg(vm: &Vm, base: usize, nargs: usize, i: usize) -> String {
@@ -231,9 +239,11 @@ pub fn check_int(vm: &mut Vm, base: usize, nargs: usize, i: usize, f: &str) -> L
         },
         Value::Str(s) => match str_to_number(vm.heap.str_bytes(s)) {
             Some(Value::Int(n)) => Ok(n),
-            Some(Value::Float(x)) if float_to_int_exact(x).is_some() => {
-                Ok(float_to_int_exact(x).unwrap_or(0))
-            }
+            Some(Value::Float(x)) => match float_to_int_exact(x) {
+                Some(n) => Ok(n),
+                // A numeric string is a number to lua5.4's `interror`.
+                None => Err(arg_error(vm, i, f, "number has no integer representation")),
+            },
             _ => {
                 let got = type_name_for_arg(vm, base, nargs, i);
                 Err(arg_error(vm, i, f, &format!("number expected, got {got}")))
@@ -330,28 +340,30 @@ pub fn tostring(vm: &mut Vm, v: Value) -> LResult<Vec<u8>> {
             _ => Err(vm.rt_error("'__tostring' must return a string")),
         };
     }
-    let s = match v {
-        Value::Nil => "nil".to_string(),
-        Value::Bool(b) => b.to_string(),
-        Value::Table(t) => format!(
-            "{}: 0x{:08x}",
-            vm.type_name_meta(v),
-            0x5500_0000u64 + t.0 as u64 * 64
-        ),
-        Value::Func(f) => format!("function: 0x{:08x}", 0x5600_0000u64 + f.0 as u64 * 64),
-        Value::Builtin(b) => format!(
-            "function: builtin: 0x{:08x}",
-            0x5700_0000u64 + b as u64 * 64
-        ),
-        Value::Thread(c) => format!("thread: 0x{:08x}", 0x5800_0000u64 + c.0 as u64 * 64),
-        Value::Userdata(u) => format!(
-            "{}: 0x{:08x}",
-            vm.type_name_meta(v),
-            0x5900_0000u64 + u.0 as u64 * 64
-        ),
+    let s = match (v, pointer_of(v)) {
+        (Value::Nil, _) => "nil".to_string(),
+        (Value::Bool(b), _) => b.to_string(),
+        (Value::Builtin(_), Some(p)) => format!("function: builtin: 0x{p:08x}"),
+        (_, Some(p)) => format!("{}: 0x{p:08x}", vm.type_name_meta(v)),
         _ => unreachable!("handled by concat_piece"),
     };
     Ok(s.into_bytes())
+}
+
+/// The address `tostring` and `string.format('%p')` show for an object
+/// (made up from its arena index: stable while it lives, unique per
+/// kind); `None` for values that are not objects (lua5.4's NULL).
+pub fn pointer_of(v: Value) -> Option<u64> {
+    let (kind, i) = match v {
+        Value::Str(s) => (0x5400_0000u64, s.0 as u64),
+        Value::Table(t) => (0x5500_0000, t.0 as u64),
+        Value::Func(f) => (0x5600_0000, f.0 as u64),
+        Value::Builtin(b) => (0x5700_0000, b as u64),
+        Value::Thread(c) => (0x5800_0000, c.0 as u64),
+        Value::Userdata(u) => (0x5900_0000, u.0 as u64),
+        _ => return None,
+    };
+    Some(kind + i * 64)
 }
 
 // ---------- base ----------
@@ -454,10 +466,9 @@ fn base_tostring(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usiz
 fn base_tonumber(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     let v = arg(vm, base, nargs, 0);
     if nargs >= 2 && !matches!(arg(vm, base, nargs, 1), Value::Nil) {
+        // lua5.4's order: the base an integer, then the value a string,
+        // then the base in range.
         let b = check_int(vm, base, nargs, 1, "tonumber")?;
-        if !(2..=36).contains(&b) {
-            return Err(arg_error(vm, 1, "tonumber", "base out of range"));
-        }
         let Value::Str(s) = v else {
             let got = type_name_for_arg(vm, base, nargs, 0);
             return Err(arg_error(
@@ -467,6 +478,9 @@ fn base_tonumber(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usiz
                 &format!("string expected, got {got}"),
             ));
         };
+        if !(2..=36).contains(&b) {
+            return Err(arg_error(vm, 1, "tonumber", "base out of range"));
+        }
         let bytes = trim_ascii(vm.heap.str_bytes(s)).to_vec();
         let (neg, digits) = match bytes.first() {
             Some(b'-') => (true, &bytes[1..]),
@@ -578,6 +592,7 @@ fn base_pcall(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)>
             Ok((base - 1, n + 1))
         }
         Err(e) if e.catchable() => {
+            vm.error_trace = None;
             vm.close_upvals(base);
             vm.frames.truncate(frames);
             vm.c_depth = depth;
@@ -606,6 +621,7 @@ fn base_xpcall(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)
             Ok((base, n + 1))
         }
         Err(e) if e.catchable() => {
+            vm.error_trace = None;
             vm.frames.truncate(frames);
             vm.c_depth = depth;
             vm.protected = protected;
@@ -1000,10 +1016,9 @@ fn table_remove(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
     let t = check_table(vm, base, nargs, 0, "remove")?;
     let size = aux_len(vm, t)?;
     let mut pos = opt_int(vm, base, nargs, 1, "remove", size)?;
-    if nargs >= 2
-        && size.wrapping_add(1) != pos
-        && (pos as u64).wrapping_sub(1) >= (size as u64).wrapping_add(1)
-    {
+    // lua5.4's check: a position other than the size must be in
+    // [1, size + 1] (so `remove(t, #t)` of an empty table is fine).
+    if pos != size && (pos as u64).wrapping_sub(1) > size as u64 {
         return Err(arg_error(vm, 1, "remove", "position out of bounds"));
     }
     let v = tget(vm, t, pos)?;
@@ -1013,10 +1028,56 @@ fn table_remove(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
         tset(vm, t, pos, next)?;
         pos += 1;
     }
-    if pos <= size || nargs < 2 {
-        tset(vm, t, pos, Value::Nil)?;
-    }
+    tset(vm, t, pos, Value::Nil)?;
     vm.rets(base + nargs, &[v])
+}
+
+/// `table.concat` of a table with a metatable: elements read through
+/// `__index` as lua5.4 reads them (kept rooted until the result is made).
+fn concat_through_metamethods(
+    vm: &mut Vm,
+    at: usize,
+    t: TableRef,
+    sep: &[u8],
+    i: i64,
+    j: i64,
+) -> LResult<(usize, usize)> {
+    let roots = vm.extra_roots.len();
+    let r = (|| {
+        let mut k = i;
+        let mut total = 0usize;
+        while k <= j {
+            vm.charge_steps(1)?;
+            let v = tget(vm, t, k)?;
+            if !matches!(v, Value::Str(_) | Value::Int(_) | Value::Float(_)) {
+                let tn = vm.type_name_meta(v);
+                return Err(vm.rt_error(format!(
+                    "invalid value ({tn}) at index {k} in table for 'concat'"
+                )));
+            }
+            total = total.saturating_add(vm.piece_len(v) + sep.len());
+            vm.extra_roots.push(v);
+            if k == i64::MAX {
+                break;
+            }
+            k += 1;
+        }
+        vm.charge_bytes(total)?;
+        vm.reserve_collecting(total)?;
+        let mut out = Vec::with_capacity(total);
+        let n = vm.extra_roots.len() - roots;
+        for (x, idx) in (roots..roots + n).enumerate() {
+            let v = vm.extra_roots[idx];
+            vm.concat_piece(v, &mut out);
+            if x + 1 < n {
+                out.extend_from_slice(sep);
+            }
+        }
+        Ok(vm.heap.str_value(&out))
+    })();
+    vm.extra_roots.truncate(roots);
+    let s = r?;
+    vm.rets(at, &[s])
 }
 
 fn table_concat(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
@@ -1026,8 +1087,11 @@ fn table_concat(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
         _ => check_str(vm, base, nargs, 1, "concat")?,
     };
     let i = opt_int(vm, base, nargs, 2, "concat", 1)?;
-    let default_j = vm.heap.table(t).border();
+    let default_j = aux_len(vm, t)?;
     let j = opt_int(vm, base, nargs, 3, "concat", default_j)?;
+    if vm.heap.table(t).meta.is_some() {
+        return concat_through_metamethods(vm, base + nargs, t, &sep, i, j);
+    }
     // The result's size first (it may not fit): the pieces, and a
     // separator between each two.
     let mut total = 0usize;
@@ -1053,8 +1117,10 @@ fn table_concat(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
     while k <= j {
         let v = vm.heap.table(t).get_int(k);
         if !vm.concat_piece(v, &mut out) {
+            // 5.4.7's wording (the reference's; 5.4.4 said "(at index k)").
+            let tn = vm.type_name_meta(v);
             return Err(vm.rt_error(format!(
-                "invalid value (at index {k}) in table for 'concat'"
+                "invalid value ({tn}) at index {k} in table for 'concat'"
             )));
         }
         if k < j {
@@ -1158,70 +1224,160 @@ fn table_pack(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)>
 
 fn table_sort(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     let t = check_table(vm, base, nargs, 0, "sort")?;
-    let cmp = arg(vm, base, nargs, 1);
-    if !matches!(cmp, Value::Nil | Value::Func(_) | Value::Builtin(_)) {
-        let got = type_name_for_arg(vm, base, nargs, 1);
-        return Err(arg_error(
-            vm,
-            1,
-            "sort",
-            &format!("function expected, got {got}"),
-        ));
-    }
-    let n = vm.heap.table(t).border();
-    vm.charge_steps(n.max(0) as u64)?;
-    let mut items: Vec<Value> = (1..=n).map(|i| vm.heap.table(t).get_int(i)).collect();
-    let roots_len = vm.extra_roots.len();
-    vm.extra_roots.extend_from_slice(&items);
-    let r = merge_sort(vm, &mut items, cmp);
-    vm.extra_roots.truncate(roots_len);
-    r?;
-    let tab = vm.heap.table_mut(t);
-    for (i, v) in items.into_iter().enumerate() {
-        tab.set_int(i as i64 + 1, v);
+    let n = aux_len(vm, t)?;
+    if n > 1 {
+        if n >= i32::MAX as i64 {
+            return Err(arg_error(vm, 0, "sort", "array too big"));
+        }
+        let cmp = arg(vm, base, nargs, 1);
+        if !matches!(cmp, Value::Nil | Value::Func(_) | Value::Builtin(_)) {
+            let got = type_name_for_arg(vm, base, nargs, 1);
+            return Err(arg_error(
+                vm,
+                1,
+                "sort",
+                &format!("function expected, got {got}"),
+            ));
+        }
+        // The values a sort holds outside the table (the pivot, the two
+        // being compared) stay rooted while the comparator runs.
+        let roots = vm.extra_roots.len();
+        vm.extra_roots.extend_from_slice(&[Value::Nil; 3]);
+        let mut s = Sorter {
+            t,
+            cmp,
+            roots,
+            rnd: 0,
+        };
+        let r = s.sort(vm, 1, n);
+        vm.extra_roots.truncate(roots);
+        r?;
     }
     Ok((base, 0))
 }
 
-fn sort_less(vm: &mut Vm, a: Value, b: Value, cmp: Value) -> LResult<bool> {
-    if matches!(cmp, Value::Nil) {
-        vm.less(a, b, false)
-    } else {
-        Ok(vm.call_meta(cmp, &[a, b])?.truthy())
-    }
+/// lua5.4's `table.sort`: a quicksort reading and writing the table
+/// through its metamethods, with lua5.4's sequence of comparisons, so a
+/// comparator with side effects sees what it sees in lua5.4 and an
+/// inconsistent one is "invalid order function for sorting" where lua5.4
+/// finds it. Recursion goes into the smaller part only (depth at most
+/// log2 n).
+struct Sorter {
+    t: TableRef,
+    cmp: Value,
+    /// Where the three rooted slots start in `extra_roots`.
+    roots: usize,
+    /// Nonzero once a partition was too unbalanced: pivots are then
+    /// taken off-centre from it.
+    rnd: u64,
 }
 
-/// A stable merge sort calling the Lua comparator (errors propagate; an
-/// inconsistent comparator gives some order, never a panic).
-fn merge_sort(vm: &mut Vm, v: &mut [Value], cmp: Value) -> LResult<()> {
-    let n = v.len();
-    let mut buf = v.to_vec();
-    let mut width = 1;
-    while width < n {
-        let mut i = 0;
-        while i < n {
-            let mid = (i + width).min(n);
-            let hi = (i + 2 * width).min(n);
-            let (mut l, mut r, mut k) = (i, mid, i);
-            while l < mid && r < hi {
-                if sort_less(vm, v[r], v[l], cmp)? {
-                    buf[k] = v[r];
-                    r += 1;
-                } else {
-                    buf[k] = v[l];
-                    l += 1;
-                }
-                k += 1;
-            }
-            buf[k..k + mid - l].copy_from_slice(&v[l..mid]);
-            k += mid - l;
-            buf[k..k + hi - r].copy_from_slice(&v[r..hi]);
-            i = hi;
-        }
-        v.copy_from_slice(&buf);
-        width *= 2;
+impl Sorter {
+    fn get(&self, vm: &mut Vm, i: i64, slot: usize) -> LResult<Value> {
+        let v = tget(vm, self.t, i)?;
+        vm.extra_roots[self.roots + slot] = v;
+        Ok(v)
     }
-    Ok(())
+
+    fn less(&self, vm: &mut Vm, a: Value, b: Value) -> LResult<bool> {
+        vm.charge_steps(1)?;
+        if matches!(self.cmp, Value::Nil) {
+            vm.less(a, b, false)
+        } else {
+            Ok(vm.call_meta(self.cmp, &[a, b])?.truthy())
+        }
+    }
+
+    /// Swaps `a[i]` and `a[j]`, whose values are `vi` and `vj`.
+    fn swap(&self, vm: &mut Vm, i: i64, vi: Value, j: i64, vj: Value) -> LResult<()> {
+        tset(vm, self.t, i, vj)?;
+        tset(vm, self.t, j, vi)
+    }
+
+    fn sort(&mut self, vm: &mut Vm, mut lo: i64, mut up: i64) -> LResult<()> {
+        while lo < up {
+            // Order a[lo], a[p], a[up].
+            let (vl, vu) = (self.get(vm, lo, 0)?, self.get(vm, up, 1)?);
+            if self.less(vm, vu, vl)? {
+                self.swap(vm, lo, vl, up, vu)?;
+            }
+            if up - lo == 1 {
+                break;
+            }
+            let p = if up - lo < 100 || self.rnd == 0 {
+                (lo + up) / 2
+            } else {
+                let r4 = (up - lo) / 4;
+                (self.rnd % (r4 as u64 * 2)) as i64 + lo + r4
+            };
+            let (vp, vl) = (self.get(vm, p, 0)?, self.get(vm, lo, 1)?);
+            if self.less(vm, vp, vl)? {
+                self.swap(vm, p, vp, lo, vl)?;
+            } else {
+                let vu = self.get(vm, up, 1)?;
+                if self.less(vm, vu, vp)? {
+                    self.swap(vm, p, vp, up, vu)?;
+                }
+            }
+            if up - lo == 2 {
+                break;
+            }
+            // The pivot goes to a[up - 1].
+            let pivot = self.get(vm, p, 2)?;
+            let v = self.get(vm, up - 1, 0)?;
+            self.swap(vm, p, pivot, up - 1, v)?;
+            let p = self.partition(vm, lo, up, pivot)?;
+            let n;
+            if p - lo < up - p {
+                self.sort(vm, lo, p - 1)?;
+                n = p - lo;
+                lo = p + 1;
+            } else {
+                self.sort(vm, p + 1, up)?;
+                n = up - p;
+                up = p - 1;
+            }
+            if (up - lo) / 128 > n {
+                // Too unbalanced: off-centre pivots from now on (lua5.4
+                // takes this number from the clock; any will do).
+                self.rnd = self.rnd.wrapping_mul(6_364_136_223_846_793_005) ^ (n as u64 | 1);
+            }
+        }
+        Ok(())
+    }
+
+    /// Partitions `a[lo..=up]` around `pivot` (in `a[up - 1]`); returns
+    /// the pivot's final index.
+    fn partition(&self, vm: &mut Vm, lo: i64, up: i64, pivot: Value) -> LResult<i64> {
+        let (mut i, mut j) = (lo, up - 1);
+        loop {
+            let vi = loop {
+                i += 1;
+                let v = self.get(vm, i, 0)?;
+                if !self.less(vm, v, pivot)? {
+                    break v;
+                }
+                if i == up - 1 {
+                    return Err(vm.rt_error("invalid order function for sorting"));
+                }
+            };
+            let vj = loop {
+                j -= 1;
+                let v = self.get(vm, j, 1)?;
+                if !self.less(vm, pivot, v)? {
+                    break v;
+                }
+                if j < i {
+                    return Err(vm.rt_error("invalid order function for sorting"));
+                }
+            };
+            if j < i {
+                self.swap(vm, up - 1, pivot, i, vi)?;
+                return Ok(i);
+            }
+            self.swap(vm, i, vi, j, vj)?;
+        }
+    }
 }
 
 // ---------- string ----------
@@ -1376,8 +1532,12 @@ fn math_ceil(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> 
 }
 
 fn math_abs(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    // Only an integer value stays one: a numeric string gives a float,
+    // as lua5.4's `lua_isinteger` test does.
+    let is_int = matches!(arg(vm, base, nargs, 0), Value::Int(_));
     let r = match check_num(vm, base, nargs, 0, "abs")? {
-        Value::Int(i) => Value::Int(i.wrapping_abs()),
+        Value::Int(i) if is_int => Value::Int(i.wrapping_abs()),
+        Value::Int(i) => Value::Float((i as f64).abs()),
         Value::Float(f) => Value::Float(f.abs()),
         v => v,
     };
@@ -1553,39 +1713,66 @@ fn math_random(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)
             let f = (r >> 11) as f64 * (0.5 / (1u64 << 52) as f64);
             return vm.rets(base + nargs, &[Value::Float(f)]);
         }
-        1 => (1, check_int(vm, base, nargs, 0, "random")?),
-        _ => (
+        1 => {
+            let hi = check_int(vm, base, nargs, 0, "random")?;
+            if hi == 0 {
+                // `random(0)`: all 64 bits.
+                return vm.rets(base + nargs, &[Value::Int(r as i64)]);
+            }
+            (1, hi)
+        }
+        2 => (
             check_int(vm, base, nargs, 0, "random")?,
             check_int(vm, base, nargs, 1, "random")?,
         ),
+        _ => return Err(vm.rt_error("wrong number of arguments")),
     };
     if lo > hi {
-        return Err(arg_error(
-            vm,
-            nargs.min(2) - 1,
-            "random",
-            "interval is empty",
-        ));
+        return Err(arg_error(vm, 0, "random", "interval is empty"));
     }
-    let span = (hi as u64).wrapping_sub(lo as u64);
-    let v = if span == u64::MAX { r } else { r % (span + 1) };
+    let v = project(vm, r, (hi as u64).wrapping_sub(lo as u64));
     vm.rets(
         base + nargs,
         &[Value::Int((lo as u64).wrapping_add(v) as i64)],
     )
 }
 
+/// A random number in `[0, n]` from `ran`, as lua5.4's `project`: the
+/// bits below `n`'s highest, drawing again while the result is above `n`
+/// (so seeded sequences are lua5.4's).
+fn project(vm: &mut Vm, mut ran: u64, n: u64) -> u64 {
+    if n & n.wrapping_add(1) == 0 {
+        return ran & n;
+    }
+    let lim = u64::MAX >> n.leading_zeros();
+    loop {
+        ran &= lim;
+        if ran <= n {
+            return ran;
+        }
+        ran = next_rand(vm);
+    }
+}
+
+/// `math.randomseed([n1 [, n2]])`: lua5.4's state (`n1, 0xff, n2, 0`,
+/// then 16 draws discarded); without arguments a seed from the clock and
+/// the heap's address space. Returns the two seed parts.
 fn math_randomseed(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
-    let n = if nargs > 0 {
-        check_int(vm, base, nargs, 0, "randomseed")?
+    let (n1, n2) = if nargs > 0 {
+        let n1 = check_int(vm, base, nargs, 0, "randomseed")?;
+        let n2 = opt_int(vm, base, nargs, 1, "randomseed", 0)?;
+        (n1, n2)
     } else {
-        0
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        (t as i64, std::process::id() as i64)
     };
-    vm.rng = [n as u64, 0xff, 0, 0];
+    vm.rng = [n1 as u64, 0xff, n2 as u64, 0];
     for _ in 0..16 {
         next_rand(vm);
     }
-    Ok((base, 0))
+    vm.rets(base + nargs, &[Value::Int(n1), Value::Int(n2)])
 }
 
 // ---------- io and os ----------

@@ -185,6 +185,9 @@ pub struct Vm {
     /// The running library function was called by another one (not by
     /// Lua code): its errors carry no position, as in lua5.4.
     pub(crate) builtin_from_rust: bool,
+    /// The library function Rust code called last (`call_at`), while it
+    /// runs: its argument errors name it as lua5.4 does (`stdlib::arg_error`).
+    pub(crate) running_builtin: Option<u32>,
     /// A library function is running (not Lua code): errors raised by the
     /// call machinery itself then carry no position, as in lua5.4.
     pub(crate) in_builtin: bool,
@@ -201,6 +204,10 @@ pub struct Vm {
     /// Why a limit stopped the run: the error then travels past every
     /// `pcall` (as an exit) and the run reports this message.
     pub halt: Option<String>,
+    /// The `stack traceback:` of the last error that reached an interpreter
+    /// loop's entry frame uncaught, with that error's value (the CLI prints
+    /// it after an uncaught error; `debuglib::error_traceback`).
+    pub error_trace: Option<(Value, String)>,
 }
 
 macro_rules! rk {
@@ -240,6 +247,7 @@ impl Vm {
             transfer: Vec::new(),
             bind_maker: Value::Nil,
             builtin_from_rust: false,
+            running_builtin: None,
             in_builtin: false,
             extra_roots: Vec::new(),
             out,
@@ -253,6 +261,7 @@ impl Vm {
             fuel: i64::MAX,
             max_steps: None,
             halt: None,
+            error_trace: None,
         };
         crate::stdlib::open(&mut vm);
         vm
@@ -332,7 +341,15 @@ impl Vm {
     /// How error messages name register `reg` of the running function at
     /// its current instruction: ` (local 'x')`, ` (global 'x')`, …
     pub fn var_info(&self, reg: u8) -> String {
-        let Some(f) = self.frames.last() else {
+        match self.frames.len() {
+            0 => String::new(),
+            n => self.var_info_in(n - 1, reg),
+        }
+    }
+
+    /// [`Vm::var_info`] for frame `frame` at its current instruction.
+    pub fn var_info_in(&self, frame: usize, reg: u8) -> String {
+        let Some(f) = self.frames.get(frame) else {
             return String::new();
         };
         let p = self.frame_proto(f);
@@ -377,9 +394,21 @@ impl Vm {
                 format!(" (global '{}')", kname(k as usize))
             }
             Op::GetField(_, _, k) => format!(" (field '{}')", kname(k as usize)),
+            Op::SelfOp(a, _, k) if a == reg => format!(" (method '{}')", kname(k as usize)),
             // lua5.4 names a computed key '?' (a constant string key is a
             // GetField), an integer immediate 'integer index'.
             Op::GetIndex(..) => " (field 'integer index')".to_string(),
+            // `t[0]` (our compiler loads keys outside 1..=255 into a
+            // temporary): lua5.4 reads 0..=255 with GETI, 'integer index'.
+            Op::GetTable(_, _, kr)
+                if i > 0
+                    && matches!(p.code[i - 1], Op::LoadI(r, 0..=255) if r == kr)
+                    && !p.locals.iter().any(|l| {
+                        l.reg == kr && l.start_pc <= i as u32 && (i as u32) < l.end_pc
+                    }) =>
+            {
+                " (field 'integer index')".to_string()
+            }
             Op::GetTable(..) => " (field '?')".to_string(),
             Op::GetUpval(_, u) => format!(
                 " (upvalue '{}')",
@@ -859,14 +888,20 @@ impl Vm {
         self.reserve(0)
     }
 
-    /// A raw store with Lua's key checks.
+    /// A raw store with Lua's key checks. Inside a library function
+    /// (`rawset`) the error has no position: lua5.4 raises it in the core,
+    /// which names only a Lua function's line.
     pub fn raw_set(&mut self, t: TableRef, k: Value, v: Value) -> LResult<()> {
-        match k {
-            Value::Nil => return Err(self.rt_error("table index is nil")),
-            Value::Float(f) if f.is_nan() => return Err(self.rt_error("table index is NaN")),
-            _ => {}
-        }
-        self.table_set(t, k, v)
+        let msg = match k {
+            Value::Nil => "table index is nil",
+            Value::Float(f) if f.is_nan() => "table index is NaN",
+            _ => return self.table_set(t, k, v),
+        };
+        Err(if self.in_builtin {
+            self.plain_error(msg)
+        } else {
+            self.rt_error(msg)
+        })
     }
 
     // ---------- calls ----------
@@ -920,9 +955,11 @@ impl Vm {
                     self.top = func + 1 + nargs;
                     let saved = std::mem::replace(&mut self.builtin_from_rust, true);
                     let saved_in = std::mem::replace(&mut self.in_builtin, true);
+                    let saved_id = self.running_builtin.replace(id);
                     let r = f(self, func + 1, nargs);
                     self.builtin_from_rust = saved;
                     self.in_builtin = saved_in;
+                    self.running_builtin = saved_id;
                     let (start, n) = r?;
                     self.charge_steps((nargs + n) as u64)?;
                     return Ok(self.place_results(func, start, n, want));
@@ -1255,6 +1292,15 @@ impl Vm {
         if !matches!(h, Value::Nil) {
             return Ok(self.call_meta(h, &[x, y])?.truthy());
         }
+        if le {
+            // lua5.4 as built (LUA_COMPAT_LT_LE, on in Debian's lua5.4 and
+            // in the reference): `x <= y` without `__le` is `not (y < x)`
+            // by `__lt`.
+            let h = self.bin_metamethod(y, x, Event::Lt);
+            if !matches!(h, Value::Nil) {
+                return Ok(!self.call_meta(h, &[y, x])?.truthy());
+            }
+        }
         let (t1, t2) = (self.type_name_meta(x), self.type_name_meta(y));
         if t1 == t2 {
             Err(self.rt_error(format!("attempt to compare two {t1} values")))
@@ -1491,6 +1537,9 @@ impl Vm {
                     if e.yielded {
                         return Err(e);
                     }
+                    if e.catchable() {
+                        self.note_error_trace(e.value);
+                    }
                     let func = self.frames[k].func;
                     let e = self.close_tbc_unwinding(func, e);
                     self.frames.truncate(k);
@@ -1501,6 +1550,7 @@ impl Vm {
             }
         }
         self.protected -= 1;
+        self.error_trace = None;
         let (func, want, kind) = {
             let f = &self.frames[k];
             (f.func, f.want, f.kind)
@@ -1530,6 +1580,17 @@ impl Vm {
         self.stack[slot + 1] = v;
         self.place_results(slot, slot, 2, want);
         Ok(())
+    }
+
+    /// Keeps the traceback of error `v` while its frames are still there,
+    /// unless it is the error already noted (passing an outer loop's entry).
+    #[cold]
+    fn note_error_trace(&mut self, v: Value) {
+        if self.error_trace.as_ref().is_some_and(|(w, _)| w.raw_eq(v)) {
+            return;
+        }
+        let t = crate::debuglib::error_traceback(self);
+        self.error_trace = Some((v, t));
     }
 
     /// The dispatch loop of [`Vm::execute`].
@@ -2418,6 +2479,14 @@ impl Vm {
         }
     }
 
+    /// A `for` control value that is not a number, in the reference's
+    /// (5.4.7's) words; 5.4.4 said "'for' limit must be a number".
+    #[cold]
+    fn for_error(&mut self, what: &str, v: Value) -> LuaError {
+        let tn = self.type_name_meta(v);
+        self.rt_error(format!("bad 'for' {what} (number expected, got {tn})"))
+    }
+
     /// Normalizes a numeric for loop: `None` if it runs zero times, else
     /// (index, limit-or-count, step). Integer loops precompute their
     /// iteration count so they never overflow.
@@ -2427,9 +2496,12 @@ impl Vm {
         limit: Value,
         step: Value,
     ) -> LResult<Option<(Value, Value, Value)>> {
-        let num = |vm: &Vm, v: Value| {
-            vm.tonumber_coerce(v)
-                .filter(|_| !matches!(v, Value::Str(_)))
+        // A numeric string is a number here (lua5.4's `forprep` converts
+        // it): the limit becomes an integer or a float, and a string start
+        // or step makes the loop a float loop.
+        let limit = match limit {
+            Value::Str(_) => self.tonumber_coerce(limit).unwrap_or(limit),
+            _ => limit,
         };
         if let (Value::Int(i), Value::Int(s)) = (init, step) {
             if s == 0 {
@@ -2442,20 +2514,23 @@ impl Vm {
                         return Ok(None);
                     }
                     let fl = if s > 0 { f.floor() } else { f.ceil() };
+                    // Beyond the integers (lua5.4's `forlimit`): a loop
+                    // towards it is clipped, one away from it never runs.
                     if fl >= 9.223_372_036_854_776e18 {
+                        if s < 0 {
+                            return Ok(None);
+                        }
                         i64::MAX
                     } else if fl < -9.223_372_036_854_776e18 {
+                        if s > 0 {
+                            return Ok(None);
+                        }
                         i64::MIN
                     } else {
                         fl as i64
                     }
                 }
-                _ => {
-                    if num(self, limit).is_none() {
-                        return Err(self.rt_error("'for' limit must be a number"));
-                    }
-                    return Err(self.rt_error("'for' limit must be a number"));
-                }
+                _ => return Err(self.for_error("limit", limit)),
             };
             if if s > 0 { i > lim } else { i < lim } {
                 return Ok(None);
@@ -2469,19 +2544,19 @@ impl Vm {
             let count = count.min(i64::MAX as u64) as i64;
             return Ok(Some((Value::Int(i), Value::Int(count), Value::Int(s))));
         }
-        let f = |v: Value| match v {
-            Value::Int(i) => Some(i as f64),
-            Value::Float(f) => Some(f),
+        let f = |vm: &Vm, v: Value| match vm.tonumber_coerce(v) {
+            Some(Value::Int(i)) => Some(i as f64),
+            Some(Value::Float(f)) => Some(f),
             _ => None,
         };
-        let Some(fl) = f(limit) else {
-            return Err(self.rt_error("'for' limit must be a number"));
+        let Some(fl) = f(self, limit) else {
+            return Err(self.for_error("limit", limit));
         };
-        let Some(fs) = f(step) else {
-            return Err(self.rt_error("'for' step must be a number"));
+        let Some(fs) = f(self, step) else {
+            return Err(self.for_error("step", step));
         };
-        let Some(fi) = f(init) else {
-            return Err(self.rt_error("'for' initial value must be a number"));
+        let Some(fi) = f(self, init) else {
+            return Err(self.for_error("initial value", init));
         };
         if fs == 0.0 {
             return Err(self.rt_error("'for' step is zero"));

@@ -180,6 +180,32 @@ const SNIPPETS: &[&str] = &[
     "local t = setmetatable({}, {__index = string}) print(t.format('%d', 5))",
     "print(string.format('%g %g %g %g', 1e15, 1e16, 2^63, -0.0), 2^63 == math.maxinteger + 1.0, math.maxinteger + 0.0)",
     "print(8 // 3, 8.0 // 3, -8 // 3, 8 % 3.5, 2^-1, 7 // -2.0, 0.1 + 0.2, 100 // 1e-300)",
+    // A library function called by pcall is named as package.loaded holds it.
+    "print(pcall(table.insert, 1, 2)) print(pcall(string.rep)) print(pcall(math.floor, 'x')) print(pcall(io.open))",
+    "print(pcall(table.insert, {}, 1, 2, 3)) print(pcall(function() return table.insert(1, 2) end))",
+    "local t = {} print(pcall(function() t:nomethod() end)) print(pcall(function() local s = 'x' s:nomethod() end))",
+    // Seeded random numbers are lua5.4's sequence.
+    "print(math.randomseed(42)) print(math.random(0), math.random(1, 100), math.random(7), math.random(), math.random(-3, 3))",
+    "math.randomseed(1007, 5) print(math.random(0), math.random(1000000), math.random(math.mininteger, math.maxinteger))",
+    "print(pcall(math.random, 1, 2, 3)) print(pcall(math.random, 3, 1)) print(pcall(math.random, 0, -1))",
+    "local a = {} print(table.remove(a, #a), table.remove(a), #a, pcall(table.remove, a, 2), table.remove({5}, 2))",
+    "print(string.format('%q %q %q %q %q', 100.0, 1.0, 2^53, 0.5, -0.0), pcall(math.ult, '-2.25', 1), pcall(math.ult, 'x', 1))",
+    "print(pcall(tonumber, nil, 1000000), pcall(tonumber, 10, 0), pcall(tonumber, '10', 'x'), pcall(tonumber, '10', 99), tonumber('1e2', nil))",
+    "local mt = {__lt = function(a, b) return false end} local t = setmetatable({}, mt) print(pcall(function() return t >= 1, 1 <= t, t <= t end))",
+    "local t = setmetatable({}, {__newindex = function(t, k, v) rawset(t, k, v) end}) print(pcall(function() t[nil] = 1 end)) print(pcall(rawset, {}, 0/0, 1)) print(pcall(function() local u = {} u[nil] = 1 end))",
+    // table.sort: lua5.4's comparisons in lua5.4's order, its errors, metamethods.
+    "local log = {} local t = {5, 3, 8, 1, 9, 2, 7, 4, 6, 0, 11, 15, 13, 12, 14} table.sort(t, function(a, b) log[#log + 1] = a .. '<' .. b return a < b end) print(table.concat(t, ' ')) print(#log, table.concat(log, ' '))",
+    "print(pcall(table.sort, {1, 2, 3, 4, 5}, function(a, b) return true end)) print(pcall(table.sort, {3, 1, 2}, 5)) print(pcall(table.sort, {1}, 5))",
+    "local t = {} for i = 1, 300 do t[i] = (i * 7919) % 301 end table.sort(t, function(a, b) return a > b end) print(t[1], t[150], t[300]) table.sort(t) print(t[1], t[2], t[300])",
+    "local raw = {3, 1, 2} local p = setmetatable({}, {__index = raw, __newindex = raw, __len = function() return #raw end}) table.sort(p) print(raw[1], raw[2], raw[3], rawget(p, 1))",
+    "print(pcall(table.sort, setmetatable({}, {__len = function() return math.maxinteger end})))",
+    "local t = {} print(pcall(function() return t[0] + 1 end)) print(pcall(function() return t[255] | 1 end)) print(pcall(function() return t[256] + 1 end)) print(pcall(function() local k = 0 return t[k] + 1 end))",
+    "print(math.abs('10'), math.abs('-2.5'), math.abs(-3), math.abs(-3.0), math.type(math.abs('7')))",
+    "for _, e in ipairs({'\"abc\\\\x4\"', '\"\\\\xg\"', '\"\\\\x\"', '\"\\\\300\"', '\"\\\\300', '\"\\\\u{110000000}\"', '\"\\\\u{}\"', '\"\\\\u{12\"', '\"\\\\u12\"', '\"\\\\q\"'}) do print(load('return ' .. e, '')) end",
+    "local n = 0 for i = math.mininteger, -10e100 do n = n + 1 end for i = math.maxinteger, 10e100, -1 do n = n + 1 end for i = math.maxinteger - 1, 10e100 do n = n + 1 end print(n)",
+    "local o = {} for i = '10', '1', '-2' do o[#o + 1] = i end print(#o, table.concat(o, ' '), o[1]) for i = 1, '3' do o[#o + 1] = i end print(#o, o[#o], math.type(o[#o])) print(pcall(function() for i = 1, 'x' do end end)) print(pcall(function() for i = {}, 1 do end end))",
+    "local raw = {'a', 'b', 3} local p = setmetatable({}, {__index = raw, __len = function() return #raw end}) print(table.concat(p, ','), table.concat(p, '-', 2), pcall(table.concat, p, ',', 1, 4))",
+    "print(string.format('%p|%10p|%-8p|', 4, true, nil), string.format('%p', {}) ~= '(null)', string.format('%p', print) == string.format('%p', print))",
 ];
 
 #[test]

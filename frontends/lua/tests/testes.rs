@@ -68,12 +68,12 @@ const CASES: &[Case] = &[
     Case {
         file: "literals.lua",
         patches: &[],
-        expect: Expect::FailsWith("literals.lua:82: assertion failed!"),
+        expect: Expect::FailsWith("literals.lua:124: assertion failed!"),
     },
     Case {
         file: "math.lua",
         patches: &[],
-        expect: Expect::FailsWith("math.lua:825: bad argument #1 to 'random' (interval is empty)"),
+        expect: Expect::Pass,
     },
     Case {
         file: "bitwise.lua",
@@ -83,19 +83,17 @@ const CASES: &[Case] = &[
     Case {
         file: "nextvar.lua",
         patches: &[],
-        expect: Expect::FailsWith(
-            "nextvar.lua:420: bad argument #2 to 'remove' (position out of bounds)",
-        ),
+        expect: Expect::FailsWith("nextvar.lua:799: attempt to yield across a C-call boundary"),
     },
     Case {
         file: "sort.lua",
         patches: &[],
-        expect: Expect::FailsWith("sort.lua:16: assertion failed!"),
+        expect: Expect::Pass,
     },
     Case {
         file: "strings.lua",
         patches: &[],
-        expect: Expect::FailsWith("strings.lua:162: invalid conversion '%p' to 'format'"),
+        expect: Expect::FailsWith("strings.lua:191: assertion failed!"),
     },
     Case {
         file: "pm.lua",
