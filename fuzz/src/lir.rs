@@ -8,7 +8,8 @@
 //! (on constants that are often zeros of either sign, infinities, NaNs with
 //! payloads or integer limits, and on floats loaded from the random
 //! buffer), loads and stores of every value type at constant (and some
-//! dynamic) offsets, host calls, diamonds with phis, and counted loops
+//! dynamic) offsets, in alias class 0 or in classes 1 to 3 that each own a
+//! quarter of the buffer (so the classes' promise holds), host calls, diamonds with phis, and counted loops
 //! with loop phis, nested a few deep, and guards (each with a frame state
 //! of a few values of any type) that deoptimize on some inputs. It ends by
 //! storing and returning a value. The same seed builds the same program
@@ -442,15 +443,17 @@ impl Gen<'_> {
             }
             6 => {
                 let ty = self.any_value_ty();
-                let (b, off) = self.address(ty)?;
-                let n = self.g.load(self.ctrl, self.mem, b, off, ty)?;
+                let (class, bytes) = self.alias_class();
+                let (b, off) = self.address(ty, bytes)?;
+                let n = self.g.load_class(self.ctrl, self.mem, b, off, ty, class)?;
                 self.vals.push((n, ty));
             }
             7 => {
                 let ty = self.any_value_ty();
                 let v = self.pick(ty)?;
-                let (b, off) = self.address(ty)?;
-                self.mem = self.g.store(self.ctrl, self.mem, b, off, v)?;
+                let (class, bytes) = self.alias_class();
+                let (b, off) = self.address(ty, bytes)?;
+                self.mem = self.g.store_class(self.ctrl, self.mem, b, off, v, class)?;
             }
             8 => {
                 let func = self.rng.below(2) as u32;
@@ -513,16 +516,28 @@ impl Gen<'_> {
         Ok(())
     }
 
-    /// A base pointer and offset for an access of `ty` inside the buffer:
-    /// the parameter itself, the parameter moved by a constant, or moved by
-    /// a small computed amount (which the memory rules cannot see through).
-    fn address(&mut self, ty: Type) -> R<(NodeId, i32)> {
+    /// An alias class for an access and the bytes it may touch, keeping
+    /// the classes' promise: class `k` of 1..=3 owns bytes
+    /// `[64k, 64k + 64)` alone, class 0 (may alias anything) goes anywhere.
+    fn alias_class(&mut self) -> (u32, std::ops::Range<i64>) {
+        let class = self.rng.weighted(&[4, 1, 1, 1]) as u32;
+        match class {
+            0 => (0, 0..MEM_LEN as i64),
+            k => (k, 64 * i64::from(k)..64 * i64::from(k) + 64),
+        }
+    }
+
+    /// A base pointer and offset for an access of `ty` inside `bytes` of
+    /// the buffer: the parameter itself, the parameter moved by a constant,
+    /// or moved by a small computed amount (which the memory rules cannot
+    /// see through).
+    fn address(&mut self, ty: Type, bytes: std::ops::Range<i64>) -> R<(NodeId, i32)> {
         let width = ty.bytes().unwrap_or(8) as i64;
-        let top = MEM_LEN as i64 - width;
+        let (lo, top) = (bytes.start, bytes.end - width);
         match self.rng.weighted(&[5, 2, 1]) {
-            0 => Ok((self.base, self.rng.range(0, top) as i32)),
+            0 => Ok((self.base, self.rng.range(lo, top) as i32)),
             1 => {
-                let total = self.rng.range(0, top);
+                let total = self.rng.range(lo, top);
                 let k = self.rng.range(0, MEM_LEN as i64 - 1);
                 let kc = self.g.iconst(Type::I64, k)?;
                 let b = self.g.ptr_add(self.base, kc)?;
@@ -533,7 +548,7 @@ impl Gen<'_> {
                 let seven = self.g.iconst(Type::I64, 7)?;
                 let k = self.g.bin(BinOp::And, x, seven)?;
                 let b = self.g.ptr_add(self.base, k)?;
-                Ok((b, self.rng.range(0, top - 7) as i32))
+                Ok((b, self.rng.range(lo, top - 7) as i32))
             }
         }
     }
@@ -995,7 +1010,7 @@ mod tests {
     }
 
     /// The generator reaches every float operation family, both float
-    /// types in memory, phis and frame states, and division.
+    /// types in memory, phis and frame states, division and alias classes.
     #[test]
     fn generated_graphs_cover_floats_and_division() {
         use vssa::Op;
@@ -1016,12 +1031,14 @@ mod tests {
                     Op::Store { .. } if g.ty(g.input(n, 3)) == Type::F64 => "store f64",
                     Op::Phi { .. } if g.ty(n).is_float() => "float phi",
                     Op::FrameState { .. } if float_input => "float frame slot",
+                    Op::ClassLoad { .. } => "classed load",
+                    Op::ClassStore { .. } => "classed store",
                     _ => continue,
                 };
                 seen.insert(what);
             }
         }
-        assert_eq!(seen.len(), 10, "{seen:?}");
+        assert_eq!(seen.len(), 12, "{seen:?}");
     }
 
     #[test]

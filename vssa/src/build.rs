@@ -180,6 +180,35 @@ impl Graph {
         self.build(Op::Store { offset }, Type::Mem, &[ctrl, mem, base, value])
     }
 
+    /// Reads a `ty` at `base + offset` in alias class `class` (see
+    /// [`crate::alias`]); class 0 is [`Graph::load`].
+    pub fn load_class(
+        &mut self,
+        ctrl: NodeId,
+        mem: NodeId,
+        base: NodeId,
+        offset: i32,
+        ty: Type,
+        class: u32,
+    ) -> R {
+        self.build(Op::load(offset, class), ty, &[ctrl, mem, base])
+    }
+
+    /// Writes `value` at `base + offset` in alias class `class`; class 0 is
+    /// [`Graph::store`]. Returns the new memory state.
+    pub fn store_class(
+        &mut self,
+        ctrl: NodeId,
+        mem: NodeId,
+        base: NodeId,
+        offset: i32,
+        value: NodeId,
+        class: u32,
+    ) -> R {
+        let op = Op::store(offset, class);
+        self.build(op, Type::Mem, &[ctrl, mem, base, value])
+    }
+
     /// Calls host function `func`; returns the new memory state and, if
     /// `ret` is given, the result.
     pub fn call(

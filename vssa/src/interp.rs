@@ -288,7 +288,11 @@ impl Shape {
                         _ => {}
                     }
                 }
-                Op::Load { .. } | Op::Store { .. } | Op::Call { .. } => {
+                Op::Load { .. }
+                | Op::Store { .. }
+                | Op::Call { .. }
+                | Op::ClassLoad { .. }
+                | Op::ClassStore { .. } => {
                     let Some(&c) = ins.first() else {
                         return Err(bad(Some(id), "a pinned node without control"));
                     };
@@ -495,7 +499,11 @@ impl Machine<'_> {
                     Ok(true)
                 }
             }
-            Op::Load { .. } | Op::Store { .. } | Op::Call { .. } => {
+            Op::Load { .. }
+            | Op::Store { .. }
+            | Op::Call { .. }
+            | Op::ClassLoad { .. }
+            | Op::ClassStore { .. } => {
                 if self.input(n, 0)? == self.cur {
                     Ok(s == self.gen)
                 } else if s == NEVER {
@@ -513,7 +521,11 @@ impl Machine<'_> {
     fn value_inputs(&self, n: NodeId) -> Result<std::ops::Range<usize>, InterpError> {
         let arity = self.g.arity(n);
         let first = match self.g.op(n) {
-            Op::Load { .. } | Op::Store { .. } | Op::Call { .. } => 1,
+            Op::Load { .. }
+            | Op::Store { .. }
+            | Op::Call { .. }
+            | Op::ClassLoad { .. }
+            | Op::ClassStore { .. } => 1,
             // Start's projections read the arguments, not Start.
             Op::Proj { .. } if self.g.op(self.input(n, 0)?) == Op::Start => return Ok(0..0),
             Op::Proj { .. } => 0,
@@ -632,12 +644,13 @@ impl Machine<'_> {
             }
             Op::PtrAdd => self.arg(n, 0)?.wrapping_add(self.arg(n, 1)?),
             Op::Proj { index } => self.project(n, index)?,
-            Op::Load { offset } => {
+            // Alias classes are promises for the optimizer; memory is one.
+            Op::Load { offset } | Op::ClassLoad { offset, .. } => {
                 let version = self.arg(n, 1)?;
                 let addr = self.arg(n, 2)?.wrapping_add(i64::from(offset));
                 ty.normalize(self.load(n, version, addr, value_bytes(n, ty)?)?)
             }
-            Op::Store { offset } => {
+            Op::Store { offset } | Op::ClassStore { offset, .. } => {
                 self.check_newest(n, self.arg(n, 1)?)?;
                 let addr = self.arg(n, 2)?.wrapping_add(i64::from(offset));
                 let vty = g.ty(self.input(n, 3)?);

@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod addr;
+pub mod alias;
 pub mod build;
 pub mod control_fold;
 pub mod dot;

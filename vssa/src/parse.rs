@@ -248,6 +248,8 @@ enum Shape {
     Const,
     Load,
     Store,
+    ClassLoad,
+    ClassStore,
     Call,
     Guard,
     FrameState,
@@ -263,6 +265,8 @@ fn shape_of(word: &str) -> Option<Shape> {
         "const" => Shape::Const,
         "load" => Shape::Load,
         "store" => Shape::Store,
+        "cload" => Shape::ClassLoad,
+        "cstore" => Shape::ClassStore,
         "call" => Shape::Call,
         "guard" => Shape::Guard,
         "framestate" => Shape::FrameState,
@@ -335,6 +339,14 @@ fn immediates(cur: &mut Cursor, shape: Shape, ty: Type, op_pos: Pos) -> Result<O
         },
         Shape::Store => Op::Store {
             offset: offset(cur)?,
+        },
+        Shape::ClassLoad => Op::ClassLoad {
+            offset: offset(cur)?,
+            class: prefixed(cur, "c", "an alias class like `c2`")?,
+        },
+        Shape::ClassStore => Op::ClassStore {
+            offset: offset(cur)?,
+            class: prefixed(cur, "c", "an alias class like `c2`")?,
         },
         Shape::Const => Op::Const {
             value: constant(cur, ty, op_pos)?,

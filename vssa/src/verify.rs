@@ -190,14 +190,19 @@ fn check_node(g: &Graph, n: NodeId, ins: &[NodeId], out: &mut Vec<String>) {
         }
         Op::FrameState { .. } => want_ty("frame", ty == Type::Frame),
         Op::If | Op::Call { .. } => want_ty("tuple", ty == Type::Tuple),
-        Op::Const { .. } | Op::Select | Op::Load { .. } => want_ty("a value type", ty.is_value()),
+        Op::Const { .. } | Op::Select | Op::Load { .. } | Op::ClassLoad { .. } => {
+            want_ty("a value type", ty.is_value())
+        }
         Op::Bin(_) | Op::Un(_) => want_ty("an integer or ptr", ty.is_int_or_ptr()),
         Op::FBin(_) | Op::FUn(_) => want_ty("a float", ty.is_float()),
         Op::Cmp(_) | Op::FCmp(_) | Op::FFits { .. } => want_ty("i8", ty == Type::I8),
         Op::PtrAdd => want_ty("ptr", ty == Type::Ptr),
-        Op::Store { .. } => want_ty("mem", ty == Type::Mem),
+        Op::Store { .. } | Op::ClassStore { .. } => want_ty("mem", ty == Type::Mem),
         Op::Phi { .. } => want_ty("a value type or mem", ty.is_value() || ty == Type::Mem),
         Op::Conv(_) | Op::FConv(_) | Op::Proj { .. } => {}
+    }
+    if let Op::ClassLoad { class: 0, .. } | Op::ClassStore { class: 0, .. } = op {
+        out.push("has alias class 0, which is the plain load or store".into());
     }
     let arity_ok = match op {
         Op::Start | Op::Const { .. } => ins.is_empty(),
@@ -212,9 +217,11 @@ fn check_node(g: &Graph, n: NodeId, ins: &[NodeId], out: &mut Vec<String>) {
         Op::If | Op::Bin(_) | Op::Cmp(_) | Op::PtrAdd | Op::FBin(_) | Op::FCmp(_) => ins.len() == 2,
         Op::Proj { .. } | Op::Un(_) | Op::Conv(_) | Op::FUn(_) | Op::FConv(_) => ins.len() == 1,
         Op::FFits { .. } => ins.len() == 1,
-        Op::Return | Op::Select | Op::Load { .. } | Op::Guard { .. } => ins.len() == 3,
+        Op::Return | Op::Select | Op::Load { .. } | Op::ClassLoad { .. } | Op::Guard { .. } => {
+            ins.len() == 3
+        }
         Op::FrameState { .. } => !ins.is_empty(),
-        Op::Store { .. } => ins.len() == 4,
+        Op::Store { .. } | Op::ClassStore { .. } => ins.len() == 4,
         Op::Call { .. } => ins.len() >= 2,
         Op::End => true,
         Op::Phi { .. } => !ins.is_empty(),
@@ -346,12 +353,12 @@ fn check_node(g: &Graph, n: NodeId, ins: &[NodeId], out: &mut Vec<String>) {
                 want(i, &ty.to_string(), t(i) == ty);
             }
         }
-        Op::Load { .. } => {
+        Op::Load { .. } | Op::ClassLoad { .. } => {
             want(0, "control flow", is_flow(g, ins[0]));
             want(1, "mem", t(1) == Type::Mem);
             want(2, "ptr", t(2) == Type::Ptr);
         }
-        Op::Store { .. } => {
+        Op::Store { .. } | Op::ClassStore { .. } => {
             want(0, "control flow", is_flow(g, ins[0]));
             want(1, "mem", t(1) == Type::Mem);
             want(2, "ptr", t(2) == Type::Ptr);
