@@ -496,7 +496,11 @@ impl<'a, 'f> Lowerer<'a, 'f> {
                 n,
                 "a phi must be listed in its block's phis, not its nodes",
             )),
-            Op::Guard { .. } | Op::FrameState { .. } => Err(unsupported(
+            Op::Guard { .. }
+            | Op::FrameState { .. }
+            | Op::InlinedFrame { .. }
+            | Op::Boxed
+            | Op::Materialize { .. } => Err(unsupported(
                 n,
                 "guards must be lowered (vssa_deopt::lower_guards) before scheduling",
             )),

@@ -45,7 +45,7 @@ const TRAILER: usize = 1 + 32 + 32;
 /// Op codes: an op's index in this list. Frozen with the format version;
 /// new ops only append (a reader of an older build rejects their codes as
 /// unknown ops).
-const MNEMONICS: [&str; 42] = [
+const MNEMONICS: [&str; 45] = [
     "start",
     "region",
     "loop",
@@ -88,11 +88,14 @@ const MNEMONICS: [&str; 42] = [
     "call",
     "cload",
     "cstore",
+    "inlinedframe",
+    "boxed",
+    "materialize",
 ];
 
 /// Each op code's op, with a zero immediate where it has one.
-fn templates() -> &'static [Op; 42] {
-    static T: OnceLock<[Op; 42]> = OnceLock::new();
+fn templates() -> &'static [Op; 45] {
+    static T: OnceLock<[Op; 45]> = OnceLock::new();
     T.get_or_init(|| {
         MNEMONICS.map(|m| {
             parse_op(m, "-")
@@ -147,6 +150,12 @@ fn with_immediate(template: Op, v: i128) -> Option<Op> {
         },
         Op::FrameState { .. } => Op::FrameState {
             resume: u64::try_from(v).ok()?,
+        },
+        Op::InlinedFrame { .. } => Op::InlinedFrame {
+            resume: u64::try_from(v).ok()?,
+        },
+        Op::Materialize { .. } => Op::Materialize {
+            class: u32::try_from(v).ok()?,
         },
         other => other,
     })

@@ -216,7 +216,8 @@ pub(crate) fn immediate(op: &Op) -> Option<i128> {
         Op::Load { offset } | Op::Store { offset } => Some(offset as i128),
         Op::Call { func } => Some(func as i128),
         Op::Guard { reason } => Some(reason as i128),
-        Op::FrameState { resume } => Some(resume as i128),
+        Op::FrameState { resume } | Op::InlinedFrame { resume } => Some(resume as i128),
+        Op::Materialize { class } => Some(class as i128),
         Op::FFits { bits, .. } => Some(bits as i128),
         _ => None,
     }
@@ -350,6 +351,13 @@ pub fn parse_op(mnemonic: &str, imm: &str) -> Result<Op, String> {
         "framestate" => Ok(Op::FrameState {
             resume: num(m, imm)?,
         }),
+        "inlinedframe" => Ok(Op::InlinedFrame {
+            resume: num(m, imm)?,
+        }),
+        "materialize" => Ok(Op::Materialize {
+            class: num(m, imm)?,
+        }),
+        "boxed" => plain(Op::Boxed),
         _ => Err(format!("unknown op `{}`", clip(m))),
     }
 }
@@ -590,6 +598,11 @@ mod tests {
         for bits in [8, 16, 32, 64] {
             ops.extend(FitsOp::ALL.map(|op| Op::FFits { op, bits }));
         }
+        ops.extend([
+            Op::Boxed,
+            Op::InlinedFrame { resume: u64::MAX },
+            Op::Materialize { class: 9 },
+        ]);
         for (offset, class) in [(0, 1), (-8, 7), (i32::MIN, u32::MAX), (i32::MAX, 2)] {
             ops.push(Op::ClassLoad { offset, class });
             ops.push(Op::ClassStore { offset, class });

@@ -241,6 +241,34 @@ impl Graph {
         self.build(Op::FrameState { resume }, Type::Frame, &inputs)
     }
 
+    /// The frame of inlined code at resume point `resume`, whose caller's
+    /// interpreter frame resumes from `caller` (see [`Op::InlinedFrame`]).
+    pub fn inlined_frame(
+        &mut self,
+        resume: u64,
+        mem: NodeId,
+        caller: NodeId,
+        values: &[NodeId],
+    ) -> R {
+        let mut inputs = Vec::with_capacity(values.len() + 2);
+        inputs.push(mem);
+        inputs.push(caller);
+        inputs.extend_from_slice(values);
+        self.build(Op::InlinedFrame { resume }, Type::Frame, &inputs)
+    }
+
+    /// A frame slot holding the boxed guest value `v` (see [`Op::Boxed`]).
+    pub fn boxed(&mut self, v: NodeId) -> R {
+        let ty = self.ty(v);
+        self.build(Op::Boxed, ty, &[v])
+    }
+
+    /// A frame slot holding an object of guest class `class` to allocate on
+    /// deopt, with field values `fields` (see [`Op::Materialize`]).
+    pub fn materialize(&mut self, class: u32, fields: &[NodeId]) -> R {
+        self.build(Op::Materialize { class }, Type::Ptr, fields)
+    }
+
     /// Goes on when `cond != 0`, else deoptimizes to `frame`; returns the
     /// control that goes on (see [`Op::Guard`]).
     pub fn guard(&mut self, ctrl: NodeId, cond: NodeId, frame: NodeId, reason: u32) -> R {

@@ -27,6 +27,7 @@ pub mod control_fold;
 pub mod dot;
 pub mod eval;
 pub mod float;
+pub mod frame;
 pub mod graph;
 pub mod interp;
 pub mod key;

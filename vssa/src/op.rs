@@ -376,6 +376,24 @@ pub enum Op {
     ClassLoad { offset: i32, class: u32 },
     /// A `Store` tagged with alias class `class` (never 0), like `ClassLoad`.
     ClassStore { offset: i32, class: u32 },
+
+    // ---- frames of inlined code (see `crate::frame`) ----
+    /// The frame of code inlined from another guest function: inputs
+    /// `[mem, caller, v0, v1, ...]`, type `Frame`. Like `FrameState`, plus
+    /// `caller`, the frame (a `FrameState` or `InlinedFrame`) the caller's
+    /// interpreter frame resumes from once this one returns. A guard on it
+    /// deoptimizes into a chain of interpreter frames, innermost first.
+    InlinedFrame { resume: u64 },
+    /// A frame slot holding a boxed guest value: `[v]` of type `I64` or
+    /// `Ptr`, the node's type is `v`'s. Only frames (and `Materialize`) use
+    /// it: it tells the guest how to read the slot, not code.
+    Boxed,
+    /// A guest object compiled code never allocated (its allocation was
+    /// removed), to be allocated on deopt: `[f0, f1, ...]`, the field
+    /// values, type `Ptr` (what the object is once it exists). `class` is
+    /// the guest's own code for its kind. Only frames (and other
+    /// `Materialize` nodes, for fields) use it.
+    Materialize { class: u32 },
 }
 
 impl Op {
@@ -410,6 +428,9 @@ impl Op {
             Op::ClassLoad { .. } => 35,
             Op::ClassStore { .. } => 36,
             Op::FrameState { .. } => 40,
+            Op::InlinedFrame { .. } => 41,
+            Op::Boxed => 42,
+            Op::Materialize { .. } => 43,
         }
     }
 
@@ -440,7 +461,11 @@ impl Op {
                 out.extend_from_slice(&class.to_le_bytes());
             }
             Op::Guard { reason } => out.extend_from_slice(&reason.to_le_bytes()),
-            Op::FrameState { resume } => out.extend_from_slice(&resume.to_le_bytes()),
+            Op::FrameState { resume } | Op::InlinedFrame { resume } => {
+                out.extend_from_slice(&resume.to_le_bytes())
+            }
+            Op::Materialize { class } => out.extend_from_slice(&class.to_le_bytes()),
+            Op::Boxed => {}
             Op::Start | Op::Region | Op::If | Op::Return | Op::End | Op::Select | Op::PtrAdd => {}
         }
     }
@@ -498,6 +523,11 @@ impl Op {
             0 => Op::Store { offset },
             _ => Op::ClassStore { offset, class },
         }
+    }
+
+    /// A frame a guard may deoptimize to (`FrameState`, `InlinedFrame`).
+    pub fn is_frame(&self) -> bool {
+        matches!(self, Op::FrameState { .. } | Op::InlinedFrame { .. })
     }
 
     /// A load of any class (`Load`, `ClassLoad`).
@@ -623,6 +653,9 @@ impl Op {
             Op::ClassLoad { .. } => "cload",
             Op::ClassStore { .. } => "cstore",
             Op::FrameState { .. } => "framestate",
+            Op::InlinedFrame { .. } => "inlinedframe",
+            Op::Boxed => "boxed",
+            Op::Materialize { .. } => "materialize",
         }
     }
 }
@@ -640,7 +673,8 @@ impl fmt::Display for Op {
             }
             Op::Call { func } => write!(f, " fn{func}"),
             Op::Guard { reason } => write!(f, " r{reason}"),
-            Op::FrameState { resume } => write!(f, " @{resume}"),
+            Op::FrameState { resume } | Op::InlinedFrame { resume } => write!(f, " @{resume}"),
+            Op::Materialize { class } => write!(f, " k{class}"),
             Op::FFits { bits, .. } => write!(f, " {bits}"),
             _ => Ok(()),
         }

@@ -253,6 +253,8 @@ enum Shape {
     Call,
     Guard,
     FrameState,
+    InlinedFrame,
+    Materialize,
     Fits(FitsOp),
 }
 
@@ -270,6 +272,8 @@ fn shape_of(word: &str) -> Option<Shape> {
         "call" => Shape::Call,
         "guard" => Shape::Guard,
         "framestate" => Shape::FrameState,
+        "inlinedframe" => Shape::InlinedFrame,
+        "materialize" => Shape::Materialize,
         _ => {
             if let Some(op) = FitsOp::ALL
                 .into_iter()
@@ -295,6 +299,7 @@ fn plain_ops() -> impl Iterator<Item = Op> {
         Op::End,
         Op::Select,
         Op::PtrAdd,
+        Op::Boxed,
     ];
     fixed
         .into_iter()
@@ -329,6 +334,12 @@ fn immediates(cur: &mut Cursor, shape: Shape, ty: Type, op_pos: Pos) -> Result<O
         },
         Shape::FrameState => Op::FrameState {
             resume: prefixed(cur, "@", "a resume point like `@7`")?,
+        },
+        Shape::InlinedFrame => Op::InlinedFrame {
+            resume: prefixed(cur, "@", "a resume point like `@7`")?,
+        },
+        Shape::Materialize => Op::Materialize {
+            class: prefixed(cur, "k", "an object class like `k3`")?,
         },
         Shape::Fits(op) => Op::FFits {
             op,

@@ -187,6 +187,9 @@ fn eval(g: &Graph, root: NodeId, params: &[i64]) -> Val {
             | Op::Loop { .. }
             | Op::Guard { .. }
             | Op::FrameState { .. }
+            | Op::InlinedFrame { .. }
+            | Op::Boxed
+            | Op::Materialize { .. }
             | Op::Call { .. } => Val::Other,
             Op::Proj { index } => match (g.op(ins[0]), index) {
                 (Op::Start, 1) => Val::Mem(Rc::new(BTreeMap::new())),

@@ -516,9 +516,9 @@ mod tests {
         let l = g.load_class(e.ctrl, s0, t.tape, 0, Type::I8, 1).unwrap();
         assert_eq!(g.input(l, 1), s0, "a class-0 store stops a class-1 load");
         // Dead store across a store of another class and base.
-        let a = sc(g, e.mem, t.tape, 0, t.x, 1);
+        let a = sc(g, e.mem, t.tape, 0, t.y, 1);
         let b = sc(g, a, t.other, 0, t.y, 2);
-        let c3 = sc(g, b, t.tape, 0, t.y, 1);
+        let c3 = sc(g, b, t.tape, 0, t.x, 1);
         let b2 = g.input(c3, 1);
         assert_eq!(
             g.op(b2),
