@@ -62,12 +62,15 @@ const FUEL: u64 = 1 << 24;
 const MAX_BUDGET: i64 = 40;
 /// Compiles per [`Jit`] before a fresh one frees the code memory.
 const COMPILES_PER_JIT: u32 = 200;
-/// Most values a generated frame state holds (the deopt buffer's slots).
+/// Most slots a generated frame has.
 const MAX_SLOTS: usize = 3;
+/// The deopt buffer's slots: a frame's slots, an object's fields and an
+/// inlined frame's caller all take some (see `Gen::frame_slot`).
+const BUFFER_SLOTS: usize = 10;
 /// The native deopt buffer sits right after the `MEM_LEN` compared bytes,
 /// where no generated access reaches (the interpreter's memory ends there).
 const DEOPT_OFFSET: usize = MEM_LEN;
-const DEOPT_LEN: usize = 8 * MAX_SLOTS;
+const DEOPT_LEN: usize = 8 * BUFFER_SLOTS;
 /// Exit ids of lowered guards start here. A function with guards returns
 /// an `I32` masked with [`RET_MASK`], so no normal return looks like an exit.
 const FIRST_EXIT: i64 = 0x4000_0000;
@@ -475,8 +478,9 @@ impl Gen<'_> {
         Ok(())
     }
 
-    /// A guard on a condition that holds on most inputs, with a frame state
-    /// of up to [`MAX_SLOTS`] values in scope; code goes on after it.
+    /// A guard on a condition that holds on most inputs, with a frame of up
+    /// to [`MAX_SLOTS`] slots (sometimes the frame of inlined code, linked
+    /// to a caller's frame of up to two slots); code goes on after it.
     fn guard(&mut self) -> R {
         let ty = self.any_ty();
         let cond = match self.rng.weighted(&[1, 4, 2]) {
@@ -499,17 +503,22 @@ impl Gen<'_> {
             }
         };
         let n = self.rng.range(0, MAX_SLOTS as i64) as usize;
-        let mut slots = Vec::with_capacity(n);
-        for _ in 0..n {
-            if self.vals.is_empty() {
-                break;
-            }
-            let k = self.rng.below(self.vals.len() as u64) as usize;
-            slots.push(self.vals[k].0);
-        }
+        let slots = self.frame_slots(n)?;
+        let caller = if self.rng.chance(1, 4) {
+            let n = self.rng.range(0, 2) as usize;
+            let slots = self.frame_slots(n)?;
+            let resume = self.next_resume;
+            self.next_resume += 1;
+            Some(self.g.frame_state(resume, self.mem, &slots)?)
+        } else {
+            None
+        };
         let resume = self.next_resume;
         self.next_resume += 1;
-        let frame = self.g.frame_state(resume, self.mem, &slots)?;
+        let frame = match caller {
+            Some(c) => self.g.inlined_frame(resume, self.mem, c, &slots)?,
+            None => self.g.frame_state(resume, self.mem, &slots)?,
+        };
         let reason = self.rng.below(4) as u32;
         self.ctrl = self.g.guard(self.ctrl, cond, frame, reason)?;
         self.guards += 1;
@@ -524,6 +533,42 @@ impl Gen<'_> {
         match class {
             0 => (0, 0..MEM_LEN as i64),
             k => (k, 64 * i64::from(k)..64 * i64::from(k) + 64),
+        }
+    }
+
+    /// Up to `n` frame slots (fewer when nothing is in scope).
+    fn frame_slots(&mut self, n: usize) -> R<Vec<NodeId>> {
+        let mut slots = Vec::with_capacity(n);
+        for _ in 0..n {
+            if self.vals.is_empty() {
+                break;
+            }
+            slots.push(self.frame_slot()?);
+        }
+        Ok(slots)
+    }
+
+    /// One frame slot: mostly a value in scope, sometimes a boxed `i64`, or
+    /// an object to materialize with one or two fields (at most two buffer
+    /// slots).
+    fn frame_slot(&mut self) -> R<NodeId> {
+        let k = self.rng.below(self.vals.len() as u64) as usize;
+        let v = self.vals[k].0;
+        match self.rng.weighted(&[6, 1, 1]) {
+            0 => Ok(v),
+            1 => {
+                let x = self.pick(Type::I64)?;
+                self.g.boxed(x)
+            }
+            _ => {
+                let class = self.rng.below(3) as u32;
+                let mut fields = vec![v];
+                if self.rng.chance(1, 2) {
+                    let k = self.rng.below(self.vals.len() as u64) as usize;
+                    fields.push(self.vals[k].0);
+                }
+                self.g.materialize(class, &fields)
+            }
         }
     }
 
@@ -883,7 +928,7 @@ impl Checker {
         let abi = DeoptAbi {
             ctx,
             buffer_offset: DEOPT_OFFSET as i32,
-            capacity: MAX_SLOTS,
+            capacity: BUFFER_SLOTS,
             first_exit: FIRST_EXIT,
             exit_type: ret_ty,
         };
@@ -1033,12 +1078,15 @@ mod tests {
                     Op::FrameState { .. } if float_input => "float frame slot",
                     Op::ClassLoad { .. } => "classed load",
                     Op::ClassStore { .. } => "classed store",
+                    Op::InlinedFrame { .. } => "inlined frame",
+                    Op::Boxed => "boxed slot",
+                    Op::Materialize { .. } => "object slot",
                     _ => continue,
                 };
                 seen.insert(what);
             }
         }
-        assert_eq!(seen.len(), 12, "{seen:?}");
+        assert_eq!(seen.len(), 15, "{seen:?}");
     }
 
     #[test]
