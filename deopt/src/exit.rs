@@ -83,10 +83,8 @@ pub enum SlotValue {
         kind: SlotKind,
         value: i64,
     },
-    /// An object to allocate; its `fields` field entries follow.
+    /// A new object to allocate; its `fields` field entries follow.
     Object { class: u32, fields: u32 },
-    /// The object numbered `object` (in order of appearance) again.
-    Same { object: u32 },
 }
 
 /// Every exit of one compiled function, by exit id.
@@ -133,7 +131,6 @@ impl ExitTable {
                             value: values.next().unwrap_or(0),
                         },
                         Slot::Object { class, fields } => SlotValue::Object { class, fields },
-                        Slot::Same { object } => SlotValue::Same { object },
                     })
                     .collect(),
             })
@@ -171,10 +168,6 @@ impl ExitTable {
                             out.push(OBJECT);
                             put_varint(out, u64::from(class));
                             put_varint(out, u64::from(fields));
-                        }
-                        Slot::Same { object } => {
-                            out.push(SAME);
-                            put_varint(out, u64::from(object));
                         }
                     }
                 }
@@ -232,9 +225,6 @@ impl ExitTable {
                         OBJECT => Slot::Object {
                             class: u32::try_from(varint(&mut at)?).ok()?,
                             fields: u32::try_from(varint(&mut at)?).ok()?,
-                        },
-                        SAME => Slot::Same {
-                            object: u32::try_from(varint(&mut at)?).ok()?,
                         },
                         _ => {
                             let ty = *Type::ALL.get(usize::from(b & !BOXED))?;
@@ -297,7 +287,6 @@ pub trait Guest {
 /// for a boxed value, or one of the object markers.
 const BOXED: u8 = 0x40;
 const OBJECT: u8 = 0x80;
-const SAME: u8 = 0x81;
 
 /// An unsigned LEB128 number.
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -362,7 +351,10 @@ mod tests {
                         FrameLayout {
                             resume: 1 << 40,
                             slots: vec![
-                                Slot::Same { object: 0 },
+                                Slot::Object {
+                                    class: 0,
+                                    fields: 0,
+                                },
                                 Slot::Value {
                                     ty: Type::F32,
                                     kind: SlotKind::Float,

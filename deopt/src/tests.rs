@@ -229,7 +229,7 @@ n14 ctrl = end n13
 /// guards `b < 100` with its own frame (`@3`: `b`, `b` as an `f64`, `a`
 /// boxed, and an object of class 7 whose allocation was removed, fields
 /// `b` and `a`), linked to the caller's frame at the call (`@20`: `a` and
-/// the same object).
+/// that object again, laid out anew).
 fn inlined_callee() -> (Graph, NodeId) {
     let mut g = Graph::new();
     let e = g.entry().unwrap();
@@ -269,9 +269,10 @@ fn an_inlined_callee_deoptimizes_into_two_frames() {
     assert_eq!(run(&g, 10, &mut mem), Ok(21));
     // 60 * 2 = 120 fails the guard: the buffer's values, innermost frame
     // first, objects by their fields: b, h, a (boxed), b, a (the object's
-    // fields), a (caller), and the object again by reference.
+    // fields), a (caller), and the object's fields again (each occurrence
+    // of a `Materialize` is an object of its own).
     let h = vssa::float::bits_of_f64(120.0);
-    let want = vec![120, h, 60, 120, 60, 60];
+    let want = vec![120, h, 60, 120, 60, 60, 120, 60];
     match run(&g, 60, &mut mem) {
         Err(InterpError::Deopt { resume, values, .. }) => {
             assert_eq!((resume, &values), (3, &want));
@@ -285,7 +286,7 @@ fn an_inlined_callee_deoptimizes_into_two_frames() {
     vssa::verify::verify(&lowered).unwrap();
     let mut mem = Memory::new(BASE, 128);
     assert_eq!(run(&lowered, 60, &mut mem), Ok(100));
-    let buffer: Vec<i64> = (0..6)
+    let buffer: Vec<i64> = (0..8)
         .map(|i| i64::from_le_bytes(mem.bytes()[16 + 8 * i..24 + 8 * i].try_into().unwrap()))
         .collect();
     assert_eq!(buffer, want);
@@ -314,7 +315,12 @@ fn an_inlined_callee_deoptimizes_into_two_frames() {
         frames[1].slots,
         vec![
             val(Type::I64, SlotKind::Int, 60),
-            SlotValue::Same { object: 0 }
+            SlotValue::Object {
+                class: 7,
+                fields: 2
+            },
+            val(Type::I64, SlotKind::Int, 120),
+            val(Type::I64, SlotKind::Int, 60),
         ]
     );
     // The table survives its byte form.

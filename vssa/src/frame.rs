@@ -16,13 +16,18 @@
 //! plain values of the innermost frame's slots first, then its caller's,
 //! and so on, objects by their fields in preorder. The interpreter hands
 //! over the same flat values (`interp::InterpError::Deopt`), so a frame
-//! decodes the same whichever ran. An object that occurs twice in a chain
-//! is one object: its later occurrences are [`Slot::Same`] references.
+//! decodes the same whichever ran.
+//!
+//! Every occurrence of a `Materialize` node is an object of its own. Nodes
+//! are value-numbered, so two objects with equal classes and fields are one
+//! node; a layout that made a node's occurrences one object would change
+//! meaning as the optimizer folds fields (the `lir` fuzzer found exactly
+//! that). One object referenced from two slots is therefore not expressible
+//! yet: it needs an identity immediate that value numbering keeps apart.
 
 use crate::graph::{Graph, NodeId};
 use crate::op::Op;
 use crate::types::Type;
-use std::collections::HashMap;
 
 /// How the guest reads a slot's value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -52,12 +57,9 @@ impl SlotKind {
 pub enum Slot {
     /// The next value of the buffer.
     Value { ty: Type, kind: SlotKind },
-    /// An object to allocate, of the guest's class `class`, whose `fields`
-    /// field entries follow (each a slot in turn). Objects are numbered in
-    /// the order they appear in the chain, from 0.
+    /// A new object to allocate, of the guest's class `class`, whose
+    /// `fields` field entries follow (each a slot in turn).
     Object { class: u32, fields: u32 },
-    /// The object numbered `object` again (the same `Materialize` node).
-    Same { object: u32 },
 }
 
 /// One guest frame: where it resumes and its slots, in preorder.
@@ -79,8 +81,9 @@ pub struct FrameChain {
     pub values: Vec<NodeId>,
 }
 
-/// How many slot entries one chain may have: sharing in a graph can make a
-/// small graph describe a large frame, and a frame this large is no frame.
+/// How many slot entries one chain may have: objects shared in the graph
+/// are laid out once per occurrence, so a small graph can describe a huge
+/// frame, and a frame this large is no frame.
 pub const MAX_FRAME_ENTRIES: usize = 1 << 16;
 
 /// The layout of the frame `frame` (a `FrameState` or `InlinedFrame`) and
@@ -94,7 +97,6 @@ pub fn frame_chain(g: &Graph, frame: NodeId) -> Result<FrameChain, &'static str>
         frames: Vec::new(),
         values: Vec::new(),
     };
-    let mut objects: HashMap<NodeId, u32> = HashMap::new();
     let mut entries = 0usize;
     let mut cur = Some(frame);
     let mut stack: Vec<NodeId> = Vec::new();
@@ -116,16 +118,11 @@ pub fn frame_chain(g: &Graph, frame: NodeId) -> Result<FrameChain, &'static str>
             }
             let slot = match g.op(n) {
                 Op::Materialize { class } => {
-                    if let Some(&object) = objects.get(&n) {
-                        Slot::Same { object }
-                    } else {
-                        objects.insert(n, objects.len() as u32);
-                        let fields = g.arity(n);
-                        stack.extend((0..fields).rev().map(|i| g.input(n, i)));
-                        Slot::Object {
-                            class,
-                            fields: fields as u32,
-                        }
+                    let fields = g.arity(n);
+                    stack.extend((0..fields).rev().map(|i| g.input(n, i)));
+                    Slot::Object {
+                        class,
+                        fields: fields as u32,
                     }
                 }
                 Op::Boxed if g.arity(n) == 1 => {
@@ -201,26 +198,40 @@ mod tests {
                             kind: SlotKind::Boxed
                         },
                         v(Type::Ptr),
-                        Slot::Same { object: 0 },
+                        Slot::Object {
+                            class: 7,
+                            fields: 2
+                        },
+                        v(Type::I64),
+                        Slot::Object {
+                            class: 3,
+                            fields: 1
+                        },
+                        v(Type::F64),
                     ],
                 },
             ]
         );
-        assert_eq!(c.values, vec![y, x, y, x, p]);
+        assert_eq!(c.values, vec![y, x, y, x, p, x, y]);
     }
 
     #[test]
-    fn shared_objects_stay_small_and_bad_frames_are_errors() {
+    fn shared_objects_are_bounded_and_bad_frames_are_errors() {
         let mut g = Graph::new();
         let e = g.entry().unwrap();
         let x = g.param(e.start, 0, Type::I64).unwrap();
         let mut o = g.materialize(0, &[x]).unwrap();
-        for k in 1..200 {
+        for k in 1..8 {
             o = g.materialize(k, &[o, o]).unwrap();
         }
-        let f = g.frame_state(1, e.mem, &[o, o]).unwrap();
+        let f = g.frame_state(1, e.mem, &[o]).unwrap();
         let c = frame_chain(&g, f).unwrap();
-        assert_eq!(c.frames[0].slots.len(), 1 + 200 + 200);
+        assert_eq!(c.frames[0].slots.len(), 255 + 128, "255 objects, 128 x");
+        for k in 8..200 {
+            o = g.materialize(k, &[o, o]).unwrap();
+        }
+        let f = g.frame_state(1, e.mem, &[o]).unwrap();
+        assert_eq!(frame_chain(&g, f), Err("a frame with too many slots"));
         assert_eq!(
             frame_chain(&g, x),
             Err("a frame input that is not a frame state")
