@@ -496,7 +496,11 @@ impl<'a, 'f> Lowerer<'a, 'f> {
                 n,
                 "a phi must be listed in its block's phis, not its nodes",
             )),
-            Op::Guard { .. } | Op::FrameState { .. } => Err(unsupported(
+            Op::Guard { .. }
+            | Op::FrameState { .. }
+            | Op::InlinedFrame { .. }
+            | Op::Boxed
+            | Op::Materialize { .. } => Err(unsupported(
                 n,
                 "guards must be lowered (vssa_deopt::lower_guards) before scheduling",
             )),
@@ -656,13 +660,13 @@ impl<'a, 'f> Lowerer<'a, 'f> {
                 let v = self.b.ins().iadd(p, d);
                 self.define_val(n, v)
             }
-            Op::Load { offset } => {
+            Op::Load { offset } | Op::ClassLoad { offset, .. } => {
                 let ty = self.result_type(n)?;
                 let base = self.operand_of(n, 2, types::I64)?;
                 let v = self.b.ins().load(ty, mem_flags(), base, offset);
                 self.define_val(n, v)
             }
-            Op::Store { offset } => {
+            Op::Store { offset } | Op::ClassStore { offset, .. } => {
                 let base = self.operand_of(n, 2, types::I64)?;
                 let value = self.operand(n, 3)?;
                 self.b.ins().store(mem_flags(), value, base, offset);

@@ -1,6 +1,7 @@
 //! The exit protocol: where a failing guard leaves its state, and how the
 //! runtime reads it back.
 
+use vssa::frame::{FrameLayout, Slot, SlotKind};
 use vssa::{Addr, NodeId, Type};
 
 /// How lowered guards hand over their frames: fixed per compiled function.
@@ -31,10 +32,59 @@ pub struct DeoptExit {
     pub guard: Addr,
     /// The guard's `reason` immediate (the guest's own code).
     pub reason: u32,
-    /// The frame state's resume point.
+    /// The (innermost) frame's resume point.
     pub resume: u64,
-    /// The types of the frame's slots, in order.
+    /// The types of the deopt buffer's values, in order: for a frame with
+    /// no callers and no objects, its slots.
     pub slots: Vec<Type>,
+    /// The frames the buffer's values make, innermost first (one for a
+    /// `FrameState`); decoded by [`ExitTable::frames`].
+    pub frames: Vec<FrameLayout>,
+}
+
+impl DeoptExit {
+    /// The exit of a guard whose frame is one `FrameState` of plain values
+    /// of types `slots`.
+    pub fn plain(guard: Addr, reason: u32, resume: u64, slots: Vec<Type>) -> DeoptExit {
+        let frame = FrameLayout {
+            resume,
+            slots: slots
+                .iter()
+                .map(|&ty| Slot::Value {
+                    ty,
+                    kind: SlotKind::of(ty),
+                })
+                .collect(),
+        };
+        DeoptExit {
+            guard,
+            reason,
+            resume,
+            slots,
+            frames: vec![frame],
+        }
+    }
+}
+
+/// One guest frame as deoptimization hands it over.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodedFrame {
+    pub resume: u64,
+    /// The frame's slots in preorder, as [`FrameLayout::slots`] lists them.
+    pub slots: Vec<SlotValue>,
+}
+
+/// One slot entry of a [`DecodedFrame`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotValue {
+    /// A value (normalized to `ty`; a float is its bits), read as `kind`.
+    Value {
+        ty: Type,
+        kind: SlotKind,
+        value: i64,
+    },
+    /// A new object to allocate; its `fields` field entries follow.
+    Object { class: u32, fields: u32 },
 }
 
 /// Every exit of one compiled function, by exit id.
@@ -63,6 +113,30 @@ impl ExitTable {
         Frame { exit, values }
     }
 
+    /// The chain of frames of exit `exit`, innermost first, with the values
+    /// read from the deopt buffer's raw slots (normalized to their types).
+    pub fn frames(&self, exit: &DeoptExit, buffer: &[i64]) -> Vec<DecodedFrame> {
+        let mut values = exit.slots.iter().zip(buffer).map(|(t, &v)| t.normalize(v));
+        exit.frames
+            .iter()
+            .map(|f| DecodedFrame {
+                resume: f.resume,
+                slots: f
+                    .slots
+                    .iter()
+                    .map(|&s| match s {
+                        Slot::Value { ty, kind } => SlotValue::Value {
+                            ty,
+                            kind,
+                            value: values.next().unwrap_or(0),
+                        },
+                        Slot::Object { class, fields } => SlotValue::Object { class, fields },
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
     pub fn len(&self) -> usize {
         self.exits.len()
     }
@@ -81,6 +155,23 @@ impl ExitTable {
             put_varint(out, e.resume);
             put_varint(out, e.slots.len() as u64);
             out.extend(e.slots.iter().map(|t| t.tag()));
+            put_varint(out, e.frames.len() as u64);
+            for f in &e.frames {
+                put_varint(out, f.resume);
+                put_varint(out, f.slots.len() as u64);
+                for s in &f.slots {
+                    match *s {
+                        Slot::Value { ty, kind } => {
+                            out.push(ty.tag() | if kind == SlotKind::Boxed { BOXED } else { 0 })
+                        }
+                        Slot::Object { class, fields } => {
+                            out.push(OBJECT);
+                            put_varint(out, u64::from(class));
+                            put_varint(out, u64::from(fields));
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -117,11 +208,49 @@ impl ExitTable {
                 .iter()
                 .map(|&t| Type::ALL.get(usize::from(t)).copied())
                 .collect::<Option<Vec<Type>>>()?;
+            let nf = usize::try_from(varint(&mut at)?).ok()?;
+            let mut frames = Vec::with_capacity(nf.min(bytes.len() - at));
+            let mut typed = slots.iter();
+            for _ in 0..nf {
+                let resume = varint(&mut at)?;
+                let ns = usize::try_from(varint(&mut at)?).ok()?;
+                let mut layout = FrameLayout {
+                    resume,
+                    slots: Vec::with_capacity(ns.min(bytes.len() - at)),
+                };
+                for _ in 0..ns {
+                    let b = *bytes.get(at)?;
+                    at += 1;
+                    let slot = match b {
+                        OBJECT => Slot::Object {
+                            class: u32::try_from(varint(&mut at)?).ok()?,
+                            fields: u32::try_from(varint(&mut at)?).ok()?,
+                        },
+                        _ => {
+                            let ty = *Type::ALL.get(usize::from(b & !BOXED))?;
+                            let kind = if b & BOXED != 0 {
+                                SlotKind::Boxed
+                            } else {
+                                SlotKind::of(ty)
+                            };
+                            // The layout's values are the buffer's, in order.
+                            (typed.next() == Some(&ty)).then_some(())?;
+                            Slot::Value { ty, kind }
+                        }
+                    };
+                    layout.slots.push(slot);
+                }
+                frames.push(layout);
+            }
+            if frames.is_empty() || typed.next().is_some() {
+                return None;
+            }
             exits.push(DeoptExit {
                 guard,
                 reason,
                 resume,
                 slots,
+                frames,
             });
         }
         (at == bytes.len()).then_some(ExitTable { first_exit, exits })
@@ -154,6 +283,11 @@ pub trait Guest {
     fn resume_state(&self, frame: &Frame<'_>) -> Result<Self::State, Self::Error>;
 }
 
+/// Slot entry bytes of the encoded layout: a type tag, with [`BOXED`] set
+/// for a boxed value, or one of the object markers.
+const BOXED: u8 = 0x40;
+const OBJECT: u8 = 0x80;
+
 /// An unsigned LEB128 number.
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
@@ -169,12 +303,7 @@ mod tests {
 
     #[test]
     fn exit_ids_map_back_to_exits_and_values_are_normalized() {
-        let e = DeoptExit {
-            guard: Addr([1; 16]),
-            reason: 3,
-            resume: 42,
-            slots: vec![Type::I8, Type::I64],
-        };
+        let e = DeoptExit::plain(Addr([1; 16]), 3, 42, vec![Type::I8, Type::I64]);
         let t = ExitTable {
             first_exit: 2,
             exits: vec![e.clone()],
@@ -193,17 +322,46 @@ mod tests {
         let t = ExitTable {
             first_exit: -3,
             exits: vec![
+                DeoptExit::plain(
+                    Addr([9; 16]),
+                    70000,
+                    u64::MAX,
+                    vec![Type::Ptr, Type::F64, Type::I8],
+                ),
+                DeoptExit::plain(Addr([1; 16]), 0, 0, vec![]),
                 DeoptExit {
-                    guard: Addr([9; 16]),
-                    reason: 70000,
-                    resume: u64::MAX,
-                    slots: vec![Type::Ptr, Type::F64, Type::I8],
-                },
-                DeoptExit {
-                    guard: Addr([1; 16]),
-                    reason: 0,
-                    resume: 0,
-                    slots: vec![],
+                    guard: Addr([2; 16]),
+                    reason: 1,
+                    resume: 5,
+                    slots: vec![Type::I64, Type::F32],
+                    frames: vec![
+                        FrameLayout {
+                            resume: 5,
+                            slots: vec![
+                                Slot::Object {
+                                    class: 300,
+                                    fields: 1,
+                                },
+                                Slot::Value {
+                                    ty: Type::I64,
+                                    kind: SlotKind::Boxed,
+                                },
+                            ],
+                        },
+                        FrameLayout {
+                            resume: 1 << 40,
+                            slots: vec![
+                                Slot::Object {
+                                    class: 0,
+                                    fields: 0,
+                                },
+                                Slot::Value {
+                                    ty: Type::F32,
+                                    kind: SlotKind::Float,
+                                },
+                            ],
+                        },
+                    ],
                 },
             ],
         };

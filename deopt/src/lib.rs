@@ -48,7 +48,7 @@ mod speculate;
 
 pub use background::{Background, WorkerGone};
 pub use budget::CompileBudget;
-pub use exit::{DeoptAbi, DeoptExit, ExitTable, Frame, Guest};
+pub use exit::{DecodedFrame, DeoptAbi, DeoptExit, ExitTable, Frame, Guest, SlotValue};
 pub use lower::{lower_guards, LowerError};
 pub use policy::{DeoptCounters, RecompilePolicy, Verdict};
 pub use speculate::{speculate_never_taken, BranchSite, Speculation};

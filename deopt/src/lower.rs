@@ -2,6 +2,7 @@
 
 use crate::exit::{DeoptAbi, DeoptExit, ExitTable};
 use std::fmt;
+use vssa::frame::frame_chain;
 use vssa::{CmpOp, ConvOp, Graph, GraphError, NodeId, Op, Type};
 
 /// Why guards could not be lowered.
@@ -98,7 +99,9 @@ fn branch_with_both_sides(
 
 /// Replaces every live guard by `If [ctrl, cond]`: the true side goes on,
 /// the false side stores the frame's values into the deopt buffer (on the
-/// frame's memory state) and returns the guard's exit id. Exit ids follow
+/// frame's memory state; a chain of inlined frames and objects to
+/// materialize laid out by [`vssa::frame::frame_chain`]) and returns the
+/// guard's exit id. Exit ids follow
 /// the order of [`Graph::live_nodes`], so the same graph always gets the
 /// same table.
 ///
@@ -129,13 +132,11 @@ pub fn lower_guards(g: &mut Graph, abi: &DeoptAbi) -> Result<ExitTable, LowerErr
             unreachable!("filtered above");
         };
         let (ctrl, cond, frame) = (g.input(guard, 0), g.input(guard, 1), g.input(guard, 2));
-        let Op::FrameState { resume } = g.op(frame) else {
-            return Err(LowerError::Malformed {
-                node: Some(guard),
-                reason: "a guard's input 2 is not a frame state",
-            });
-        };
-        let values: Vec<NodeId> = g.inputs(frame)[1..].to_vec();
+        let chain = frame_chain(g, frame).map_err(|reason| LowerError::Malformed {
+            node: Some(guard),
+            reason,
+        })?;
+        let values = chain.values;
         if values.len() > abi.capacity {
             return Err(LowerError::FrameTooLarge {
                 guard,
@@ -144,7 +145,7 @@ pub fn lower_guards(g: &mut Graph, abi: &DeoptAbi) -> Result<ExitTable, LowerErr
             });
         }
         let (pass, fail) = branch_with_both_sides(g, guard, ctrl, cond)?;
-        let mut mem = g.input(frame, 0);
+        let mut mem = chain.mem;
         for (i, &v) in values.iter().enumerate() {
             let wide = match g.ty(v) {
                 Type::I8 | Type::I16 | Type::I32 => g.conv(ConvOp::Sext, Type::I64, v)?,
@@ -158,8 +159,9 @@ pub fn lower_guards(g: &mut Graph, abi: &DeoptAbi) -> Result<ExitTable, LowerErr
         table.exits.push(DeoptExit {
             guard: g.addr(guard),
             reason,
-            resume,
+            resume: chain.frames[0].resume,
             slots: values.iter().map(|&v| g.ty(v)).collect(),
+            frames: chain.frames,
         });
         g.replace(guard, pass)?;
     }

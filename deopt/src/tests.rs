@@ -224,3 +224,121 @@ n14 ctrl = end n13
     assert_eq!(table.exits.len(), 1);
     assert_eq!(mem.bytes()[16..24], 42i64.to_le_bytes());
 }
+
+/// A caller `g(ctx, a)` that inlined `f(b) = b + 1` at `b = a * 2`: `f`
+/// guards `b < 100` with its own frame (`@3`: `b`, `b` as an `f64`, `a`
+/// boxed, and an object of class 7 whose allocation was removed, fields
+/// `b` and `a`), linked to the caller's frame at the call (`@20`: `a` and
+/// that object again, laid out anew).
+fn inlined_callee() -> (Graph, NodeId) {
+    let mut g = Graph::new();
+    let e = g.entry().unwrap();
+    let ctx = g.param(e.start, 0, Type::Ptr).unwrap();
+    let a = g.param(e.start, 1, Type::I64).unwrap();
+    let two = g.iconst(Type::I64, 2).unwrap();
+    let b = g.bin(BinOp::Mul, a, two).unwrap();
+    let obj = g.materialize(7, &[b, a]).unwrap();
+    let caller = g.frame_state(20, e.mem, &[a, obj]).unwrap();
+    let h = g.fconv(vssa::FConvOp::SToF, Type::F64, b).unwrap();
+    let boxed = g.boxed(a).unwrap();
+    let frame = g
+        .inlined_frame(3, e.mem, caller, &[b, h, boxed, obj])
+        .unwrap();
+    let hundred = g.iconst(Type::I64, 100).unwrap();
+    let ok = g.cmp(CmpOp::Slt, b, hundred).unwrap();
+    let ctrl = g.guard(e.ctrl, ok, frame, 1).unwrap();
+    let one = g.iconst(Type::I64, 1).unwrap();
+    let r = g.bin(BinOp::Add, b, one).unwrap();
+    let ret = g.ret(ctrl, e.mem, r).unwrap();
+    g.finish(&[ret]).unwrap();
+    (g, ctx)
+}
+
+#[test]
+fn an_inlined_callee_deoptimizes_into_two_frames() {
+    use crate::exit::SlotValue;
+    use vssa::frame::SlotKind;
+    let (g, _) = inlined_callee();
+    vssa::verify::verify(&g).unwrap();
+    // The text form keeps the chain, the boxed slot and the object.
+    let text = vssa::print::print(&g);
+    let back = vssa::parse(&text).unwrap();
+    assert_eq!(vssa::live_graph_key(&back), vssa::live_graph_key(&g));
+    vssa::verify::verify(&back).unwrap();
+    let mut mem = Memory::new(BASE, 128);
+    assert_eq!(run(&g, 10, &mut mem), Ok(21));
+    // 60 * 2 = 120 fails the guard: the buffer's values, innermost frame
+    // first, objects by their fields: b, h, a (boxed), b, a (the object's
+    // fields), a (caller), and the object's fields again (each occurrence
+    // of a `Materialize` is an object of its own).
+    let h = vssa::float::bits_of_f64(120.0);
+    let want = vec![120, h, 60, 120, 60, 60, 120, 60];
+    match run(&g, 60, &mut mem) {
+        Err(InterpError::Deopt { resume, values, .. }) => {
+            assert_eq!((resume, &values), (3, &want));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Lowered: the exit writes the same values, and the table decodes them
+    // into the two frames.
+    let (mut lowered, ctx) = inlined_callee();
+    let table = lower_guards(&mut lowered, &abi(ctx, 8)).unwrap();
+    vssa::verify::verify(&lowered).unwrap();
+    let mut mem = Memory::new(BASE, 128);
+    assert_eq!(run(&lowered, 60, &mut mem), Ok(100));
+    let buffer: Vec<i64> = (0..8)
+        .map(|i| i64::from_le_bytes(mem.bytes()[16 + 8 * i..24 + 8 * i].try_into().unwrap()))
+        .collect();
+    assert_eq!(buffer, want);
+    let exit = table.exit(100).unwrap();
+    assert_eq!(exit.resume, 3);
+    let frames = table.frames(exit, &buffer);
+    let val = |ty, kind, value| SlotValue::Value { ty, kind, value };
+    assert_eq!(frames.len(), 2);
+    assert_eq!(frames[0].resume, 3);
+    assert_eq!(
+        frames[0].slots,
+        vec![
+            val(Type::I64, SlotKind::Int, 120),
+            val(Type::F64, SlotKind::Float, h),
+            val(Type::I64, SlotKind::Boxed, 60),
+            SlotValue::Object {
+                class: 7,
+                fields: 2
+            },
+            val(Type::I64, SlotKind::Int, 120),
+            val(Type::I64, SlotKind::Int, 60),
+        ]
+    );
+    assert_eq!(frames[1].resume, 20);
+    assert_eq!(
+        frames[1].slots,
+        vec![
+            val(Type::I64, SlotKind::Int, 60),
+            SlotValue::Object {
+                class: 7,
+                fields: 2
+            },
+            val(Type::I64, SlotKind::Int, 120),
+            val(Type::I64, SlotKind::Int, 60),
+        ]
+    );
+    // The table survives its byte form.
+    let mut bytes = Vec::new();
+    table.encode(&mut bytes);
+    assert_eq!(ExitTable::decode(&bytes), Some(table));
+}
+
+#[test]
+fn frame_annotations_are_only_for_frames() {
+    let mut g = Graph::new();
+    let e = g.entry().unwrap();
+    let a = g.param(e.start, 0, Type::I64).unwrap();
+    let boxed = g.boxed(a).unwrap();
+    let one = g.iconst(Type::I64, 1).unwrap();
+    let bad = g.bin(BinOp::Add, boxed, one).unwrap();
+    let r = g.ret(e.ctrl, e.mem, bad).unwrap();
+    g.finish(&[r]).unwrap();
+    let errs = format!("{:?}", vssa::verify::verify(&g).unwrap_err());
+    assert!(errs.contains("only frame slots may use"), "{errs}");
+}

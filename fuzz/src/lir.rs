@@ -8,7 +8,8 @@
 //! (on constants that are often zeros of either sign, infinities, NaNs with
 //! payloads or integer limits, and on floats loaded from the random
 //! buffer), loads and stores of every value type at constant (and some
-//! dynamic) offsets, host calls, diamonds with phis, and counted loops
+//! dynamic) offsets, in alias class 0 or in classes 1 to 3 that each own a
+//! quarter of the buffer (so the classes' promise holds), host calls, diamonds with phis, and counted loops
 //! with loop phis, nested a few deep, and guards (each with a frame state
 //! of a few values of any type) that deoptimize on some inputs. It ends by
 //! storing and returning a value. The same seed builds the same program
@@ -61,12 +62,15 @@ const FUEL: u64 = 1 << 24;
 const MAX_BUDGET: i64 = 40;
 /// Compiles per [`Jit`] before a fresh one frees the code memory.
 const COMPILES_PER_JIT: u32 = 200;
-/// Most values a generated frame state holds (the deopt buffer's slots).
+/// Most slots a generated frame has.
 const MAX_SLOTS: usize = 3;
+/// The deopt buffer's slots: a frame's slots, an object's fields and an
+/// inlined frame's caller all take some (see `Gen::frame_slot`).
+const BUFFER_SLOTS: usize = 10;
 /// The native deopt buffer sits right after the `MEM_LEN` compared bytes,
 /// where no generated access reaches (the interpreter's memory ends there).
 const DEOPT_OFFSET: usize = MEM_LEN;
-const DEOPT_LEN: usize = 8 * MAX_SLOTS;
+const DEOPT_LEN: usize = 8 * BUFFER_SLOTS;
 /// Exit ids of lowered guards start here. A function with guards returns
 /// an `I32` masked with [`RET_MASK`], so no normal return looks like an exit.
 const FIRST_EXIT: i64 = 0x4000_0000;
@@ -442,15 +446,17 @@ impl Gen<'_> {
             }
             6 => {
                 let ty = self.any_value_ty();
-                let (b, off) = self.address(ty)?;
-                let n = self.g.load(self.ctrl, self.mem, b, off, ty)?;
+                let (class, bytes) = self.alias_class();
+                let (b, off) = self.address(ty, bytes)?;
+                let n = self.g.load_class(self.ctrl, self.mem, b, off, ty, class)?;
                 self.vals.push((n, ty));
             }
             7 => {
                 let ty = self.any_value_ty();
                 let v = self.pick(ty)?;
-                let (b, off) = self.address(ty)?;
-                self.mem = self.g.store(self.ctrl, self.mem, b, off, v)?;
+                let (class, bytes) = self.alias_class();
+                let (b, off) = self.address(ty, bytes)?;
+                self.mem = self.g.store_class(self.ctrl, self.mem, b, off, v, class)?;
             }
             8 => {
                 let func = self.rng.below(2) as u32;
@@ -472,8 +478,9 @@ impl Gen<'_> {
         Ok(())
     }
 
-    /// A guard on a condition that holds on most inputs, with a frame state
-    /// of up to [`MAX_SLOTS`] values in scope; code goes on after it.
+    /// A guard on a condition that holds on most inputs, with a frame of up
+    /// to [`MAX_SLOTS`] slots (sometimes the frame of inlined code, linked
+    /// to a caller's frame of up to two slots); code goes on after it.
     fn guard(&mut self) -> R {
         let ty = self.any_ty();
         let cond = match self.rng.weighted(&[1, 4, 2]) {
@@ -496,33 +503,86 @@ impl Gen<'_> {
             }
         };
         let n = self.rng.range(0, MAX_SLOTS as i64) as usize;
-        let mut slots = Vec::with_capacity(n);
-        for _ in 0..n {
-            if self.vals.is_empty() {
-                break;
-            }
-            let k = self.rng.below(self.vals.len() as u64) as usize;
-            slots.push(self.vals[k].0);
-        }
+        let slots = self.frame_slots(n)?;
+        let caller = if self.rng.chance(1, 4) {
+            let n = self.rng.range(0, 2) as usize;
+            let slots = self.frame_slots(n)?;
+            let resume = self.next_resume;
+            self.next_resume += 1;
+            Some(self.g.frame_state(resume, self.mem, &slots)?)
+        } else {
+            None
+        };
         let resume = self.next_resume;
         self.next_resume += 1;
-        let frame = self.g.frame_state(resume, self.mem, &slots)?;
+        let frame = match caller {
+            Some(c) => self.g.inlined_frame(resume, self.mem, c, &slots)?,
+            None => self.g.frame_state(resume, self.mem, &slots)?,
+        };
         let reason = self.rng.below(4) as u32;
         self.ctrl = self.g.guard(self.ctrl, cond, frame, reason)?;
         self.guards += 1;
         Ok(())
     }
 
-    /// A base pointer and offset for an access of `ty` inside the buffer:
-    /// the parameter itself, the parameter moved by a constant, or moved by
-    /// a small computed amount (which the memory rules cannot see through).
-    fn address(&mut self, ty: Type) -> R<(NodeId, i32)> {
-        let width = ty.bytes().unwrap_or(8) as i64;
-        let top = MEM_LEN as i64 - width;
-        match self.rng.weighted(&[5, 2, 1]) {
-            0 => Ok((self.base, self.rng.range(0, top) as i32)),
+    /// An alias class for an access and the bytes it may touch, keeping
+    /// the classes' promise: class `k` of 1..=3 owns bytes
+    /// `[64k, 64k + 64)` alone, class 0 (may alias anything) goes anywhere.
+    fn alias_class(&mut self) -> (u32, std::ops::Range<i64>) {
+        let class = self.rng.weighted(&[4, 1, 1, 1]) as u32;
+        match class {
+            0 => (0, 0..MEM_LEN as i64),
+            k => (k, 64 * i64::from(k)..64 * i64::from(k) + 64),
+        }
+    }
+
+    /// Up to `n` frame slots (fewer when nothing is in scope).
+    fn frame_slots(&mut self, n: usize) -> R<Vec<NodeId>> {
+        let mut slots = Vec::with_capacity(n);
+        for _ in 0..n {
+            if self.vals.is_empty() {
+                break;
+            }
+            slots.push(self.frame_slot()?);
+        }
+        Ok(slots)
+    }
+
+    /// One frame slot: mostly a value in scope, sometimes a boxed `i64`, or
+    /// an object to materialize with one or two fields (at most two buffer
+    /// slots).
+    fn frame_slot(&mut self) -> R<NodeId> {
+        let k = self.rng.below(self.vals.len() as u64) as usize;
+        let v = self.vals[k].0;
+        match self.rng.weighted(&[6, 1, 1]) {
+            0 => Ok(v),
             1 => {
-                let total = self.rng.range(0, top);
+                let x = self.pick(Type::I64)?;
+                self.g.boxed(x)
+            }
+            _ => {
+                let class = self.rng.below(3) as u32;
+                let mut fields = vec![v];
+                if self.rng.chance(1, 2) {
+                    let k = self.rng.below(self.vals.len() as u64) as usize;
+                    fields.push(self.vals[k].0);
+                }
+                self.g.materialize(class, &fields)
+            }
+        }
+    }
+
+    /// A base pointer and offset for an access of `ty` inside `bytes` of
+    /// the buffer: the parameter itself, the parameter moved by a constant,
+    /// or moved by a small computed amount (which the memory rules cannot
+    /// see through).
+    fn address(&mut self, ty: Type, bytes: std::ops::Range<i64>) -> R<(NodeId, i32)> {
+        let width = ty.bytes().unwrap_or(8) as i64;
+        let (lo, top) = (bytes.start, bytes.end - width);
+        match self.rng.weighted(&[5, 2, 1]) {
+            0 => Ok((self.base, self.rng.range(lo, top) as i32)),
+            1 => {
+                let total = self.rng.range(lo, top);
                 let k = self.rng.range(0, MEM_LEN as i64 - 1);
                 let kc = self.g.iconst(Type::I64, k)?;
                 let b = self.g.ptr_add(self.base, kc)?;
@@ -533,7 +593,7 @@ impl Gen<'_> {
                 let seven = self.g.iconst(Type::I64, 7)?;
                 let k = self.g.bin(BinOp::And, x, seven)?;
                 let b = self.g.ptr_add(self.base, k)?;
-                Ok((b, self.rng.range(0, top - 7) as i32))
+                Ok((b, self.rng.range(lo, top - 7) as i32))
             }
         }
     }
@@ -888,7 +948,7 @@ impl Checker {
         let abi = DeoptAbi {
             ctx,
             buffer_offset: DEOPT_OFFSET as i32,
-            capacity: MAX_SLOTS,
+            capacity: BUFFER_SLOTS,
             first_exit: FIRST_EXIT,
             exit_type: ret_ty,
         };
@@ -1015,7 +1075,7 @@ mod tests {
     }
 
     /// The generator reaches every float operation family, both float
-    /// types in memory, phis and frame states, and division.
+    /// types in memory, phis and frame states, division and alias classes.
     #[test]
     fn generated_graphs_cover_floats_and_division() {
         use vssa::Op;
@@ -1036,12 +1096,17 @@ mod tests {
                     Op::Store { .. } if g.ty(g.input(n, 3)) == Type::F64 => "store f64",
                     Op::Phi { .. } if g.ty(n).is_float() => "float phi",
                     Op::FrameState { .. } if float_input => "float frame slot",
+                    Op::ClassLoad { .. } => "classed load",
+                    Op::ClassStore { .. } => "classed store",
+                    Op::InlinedFrame { .. } => "inlined frame",
+                    Op::Boxed => "boxed slot",
+                    Op::Materialize { .. } => "object slot",
                     _ => continue,
                 };
                 seen.insert(what);
             }
         }
-        assert_eq!(seen.len(), 10, "{seen:?}");
+        assert_eq!(seen.len(), 15, "{seen:?}");
     }
 
     #[test]

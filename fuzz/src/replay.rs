@@ -495,12 +495,12 @@ fn run_lir(
                 vssa::Op::Guard { reason } => reason,
                 op => return Err(format!("deopt from {op:?}, not a guard")),
             };
-            let exit = DeoptExit {
-                guard: g.addr(guard),
+            let exit = DeoptExit::plain(
+                g.addr(guard),
                 reason,
                 resume,
-                slots: vec![vssa::Type::I64; values.len()],
-            };
+                vec![vssa::Type::I64; values.len()],
+            );
             let frame = Frame {
                 exit: &exit,
                 values,

@@ -42,8 +42,10 @@ pub const BINARY_VERSION: u32 = 3;
 /// Checksum and seal: 32 bytes each, after the `sealed` byte.
 const TRAILER: usize = 1 + 32 + 32;
 
-/// Op codes: an op's index in this list. Frozen with the format version.
-const MNEMONICS: [&str; 40] = [
+/// Op codes: an op's index in this list. Frozen with the format version;
+/// new ops only append (a reader of an older build rejects their codes as
+/// unknown ops).
+const MNEMONICS: [&str; 45] = [
     "start",
     "region",
     "loop",
@@ -84,11 +86,16 @@ const MNEMONICS: [&str; 40] = [
     "load",
     "store",
     "call",
+    "cload",
+    "cstore",
+    "inlinedframe",
+    "boxed",
+    "materialize",
 ];
 
 /// Each op code's op, with a zero immediate where it has one.
-fn templates() -> &'static [Op; 40] {
-    static T: OnceLock<[Op; 40]> = OnceLock::new();
+fn templates() -> &'static [Op; 45] {
+    static T: OnceLock<[Op; 45]> = OnceLock::new();
     T.get_or_init(|| {
         MNEMONICS.map(|m| {
             parse_op(m, "-")
@@ -127,6 +134,14 @@ fn with_immediate(template: Op, v: i128) -> Option<Op> {
         Op::Store { .. } => Op::Store {
             offset: i32::try_from(v).ok()?,
         },
+        Op::ClassLoad { .. } => {
+            let (offset, class) = crate::format::unpack_access(v)?;
+            Op::ClassLoad { offset, class }
+        }
+        Op::ClassStore { .. } => {
+            let (offset, class) = crate::format::unpack_access(v)?;
+            Op::ClassStore { offset, class }
+        }
         Op::Call { .. } => Op::Call {
             func: u32::try_from(v).ok()?,
         },
@@ -135,6 +150,12 @@ fn with_immediate(template: Op, v: i128) -> Option<Op> {
         },
         Op::FrameState { .. } => Op::FrameState {
             resume: u64::try_from(v).ok()?,
+        },
+        Op::InlinedFrame { .. } => Op::InlinedFrame {
+            resume: u64::try_from(v).ok()?,
+        },
+        Op::Materialize { .. } => Op::Materialize {
+            class: u32::try_from(v).ok()?,
         },
         other => other,
     })

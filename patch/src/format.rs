@@ -203,16 +203,21 @@ pub fn write_patch(s: &mut String, p: &Patch) {
 }
 
 /// The one integer immediate an op carries, if any (sub-ops of `Bin`,
-/// `Un`, `Cmp`, `Conv` are spelled by the mnemonic).
+/// `Un`, `Cmp`, `Conv` are spelled by the mnemonic). A classed access's
+/// two immediates travel as one: `class * 2^32 + (offset as u32)`.
 pub(crate) fn immediate(op: &Op) -> Option<i128> {
     match *op {
+        Op::ClassLoad { offset, class } | Op::ClassStore { offset, class } => {
+            Some(pack_access(offset, class))
+        }
         Op::Loop { key } | Op::Phi { key } => Some(key as i128),
         Op::Proj { index } => Some(index as i128),
         Op::Const { value } => Some(value as i128),
         Op::Load { offset } | Op::Store { offset } => Some(offset as i128),
         Op::Call { func } => Some(func as i128),
         Op::Guard { reason } => Some(reason as i128),
-        Op::FrameState { resume } => Some(resume as i128),
+        Op::FrameState { resume } | Op::InlinedFrame { resume } => Some(resume as i128),
+        Op::Materialize { class } => Some(class as i128),
         Op::FFits { bits, .. } => Some(bits as i128),
         _ => None,
     }
@@ -330,6 +335,15 @@ pub fn parse_op(mnemonic: &str, imm: &str) -> Result<Op, String> {
         "store" => Ok(Op::Store {
             offset: num(m, imm)?,
         }),
+        "cload" | "cstore" => {
+            let (offset, class) = unpack_access(num(m, imm)?)
+                .ok_or_else(|| format!("bad immediate `{}` for `{m}`", clip(imm)))?;
+            Ok(if m == "cload" {
+                Op::ClassLoad { offset, class }
+            } else {
+                Op::ClassStore { offset, class }
+            })
+        }
         "call" => Ok(Op::Call { func: num(m, imm)? }),
         "guard" => Ok(Op::Guard {
             reason: num(m, imm)?,
@@ -337,8 +351,27 @@ pub fn parse_op(mnemonic: &str, imm: &str) -> Result<Op, String> {
         "framestate" => Ok(Op::FrameState {
             resume: num(m, imm)?,
         }),
+        "inlinedframe" => Ok(Op::InlinedFrame {
+            resume: num(m, imm)?,
+        }),
+        "materialize" => Ok(Op::Materialize {
+            class: num(m, imm)?,
+        }),
+        "boxed" => plain(Op::Boxed),
         _ => Err(format!("unknown op `{}`", clip(m))),
     }
+}
+
+/// The one immediate of a classed access (see [`immediate`]).
+pub(crate) fn pack_access(offset: i32, class: u32) -> i128 {
+    (i128::from(class) << 32) | i128::from(offset as u32)
+}
+
+/// The inverse of [`pack_access`]; `None` for a value it never gives.
+pub(crate) fn unpack_access(v: i128) -> Option<(i32, u32)> {
+    let class = u32::try_from(v >> 32).ok()?;
+    let offset = (v & 0xffff_ffff) as u32 as i32;
+    Some((offset, class))
 }
 
 pub fn parse_type(s: &str) -> Result<Type, String> {
@@ -564,6 +597,15 @@ mod tests {
         ops.extend(FConvOp::ALL.map(Op::FConv));
         for bits in [8, 16, 32, 64] {
             ops.extend(FitsOp::ALL.map(|op| Op::FFits { op, bits }));
+        }
+        ops.extend([
+            Op::Boxed,
+            Op::InlinedFrame { resume: u64::MAX },
+            Op::Materialize { class: 9 },
+        ]);
+        for (offset, class) in [(0, 1), (-8, 7), (i32::MIN, u32::MAX), (i32::MAX, 2)] {
+            ops.push(Op::ClassLoad { offset, class });
+            ops.push(Op::ClassStore { offset, class });
         }
         assert!(parse_op("fits_exact_s", "7").is_err());
         assert!(parse_op("fits_exact_s", "-").is_err());

@@ -58,8 +58,10 @@ fn check_arity(g: &Graph, v: NodeId) -> Result<(), ScheduleError> {
         Op::If => (2, 2, "an If has inputs [ctrl, cond]"),
         Op::Proj { .. } => (1, 1, "a Proj has one input"),
         Op::Return => (3, 3, "a Return has inputs [ctrl, mem, value]"),
-        Op::Load { .. } => (3, 3, "a Load has inputs [ctrl, mem, base]"),
-        Op::Store { .. } => (4, 4, "a Store has inputs [ctrl, mem, base, value]"),
+        Op::Load { .. } | Op::ClassLoad { .. } => (3, 3, "a Load has inputs [ctrl, mem, base]"),
+        Op::Store { .. } | Op::ClassStore { .. } => {
+            (4, 4, "a Store has inputs [ctrl, mem, base, value]")
+        }
         Op::Call { .. } => (2, usize::MAX, "a Call has inputs [ctrl, mem, args..]"),
         Op::Phi { .. } => (1, usize::MAX, "a Phi needs its region as input 0"),
         _ => return Ok(()),

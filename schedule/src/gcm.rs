@@ -85,7 +85,15 @@ pub(crate) fn use_location(
             slot.checked_sub(1)
                 .and_then(|i| cfg.preds(b as usize).get(i).copied())
         }
-        Op::Load { .. } | Op::Store { .. } | Op::Call { .. } if slot == 0 => None,
+        Op::Load { .. }
+        | Op::Store { .. }
+        | Op::Call { .. }
+        | Op::ClassLoad { .. }
+        | Op::ClassStore { .. }
+            if slot == 0 =>
+        {
+            None
+        }
         _ => placed(block[u.index()]),
     }
 }
@@ -119,7 +127,11 @@ pub(crate) fn place(
                     _ => return Err(malformed(v, "a projection of a node that is not a tuple")),
                 }
             }
-            Op::Load { .. } | Op::Store { .. } | Op::Call { .. } => ctrl_block(g, cfg, v)?,
+            Op::Load { .. }
+            | Op::Store { .. }
+            | Op::Call { .. }
+            | Op::ClassLoad { .. }
+            | Op::ClassStore { .. } => ctrl_block(g, cfg, v)?,
             Op::Phi { .. } => {
                 let r = g.input(v, 0);
                 if !matches!(g.op(r), Op::Region | Op::Loop { .. }) {

@@ -27,19 +27,15 @@ use vssa::{Graph, NodeId, Op};
 pub(crate) const MAX_ANTI_WALK: usize = 128;
 
 /// Whether the load `l` provably reads no byte that the store `s` writes:
-/// same resolved base, disjoint `[offset, offset + width)` ranges.
+/// alias classes that never alias, or the same resolved base at disjoint
+/// `[offset, offset + width)` ranges ([`vssa::alias::may_alias`]).
 pub(crate) fn provably_disjoint(g: &Graph, l: NodeId, s: NodeId) -> bool {
-    let (Op::Load { offset: lo }, Op::Store { offset: so }) = (g.op(l), g.op(s)) else {
-        return false;
-    };
-    if g.input(l, 2) != g.input(s, 2) {
-        return false;
-    }
-    let (Some(lw), Some(sw)) = (g.ty(l).bytes(), g.ty(g.input(s, 3)).bytes()) else {
-        return false;
-    };
-    let (l0, s0) = (i64::from(lo), i64::from(so));
-    l0 + i64::from(lw) <= s0 || s0 + i64::from(sw) <= l0
+    g.op(l).is_load() && g.op(s).is_store() && !vssa::alias::may_alias(g, l, s)
+}
+
+/// Stores and calls: the nodes that make a new memory state.
+pub(crate) fn is_effect(op: Op) -> bool {
+    op.is_store() || matches!(op, Op::Call { .. })
 }
 
 /// Sort key: `Start`'s projections before everything else, then node id.
@@ -114,6 +110,13 @@ impl Consumers {
 /// that leaves the block only steps over stores whose base is defined
 /// outside the block, so then `L` has no predecessor in the block at all.
 /// Only the direct consumers of `M` remain, as before the walk existed.
+/// A store of an alias class that cannot alias the load's is stepped over
+/// like a disjoint one, but need not have base `p`; an edge past it still
+/// goes to a store that may alias `L`, which the peepholes never move a
+/// load above, so `L` read a state before that store as its front end
+/// built it (and a cycle through `p` was in the graph from the start).
+/// Loads therefore move freely across stores of other classes, while
+/// stores and calls keep the order of the one memory chain.
 struct AntiDeps(Vec<(NodeId, NodeId)>);
 
 impl AntiDeps {
@@ -128,13 +131,10 @@ impl AntiDeps {
             let entry: Vec<NodeId> = members
                 .iter()
                 .copied()
-                .filter(|&e| {
-                    matches!(g.op(e), Op::Store { .. } | Op::Call { .. })
-                        && block[g.input(e, 1).index()] != b32
-                })
+                .filter(|&e| is_effect(g.op(e)) && block[g.input(e, 1).index()] != b32)
                 .collect();
             for &l in members {
-                if !matches!(g.op(l), Op::Load { .. }) {
+                if !g.op(l).is_load() {
                     continue;
                 }
                 let mut steps = 0;
@@ -197,7 +197,7 @@ pub(crate) fn order_blocks(
             continue;
         }
         members[b as usize].push(v);
-        if matches!(g.op(v), Op::Store { .. } | Op::Call { .. }) {
+        if is_effect(g.op(v)) {
             effects.push(v);
         }
     }

@@ -136,7 +136,7 @@ fn check(g: &Graph, s: &Schedule) {
         }
         for (i, &n) in blk.nodes.iter().enumerate() {
             let first = match g.op(n) {
-                Op::Load { .. } | Op::Store { .. } | Op::Call { .. } => {
+                op if op.access().is_some() || matches!(op, Op::Call { .. }) => {
                     assert_eq!(g.input(n, 0), blk.head, "{n} moved off its control\n{dump}");
                     1
                 }
@@ -184,11 +184,11 @@ fn check(g: &Graph, s: &Schedule) {
     };
     for blk in &s.blocks {
         for (i, &l) in blk.nodes.iter().enumerate() {
-            if !matches!(g.op(l), Op::Load { .. }) {
+            if !g.op(l).is_load() {
                 continue;
             }
             for (j, &e) in blk.nodes.iter().enumerate() {
-                let eff = matches!(g.op(e), Op::Store { .. } | Op::Call { .. });
+                let eff = g.op(e).is_store() || matches!(g.op(e), Op::Call { .. });
                 if eff && !provably_disjoint(g, l, e) && follows_disjointly(l, e) {
                     assert!(i < j, "{l} must precede {e}\n{dump}");
                 }

@@ -180,6 +180,35 @@ impl Graph {
         self.build(Op::Store { offset }, Type::Mem, &[ctrl, mem, base, value])
     }
 
+    /// Reads a `ty` at `base + offset` in alias class `class` (see
+    /// [`crate::alias`]); class 0 is [`Graph::load`].
+    pub fn load_class(
+        &mut self,
+        ctrl: NodeId,
+        mem: NodeId,
+        base: NodeId,
+        offset: i32,
+        ty: Type,
+        class: u32,
+    ) -> R {
+        self.build(Op::load(offset, class), ty, &[ctrl, mem, base])
+    }
+
+    /// Writes `value` at `base + offset` in alias class `class`; class 0 is
+    /// [`Graph::store`]. Returns the new memory state.
+    pub fn store_class(
+        &mut self,
+        ctrl: NodeId,
+        mem: NodeId,
+        base: NodeId,
+        offset: i32,
+        value: NodeId,
+        class: u32,
+    ) -> R {
+        let op = Op::store(offset, class);
+        self.build(op, Type::Mem, &[ctrl, mem, base, value])
+    }
+
     /// Calls host function `func`; returns the new memory state and, if
     /// `ret` is given, the result.
     pub fn call(
@@ -210,6 +239,34 @@ impl Graph {
         inputs.push(mem);
         inputs.extend_from_slice(values);
         self.build(Op::FrameState { resume }, Type::Frame, &inputs)
+    }
+
+    /// The frame of inlined code at resume point `resume`, whose caller's
+    /// interpreter frame resumes from `caller` (see [`Op::InlinedFrame`]).
+    pub fn inlined_frame(
+        &mut self,
+        resume: u64,
+        mem: NodeId,
+        caller: NodeId,
+        values: &[NodeId],
+    ) -> R {
+        let mut inputs = Vec::with_capacity(values.len() + 2);
+        inputs.push(mem);
+        inputs.push(caller);
+        inputs.extend_from_slice(values);
+        self.build(Op::InlinedFrame { resume }, Type::Frame, &inputs)
+    }
+
+    /// A frame slot holding the boxed guest value `v` (see [`Op::Boxed`]).
+    pub fn boxed(&mut self, v: NodeId) -> R {
+        let ty = self.ty(v);
+        self.build(Op::Boxed, ty, &[v])
+    }
+
+    /// A frame slot holding an object of guest class `class` to allocate on
+    /// deopt, with field values `fields` (see [`Op::Materialize`]).
+    pub fn materialize(&mut self, class: u32, fields: &[NodeId]) -> R {
+        self.build(Op::Materialize { class }, Type::Ptr, fields)
     }
 
     /// Goes on when `cond != 0`, else deoptimizes to `frame`; returns the

@@ -54,6 +54,7 @@
 
 use crate::eval::{eval_bin, eval_cmp, eval_conv, eval_un};
 use crate::float::{eval_fbin, eval_fcmp, eval_fconv, eval_ffits, eval_fun};
+use crate::frame::frame_chain;
 use crate::graph::{Graph, NodeId};
 use crate::op::Op;
 use crate::types::Type;
@@ -81,9 +82,10 @@ pub enum InterpError {
     StaleMemory { node: NodeId },
     /// A parameter index with no argument given.
     MissingArg { node: NodeId, index: u32 },
-    /// A `Guard` failed: the function deoptimized to the `FrameState` with
+    /// A `Guard` failed: the function deoptimized to the frame with
     /// resume point `resume`, whose slot values (normalized to their types)
-    /// are `values`. Not a fault of the graph: the way a guarded function
+    /// are `values`; for a chain of frames or objects to materialize, the
+    /// values of [`crate::frame::frame_chain`]'s layout, in its order. Not a fault of the graph: the way a guarded function
     /// leaves when a speculation or check does not hold.
     Deopt {
         guard: NodeId,
@@ -288,7 +290,11 @@ impl Shape {
                         _ => {}
                     }
                 }
-                Op::Load { .. } | Op::Store { .. } | Op::Call { .. } => {
+                Op::Load { .. }
+                | Op::Store { .. }
+                | Op::Call { .. }
+                | Op::ClassLoad { .. }
+                | Op::ClassStore { .. } => {
                     let Some(&c) = ins.first() else {
                         return Err(bad(Some(id), "a pinned node without control"));
                     };
@@ -452,26 +458,25 @@ impl Machine<'_> {
         }
     }
 
-    /// The state a failing `guard` hands over: its frame state's values.
+    /// The state a failing `guard` hands over: its frame's values, laid
+    /// out as the deopt buffer holds them ([`crate::frame::frame_chain`]).
     fn deopt(&mut self, guard: NodeId) -> Result<InterpError, InterpError> {
         let frame = self.input(guard, 2)?;
-        let Op::FrameState { resume } = self.g.op(frame) else {
-            return Err(InterpError::BadGraph {
-                node: Some(guard),
-                reason: "a guard whose input 2 is not a frame state",
-            });
-        };
-        let mem = self.demand(self.input(frame, 0)?)?;
+        let chain = frame_chain(self.g, frame).map_err(|reason| InterpError::BadGraph {
+            node: Some(guard),
+            reason,
+        })?;
+        let mem = self.demand(chain.mem)?;
         if self.linear && mem != self.latest {
             return Err(InterpError::NonLinearMemory { node: frame });
         }
-        let mut values = Vec::with_capacity(self.g.arity(frame).saturating_sub(1));
-        for i in 1..self.g.arity(frame) {
-            values.push(self.demand(self.g.input(frame, i))?);
+        let mut values = Vec::with_capacity(chain.values.len());
+        for &v in &chain.values {
+            values.push(self.demand(v)?);
         }
         Ok(InterpError::Deopt {
             guard,
-            resume,
+            resume: chain.frames[0].resume,
             values,
         })
     }
@@ -495,7 +500,11 @@ impl Machine<'_> {
                     Ok(true)
                 }
             }
-            Op::Load { .. } | Op::Store { .. } | Op::Call { .. } => {
+            Op::Load { .. }
+            | Op::Store { .. }
+            | Op::Call { .. }
+            | Op::ClassLoad { .. }
+            | Op::ClassStore { .. } => {
                 if self.input(n, 0)? == self.cur {
                     Ok(s == self.gen)
                 } else if s == NEVER {
@@ -513,7 +522,11 @@ impl Machine<'_> {
     fn value_inputs(&self, n: NodeId) -> Result<std::ops::Range<usize>, InterpError> {
         let arity = self.g.arity(n);
         let first = match self.g.op(n) {
-            Op::Load { .. } | Op::Store { .. } | Op::Call { .. } => 1,
+            Op::Load { .. }
+            | Op::Store { .. }
+            | Op::Call { .. }
+            | Op::ClassLoad { .. }
+            | Op::ClassStore { .. } => 1,
             // Start's projections read the arguments, not Start.
             Op::Proj { .. } if self.g.op(self.input(n, 0)?) == Op::Start => return Ok(0..0),
             Op::Proj { .. } => 0,
@@ -632,12 +645,13 @@ impl Machine<'_> {
             }
             Op::PtrAdd => self.arg(n, 0)?.wrapping_add(self.arg(n, 1)?),
             Op::Proj { index } => self.project(n, index)?,
-            Op::Load { offset } => {
+            // Alias classes are promises for the optimizer; memory is one.
+            Op::Load { offset } | Op::ClassLoad { offset, .. } => {
                 let version = self.arg(n, 1)?;
                 let addr = self.arg(n, 2)?.wrapping_add(i64::from(offset));
                 ty.normalize(self.load(n, version, addr, value_bytes(n, ty)?)?)
             }
-            Op::Store { offset } => {
+            Op::Store { offset } | Op::ClassStore { offset, .. } => {
                 self.check_newest(n, self.arg(n, 1)?)?;
                 let addr = self.arg(n, 2)?.wrapping_add(i64::from(offset));
                 let vty = g.ty(self.input(n, 3)?);

@@ -21,12 +21,14 @@
 #![forbid(unsafe_code)]
 
 pub mod addr;
+pub mod alias;
 pub mod branch_facts;
 pub mod build;
 pub mod control_fold;
 pub mod dot;
 pub mod eval;
 pub mod float;
+pub mod frame;
 pub mod graph;
 pub mod interp;
 pub mod key;

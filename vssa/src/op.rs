@@ -369,6 +369,31 @@ pub enum Op {
     /// `[ctrl, mem, args...]`: calls host function `func` of the embedder's
     /// table. Type `Tuple`: `Proj 0` is the new memory, `Proj 1` the result.
     Call { func: u32 },
+    /// A `Load` that the guest tagged with alias class `class` (never 0:
+    /// class 0, "may alias anything", is the plain `Load`, so one access has
+    /// one node). Accesses of two different nonzero classes never touch the
+    /// same bytes; see [`crate::alias`].
+    ClassLoad { offset: i32, class: u32 },
+    /// A `Store` tagged with alias class `class` (never 0), like `ClassLoad`.
+    ClassStore { offset: i32, class: u32 },
+
+    // ---- frames of inlined code (see `crate::frame`) ----
+    /// The frame of code inlined from another guest function: inputs
+    /// `[mem, caller, v0, v1, ...]`, type `Frame`. Like `FrameState`, plus
+    /// `caller`, the frame (a `FrameState` or `InlinedFrame`) the caller's
+    /// interpreter frame resumes from once this one returns. A guard on it
+    /// deoptimizes into a chain of interpreter frames, innermost first.
+    InlinedFrame { resume: u64 },
+    /// A frame slot holding a boxed guest value: `[v]` of type `I64` or
+    /// `Ptr`, the node's type is `v`'s. Only frames (and `Materialize`) use
+    /// it: it tells the guest how to read the slot, not code.
+    Boxed,
+    /// A guest object compiled code never allocated (its allocation was
+    /// removed), to be allocated on deopt: `[f0, f1, ...]`, the field
+    /// values, type `Ptr` (what the object is once it exists). `class` is
+    /// the guest's own code for its kind. Only frames (and other
+    /// `Materialize` nodes, for fields) use it.
+    Materialize { class: u32 },
 }
 
 impl Op {
@@ -400,7 +425,12 @@ impl Op {
             Op::Load { .. } => 32,
             Op::Store { .. } => 33,
             Op::Call { .. } => 34,
+            Op::ClassLoad { .. } => 35,
+            Op::ClassStore { .. } => 36,
             Op::FrameState { .. } => 40,
+            Op::InlinedFrame { .. } => 41,
+            Op::Boxed => 42,
+            Op::Materialize { .. } => 43,
         }
     }
 
@@ -426,8 +456,16 @@ impl Op {
                 out.extend_from_slice(&offset.to_le_bytes())
             }
             Op::Call { func } => out.extend_from_slice(&func.to_le_bytes()),
+            Op::ClassLoad { offset, class } | Op::ClassStore { offset, class } => {
+                out.extend_from_slice(&offset.to_le_bytes());
+                out.extend_from_slice(&class.to_le_bytes());
+            }
             Op::Guard { reason } => out.extend_from_slice(&reason.to_le_bytes()),
-            Op::FrameState { resume } => out.extend_from_slice(&resume.to_le_bytes()),
+            Op::FrameState { resume } | Op::InlinedFrame { resume } => {
+                out.extend_from_slice(&resume.to_le_bytes())
+            }
+            Op::Materialize { class } => out.extend_from_slice(&class.to_le_bytes()),
+            Op::Boxed => {}
             Op::Start | Op::Region | Op::If | Op::Return | Op::End | Op::Select | Op::PtrAdd => {}
         }
     }
@@ -451,14 +489,66 @@ impl Op {
     pub fn is_pinned(&self) -> bool {
         matches!(
             self,
-            Op::Load { .. } | Op::Store { .. } | Op::Call { .. } | Op::Phi { .. }
+            Op::Load { .. }
+                | Op::Store { .. }
+                | Op::Call { .. }
+                | Op::Phi { .. }
+                | Op::ClassLoad { .. }
+                | Op::ClassStore { .. }
         )
     }
 
     /// Side-effecting nodes never merge by value numbering across
     /// memory states and are never removed unless the memory rules say so.
     pub fn has_effect(&self) -> bool {
-        matches!(self, Op::Store { .. } | Op::Call { .. })
+        matches!(
+            self,
+            Op::Store { .. } | Op::Call { .. } | Op::ClassStore { .. }
+        )
+    }
+
+    /// The load of alias class `class` at `offset`: `Load` for class 0,
+    /// `ClassLoad` otherwise.
+    pub fn load(offset: i32, class: u32) -> Op {
+        match class {
+            0 => Op::Load { offset },
+            _ => Op::ClassLoad { offset, class },
+        }
+    }
+
+    /// The store of alias class `class` at `offset`: `Store` for class 0,
+    /// `ClassStore` otherwise.
+    pub fn store(offset: i32, class: u32) -> Op {
+        match class {
+            0 => Op::Store { offset },
+            _ => Op::ClassStore { offset, class },
+        }
+    }
+
+    /// A frame a guard may deoptimize to (`FrameState`, `InlinedFrame`).
+    pub fn is_frame(&self) -> bool {
+        matches!(self, Op::FrameState { .. } | Op::InlinedFrame { .. })
+    }
+
+    /// A load of any class (`Load`, `ClassLoad`).
+    pub fn is_load(&self) -> bool {
+        matches!(self, Op::Load { .. } | Op::ClassLoad { .. })
+    }
+
+    /// A store of any class (`Store`, `ClassStore`).
+    pub fn is_store(&self) -> bool {
+        matches!(self, Op::Store { .. } | Op::ClassStore { .. })
+    }
+
+    /// A load's or store's `(offset, alias class)`; `None` for other ops.
+    pub fn access(&self) -> Option<(i32, u32)> {
+        match *self {
+            Op::Load { offset } | Op::Store { offset } => Some((offset, 0)),
+            Op::ClassLoad { offset, class } | Op::ClassStore { offset, class } => {
+                Some((offset, class))
+            }
+            _ => None,
+        }
     }
 
     /// Short lower-case mnemonic used by the text printer and DOT export.
@@ -560,7 +650,12 @@ impl Op {
             Op::Load { .. } => "load",
             Op::Store { .. } => "store",
             Op::Call { .. } => "call",
+            Op::ClassLoad { .. } => "cload",
+            Op::ClassStore { .. } => "cstore",
             Op::FrameState { .. } => "framestate",
+            Op::InlinedFrame { .. } => "inlinedframe",
+            Op::Boxed => "boxed",
+            Op::Materialize { .. } => "materialize",
         }
     }
 }
@@ -573,9 +668,13 @@ impl fmt::Display for Op {
             Op::Proj { index } => write!(f, " {index}"),
             Op::Const { value } => write!(f, " {value}"),
             Op::Load { offset } | Op::Store { offset } => write!(f, " {offset:+}"),
+            Op::ClassLoad { offset, class } | Op::ClassStore { offset, class } => {
+                write!(f, " {offset:+} c{class}")
+            }
             Op::Call { func } => write!(f, " fn{func}"),
             Op::Guard { reason } => write!(f, " r{reason}"),
-            Op::FrameState { resume } => write!(f, " @{resume}"),
+            Op::FrameState { resume } | Op::InlinedFrame { resume } => write!(f, " @{resume}"),
+            Op::Materialize { class } => write!(f, " k{class}"),
             Op::FFits { bits, .. } => write!(f, " {bits}"),
             _ => Ok(()),
         }

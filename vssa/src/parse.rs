@@ -248,9 +248,13 @@ enum Shape {
     Const,
     Load,
     Store,
+    ClassLoad,
+    ClassStore,
     Call,
     Guard,
     FrameState,
+    InlinedFrame,
+    Materialize,
     Fits(FitsOp),
 }
 
@@ -263,9 +267,13 @@ fn shape_of(word: &str) -> Option<Shape> {
         "const" => Shape::Const,
         "load" => Shape::Load,
         "store" => Shape::Store,
+        "cload" => Shape::ClassLoad,
+        "cstore" => Shape::ClassStore,
         "call" => Shape::Call,
         "guard" => Shape::Guard,
         "framestate" => Shape::FrameState,
+        "inlinedframe" => Shape::InlinedFrame,
+        "materialize" => Shape::Materialize,
         _ => {
             if let Some(op) = FitsOp::ALL
                 .into_iter()
@@ -291,6 +299,7 @@ fn plain_ops() -> impl Iterator<Item = Op> {
         Op::End,
         Op::Select,
         Op::PtrAdd,
+        Op::Boxed,
     ];
     fixed
         .into_iter()
@@ -326,6 +335,12 @@ fn immediates(cur: &mut Cursor, shape: Shape, ty: Type, op_pos: Pos) -> Result<O
         Shape::FrameState => Op::FrameState {
             resume: prefixed(cur, "@", "a resume point like `@7`")?,
         },
+        Shape::InlinedFrame => Op::InlinedFrame {
+            resume: prefixed(cur, "@", "a resume point like `@7`")?,
+        },
+        Shape::Materialize => Op::Materialize {
+            class: prefixed(cur, "k", "an object class like `k3`")?,
+        },
         Shape::Fits(op) => Op::FFits {
             op,
             bits: prefixed(cur, "", "a width in bits")?,
@@ -335,6 +350,14 @@ fn immediates(cur: &mut Cursor, shape: Shape, ty: Type, op_pos: Pos) -> Result<O
         },
         Shape::Store => Op::Store {
             offset: offset(cur)?,
+        },
+        Shape::ClassLoad => Op::ClassLoad {
+            offset: offset(cur)?,
+            class: prefixed(cur, "c", "an alias class like `c2`")?,
+        },
+        Shape::ClassStore => Op::ClassStore {
+            offset: offset(cur)?,
+            class: prefixed(cur, "c", "an alias class like `c2`")?,
         },
         Shape::Const => Op::Const {
             value: constant(cur, ty, op_pos)?,

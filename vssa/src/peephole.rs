@@ -20,7 +20,7 @@
 //! | `arith` | integer `Bin`, `Un`, `PtrAdd` |
 //! | `compare` | integer `Cmp`, `Conv` |
 //! | `select` | `Select`, `Phi`, `Guard` |
-//! | `memory` | `Load`, `Store` |
+//! | `memory` | `Load`, `Store`, `ClassLoad`, `ClassStore` |
 //! | `float` | the float operations: fewer rules, because a float rule may only produce what the operation gives at run time, to the bit |
 //!
 //! What an operation computes on constants is defined once, in
@@ -38,7 +38,10 @@
 //! Loads and stores on the same base node at disjoint byte ranges commute,
 //! so a load may skip such stores, read a forwarded value, and a store may
 //! make an earlier store to the same place dead. Different base nodes may
-//! alias, so a walk stops at them, as it stops at phis, calls and `Start`.
+//! alias, so a walk stops at them, as it stops at phis, calls and `Start`,
+//! unless the two accesses' alias classes say they never alias
+//! ([`crate::alias::classes_may_alias`]): then a walk steps over the store
+//! whatever its base.
 //!
 //! Dropping an overwritten store is only sound when no one else observes
 //! the memory states between it and the overwriting store. The rules check
@@ -127,8 +130,8 @@ fn simplify_at(
         Op::Select => select(g, ty, inputs)?,
         Op::PtrAdd => ptr_add(g, ty, inputs, depth)?,
         Op::Phi { .. } => phi_same_value(g, op, ty, inputs, this),
-        Op::Load { offset } => load(g, offset, ty, inputs, depth)?,
-        Op::Store { offset } => store(g, offset, ty, inputs, this, depth)?,
+        Op::Load { .. } | Op::ClassLoad { .. } => load(g, op, ty, inputs, depth)?,
+        Op::Store { .. } | Op::ClassStore { .. } => store(g, op, ty, inputs, this, depth)?,
         Op::Guard { .. } => guard_passes(g, inputs),
         Op::FBin(b) => float::fbin(g, b, ty, inputs)?,
         Op::FUn(u) => float::fun(g, u, ty, inputs)?,

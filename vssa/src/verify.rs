@@ -188,16 +188,23 @@ fn check_node(g: &Graph, n: NodeId, ins: &[NodeId], out: &mut Vec<String>) {
         Op::Region | Op::Loop { .. } | Op::Return | Op::End | Op::Guard { .. } => {
             want_ty("ctrl", ty == Type::Ctrl)
         }
-        Op::FrameState { .. } => want_ty("frame", ty == Type::Frame),
+        Op::FrameState { .. } | Op::InlinedFrame { .. } => want_ty("frame", ty == Type::Frame),
+        Op::Boxed => want_ty("i64 or ptr", matches!(ty, Type::I64 | Type::Ptr)),
+        Op::Materialize { .. } => want_ty("ptr", ty == Type::Ptr),
         Op::If | Op::Call { .. } => want_ty("tuple", ty == Type::Tuple),
-        Op::Const { .. } | Op::Select | Op::Load { .. } => want_ty("a value type", ty.is_value()),
+        Op::Const { .. } | Op::Select | Op::Load { .. } | Op::ClassLoad { .. } => {
+            want_ty("a value type", ty.is_value())
+        }
         Op::Bin(_) | Op::Un(_) => want_ty("an integer or ptr", ty.is_int_or_ptr()),
         Op::FBin(_) | Op::FUn(_) => want_ty("a float", ty.is_float()),
         Op::Cmp(_) | Op::FCmp(_) | Op::FFits { .. } => want_ty("i8", ty == Type::I8),
         Op::PtrAdd => want_ty("ptr", ty == Type::Ptr),
-        Op::Store { .. } => want_ty("mem", ty == Type::Mem),
+        Op::Store { .. } | Op::ClassStore { .. } => want_ty("mem", ty == Type::Mem),
         Op::Phi { .. } => want_ty("a value type or mem", ty.is_value() || ty == Type::Mem),
         Op::Conv(_) | Op::FConv(_) | Op::Proj { .. } => {}
+    }
+    if let Op::ClassLoad { class: 0, .. } | Op::ClassStore { class: 0, .. } = op {
+        out.push("has alias class 0, which is the plain load or store".into());
     }
     let arity_ok = match op {
         Op::Start | Op::Const { .. } => ins.is_empty(),
@@ -212,9 +219,14 @@ fn check_node(g: &Graph, n: NodeId, ins: &[NodeId], out: &mut Vec<String>) {
         Op::If | Op::Bin(_) | Op::Cmp(_) | Op::PtrAdd | Op::FBin(_) | Op::FCmp(_) => ins.len() == 2,
         Op::Proj { .. } | Op::Un(_) | Op::Conv(_) | Op::FUn(_) | Op::FConv(_) => ins.len() == 1,
         Op::FFits { .. } => ins.len() == 1,
-        Op::Return | Op::Select | Op::Load { .. } | Op::Guard { .. } => ins.len() == 3,
+        Op::Return | Op::Select | Op::Load { .. } | Op::ClassLoad { .. } | Op::Guard { .. } => {
+            ins.len() == 3
+        }
         Op::FrameState { .. } => !ins.is_empty(),
-        Op::Store { .. } => ins.len() == 4,
+        Op::InlinedFrame { .. } => ins.len() >= 2,
+        Op::Boxed => ins.len() == 1,
+        Op::Materialize { .. } => true,
+        Op::Store { .. } | Op::ClassStore { .. } => ins.len() == 4,
         Op::Call { .. } => ins.len() >= 2,
         Op::End => true,
         Op::Phi { .. } => !ins.is_empty(),
@@ -226,6 +238,21 @@ fn check_node(g: &Graph, n: NodeId, ins: &[NodeId], out: &mut Vec<String>) {
             op.mnemonic()
         ));
         return;
+    }
+    // Frame annotations are no values code can compute with.
+    let slots_from = match op {
+        Op::FrameState { .. } => 1,
+        Op::InlinedFrame { .. } => 2,
+        Op::Materialize { .. } => 0,
+        _ => usize::MAX,
+    };
+    for (i, &x) in ins.iter().enumerate() {
+        if matches!(g.op(x), Op::Boxed | Op::Materialize { .. }) && i < slots_from {
+            out.push(format!(
+                "input {i} ({x}) is a {}, which only frame slots may use",
+                g.op(x).mnemonic()
+            ));
+        }
     }
     // Input problems collect here, the others straight in `out`.
     let mut bad_inputs: Vec<String> = Vec::new();
@@ -260,15 +287,24 @@ fn check_node(g: &Graph, n: NodeId, ins: &[NodeId], out: &mut Vec<String>) {
         Op::Guard { .. } => {
             want(0, "control flow", is_flow(g, ins[0]));
             want(1, "an integer", t(1).is_int());
-            want(
-                2,
-                "a frame state",
-                matches!(g.op(ins[2]), Op::FrameState { .. }),
-            );
+            want(2, "a frame state", g.op(ins[2]).is_frame());
         }
         Op::FrameState { .. } => {
             want(0, "mem", t(0) == Type::Mem);
             for i in 1..ins.len() {
+                want(i, "a value", t(i).is_value());
+            }
+        }
+        Op::InlinedFrame { .. } => {
+            want(0, "mem", t(0) == Type::Mem);
+            want(1, "a caller frame state", g.op(ins[1]).is_frame());
+            for i in 2..ins.len() {
+                want(i, "a value", t(i).is_value());
+            }
+        }
+        Op::Boxed => want(0, &ty.to_string(), t(0) == ty),
+        Op::Materialize { .. } => {
+            for i in 0..ins.len() {
                 want(i, "a value", t(i).is_value());
             }
         }
@@ -346,12 +382,12 @@ fn check_node(g: &Graph, n: NodeId, ins: &[NodeId], out: &mut Vec<String>) {
                 want(i, &ty.to_string(), t(i) == ty);
             }
         }
-        Op::Load { .. } => {
+        Op::Load { .. } | Op::ClassLoad { .. } => {
             want(0, "control flow", is_flow(g, ins[0]));
             want(1, "mem", t(1) == Type::Mem);
             want(2, "ptr", t(2) == Type::Ptr);
         }
-        Op::Store { .. } => {
+        Op::Store { .. } | Op::ClassStore { .. } => {
             want(0, "control flow", is_flow(g, ins[0]));
             want(1, "mem", t(1) == Type::Mem);
             want(2, "ptr", t(2) == Type::Ptr);

@@ -187,6 +187,9 @@ fn eval(g: &Graph, root: NodeId, params: &[i64]) -> Val {
             | Op::Loop { .. }
             | Op::Guard { .. }
             | Op::FrameState { .. }
+            | Op::InlinedFrame { .. }
+            | Op::Boxed
+            | Op::Materialize { .. }
             | Op::Call { .. } => Val::Other,
             Op::Proj { index } => match (g.op(ins[0]), index) {
                 (Op::Start, 1) => Val::Mem(Rc::new(BTreeMap::new())),
@@ -204,14 +207,14 @@ fn eval(g: &Graph, root: NodeId, params: &[i64]) -> Val {
             Op::FBin(_) | Op::FUn(_) | Op::FCmp(_) | Op::FConv(_) | Op::FFits { .. } => {
                 panic!("no float operations in these programs")
             }
-            Op::Load { offset } => {
+            Op::Load { offset } | Op::ClassLoad { offset, .. } => {
                 let Val::Mem(m) = &memo[&ins[1]] else {
                     panic!("load of non-mem")
                 };
                 let addr = (int(2) as u64).wrapping_add(offset as i64 as u64);
                 Val::Int(read(m, addr, ty))
             }
-            Op::Store { offset } => {
+            Op::Store { offset } | Op::ClassStore { offset, .. } => {
                 let Val::Mem(m) = &memo[&ins[1]] else {
                     panic!("store on non-mem")
                 };
@@ -310,6 +313,7 @@ fn build(insts: &[Inst], params: &[i64], simplify: bool, with_memory: bool) -> B
     let other = g.param(e.start, OTHER, Type::Ptr).unwrap();
     let mut p = (g.param(e.start, P, Type::I64).unwrap(), params[P as usize]);
     let (tape_v, other_v) = (params[TAPE as usize], params[OTHER as usize]);
+    let far = other_v.wrapping_sub(tape_v) >= 0x800;
     let mut mem = e.mem;
     let mut ref_mem: BTreeMap<u64, u8> = BTreeMap::new();
     let pick = |pool: &HashMap<Type, Vec<(NodeId, i64)>>, ty: Type, i: u16| {
@@ -405,12 +409,20 @@ fn build(insts: &[Inst], params: &[i64], simplify: bool, with_memory: bool) -> B
                     (ptr, tape_v.wrapping_add(p.1))
                 };
                 let addr = (base_v as u64).wrapping_add(off as i64 as u64);
+                // Alias classes only where the promise holds: the tape is
+                // class 1 and `other` class 2 when they lie far apart;
+                // class 0 (may alias anything) is always allowed.
+                let class = match (far && ins.b % 3 != 0, ins.sub % 3 == 0) {
+                    (false, _) => 0,
+                    (true, true) => 2,
+                    (true, false) => 1,
+                };
                 if ins.kind % kinds == 7 {
-                    let n = g.load(e.ctrl, mem, base, off, ty).unwrap();
+                    let n = g.load_class(e.ctrl, mem, base, off, ty, class).unwrap();
                     Some((ty, n, read(&ref_mem, addr, ty)))
                 } else {
                     let (v, vv) = pick(&pool, ty, ins.a);
-                    mem = g.store(e.ctrl, mem, base, off, v).unwrap();
+                    mem = g.store_class(e.ctrl, mem, base, off, v, class).unwrap();
                     write(&mut ref_mem, addr, ty, vv);
                     None
                 }

@@ -1,11 +1,13 @@
 //! Rules of loads and stores: address folding and the memory chain.
 //!
 //! See the contract in the [`super`] module docs: accesses to one base
-//! node at disjoint bytes commute, different bases may alias, and dropping
+//! node at disjoint bytes commute, different bases may alias unless the
+//! accesses' alias classes say otherwise ([`crate::alias`]), and dropping
 //! an overwritten store relies on use counts and on front ends threading
 //! memory linearly.
 
 use super::{konst, mk, parts, MAX_CHAIN_WALK, R};
+use crate::alias::{classes_may_alias, AliasClass};
 use crate::graph::{Graph, GraphError, NodeId};
 use crate::op::{BinOp, Op};
 use crate::types::Type;
@@ -18,12 +20,12 @@ struct StoreParts {
     value: NodeId,
     offset: i64,
     width: i64,
+    class: AliasClass,
 }
 
 fn store_parts(g: &Graph, n: NodeId) -> Option<StoreParts> {
-    let Op::Store { offset } = g.op(n) else {
-        return None;
-    };
+    let op = g.op(n);
+    let (offset, class) = op.access().filter(|_| op.is_store())?;
     if g.arity(n) != 4 {
         return None;
     }
@@ -35,6 +37,7 @@ fn store_parts(g: &Graph, n: NodeId) -> Option<StoreParts> {
         value,
         offset: i64::from(offset),
         width: i64::from(g.ty(value).bytes()?),
+        class,
     })
 }
 
@@ -88,13 +91,17 @@ fn add_offset(offset: i32, c: i64) -> Option<i32> {
         .and_then(|o| i32::try_from(o).ok())
 }
 
-/// Rules of `Load`: `fold_address`, then walk the memory chain:
-/// `load_after_store` (a store of the same type to the same base and offset
-/// gives its value) and `load_skips_disjoint_store` (a store to the same
-/// base at a disjoint byte range is stepped over). The load keeps its own
-/// control input.
-pub(super) fn load(g: &mut Graph, offset: i32, ty: Type, inputs: &[NodeId], depth: u32) -> R {
+/// Rules of `Load` (and `ClassLoad`): `fold_address`, then walk the memory
+/// chain: `load_skips_other_class` (a store whose alias class cannot alias
+/// the load's is stepped over), `load_after_store` (a store of the same type
+/// to the same base and offset gives its value) and
+/// `load_skips_disjoint_store` (a store to the same base at a disjoint byte
+/// range is stepped over). The load keeps its own control input.
+pub(super) fn load(g: &mut Graph, op: Op, ty: Type, inputs: &[NodeId], depth: u32) -> R {
     let &[ctrl, mem, base] = inputs else {
+        return Ok(None);
+    };
+    let Some((offset, class)) = op.access() else {
         return Ok(None);
     };
     let Some(width) = ty.bytes() else {
@@ -108,6 +115,10 @@ pub(super) fn load(g: &mut Graph, offset: i32, ty: Type, inputs: &[NodeId], dept
     let mut m = mem;
     for _ in 0..MAX_CHAIN_WALK {
         let Some(s) = store_parts(g, m) else { break };
+        if !classes_may_alias(s.class, class) {
+            m = s.mem;
+            continue;
+        }
         if s.base != b {
             break;
         }
@@ -122,25 +133,24 @@ pub(super) fn load(g: &mut Graph, offset: i32, ty: Type, inputs: &[NodeId], dept
     if (b, off, m) == (base, offset, mem) {
         return Ok(None);
     }
-    Ok(Some(g.intern(
-        Op::Load { offset: off },
-        ty,
-        &[ctrl, m, b],
-    )?))
+    Ok(Some(g.intern(Op::load(off, class), ty, &[ctrl, m, b])?))
 }
 
-/// Rules of `Store`: `fold_address`, then repeatedly `store_of_loaded_value`
-/// and `store_over_store` until neither applies (each step removes a store,
-/// so this ends).
+/// Rules of `Store` (and `ClassStore`): `fold_address`, then repeatedly
+/// `store_of_loaded_value` and `store_over_store` until neither applies
+/// (each step removes a store, so this ends).
 pub(super) fn store(
     g: &mut Graph,
-    offset: i32,
+    op: Op,
     ty: Type,
     inputs: &[NodeId],
     this: Option<NodeId>,
     depth: u32,
 ) -> R {
     let &[ctrl, mem, base, value] = inputs else {
+        return Ok(None);
+    };
+    let Some((offset, class)) = op.access() else {
         return Ok(None);
     };
     let Some(width) = g.ty(value).bytes() else {
@@ -164,7 +174,13 @@ pub(super) fn store(
         if store_of_loaded_value(g, m, b, o, value) {
             return Ok(Some(m));
         }
-        match store_over_store(g, ctrl, m, b, o, w, &dead_uses)? {
+        let place = Place {
+            base: b,
+            offset: o,
+            width: w,
+            class,
+        };
+        match store_over_store(g, ctrl, m, place, &dead_uses)? {
             Some((shorter, dropped_mem)) => {
                 dead_uses.push(dropped_mem);
                 m = shorter;
@@ -176,20 +192,40 @@ pub(super) fn store(
         return Ok(None);
     }
     Ok(Some(g.intern(
-        Op::Store { offset: off },
+        Op::store(off, class),
         Type::Mem,
         &[ctrl, m, b, value],
     )?))
 }
 
+/// The bytes a store writes: base, byte range and alias class.
+#[derive(Clone, Copy)]
+struct Place {
+    base: NodeId,
+    offset: i64,
+    width: i64,
+    class: AliasClass,
+}
+
+impl Place {
+    /// Whether store `s` provably writes none of these bytes: its class
+    /// cannot alias, or it writes disjoint bytes of the same base.
+    fn apart_from(&self, s: &StoreParts) -> bool {
+        !classes_may_alias(s.class, self.class)
+            || (s.base == self.base && disjoint(s.offset, s.width, self.offset, self.width))
+    }
+}
+
 /// Rule `store_of_loaded_value`: writing back what a load read from the same
 /// place is a no-op, when the load read memory state `m` or a state that `m`
-/// reaches over stores to disjoint bytes of the same base.
+/// reaches over stores that write none of its bytes (disjoint bytes of the
+/// same base, or a class that cannot alias the load's).
 fn store_of_loaded_value(g: &Graph, m: NodeId, base: NodeId, offset: i64, value: NodeId) -> bool {
-    let Op::Load { offset: lo } = g.op(value) else {
+    let lop = g.op(value);
+    let Some((lo, class)) = lop.access().filter(|_| lop.is_load()) else {
         return false;
     };
-    let Some([_, lm, lb]) = parts::<3>(g, value, Op::Load { offset: lo }) else {
+    let Some([_, lm, lb]) = parts::<3>(g, value, lop) else {
         return false;
     };
     let Some(w) = g.ty(value).bytes().map(i64::from) else {
@@ -198,6 +234,12 @@ fn store_of_loaded_value(g: &Graph, m: NodeId, base: NodeId, offset: i64, value:
     if lb != base || i64::from(lo) != offset {
         return false;
     }
+    let read = Place {
+        base,
+        offset,
+        width: w,
+        class,
+    };
     let mut cur = m;
     for _ in 0..MAX_CHAIN_WALK {
         if cur == lm {
@@ -206,7 +248,7 @@ fn store_of_loaded_value(g: &Graph, m: NodeId, base: NodeId, offset: i64, value:
         let Some(s) = store_parts(g, cur) else {
             return false;
         };
-        if s.base != base || !disjoint(s.offset, s.width, offset, w) {
+        if !read.apart_from(&s) {
             return false;
         }
         cur = s.mem;
@@ -214,10 +256,11 @@ fn store_of_loaded_value(g: &Graph, m: NodeId, base: NodeId, offset: i64, value:
     false
 }
 
-/// Rule `store_over_store`: a new store at `[offset, offset + width)` of
-/// `base` on top of `top` makes dead an earlier store `T` to the same base
-/// whose bytes it covers, if between them there are only stores to the same
-/// base at disjoint bytes and no one but the next link observes any of those
+/// Rule `store_over_store`: a new store to `place` on top of `top` makes
+/// dead an earlier store `T` to the same base whose bytes it covers, if
+/// between them there are only stores that write none of `place`'s bytes
+/// (disjoint bytes of the same base, or a class that cannot alias the new
+/// store's) and no one but the next link observes any of those
 /// states. Observers are counted with [`crate::Node::use_count`]: a link may
 /// have one use (the next link; none for `top`, whose next link is the store
 /// being built) plus its occurrences in `dead_uses`, uses by nodes known to
@@ -232,11 +275,15 @@ fn store_over_store(
     g: &mut Graph,
     ctrl: NodeId,
     top: NodeId,
-    base: NodeId,
-    offset: i64,
-    width: i64,
+    place: Place,
     dead_uses: &[NodeId],
 ) -> Result<Option<(NodeId, NodeId)>, GraphError> {
+    let Place {
+        base,
+        offset,
+        width,
+        class,
+    } = place;
     let mut above: Vec<NodeId> = Vec::new();
     let mut cur = top;
     for _ in 0..MAX_CHAIN_WALK {
@@ -250,10 +297,14 @@ fn store_over_store(
         // Only within the new store's block: a store under another control
         // may get more users later (the other side of a branch built after
         // this store), and dropping it from this chain would fork memory.
-        if s.base != base || s.ctrl != g.resolve(ctrl) || g.node(cur).use_count() > allowed {
+        if s.ctrl != g.resolve(ctrl) || g.node(cur).use_count() > allowed {
             return Ok(None);
         }
-        if s.offset >= offset && s.offset + s.width <= offset + width {
+        if s.base == base
+            && classes_may_alias(s.class, class)
+            && s.offset >= offset
+            && s.offset + s.width <= offset + width
+        {
             let mut m = s.mem;
             for &link in above.iter().rev() {
                 let Some(l) = store_parts(g, link) else {
@@ -263,7 +314,7 @@ fn store_over_store(
                     return Ok(None);
                 };
                 let link = g.intern(
-                    Op::Store { offset: lo },
+                    Op::store(lo, l.class),
                     Type::Mem,
                     &[l.ctrl, m, l.base, l.value],
                 )?;
@@ -271,7 +322,7 @@ fn store_over_store(
             }
             return Ok(Some((m, s.mem)));
         }
-        if !disjoint(s.offset, s.width, offset, width) {
+        if !place.apart_from(&s) {
             return Ok(None);
         }
         above.push(cur);
@@ -431,6 +482,56 @@ mod tests {
         let w1 = bin(g, BinOp::Add, w, m1n);
         assert_eq!(w1, v);
         assert_eq!(store(g, &e, m1, cell, 0, w1), e.mem);
+    }
+
+    #[test]
+    fn alias_classes_let_the_chain_walks_step_over_other_classes() {
+        let mut t = setup();
+        let e = t.e;
+        let g = &mut t.g;
+        let sc = |g: &mut Graph, mem, base, off, v, class| {
+            g.store_class(e.ctrl, mem, base, off, v, class).unwrap()
+        };
+        // Class 1 on the tape, class 2 on another base.
+        let s1 = sc(g, e.mem, t.tape, 0, t.x, 1);
+        let s2 = sc(g, s1, t.other, 0, t.y, 2);
+        let l = g.load_class(e.ctrl, s2, t.tape, 0, Type::I8, 1).unwrap();
+        assert_eq!(l, t.x, "forwarded across the class-2 store");
+        let l = g.load_class(e.ctrl, s2, t.tape, 1, Type::I8, 1).unwrap();
+        assert_eq!(
+            (g.op(l), g.input(l, 1)),
+            (
+                Op::ClassLoad {
+                    offset: 1,
+                    class: 1
+                },
+                e.mem
+            ),
+            "skips both stores"
+        );
+        // Class 0 on either side may alias: the walk stops.
+        let l0 = load(g, &e, s2, t.tape, 0, Type::I8);
+        assert_eq!((g.op(l0), g.input(l0, 1)), (Op::Load { offset: 0 }, s2));
+        let s0 = store(g, &e, s1, t.other, 0, t.y);
+        let l = g.load_class(e.ctrl, s0, t.tape, 0, Type::I8, 1).unwrap();
+        assert_eq!(g.input(l, 1), s0, "a class-0 store stops a class-1 load");
+        // Dead store across a store of another class and base.
+        let a = sc(g, e.mem, t.tape, 0, t.y, 1);
+        let b = sc(g, a, t.other, 0, t.y, 2);
+        let c3 = sc(g, b, t.tape, 0, t.x, 1);
+        let b2 = g.input(c3, 1);
+        assert_eq!(
+            g.op(b2),
+            Op::ClassStore {
+                offset: 0,
+                class: 2
+            }
+        );
+        assert_eq!(g.input(b2, 1), e.mem, "the first class-1 store is dead");
+        // Writing back a loaded value across a store of another class.
+        let v = g.load_class(e.ctrl, e.mem, t.tape, 3, Type::I8, 1).unwrap();
+        let w = sc(g, e.mem, t.other, 3, t.x, 2);
+        assert_eq!(sc(g, w, t.tape, 3, v, 1), w);
     }
 
     #[test]
