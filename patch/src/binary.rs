@@ -45,7 +45,7 @@ const TRAILER: usize = 1 + 32 + 32;
 /// Op codes: an op's index in this list. Frozen with the format version;
 /// new ops only append (a reader of an older build rejects their codes as
 /// unknown ops).
-const MNEMONICS: [&str; 45] = [
+const MNEMONICS: [&str; 88] = [
     "start",
     "region",
     "loop",
@@ -91,15 +91,60 @@ const MNEMONICS: [&str; 45] = [
     "inlinedframe",
     "boxed",
     "materialize",
+    "sdiv",
+    "udiv",
+    "srem",
+    "urem",
+    "fadd",
+    "fsub",
+    "fmul",
+    "fdiv",
+    "fmin",
+    "fmax",
+    "fcopysign",
+    "fneg",
+    "fabs",
+    "sqrt",
+    "floor",
+    "ceil",
+    "ftrunc",
+    "nearest",
+    "feq",
+    "fone",
+    "flt",
+    "fle",
+    "fgt",
+    "fge",
+    "ford",
+    "funo",
+    "fueq",
+    "fune",
+    "fult",
+    "fule",
+    "fugt",
+    "fuge",
+    "sitof",
+    "uitof",
+    "ftosi_sat",
+    "ftoui_sat",
+    "fpromote",
+    "fdemote",
+    "bitcast",
+    "fits_trunc_s",
+    "fits_trunc_u",
+    "fits_exact_s",
+    "fits_exact_u",
 ];
 
 /// Each op code's op, with a zero immediate where it has one.
-fn templates() -> &'static [Op; 45] {
-    static T: OnceLock<[Op; 45]> = OnceLock::new();
+fn templates() -> &'static [Op; 88] {
+    static T: OnceLock<[Op; 88]> = OnceLock::new();
     T.get_or_init(|| {
         MNEMONICS.map(|m| {
+            // No immediate, a zero one, or (float range tests) a width.
             parse_op(m, "-")
                 .or_else(|_| parse_op(m, "0"))
+                .or_else(|_| parse_op(m, "8"))
                 .expect("every mnemonic parses")
         })
     })
@@ -157,6 +202,12 @@ fn with_immediate(template: Op, v: i128) -> Option<Op> {
         Op::Materialize { .. } => Op::Materialize {
             class: u32::try_from(v).ok()?,
         },
+        Op::FFits { op, .. } => {
+            let bits = u8::try_from(v)
+                .ok()
+                .filter(|&b| vssa::float::fits_bits_ok(b))?;
+            Op::FFits { op, bits }
+        }
         other => other,
     })
 }
@@ -660,6 +711,67 @@ mod tests {
             bytes.push(0);
             bytes.extend_from_slice(&[0; 64]);
             let _ = parse_binary(&rechecksummed(bytes), "f", None);
+        }
+    }
+
+    /// One op of every kind, immediates set to something other than zero.
+    fn every_op() -> Vec<Op> {
+        use vssa::{BinOp, CmpOp, ConvOp, FBinOp, FCmpOp, FConvOp, FUnOp, FitsOp, UnOp};
+        let mut ops = vec![
+            Op::Start,
+            Op::Region,
+            Op::Loop { key: 3 },
+            Op::If,
+            Op::Proj { index: 1 },
+            Op::Return,
+            Op::End,
+            Op::Guard { reason: 2 },
+            Op::FrameState { resume: 5 },
+            Op::InlinedFrame { resume: 6 },
+            Op::Boxed,
+            Op::Materialize { class: 7 },
+            Op::Const { value: -7 },
+            Op::Select,
+            Op::PtrAdd,
+            Op::Phi { key: 4 },
+            Op::Load { offset: -3 },
+            Op::Store { offset: 9 },
+            Op::ClassLoad {
+                offset: 2,
+                class: 3,
+            },
+            Op::ClassStore {
+                offset: -1,
+                class: 2,
+            },
+            Op::Call { func: 1 },
+            Op::Un(UnOp::Neg),
+            Op::Un(UnOp::Not),
+            Op::Conv(ConvOp::Uext),
+            Op::Conv(ConvOp::Sext),
+            Op::Conv(ConvOp::Trunc),
+        ];
+        ops.extend(BinOp::ALL.map(Op::Bin));
+        ops.extend(CmpOp::ALL.map(Op::Cmp));
+        ops.extend(FBinOp::ALL.map(Op::FBin));
+        ops.extend(FUnOp::ALL.map(Op::FUn));
+        ops.extend(FCmpOp::ALL.map(Op::FCmp));
+        ops.extend(FConvOp::ALL.map(Op::FConv));
+        ops.extend(FitsOp::ALL.map(|op| Op::FFits { op, bits: 32 }));
+        ops
+    }
+
+    #[test]
+    fn every_op_has_a_code_that_reads_back() {
+        let ops = every_op();
+        assert_eq!(ops.len(), MNEMONICS.len(), "an op kind without a code");
+        for op in ops {
+            let template = templates()[usize::from(op_code(&op))];
+            let back = match immediate(&op) {
+                Some(v) => with_immediate(template, v).expect("immediate fits"),
+                None => template,
+            };
+            assert_eq!(back, op);
         }
     }
 
