@@ -1,6 +1,7 @@
 //! Tests of `vssa bench bf`, `vssa bench recompile`, `vssa bench lua`, `vssa run --engine naive` and
 //! `vssa translate-c`.
 
+mod scratch;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -14,7 +15,7 @@ fn vssa(args: &[&str], cwd: &Path) -> Output {
 }
 
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("vssa-bench-test-{name}-{}", std::process::id()));
+    let dir = scratch::root().join(format!("bench-{name}"));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

@@ -23,7 +23,7 @@ fn vssa(args: &[&str], stdin: &[u8]) -> (i32, Vec<u8>, String) {
 }
 
 fn temp_file(name: &str, content: &[u8]) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("vssa-cli-{}", std::process::id()));
+    let dir = common::scratch::root().join("cli");
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join(name);
     std::fs::write(&p, content).unwrap();
@@ -146,7 +146,7 @@ fn missing_file_is_a_clear_error() {
 
 #[test]
 fn dump_dot_writes_every_phase() {
-    let dir = std::env::temp_dir().join(format!("vssa-dot-{}", std::process::id()));
+    let dir = common::scratch::root().join("dot");
     let (code, _, err) = vssa(
         &[
             "run",

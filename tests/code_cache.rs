@@ -6,6 +6,7 @@
 //! that is a link or a directory is a warning and left alone;
 //! `vssa cache stats|clear` see and remove it.
 
+mod scratch;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -22,9 +23,7 @@ struct Run {
 /// A fresh scratch folder holding `p.b`; its `key` folder is the runs'
 /// cache folder (their seal key), never the user's.
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vssa-code-cache-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
+    let d = scratch::fresh(&format!("code-cache-{name}"));
     std::fs::write(d.join("p.b"), PROG).unwrap();
     d
 }

@@ -1,6 +1,9 @@
 //! Helpers shared by the workspace tests.
 #![allow(dead_code)]
 
+#[path = "scratch.rs"]
+pub mod scratch;
+
 use proptest::prelude::*;
 use std::path::PathBuf;
 use vssa_bf::runtime::{self, JitConfig};
@@ -17,7 +20,7 @@ pub fn private_seal_key() {
 
 /// The `VSSA_CACHE_DIR` of this test process.
 pub fn test_cache_dir() -> PathBuf {
-    std::env::temp_dir().join(format!("vssa-test-key-{}", std::process::id()))
+    scratch::root().join("key")
 }
 
 /// The shared benchmark corpus, if this machine has it.

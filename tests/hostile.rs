@@ -2,6 +2,7 @@
 //! cannot be written, programs that are devices or too large, options out
 //! of range. Each test pins one defect that was observed before its fix.
 
+mod scratch;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -24,7 +25,7 @@ fn vssa(args: &[&str]) -> (i32, Vec<u8>, String) {
 }
 
 fn temp_file(name: &str, content: &[u8]) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("vssa-hostile-{}", std::process::id()));
+    let dir = scratch::root().join("hostile");
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join(name);
     std::fs::write(&p, content).unwrap();

@@ -14,6 +14,7 @@
 //!   the next complete save leaves no temporary behind. `VSSA_KILL_LOOP=N` sets the number
 //!   of runs (default 40; docs/testing.md says what was run in full).
 
+mod scratch;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,7 +22,7 @@ use vssa_patch::LogBook;
 
 /// Where the spawned runs keep their seal key: never the user's.
 fn key_dir() -> PathBuf {
-    std::env::temp_dir().join(format!("vssa-test-key-{}", std::process::id()))
+    scratch::root().join("key")
 }
 
 const PROG: &[u8] = b"++++++++[>++++[>++>+++>+++>+<<<<-]>+>+>->>+[<]<-]>>.>---.+++++++..+++.\n";
@@ -30,9 +31,7 @@ const OTHER: &[u8] = b"++++++[>++++++++<-]>.+.\n";
 const OTHER_OUT: &[u8] = b"01";
 
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vssa-log-faults-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
+    let d = scratch::fresh(&format!("log-faults-{name}"));
     std::fs::write(d.join("p.b"), PROG).unwrap();
     std::fs::write(d.join("q.b"), OTHER).unwrap();
     d

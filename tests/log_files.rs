@@ -4,6 +4,7 @@
 //! and with links planted under the names of its temporary files. Every
 //! case must warn, leave the path alone and still run the program right.
 
+mod scratch;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -11,7 +12,7 @@ use std::process::{Command, Stdio};
 /// A program the optimizer rewrites (so its log has patches).
 /// Where the spawned runs keep their seal key: never the user's.
 fn key_dir() -> PathBuf {
-    std::env::temp_dir().join(format!("vssa-test-key-{}", std::process::id()))
+    scratch::root().join("key")
 }
 
 const PROG: &[u8] = b"++++++++[>++++[>++>+++>+++>+<<<<-]>+>+>->>+[<]<-]>>.>---.+++++++..+++.\n";
@@ -54,9 +55,7 @@ fn run_with_log(prog: &Path, log: &Path) -> Run {
 
 /// A fresh scratch folder holding `p.b` (PROG) and `q.b` (OTHER).
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vssa-log-files-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
+    let d = scratch::fresh(&format!("log-files-{name}"));
     std::fs::write(d.join("p.b"), PROG).unwrap();
     std::fs::write(d.join("q.b"), OTHER).unwrap();
     d

@@ -9,6 +9,7 @@
 //! replayed, the program is optimized and runs right, and the log is
 //! replaced by a sealed one.
 
+mod scratch;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use vssa_patch::{LogBook, SealKey};
@@ -22,10 +23,7 @@ struct Run {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vssa-log-seal-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    scratch::fresh(&format!("log-seal-{name}"))
 }
 
 /// `vssa run --engine ENGINE --stats json --patch-log LOG demo.b`, with the

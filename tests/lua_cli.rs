@@ -1,5 +1,6 @@
 //! End-to-end tests of `vssa run` on Lua programs.
 
+mod scratch;
 use std::process::Command;
 
 fn vssa(args: &[&str], dir: &std::path::Path) -> (i32, String, String) {
@@ -16,7 +17,7 @@ fn vssa(args: &[&str], dir: &std::path::Path) -> (i32, String, String) {
 }
 
 fn temp_dir(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("vssa-lua-cli-{}-{tag}", std::process::id()));
+    let dir = scratch::root().join(format!("lua-cli-{tag}"));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

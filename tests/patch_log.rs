@@ -126,10 +126,7 @@ fn unique(prefix: &str) -> String {
 
 /// A scratch folder for one test.
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vssa-patch-log-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::scratch::fresh(&format!("patch-log-{name}"))
 }
 
 /// Loop tests allowed to generated programs (they may loop forever).

@@ -254,7 +254,7 @@ proptest! {
 fn refutations_and_patches_persist_in_the_patch_log() {
     common::private_seal_key();
     let prog = std::sync::Arc::new(vssa_bf::parse(LATE_LOOP).unwrap());
-    let dir = std::env::temp_dir().join(format!("vssa-tiered-log-{}", std::process::id()));
+    let dir = common::scratch::root().join("tiered-log");
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join("t.log");
     let _ = std::fs::remove_file(&log);

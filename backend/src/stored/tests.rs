@@ -2,12 +2,28 @@ use super::*;
 use crate::{CodeReloc, JitOptions, RelocKind, RelocTarget};
 use vssa::{Graph, Type};
 
-fn scratch(name: &str) -> PathBuf {
+/// A test's scratch folder, removed when the test is done with it.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
     let dir =
         std::env::temp_dir().join(format!("vssa-backend-stored-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
 }
 
 fn key(n: u8) -> SealKey {
