@@ -153,38 +153,13 @@ pub fn private_seal_key() {
 pub fn scratch_dir() -> &'static std::path::Path {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
-        remove_finished_scratch_dirs();
+        // Folders of earlier fuzzing (or smoke-test) processes that are gone.
+        vssa_patch::fsutil::remove_folders_of_finished_processes("vssa-fuzz-");
         let dir = std::env::temp_dir().join(format!("vssa-fuzz-{}", std::process::id()));
         // A folder left by a dead process with the same id is reused.
         let _ = std::fs::create_dir_all(&dir);
         dir
     })
-}
-
-/// Removes the scratch folders of fuzzing processes (or test processes of
-/// this crate) that no longer run: a test process cannot remove its own at
-/// its end. Only where `/proc` tells which processes run.
-fn remove_finished_scratch_dirs() {
-    let proc = std::path::Path::new("/proc");
-    if !proc.join("self").exists() {
-        return;
-    }
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let pid = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("vssa-fuzz-"))
-            .and_then(|p| p.parse::<u32>().ok());
-        if let Some(pid) = pid {
-            let gone = !proc.join(pid.to_string()).exists();
-            if gone && entry.file_type().is_ok_and(|t| t.is_dir()) {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
-        }
-    }
 }
 
 /// Removes [`scratch_dir`] and everything in it: the last thing a fuzzing

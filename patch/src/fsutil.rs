@@ -78,6 +78,31 @@ pub fn write_atomic_over(
     Ok(())
 }
 
+/// Removes the folders `{prefix}{pid}` of the temporary directory whose
+/// process `pid` no longer runs: scratch folders named after the process
+/// that made them (fuzzers, test processes), which a process cannot always
+/// remove at its end. Best effort, like [`remove_stale_temporaries`]:
+/// errors are ignored, and without `/proc` nothing is removed.
+pub fn remove_folders_of_finished_processes(prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let finished = temporaries::process_exists(pid) == Some(false);
+        if finished && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// Removes the temporaries that writers of `path` killed during a save
 /// left behind (their process is gone). Every save does it first; the
 /// patch-log driver also does it when it loads a log, so that a run that

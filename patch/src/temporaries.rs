@@ -135,7 +135,7 @@ fn writer_of(file_name: &str, target_name: &str) -> Option<u32> {
 
 /// Whether process `pid` exists, or `None` if this system cannot tell
 /// (no `/proc`).
-fn process_exists(pid: u32) -> Option<bool> {
+pub(crate) fn process_exists(pid: u32) -> Option<bool> {
     if !Path::new("/proc/self").exists() {
         return None;
     }
