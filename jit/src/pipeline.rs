@@ -194,11 +194,7 @@ impl UnitCompiler {
             // Only a unit whose log has no refuted guards: its graph is then
             // what its source and the optimizer make (a log replayed in full
             // gives the graph optimizing gives).
-            if req
-                .book
-                .unit(&unit.key)
-                .is_none_or(|l| l.refuted.is_empty())
-            {
+            if req.book.refuted(&unit.key).is_none_or(|r| r.is_empty()) {
                 let mut data = unit.key.0.to_vec();
                 unit.exits.encode(&mut data);
                 store.put_unit(source, unit.code_key, data);
@@ -223,7 +219,9 @@ impl UnitCompiler {
         let (code_key, data) = store.get_unit(&source)?;
         let key = Addr(data.get(..16)?.try_into().ok()?);
         let exits = ExitTable::decode(&data[16..])?;
-        req.book.unit(&key)?;
+        if !req.book.contains(&key) {
+            return None;
+        }
         let code = match self.cache.get(&code_key) {
             Some(c) => c,
             None => {
@@ -275,14 +273,14 @@ impl UnitCompiler {
         let rec = vssa_patch::Recorder::start(&graph);
         let key = rec.program();
         if cfg.optimize {
-            let prior = req.book.unit(&key);
-            let refuted: BTreeSet<Addr> =
-                prior.map_or_else(BTreeSet::new, |l| l.refuted.iter().copied().collect());
+            let refuted: BTreeSet<Addr> = req
+                .book
+                .refuted(&key)
+                .map_or_else(BTreeSet::new, |r| r.iter().copied().collect());
             let mut replayed_all = false;
-            if let Some(prior) = prior {
-                let t = Instant::now();
-                let cpu = CpuSpan::start();
-                let r = rec.replay(&mut graph, prior);
+            let t = Instant::now();
+            let cpu = CpuSpan::start();
+            if let Some(r) = req.book.replay_unit(&mut graph, &rec) {
                 report.patches_replayed += r.applied;
                 report.patches_stale += r.stale;
                 report.patches_conflicting += r.conflicting;
@@ -291,8 +289,7 @@ impl UnitCompiler {
                 // replaying it is complete. An empty log with refutations was
                 // not recorded that way (a refuted guard was built by a
                 // recorded patch), so it proves nothing: the optimizer looks.
-                replayed_all =
-                    r.complete() && (!prior.patches.is_empty() || prior.refuted.is_empty());
+                replayed_all = r.complete() && (!r.outcomes.is_empty() || refuted.is_empty());
                 report.replay += t.elapsed();
                 report.replay_cpu += cpu.end();
             }
@@ -424,7 +421,7 @@ pub fn compile_program<G: Guest, R>(
     let code = compiler.compile(guest, &req, report)?;
     warn_replay(cfg, report);
     compiler.save_code(report);
-    if !book.is_empty() && book.unit(&code.key).is_none() {
+    if !book.is_empty() && !book.contains(&code.key) {
         if let Some(path) = &cfg.patch_log {
             report.patch_log_warnings.push(format!(
                 "{}: stale patch log: it has no unit for this program",
@@ -434,7 +431,7 @@ pub fn compile_program<G: Guest, R>(
         book = LogBook::new();
     }
     if let Some(log) = &code.log {
-        if book.unit(&code.key) != Some(log) {
+        if !book.holds(log) {
             book.insert(log.clone());
             save_book(cfg, report, &book);
         }

@@ -337,7 +337,7 @@ fn refute(book: &mut LogBook, key: Addr, guard: Addr) {
 /// Files a unit's new log in `book`; whether that changed the book.
 fn file_log(book: &mut LogBook, code: &UnitCode) -> bool {
     match &code.log {
-        Some(log) if book.unit(&code.key) != Some(log) => {
+        Some(log) if !book.holds(log) => {
             book.insert(log.clone());
             true
         }
@@ -764,7 +764,7 @@ impl<G: TieredGuest> Tiers<G> {
             compiles: 1,
             guards: code.exits.len(),
             speculated: self.count_speculative(&code),
-            refuted: self.book.unit(&code.key).map_or(0, |l| l.refuted.len()),
+            refuted: self.book.refuted(&code.key).map_or(0, <[Addr]>::len),
             compile: took,
             code_size: code.code.stats().code_size,
             ..UnitReport::default()
@@ -828,7 +828,7 @@ impl<G: TieredGuest> Tiers<G> {
 
     /// Makes `code`, a recompilation that took `took`, unit `i`'s code.
     fn replace(&mut self, i: usize, code: UnitCode, took: Duration) {
-        let refuted = self.book.unit(&code.key).map_or(0, |l| l.refuted.len());
+        let refuted = self.book.refuted(&code.key).map_or(0, <[Addr]>::len);
         let speculated = self.count_speculative(&code);
         let u = &mut self.units[i];
         u.report.compiles += 1;

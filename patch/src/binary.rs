@@ -27,8 +27,8 @@
 
 use crate::book::LogBook;
 use crate::format::{immediate, parse_op, Log, LogError};
-use crate::model::{NewNode, Patch, RecipeInputs};
 use crate::seal::SealKey;
+use crate::table::{TableLog, TableNode, TablePatch};
 use std::collections::HashMap;
 use std::sync::OnceLock;
 use vssa::{Addr, Op, Type};
@@ -390,14 +390,23 @@ fn read_units(r: &mut Reader<'_>, sealed: bool) -> Result<LogBook, Fail> {
             table.push(r.addr()?);
         }
         let n_patches = r.count(3)?;
-        let mut patches = Vec::with_capacity(n_patches);
+        // Most patches build one node or none, of two inputs or fewer.
+        let mut log = TableLog {
+            encoding,
+            program,
+            refuted,
+            sealed,
+            table,
+            patches: Vec::with_capacity(n_patches),
+            nodes: Vec::with_capacity(n_patches),
+            inputs: Vec::with_capacity(2 * n_patches),
+        };
         for _ in 0..n_patches {
-            let target = r.indexed(&table)?;
-            let by = r.indexed(&table)?;
+            let target = r.index(n_table)?;
+            let by = r.index(n_table)?;
             let n_nodes = r.count(5)?;
-            let mut nodes = crate::model::PatchNodes::new();
             for _ in 0..n_nodes {
-                let addr = r.indexed(&table)?;
+                let addr = r.index(n_table)?;
                 let ty = *Type::ALL
                     .get(usize::from(r.byte()?))
                     .ok_or(Fail("unknown type"))?;
@@ -415,24 +424,25 @@ fn read_units(r: &mut Reader<'_>, sealed: bool) -> Result<LogBook, Fail> {
                     template
                 };
                 let n_inputs = r.count(1)?;
-                let mut inputs = RecipeInputs::new();
                 for _ in 0..n_inputs {
-                    inputs.push(r.indexed(&table)?);
+                    log.inputs.push(r.index(n_table)?);
                 }
-                nodes.push(NewNode {
+                log.nodes.push(TableNode {
                     addr,
                     op,
                     ty,
-                    inputs,
+                    // At most one input per byte of a file bounded far
+                    // below 4 GiB: fits.
+                    inputs_end: log.inputs.len() as u32,
                 });
             }
-            patches.push(Patch { target, by, nodes });
+            log.patches.push(TablePatch {
+                target,
+                by,
+                nodes_end: log.nodes.len() as u32,
+            });
         }
-        let mut log = Log::new(program, patches);
-        log.encoding = encoding;
-        log.refuted = refuted;
-        log.sealed = sealed;
-        book.insert(log);
+        book.insert_table(log);
     }
     if r.at != r.bytes.len() {
         return Err(Fail("bytes after the last unit"));
@@ -523,20 +533,22 @@ impl Reader<'_> {
         Ok(Addr(s.try_into().expect("16 bytes")))
     }
 
+    /// An index into a node table of `len` entries.
     #[inline]
-    fn indexed(&mut self, table: &[Addr]) -> Result<Addr, Fail> {
+    fn index(&mut self, len: usize) -> Result<u32, Fail> {
         let i = self.varint64()?;
-        usize::try_from(i)
-            .ok()
-            .and_then(|i| table.get(i))
-            .copied()
-            .ok_or(Fail("a node index past the node table"))
+        if i < len as u64 {
+            Ok(i as u32)
+        } else {
+            Err(Fail("a node index past the node table"))
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{NewNode, Patch};
 
     fn sample_book() -> LogBook {
         let a = |n: u8| Addr([n; 16]);

@@ -24,21 +24,87 @@
 use crate::binary::{parse_binary, write_binary, SealState, BINARY_MAGIC};
 use crate::format::{clip, hex_addr, parse_patch, write_patch, Log, LogError, FORMAT_VERSION};
 use crate::fsutil::{read_bounded, write_atomic_over, ReadFrom};
+use crate::model::Recorder;
+use crate::replay::ReplayReport;
 use crate::seal::SealKey;
+use crate::table::{replay_table, TableLog};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
-use vssa::Addr;
+use std::sync::{Arc, OnceLock};
+use vssa::{Addr, Graph};
 
 const MAGIC: &str = "vssa-patch-log";
 
 /// A patch-log file: the logs of every compilation unit of a program run,
 /// keyed by program key. All units share one address encoding.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Units read from a binary file stay in the file's shape ([`TableLog`])
+/// until something needs their patches spelled out ([`LogBook::unit`],
+/// [`LogBook::units`]): a run that only replays them
+/// ([`LogBook::replay_unit`]) never builds address-based patches.
+#[derive(Clone, Debug)]
 pub struct LogBook {
     encoding: u32,
-    units: BTreeMap<Addr, Log>,
+    units: BTreeMap<Addr, Unit>,
 }
+
+/// One unit of a book: a log, or a log in the binary file's shape with
+/// its spelled-out form made on first request.
+#[derive(Clone, Debug)]
+enum Unit {
+    Log(Log),
+    Table {
+        table: Arc<TableLog>,
+        log: OnceLock<Log>,
+    },
+}
+
+impl Unit {
+    fn log(&self) -> &Log {
+        match self {
+            Unit::Log(l) => l,
+            Unit::Table { table, log } => log.get_or_init(|| table.to_log()),
+        }
+    }
+
+    fn into_log(self) -> Log {
+        match self {
+            Unit::Log(l) => l,
+            Unit::Table { table, log } => log.into_inner().unwrap_or_else(|| table.to_log()),
+        }
+    }
+
+    /// The log, to be changed: the table form goes (it would no longer
+    /// say the same).
+    fn log_mut(&mut self) -> &mut Log {
+        if let Unit::Table { table, log } = self {
+            let l = log.take().unwrap_or_else(|| table.to_log());
+            *self = Unit::Log(l);
+        }
+        match self {
+            Unit::Log(l) => l,
+            Unit::Table { .. } => unreachable!("made a log just above"),
+        }
+    }
+
+    fn refuted(&self) -> &[Addr] {
+        match self {
+            Unit::Log(l) => &l.refuted,
+            Unit::Table { table, .. } => table.refuted(),
+        }
+    }
+}
+
+impl PartialEq for LogBook {
+    fn eq(&self, other: &LogBook) -> bool {
+        self.encoding == other.encoding
+            && self.units.len() == other.units.len()
+            && self.units().eq(other.units())
+    }
+}
+
+impl Eq for LogBook {}
 
 impl Default for LogBook {
     fn default() -> Self {
@@ -52,7 +118,7 @@ impl From<Log> for LogBook {
             encoding: log.encoding,
             units: BTreeMap::new(),
         };
-        b.units.insert(log.program, log);
+        b.units.insert(log.program, Unit::Log(log));
         b
     }
 }
@@ -71,14 +137,47 @@ impl LogBook {
         self.encoding
     }
 
-    /// The log of the unit whose graph has program key `program`.
+    /// The log of the unit whose graph has program key `program` (a unit
+    /// read from a binary file is spelled out on the first call).
     pub fn unit(&self, program: &Addr) -> Option<&Log> {
-        self.units.get(program)
+        self.units.get(program).map(Unit::log)
+    }
+
+    /// Whether the book has a unit for program key `program`.
+    pub fn contains(&self, program: &Addr) -> bool {
+        self.units.contains_key(program)
+    }
+
+    /// The refuted guards of the unit for `program`, if there is one.
+    pub fn refuted(&self, program: &Addr) -> Option<&[Addr]> {
+        self.units.get(program).map(Unit::refuted)
     }
 
     /// Mutable access to one unit's log (to add a refuted guard, say).
     pub fn unit_mut(&mut self, program: &Addr) -> Option<&mut Log> {
-        self.units.get_mut(program)
+        self.units.get_mut(program).map(Unit::log_mut)
+    }
+
+    /// Whether the book holds exactly `log` as its unit (compared in
+    /// place for a unit read from a binary file).
+    pub fn holds(&self, log: &Log) -> bool {
+        match self.units.get(&log.program) {
+            None => false,
+            Some(Unit::Log(l)) => l == log,
+            Some(Unit::Table { table, .. }) => table.same_as(log),
+        }
+    }
+
+    /// Replays the unit whose program key is `rec`'s onto `g`, the graph
+    /// `rec` was started on (see [`crate::replay()`]); `None` if the book
+    /// has no such unit. A unit read from a binary file is replayed from
+    /// its node table by index ([`crate::table`]).
+    pub fn replay_unit(&self, g: &mut Graph, rec: &Recorder) -> Option<ReplayReport> {
+        let key = rec.program();
+        Some(match self.units.get(&key)? {
+            Unit::Log(l) => rec.replay(g, l),
+            Unit::Table { table, .. } => replay_table(g, table, key),
+        })
     }
 
     /// Adds `log` as the unit with key `log.program`, replacing (and
@@ -89,21 +188,38 @@ impl LogBook {
     /// records in its own encoding, and it finds logs of any other one
     /// stale, so those units could never be replayed again).
     pub fn insert(&mut self, log: Log) -> Option<Log> {
-        if log.encoding != self.encoding {
+        self.make_room(log.encoding);
+        self.units
+            .insert(log.program, Unit::Log(log))
+            .map(Unit::into_log)
+    }
+
+    /// [`LogBook::insert`] for a unit read from a binary file.
+    pub(crate) fn insert_table(&mut self, table: TableLog) {
+        self.make_room(table.encoding);
+        let program = table.program;
+        let unit = Unit::Table {
+            table: Arc::new(table),
+            log: OnceLock::new(),
+        };
+        self.units.insert(program, unit);
+    }
+
+    fn make_room(&mut self, encoding: u32) {
+        if encoding != self.encoding {
             self.units.clear();
-            self.encoding = log.encoding;
+            self.encoding = encoding;
         }
-        self.units.insert(log.program, log)
     }
 
     /// Removes one unit's log.
     pub fn remove(&mut self, program: &Addr) -> Option<Log> {
-        self.units.remove(program)
+        self.units.remove(program).map(Unit::into_log)
     }
 
     /// Every unit's log, in program-key order.
-    pub fn units(&self) -> impl Iterator<Item = &Log> + '_ {
-        self.units.values()
+    pub fn units(&self) -> impl ExactSizeIterator<Item = &Log> + '_ {
+        self.units.values().map(Unit::log)
     }
 
     /// Number of units.
@@ -119,19 +235,19 @@ impl LogBook {
     pub(crate) fn into_single(self) -> Result<Log, usize> {
         let n = self.units.len();
         match self.units.into_values().next() {
-            Some(log) if n == 1 => Ok(log),
+            Some(u) if n == 1 => Ok(u.into_log()),
             _ => Err(n),
         }
     }
 
     /// The file text (format version 2), checksum line included.
     pub fn to_text(&self) -> String {
-        write_text(self.encoding, self.units.values())
+        write_text(self.encoding, self.units())
     }
 
     /// The binary file (format version 3), sealed under `key` if given.
     pub fn to_binary(&self, key: Option<&SealKey>) -> Vec<u8> {
-        write_binary(self.encoding, self.units.values(), key)
+        write_binary(self.encoding, self.units(), key)
     }
 
     /// Writes the book to `path` in the binary form, sealed under `key` if
@@ -464,11 +580,11 @@ fn parse_v2(lines: &mut Lines<'_>) -> Result<LogBook, LogError> {
         }
         book.units.insert(
             program,
-            Log {
+            Unit::Log(Log {
                 encoding,
                 refuted,
                 ..Log::new(program, list)
-            },
+            }),
         );
     }
     if lines.left() != 0 {

@@ -46,6 +46,7 @@ pub mod model;
 pub mod net;
 pub mod replay;
 pub mod seal;
+pub mod table;
 mod temporaries;
 
 pub use binary::SealState;
@@ -55,3 +56,4 @@ pub use fsutil::{write_atomic, MAX_LOG_BYTES};
 pub use model::{program_key, NewNode, Patch, PatchNodes, RecipeInputs, RecordError, Recorder};
 pub use replay::{replay, LogMismatch, Outcome, ReplayReport};
 pub use seal::SealKey;
+pub use table::TableLog;

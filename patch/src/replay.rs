@@ -97,18 +97,7 @@ pub fn replay(g: &mut Graph, log: &Log) -> ReplayReport {
 
 /// [`replay`] with the graph's [`program_key`] already computed.
 pub(crate) fn replay_keyed(g: &mut Graph, log: &Log, key: Addr) -> ReplayReport {
-    let mismatch = if log.encoding != vssa::ENCODING_VERSION {
-        Some(LogMismatch::Encoding {
-            log: log.encoding,
-            current: vssa::ENCODING_VERSION,
-        })
-    } else {
-        (key != log.program).then_some(LogMismatch::Program {
-            log: log.program,
-            graph: key,
-        })
-    };
-    if let Some(m) = mismatch {
+    if let Some(m) = mismatch(log.encoding, log.program, key) {
         return ReplayReport {
             outcomes: vec![Outcome::Stale { missing: None }; log.patches.len()],
             stale: log.patches.len(),
@@ -123,6 +112,22 @@ pub(crate) fn replay_keyed(g: &mut Graph, log: &Log, key: Addr) -> ReplayReport 
         let mut sorted = log.refuted.clone();
         sorted.sort();
         apply_patches(g, &log.patches, &sorted, log.is_sealed())
+    }
+}
+
+/// Why a log recorded in address encoding `encoding` for program
+/// `program` does not belong to a graph with program key `key`, if so.
+pub(crate) fn mismatch(encoding: u32, program: Addr, key: Addr) -> Option<LogMismatch> {
+    if encoding != vssa::ENCODING_VERSION {
+        Some(LogMismatch::Encoding {
+            log: encoding,
+            current: vssa::ENCODING_VERSION,
+        })
+    } else {
+        (key != program).then_some(LogMismatch::Program {
+            log: program,
+            graph: key,
+        })
     }
 }
 
@@ -172,7 +177,7 @@ pub(crate) fn apply_patches(
     report
 }
 
-fn conflict(reason: impl Into<String>) -> Outcome {
+pub(crate) fn conflict(reason: impl Into<String>) -> Outcome {
     Outcome::Conflicting {
         reason: reason.into(),
     }
