@@ -227,11 +227,34 @@ pub fn read_bounded(path: &Path, max: u64, from: ReadFrom) -> io::Result<Vec<u8>
     if regular && meta.len() > max {
         return Err(too_large(max));
     }
-    let mut bytes = Vec::with_capacity(if regular { meta.len() as usize } else { 0 });
+    if regular && meta.len() > 0 {
+        return read_sized(&f, meta.len() as usize);
+    }
+    // Pipes and devices, and files whose size says nothing (`/proc`).
+    let mut bytes = Vec::new();
     f.take(max + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max {
         return Err(too_large(max));
     }
+    Ok(bytes)
+}
+
+/// The first `len` bytes of `f`, the size its metadata gave: one `read`
+/// call, where reading to the end costs a second one to see the end. A
+/// file cut short meanwhile gives fewer bytes (its reader then finds it
+/// truncated); one that grew gives its first `len`, so the bound holds.
+fn read_sized(mut f: &File, len: usize) -> io::Result<Vec<u8>> {
+    let mut bytes = vec![0u8; len];
+    let mut got = 0;
+    while got < len {
+        match f.read(&mut bytes[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    bytes.truncate(got);
     Ok(bytes)
 }
 

@@ -146,11 +146,12 @@ fn read_key(path: &Path) -> io::Result<SealKey> {
     if meta.permissions().mode() & 0o077 != 0 {
         return Err(bad("the seal key is readable or writable by others"));
     }
-    let mut bytes = Vec::with_capacity(33);
-    f.take(33).read_to_end(&mut bytes)?;
-    let key: [u8; 32] = bytes
-        .try_into()
-        .map_err(|_| bad("the seal key is not 32 bytes"))?;
+    // The size from the metadata, then one read (reading to the end would
+    // take a second call to find it).
+    let mut key = [0u8; 32];
+    if meta.len() != 32 || (&f).read_exact(&mut key).is_err() {
+        return Err(bad("the seal key is not 32 bytes"));
+    }
     Ok(SealKey(key))
 }
 
