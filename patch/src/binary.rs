@@ -137,17 +137,27 @@ const MNEMONICS: [&str; 88] = [
 ];
 
 /// Each op code's op, with a zero immediate where it has one.
-fn templates() -> &'static [Op; 88] {
-    static T: OnceLock<[Op; 88]> = OnceLock::new();
-    T.get_or_init(|| {
-        MNEMONICS.map(|m| {
-            // No immediate, a zero one, or (float range tests) a width.
-            parse_op(m, "-")
-                .or_else(|_| parse_op(m, "0"))
-                .or_else(|_| parse_op(m, "8"))
-                .expect("every mnemonic parses")
-        })
-    })
+#[cfg(test)]
+fn templates() -> [Op; MNEMONICS.len()] {
+    MNEMONICS.map(make_template)
+}
+
+/// The op of op code `code`, with a zero immediate where it has one; made
+/// on first use, so that a process reading a log parses only the
+/// mnemonics it uses (making all of them cost a fresh process a third of
+/// a small log's load).
+fn template(code: u8) -> Option<Op> {
+    static T: [OnceLock<Op>; MNEMONICS.len()] = [const { OnceLock::new() }; MNEMONICS.len()];
+    let m = MNEMONICS.get(usize::from(code))?;
+    Some(*T[usize::from(code)].get_or_init(|| make_template(m)))
+}
+
+fn make_template(m: &str) -> Op {
+    // No immediate, a zero one, or (float range tests) a width.
+    parse_op(m, "-")
+        .or_else(|_| parse_op(m, "0"))
+        .or_else(|_| parse_op(m, "8"))
+        .expect("every mnemonic parses")
 }
 
 fn op_code(op: &Op) -> u8 {
@@ -411,9 +421,7 @@ fn read_units(r: &mut Reader<'_>, sealed: bool) -> Result<LogBook, Fail> {
                     .get(usize::from(r.byte()?))
                     .ok_or(Fail("unknown type"))?;
                 let op_at = r.at;
-                let template = *templates()
-                    .get(usize::from(r.byte()?))
-                    .ok_or(Fail("unknown op"))?;
+                let template = template(r.byte()?).ok_or(Fail("unknown op"))?;
                 if matches!(template, Op::Loop { .. }) {
                     return Err(r.fail_at(op_at, "a patch cannot build a loop"));
                 }

@@ -410,3 +410,64 @@ fn apply(
         Err(e) => conflict(e.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::book::LogBook;
+    use crate::model::tests::{recorded, sample};
+    use crate::model::Recorder;
+
+    fn as_table(log: &Log) -> LogBook {
+        let bytes = LogBook::from(log.clone()).to_binary(None);
+        LogBook::parse_keyed(&bytes, "f", None).unwrap().0
+    }
+
+    #[test]
+    fn a_table_unit_spells_out_as_its_log_and_replays_like_it() {
+        let log = recorded();
+        let book = as_table(&log);
+        assert!(book.holds(&log));
+        let mut g = sample();
+        let rec = Recorder::start(&g);
+        let r = book.replay_unit(&mut g, &rec).unwrap();
+        assert!(r.complete() && r.applied == log.patches.len(), "{r:?}");
+        let mut h = sample();
+        assert_eq!(crate::replay(&mut h, &log), r);
+        assert_eq!(g.replacements(), h.replacements());
+        assert_eq!(book.unit(&log.program), Some(&log));
+    }
+
+    #[test]
+    fn same_as_sees_every_field() {
+        let log = recorded();
+        let book = as_table(&log);
+        let p = log
+            .patches
+            .iter()
+            .position(|p| p.nodes.first().is_some_and(|n| !n.inputs.is_empty()))
+            .expect("a patch with a new node with inputs");
+        let elsewhere = Addr([1; 16]);
+        let edits: [fn(&mut Log, usize, Addr); 9] = [
+            |l, p, a| l.patches[p].target = a,
+            |l, p, a| l.patches[p].by = a,
+            |l, p, a| l.patches[p].nodes[0].addr = a,
+            |l, p, a| l.patches[p].nodes[0].inputs[0] = a,
+            |l, p, _| l.patches[p].nodes[0].op = Op::Const { value: 12345 },
+            |l, p, _| l.patches[p].nodes[0].ty = Type::Frame,
+            |l, p, _| l.patches[p].nodes.clear(),
+            |l, _, a| {
+                l.refute(a);
+            },
+            |l, _, _| l.encoding += 1,
+        ];
+        for (k, edit) in edits.iter().enumerate() {
+            let mut other = log.clone();
+            edit(&mut other, p, elsewhere);
+            assert!(!book.holds(&other), "edit {k}");
+        }
+        let mut shorter = log.clone();
+        shorter.patches.pop();
+        assert!(!book.holds(&shorter));
+    }
+}
