@@ -355,12 +355,12 @@ pub fn tostring(vm: &mut Vm, v: Value) -> LResult<Vec<u8>> {
 /// kind); `None` for values that are not objects (lua5.4's NULL).
 pub fn pointer_of(v: Value) -> Option<u64> {
     let (kind, i) = match v {
-        Value::Str(s) => (0x5400_0000u64, s.0 as u64),
-        Value::Table(t) => (0x5500_0000, t.0 as u64),
-        Value::Func(f) => (0x5600_0000, f.0 as u64),
-        Value::Builtin(b) => (0x5700_0000, b as u64),
-        Value::Thread(c) => (0x5800_0000, c.0 as u64),
-        Value::Userdata(u) => (0x5900_0000, u.0 as u64),
+        Value::Str(s) => (0x5400_0000_0000u64, s.0 as u64),
+        Value::Table(t) => (0x5500_0000_0000, t.0 as u64),
+        Value::Func(f) => (0x5600_0000_0000, f.0 as u64),
+        Value::Builtin(b) => (0x5700_0000_0000, b as u64),
+        Value::Thread(c) => (0x5800_0000_0000, c.0 as u64),
+        Value::Userdata(u) => (0x5900_0000_0000, u.0 as u64),
         _ => return None,
     };
     Some(kind + i * 64)
@@ -742,16 +742,20 @@ fn base_load(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> 
             ));
         }
     };
-    let name = match arg(vm, base, nargs, 1) {
+    // The name shown in messages, and the chunkname as given (`source`).
+    let (name, chunk_name) = match arg(vm, base, nargs, 1) {
         Value::Str(s) => {
             let n = vm.heap.str_bytes(s).to_vec();
-            match n.first() {
+            let shown = match n.first() {
                 Some(b'=') | Some(b'@') => String::from_utf8_lossy(&n[1..]).into_owned(),
                 _ => chunk_id(&n),
-            }
+            };
+            (shown, String::from_utf8_lossy(&n).into_owned())
         }
-        _ if matches!(chunk, Value::Str(_)) => chunk_id(&src),
-        _ => "(load)".to_string(),
+        _ if matches!(chunk, Value::Str(_)) => {
+            (chunk_id(&src), String::from_utf8_lossy(&src).into_owned())
+        }
+        _ => ("(load)".to_string(), "=(load)".to_string()),
     };
     let mode = match arg(vm, base, nargs, 2) {
         Value::Str(s) => vm.heap.str_bytes(s).to_vec(),
@@ -779,7 +783,7 @@ fn base_load(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> 
     }
     // A fourth argument, even nil, is the chunk's environment.
     let env = (nargs >= 4).then(|| vm.stack[base + 3]);
-    match crate::compile_env(&mut vm.heap, &src, &name, env.is_some()) {
+    match crate::compile_env(&mut vm.heap, &src, &name, &chunk_name, env.is_some()) {
         Ok(proto) => {
             let f = vm.chunk_closure(proto, env);
             vm.rets(base + nargs, &[Value::Func(f)])
@@ -834,7 +838,7 @@ fn base_dofile(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)
             return Err(vm.plain_error(&format!("cannot open {shown}: {why}")));
         }
     };
-    let proto = match crate::compile(&mut vm.heap, &src, &shown) {
+    let proto = match crate::compile(&mut vm.heap, crate::without_shebang(&src), &shown) {
         Ok(p) => p,
         Err(msg) => return Err(vm.plain_error(&msg)),
     };
@@ -922,7 +926,7 @@ fn base_require(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
         let Some((file, src)) = found else {
             return Err(vm.rt_error(tried));
         };
-        let proto = match crate::compile(&mut vm.heap, &src, &file) {
+        let proto = match crate::compile(&mut vm.heap, crate::without_shebang(&src), &file) {
             Ok(p) => p,
             Err(msg) => {
                 return Err(vm.rt_error(format!(

@@ -18,6 +18,10 @@ use std::rc::Rc;
 /// Nested re-entries of the interpreter from Rust (metamethods, `pcall`,
 /// `sort` comparators …): lua5.4's LUAI_MAXCCALLS.
 pub const MAX_C_DEPTH: u32 = 200;
+
+/// The longest chain of `__call` handlers one call follows (a callable
+/// table whose handler is a callable table, ...).
+pub const MAX_CALL_CHAIN: u32 = 1000;
 /// Value-stack slots (lua5.4's LUAI_MAXSTACK): deeper Lua recursion is a
 /// "stack overflow" error.
 pub const MAX_STACK: usize = 1_000_000;
@@ -157,6 +161,9 @@ pub struct Vm {
     pub loaded: TableRef,
     /// The metatable of strings (`__index` = the string library).
     pub string_meta: Option<TableRef>,
+    /// The metatables of the other basic types, set by
+    /// `debug.setmetatable` (indexed by [`Vm::basic_type_slot`]).
+    pub type_metas: [Option<TableRef>; 5],
     /// Private state of library modules (the `io` library's default files
     /// and file metatable), a collector root.
     pub lib_state: Option<TableRef>,
@@ -234,6 +241,7 @@ impl Vm {
             globals,
             loaded,
             string_meta: None,
+            type_metas: [None; 5],
             lib_state: None,
             builtins: Vec::new(),
             open_upvals: Vec::new(),
@@ -403,6 +411,10 @@ impl Vm {
             Op::GetTable(_, _, kr)
                 if i > 0
                     && matches!(p.code[i - 1], Op::LoadI(r, 0..=255) if r == kr)
+                    // Not the end of `(b and 0)`, whose load a jump skips.
+                    && !p.code.iter().enumerate().any(|(j, op)| {
+                        matches!(op, Op::Jmp(off) if j as i64 + 1 + *off as i64 == i as i64)
+                    })
                     && !p.locals.iter().any(|l| {
                         l.reg == kr && l.start_pc <= i as u32 && (i as u32) < l.end_pc
                     }) =>
@@ -575,6 +587,7 @@ impl Vm {
         if let Some(s) = self.lib_state {
             roots.push(Value::Table(s));
         }
+        roots.extend(self.type_metas.iter().flatten().map(|&m| Value::Table(m)));
         roots.extend(self.event_names.iter().copied());
         roots.extend(self.extra_roots.iter().copied());
         roots.extend(self.transfer.iter().copied());
@@ -634,7 +647,21 @@ impl Vm {
             Value::Table(t) => self.heap.table(t).meta,
             Value::Userdata(u) => self.heap.userdata(u).meta,
             Value::Str(_) => self.string_meta,
-            _ => None,
+            _ => self.type_metas[Self::basic_type_slot(v)?],
+        }
+    }
+
+    /// Where [`Vm::type_metas`] keeps the metatable shared by all values of
+    /// `v`'s type (`None` for tables, userdata and strings, whose
+    /// metatables live elsewhere).
+    pub fn basic_type_slot(v: Value) -> Option<usize> {
+        match v {
+            Value::Nil => Some(0),
+            Value::Bool(_) => Some(1),
+            Value::Int(_) | Value::Float(_) => Some(2),
+            Value::Func(_) | Value::Builtin(_) => Some(3),
+            Value::Thread(_) => Some(4),
+            Value::Table(_) | Value::Userdata(_) | Value::Str(_) => None,
         }
     }
 
@@ -866,6 +893,19 @@ impl Vm {
         Ok(())
     }
 
+    /// A constructor's positional item (`Table::set_list_item`), charging
+    /// for growth.
+    fn table_set_list_item(&mut self, t: TableRef, i: i64, v: Value) -> LResult<()> {
+        let tab = self.heap.table_mut(t);
+        let before = tab.arr.capacity() + tab.hash.capacity();
+        tab.set_list_item(i, v);
+        let after = tab.arr.capacity() + tab.hash.capacity();
+        if after > before {
+            return self.charge_growth(after - before);
+        }
+        Ok(())
+    }
+
     /// `t[k] = v` raw (k not nil or NaN), charging for growth.
     #[inline]
     fn table_set(&mut self, t: TableRef, k: Value, v: Value) -> LResult<()> {
@@ -971,7 +1011,7 @@ impl Vm {
                         let tn = self.type_name_meta(other);
                         return Err(self.plain_error(&format!("attempt to call a {tn} value")));
                     }
-                    nargs = self.insert_call_handler(func, nargs, other, None)?;
+                    nargs = self.insert_call_handlers(func, nargs, other, None)?;
                 }
             }
         }
@@ -1024,6 +1064,40 @@ impl Vm {
         self.stack.copy_within(func..func + 1 + nargs, func + 1);
         self.stack[func] = h;
         Ok(nargs + 1)
+    }
+
+    /// For a call of a non-function: follows its `__call` handlers (a
+    /// handler may itself be a callable table) until a function is at
+    /// `stack[func]`; returns the new argument count. The chain is bounded
+    /// ([`MAX_CALL_CHAIN`]): each link shifts the arguments up by one.
+    fn insert_call_handlers(
+        &mut self,
+        func: usize,
+        mut nargs: usize,
+        v: Value,
+        reg: Option<u8>,
+    ) -> LResult<usize> {
+        nargs = self.insert_call_handler(func, nargs, v, reg)?;
+        let mut links = 1;
+        while !matches!(self.stack[func], Value::Func(_) | Value::Builtin(_)) {
+            links += 1;
+            if links > MAX_CALL_CHAIN {
+                return Err(self.rt_error("'__call' chain too long"));
+            }
+            self.charge_steps(nargs as u64)?;
+            let next = self.stack[func];
+            if reg.is_none()
+                && self.in_builtin
+                && matches!(self.metamethod(next, Event::Call), Value::Nil)
+            {
+                // Called by a library function: no position.
+                let tn = self.type_name_meta(next);
+                return Err(self.plain_error(&format!("attempt to call a {tn} value")));
+            }
+            // lua5.4 names the called variable, with the handler's type.
+            nargs = self.insert_call_handler(func, nargs, next, reg)?;
+        }
+        Ok(nargs)
     }
 
     /// Pushes a frame for closure `cl` at `stack[func]` with `nargs`
@@ -1327,7 +1401,8 @@ impl Vm {
                 if matches!(h, Value::Nil) {
                     Ok(Value::Int(self.heap.table(t).border()))
                 } else {
-                    self.call_meta(h, &[v])
+                    // lua5.4 passes the operand twice, as to every unary event.
+                    self.call_meta(h, &[v, v])
                 }
             }
             _ => {
@@ -1335,7 +1410,8 @@ impl Vm {
                 if matches!(h, Value::Nil) {
                     Err(self.type_error(v, "get length of", reg))
                 } else {
-                    self.call_meta(h, &[v])
+                    // lua5.4 passes the operand twice, as to every unary event.
+                    self.call_meta(h, &[v, v])
                 }
             }
         }
@@ -1868,7 +1944,7 @@ impl Vm {
                     };
                     for i in 0..n {
                         let v = self.stack[base + a as usize + 1 + i];
-                        if let Err(e) = self.table_set_int(t, start as i64 + i as i64, v) {
+                        if let Err(e) = self.table_set_list_item(t, start as i64 + i as i64, v) {
                             fail!(e);
                         }
                     }
@@ -2207,9 +2283,20 @@ impl Vm {
                             self.place_results(func, start, n, want);
                         }
                         other => {
+                            // `__call` handlers: a Lua one runs in this loop
+                            // (no Rust re-entry, so a yield can cross it).
                             give_back!();
-                            let nargs = self.insert_call_handler(func, nargs, other, Some(a))?;
-                            self.call_at(func, nargs, want)?;
+                            let nargs = self.insert_call_handlers(func, nargs, other, Some(a))?;
+                            if let Value::Func(f) = self.stack[func] {
+                                if let Err(e) =
+                                    self.push_lua_frame(func, f, nargs, want, FrameKind::Lua)
+                                {
+                                    fail!(e);
+                                }
+                                reload!();
+                            } else {
+                                self.call_at(func, nargs, want)?;
+                            }
                         }
                     }
                 }
@@ -2267,9 +2354,44 @@ impl Vm {
                             self.place_results(func, start, n, -1);
                         }
                         other => {
+                            // `__call` handlers: a Lua one is tail-called in
+                            // this loop, so a chain of them does not grow
+                            // the Rust stack (calls.lua's 10 000 deep chain).
                             give_back!();
-                            let nargs = self.insert_call_handler(func, nargs, other, Some(a))?;
-                            self.call_at(func, nargs, -1)?;
+                            let nargs = self.insert_call_handlers(func, nargs, other, Some(a))?;
+                            match self.stack[func] {
+                                Value::Func(f)
+                                    if !self
+                                        .heap
+                                        .closures
+                                        .get(f.0)
+                                        .proto
+                                        .keeps_caller_frame
+                                        .get() =>
+                                {
+                                    self.close_upvals(base);
+                                    let frame = self.frames.pop().expect("the running frame");
+                                    let dst = frame.func;
+                                    self.stack.copy_within(func..func + 1 + nargs, dst);
+                                    if let Err(e) =
+                                        self.push_lua_frame(dst, f, nargs, frame.want, frame.kind)
+                                    {
+                                        fail!(e);
+                                    }
+                                    reload!();
+                                }
+                                Value::Func(f) => {
+                                    if let Err(e) =
+                                        self.push_lua_frame(func, f, nargs, -1, FrameKind::Lua)
+                                    {
+                                        fail!(e);
+                                    }
+                                    reload!();
+                                }
+                                _ => {
+                                    self.call_at(func, nargs, -1)?;
+                                }
+                            }
                         }
                     }
                 }

@@ -206,6 +206,25 @@ const SNIPPETS: &[&str] = &[
     "local o = {} for i = '10', '1', '-2' do o[#o + 1] = i end print(#o, table.concat(o, ' '), o[1]) for i = 1, '3' do o[#o + 1] = i end print(#o, o[#o], math.type(o[#o])) print(pcall(function() for i = 1, 'x' do end end)) print(pcall(function() for i = {}, 1 do end end))",
     "local raw = {'a', 'b', 3} local p = setmetatable({}, {__index = raw, __len = function() return #raw end}) print(table.concat(p, ','), table.concat(p, '-', 2), pcall(table.concat, p, ',', 1, 4))",
     "print(string.format('%p|%10p|%-8p|', 4, true, nil), string.format('%p', {}) ~= '(null)', string.format('%p', print) == string.format('%p', print))",
+    // `__call` handlers run in the dispatch loop: a chain of callable
+    // tables, a deep tail-call chain through 100 of them (calls.lua).
+    "local f = setmetatable({}, {__call = setmetatable({}, {__call = function(...) return select('#', ...) end})}) print(f(1, 2), f()) print(pcall(setmetatable({}, {__call = setmetatable({}, {})}))) local g = setmetatable({}, {__call = setmetatable({}, {__call = 1})}) print(pcall(function() g() end)) print(pcall(function() return g() end))",
+    "local n = 2000 local function foo() if n == 0 then return 1023 else n = n - 1 return foo() end end for i = 1, 100 do foo = setmetatable({}, {__call = foo}) end print(coroutine.wrap(function() return foo() end)(), n)",
+    // Unary events get their operand twice; `#` too.
+    "local t = setmetatable({}, {__len = function(...) return select('#', ...) end, __unm = function(...) return select('#', ...) end}) print(#t, -t)",
+    // `load` of a string does not skip a `#` line; patterns and formats.
+    "print(load('#=1', '')) print(load('a#1 = 1', '')) print(pcall(string.find, 'a', '%ba')) print(pcall(string.find, 'a', '%b'))",
+    "print(pcall(string.format, '%10s', 'a\\0')) print(#string.format('%s', 'a\\0b'), pcall(string.format, '%.1s', '\\0'))",
+    "print(string.format('%+.2A|%.4A|%.3a|%.0a|%.1a|%10.2a|%-12.1a|', 12, -12, 0, 1.5, 1.96875, 3.0, 1/3))",
+    "print(string.format('[%.u][%.0d][%.3u][%5.0x][%+#014.0f][%#.0e][%#o][%#.0o]', 0, 0, 7, 0, 100, 1, 0, 0))",
+    "for _, f in ipairs({'%100.3d', '%1' .. ('0'):rep(30) .. '.3d', '%1.100d', '%t', '%010c', '%.10c', '%0.34s', '%#i', '%3.1p', '%0.s', '%10q', '%F', '% x', '%05s', '%-5c', '%-#10.3o', '%#a', '%-08d', '%0-5d'}) do print(f, pcall(string.format, f, 10)) end",
+    // A constructor's array part holds its nils: `#` is lua5.4's border.
+    "print(#{nil, -13}, #{nil, 2, k = 1}, #{1, nil}, #{nil, nil, 3}, #{1, 2, nil, 4}, #{n = 1, nil, 5}, #{(function() return nil, 2 end)()})",
+    // A register key loaded after a jump (`b and 0`) is named '?'.
+    "local b, t = false, {} print(pcall(function() return -t[(b and 0)] end)) print(pcall(function() return -t[0] end))",
+    // (`debug.setmetatable` of numbers and `debug.getinfo(f).source` are
+    // covered by events.lua and calls.lua: the reference has no `debug`.)
+    "print(os.setlocale(), os.setlocale('C'), os.setlocale('POSIX', 'numeric'), os.setlocale('xx_YY'), pcall(os.setlocale, nil, 'bad'))",
 ];
 
 #[test]
