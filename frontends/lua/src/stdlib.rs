@@ -386,7 +386,19 @@ fn base_pairs(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)>
         vm.ensure_stack(at + 5)?;
         vm.stack[at] = h;
         vm.stack[at + 1] = v;
-        vm.call_at(at, 1, 3)?;
+        // `pairs` called from Lua code: a yield may cross `__pairs` (lua5.4
+        // calls it with a continuation); a resumed thread finishes the
+        // call with the handler's three results (`Vm::finish_op`).
+        let finishable =
+            matches!(h, Value::Func(_)) && !vm.builtin_from_rust && vm.current_op_is_call();
+        if finishable {
+            vm.meta_calls += 1;
+        }
+        let r = vm.call_at(at, 1, 3);
+        if finishable {
+            vm.meta_calls -= 1;
+        }
+        r?;
         return Ok((at, 3));
     }
     if !matches!(v, Value::Table(_)) {

@@ -174,6 +174,9 @@ pub struct Vm {
     pub(crate) tbc: Vec<usize>,
     event_names: Vec<Value>,
     pub c_depth: u32,
+    /// How many of the `c_depth` re-entries are metamethod calls a yield
+    /// may cross ([`Vm::call_meta_with`]).
+    pub meta_calls: u32,
     /// Protected frames (`pcall` from Lua code) of the running thread:
     /// they count against [`MAX_C_DEPTH`] as lua5.4's C-level `pcall` does.
     pub(crate) protected: u32,
@@ -248,6 +251,7 @@ impl Vm {
             tbc: Vec::new(),
             event_names,
             c_depth: 0,
+            meta_calls: 0,
             protected: 0,
             cur_thread: main_thread,
             main_thread,
@@ -946,15 +950,113 @@ impl Vm {
 
     // ---------- calls ----------
 
-    /// Calls `f` with `args` from Rust; returns its first result.
+    /// Calls `f` with `args` from Rust; returns its first result. A Lua
+    /// metamethod called for an instruction ([`Vm::op_finishable`]) may
+    /// yield: see [`Vm::call_meta_with`].
     pub fn call_meta(&mut self, f: Value, args: &[Value]) -> LResult<Value> {
+        let finishable = self.op_finishable(f);
+        self.call_meta_with(f, args, finishable)
+    }
+
+    /// [`Vm::call_meta`]; `finishable`: the call stands for the running
+    /// frame's current instruction, whose result a resumed thread can
+    /// write itself (`Vm::finish_op`) once the Rust caller is gone, so a
+    /// yield may cross it (counted in `meta_calls`, as lua5.4's
+    /// `luaV_finishOp` lets a yield cross a metamethod).
+    pub(crate) fn call_meta_with(
+        &mut self,
+        f: Value,
+        args: &[Value],
+        finishable: bool,
+    ) -> LResult<Value> {
         let at = self.frame_top();
         self.ensure_stack(at + args.len() + 2)?;
         self.stack[at] = f;
         self.stack[at + 1..at + 1 + args.len()].copy_from_slice(args);
-        let n = self.call_at(at, args.len(), 1)?;
-        let _ = n;
+        if finishable {
+            self.meta_calls += 1;
+        }
+        let r = self.call_at(at, args.len(), 1);
+        if finishable {
+            self.meta_calls -= 1;
+        }
+        r?;
         Ok(self.stack[at])
+    }
+
+    /// Whether the running Lua frame's current instruction is a call (a
+    /// library function it called may let a yield cross it).
+    pub(crate) fn current_op_is_call(&self) -> bool {
+        use crate::bytecode::Op;
+        self.frames.last().is_some_and(|fr| {
+            fr.pc.checked_sub(1).is_some_and(|i| {
+                matches!(
+                    self.frame_proto(fr).code.get(i),
+                    Some(Op::Call(..) | Op::TailCall(..))
+                )
+            })
+        })
+    }
+
+    /// Whether a call of `f` made now is a metamethod of the running Lua
+    /// frame's current instruction that [`Vm::finish_op`] can complete: a
+    /// Lua function, called from the dispatch loop (no library function
+    /// running), for a read, write, arithmetic, length or comparison.
+    pub(crate) fn op_finishable(&self, f: Value) -> bool {
+        use crate::bytecode::Op;
+        if self.in_builtin || !matches!(f, Value::Func(_)) {
+            return false;
+        }
+        let Some(fr) = self.frames.last() else {
+            return false;
+        };
+        let Some(op) = fr
+            .pc
+            .checked_sub(1)
+            .and_then(|i| self.frame_proto(fr).code.get(i))
+        else {
+            return false;
+        };
+        matches!(
+            op,
+            Op::GetGlobal(..)
+                | Op::SetGlobal(..)
+                | Op::GetTable(..)
+                | Op::GetField(..)
+                | Op::GetIndex(..)
+                | Op::SetTable(..)
+                | Op::SetField(..)
+                | Op::SelfOp(..)
+                | Op::Add(..)
+                | Op::Sub(..)
+                | Op::Mul(..)
+                | Op::Div(..)
+                | Op::Mod(..)
+                | Op::Pow(..)
+                | Op::IDiv(..)
+                | Op::BAnd(..)
+                | Op::BOr(..)
+                | Op::BXor(..)
+                | Op::Shl(..)
+                | Op::Shr(..)
+                | Op::AddK(..)
+                | Op::SubK(..)
+                | Op::MulK(..)
+                | Op::DivK(..)
+                | Op::ModK(..)
+                | Op::PowK(..)
+                | Op::IDivK(..)
+                | Op::Unm(..)
+                | Op::Len(..)
+                | Op::BNot(..)
+                | Op::Eq(..)
+                | Op::Lt(..)
+                | Op::Le(..)
+                | Op::LtI(..)
+                | Op::LeI(..)
+                | Op::GtI(..)
+                | Op::GeI(..)
+        )
     }
 
     /// Calls the value at `stack[func]` with the `nargs` values after it;
@@ -1372,7 +1474,8 @@ impl Vm {
             // by `__lt`.
             let h = self.bin_metamethod(y, x, Event::Lt);
             if !matches!(h, Value::Nil) {
-                return Ok(!self.call_meta(h, &[y, x])?.truthy());
+                // Negated: a resumed thread could not finish it.
+                return Ok(!self.call_meta_with(h, &[y, x], false)?.truthy());
             }
         }
         let (t1, t2) = (self.type_name_meta(x), self.type_name_meta(y));
@@ -1480,7 +1583,7 @@ impl Vm {
             }
             // Keep the partial result rooted while the handler runs.
             self.stack[first + i + 1] = acc;
-            acc = self.call_meta(h, &[left, acc])?;
+            acc = self.call_meta_with(h, &[left, acc], false)?;
         }
         Ok(acc)
     }
@@ -1544,7 +1647,7 @@ impl Vm {
         if matches!(h, Value::Nil) {
             return Err(self.rt_error("attempt to call a nil value (metamethod 'close')"));
         }
-        self.call_meta(h, &[v, err])?;
+        self.call_meta_with(h, &[v, err], false)?;
         Ok(())
     }
 
@@ -1597,7 +1700,7 @@ impl Vm {
     /// handler, for `xpcall`) as its results; otherwise returns the error
     /// (an exit or a yield passes every protected frame).
     #[cold]
-    fn catch(&mut self, e: LuaError) -> LResult<()> {
+    pub(crate) fn catch(&mut self, e: LuaError) -> LResult<()> {
         let mut k = self.frames.len();
         loop {
             if k == 0 {
@@ -1644,7 +1747,7 @@ impl Vm {
         let v = if kind == FrameKind::XPCall {
             let h = self.stack[slot];
             self.top = func;
-            match self.call_meta(h, &[e.value]) {
+            match self.call_meta_with(h, &[e.value], false) {
                 Ok(v) => v,
                 Err(e2) if e2.catchable() => e2.value,
                 Err(e2) => return Err(e2),
