@@ -525,7 +525,9 @@ fn indexes_by_a_comparison(src: &str) -> bool {
 fn without_addresses(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(i) = rest.find(": 0x") {
+    // (`string.upper` of an address writes `: 0X…`.)
+    let next = |r: &str| [r.find(": 0x"), r.find(": 0X")].into_iter().flatten().min();
+    while let Some(i) = next(rest) {
         out.push_str(&rest[..i + 4]);
         rest = &rest[i + 4..];
         let hex = rest
@@ -624,6 +626,10 @@ mod tests {
         assert_eq!(
             without_addresses("table: 0x55000440\tfunction: builtin: 0x5700abc0 x: 0xzz"),
             "table: 0x?\tfunction: builtin: 0x? x: 0xzz"
+        );
+        assert_eq!(
+            without_addresses("TABLE: 0X55D2E04600F0|TABLE: 0x5500000004c0"),
+            "TABLE: 0X?|TABLE: 0x?"
         );
     }
 

@@ -222,6 +222,10 @@ const SNIPPETS: &[&str] = &[
     "print(#{nil, -13}, #{nil, 2, k = 1}, #{1, nil}, #{nil, nil, 3}, #{1, 2, nil, 4}, #{n = 1, nil, 5}, #{(function() return nil, 2 end)()})",
     // A register key loaded after a jump (`b and 0`) is named '?'.
     "local b, t = false, {} print(pcall(function() return -t[(b and 0)] end)) print(pcall(function() return -t[0] end))",
+    // Constant folding as lua5.4's code generator does it decides how
+    // errors name operands.
+    "local a, b, c, s, t = 0, 2^53, '1e2', 'x y z', {1, 2, 3, x = 'tx'} print(pcall(function() return {('-7'):len(), (- t[(0 & 255)]), k = a} end)) print(pcall(function() return ((1e-7 / 10) ~ (2^53 and s)) end)) print(pcall(function(...) return (select('#', ...) ~ ((not nil) and 'a,b,c')) end)) print(pcall(function() return t[(7 | 0)] + 1 end)) print(pcall(function() return (~t[(false or '')]) end))",
+    "print(1 // 0.0 == 1/0, pcall(function() return 1 // 0 end), pcall(function() return 1 % 0 end), 3 % -2, 3.5 % -2, -7 // 2, 7 // -2.0, 2^-1, 1 << 63, 1 >> -1, 3 & 2.0, pcall(function() return 1 & 1.5 end), 0.0 * -1, -(0.0), 5 - 5.0) print(true and select(2, 'a', 'b'), nil or select(2, 'a', 'b'), false and 1, nil and nil, 1 or error('x'), math.type(2^2), math.type(7 // 1), math.type(7.0 // 1), 9007199254740993 + 0.0, ~5, ~5.0, not 0, not nil, not 'x') print(pcall(function() return ('x' + 1) end)) print(pcall(function() return -(-9223372036854775807 - 1) end))",
     // (`debug.setmetatable` of numbers and `debug.getinfo(f).source` are
     // covered by events.lua and calls.lua: the reference has no `debug`.)
     "print(os.setlocale(), os.setlocale('C'), os.setlocale('POSIX', 'numeric'), os.setlocale('xx_YY'), pcall(os.setlocale, nil, 'bad'))",
