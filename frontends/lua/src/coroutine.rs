@@ -13,10 +13,14 @@
 //! return to the loop).
 //!
 //! A yield can cross Lua-to-Lua calls and `pcall`s made from Lua code
-//! (protected frames, no Rust recursion), not a library function or
-//! metamethod that re-entered the interpreter: the thread records the
-//! Rust nesting depth its loop runs at, and `yield` from any other depth
-//! is lua5.4's "attempt to yield across a C-call boundary". Each `resume`
+//! (protected frames, no Rust recursion), and the Rust re-entries a
+//! resumed thread can finish itself: a Lua metamethod called for an
+//! instruction, `__pairs` called by `pairs` (`Vm::meta_calls`,
+//! `Vm::finish_op`, as lua5.4's continuations). Not a library function
+//! that re-entered the interpreter (a `table.sort` comparator): the thread
+//! records the Rust nesting depth its loop runs at, and `yield` from any
+//! other depth is lua5.4's "attempt to yield across a C-call boundary".
+//! Each `resume`
 //! nests one Rust call, counted against the same bound as every other
 //! re-entry (lua5.4's "C stack overflow", returned by `resume`).
 
@@ -267,10 +271,7 @@ impl Vm {
         loop {
             match r {
                 Ok(()) if self.frames.is_empty() => return Ok(()),
-                Ok(()) => {
-                    self.finish_op();
-                    r = self.execute();
-                }
+                Ok(()) => r = self.finish_op().and_then(|()| self.execute()),
                 Err(e) if e.yielded || self.frames.is_empty() => return Err(e),
                 Err(e) => r = self.catch(e).and_then(|()| self.execute()),
             }
@@ -280,10 +281,11 @@ impl Vm {
     /// Completes the running frame's current instruction with the result
     /// of the metamethod it called (at `stack[top - 1]`), as lua5.4's
     /// `luaV_finishOp`: a read or arithmetic stores it, a comparison takes
-    /// its jump or not, a write has nothing left to do, a call of `pairs`
-    /// gets `__pairs`'s three results. Only the instructions
+    /// its jump or not, a write has nothing left to do, a concatenation
+    /// goes on from the pair joined, a call of `pairs` gets `__pairs`'s
+    /// three results. Only the instructions
     /// `Vm::op_finishable` accepts, and calls of `pairs`, get here.
-    fn finish_op(&mut self) {
+    fn finish_op(&mut self) -> LResult<()> {
         use crate::bytecode::Op;
         let res = self.stack[self.top - 1];
         let f = self.frames.last().expect("the interrupted frame");
@@ -322,6 +324,30 @@ impl Vm {
             | Op::Len(a, _)
             | Op::BNot(a, _) => store(self, a),
             Op::SetGlobal(..) | Op::SetTable(..) | Op::SetField(..) => {}
+            // A `__close` handler returned: close the rest of the block's
+            // variables (which may yield again).
+            // (Before a `return` of all values the handler was called at
+            // the top, which the return counts them by: restored.)
+            Op::Close(a) => {
+                if self.close_needs_top() {
+                    self.top -= 1;
+                }
+                self.close_tbc(base + a as usize)?
+            }
+            // The pair at registers `i, i + 1` was joined by `__concat`:
+            // its result replaces them, and the rest is joined on (which
+            // may call, and yield in, `__concat` again).
+            Op::Concat(a, b, _) => {
+                let i = self.top - 1 - self.concat_slot(0);
+                let first = base + b as usize;
+                self.stack[first + i] = res;
+                let v = if i == 0 {
+                    res
+                } else {
+                    self.concat(first, i + 1, b)?
+                };
+                self.stack[base + a as usize] = v;
+            }
             // `pairs` whose `__pairs` yielded: its three results.
             Op::Call(a, _, c) => {
                 let top = self.top;
@@ -349,6 +375,7 @@ impl Vm {
             }
             op => unreachable!("no metamethod call to finish for {op:?}"),
         }
+        Ok(())
     }
 
     /// Where the innermost frame's last instruction (the call that
@@ -537,7 +564,10 @@ fn co_close(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
             c.state = ThreadState::default();
             c.live_top = 0;
             c.body = None;
-            c.status = CoStatus::Dead;
+            // While its handlers run, it counts as running (lua5.4 runs
+            // them on the thread itself): closing or resuming it from one
+            // is refused.
+            c.status = CoStatus::Running;
             let mut err = c.error.take();
             for (u, v) in vals {
                 *vm.heap.upvals.get_mut(u.0) = crate::heap::UpVal::Closed(v);
@@ -558,10 +588,12 @@ fn co_close(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
                     }
                     Err(x) => {
                         vm.extra_roots.truncate(root);
+                        vm.heap.coroutines.get_mut(co.0).status = CoStatus::Dead;
                         return Err(x);
                     }
                 }
             }
+            vm.heap.coroutines.get_mut(co.0).status = CoStatus::Dead;
             vm.extra_roots.truncate(root);
             match err {
                 None => vm.rets(base + nargs, &[Value::Bool(true)]),

@@ -970,6 +970,18 @@ impl Vm {
         finishable: bool,
     ) -> LResult<Value> {
         let at = self.frame_top();
+        self.call_meta_at(at, f, args, finishable)
+    }
+
+    /// [`Vm::call_meta_with`] with `f` placed at `stack[at]` (above every
+    /// live value).
+    fn call_meta_at(
+        &mut self,
+        at: usize,
+        f: Value,
+        args: &[Value],
+        finishable: bool,
+    ) -> LResult<Value> {
         self.ensure_stack(at + args.len() + 2)?;
         self.stack[at] = f;
         self.stack[at + 1..at + 1 + args.len()].copy_from_slice(args);
@@ -1056,6 +1068,7 @@ impl Vm {
                 | Op::LeI(..)
                 | Op::GtI(..)
                 | Op::GeI(..)
+                | Op::Concat(..)
         )
     }
 
@@ -1537,7 +1550,7 @@ impl Vm {
     }
 
     /// `R[first] .. … .. R[first + n - 1]` (with `__concat`, right to left).
-    fn concat(&mut self, first: usize, n: usize, first_reg: u8) -> LResult<Value> {
+    pub(crate) fn concat(&mut self, first: usize, n: usize, first_reg: u8) -> LResult<Value> {
         let mut buf = Vec::new();
         if (0..n).all(|i| {
             matches!(
@@ -1581,11 +1594,43 @@ impl Vm {
                 };
                 return Err(self.type_error(bad, "concatenate", reg));
             }
-            // Keep the partial result rooted while the handler runs.
+            // Keep the partial result rooted while the handler runs, and
+            // in its register as lua5.4 does: a thread resumed after a
+            // yield inside the handler goes on from there.
             self.stack[first + i + 1] = acc;
-            acc = self.call_meta_with(h, &[left, acc], false)?;
+            acc = self.concat_meta(h, left, acc, i)?;
         }
         Ok(acc)
+    }
+
+    /// Calls `__concat` for registers `i, i + 1` of the running `Concat`.
+    /// The handler's slot, `i` slots above the frame's registers
+    /// ([`Vm::concat_slot`]), tells a thread resumed after a yield inside
+    /// it how far the concatenation got (`Vm::finish_op`), as lua5.4 tells
+    /// it by the stack top.
+    fn concat_meta(&mut self, h: Value, left: Value, acc: Value, i: usize) -> LResult<Value> {
+        let finishable = self.op_finishable(h);
+        let at = self.concat_slot(i);
+        self.ensure_stack(at + 4)?;
+        self.stack[at] = h;
+        self.stack[at + 1] = left;
+        self.stack[at + 2] = acc;
+        if finishable {
+            self.meta_calls += 1;
+        }
+        let r = self.call_at(at, 2, 1);
+        if finishable {
+            self.meta_calls -= 1;
+        }
+        r?;
+        Ok(self.stack[at])
+    }
+
+    /// Where [`Vm::concat_meta`] calls the handler for the pair at
+    /// registers `i, i + 1`: above all of the running frame's registers.
+    pub(crate) fn concat_slot(&self, i: usize) -> usize {
+        let f = self.frames.last().expect("the frame running Concat");
+        f.base + self.frame_proto(f).max_stack as usize + 1 + i
     }
 
     // ---------- the interpreter loop ----------
@@ -1609,13 +1654,31 @@ impl Vm {
     /// yet stay registered and are closed by the unwinding.
     pub(crate) fn close_tbc(&mut self, level: usize) -> LResult<()> {
         let top = self.top;
+        // Called by `Close` only: a yield inside a handler may cross it
+        // (a resumed thread closes the rest, `Vm::finish_op`). Before a
+        // `return` of all values, which counts them by the top, the
+        // handlers are called at the top, so their slot keeps it.
+        let finishable = !self.in_builtin;
+        let at = self.close_needs_top().then_some(top);
         while let Some(&slot) = self.tbc.last().filter(|&&s| s >= level) {
             self.tbc.pop();
             let v = self.stack[slot];
-            self.call_close(v, Value::Nil)?;
+            self.call_close_with(v, Value::Nil, finishable, at)?;
         }
         self.top = top;
         Ok(())
+    }
+
+    /// Whether the running `Close` is followed by a `return` of a variable
+    /// number of values (which are counted by the stack top).
+    pub(crate) fn close_needs_top(&self) -> bool {
+        use crate::bytecode::Op;
+        self.frames.last().is_none_or(|f| {
+            matches!(
+                self.frame_proto(f).code.get(f.pc),
+                Some(Op::Return(_, 0)) | None
+            )
+        })
     }
 
     /// Calls `__close(v, err)` of the to-be-closed variables at slots
@@ -1643,11 +1706,26 @@ impl Vm {
 
     /// Calls `v`'s `__close(v, err)` (gone since the declaration: an error).
     pub(crate) fn call_close(&mut self, v: Value, err: Value) -> LResult<()> {
+        self.call_close_with(v, err, false, None)
+    }
+
+    /// [`Vm::call_close`]; `finishable` as for [`Vm::call_meta_with`] (a
+    /// Lua handler only); `at`: the slot to call the handler at, if not
+    /// the frame's top.
+    fn call_close_with(
+        &mut self,
+        v: Value,
+        err: Value,
+        finishable: bool,
+        at: Option<usize>,
+    ) -> LResult<()> {
         let h = self.metamethod(v, Event::Close);
         if matches!(h, Value::Nil) {
             return Err(self.rt_error("attempt to call a nil value (metamethod 'close')"));
         }
-        self.call_meta_with(h, &[v, err], false)?;
+        let finishable = finishable && matches!(h, Value::Func(_));
+        let at = at.unwrap_or_else(|| self.frame_top());
+        self.call_meta_at(at, h, &[v, err], finishable)?;
         Ok(())
     }
 

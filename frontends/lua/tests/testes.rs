@@ -154,7 +154,7 @@ const CASES: &[Case] = &[
                 reason: "there are no debug hooks",
             },
         ],
-        expect: Expect::FailsWith("locals.lua:809: attempt to yield across a C-call boundary"),
+        expect: Expect::FailsWith("locals.lua:830: attempt to yield across a C-call boundary"),
     },
     Case {
         file: "tpack.lua",
@@ -164,7 +164,7 @@ const CASES: &[Case] = &[
     Case {
         file: "coroutine.lua",
         patches: &[],
-        expect: Expect::FailsWith("coroutine.lua:169: assertion failed!"),
+        expect: Expect::FailsWith("coroutine.lua:267: assertion failed!"),
     },
 ];
 
