@@ -419,6 +419,11 @@ fn ipairs_iter(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)
         Value::Int(i) => i.wrapping_add(1),
         _ => 1,
     };
+    if !matches!(t, Value::Table(_)) && matches!(vm.metamethod(t, Event::Index), Value::Nil) {
+        // Raised inside a library function: no position (lua5.4's `lua_geti`).
+        let tn = vm.type_name_meta(t);
+        return Err(vm.plain_error(&format!("attempt to index a {tn} value")));
+    }
     let v = vm.index(t, Value::Int(i), None)?;
     if matches!(v, Value::Nil) {
         vm.rets(base + nargs, &[Value::Nil])
@@ -429,7 +434,8 @@ fn ipairs_iter(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)
 
 fn base_ipairs(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     if nargs == 0 {
-        return Err(arg_error(vm, 0, "ipairs", "table expected, got no value"));
+        // lua5.4's `luaL_checkany`: any value will do, even nil.
+        return Err(arg_error(vm, 0, "ipairs", "value expected"));
     }
     let t = arg(vm, base, nargs, 0);
     let id = match vm.builtins.iter().position(|(n, _)| *n == "ipairs_iter") {

@@ -222,6 +222,8 @@ const SNIPPETS: &[&str] = &[
     "print(#{nil, -13}, #{nil, 2, k = 1}, #{1, nil}, #{nil, nil, 3}, #{1, 2, nil, 4}, #{n = 1, nil, 5}, #{(function() return nil, 2 end)()})",
     // A register key loaded after a jump (`b and 0`) is named '?'.
     "local b, t = false, {} print(pcall(function() return -t[(b and 0)] end)) print(pcall(function() return -t[0] end))",
+    // `ipairs` of a non-table: the iterator's error has no position.
+    "print(pcall(function() for _, v in ipairs(nil) do end end)) print(pcall(function() for _, v in ipairs(5) do end end)) print(pcall(function() local f = ipairs(nil) f(nil, 0) end)) print(pcall(ipairs)) print(pcall(function() for i, v in ipairs(setmetatable({}, {__index = function(t, i) if i < 3 then return i * 2 end end})) do print(i, v) end end))",
     // Constant folding as lua5.4's code generator does it decides how
     // errors name operands.
     "local a, b, c, s, t = 0, 2^53, '1e2', 'x y z', {1, 2, 3, x = 'tx'} print(pcall(function() return {('-7'):len(), (- t[(0 & 255)]), k = a} end)) print(pcall(function() return ((1e-7 / 10) ~ (2^53 and s)) end)) print(pcall(function(...) return (select('#', ...) ~ ((not nil) and 'a,b,c')) end)) print(pcall(function() return t[(7 | 0)] + 1 end)) print(pcall(function() return (~t[(false or '')]) end))",
