@@ -465,6 +465,13 @@ fn compare(lines: &[String], counters: Option<&mut Counters>) -> Option<String> 
         return None;
     };
     let (want, got) = (without_addresses(&want), without_addresses(&ours(&src)));
+    if want != got && indexes_by_a_comparison(&src) {
+        // The reference's own bug (see `indexes_by_a_comparison`).
+        if let Some(c) = counters {
+            crate::bump(c, "reference-bug-skipped");
+        }
+        return None;
+    }
     if let Some(c) = counters {
         if want.contains("\nerror: ") || want.starts_with("error: ") {
             crate::bump(c, "ended-in-error");
@@ -476,6 +483,41 @@ fn compare(lines: &[String], counters: Option<&mut Counters>) -> Option<String> 
     (want != got).then(|| format!("lua5.4: {want:?}\nours:   {got:?}"))
 }
 
+/// Whether `src` indexes `t` by a comparison (`t[(x > 1)]`, read or
+/// written). Lua 5.4 (Debian's 5.4.4 and the 5.4.7 oracle alike) miscompiles
+/// that when `t` is an upvalue and the comparison is true: `local x, t =
+/// 1000, {} print(pcall(function() return t[(x > 1)] end))` prints
+/// `attempt to index a number value` (or `a string value`, after the
+/// operands' type), while a local `t`, a false comparison or any other
+/// key works. A program that differs and has such a key is skipped
+/// (counted as `reference-bug-skipped`), not reported.
+fn indexes_by_a_comparison(src: &str) -> bool {
+    const COMPARISONS: [&str; 6] = [" == ", " ~= ", " < ", " <= ", " > ", " >= "];
+    let b = src.as_bytes();
+    let mut from = 0;
+    while let Some(i) = src[from..].find("t[(").map(|i| from + i) {
+        from = i + 3;
+        // The key's text inside its outer parentheses, and the comparison
+        // operators at its top level.
+        let (mut depth, mut j, mut top_level) = (1usize, i + 3, String::new());
+        while j < b.len() && depth > 0 {
+            match b[j] {
+                b'(' | b'{' | b'[' => depth += 1,
+                b')' | b'}' | b']' => depth -= 1,
+                _ => {}
+            }
+            if depth == 1 {
+                top_level.push(b[j] as char);
+            }
+            j += 1;
+        }
+        if b.get(j) == Some(&b']') && COMPARISONS.iter().any(|op| top_level.contains(op)) {
+            return true;
+        }
+    }
+    false
+}
+
 /// `text` with every object address (`table: 0x55…`, `function: builtin:
 /// 0x…`: a `0x…` after a `: `) replaced by `0x?`: addresses are arbitrary
 /// in both implementations (`tostring` and `string.format`'s `%s` show
@@ -483,7 +525,9 @@ fn compare(lines: &[String], counters: Option<&mut Counters>) -> Option<String> 
 fn without_addresses(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(i) = rest.find(": 0x") {
+    // (`string.upper` of an address writes `: 0X…`.)
+    let next = |r: &str| [r.find(": 0x"), r.find(": 0X")].into_iter().flatten().min();
+    while let Some(i) = next(rest) {
         out.push_str(&rest[..i + 4]);
         rest = &rest[i + 4..];
         let hex = rest
@@ -562,10 +606,30 @@ mod tests {
     }
 
     #[test]
+    fn the_reference_bug_with_comparison_keys_is_recognized() {
+        // The reference really has it (if a later Lua fixes it, this
+        // fails and the skip can go).
+        let src = "local x, t = 1000, {}\nprint(pcall(function() return t[(x > 1)] end))";
+        let want = reference(src).expect("finishes");
+        assert!(want.contains("attempt to index a number value"), "{want}");
+        assert_eq!(ours(src), "true\tnil\n");
+        assert!(indexes_by_a_comparison(src));
+        assert!(indexes_by_a_comparison("t[((a + 1) <= (b))] = 1"));
+        // Other keys, and comparisons deeper inside a key, are compared.
+        assert!(!indexes_by_a_comparison("print(t[(x + 1)], t[x > 1])"));
+        assert!(!indexes_by_a_comparison("print(t[((x > 1) and 2)])"));
+        assert!(!indexes_by_a_comparison("print(s[(x > 1)])"));
+    }
+
+    #[test]
     fn addresses_are_blanked() {
         assert_eq!(
             without_addresses("table: 0x55000440\tfunction: builtin: 0x5700abc0 x: 0xzz"),
             "table: 0x?\tfunction: builtin: 0x? x: 0xzz"
+        );
+        assert_eq!(
+            without_addresses("TABLE: 0X55D2E04600F0|TABLE: 0x5500000004c0"),
+            "TABLE: 0X?|TABLE: 0x?"
         );
     }
 

@@ -156,6 +156,9 @@ pub struct Proto {
     pub line_defined: u32,
     /// The chunk name used in messages (`prog.lua`).
     pub source: std::rc::Rc<str>,
+    /// The chunk name as the loader was given it (`@prog.lua`, `=name`,
+    /// or `load`'s string): `debug.getinfo`'s `source`.
+    pub chunk_name: std::rc::Rc<str>,
     /// The collector's mark for this prototype's constants.
     pub gc_epoch: Cell<u32>,
     /// A tail call to this function keeps the caller's frame: it stands

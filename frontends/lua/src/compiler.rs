@@ -86,6 +86,7 @@ pub struct Compiler<'h> {
     heap: &'h mut Heap,
     funcs: Vec<FuncState>,
     source: Rc<str>,
+    chunk_name: Rc<str>,
     line: u32,
     /// Free names index the `_ENV` variable in scope (a local or the main
     /// function's upvalue 0) instead of the globals table directly: set
@@ -107,12 +108,14 @@ pub fn compile_chunk(
     heap: &mut Heap,
     chunk: &FuncBody,
     source: Rc<str>,
+    chunk_name: Rc<str>,
     env_dynamic: bool,
 ) -> CResult<Rc<Proto>> {
     let mut c = Compiler {
         heap,
         funcs: Vec::new(),
         source,
+        chunk_name,
         line: 0,
         env_dynamic,
         label_at_end: false,
@@ -274,6 +277,7 @@ impl Compiler<'_> {
             max_stack: fs.max_stack.min(255) as u8,
             line_defined: fs.line_defined,
             source: self.source.clone(),
+            chunk_name: self.chunk_name.clone(),
             gc_epoch: std::cell::Cell::new(0),
             keeps_caller_frame: std::cell::Cell::new(false),
         }))

@@ -13,10 +13,14 @@
 //! return to the loop).
 //!
 //! A yield can cross Lua-to-Lua calls and `pcall`s made from Lua code
-//! (protected frames, no Rust recursion), not a library function or
-//! metamethod that re-entered the interpreter: the thread records the
-//! Rust nesting depth its loop runs at, and `yield` from any other depth
-//! is lua5.4's "attempt to yield across a C-call boundary". Each `resume`
+//! (protected frames, no Rust recursion), and the Rust re-entries a
+//! resumed thread can finish itself: a Lua metamethod called for an
+//! instruction, `__pairs` called by `pairs` (`Vm::meta_calls`,
+//! `Vm::finish_op`, as lua5.4's continuations). Not a library function
+//! that re-entered the interpreter (a `table.sort` comparator): the thread
+//! records the Rust nesting depth its loop runs at, and `yield` from any
+//! other depth is lua5.4's "attempt to yield across a C-call boundary".
+//! Each `resume`
 //! nests one Rust call, counted against the same bound as every other
 //! re-entry (lua5.4's "C stack overflow", returned by `resume`).
 
@@ -72,6 +76,9 @@ pub struct Coroutine {
     /// The Rust nesting depth (`Vm::c_depth`) its interpreter loop runs
     /// at: it can yield exactly there.
     pub depth: u32,
+    /// `Vm::meta_calls` when it was resumed: the re-entries above `depth`
+    /// that are finishable metamethod calls do not stop a yield.
+    pub meta_base: u32,
     /// The error it died of, until `coroutine.close` reports it.
     pub error: Option<Value>,
 }
@@ -84,6 +91,7 @@ impl Coroutine {
             body: None,
             live_top: 0,
             depth: 0,
+            meta_base: 0,
             error: None,
         }
     }
@@ -98,6 +106,7 @@ impl Coroutine {
             body: Some(body),
             live_top: 0,
             depth: 0,
+            meta_base: 0,
             error: None,
         }
     }
@@ -176,7 +185,9 @@ impl Vm {
         self.resumers.push(from);
         self.switch_to(co, CoStatus::Normal);
         self.c_depth += 1;
-        self.heap.coroutines.get_mut(co.0).depth = self.c_depth;
+        let c = self.heap.coroutines.get_mut(co.0);
+        c.depth = self.c_depth;
+        c.meta_base = self.meta_calls;
         let flags = self.enter_lua_flags();
         let r = self.run_thread(co);
         self.restore_flags(flags);
@@ -252,7 +263,119 @@ impl Vm {
         self.stack[func..func + n].copy_from_slice(&self.transfer);
         self.transfer.clear();
         self.place_results(func, func, n, want);
-        self.execute()
+        // Metamethod calls the yield crossed have lost their Rust callers:
+        // when one returns (the loop stops at its entry frame), its
+        // instruction is finished here; an error in one goes on unwinding
+        // into the frames below it.
+        let mut r = self.execute();
+        loop {
+            match r {
+                Ok(()) if self.frames.is_empty() => return Ok(()),
+                Ok(()) => r = self.finish_op().and_then(|()| self.execute()),
+                Err(e) if e.yielded || self.frames.is_empty() => return Err(e),
+                Err(e) => r = self.catch(e).and_then(|()| self.execute()),
+            }
+        }
+    }
+
+    /// Completes the running frame's current instruction with the result
+    /// of the metamethod it called (at `stack[top - 1]`), as lua5.4's
+    /// `luaV_finishOp`: a read or arithmetic stores it, a comparison takes
+    /// its jump or not, a write has nothing left to do, a concatenation
+    /// goes on from the pair joined, a call of `pairs` gets `__pairs`'s
+    /// three results. Only the instructions
+    /// `Vm::op_finishable` accepts, and calls of `pairs`, get here.
+    fn finish_op(&mut self) -> LResult<()> {
+        use crate::bytecode::Op;
+        let res = self.stack[self.top - 1];
+        let f = self.frames.last().expect("the interrupted frame");
+        let (base, fpc) = (f.base, f.pc);
+        let (op, next) = {
+            let code = &self.frame_proto(f).code;
+            (code[fpc - 1], code.get(fpc).copied())
+        };
+        let store = |vm: &mut Vm, a: u8| vm.stack[base + a as usize] = res;
+        match op {
+            Op::GetGlobal(a, _)
+            | Op::GetTable(a, ..)
+            | Op::GetField(a, ..)
+            | Op::GetIndex(a, ..)
+            | Op::SelfOp(a, ..)
+            | Op::Add(a, ..)
+            | Op::Sub(a, ..)
+            | Op::Mul(a, ..)
+            | Op::Div(a, ..)
+            | Op::Mod(a, ..)
+            | Op::Pow(a, ..)
+            | Op::IDiv(a, ..)
+            | Op::BAnd(a, ..)
+            | Op::BOr(a, ..)
+            | Op::BXor(a, ..)
+            | Op::Shl(a, ..)
+            | Op::Shr(a, ..)
+            | Op::AddK(a, ..)
+            | Op::SubK(a, ..)
+            | Op::MulK(a, ..)
+            | Op::DivK(a, ..)
+            | Op::ModK(a, ..)
+            | Op::PowK(a, ..)
+            | Op::IDivK(a, ..)
+            | Op::Unm(a, _)
+            | Op::Len(a, _)
+            | Op::BNot(a, _) => store(self, a),
+            Op::SetGlobal(..) | Op::SetTable(..) | Op::SetField(..) => {}
+            // A `__close` handler returned: close the rest of the block's
+            // variables (which may yield again).
+            // (Before a `return` of all values the handler was called at
+            // the top, which the return counts them by: restored.)
+            Op::Close(a) => {
+                if self.close_needs_top() {
+                    self.top -= 1;
+                }
+                self.close_tbc(base + a as usize)?
+            }
+            // The pair at registers `i, i + 1` was joined by `__concat`:
+            // its result replaces them, and the rest is joined on (which
+            // may call, and yield in, `__concat` again).
+            Op::Concat(a, b, _) => {
+                let i = self.top - 1 - self.concat_slot(0);
+                let first = base + b as usize;
+                self.stack[first + i] = res;
+                let v = if i == 0 {
+                    res
+                } else {
+                    self.concat(first, i + 1, b)?
+                };
+                self.stack[base + a as usize] = v;
+            }
+            // `pairs` whose `__pairs` yielded: its three results.
+            Op::Call(a, _, c) => {
+                let top = self.top;
+                self.place_results(base + a as usize, top - 3, 3, c as i32 - 1);
+            }
+            Op::TailCall(a, _) => {
+                let top = self.top;
+                self.place_results(base + a as usize, top - 3, 3, -1);
+            }
+            Op::Eq(_, _, k)
+            | Op::Lt(_, _, k)
+            | Op::Le(_, _, k)
+            | Op::LtI(_, _, k)
+            | Op::LeI(_, _, k)
+            | Op::GtI(_, _, k)
+            | Op::GeI(_, _, k) => {
+                // As the dispatch loop's `take_jump!`.
+                let pc = match next {
+                    Some(Op::Jmp(off)) if res.truthy() == k => {
+                        (fpc as i64 + 1 + off as i64) as usize
+                    }
+                    _ => fpc + 1,
+                };
+                self.frames.last_mut().expect("the interrupted frame").pc = pc;
+            }
+            op => unreachable!("no metamethod call to finish for {op:?}"),
+        }
+        Ok(())
     }
 
     /// Where the innermost frame's last instruction (the call that
@@ -368,7 +491,7 @@ fn co_yield(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     if cur == vm.main_thread {
         return Err(vm.plain_error("attempt to yield from outside a coroutine"));
     }
-    if vm.c_depth != vm.heap.coroutines.get(cur.0).depth {
+    if !yieldable_here(vm, cur) {
         return Err(vm.plain_error("attempt to yield across a C-call boundary"));
     }
     vm.transfer.clear();
@@ -378,6 +501,13 @@ fn co_yield(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
         exit: None,
         yielded: true,
     })
+}
+
+/// Whether the running thread `cur` can yield now: every Rust re-entry
+/// since it was resumed is a metamethod call a resumed thread can finish.
+fn yieldable_here(vm: &Vm, cur: CoRef) -> bool {
+    let c = vm.heap.coroutines.get(cur.0);
+    vm.c_depth.wrapping_sub(c.depth) == vm.meta_calls.wrapping_sub(c.meta_base)
 }
 
 fn status_name(vm: &Vm, co: CoRef) -> &'static str {
@@ -410,8 +540,7 @@ fn co_isyieldable(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usi
     } else {
         check_co(vm, base, nargs, 0, "isyieldable")?
     };
-    let y = co != vm.main_thread
-        && (co != vm.cur_thread || vm.c_depth == vm.heap.coroutines.get(co.0).depth);
+    let y = co != vm.main_thread && (co != vm.cur_thread || yieldable_here(vm, co));
     vm.rets(base + nargs, &[Value::Bool(y)])
 }
 
@@ -435,7 +564,10 @@ fn co_close(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
             c.state = ThreadState::default();
             c.live_top = 0;
             c.body = None;
-            c.status = CoStatus::Dead;
+            // While its handlers run, it counts as running (lua5.4 runs
+            // them on the thread itself): closing or resuming it from one
+            // is refused.
+            c.status = CoStatus::Running;
             let mut err = c.error.take();
             for (u, v) in vals {
                 *vm.heap.upvals.get_mut(u.0) = crate::heap::UpVal::Closed(v);
@@ -456,10 +588,12 @@ fn co_close(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
                     }
                     Err(x) => {
                         vm.extra_roots.truncate(root);
+                        vm.heap.coroutines.get_mut(co.0).status = CoStatus::Dead;
                         return Err(x);
                     }
                 }
             }
+            vm.heap.coroutines.get_mut(co.0).status = CoStatus::Dead;
             vm.extra_roots.truncate(root);
             match err {
                 None => vm.rets(base + nargs, &[Value::Bool(true)]),

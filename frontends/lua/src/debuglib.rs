@@ -91,7 +91,7 @@ fn db_getinfo(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)>
             let cl = vm.heap.closures.get(c.0);
             let p = cl.proto.clone();
             let nups = cl.upvals.len();
-            let src = vm.heap.str_value(format!("@{}", p.source).as_bytes());
+            let src = vm.heap.str_value(p.chunk_name.as_bytes());
             let short = vm.heap.str_value(p.source.as_bytes());
             let what = if p.line_defined == 0 { "main" } else { "Lua" };
             let what = vm.heap.str_value(what.as_bytes());
@@ -326,11 +326,11 @@ fn db_setmetatable(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, us
     };
     match v {
         Value::Table(t) => vm.heap.table_mut(t).meta = m,
+        Value::Userdata(u) => vm.heap.userdata_mut(u).meta = m,
+        Value::Str(_) => vm.string_meta = m,
         _ => {
-            let tn = v.type_name();
-            return Err(vm.rt_error(format!(
-                "debug.setmetatable: metatables of type '{tn}' are not supported"
-            )));
+            let slot = Vm::basic_type_slot(v).expect("a basic type");
+            vm.type_metas[slot] = m;
         }
     }
     vm.rets(base, &[v])

@@ -47,6 +47,56 @@ fn pad(spec: &Spec, body: String, numeric: bool, out: &mut Vec<u8>) {
     }
 }
 
+/// The flags lua5.4 allows with conversion `conv`, and whether it takes a
+/// precision (`None`: no modifiers are checked, or not a conversion).
+fn allowed_modifiers(conv: u8) -> Option<(&'static [u8], bool)> {
+    Some(match conv {
+        b'c' | b'p' => (b"-", false),
+        b's' => (b"-", true),
+        b'd' | b'i' => (b"-+ 0", true),
+        b'u' => (b"-0", true),
+        b'o' | b'x' | b'X' => (b"-#0", true),
+        b'a' | b'A' | b'e' | b'E' | b'f' | b'g' | b'G' => (b"-+ #0", true),
+        _ => return None,
+    })
+}
+
+/// lua5.4's `checkformat`: `spec` (after the `%`, up to the conversion) is
+/// allowed flags, a width of at most two digits not starting with `0`,
+/// and, if `precision`, a `.` and at most two digits.
+fn spec_is_valid(spec: &[u8], flags: &[u8], precision: bool) -> bool {
+    let mut k = spec.iter().take_while(|c| flags.contains(c)).count();
+    let digits = |k: &mut usize| {
+        for _ in 0..2 {
+            if spec.get(*k).is_some_and(u8::is_ascii_digit) {
+                *k += 1;
+            }
+        }
+    };
+    if spec.get(k) != Some(&b'0') {
+        digits(&mut k);
+        if spec.get(k) == Some(&b'.') && precision {
+            k += 1;
+            digits(&mut k);
+        }
+    }
+    spec.get(k).is_some_and(u8::is_ascii_alphabetic)
+}
+
+/// An integer's digits with C's precision: at least `prec` digits, and
+/// none at all for a zero with precision 0 (`%.0d` of 0 is empty).
+fn with_precision(mut digits: String, prec: Option<usize>, zero: bool) -> String {
+    if let Some(p) = prec {
+        if p == 0 && zero {
+            digits.clear();
+        }
+        while digits.len() < p {
+            digits.insert(0, '0');
+        }
+    }
+    digits
+}
+
 fn sign_prefix(spec: &Spec, negative: bool) -> &'static str {
     if negative {
         "-"
@@ -92,7 +142,16 @@ fn fmt_float_conv(f: f64, conv: u8, spec: &Spec) -> String {
                 }
                 s
             }
-            b'e' | b'E' => fmt_e(a, spec.prec.unwrap_or(6), upper),
+            b'e' | b'E' => {
+                let s = fmt_e(a, spec.prec.unwrap_or(6), upper);
+                match s.find(['e', 'E']) {
+                    // `%#.0e`: C keeps the point.
+                    Some(i) if spec.alt && spec.prec == Some(0) => {
+                        format!("{}.{}", &s[..i], &s[i..])
+                    }
+                    _ => s,
+                }
+            }
             b'g' | b'G' => {
                 let mut s = String::new();
                 fmt_g(a, spec.prec.unwrap_or(6), spec.alt, &mut s);
@@ -102,39 +161,57 @@ fn fmt_float_conv(f: f64, conv: u8, spec: &Spec) -> String {
                     s
                 }
             }
-            _ => fmt_hex_float(a, upper),
+            _ => fmt_hex_float(a, upper, spec.prec),
         }
     };
     format!("{}{}", sign_prefix(spec, neg), body)
 }
 
-/// `%a`: hexadecimal float like glibc (`0x1.8p+1`).
-fn fmt_hex_float(a: f64, upper: bool) -> String {
-    let s = if a == 0.0 {
-        "0x0p+0".to_string()
+/// `%a`: hexadecimal float like glibc (`0x1.8p+1`); with a precision the
+/// fraction is rounded to that many hex digits, ties to even, and the
+/// leading digit may become 2 (`%.1a` of 1.96875 is `0x2.0p+0`).
+fn fmt_hex_float(a: f64, upper: bool, prec: Option<usize>) -> String {
+    let bits = a.to_bits();
+    let exp = ((bits >> 52) & 0x7ff) as i64;
+    let mant = bits & ((1 << 52) - 1);
+    let (lead, e) = if a == 0.0 {
+        (0, 0)
+    } else if exp == 0 {
+        (0, -1022)
     } else {
-        let bits = a.to_bits();
-        let exp = ((bits >> 52) & 0x7ff) as i64;
-        let mant = bits & ((1 << 52) - 1);
-        let (lead, e) = if exp == 0 {
-            (0, -1022)
-        } else {
-            (1, exp - 1023)
-        };
-        let mut hex = format!("{:013x}", mant);
-        while hex.ends_with('0') {
-            hex.pop();
+        (1, exp - 1023)
+    };
+    let (lead, frac) = match prec {
+        None => {
+            let mut hex = format!("{mant:013x}");
+            while hex.ends_with('0') {
+                hex.pop();
+            }
+            (lead, hex)
         }
-        if hex.is_empty() {
-            format!("0x{lead}p{}{}", if e < 0 { '-' } else { '+' }, e.abs())
-        } else {
-            format!(
-                "0x{lead}.{hex}p{}{}",
-                if e < 0 { '-' } else { '+' },
-                e.abs()
-            )
+        Some(p) if p >= 13 => (lead, format!("{mant:013x}{}", "0".repeat(p - 13))),
+        Some(p) => {
+            let full = ((lead as u64) << 52) | mant;
+            let shift = (13 - p) * 4;
+            let (mut q, rem, half) = (
+                full >> shift,
+                full & ((1 << shift) - 1),
+                1u64 << (shift - 1),
+            );
+            if rem > half || (rem == half && q & 1 == 1) {
+                q += 1;
+            }
+            let digits = if p == 0 {
+                String::new()
+            } else {
+                format!("{:0p$x}", q & ((1u64 << (p * 4)) - 1))
+            };
+            ((q >> (p * 4)) as i64, digits)
         }
     };
+    let point = if frac.is_empty() { "" } else { "." };
+    let sign = if e < 0 { '-' } else { '+' };
+    let s = format!("0x{lead:x}{point}{frac}p{sign}{}", e.abs());
     if upper {
         s.to_uppercase()
     } else {
@@ -180,38 +257,44 @@ pub fn format(vm: &mut Vm, fmt: &[u8], base: usize, nargs: usize) -> LResult<Vec
             }
             i += 1;
         }
-        let mut digits = 0;
         while i < fmt.len() && fmt[i].is_ascii_digit() {
-            spec.width = spec.width * 10 + (fmt[i] - b'0') as usize;
+            spec.width = (spec.width * 10 + (fmt[i] - b'0') as usize).min(1 << 20);
             i += 1;
-            digits += 1;
         }
         if i < fmt.len() && fmt[i] == b'.' {
             i += 1;
             let mut p = 0;
-            let mut pd = 0;
             while i < fmt.len() && fmt[i].is_ascii_digit() {
-                p = p * 10 + (fmt[i] - b'0') as usize;
+                p = (p * 10 + (fmt[i] - b'0') as usize).min(1 << 20);
                 i += 1;
-                pd += 1;
-            }
-            if pd > 2 {
-                digits = 3;
             }
             spec.prec = Some(p);
         }
         let conv = fmt.get(i).copied().unwrap_or(0);
         i += 1;
-        if digits > 2 || i - start > 32 {
-            return Err(vm.rt_error(
-                "invalid conversion '%".to_string()
-                    + &String::from_utf8_lossy(&fmt[start..i.min(fmt.len())])
-                    + "' to 'format'",
-            ));
-        }
         argi += 1;
         if argi >= nargs && conv != 0 {
             return Err(arg_error(vm, argi, "format", "no value"));
+        }
+        // lua5.4's `getformat`: flags, width and precision take fewer than
+        // 21 characters.
+        let span = fmt[start..]
+            .iter()
+            .take_while(|c| b"-+ #0123456789.".contains(c))
+            .count();
+        if span >= 21 {
+            return Err(vm.rt_error("invalid format (too long)"));
+        }
+        let form = &fmt[start - 1..i.min(fmt.len())];
+        if let Some((flags, precision)) = allowed_modifiers(conv) {
+            let plain_s = conv == b's' && form.len() == 2;
+            if !plain_s && !spec_is_valid(&form[1..], flags, precision) {
+                let shown = String::from_utf8_lossy(form);
+                return Err(vm.rt_error(format!("invalid conversion specification: '{shown}'")));
+            }
+        }
+        if conv == b'q' && form.len() > 2 {
+            return Err(vm.rt_error("specifier '%q' cannot have modifiers"));
         }
         match conv {
             b'd' | b'i' => {
@@ -241,7 +324,8 @@ pub fn format(vm: &mut Vm, fmt: &[u8], base: usize, nargs: usize) -> LResult<Vec
             }
             b'u' => {
                 let n = check_int(vm, base, nargs, argi, "format")?;
-                pad(&spec, (n as u64).to_string(), true, &mut out);
+                let body = with_precision((n as u64).to_string(), spec.prec, n == 0);
+                pad(&spec, body, spec.prec.is_none(), &mut out);
             }
             b'c' => {
                 let n = check_int(vm, base, nargs, argi, "format")?;
@@ -265,21 +349,18 @@ pub fn format(vm: &mut Vm, fmt: &[u8], base: usize, nargs: usize) -> LResult<Vec
                     b'X' => format!("{n:X}"),
                     _ => format!("{n:o}"),
                 };
-                if let Some(p) = spec.prec {
-                    while body.len() < p {
-                        body.insert(0, '0');
-                    }
-                }
-                if spec.alt && n != 0 {
+                body = with_precision(body, spec.prec, n == 0);
+                if spec.alt && conv == b'o' && !body.starts_with('0') {
+                    body.insert(0, '0');
+                } else if spec.alt && n != 0 && conv != b'o' {
                     body = match conv {
                         b'x' => format!("0x{body}"),
-                        b'X' => format!("0X{body}"),
-                        _ => format!("0{body}"),
+                        _ => format!("0X{body}"),
                     };
                 }
                 pad(&spec, body, spec.prec.is_none(), &mut out);
             }
-            b'e' | b'E' | b'f' | b'F' | b'g' | b'G' | b'a' | b'A' => {
+            b'e' | b'E' | b'f' | b'g' | b'G' | b'a' | b'A' => {
                 let f = check_float(vm, base, nargs, argi, "format")?;
                 let body = fmt_float_conv(f, conv, &spec);
                 pad(&spec, body, f.is_finite(), &mut out);
@@ -287,6 +368,14 @@ pub fn format(vm: &mut Vm, fmt: &[u8], base: usize, nargs: usize) -> LResult<Vec
             b's' => {
                 let v = arg(vm, base, nargs, argi);
                 let mut s = tostring(vm, v)?;
+                let plain = spec.width == 0
+                    && spec.prec.is_none()
+                    && !(spec.minus || spec.zero || spec.plus || spec.space || spec.alt);
+                // lua5.4 hands a string with modifiers to C's `sprintf`,
+                // which would stop at a zero byte.
+                if !plain && s.contains(&0) {
+                    return Err(arg_error(vm, argi, "format", "string contains zeros"));
+                }
                 if let Some(p) = spec.prec {
                     s.truncate(p);
                 }
@@ -378,7 +467,7 @@ fn quote(vm: &Vm, v: Value, out: &mut Vec<u8>) {
                 if f.is_sign_negative() {
                     out.push(b'-');
                 }
-                out.extend_from_slice(fmt_hex_float(f.abs(), false).as_bytes());
+                out.extend_from_slice(fmt_hex_float(f.abs(), false, None).as_bytes());
             }
         }
         _ => {

@@ -167,18 +167,13 @@ pub struct Lexer<'a> {
 
 impl<'a> Lexer<'a> {
     pub fn new(src: &'a [u8]) -> Self {
-        let mut lx = Lexer {
+        // A shebang line is the file loaders' business
+        // (`crate::without_shebang`): `load` of a string does not skip it.
+        Lexer {
             src,
             pos: 0,
             line: 1,
-        };
-        // A first line starting with '#' (a shebang) is skipped.
-        if src.first() == Some(&b'#') {
-            while lx.pos < src.len() && src[lx.pos] != b'\n' {
-                lx.pos += 1;
-            }
         }
-        lx
     }
 
     fn peek(&self) -> u8 {

@@ -46,21 +46,42 @@ pub fn compile(
     src: &[u8],
     name: &str,
 ) -> Result<Rc<bytecode::Proto>, String> {
-    compile_env(heap, src, name, false)
+    compile_env(heap, src, name, &format!("@{name}"), false)
 }
 
-/// Compiles a chunk; `own_env`: it will run with an environment other than
-/// the globals table (`load`'s `env`).
+/// Compiles a chunk shown in messages as `name`, loaded as `chunk_name`
+/// (lua5.4's chunkname: `@file`, `=name` or the text itself); `own_env`:
+/// it will run with an environment other than the globals table
+/// (`load`'s `env`).
 pub fn compile_env(
     heap: &mut heap::Heap,
     src: &[u8],
     name: &str,
+    chunk_name: &str,
     own_env: bool,
 ) -> Result<Rc<bytecode::Proto>, String> {
     let chunk = parser::parse_chunk(src).map_err(|e| format!("{name}:{}: {}", e.line, e.msg))?;
     let env_dynamic = own_env || src.windows(4).any(|w| w == b"_ENV");
-    compiler::compile_chunk(heap, &chunk, Rc::from(name), env_dynamic)
-        .map_err(|e| format!("{name}:{}: {}", e.line, e.msg))
+    compiler::compile_chunk(
+        heap,
+        &chunk,
+        Rc::from(name),
+        Rc::from(chunk_name),
+        env_dynamic,
+    )
+    .map_err(|e| format!("{name}:{}: {}", e.line, e.msg))
+}
+
+/// A file's text as lua5.4's `luaL_loadfile` reads it: a first line
+/// starting with `#` (a shebang) is dropped, its newline kept so line
+/// numbers stay. Strings given to `load` are taken as they are.
+pub fn without_shebang(src: &[u8]) -> &[u8] {
+    if src.first() == Some(&b'#') {
+        let end = src.iter().position(|&c| c == b'\n').unwrap_or(src.len());
+        &src[end..]
+    } else {
+        src
+    }
 }
 
 /// How a run ended other than normally.
@@ -125,13 +146,21 @@ fn run_measured(
     stats: &mut RunStats,
 ) -> Result<(), RunError> {
     let t = Instant::now();
+    let src = without_shebang(src);
     let chunk = parser::parse_chunk(src)
         .map_err(|e| RunError::Syntax(format!("{name}:{}: {}", e.line, e.msg)))?;
     stats.parse = t.elapsed();
     let t = Instant::now();
     let env_dynamic = src.windows(4).any(|w| w == b"_ENV");
-    let proto = compiler::compile_chunk(&mut vm.heap, &chunk, Rc::from(name), env_dynamic)
-        .map_err(|e| RunError::Syntax(format!("{name}:{}: {}", e.line, e.msg)))?;
+    let chunk_name: Rc<str> = Rc::from(format!("@{name}"));
+    let proto = compiler::compile_chunk(
+        &mut vm.heap,
+        &chunk,
+        Rc::from(name),
+        chunk_name,
+        env_dynamic,
+    )
+    .map_err(|e| RunError::Syntax(format!("{name}:{}: {}", e.line, e.msg)))?;
     drop(chunk);
     stats.compile = t.elapsed();
     let (functions, code_len) = proto_sizes(&proto);

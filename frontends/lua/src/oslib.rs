@@ -400,8 +400,41 @@ fn os_clock(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     vm.rets(base + nargs, &[Value::Float(t)])
 }
 
-/// Registers `clock`, `time` and `date` in the `os` table `os`.
+/// `os.setlocale([locale [, category]])`: only the C locale exists here
+/// (numbers and dates are always formatted as in C), so a query, `"C"`,
+/// `"POSIX"` and `""` (the environment's locale, taken to be C) give
+/// `"C"` and any other locale is unavailable (nil), as lua5.4 answers
+/// for a locale the system lacks.
+fn os_setlocale(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    const CATEGORIES: [&[u8]; 6] = [
+        b"all",
+        b"collate",
+        b"ctype",
+        b"monetary",
+        b"numeric",
+        b"time",
+    ];
+    let locale = match arg(vm, base, nargs, 0) {
+        Value::Nil => None,
+        _ => Some(check_str(vm, base, nargs, 0, "setlocale")?),
+    };
+    if !matches!(arg(vm, base, nargs, 1), Value::Nil) {
+        let cat = check_str(vm, base, nargs, 1, "setlocale")?;
+        if !CATEGORIES.contains(&cat.as_slice()) {
+            let msg = format!("invalid option '{}'", String::from_utf8_lossy(&cat));
+            return Err(arg_error(vm, 1, "setlocale", &msg));
+        }
+    }
+    let r = match locale.as_deref() {
+        None | Some(b"") | Some(b"C") | Some(b"POSIX") => vm.heap.str_value(b"C"),
+        Some(_) => Value::Nil,
+    };
+    vm.rets(base + nargs, &[r])
+}
+
+/// Registers `clock`, `time`, `date` and `setlocale` in the `os` table `os`.
 pub fn open(vm: &mut Vm, os: TableRef) {
+    crate::stdlib::reg(vm, os, "setlocale", os_setlocale);
     crate::stdlib::reg(vm, os, "clock", os_clock);
     crate::stdlib::reg(vm, os, "time", os_time);
     crate::stdlib::reg(vm, os, "date", os_date);

@@ -518,7 +518,21 @@ impl Parser<'_> {
                 self.enter()?;
             }
             let right = self.subexpr(rp)?;
-            left = if is_and {
+            // A constant left operand that decides `and`/`or` leaves the
+            // right one (lua5.4: `(true and 'k')` is the constant 'k').
+            let truth = match left {
+                Expr::Nil | Expr::False => Some(false),
+                Expr::True | Expr::Int(_) | Expr::Float(_) | Expr::Str(_) => Some(true),
+                _ => None,
+            };
+            left = if is_and && truth == Some(true) || is_or && truth == Some(false) {
+                // Still one value: `true and f()` is `(f())`.
+                if right.is_multi() {
+                    Expr::Paren(Box::new(right))
+                } else {
+                    right
+                }
+            } else if is_and {
                 Expr::And(Box::new(left), Box::new(right))
             } else if is_or {
                 Expr::Or(Box::new(left), Box::new(right))
@@ -680,17 +694,84 @@ impl Parser<'_> {
     }
 }
 
-/// Folds `-<number>` so negative literals are constants.
+/// Folds unary operators on constants as lua5.4's code generator does:
+/// `-` of a number (so negative literals are constants), `~` of an
+/// integral number, `not` of any constant.
 fn fold_unary(op: UnOp, e: Expr, line: u32) -> Expr {
     match (op, &e) {
         (UnOp::Neg, Expr::Int(i)) => Expr::Int(i.wrapping_neg()),
         (UnOp::Neg, Expr::Float(f)) => Expr::Float(-f),
+        (UnOp::BNot, _) if as_int(&e).is_some() => Expr::Int(!as_int(&e).unwrap_or(0)),
+        (UnOp::Not, Expr::Nil | Expr::False) => Expr::True,
+        (UnOp::Not, Expr::True | Expr::Int(_) | Expr::Float(_) | Expr::Str(_)) => Expr::False,
         _ => Expr::Un(op, Box::new(e), line),
     }
 }
 
+/// A numeric constant's value as an integer, if it has one exactly.
+fn as_int(e: &Expr) -> Option<i64> {
+    match *e {
+        Expr::Int(i) => Some(i),
+        Expr::Float(f) => crate::value::float_to_int_exact(f),
+        _ => None,
+    }
+}
+
+fn as_float(e: &Expr) -> Option<f64> {
+    match *e {
+        Expr::Int(i) => Some(i as f64),
+        Expr::Float(f) => Some(f),
+        _ => None,
+    }
+}
+
+/// Folds arithmetic and bitwise operators on numeric constants as lua5.4's
+/// `constfolding` does (which decides how errors name operands: `t[(7 | 0)]`
+/// is `t[7]`): not a division or modulo by zero, bitwise operators only on
+/// integral values, and a float result only when it is neither NaN nor
+/// zero. Strings, concatenation and comparisons are never folded.
 fn fold_binary(op: BinOp, l: Expr, r: Expr, line: u32) -> Expr {
-    Expr::Bin(op, Box::new(l), Box::new(r), line)
+    match fold_numbers(op, &l, &r) {
+        Some(e) => e,
+        None => Expr::Bin(op, Box::new(l), Box::new(r), line),
+    }
+}
+
+fn fold_numbers(op: BinOp, l: &Expr, r: &Expr) -> Option<Expr> {
+    use crate::value::{float_mod, int_floor_div, int_mod, shift_left};
+    let (fa, fb) = (as_float(l)?, as_float(r)?);
+    let bitwise = |f: fn(i64, i64) -> i64| Some(Expr::Int(f(as_int(l)?, as_int(r)?)));
+    let ints = match (l, r) {
+        (Expr::Int(a), Expr::Int(b)) => Some((*a, *b)),
+        _ => None,
+    };
+    let folded = match op {
+        BinOp::BAnd => return bitwise(|a, b| a & b),
+        BinOp::BOr => return bitwise(|a, b| a | b),
+        BinOp::BXor => return bitwise(|a, b| a ^ b),
+        BinOp::Shl => return bitwise(shift_left),
+        BinOp::Shr => return bitwise(|a, b| shift_left(a, b.wrapping_neg())),
+        BinOp::Div | BinOp::IDiv | BinOp::Mod if fb == 0.0 => return None,
+        BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::IDiv | BinOp::Mod if ints.is_some() => {
+            let (a, b) = ints?;
+            return Some(Expr::Int(match op {
+                BinOp::Add => a.wrapping_add(b),
+                BinOp::Sub => a.wrapping_sub(b),
+                BinOp::Mul => a.wrapping_mul(b),
+                BinOp::IDiv => int_floor_div(a, b),
+                _ => int_mod(a, b),
+            }));
+        }
+        BinOp::Add => fa + fb,
+        BinOp::Sub => fa - fb,
+        BinOp::Mul => fa * fb,
+        BinOp::Div => fa / fb,
+        BinOp::IDiv => (fa / fb).floor(),
+        BinOp::Mod => float_mod(fa, fb),
+        BinOp::Pow => fa.powf(fb),
+        _ => return None,
+    };
+    (!folded.is_nan() && folded != 0.0).then_some(Expr::Float(folded))
 }
 
 #[cfg(test)]

@@ -152,7 +152,8 @@ fn do_match(ms: &mut MatchState, mut s: usize, mut p: usize) -> MResult<Option<u
                 break if s == ms.src.len() { Some(s) } else { None };
             }
             b'%' if ms.pat.get(p + 1) == Some(&b'b') => {
-                if p + 3 > ms.pat.len() {
+                // Both delimiters must follow (lua5.4's `matchbalance`).
+                if p + 4 > ms.pat.len() {
                     return Err("malformed pattern (missing arguments to '%b')".into());
                 }
                 let found = match_balance(ms, s, p + 2);

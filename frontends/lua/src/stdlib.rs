@@ -355,12 +355,12 @@ pub fn tostring(vm: &mut Vm, v: Value) -> LResult<Vec<u8>> {
 /// kind); `None` for values that are not objects (lua5.4's NULL).
 pub fn pointer_of(v: Value) -> Option<u64> {
     let (kind, i) = match v {
-        Value::Str(s) => (0x5400_0000u64, s.0 as u64),
-        Value::Table(t) => (0x5500_0000, t.0 as u64),
-        Value::Func(f) => (0x5600_0000, f.0 as u64),
-        Value::Builtin(b) => (0x5700_0000, b as u64),
-        Value::Thread(c) => (0x5800_0000, c.0 as u64),
-        Value::Userdata(u) => (0x5900_0000, u.0 as u64),
+        Value::Str(s) => (0x5400_0000_0000u64, s.0 as u64),
+        Value::Table(t) => (0x5500_0000_0000, t.0 as u64),
+        Value::Func(f) => (0x5600_0000_0000, f.0 as u64),
+        Value::Builtin(b) => (0x5700_0000_0000, b as u64),
+        Value::Thread(c) => (0x5800_0000_0000, c.0 as u64),
+        Value::Userdata(u) => (0x5900_0000_0000, u.0 as u64),
         _ => return None,
     };
     Some(kind + i * 64)
@@ -386,7 +386,19 @@ fn base_pairs(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)>
         vm.ensure_stack(at + 5)?;
         vm.stack[at] = h;
         vm.stack[at + 1] = v;
-        vm.call_at(at, 1, 3)?;
+        // `pairs` called from Lua code: a yield may cross `__pairs` (lua5.4
+        // calls it with a continuation); a resumed thread finishes the
+        // call with the handler's three results (`Vm::finish_op`).
+        let finishable =
+            matches!(h, Value::Func(_)) && !vm.builtin_from_rust && vm.current_op_is_call();
+        if finishable {
+            vm.meta_calls += 1;
+        }
+        let r = vm.call_at(at, 1, 3);
+        if finishable {
+            vm.meta_calls -= 1;
+        }
+        r?;
         return Ok((at, 3));
     }
     if !matches!(v, Value::Table(_)) {
@@ -407,6 +419,11 @@ fn ipairs_iter(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)
         Value::Int(i) => i.wrapping_add(1),
         _ => 1,
     };
+    if !matches!(t, Value::Table(_)) && matches!(vm.metamethod(t, Event::Index), Value::Nil) {
+        // Raised inside a library function: no position (lua5.4's `lua_geti`).
+        let tn = vm.type_name_meta(t);
+        return Err(vm.plain_error(&format!("attempt to index a {tn} value")));
+    }
     let v = vm.index(t, Value::Int(i), None)?;
     if matches!(v, Value::Nil) {
         vm.rets(base + nargs, &[Value::Nil])
@@ -417,7 +434,8 @@ fn ipairs_iter(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)
 
 fn base_ipairs(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     if nargs == 0 {
-        return Err(arg_error(vm, 0, "ipairs", "table expected, got no value"));
+        // lua5.4's `luaL_checkany`: any value will do, even nil.
+        return Err(arg_error(vm, 0, "ipairs", "value expected"));
     }
     let t = arg(vm, base, nargs, 0);
     let id = match vm.builtins.iter().position(|(n, _)| *n == "ipairs_iter") {
@@ -742,16 +760,20 @@ fn base_load(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> 
             ));
         }
     };
-    let name = match arg(vm, base, nargs, 1) {
+    // The name shown in messages, and the chunkname as given (`source`).
+    let (name, chunk_name) = match arg(vm, base, nargs, 1) {
         Value::Str(s) => {
             let n = vm.heap.str_bytes(s).to_vec();
-            match n.first() {
+            let shown = match n.first() {
                 Some(b'=') | Some(b'@') => String::from_utf8_lossy(&n[1..]).into_owned(),
                 _ => chunk_id(&n),
-            }
+            };
+            (shown, String::from_utf8_lossy(&n).into_owned())
         }
-        _ if matches!(chunk, Value::Str(_)) => chunk_id(&src),
-        _ => "(load)".to_string(),
+        _ if matches!(chunk, Value::Str(_)) => {
+            (chunk_id(&src), String::from_utf8_lossy(&src).into_owned())
+        }
+        _ => ("(load)".to_string(), "=(load)".to_string()),
     };
     let mode = match arg(vm, base, nargs, 2) {
         Value::Str(s) => vm.heap.str_bytes(s).to_vec(),
@@ -779,7 +801,7 @@ fn base_load(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> 
     }
     // A fourth argument, even nil, is the chunk's environment.
     let env = (nargs >= 4).then(|| vm.stack[base + 3]);
-    match crate::compile_env(&mut vm.heap, &src, &name, env.is_some()) {
+    match crate::compile_env(&mut vm.heap, &src, &name, &chunk_name, env.is_some()) {
         Ok(proto) => {
             let f = vm.chunk_closure(proto, env);
             vm.rets(base + nargs, &[Value::Func(f)])
@@ -834,7 +856,7 @@ fn base_dofile(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)
             return Err(vm.plain_error(&format!("cannot open {shown}: {why}")));
         }
     };
-    let proto = match crate::compile(&mut vm.heap, &src, &shown) {
+    let proto = match crate::compile(&mut vm.heap, crate::without_shebang(&src), &shown) {
         Ok(p) => p,
         Err(msg) => return Err(vm.plain_error(&msg)),
     };
@@ -922,7 +944,7 @@ fn base_require(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
         let Some((file, src)) = found else {
             return Err(vm.rt_error(tried));
         };
-        let proto = match crate::compile(&mut vm.heap, &src, &file) {
+        let proto = match crate::compile(&mut vm.heap, crate::without_shebang(&src), &file) {
             Ok(p) => p,
             Err(msg) => {
                 return Err(vm.rt_error(format!(

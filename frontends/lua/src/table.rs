@@ -289,6 +289,21 @@ impl Table {
         self.set_hash(Value::Int(i), v);
     }
 
+    /// A table constructor's positional item `i` (`SetList`): like
+    /// [`Table::set_int`], but a nil that continues the array part is
+    /// stored there too, as lua5.4 sizes a constructor's array part to its
+    /// items: `#{nil, 2}` is 2 there, a border at the array's end.
+    pub fn set_list_item(&mut self, i: i64, v: Value) {
+        if (i as u64).wrapping_sub(1) == self.arr.len() as u64 && matches!(v, Value::Nil) {
+            if !self.hash.is_empty() {
+                self.remove_hash(Value::Int(i));
+            }
+            self.arr.push(v);
+        } else {
+            self.set_int(i, v);
+        }
+    }
+
     fn remove_hash(&mut self, k: Value) {
         if let Some(slot) = self.hash.get_mut(k) {
             *slot = Value::Nil;

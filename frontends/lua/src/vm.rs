@@ -18,6 +18,10 @@ use std::rc::Rc;
 /// Nested re-entries of the interpreter from Rust (metamethods, `pcall`,
 /// `sort` comparators …): lua5.4's LUAI_MAXCCALLS.
 pub const MAX_C_DEPTH: u32 = 200;
+
+/// The longest chain of `__call` handlers one call follows (a callable
+/// table whose handler is a callable table, ...).
+pub const MAX_CALL_CHAIN: u32 = 1000;
 /// Value-stack slots (lua5.4's LUAI_MAXSTACK): deeper Lua recursion is a
 /// "stack overflow" error.
 pub const MAX_STACK: usize = 1_000_000;
@@ -157,6 +161,9 @@ pub struct Vm {
     pub loaded: TableRef,
     /// The metatable of strings (`__index` = the string library).
     pub string_meta: Option<TableRef>,
+    /// The metatables of the other basic types, set by
+    /// `debug.setmetatable` (indexed by [`Vm::basic_type_slot`]).
+    pub type_metas: [Option<TableRef>; 5],
     /// Private state of library modules (the `io` library's default files
     /// and file metatable), a collector root.
     pub lib_state: Option<TableRef>,
@@ -167,6 +174,9 @@ pub struct Vm {
     pub(crate) tbc: Vec<usize>,
     event_names: Vec<Value>,
     pub c_depth: u32,
+    /// How many of the `c_depth` re-entries are metamethod calls a yield
+    /// may cross ([`Vm::call_meta_with`]).
+    pub meta_calls: u32,
     /// Protected frames (`pcall` from Lua code) of the running thread:
     /// they count against [`MAX_C_DEPTH`] as lua5.4's C-level `pcall` does.
     pub(crate) protected: u32,
@@ -234,12 +244,14 @@ impl Vm {
             globals,
             loaded,
             string_meta: None,
+            type_metas: [None; 5],
             lib_state: None,
             builtins: Vec::new(),
             open_upvals: Vec::new(),
             tbc: Vec::new(),
             event_names,
             c_depth: 0,
+            meta_calls: 0,
             protected: 0,
             cur_thread: main_thread,
             main_thread,
@@ -403,6 +415,10 @@ impl Vm {
             Op::GetTable(_, _, kr)
                 if i > 0
                     && matches!(p.code[i - 1], Op::LoadI(r, 0..=255) if r == kr)
+                    // Not the end of `(b and 0)`, whose load a jump skips.
+                    && !p.code.iter().enumerate().any(|(j, op)| {
+                        matches!(op, Op::Jmp(off) if j as i64 + 1 + *off as i64 == i as i64)
+                    })
                     && !p.locals.iter().any(|l| {
                         l.reg == kr && l.start_pc <= i as u32 && (i as u32) < l.end_pc
                     }) =>
@@ -575,6 +591,7 @@ impl Vm {
         if let Some(s) = self.lib_state {
             roots.push(Value::Table(s));
         }
+        roots.extend(self.type_metas.iter().flatten().map(|&m| Value::Table(m)));
         roots.extend(self.event_names.iter().copied());
         roots.extend(self.extra_roots.iter().copied());
         roots.extend(self.transfer.iter().copied());
@@ -634,7 +651,21 @@ impl Vm {
             Value::Table(t) => self.heap.table(t).meta,
             Value::Userdata(u) => self.heap.userdata(u).meta,
             Value::Str(_) => self.string_meta,
-            _ => None,
+            _ => self.type_metas[Self::basic_type_slot(v)?],
+        }
+    }
+
+    /// Where [`Vm::type_metas`] keeps the metatable shared by all values of
+    /// `v`'s type (`None` for tables, userdata and strings, whose
+    /// metatables live elsewhere).
+    pub fn basic_type_slot(v: Value) -> Option<usize> {
+        match v {
+            Value::Nil => Some(0),
+            Value::Bool(_) => Some(1),
+            Value::Int(_) | Value::Float(_) => Some(2),
+            Value::Func(_) | Value::Builtin(_) => Some(3),
+            Value::Thread(_) => Some(4),
+            Value::Table(_) | Value::Userdata(_) | Value::Str(_) => None,
         }
     }
 
@@ -866,6 +897,19 @@ impl Vm {
         Ok(())
     }
 
+    /// A constructor's positional item (`Table::set_list_item`), charging
+    /// for growth.
+    fn table_set_list_item(&mut self, t: TableRef, i: i64, v: Value) -> LResult<()> {
+        let tab = self.heap.table_mut(t);
+        let before = tab.arr.capacity() + tab.hash.capacity();
+        tab.set_list_item(i, v);
+        let after = tab.arr.capacity() + tab.hash.capacity();
+        if after > before {
+            return self.charge_growth(after - before);
+        }
+        Ok(())
+    }
+
     /// `t[k] = v` raw (k not nil or NaN), charging for growth.
     #[inline]
     fn table_set(&mut self, t: TableRef, k: Value, v: Value) -> LResult<()> {
@@ -906,15 +950,126 @@ impl Vm {
 
     // ---------- calls ----------
 
-    /// Calls `f` with `args` from Rust; returns its first result.
+    /// Calls `f` with `args` from Rust; returns its first result. A Lua
+    /// metamethod called for an instruction ([`Vm::op_finishable`]) may
+    /// yield: see [`Vm::call_meta_with`].
     pub fn call_meta(&mut self, f: Value, args: &[Value]) -> LResult<Value> {
+        let finishable = self.op_finishable(f);
+        self.call_meta_with(f, args, finishable)
+    }
+
+    /// [`Vm::call_meta`]; `finishable`: the call stands for the running
+    /// frame's current instruction, whose result a resumed thread can
+    /// write itself (`Vm::finish_op`) once the Rust caller is gone, so a
+    /// yield may cross it (counted in `meta_calls`, as lua5.4's
+    /// `luaV_finishOp` lets a yield cross a metamethod).
+    pub(crate) fn call_meta_with(
+        &mut self,
+        f: Value,
+        args: &[Value],
+        finishable: bool,
+    ) -> LResult<Value> {
         let at = self.frame_top();
+        self.call_meta_at(at, f, args, finishable)
+    }
+
+    /// [`Vm::call_meta_with`] with `f` placed at `stack[at]` (above every
+    /// live value).
+    fn call_meta_at(
+        &mut self,
+        at: usize,
+        f: Value,
+        args: &[Value],
+        finishable: bool,
+    ) -> LResult<Value> {
         self.ensure_stack(at + args.len() + 2)?;
         self.stack[at] = f;
         self.stack[at + 1..at + 1 + args.len()].copy_from_slice(args);
-        let n = self.call_at(at, args.len(), 1)?;
-        let _ = n;
+        if finishable {
+            self.meta_calls += 1;
+        }
+        let r = self.call_at(at, args.len(), 1);
+        if finishable {
+            self.meta_calls -= 1;
+        }
+        r?;
         Ok(self.stack[at])
+    }
+
+    /// Whether the running Lua frame's current instruction is a call (a
+    /// library function it called may let a yield cross it).
+    pub(crate) fn current_op_is_call(&self) -> bool {
+        use crate::bytecode::Op;
+        self.frames.last().is_some_and(|fr| {
+            fr.pc.checked_sub(1).is_some_and(|i| {
+                matches!(
+                    self.frame_proto(fr).code.get(i),
+                    Some(Op::Call(..) | Op::TailCall(..))
+                )
+            })
+        })
+    }
+
+    /// Whether a call of `f` made now is a metamethod of the running Lua
+    /// frame's current instruction that [`Vm::finish_op`] can complete: a
+    /// Lua function, called from the dispatch loop (no library function
+    /// running), for a read, write, arithmetic, length or comparison.
+    pub(crate) fn op_finishable(&self, f: Value) -> bool {
+        use crate::bytecode::Op;
+        if self.in_builtin || !matches!(f, Value::Func(_)) {
+            return false;
+        }
+        let Some(fr) = self.frames.last() else {
+            return false;
+        };
+        let Some(op) = fr
+            .pc
+            .checked_sub(1)
+            .and_then(|i| self.frame_proto(fr).code.get(i))
+        else {
+            return false;
+        };
+        matches!(
+            op,
+            Op::GetGlobal(..)
+                | Op::SetGlobal(..)
+                | Op::GetTable(..)
+                | Op::GetField(..)
+                | Op::GetIndex(..)
+                | Op::SetTable(..)
+                | Op::SetField(..)
+                | Op::SelfOp(..)
+                | Op::Add(..)
+                | Op::Sub(..)
+                | Op::Mul(..)
+                | Op::Div(..)
+                | Op::Mod(..)
+                | Op::Pow(..)
+                | Op::IDiv(..)
+                | Op::BAnd(..)
+                | Op::BOr(..)
+                | Op::BXor(..)
+                | Op::Shl(..)
+                | Op::Shr(..)
+                | Op::AddK(..)
+                | Op::SubK(..)
+                | Op::MulK(..)
+                | Op::DivK(..)
+                | Op::ModK(..)
+                | Op::PowK(..)
+                | Op::IDivK(..)
+                | Op::Unm(..)
+                | Op::Len(..)
+                | Op::BNot(..)
+                | Op::Eq(..)
+                | Op::Lt(..)
+                | Op::Le(..)
+                | Op::LtI(..)
+                | Op::LeI(..)
+                | Op::GtI(..)
+                | Op::GeI(..)
+                | Op::Concat(..)
+        )
     }
 
     /// Calls the value at `stack[func]` with the `nargs` values after it;
@@ -971,7 +1126,7 @@ impl Vm {
                         let tn = self.type_name_meta(other);
                         return Err(self.plain_error(&format!("attempt to call a {tn} value")));
                     }
-                    nargs = self.insert_call_handler(func, nargs, other, None)?;
+                    nargs = self.insert_call_handlers(func, nargs, other, None)?;
                 }
             }
         }
@@ -1024,6 +1179,40 @@ impl Vm {
         self.stack.copy_within(func..func + 1 + nargs, func + 1);
         self.stack[func] = h;
         Ok(nargs + 1)
+    }
+
+    /// For a call of a non-function: follows its `__call` handlers (a
+    /// handler may itself be a callable table) until a function is at
+    /// `stack[func]`; returns the new argument count. The chain is bounded
+    /// ([`MAX_CALL_CHAIN`]): each link shifts the arguments up by one.
+    fn insert_call_handlers(
+        &mut self,
+        func: usize,
+        mut nargs: usize,
+        v: Value,
+        reg: Option<u8>,
+    ) -> LResult<usize> {
+        nargs = self.insert_call_handler(func, nargs, v, reg)?;
+        let mut links = 1;
+        while !matches!(self.stack[func], Value::Func(_) | Value::Builtin(_)) {
+            links += 1;
+            if links > MAX_CALL_CHAIN {
+                return Err(self.rt_error("'__call' chain too long"));
+            }
+            self.charge_steps(nargs as u64)?;
+            let next = self.stack[func];
+            if reg.is_none()
+                && self.in_builtin
+                && matches!(self.metamethod(next, Event::Call), Value::Nil)
+            {
+                // Called by a library function: no position.
+                let tn = self.type_name_meta(next);
+                return Err(self.plain_error(&format!("attempt to call a {tn} value")));
+            }
+            // lua5.4 names the called variable, with the handler's type.
+            nargs = self.insert_call_handler(func, nargs, next, reg)?;
+        }
+        Ok(nargs)
     }
 
     /// Pushes a frame for closure `cl` at `stack[func]` with `nargs`
@@ -1298,7 +1487,8 @@ impl Vm {
             // by `__lt`.
             let h = self.bin_metamethod(y, x, Event::Lt);
             if !matches!(h, Value::Nil) {
-                return Ok(!self.call_meta(h, &[y, x])?.truthy());
+                // Negated: a resumed thread could not finish it.
+                return Ok(!self.call_meta_with(h, &[y, x], false)?.truthy());
             }
         }
         let (t1, t2) = (self.type_name_meta(x), self.type_name_meta(y));
@@ -1327,7 +1517,8 @@ impl Vm {
                 if matches!(h, Value::Nil) {
                     Ok(Value::Int(self.heap.table(t).border()))
                 } else {
-                    self.call_meta(h, &[v])
+                    // lua5.4 passes the operand twice, as to every unary event.
+                    self.call_meta(h, &[v, v])
                 }
             }
             _ => {
@@ -1335,7 +1526,8 @@ impl Vm {
                 if matches!(h, Value::Nil) {
                     Err(self.type_error(v, "get length of", reg))
                 } else {
-                    self.call_meta(h, &[v])
+                    // lua5.4 passes the operand twice, as to every unary event.
+                    self.call_meta(h, &[v, v])
                 }
             }
         }
@@ -1358,7 +1550,7 @@ impl Vm {
     }
 
     /// `R[first] .. … .. R[first + n - 1]` (with `__concat`, right to left).
-    fn concat(&mut self, first: usize, n: usize, first_reg: u8) -> LResult<Value> {
+    pub(crate) fn concat(&mut self, first: usize, n: usize, first_reg: u8) -> LResult<Value> {
         let mut buf = Vec::new();
         if (0..n).all(|i| {
             matches!(
@@ -1402,11 +1594,43 @@ impl Vm {
                 };
                 return Err(self.type_error(bad, "concatenate", reg));
             }
-            // Keep the partial result rooted while the handler runs.
+            // Keep the partial result rooted while the handler runs, and
+            // in its register as lua5.4 does: a thread resumed after a
+            // yield inside the handler goes on from there.
             self.stack[first + i + 1] = acc;
-            acc = self.call_meta(h, &[left, acc])?;
+            acc = self.concat_meta(h, left, acc, i)?;
         }
         Ok(acc)
+    }
+
+    /// Calls `__concat` for registers `i, i + 1` of the running `Concat`.
+    /// The handler's slot, `i` slots above the frame's registers
+    /// ([`Vm::concat_slot`]), tells a thread resumed after a yield inside
+    /// it how far the concatenation got (`Vm::finish_op`), as lua5.4 tells
+    /// it by the stack top.
+    fn concat_meta(&mut self, h: Value, left: Value, acc: Value, i: usize) -> LResult<Value> {
+        let finishable = self.op_finishable(h);
+        let at = self.concat_slot(i);
+        self.ensure_stack(at + 4)?;
+        self.stack[at] = h;
+        self.stack[at + 1] = left;
+        self.stack[at + 2] = acc;
+        if finishable {
+            self.meta_calls += 1;
+        }
+        let r = self.call_at(at, 2, 1);
+        if finishable {
+            self.meta_calls -= 1;
+        }
+        r?;
+        Ok(self.stack[at])
+    }
+
+    /// Where [`Vm::concat_meta`] calls the handler for the pair at
+    /// registers `i, i + 1`: above all of the running frame's registers.
+    pub(crate) fn concat_slot(&self, i: usize) -> usize {
+        let f = self.frames.last().expect("the frame running Concat");
+        f.base + self.frame_proto(f).max_stack as usize + 1 + i
     }
 
     // ---------- the interpreter loop ----------
@@ -1430,13 +1654,31 @@ impl Vm {
     /// yet stay registered and are closed by the unwinding.
     pub(crate) fn close_tbc(&mut self, level: usize) -> LResult<()> {
         let top = self.top;
+        // Called by `Close` only: a yield inside a handler may cross it
+        // (a resumed thread closes the rest, `Vm::finish_op`). Before a
+        // `return` of all values, which counts them by the top, the
+        // handlers are called at the top, so their slot keeps it.
+        let finishable = !self.in_builtin;
+        let at = self.close_needs_top().then_some(top);
         while let Some(&slot) = self.tbc.last().filter(|&&s| s >= level) {
             self.tbc.pop();
             let v = self.stack[slot];
-            self.call_close(v, Value::Nil)?;
+            self.call_close_with(v, Value::Nil, finishable, at)?;
         }
         self.top = top;
         Ok(())
+    }
+
+    /// Whether the running `Close` is followed by a `return` of a variable
+    /// number of values (which are counted by the stack top).
+    pub(crate) fn close_needs_top(&self) -> bool {
+        use crate::bytecode::Op;
+        self.frames.last().is_none_or(|f| {
+            matches!(
+                self.frame_proto(f).code.get(f.pc),
+                Some(Op::Return(_, 0)) | None
+            )
+        })
     }
 
     /// Calls `__close(v, err)` of the to-be-closed variables at slots
@@ -1464,11 +1706,26 @@ impl Vm {
 
     /// Calls `v`'s `__close(v, err)` (gone since the declaration: an error).
     pub(crate) fn call_close(&mut self, v: Value, err: Value) -> LResult<()> {
+        self.call_close_with(v, err, false, None)
+    }
+
+    /// [`Vm::call_close`]; `finishable` as for [`Vm::call_meta_with`] (a
+    /// Lua handler only); `at`: the slot to call the handler at, if not
+    /// the frame's top.
+    fn call_close_with(
+        &mut self,
+        v: Value,
+        err: Value,
+        finishable: bool,
+        at: Option<usize>,
+    ) -> LResult<()> {
         let h = self.metamethod(v, Event::Close);
         if matches!(h, Value::Nil) {
             return Err(self.rt_error("attempt to call a nil value (metamethod 'close')"));
         }
-        self.call_meta(h, &[v, err])?;
+        let finishable = finishable && matches!(h, Value::Func(_));
+        let at = at.unwrap_or_else(|| self.frame_top());
+        self.call_meta_at(at, h, &[v, err], finishable)?;
         Ok(())
     }
 
@@ -1521,7 +1778,7 @@ impl Vm {
     /// handler, for `xpcall`) as its results; otherwise returns the error
     /// (an exit or a yield passes every protected frame).
     #[cold]
-    fn catch(&mut self, e: LuaError) -> LResult<()> {
+    pub(crate) fn catch(&mut self, e: LuaError) -> LResult<()> {
         let mut k = self.frames.len();
         loop {
             if k == 0 {
@@ -1568,7 +1825,7 @@ impl Vm {
         let v = if kind == FrameKind::XPCall {
             let h = self.stack[slot];
             self.top = func;
-            match self.call_meta(h, &[e.value]) {
+            match self.call_meta_with(h, &[e.value], false) {
                 Ok(v) => v,
                 Err(e2) if e2.catchable() => e2.value,
                 Err(e2) => return Err(e2),
@@ -1868,7 +2125,7 @@ impl Vm {
                     };
                     for i in 0..n {
                         let v = self.stack[base + a as usize + 1 + i];
-                        if let Err(e) = self.table_set_int(t, start as i64 + i as i64, v) {
+                        if let Err(e) = self.table_set_list_item(t, start as i64 + i as i64, v) {
                             fail!(e);
                         }
                     }
@@ -2207,9 +2464,20 @@ impl Vm {
                             self.place_results(func, start, n, want);
                         }
                         other => {
+                            // `__call` handlers: a Lua one runs in this loop
+                            // (no Rust re-entry, so a yield can cross it).
                             give_back!();
-                            let nargs = self.insert_call_handler(func, nargs, other, Some(a))?;
-                            self.call_at(func, nargs, want)?;
+                            let nargs = self.insert_call_handlers(func, nargs, other, Some(a))?;
+                            if let Value::Func(f) = self.stack[func] {
+                                if let Err(e) =
+                                    self.push_lua_frame(func, f, nargs, want, FrameKind::Lua)
+                                {
+                                    fail!(e);
+                                }
+                                reload!();
+                            } else {
+                                self.call_at(func, nargs, want)?;
+                            }
                         }
                     }
                 }
@@ -2267,9 +2535,44 @@ impl Vm {
                             self.place_results(func, start, n, -1);
                         }
                         other => {
+                            // `__call` handlers: a Lua one is tail-called in
+                            // this loop, so a chain of them does not grow
+                            // the Rust stack (calls.lua's 10 000 deep chain).
                             give_back!();
-                            let nargs = self.insert_call_handler(func, nargs, other, Some(a))?;
-                            self.call_at(func, nargs, -1)?;
+                            let nargs = self.insert_call_handlers(func, nargs, other, Some(a))?;
+                            match self.stack[func] {
+                                Value::Func(f)
+                                    if !self
+                                        .heap
+                                        .closures
+                                        .get(f.0)
+                                        .proto
+                                        .keeps_caller_frame
+                                        .get() =>
+                                {
+                                    self.close_upvals(base);
+                                    let frame = self.frames.pop().expect("the running frame");
+                                    let dst = frame.func;
+                                    self.stack.copy_within(func..func + 1 + nargs, dst);
+                                    if let Err(e) =
+                                        self.push_lua_frame(dst, f, nargs, frame.want, frame.kind)
+                                    {
+                                        fail!(e);
+                                    }
+                                    reload!();
+                                }
+                                Value::Func(f) => {
+                                    if let Err(e) =
+                                        self.push_lua_frame(func, f, nargs, -1, FrameKind::Lua)
+                                    {
+                                        fail!(e);
+                                    }
+                                    reload!();
+                                }
+                                _ => {
+                                    self.call_at(func, nargs, -1)?;
+                                }
+                            }
                         }
                     }
                 }

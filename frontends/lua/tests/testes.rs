@@ -35,6 +35,31 @@ struct Case {
     expect: Expect,
 }
 
+/// Why the three `%p` patches below: every string is interned here
+/// (docs/lua.md, "Heap and collector"), so two equal strings are one
+/// object and `string.format("%p", …)` shows one address, where lua5.4
+/// interns only strings up to 40 bytes. The patches drop only the
+/// address comparisons of long strings; the value checks stay.
+const INTERNED_REASON: &str = "all strings are interned: equal long strings have one address";
+
+const INTERNED_LONG_STRINGS_STRINGS: Patch = Patch {
+    find: "assert(string.format(\"%p\", s1) ~= string.format(\"%p\", s2))\n  end\nend",
+    replace: "-- (patched out: %p of equal long strings)\n  end\nend",
+    reason: INTERNED_REASON,
+};
+
+const INTERNED_LONG_STRINGS_LITERALS: Patch = Patch {
+    find: "assert(sd == s1 and getadd(sd) ~= a1)",
+    replace: "assert(sd == s1) -- (patched out: getadd(sd) ~= a1)",
+    reason: INTERNED_REASON,
+};
+
+const INTERNED_LONG_STRINGS_PM: Patch = Patch {
+    find: "assert(r == s and string.format(\"%p\", s) ~= string.format(\"%p\", r))",
+    replace: "assert(r == s) -- (patched out: %p of equal long strings)",
+    reason: INTERNED_REASON,
+};
+
 const CASES: &[Case] = &[
     Case {
         file: "vararg.lua",
@@ -58,17 +83,17 @@ const CASES: &[Case] = &[
     Case {
         file: "events.lua",
         patches: &[],
-        expect: Expect::FailsWith("events.lua:146: assertion failed!"),
+        expect: Expect::Pass,
     },
     Case {
         file: "calls.lua",
         patches: &[],
-        expect: Expect::FailsWith("C stack overflow"),
+        expect: Expect::FailsWith("calls.lua:316: attempt to call a nil value (field 'dump')"),
     },
     Case {
         file: "literals.lua",
-        patches: &[],
-        expect: Expect::FailsWith("literals.lua:124: assertion failed!"),
+        patches: &[INTERNED_LONG_STRINGS_LITERALS],
+        expect: Expect::Pass,
     },
     Case {
         file: "math.lua",
@@ -83,7 +108,7 @@ const CASES: &[Case] = &[
     Case {
         file: "nextvar.lua",
         patches: &[],
-        expect: Expect::FailsWith("nextvar.lua:799: attempt to yield across a C-call boundary"),
+        expect: Expect::Pass,
     },
     Case {
         file: "sort.lua",
@@ -92,13 +117,13 @@ const CASES: &[Case] = &[
     },
     Case {
         file: "strings.lua",
-        patches: &[],
-        expect: Expect::FailsWith("strings.lua:191: assertion failed!"),
+        patches: &[INTERNED_LONG_STRINGS_STRINGS],
+        expect: Expect::Pass,
     },
     Case {
         file: "pm.lua",
-        patches: &[],
-        expect: Expect::FailsWith("pm.lua:362: assertion failed!"),
+        patches: &[INTERNED_LONG_STRINGS_PM],
+        expect: Expect::Pass,
     },
     Case {
         file: "goto.lua",
@@ -129,7 +154,7 @@ const CASES: &[Case] = &[
                 reason: "there are no debug hooks",
             },
         ],
-        expect: Expect::FailsWith("locals.lua:809: attempt to yield across a C-call boundary"),
+        expect: Expect::FailsWith("locals.lua:830: attempt to yield across a C-call boundary"),
     },
     Case {
         file: "tpack.lua",
@@ -139,7 +164,7 @@ const CASES: &[Case] = &[
     Case {
         file: "coroutine.lua",
         patches: &[],
-        expect: Expect::FailsWith("coroutine.lua:169: assertion failed!"),
+        expect: Expect::FailsWith("coroutine.lua:267: assertion failed!"),
     },
 ];
 
