@@ -7,6 +7,7 @@
 //! traversal is allowed.
 
 use crate::value::{float_to_int_exact, TableRef, Value};
+use std::cell::Cell;
 
 /// A key's identity: its variant and payload bits. Strings are interned
 /// and float keys normalized, so equal keys have equal bits.
@@ -177,6 +178,22 @@ pub struct Table {
     pub arr: Vec<Value>,
     pub hash: HashPart,
     pub meta: Option<TableRef>,
+    /// What the interpreter learnt about this table as a metatable.
+    meta_facts: MetaFacts,
+}
+
+/// Facts about a table's metamethod fields that the interpreter looks up
+/// on every miss and every new key of the objects it is the metatable of
+/// (lua5.4's `flags`): which events are known absent, and the `__index`
+/// field's value. Read through `&Table` (hence cells), learnt on lookup,
+/// and forgotten on every write to the hash part, so a fact is never stale.
+#[derive(Default, Debug)]
+struct MetaFacts {
+    /// Bit `e`: the field of event `e` (the interpreter's numbering, below
+    /// 32) is known to be nil.
+    absent: Cell<u32>,
+    /// The raw value of `__index`, when known (`Some(Nil)`: absent).
+    index: Cell<Option<Value>>,
 }
 
 /// Normalizes a float key with an integer value to the integer.
@@ -196,7 +213,42 @@ impl Table {
             arr: Vec::with_capacity(narr),
             hash: HashPart::with_capacity(nhash),
             meta: None,
+            meta_facts: MetaFacts::default(),
         }
+    }
+
+    /// Whether the metamethod field of event number `event` is known to be
+    /// nil (see [`MetaFacts`]).
+    #[inline(always)]
+    pub fn known_absent(&self, event: u32) -> bool {
+        self.meta_facts.absent.get() & (1 << event) != 0
+    }
+
+    /// Records that the field of event number `event` is nil.
+    #[inline]
+    pub fn learn_absent(&self, event: u32) {
+        let f = &self.meta_facts.absent;
+        f.set(f.get() | (1 << event));
+    }
+
+    /// The raw value of the `__index` field, when it was looked up since
+    /// the last write to the hash part.
+    #[inline(always)]
+    pub fn known_index(&self) -> Option<Value> {
+        self.meta_facts.index.get()
+    }
+
+    /// Records the raw value of the `__index` field.
+    #[inline]
+    pub fn learn_index(&self, v: Value) {
+        self.meta_facts.index.set(Some(v));
+    }
+
+    /// Forgets every [`MetaFacts`] entry: the hash part is about to change.
+    #[inline(always)]
+    fn forget_meta_facts(&mut self) {
+        *self.meta_facts.absent.get_mut() = 0;
+        *self.meta_facts.index.get_mut() = None;
     }
 
     /// Approximate heap bytes owned (for the collector's accounting).
@@ -235,6 +287,7 @@ impl Table {
         }
         match self.hash.find(k) {
             Some(i) if !matches!(self.hash.slots[i].value, Value::Nil) => {
+                self.forget_meta_facts();
                 self.hash.slots[i].value = v;
                 true
             }
@@ -292,6 +345,7 @@ impl Table {
     fn remove_hash(&mut self, k: Value) {
         if let Some(slot) = self.hash.get_mut(k) {
             *slot = Value::Nil;
+            self.forget_meta_facts();
         }
     }
 
@@ -310,6 +364,7 @@ impl Table {
     }
 
     fn set_hash(&mut self, k: Value, v: Value) {
+        self.forget_meta_facts();
         if let Some(slot) = self.hash.get_mut(k) {
             *slot = v;
             return;
@@ -506,5 +561,27 @@ mod tests {
         }
         assert_eq!(keys.len(), 2);
         assert!(t.next(Value::Int(99)).is_err());
+    }
+
+    #[test]
+    fn metamethod_facts_are_forgotten_on_writes() {
+        let key = Value::Str(crate::value::StrRef(7));
+        let mut t = Table::default();
+        t.learn_absent(3);
+        t.learn_index(Value::Nil);
+        assert!(t.known_absent(3) && !t.known_absent(4));
+        assert!(matches!(t.known_index(), Some(Value::Nil)));
+        t.set(key, Value::Int(1));
+        assert!(!t.known_absent(3) && t.known_index().is_none(), "a new key");
+        t.learn_absent(3);
+        t.learn_index(Value::Int(1));
+        assert!(t.replace_field(key, Value::Int(2)));
+        assert!(!t.known_absent(3) && t.known_index().is_none(), "a store");
+        t.learn_absent(3);
+        t.set(key, Value::Nil);
+        assert!(!t.known_absent(3), "a removal");
+        t.learn_absent(3);
+        t.set_int(1, Value::Int(5));
+        assert!(t.known_absent(3), "the array part holds no metamethods");
     }
 }

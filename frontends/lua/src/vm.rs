@@ -115,6 +115,9 @@ pub enum Event {
     Close,
 }
 
+// Events are bits of a `u32` in a table's cached facts (`Table::known_absent`).
+const _: () = assert!(EVENT_NAMES.len() <= 32);
+
 const EVENT_NAMES: [&str; 27] = [
     "__index",
     "__newindex",
@@ -645,9 +648,34 @@ impl Vm {
     /// The metamethod `e` of `v`, or nil.
     pub fn metamethod(&self, v: Value, e: Event) -> Value {
         match self.metatable(v) {
-            Some(mt) => self.heap.table(mt).get_str(self.event_names[e as usize]),
+            Some(mt) => self.meta_field(mt, e),
             None => Value::Nil,
         }
+    }
+
+    /// The raw field of event `e` in the metatable `mt`, answered from the
+    /// table's cached facts when it was looked up before and the table has
+    /// not been written since (lua5.4's `fasttm`): objects' misses and new
+    /// keys ask their metatable for `__index`/`__newindex` every time.
+    #[inline(always)]
+    fn meta_field(&self, mt: TableRef, e: Event) -> Value {
+        let t = self.heap.table(mt);
+        if e == Event::Index {
+            if let Some(v) = t.known_index() {
+                return v;
+            }
+            let v = t.get_str(self.event_names[e as usize]);
+            t.learn_index(v);
+            return v;
+        }
+        if t.known_absent(e as u32) {
+            return Value::Nil;
+        }
+        let v = t.get_str(self.event_names[e as usize]);
+        if matches!(v, Value::Nil) {
+            t.learn_absent(e as u32);
+        }
+        v
     }
 
     /// `t[k]` for a table `t`, following `__index` fields that are tables
@@ -689,9 +717,8 @@ impl Vm {
     /// [`Vm::index_tables`] after a miss on a table whose metatable is `mt`.
     #[inline(never)]
     fn index_chain(&self, mut mt: TableRef, k: Value) -> Option<Value> {
-        let index_name = self.event_names[Event::Index as usize];
         for _ in 0..FAST_INDEX_CHAIN {
-            let next = match self.heap.table(mt).get_str(index_name) {
+            let next = match self.meta_field(mt, Event::Index) {
                 Value::Table(next) => next,
                 Value::Nil => return Some(Value::Nil),
                 // A function (a call) or a value to index further.
@@ -719,12 +746,7 @@ impl Vm {
     fn no_len_metamethod(&self, t: TableRef) -> bool {
         match self.heap.table(t).meta {
             None => true,
-            Some(mt) => matches!(
-                self.heap
-                    .table(mt)
-                    .get_str(self.event_names[Event::Len as usize]),
-                Value::Nil
-            ),
+            Some(mt) => matches!(self.meta_field(mt, Event::Len), Value::Nil),
         }
     }
 
@@ -742,12 +764,7 @@ impl Vm {
                     _ => tab.get(k),
                 };
                 !matches!(present, Value::Nil)
-                    || matches!(
-                        self.heap
-                            .table(mt)
-                            .get_str(self.event_names[Event::NewIndex as usize]),
-                        Value::Nil
-                    )
+                    || matches!(self.meta_field(mt, Event::NewIndex), Value::Nil)
             }
         }
     }
@@ -766,10 +783,7 @@ impl Vm {
                     match tab.meta {
                         None => return Ok(Value::Nil),
                         Some(mt) => {
-                            let h = self
-                                .heap
-                                .table(mt)
-                                .get_str(self.event_names[Event::Index as usize]);
+                            let h = self.meta_field(mt, Event::Index);
                             if matches!(h, Value::Nil) {
                                 return Ok(Value::Nil);
                             }
@@ -824,9 +838,7 @@ impl Vm {
                             if !matches!(tab.get(k), Value::Nil) {
                                 Value::Nil
                             } else {
-                                self.heap
-                                    .table(mt)
-                                    .get_str(self.event_names[Event::NewIndex as usize])
+                                self.meta_field(mt, Event::NewIndex)
                             }
                         }
                     };

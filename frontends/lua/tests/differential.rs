@@ -205,7 +205,10 @@ const SNIPPETS: &[&str] = &[
     "local n = 0 for i = math.mininteger, -10e100 do n = n + 1 end for i = math.maxinteger, 10e100, -1 do n = n + 1 end for i = math.maxinteger - 1, 10e100 do n = n + 1 end print(n)",
     "local o = {} for i = '10', '1', '-2' do o[#o + 1] = i end print(#o, table.concat(o, ' '), o[1]) for i = 1, '3' do o[#o + 1] = i end print(#o, o[#o], math.type(o[#o])) print(pcall(function() for i = 1, 'x' do end end)) print(pcall(function() for i = {}, 1 do end end))",
     "local raw = {'a', 'b', 3} local p = setmetatable({}, {__index = raw, __len = function() return #raw end}) print(table.concat(p, ','), table.concat(p, '-', 2), pcall(table.concat, p, ',', 1, 4))",
-    "print(string.format('%p|%10p|%-8p|', 4, true, nil), string.format('%p', {}) ~= '(null)', string.format('%p', print) == string.format('%p', print))",
+    "print(string.format('%p|%10p|%-8p|', 4, true, nil), string.format('%p', {}) ~= '(null)', string.format('%p', print) == string.format('%p', print))",    // Metatables whose metamethod fields change after the interpreter
+    // looked them up (it caches absences and `__index` per metatable).
+    "local mt = {} local o = setmetatable({}, mt) local log = {} for i = 1, 3 do o.x = i log[#log + 1] = tostring(o.y) log[#log + 1] = tostring(#o) end mt.__index = {y = 'Y'} log[#log + 1] = o.y mt.__len = function() return 7 end log[#log + 1] = #o mt.__newindex = function(t, k, v) rawset(t, k, v * 2) end o.z = 5 log[#log + 1] = o.z mt.__index = nil log[#log + 1] = tostring(o.y) mt.__index = function(t, k) return k .. '!' end log[#log + 1] = o.w print(table.concat(log, ' '))",
+    "local A = {} local B = setmetatable({}, {__index = A}) local C = {__index = B} local o = setmetatable({}, C) print(o.f) A.f = 1 print(o.f) rawset(B, 'f', 2) print(o.f) B.f = nil print(o.f) getmetatable(B).__index = {f = 3} print(o.f) local x, y = setmetatable({}, C), setmetatable({}, C) print(x == y) C.__eq = function() return true end print(x == y) C.__eq = nil print(x == y)",
 ];
 
 #[test]
