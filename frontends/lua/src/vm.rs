@@ -308,6 +308,7 @@ impl Vm {
     }
 
     /// A runtime error at the current instruction (`chunk:line: msg`).
+    #[cold]
     pub fn rt_error(&mut self, msg: impl AsRef<str>) -> LuaError {
         let s = format!("{}{}", self.where_(0), msg.as_ref());
         let v = self.heap.str_value(s.as_bytes());
@@ -457,6 +458,7 @@ impl Vm {
         }
     }
 
+    #[cold]
     fn type_error(&mut self, v: Value, what: &str, reg: Option<u8>) -> LuaError {
         let info = reg.map(|r| self.var_info(r)).unwrap_or_default();
         let tn = self.type_name_meta(v);
@@ -563,6 +565,7 @@ impl Vm {
     // ---------- collector ----------
 
     /// A full collection with the stack live up to `live_top`.
+    #[cold]
     pub fn collect_garbage(&mut self, live_top: usize) {
         let live_top = live_top.min(self.stack.len());
         for v in &mut self.stack[live_top..] {
@@ -770,6 +773,7 @@ impl Vm {
     }
 
     /// `t[k]` with `__index`. `reg` names `t` in error messages.
+    #[cold]
     pub fn index(&mut self, t: Value, k: Value, reg: Option<u8>) -> LResult<Value> {
         let mut t = t;
         for _ in 0..2000 {
@@ -826,6 +830,7 @@ impl Vm {
     }
 
     /// `t[k] = v` with `__newindex`.
+    #[cold]
     pub fn set_index(&mut self, t: Value, k: Value, v: Value, reg: Option<u8>) -> LResult<()> {
         let mut t = t;
         for _ in 0..2000 {
@@ -1021,6 +1026,7 @@ impl Vm {
 
     /// For a call of a non-function: inserts its `__call` handler below the
     /// arguments; returns the new argument count.
+    #[cold]
     fn insert_call_handler(
         &mut self,
         func: usize,
@@ -1175,6 +1181,7 @@ impl Vm {
 
     /// The general binary operation `ev` on `x`, `y`: coercions, then
     /// metamethods, then the error naming the culprit.
+    #[cold]
     pub fn arith(
         &mut self,
         ev: Event,
@@ -1287,6 +1294,7 @@ impl Vm {
     }
 
     /// `x < y` (or `<=` when `le`) with `__lt`/`__le`.
+    #[cold]
     pub fn less(&mut self, x: Value, y: Value, le: bool) -> LResult<bool> {
         match (x, y) {
             (Value::Int(a), Value::Int(b)) => return Ok(if le { a <= b } else { a < b }),
@@ -1331,6 +1339,7 @@ impl Vm {
     }
 
     /// `#v` with `__len`.
+    #[cold]
     pub fn length(&mut self, v: Value, reg: Option<u8>) -> LResult<Value> {
         match v {
             Value::Str(s) => Ok(Value::Int(self.heap.str_bytes(s).len() as i64)),
@@ -1370,6 +1379,7 @@ impl Vm {
     }
 
     /// `R[first] .. … .. R[first + n - 1]` (with `__concat`, right to left).
+    #[cold]
     fn concat(&mut self, first: usize, n: usize, first_reg: u8) -> LResult<Value> {
         let mut buf = Vec::new();
         if (0..n).all(|i| {
@@ -1440,6 +1450,7 @@ impl Vm {
     /// `>= level`, innermost first (a block, `break`, `goto` or `return`
     /// leaves their scope). An error propagates; the variables not closed
     /// yet stay registered and are closed by the unwinding.
+    #[cold]
     pub(crate) fn close_tbc(&mut self, level: usize) -> LResult<()> {
         let top = self.top;
         while let Some(&slot) = self.tbc.last().filter(|&&s| s >= level) {
@@ -1511,6 +1522,7 @@ impl Vm {
     /// Pushes the protected frame of `pcall(f, ...)` (or
     /// `xpcall(f, handler, ...)`) called at `stack[func]`: `f` runs at
     /// `func + 1`; for `xpcall` the handler moves to `stack[func]`.
+    #[cold]
     fn enter_protected(&mut self, func: usize, nargs: usize, want: i32, id: u32) -> LResult<()> {
         let Value::Func(f) = self.stack[func + 1] else {
             unreachable!("protects_lua_call checked it")
