@@ -185,15 +185,29 @@ pub struct Table {
 /// Facts about a table's metamethod fields that the interpreter looks up
 /// on every miss and every new key of the objects it is the metatable of
 /// (lua5.4's `flags`): which events are known absent, and the `__index`
-/// field's value. Read through `&Table` (hence cells), learnt on lookup,
-/// and forgotten on every write to the hash part, so a fact is never stale.
-#[derive(Default, Debug)]
+/// field when it is a table (a class). Read through `&Table` (hence
+/// cells), learnt on lookup, and forgotten on every write to the hash
+/// part, so a fact is never stale. Eight bytes: every table carries them.
+#[derive(Debug)]
 struct MetaFacts {
     /// Bit `e`: the field of event `e` (the interpreter's numbering, below
     /// 32) is known to be nil.
     absent: Cell<u32>,
-    /// The raw value of `__index`, when known (`Some(Nil)`: absent).
-    index: Cell<Option<Value>>,
+    /// The table `__index` holds, when known ([`NO_INDEX_TABLE`]: not
+    /// known, or not a table).
+    index_table: Cell<u32>,
+}
+
+/// [`MetaFacts::index_table`] when no table is known.
+const NO_INDEX_TABLE: u32 = u32::MAX;
+
+impl Default for MetaFacts {
+    fn default() -> Self {
+        MetaFacts {
+            absent: Cell::new(0),
+            index_table: Cell::new(NO_INDEX_TABLE),
+        }
+    }
 }
 
 /// Normalizes a float key with an integer value to the integer.
@@ -231,24 +245,25 @@ impl Table {
         f.set(f.get() | (1 << event));
     }
 
-    /// The raw value of the `__index` field, when it was looked up since
-    /// the last write to the hash part.
+    /// The table the `__index` field holds, when it was looked up since
+    /// the last write to the hash part and was a table.
     #[inline(always)]
-    pub fn known_index(&self) -> Option<Value> {
-        self.meta_facts.index.get()
+    pub fn known_index_table(&self) -> Option<TableRef> {
+        let t = self.meta_facts.index_table.get();
+        (t != NO_INDEX_TABLE).then_some(TableRef(t))
     }
 
-    /// Records the raw value of the `__index` field.
+    /// Records that the `__index` field holds the table `t`.
     #[inline]
-    pub fn learn_index(&self, v: Value) {
-        self.meta_facts.index.set(Some(v));
+    pub fn learn_index_table(&self, t: TableRef) {
+        self.meta_facts.index_table.set(t.0);
     }
 
     /// Forgets every [`MetaFacts`] entry: the hash part is about to change.
     #[inline(always)]
     fn forget_meta_facts(&mut self) {
         *self.meta_facts.absent.get_mut() = 0;
-        *self.meta_facts.index.get_mut() = None;
+        *self.meta_facts.index_table.get_mut() = NO_INDEX_TABLE;
     }
 
     /// Approximate heap bytes owned (for the collector's accounting).
@@ -567,21 +582,32 @@ mod tests {
     fn metamethod_facts_are_forgotten_on_writes() {
         let key = Value::Str(crate::value::StrRef(7));
         let mut t = Table::default();
+        assert!(t.known_index_table().is_none());
         t.learn_absent(3);
-        t.learn_index(Value::Nil);
+        t.learn_index_table(TableRef(5));
         assert!(t.known_absent(3) && !t.known_absent(4));
-        assert!(matches!(t.known_index(), Some(Value::Nil)));
+        assert_eq!(t.known_index_table(), Some(TableRef(5)));
         t.set(key, Value::Int(1));
-        assert!(!t.known_absent(3) && t.known_index().is_none(), "a new key");
+        assert!(
+            !t.known_absent(3) && t.known_index_table().is_none(),
+            "a new key"
+        );
         t.learn_absent(3);
-        t.learn_index(Value::Int(1));
+        t.learn_index_table(TableRef(5));
         assert!(t.replace_field(key, Value::Int(2)));
-        assert!(!t.known_absent(3) && t.known_index().is_none(), "a store");
+        assert!(
+            !t.known_absent(3) && t.known_index_table().is_none(),
+            "a store"
+        );
         t.learn_absent(3);
         t.set(key, Value::Nil);
         assert!(!t.known_absent(3), "a removal");
         t.learn_absent(3);
         t.set_int(1, Value::Int(5));
         assert!(t.known_absent(3), "the array part holds no metamethods");
+        assert!(
+            std::mem::size_of::<Table>() <= 72,
+            "every table carries the facts: keep them small"
+        );
     }
 }

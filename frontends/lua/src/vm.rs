@@ -664,19 +664,18 @@ impl Vm {
     fn meta_field(&self, mt: TableRef, e: Event) -> Value {
         let t = self.heap.table(mt);
         if e == Event::Index {
-            if let Some(v) = t.known_index() {
-                return v;
+            if let Some(class) = t.known_index_table() {
+                return Value::Table(class);
             }
-            let v = t.get_str(self.event_names[e as usize]);
-            t.learn_index(v);
-            return v;
         }
         if t.known_absent(e as u32) {
             return Value::Nil;
         }
         let v = t.get_str(self.event_names[e as usize]);
-        if matches!(v, Value::Nil) {
-            t.learn_absent(e as u32);
+        match v {
+            Value::Nil => t.learn_absent(e as u32),
+            Value::Table(class) if e == Event::Index => t.learn_index_table(class),
+            _ => {}
         }
         v
     }
