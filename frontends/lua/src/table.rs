@@ -7,6 +7,7 @@
 //! traversal is allowed.
 
 use crate::value::{float_to_int_exact, TableRef, Value};
+use std::cell::Cell;
 
 /// A key's identity: its variant and payload bits. Strings are interned
 /// and float keys normalized, so equal keys have equal bits.
@@ -177,6 +178,36 @@ pub struct Table {
     pub arr: Vec<Value>,
     pub hash: HashPart,
     pub meta: Option<TableRef>,
+    /// What the interpreter learnt about this table as a metatable.
+    meta_facts: MetaFacts,
+}
+
+/// Facts about a table's metamethod fields that the interpreter looks up
+/// on every miss and every new key of the objects it is the metatable of
+/// (lua5.4's `flags`): which events are known absent, and the `__index`
+/// field when it is a table (a class). Read through `&Table` (hence
+/// cells), learnt on lookup, and forgotten on every write to the hash
+/// part, so a fact is never stale. Eight bytes: every table carries them.
+#[derive(Debug)]
+struct MetaFacts {
+    /// Bit `e`: the field of event `e` (the interpreter's numbering, below
+    /// 32) is known to be nil.
+    absent: Cell<u32>,
+    /// The table `__index` holds, when known ([`NO_INDEX_TABLE`]: not
+    /// known, or not a table).
+    index_table: Cell<u32>,
+}
+
+/// [`MetaFacts::index_table`] when no table is known.
+const NO_INDEX_TABLE: u32 = u32::MAX;
+
+impl Default for MetaFacts {
+    fn default() -> Self {
+        MetaFacts {
+            absent: Cell::new(0),
+            index_table: Cell::new(NO_INDEX_TABLE),
+        }
+    }
 }
 
 /// Normalizes a float key with an integer value to the integer.
@@ -196,7 +227,43 @@ impl Table {
             arr: Vec::with_capacity(narr),
             hash: HashPart::with_capacity(nhash),
             meta: None,
+            meta_facts: MetaFacts::default(),
         }
+    }
+
+    /// Whether the metamethod field of event number `event` is known to be
+    /// nil (see [`MetaFacts`]).
+    #[inline(always)]
+    pub fn known_absent(&self, event: u32) -> bool {
+        self.meta_facts.absent.get() & (1 << event) != 0
+    }
+
+    /// Records that the field of event number `event` is nil.
+    #[inline]
+    pub fn learn_absent(&self, event: u32) {
+        let f = &self.meta_facts.absent;
+        f.set(f.get() | (1 << event));
+    }
+
+    /// The table the `__index` field holds, when it was looked up since
+    /// the last write to the hash part and was a table.
+    #[inline(always)]
+    pub fn known_index_table(&self) -> Option<TableRef> {
+        let t = self.meta_facts.index_table.get();
+        (t != NO_INDEX_TABLE).then_some(TableRef(t))
+    }
+
+    /// Records that the `__index` field holds the table `t`.
+    #[inline]
+    pub fn learn_index_table(&self, t: TableRef) {
+        self.meta_facts.index_table.set(t.0);
+    }
+
+    /// Forgets every [`MetaFacts`] entry: the hash part is about to change.
+    #[inline(always)]
+    fn forget_meta_facts(&mut self) {
+        *self.meta_facts.absent.get_mut() = 0;
+        *self.meta_facts.index_table.get_mut() = NO_INDEX_TABLE;
     }
 
     /// Approximate heap bytes owned (for the collector's accounting).
@@ -235,6 +302,7 @@ impl Table {
         }
         match self.hash.find(k) {
             Some(i) if !matches!(self.hash.slots[i].value, Value::Nil) => {
+                self.forget_meta_facts();
                 self.hash.slots[i].value = v;
                 true
             }
@@ -307,6 +375,7 @@ impl Table {
     fn remove_hash(&mut self, k: Value) {
         if let Some(slot) = self.hash.get_mut(k) {
             *slot = Value::Nil;
+            self.forget_meta_facts();
         }
     }
 
@@ -325,6 +394,7 @@ impl Table {
     }
 
     fn set_hash(&mut self, k: Value, v: Value) {
+        self.forget_meta_facts();
         if let Some(slot) = self.hash.get_mut(k) {
             *slot = v;
             return;
@@ -521,5 +591,38 @@ mod tests {
         }
         assert_eq!(keys.len(), 2);
         assert!(t.next(Value::Int(99)).is_err());
+    }
+
+    #[test]
+    fn metamethod_facts_are_forgotten_on_writes() {
+        let key = Value::Str(crate::value::StrRef(7));
+        let mut t = Table::default();
+        assert!(t.known_index_table().is_none());
+        t.learn_absent(3);
+        t.learn_index_table(TableRef(5));
+        assert!(t.known_absent(3) && !t.known_absent(4));
+        assert_eq!(t.known_index_table(), Some(TableRef(5)));
+        t.set(key, Value::Int(1));
+        assert!(
+            !t.known_absent(3) && t.known_index_table().is_none(),
+            "a new key"
+        );
+        t.learn_absent(3);
+        t.learn_index_table(TableRef(5));
+        assert!(t.replace_field(key, Value::Int(2)));
+        assert!(
+            !t.known_absent(3) && t.known_index_table().is_none(),
+            "a store"
+        );
+        t.learn_absent(3);
+        t.set(key, Value::Nil);
+        assert!(!t.known_absent(3), "a removal");
+        t.learn_absent(3);
+        t.set_int(1, Value::Int(5));
+        assert!(t.known_absent(3), "the array part holds no metamethods");
+        assert!(
+            std::mem::size_of::<Table>() <= 72,
+            "every table carries the facts: keep them small"
+        );
     }
 }

@@ -119,6 +119,9 @@ pub enum Event {
     Close,
 }
 
+// Events are bits of a `u32` in a table's cached facts (`Table::known_absent`).
+const _: () = assert!(EVENT_NAMES.len() <= 32);
+
 const EVENT_NAMES: [&str; 27] = [
     "__index",
     "__newindex",
@@ -317,6 +320,7 @@ impl Vm {
     }
 
     /// A runtime error at the current instruction (`chunk:line: msg`).
+    #[cold]
     pub fn rt_error(&mut self, msg: impl AsRef<str>) -> LuaError {
         let s = format!("{}{}", self.where_(0), msg.as_ref());
         let v = self.heap.str_value(s.as_bytes());
@@ -470,6 +474,7 @@ impl Vm {
         }
     }
 
+    #[cold]
     fn type_error(&mut self, v: Value, what: &str, reg: Option<u8>) -> LuaError {
         let info = reg.map(|r| self.var_info(r)).unwrap_or_default();
         let tn = self.type_name_meta(v);
@@ -576,6 +581,7 @@ impl Vm {
     // ---------- collector ----------
 
     /// A full collection with the stack live up to `live_top`.
+    #[cold]
     pub fn collect_garbage(&mut self, live_top: usize) {
         let live_top = live_top.min(self.stack.len());
         for v in &mut self.stack[live_top..] {
@@ -676,9 +682,33 @@ impl Vm {
     /// The metamethod `e` of `v`, or nil.
     pub fn metamethod(&self, v: Value, e: Event) -> Value {
         match self.metatable(v) {
-            Some(mt) => self.heap.table(mt).get_str(self.event_names[e as usize]),
+            Some(mt) => self.meta_field(mt, e),
             None => Value::Nil,
         }
+    }
+
+    /// The raw field of event `e` in the metatable `mt`, answered from the
+    /// table's cached facts when it was looked up before and the table has
+    /// not been written since (lua5.4's `fasttm`): objects' misses and new
+    /// keys ask their metatable for `__index`/`__newindex` every time.
+    #[inline(always)]
+    fn meta_field(&self, mt: TableRef, e: Event) -> Value {
+        let t = self.heap.table(mt);
+        if e == Event::Index {
+            if let Some(class) = t.known_index_table() {
+                return Value::Table(class);
+            }
+        }
+        if t.known_absent(e as u32) {
+            return Value::Nil;
+        }
+        let v = t.get_str(self.event_names[e as usize]);
+        match v {
+            Value::Nil => t.learn_absent(e as u32),
+            Value::Table(class) if e == Event::Index => t.learn_index_table(class),
+            _ => {}
+        }
+        v
     }
 
     /// `t[k]` for a table `t`, following `__index` fields that are tables
@@ -720,9 +750,8 @@ impl Vm {
     /// [`Vm::index_tables`] after a miss on a table whose metatable is `mt`.
     #[inline(never)]
     fn index_chain(&self, mut mt: TableRef, k: Value) -> Option<Value> {
-        let index_name = self.event_names[Event::Index as usize];
         for _ in 0..FAST_INDEX_CHAIN {
-            let next = match self.heap.table(mt).get_str(index_name) {
+            let next = match self.meta_field(mt, Event::Index) {
                 Value::Table(next) => next,
                 Value::Nil => return Some(Value::Nil),
                 // A function (a call) or a value to index further.
@@ -750,12 +779,7 @@ impl Vm {
     fn no_len_metamethod(&self, t: TableRef) -> bool {
         match self.heap.table(t).meta {
             None => true,
-            Some(mt) => matches!(
-                self.heap
-                    .table(mt)
-                    .get_str(self.event_names[Event::Len as usize]),
-                Value::Nil
-            ),
+            Some(mt) => matches!(self.meta_field(mt, Event::Len), Value::Nil),
         }
     }
 
@@ -773,17 +797,13 @@ impl Vm {
                     _ => tab.get(k),
                 };
                 !matches!(present, Value::Nil)
-                    || matches!(
-                        self.heap
-                            .table(mt)
-                            .get_str(self.event_names[Event::NewIndex as usize]),
-                        Value::Nil
-                    )
+                    || matches!(self.meta_field(mt, Event::NewIndex), Value::Nil)
             }
         }
     }
 
     /// `t[k]` with `__index`. `reg` names `t` in error messages.
+    #[cold]
     pub fn index(&mut self, t: Value, k: Value, reg: Option<u8>) -> LResult<Value> {
         let mut t = t;
         for _ in 0..2000 {
@@ -797,10 +817,7 @@ impl Vm {
                     match tab.meta {
                         None => return Ok(Value::Nil),
                         Some(mt) => {
-                            let h = self
-                                .heap
-                                .table(mt)
-                                .get_str(self.event_names[Event::Index as usize]);
+                            let h = self.meta_field(mt, Event::Index);
                             if matches!(h, Value::Nil) {
                                 return Ok(Value::Nil);
                             }
@@ -843,6 +860,7 @@ impl Vm {
     }
 
     /// `t[k] = v` with `__newindex`.
+    #[cold]
     pub fn set_index(&mut self, t: Value, k: Value, v: Value, reg: Option<u8>) -> LResult<()> {
         let mut t = t;
         for _ in 0..2000 {
@@ -855,9 +873,7 @@ impl Vm {
                             if !matches!(tab.get(k), Value::Nil) {
                                 Value::Nil
                             } else {
-                                self.heap
-                                    .table(mt)
-                                    .get_str(self.event_names[Event::NewIndex as usize])
+                                self.meta_field(mt, Event::NewIndex)
                             }
                         }
                     };
@@ -1164,6 +1180,7 @@ impl Vm {
 
     /// For a call of a non-function: inserts its `__call` handler below the
     /// arguments; returns the new argument count.
+    #[cold]
     fn insert_call_handler(
         &mut self,
         func: usize,
@@ -1352,6 +1369,7 @@ impl Vm {
 
     /// The general binary operation `ev` on `x`, `y`: coercions, then
     /// metamethods, then the error naming the culprit.
+    #[cold]
     pub fn arith(
         &mut self,
         ev: Event,
@@ -1464,6 +1482,7 @@ impl Vm {
     }
 
     /// `x < y` (or `<=` when `le`) with `__lt`/`__le`.
+    #[cold]
     pub fn less(&mut self, x: Value, y: Value, le: bool) -> LResult<bool> {
         match (x, y) {
             (Value::Int(a), Value::Int(b)) => return Ok(if le { a <= b } else { a < b }),
@@ -1509,6 +1528,7 @@ impl Vm {
     }
 
     /// `#v` with `__len`.
+    #[cold]
     pub fn length(&mut self, v: Value, reg: Option<u8>) -> LResult<Value> {
         match v {
             Value::Str(s) => Ok(Value::Int(self.heap.str_bytes(s).len() as i64)),
@@ -1550,6 +1570,7 @@ impl Vm {
     }
 
     /// `R[first] .. … .. R[first + n - 1]` (with `__concat`, right to left).
+    #[cold]
     pub(crate) fn concat(&mut self, first: usize, n: usize, first_reg: u8) -> LResult<Value> {
         let mut buf = Vec::new();
         if (0..n).all(|i| {
@@ -1652,6 +1673,7 @@ impl Vm {
     /// `>= level`, innermost first (a block, `break`, `goto` or `return`
     /// leaves their scope). An error propagates; the variables not closed
     /// yet stay registered and are closed by the unwinding.
+    #[cold]
     pub(crate) fn close_tbc(&mut self, level: usize) -> LResult<()> {
         let top = self.top;
         // Called by `Close` only: a yield inside a handler may cross it
@@ -1756,6 +1778,7 @@ impl Vm {
     /// Pushes the protected frame of `pcall(f, ...)` (or
     /// `xpcall(f, handler, ...)`) called at `stack[func]`: `f` runs at
     /// `func + 1`; for `xpcall` the handler moves to `stack[func]`.
+    #[cold]
     fn enter_protected(&mut self, func: usize, nargs: usize, want: i32, id: u32) -> LResult<()> {
         let Value::Func(f) = self.stack[func + 1] else {
             unreachable!("protects_lua_call checked it")

@@ -231,6 +231,10 @@ const SNIPPETS: &[&str] = &[
     // (`debug.setmetatable` of numbers and `debug.getinfo(f).source` are
     // covered by events.lua and calls.lua: the reference has no `debug`.)
     "print(os.setlocale(), os.setlocale('C'), os.setlocale('POSIX', 'numeric'), os.setlocale('xx_YY'), pcall(os.setlocale, nil, 'bad'))",
+    // Metatables whose metamethod fields change after the interpreter
+    // looked them up (it caches absences and `__index` per metatable).
+    "local mt = {} local o = setmetatable({}, mt) local log = {} for i = 1, 3 do o.x = i log[#log + 1] = tostring(o.y) log[#log + 1] = tostring(#o) end mt.__index = {y = 'Y'} log[#log + 1] = o.y mt.__len = function() return 7 end log[#log + 1] = #o mt.__newindex = function(t, k, v) rawset(t, k, v * 2) end o.z = 5 log[#log + 1] = o.z mt.__index = nil log[#log + 1] = tostring(o.y) mt.__index = function(t, k) return k .. '!' end log[#log + 1] = o.w print(table.concat(log, ' '))",
+    "local A = {} local B = setmetatable({}, {__index = A}) local C = {__index = B} local o = setmetatable({}, C) print(o.f) A.f = 1 print(o.f) rawset(B, 'f', 2) print(o.f) B.f = nil print(o.f) getmetatable(B).__index = {f = 3} print(o.f) local x, y = setmetatable({}, C), setmetatable({}, C) print(x == y) C.__eq = function() return true end print(x == y) C.__eq = nil print(x == y)",
 ];
 
 #[test]
