@@ -44,8 +44,7 @@ impl UnitCode {
     /// holding the value's bits), through `caller`, the adapter for its
     /// signature ([`crate::UnitCompiler::typed_caller`]); returns one value
     /// per result. Such a unit has no exit codes: a guard in it is not
-    /// supported (its deopt return would not match the signature, which
-    /// the backend rejects at compile time).
+    /// supported (`vssa_deopt::lower_guards` refuses it).
     ///
     /// # Safety
     /// The unit's graph has `caller`'s signature, and everything it loads,

@@ -744,6 +744,51 @@ n6 ctrl = end n5
     }
 
     #[test]
+    fn signatures_and_calls_read_back() {
+        let text = "signature ptr:i64->i64:f32\n\
+                    n0 tuple = start\n\
+                    n1 ctrl = proj 0 n0\n\
+                    n2 mem = proj 1 n0\n\
+                    n3 ptr = proj 2 n0\n\
+                    n4 i64 = proj 3 n0\n\
+                    n5 tuple = call_direct u7 ptr:i64->i64:f32 n1, n2, n3, n4\n\
+                    n6 mem = proj 0 n5\n\
+                    n7 i64 = proj 1 n5\n\
+                    n8 f32 = proj 2 n5\n\
+                    n9 tuple = call_indirect i64->_ n1, n6, n3, n7\n\
+                    n10 mem = proj 0 n9\n\
+                    n11 ctrl = return n1, n10, n7, n8\n\
+                    n12 ctrl = end n11\n";
+        let g = parse(text).unwrap();
+        crate::verify(&g).unwrap();
+        let sig = g.signature().unwrap();
+        assert_eq!(sig.to_string(), "ptr:i64->i64:f32");
+        let printed = crate::print::print(&g);
+        assert!(
+            printed.starts_with("signature ptr:i64->i64:f32\n"),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("call_direct u7 ptr:i64->i64:f32 "),
+            "{printed}"
+        );
+        let again = parse(&printed).unwrap();
+        assert_eq!(crate::live_graph_key(&again), crate::live_graph_key(&g));
+
+        let e = err("signature i64->q\n");
+        assert_eq!((e.line, e.col), (1, 11));
+        assert!(e.message.contains("expected a signature"), "{e}");
+        let e = err("signature _->_\nsignature _->_\n");
+        assert_eq!(e.line, 2);
+        let e = err("n0 tuple = start\nsignature _->_\n");
+        assert!(e.message.contains("first line"), "{e}");
+        let e = err("n0 tuple = call_direct 7 _->_\n");
+        assert!(e.message.contains("`u2`"), "{e}");
+        let e = err("n0 tuple = call_indirect\n");
+        assert!(e.message.contains("end of the line"), "{e}");
+    }
+
+    #[test]
     fn errors_name_line_and_column() {
         let e = err("n0 tuple = start\nn1 ctrl = proj 0 n9\n");
         assert_eq!((e.line, e.col), (2, 18));
