@@ -19,6 +19,15 @@ use vssa::Type;
 /// zero-extended to 32 bits, so declare them unsigned (`u8`, `u16`) on the
 /// host side; `I32` and `I64` may be signed or unsigned.
 ///
+/// A function with several results ([`HostFn::with_results`]) returns
+/// them through memory: it takes one more parameter after `params`, a
+/// pointer to one 8-byte slot per result (in the caller's stack frame,
+/// 8-byte aligned), writes result `k` in the low bytes of slot `k` (an
+/// `f32`/`f64` as its bits), and returns nothing. That works the same for
+/// every mix and count of types, where registers (x86-64 SysV returns at
+/// most two integers and two floats) would not; the host side is plain
+/// Rust: `extern "C" fn(a: i64, out: *mut [u64; 2])`.
+///
 /// The address is only stored here; it is called by generated code, whose
 /// safety contract ([`crate::CompiledCode::call`]) requires it to be valid.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,6 +37,9 @@ pub struct HostFn {
     pub addr: *const u8,
     pub params: Vec<Type>,
     pub ret: Option<Type>,
+    /// The results written through the out-pointer (empty: `ret`, if any,
+    /// is the one result, returned in a register).
+    pub out_results: Vec<Type>,
 }
 
 impl HostFn {
@@ -43,6 +55,33 @@ impl HostFn {
             addr,
             params: params.to_vec(),
             ret,
+            out_results: Vec::new(),
+        }
+    }
+
+    /// A table entry with several results, returned through an
+    /// out-pointer (see [`HostFn`]).
+    pub fn with_results(
+        name: impl Into<String>,
+        addr: *const u8,
+        params: &[Type],
+        results: &[Type],
+    ) -> HostFn {
+        HostFn {
+            name: name.into(),
+            addr,
+            params: params.to_vec(),
+            ret: None,
+            out_results: results.to_vec(),
+        }
+    }
+
+    /// The result types, in projection order (`Proj 1..`).
+    pub fn results(&self) -> Vec<Type> {
+        if self.out_results.is_empty() {
+            self.ret.into_iter().collect()
+        } else {
+            self.out_results.clone()
         }
     }
 
@@ -57,6 +96,13 @@ impl HostFn {
                 param = param.uext();
             }
             sig.params.push(param);
+        }
+        if !self.out_results.is_empty() {
+            for &r in &self.out_results {
+                clif_type(r).ok_or(r)?;
+            }
+            sig.params.push(AbiParam::new(ir::types::I64));
+            return Ok(sig);
         }
         if let Some(r) = self.ret {
             sig.returns.push(AbiParam::new(clif_type(r).ok_or(r)?));

@@ -23,6 +23,11 @@ use std::str::FromStr;
 /// index is the host function's number in the embedder's table.
 pub(crate) const HOST_NAMESPACE: u32 = 2;
 
+/// The namespace of direct calls between compiled functions
+/// (`Op::CallDirect`); the index is the callee's function number, whose
+/// address the embedder supplies ([`crate::Jit::define_function`]).
+pub(crate) const FUNCTION_NAMESPACE: u32 = 3;
+
 /// The most code bytes one image may hold (a unit is at most 32 768
 /// Brainfuck instructions: far below this).
 pub const MAX_IMAGE_BYTES: usize = 64 << 20;
@@ -128,6 +133,9 @@ pub enum RelocTarget {
     /// The embedder's host function of this number ([`crate::HostFn`]
     /// table index); only through an [`RelocKind::Abs8`] field.
     Host(u32),
+    /// The embedder's compiled function of this number (the callee of an
+    /// `Op::CallDirect`); only through an [`RelocKind::Abs8`] field.
+    Function(u32),
     /// A Cranelift library routine (e.g. `floorf` without SSE4.1), found
     /// by name in the process when the code is placed.
     LibCall(LibCall),
@@ -164,6 +172,10 @@ impl CodeImage {
                 RelocTarget::Within(o) => {
                     out.push(2);
                     put_varint(out, u64::from(o));
+                }
+                RelocTarget::Function(i) => {
+                    out.push(4);
+                    put_varint(out, u64::from(i));
                 }
                 RelocTarget::LibCall(lc) => {
                     out.push(3);
@@ -220,10 +232,13 @@ impl CodeImage {
                             ImageError(format!("byte {at}: unknown library routine"))
                         })?)
                     }
+                    4 => RelocTarget::Function(r.u32("compiled function")?),
                     _ => return Err(r.error("unknown relocation target")),
                 };
-            if matches!(target, RelocTarget::Host(_)) && kind != RelocKind::Abs8 {
-                return Err(r.error("a host function is reached through an 8-byte address"));
+            if matches!(target, RelocTarget::Host(_) | RelocTarget::Function(_))
+                && kind != RelocKind::Abs8
+            {
+                return Err(r.error("a called function is reached through an 8-byte address"));
             }
             relocs.push(CodeReloc {
                 offset: offset as u32,

@@ -10,8 +10,10 @@
 
 use crate::error::BackendError;
 use crate::host::HostFn;
-use crate::image::{CodeImage, CodeReloc, RelocKind, RelocTarget, HOST_NAMESPACE};
-use crate::lower::{entry_signature, lower_with};
+use crate::image::{
+    CodeImage, CodeReloc, RelocKind, RelocTarget, FUNCTION_NAMESPACE, HOST_NAMESPACE,
+};
+use crate::lower::{entry_signature, function_signature, lower_with};
 use cranelift_codegen::control::ControlPlane;
 use cranelift_codegen::ir::ExternalName;
 use cranelift_codegen::isa::{OwnedTargetIsa, TargetFrontendConfig};
@@ -24,6 +26,7 @@ use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{
     default_libcall_names, FuncId, Linkage, Module, ModuleReloc, ModuleRelocTarget,
 };
+use std::collections::HashMap;
 use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -142,6 +145,9 @@ pub struct Jit {
     module: ManuallyDrop<JITModule>,
     compiler: Compiler,
     id: u64,
+    /// The address of each compiled function direct calls name
+    /// ([`Jit::define_function`]).
+    functions: HashMap<u32, usize>,
 }
 
 /// Everything a compilation needs but the module it compiles into, so that
@@ -256,6 +262,7 @@ impl Jit {
             },
             module: ManuallyDrop::new(module),
             id: NEXT_JIT_ID.fetch_add(1, Ordering::Relaxed),
+            functions: HashMap::new(),
         })
     }
 
@@ -291,7 +298,9 @@ impl Jit {
         hosts: &[HostFn],
         name: &str,
     ) -> Result<CompiledCode, BackendError> {
-        let (mut code, _) = self.compiler.compile(&mut self.module, g, s, hosts, name)?;
+        let (mut code, _) =
+            self.compiler
+                .compile(&mut self.module, g, s, hosts, &self.functions, name)?;
         code.jit = self.id;
         Ok(code)
     }
@@ -307,7 +316,10 @@ impl Jit {
         name: &str,
     ) -> Result<OwnedCode, BackendError> {
         let mut module = new_module(&self.compiler.isa);
-        match self.compiler.compile(&mut module, g, s, hosts, name) {
+        match self
+            .compiler
+            .compile(&mut module, g, s, hosts, &self.functions, name)
+        {
             Ok((code, image)) => Ok(OwnedCode {
                 module: ManuallyDrop::new(module),
                 code,
@@ -342,7 +354,7 @@ impl Jit {
         let placed = module
             .declare_function(&symbol, Linkage::Local, &sig)
             .map_err(|e| BackendError::Codegen(e.to_string()))
-            .and_then(|id| Ok((id, link(&mut module, id, image, hosts)?)));
+            .and_then(|id| Ok((id, link(&mut module, id, image, hosts, &self.functions)?)));
         match placed {
             Ok((id, ptr)) => Ok(OwnedCode {
                 module: ManuallyDrop::new(module),
@@ -366,6 +378,16 @@ impl Jit {
                 Err(e)
             }
         }
+    }
+
+    /// Makes `addr` the address of compiled function `id`: what code
+    /// compiled or placed by this JIT from now on calls for
+    /// `CallDirect { callee: id }` (the relocation is filled in when the
+    /// code is placed, so stored code links to the functions of the
+    /// process that places it). The function must have the signature the
+    /// calls name and stay alive as long as code calling it may run.
+    pub fn define_function(&mut self, id: u32, addr: *const u8) {
+        self.functions.insert(id, addr as usize);
     }
 
     /// What the machine code this JIT makes for `hosts` depends on besides
@@ -399,6 +421,10 @@ impl Jit {
                     .unwrap_or_default()
                     .as_bytes(),
             );
+            if !host.out_results.is_empty() {
+                let out: Vec<String> = host.out_results.iter().map(|t| t.to_string()).collect();
+                field(format!("out {}", out.join(",")).as_bytes());
+            }
         }
         *h.finalize().as_bytes()
     }
@@ -428,6 +454,7 @@ fn link(
     id: FuncId,
     image: &CodeImage,
     hosts: &[HostFn],
+    functions: &HashMap<u32, usize>,
 ) -> Result<*const u8, BackendError> {
     let bad = |why: String| BackendError::Codegen(format!("cannot place code: {why}"));
     let mut bytes = image.bytes.clone();
@@ -446,6 +473,17 @@ fn link(
                     return Err(bad(format!("host function {i} through {:?}", r.kind)));
                 }
                 let addr = (host.addr as u64).wrapping_add(r.addend as u64);
+                bytes[at..at + 8].copy_from_slice(&addr.to_le_bytes());
+                continue;
+            }
+            RelocTarget::Function(i) => {
+                let f = functions
+                    .get(&i)
+                    .ok_or_else(|| bad(format!("compiled function u{i} is not defined")))?;
+                if r.kind != RelocKind::Abs8 {
+                    return Err(bad(format!("compiled function u{i} through {:?}", r.kind)));
+                }
+                let addr = (*f as u64).wrapping_add(r.addend as u64);
                 bytes[at..at + 8].copy_from_slice(&addr.to_le_bytes());
                 continue;
             }
@@ -488,6 +526,7 @@ impl Compiler {
         g: &Graph,
         s: &Schedule,
         hosts: &[HostFn],
+        functions: &HashMap<u32, usize>,
         name: &str,
     ) -> Result<(CompiledCode, CodeImage), BackendError> {
         let t0 = Instant::now();
@@ -503,7 +542,7 @@ impl Compiler {
 
         let t1 = Instant::now();
         let symbol = self.unique_name(module, name);
-        let sig = entry_signature(config.default_call_conv);
+        let sig = function_signature(g, config.default_call_conv)?;
         let id = module
             .declare_function(&symbol, Linkage::Local, &sig)
             .map_err(|e| BackendError::Codegen(e.to_string()))?;
@@ -514,7 +553,7 @@ impl Compiler {
         module.clear_context(&mut self.ctx);
         let image = image?;
         let code_size = image.bytes.len();
-        let ptr = link(module, id, &image, hosts)?;
+        let ptr = link(module, id, &image, hosts, functions)?;
         Ok((
             CompiledCode {
                 jit: 0,
@@ -561,10 +600,14 @@ impl Compiler {
             let target = match &r.target {
                 FinalizedRelocTarget::ExternalName(ExternalName::User(name)) => {
                     let name = &self.ctx.func.params.user_named_funcs()[*name];
-                    if name.namespace != HOST_NAMESPACE || kind != RelocKind::Abs8 {
+                    if kind != RelocKind::Abs8 {
                         return Err(unsupported());
                     }
-                    RelocTarget::Host(name.index)
+                    match name.namespace {
+                        HOST_NAMESPACE => RelocTarget::Host(name.index),
+                        FUNCTION_NAMESPACE => RelocTarget::Function(name.index),
+                        _ => return Err(unsupported()),
+                    }
                 }
                 FinalizedRelocTarget::ExternalName(ExternalName::LibCall(lc)) => {
                     RelocTarget::LibCall(*lc)
@@ -628,6 +671,10 @@ fn host_isa(verify: bool, opt_level: &str) -> Result<OwnedTargetIsa, BackendErro
         // cranelift-jit's requirements: absolute addresses, far calls.
         ("is_pic", "false"),
         ("use_colocated_libcalls", "false"),
+        // Functions with signatures return all their results: those that
+        // do not fit the return registers go through a hidden pointer to
+        // the caller's stack, on both sides of every call.
+        ("enable_multi_ret_implicit_sret", "true"),
     ] {
         flags.set(k, v).map_err(|e| isa_err(&e))?;
     }

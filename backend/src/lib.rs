@@ -25,11 +25,13 @@ pub mod image;
 pub mod jit;
 pub mod lower;
 pub mod stored;
+pub mod typed;
 
 pub use cache::{CacheStats, CodeCache};
 pub use error::BackendError;
 pub use host::HostFn;
 pub use image::{CodeImage, CodeReloc, RelocKind, RelocTarget};
 pub use jit::{CompileStats, CompiledCode, Jit, JitOptions, OwnedCode};
-pub use lower::{entry_signature, lower, lower_with};
+pub use lower::{entry_signature, function_signature, lower, lower_with, typed_signature};
 pub use stored::CodeStore;
+pub use typed::TypedCaller;

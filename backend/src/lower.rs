@@ -7,9 +7,22 @@
 //! already turned that order into instruction order, so they lower to
 //! nothing.
 //!
-//! The function is the entry point `extern "C" fn(*mut Context) -> u32`:
-//! its single parameter is `Proj 2` of `Start`, and the returned value is
-//! zero-extended or truncated to 32 bits.
+//! A graph without a signature is the entry point
+//! `extern "C" fn(*mut Context) -> u32`: its single parameter is `Proj 2`
+//! of `Start`, and the returned value is zero-extended or truncated to 32
+//! bits. A graph with a [`vssa::Signature`] is a function of that
+//! signature in the platform's C calling convention ([`typed_signature`]):
+//! parameter `i` is `Proj 2+i` of `Start`, and a `Return` returns all its
+//! values (Cranelift's multi-value return).
+//!
+//! Calls: a host call (`Call`) calls the embedder's function by number (a
+//! relocation, see [`crate::image`]); one with several results passes a
+//! stack slot for them ([`crate::HostFn`]). A direct call (`CallDirect`)
+//! calls compiled function `callee` by number, likewise a relocation the
+//! embedder's [`crate::Jit::define_function`] fills in; an indirect call
+//! (`CallIndirect`) calls its target address. Both use the callee's
+//! signature as [`typed_signature`] makes it, so compiled functions call
+//! each other with Cranelift's own multi-value returns.
 //!
 //! Floats live in Cranelift's float registers (`f32`, `f64`). Two LIR
 //! rules need more than one instruction, because Cranelift leaves them
@@ -25,18 +38,20 @@
 use crate::cfg::Dominators;
 use crate::error::BackendError;
 use crate::host::{clif_type, HostFn};
-use crate::image::HOST_NAMESPACE;
+use crate::image::{FUNCTION_NAMESPACE, HOST_NAMESPACE};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::immediates::{Ieee32, Ieee64};
 use cranelift_codegen::ir::{
     self, types, AbiParam, BlockArg, ExtFuncData, ExternalName, FuncRef, Function, InstBuilder,
-    MemFlagsData, UserExternalName, UserFuncName, Value,
+    MemFlagsData, SigRef, StackSlotData, StackSlotKind, UserExternalName, UserFuncName, Value,
 };
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use std::collections::HashMap;
 use vssa::float::{fits_bounds, CANONICAL_NAN_F32, CANONICAL_NAN_F64};
 use vssa::{
-    BinOp, CmpOp, ConvOp, FBinOp, FCmpOp, FConvOp, FUnOp, FitsOp, Graph, NodeId, Op, Type, UnOp,
+    BinOp, CmpOp, ConvOp, FBinOp, FCmpOp, FConvOp, FUnOp, FitsOp, Graph, NodeId, Op, Signature,
+    Type, UnOp,
 };
 use vssa_schedule::{Schedule, Terminator};
 
@@ -47,6 +62,36 @@ pub fn entry_signature(call_conv: CallConv) -> ir::Signature {
     sig.params.push(AbiParam::new(types::I64));
     sig.returns.push(AbiParam::new(types::I32));
     sig
+}
+
+/// The machine signature of a function of signature `sig`: its values in
+/// order, `I8`/`I16` zero-extended to 32 bits (as host functions take
+/// them), in calling convention `call_conv`. Both a compiled function and
+/// every call of one use this, so they agree.
+pub fn typed_signature(sig: Signature, call_conv: CallConv) -> ir::Signature {
+    let param = |t: Type| {
+        // A signature holds only value types, which all have one.
+        let ty = clif_type(t).unwrap_or(types::I64);
+        let p = AbiParam::new(ty);
+        if ty.bits() < 32 {
+            p.uext()
+        } else {
+            p
+        }
+    };
+    let mut s = ir::Signature::new(call_conv);
+    s.params.extend(sig.params().into_iter().map(param));
+    s.returns.extend(sig.results().into_iter().map(param));
+    s
+}
+
+/// The machine signature of the function `g` compiles to: the entry
+/// signature for a graph without a signature, else [`typed_signature`].
+pub fn function_signature(g: &Graph, call_conv: CallConv) -> Result<ir::Signature, BackendError> {
+    Ok(match g.signature() {
+        None => entry_signature(call_conv),
+        Some(sig) => typed_signature(sig, call_conv),
+    })
 }
 
 /// Lowers `g` as scheduled by `s` into a new Cranelift function named `name`.
@@ -83,7 +128,7 @@ pub fn lower_with(
         )));
     }
     let dom = Dominators::compute(s)?;
-    let sig = entry_signature(config.default_call_conv);
+    let sig = function_signature(g, config.default_call_conv)?;
     let mut func = Function::with_name_signature(UserFuncName::testcase(name), sig);
     let result = Lowerer::run(g, s, hosts, config, &dom, &mut func, fctx);
     match result {
@@ -104,8 +149,9 @@ enum Slot {
     NoValue,
     /// A value defined in schedule block `block`.
     Val { v: Value, block: u32 },
-    /// A call, defined in `block`; `Proj 1` reads `result`.
-    Call { result: Option<Value>, block: u32 },
+    /// A call, defined in `block`; `Proj 1+k` reads its result `k`
+    /// (in [`Lowerer::call_results`]).
+    Call { block: u32 },
 }
 
 struct Lowerer<'a, 'f> {
@@ -121,6 +167,12 @@ struct Lowerer<'a, 'f> {
     slots: Vec<Slot>,
     /// The imported host function per table entry, on first call.
     host_sigs: Vec<Option<FuncRef>>,
+    /// The imported compiled function per callee number, on first call.
+    callees: HashMap<u32, FuncRef>,
+    /// The imported signature of indirect calls, per signature.
+    indirect_sigs: HashMap<Signature, SigRef>,
+    /// Each lowered call's results, in projection order.
+    call_results: HashMap<NodeId, Vec<Value>>,
     /// The schedule block being lowered.
     cur: usize,
 }
@@ -189,6 +241,9 @@ impl<'a, 'f> Lowerer<'a, 'f> {
             phi_params: Vec::with_capacity(s.blocks.len()),
             slots: vec![Slot::Undef; g.len()],
             host_sigs: vec![None; hosts.len()],
+            callees: HashMap::new(),
+            indirect_sigs: HashMap::new(),
+            call_results: HashMap::new(),
             cur: 0,
         };
         l.declare_blocks()?;
@@ -382,6 +437,10 @@ impl<'a, 'f> Lowerer<'a, 'f> {
                         .ins()
                         .brif(c, self.blocks[t], &targs, self.blocks[f], &fargs);
                 }
+            }
+            Terminator::Return { ret, .. } if self.g.signature().is_some() => {
+                let ret = self.id(ret)?;
+                self.lower_typed_return(ret, i)?;
             }
             Terminator::Return { ret, value } => {
                 let ret = self.id(ret)?;
@@ -673,6 +732,8 @@ impl<'a, 'f> Lowerer<'a, 'f> {
                 self.define(n, Slot::NoValue)
             }
             Op::Call { func } => self.lower_call(n, func),
+            Op::CallDirect { callee, sig } => self.lower_call_direct(n, callee, sig),
+            Op::CallIndirect { sig } => self.lower_call_indirect(n, sig),
         }
     }
 
@@ -838,11 +899,61 @@ impl<'a, 'f> Lowerer<'a, 'f> {
         self.define_val(n, v)
     }
 
+    /// Returns every value of `ret` (input 2 on), checked against the
+    /// graph's signature.
+    fn lower_typed_return(&mut self, ret: NodeId, at: usize) -> Result<(), BackendError> {
+        let sig = self.b.func.signature.clone();
+        let values = self.g.arity(ret).saturating_sub(2);
+        if values != sig.returns.len() {
+            return Err(unsupported(
+                ret,
+                format!(
+                    "returns {values} values, the signature has {} results",
+                    sig.returns.len()
+                ),
+            ));
+        }
+        let mut vals = Vec::with_capacity(values);
+        for (k, r) in sig.returns.iter().enumerate() {
+            let x = self.input(ret, 2 + k)?;
+            let v = self.value_at(ret, x, at)?;
+            if self.vty(v) != r.value_type {
+                return Err(unsupported(
+                    ret,
+                    format!(
+                        "result {k} is {}, the signature says {}",
+                        self.vty(v),
+                        r.value_type
+                    ),
+                ));
+            }
+            vals.push(v);
+        }
+        self.b.ins().return_(&vals);
+        Ok(())
+    }
+
     fn lower_proj(&mut self, n: NodeId, index: u32) -> Result<(), BackendError> {
         let src = self.input(n, 0)?;
         match (self.g.op(src), index) {
-            (Op::Start, 0 | 1) | (Op::If, _) | (Op::Call { .. }, 0) => {
-                self.define(n, Slot::NoValue)
+            (Op::Start, 0 | 1) | (Op::If, _) => self.define(n, Slot::NoValue),
+            (op, 0) if op.is_call() => self.define(n, Slot::NoValue),
+            (Op::Start, i) if self.g.signature().is_some() => {
+                let params = self.b.block_params(self.blocks[0]);
+                let Some(&v) = params.get(i as usize - 2) else {
+                    return Err(unsupported(
+                        n,
+                        format!("parameter {} is not in the signature", i - 2),
+                    ));
+                };
+                if self.result_type(n)? != self.vty(v) {
+                    return Err(unsupported(
+                        n,
+                        format!("parameter {} is {} in the signature", i - 2, self.vty(v)),
+                    ));
+                }
+                // Parameters are available everywhere: defined in the entry.
+                self.define(n, Slot::Val { v, block: 0 })
             }
             (Op::Start, 2) => {
                 if self.result_type(n)? != types::I64 {
@@ -856,22 +967,27 @@ impl<'a, 'f> Lowerer<'a, 'f> {
                 n,
                 "the entry takes one parameter (the context pointer)",
             )),
-            (Op::Call { func }, 1) => {
-                let result = match self.slots[src.index()] {
-                    Slot::Call { result, block } if self.available(block, self.cur) => result,
+            (op, k) if op.is_call() => {
+                match self.slots[src.index()] {
+                    Slot::Call { block } if self.available(block, self.cur) => {}
                     _ => return Err(BackendError::NotAvailable { node: src, user: n }),
-                };
+                }
+                let result = self
+                    .call_results
+                    .get(&src)
+                    .and_then(|r| r.get(k as usize - 1))
+                    .copied();
                 let Some(v) = result else {
                     return Err(unsupported(
                         n,
-                        format!("host function {func} returns nothing"),
+                        format!("the call ({op}) has no result {}", k - 1),
                     ));
                 };
                 let ty = self.result_type(n)?;
                 if self.vty(v) != ty {
                     return Err(unsupported(
                         n,
-                        format!("host function {func} returns {}, not {ty}", self.vty(v)),
+                        format!("result {} of {op} is {}, not {ty}", k - 1, self.vty(v)),
                     ));
                 }
                 self.define_val(n, v)
@@ -896,15 +1012,15 @@ impl<'a, 'f> Lowerer<'a, 'f> {
             .signature(self.call_conv)
             .map_err(|t| bad(format!("{}: type {t} cannot cross a call", host.name)))?;
         let nargs = self.g.arity(n).saturating_sub(2);
-        if nargs != sig.params.len() {
+        if nargs != host.params.len() {
             return Err(bad(format!(
                 "{} takes {} arguments, the call passes {nargs}",
                 host.name,
-                sig.params.len()
+                host.params.len()
             )));
         }
         let mut args = Vec::with_capacity(nargs);
-        for (k, p) in sig.params.iter().enumerate() {
+        for (k, p) in sig.params.iter().take(nargs).enumerate() {
             let v = self.operand(n, 2 + k)?;
             if self.vty(v) != p.value_type {
                 return Err(bad(format!(
@@ -937,9 +1053,113 @@ impl<'a, 'f> Lowerer<'a, 'f> {
                 r
             }
         };
-        let inst = self.b.ins().call(callee, &args);
-        let result = self.b.inst_results(inst).first().copied();
+        if host.out_results.is_empty() {
+            let inst = self.b.ins().call(callee, &args);
+            let results = self.b.inst_results(inst).to_vec();
+            return self.define_call(n, results);
+        }
+        // Several results: one 8-byte slot each, in this frame.
+        let count = host.out_results.len() as u32;
+        let slot = self.b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            8 * count,
+            3,
+        ));
+        let out = self.b.ins().stack_addr(types::I64, slot, 0);
+        args.push(out);
+        self.b.ins().call(callee, &args);
+        let mut results = Vec::with_capacity(count as usize);
+        for (k, &t) in host.out_results.iter().enumerate() {
+            let ty = clif_type(t).ok_or_else(|| bad(format!("result of type {t}")))?;
+            let v = self.b.ins().load(ty, mem_flags(), out, 8 * k as i32);
+            results.push(v);
+        }
+        self.define_call(n, results)
+    }
+
+    fn define_call(&mut self, n: NodeId, results: Vec<Value>) -> Result<(), BackendError> {
         let block = self.cur as u32;
-        self.define(n, Slot::Call { result, block })
+        self.define(n, Slot::Call { block })?;
+        self.call_results.insert(n, results);
+        Ok(())
+    }
+
+    /// The arguments of call `n` (its inputs from `from`), checked against
+    /// the machine signature `sig`.
+    fn call_args(
+        &self,
+        n: NodeId,
+        from: usize,
+        sig: &ir::Signature,
+    ) -> Result<Vec<Value>, BackendError> {
+        let nargs = self.g.arity(n).saturating_sub(from);
+        if nargs != sig.params.len() {
+            return Err(unsupported(
+                n,
+                format!(
+                    "passes {nargs} arguments, the signature has {}",
+                    sig.params.len()
+                ),
+            ));
+        }
+        let mut args = Vec::with_capacity(nargs);
+        for (k, p) in sig.params.iter().enumerate() {
+            args.push(self.operand_of(n, from + k, p.value_type)?);
+        }
+        Ok(args)
+    }
+
+    /// A direct call of compiled function `callee` (a relocation the
+    /// embedder's function table fills in).
+    fn lower_call_direct(
+        &mut self,
+        n: NodeId,
+        callee: u32,
+        sig: Signature,
+    ) -> Result<(), BackendError> {
+        let msig = typed_signature(sig, self.call_conv);
+        let args = self.call_args(n, 2, &msig)?;
+        let f = match self.callees.get(&callee) {
+            Some(&f) => f,
+            None => {
+                let signature = self.b.import_signature(msig);
+                let name = self
+                    .b
+                    .func
+                    .declare_imported_user_function(UserExternalName::new(
+                        FUNCTION_NAMESPACE,
+                        callee,
+                    ));
+                let f = self.b.import_function(ExtFuncData {
+                    name: ExternalName::user(name),
+                    signature,
+                    colocated: false,
+                    patchable: false,
+                });
+                self.callees.insert(callee, f);
+                f
+            }
+        };
+        let inst = self.b.ins().call(f, &args);
+        let results = self.b.inst_results(inst).to_vec();
+        self.define_call(n, results)
+    }
+
+    /// An indirect call through the address in input 2.
+    fn lower_call_indirect(&mut self, n: NodeId, sig: Signature) -> Result<(), BackendError> {
+        let msig = typed_signature(sig, self.call_conv);
+        let target = self.operand_of(n, 2, types::I64)?;
+        let args = self.call_args(n, 3, &msig)?;
+        let sref = match self.indirect_sigs.get(&sig) {
+            Some(&r) => r,
+            None => {
+                let r = self.b.import_signature(msig);
+                self.indirect_sigs.insert(sig, r);
+                r
+            }
+        };
+        let inst = self.b.ins().call_indirect(sref, target, &args);
+        let results = self.b.inst_results(inst).to_vec();
+        self.define_call(n, results)
     }
 }

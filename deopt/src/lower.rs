@@ -126,6 +126,13 @@ pub fn lower_guards(g: &mut Graph, abi: &DeoptAbi) -> Result<ExitTable, LowerErr
     if guards.is_empty() {
         return Ok(table);
     }
+    if g.signature().is_some() {
+        return Err(LowerError::Malformed {
+            node: Some(guards[0]),
+            reason: "a guard in a function with a signature (a lowered guard returns an exit \
+                     code, which its results have no place for)",
+        });
+    }
     let mut returns: Vec<NodeId> = g.inputs(end).to_vec();
     for (k, &guard) in guards.iter().enumerate() {
         let Op::Guard { reason } = g.op(guard) else {

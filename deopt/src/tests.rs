@@ -342,3 +342,26 @@ fn frame_annotations_are_only_for_frames() {
     let errs = format!("{:?}", vssa::verify::verify(&g).unwrap_err());
     assert!(errs.contains("only frame slots may use"), "{errs}");
 }
+
+#[test]
+fn guards_in_functions_with_signatures_are_refused() {
+    let mut g = Graph::new();
+    let sig = vssa::Signature::new(&[Type::Ptr, Type::I64], &[Type::I64]).unwrap();
+    g.set_signature(sig);
+    let e = g.entry().unwrap();
+    let ctx = g.param(e.start, 0, Type::Ptr).unwrap();
+    let x = g.param(e.start, 1, Type::I64).unwrap();
+    let frame = g.frame_state(7, e.mem, &[x]).unwrap();
+    let ctrl = g.guard(e.ctrl, x, frame, 0).unwrap();
+    let r = g.ret_values(ctrl, e.mem, &[x]).unwrap();
+    g.finish(&[r]).unwrap();
+    let abi = DeoptAbi {
+        ctx,
+        buffer_offset: 0,
+        capacity: 4,
+        first_exit: 16,
+        exit_type: Type::I32,
+    };
+    let e = lower_guards(&mut g, &abi).unwrap_err();
+    assert!(e.to_string().contains("function with a signature"), "{e}");
+}

@@ -42,10 +42,10 @@ use crate::rng::Rng;
 use crate::{bump, guarded, Counters, Failure, Outcome};
 use vssa::interp::{self, InterpError, Memory};
 use vssa::{
-    BinOp, CmpOp, ConvOp, FBinOp, FCmpOp, FConvOp, FUnOp, FitsOp, Graph, GraphError, NodeId, Type,
-    UnOp,
+    BinOp, CmpOp, ConvOp, FBinOp, FCmpOp, FConvOp, FUnOp, FitsOp, Graph, GraphError, NodeId,
+    Signature, Type, UnOp,
 };
-use vssa_backend::{HostFn, Jit, JitOptions};
+use vssa_backend::{HostFn, Jit, JitOptions, OwnedCode};
 use vssa_deopt::{DeoptAbi, ExitTable};
 
 /// Bytes of the buffer the function works on.
@@ -71,6 +71,16 @@ const BUFFER_SLOTS: usize = 10;
 /// where no generated access reaches (the interpreter's memory ends there).
 const DEOPT_OFFSET: usize = MEM_LEN;
 const DEOPT_LEN: usize = 8 * BUFFER_SLOTS;
+/// The most callees (functions with signatures) a seed generates.
+const MAX_CALLEES: usize = 3;
+/// Statement budget of a callee.
+const MAX_CALLEE_BUDGET: i64 = 12;
+/// The callees' addresses, for indirect calls: slot `k` (8 bytes) holds
+/// function `k`'s address (function 0 is the generated entry). Past the
+/// deopt buffer, where no generated store reaches; in the interpreter's
+/// memory too, holding the same (native) addresses.
+const TABLE_OFFSET: usize = DEOPT_OFFSET + DEOPT_LEN;
+const TABLE_LEN: usize = 8 * (MAX_CALLEES + 1);
 /// Exit ids of lowered guards start here. A function with guards returns
 /// an `I32` masked with [`RET_MASK`], so no normal return looks like an exit.
 const FIRST_EXIT: i64 = 0x4000_0000;
@@ -129,21 +139,96 @@ extern "C" fn host_rot(a: i64, b: i64) -> i64 {
     a.rotate_left((b & 63) as u32).wrapping_sub(b)
 }
 
+/// Host function 2: two results, through the out-pointer.
+extern "C" fn host_pair(a: i64, b: i64, out: *mut [i64; 2]) {
+    // SAFETY: generated code passes its slot for two 8-byte results.
+    unsafe { out.write(pair(a, b)) };
+}
+
+fn pair(a: i64, b: i64) -> [i64; 2] {
+    [a.wrapping_add(b), (a ^ b).rotate_right(13)]
+}
+
 fn host_table() -> Vec<HostFn> {
     let sig = [Type::I64, Type::I64];
     vec![
         HostFn::new("mix", host_mix as *const u8, &sig, Some(Type::I64)),
         HostFn::new("rot", host_rot as *const u8, &sig, Some(Type::I64)),
+        HostFn::with_results("pair", host_pair as *const u8, &sig, &sig),
     ]
 }
 
-fn interp_host(func: u32, args: &[i64]) -> i64 {
+fn interp_host(func: u32, args: &[i64]) -> Vec<i64> {
     let a = args.first().copied().unwrap_or(0);
     let b = args.get(1).copied().unwrap_or(0);
     match func {
-        0 => host_mix(a, b),
-        _ => host_rot(a, b),
+        0 => vec![host_mix(a, b)],
+        1 => vec![host_rot(a, b)],
+        _ => pair(a, b).to_vec(),
     }
+}
+
+/// The signatures of seed `seed`'s callees (function `1 + j` has the
+/// `j`-th): a buffer pointer, then up to three values; up to three results.
+pub fn callee_sigs(seed: u64) -> Vec<Signature> {
+    let mut rng = Rng::new(seed ^ 0x0CA1_1EE5);
+    let n = rng.range(0, MAX_CALLEES as i64) as usize;
+    (0..n)
+        .map(|_| {
+            let mut params = vec![Type::Ptr];
+            for _ in 0..rng.range(0, 3) {
+                params.push(*rng.pick(&VALUES));
+            }
+            let results: Vec<Type> = (0..rng.range(0, 3)).map(|_| *rng.pick(&VALUES)).collect();
+            Signature::new(&params, &results).expect("a small signature of value types")
+        })
+        .collect()
+}
+
+/// Callee `j` of seed `seed` (function `1 + j`, of signature
+/// `callee_sigs(seed)[j]`), with construction peepholes on or off: like the
+/// entry, but no guards (a function with a signature has no exit codes),
+/// and it calls only callees after it (so calls never recurse).
+pub fn generate_callee(seed: u64, j: usize, simplify: bool) -> Result<Graph, GraphError> {
+    let sigs = callee_sigs(seed);
+    let sig = sigs[j];
+    let mut rng = Rng::new(seed ^ 0x0CA1_1EE5 ^ ((j as u64 + 1) << 40));
+    let budget = rng.range(1, MAX_CALLEE_BUDGET) as u32;
+    let mut g = Graph::new();
+    g.set_simplify_on_build(simplify);
+    g.set_signature(sig);
+    let e = g.entry()?;
+    let base = g.param(e.start, 0, Type::Ptr)?;
+    let mut vals = Vec::new();
+    for (i, t) in sig.params().into_iter().enumerate().skip(1) {
+        vals.push((g.param(e.start, i as u32, t)?, t));
+    }
+    let mut gen = Gen {
+        g,
+        rng: &mut rng,
+        ctrl: e.ctrl,
+        mem: e.mem,
+        base,
+        vals,
+        next_key: 1,
+        next_resume: 1,
+        guards: 0,
+        budget,
+        guards_allowed: false,
+        callees: sigs[j + 1..].to_vec(),
+        first_callee: j as u32 + 2,
+    };
+    while gen.budget > 0 {
+        gen.budget -= 1;
+        gen.stmt(0)?;
+    }
+    let mut results = Vec::with_capacity(sig.result_count());
+    for t in sig.results() {
+        results.push(gen.pick(t)?);
+    }
+    let ret = gen.g.ret_values(gen.ctrl, gen.mem, &results)?;
+    gen.g.finish(&[ret])?;
+    Ok(gen.g)
 }
 
 /// A generated function.
@@ -183,6 +268,9 @@ pub fn generate(seed: u64, simplify: bool, budget: Option<u32>) -> Result<Genera
         next_resume: 1,
         guards: 0,
         budget,
+        guards_allowed: true,
+        callees: callee_sigs(seed),
+        first_callee: 1,
     };
     // The top level runs until the budget is spent; nested blocks are short.
     while gen.budget > 0 {
@@ -232,6 +320,12 @@ struct Gen<'r> {
     next_resume: u64,
     guards: u32,
     budget: u32,
+    /// Whether guards may be generated (not in functions with signatures).
+    guards_allowed: bool,
+    /// The signatures of the functions this one may call.
+    callees: Vec<Signature>,
+    /// The function number of `callees[0]`.
+    first_callee: u32,
 }
 
 type R<T = ()> = Result<T, GraphError>;
@@ -390,9 +484,10 @@ impl Gen<'_> {
 
     fn stmt(&mut self, depth: u32) -> R {
         let nest = if depth < 3 { 2 } else { 0 };
+        let guard = if self.guards_allowed { 2 } else { 0 };
         match self
             .rng
-            .weighted(&[1, 6, 2, 2, 2, 2, 3, 3, 1, 2, 5, nest, nest])
+            .weighted(&[1, 6, 2, 2, 2, 2, 3, 3, 1, guard, 5, nest, nest, 2])
         {
             0 => {
                 let ty = self.any_value_ty();
@@ -473,8 +568,44 @@ impl Gen<'_> {
             9 => self.guard()?,
             10 => self.float_stmt()?,
             11 => self.diamond(depth)?,
-            _ => self.counted_loop(depth)?,
+            12 => self.counted_loop(depth)?,
+            _ => self.call()?,
         }
+        Ok(())
+    }
+
+    /// A call with several results: of the host function with two, or of
+    /// a callee, directly or through its address in the table.
+    fn call(&mut self) -> R {
+        let kind = self.rng.below(3);
+        if kind == 0 || self.callees.is_empty() {
+            let a = self.pick(Type::I64)?;
+            let b = self.pick(Type::I64)?;
+            let (m, r) =
+                self.g
+                    .call_host(self.ctrl, self.mem, 2, &[a, b], &[Type::I64, Type::I64])?;
+            self.mem = m;
+            self.vals.extend(r.into_iter().map(|v| (v, Type::I64)));
+            return Ok(());
+        }
+        let j = self.rng.below(self.callees.len() as u64) as usize;
+        let sig = self.callees[j];
+        let callee = self.first_callee + j as u32;
+        let mut args = vec![self.base];
+        for t in sig.params().into_iter().skip(1) {
+            args.push(self.pick(t)?);
+        }
+        let (m, r) = if kind == 1 {
+            self.g
+                .call_direct(self.ctrl, self.mem, callee, sig, &args)?
+        } else {
+            let at = (TABLE_OFFSET + 8 * callee as usize) as i32;
+            let target = self.g.load(self.ctrl, self.mem, self.base, at, Type::Ptr)?;
+            self.g
+                .call_indirect(self.ctrl, self.mem, target, sig, &args)?
+        };
+        self.mem = m;
+        self.vals.extend(r.into_iter().zip(sig.results()));
         Ok(())
     }
 
@@ -709,23 +840,41 @@ struct Run {
     mem: Vec<u8>,
 }
 
-/// Interprets `g`; `linear` also checks that it threads memory linearly
-/// (true of every graph the generator builds without peepholes).
-fn run_interp(g: &Graph, init: &[u8], linear: bool) -> Run {
-    let mut mem = Memory::from_bytes(BASE, init.to_vec());
-    let eval = if linear {
-        interp::eval_linear
-    } else {
-        interp::eval
+/// The callees a generated function calls, for the interpreter: their
+/// graphs (function `1 + j`) and every function's address (what the
+/// table in memory holds: the native code's).
+struct Callees {
+    graphs: Vec<Graph>,
+    addresses: Vec<i64>,
+}
+
+/// Interprets `g` (function 0, calling `callees`); `linear` also checks
+/// that it threads memory linearly (true of every graph the generator
+/// builds without peepholes). The buffer compared is the first
+/// [`MEM_LEN`] bytes; the table of addresses follows it.
+fn run_interp(g: &Graph, init: &[u8], linear: bool, callees: &Callees) -> Run {
+    let mut bytes = init.to_vec();
+    bytes.resize(TABLE_OFFSET, 0);
+    for a in &callees.addresses {
+        bytes.extend_from_slice(&a.to_le_bytes());
+    }
+    let mut mem = Memory::from_bytes(BASE, bytes);
+    let mut functions = Vec::with_capacity(1 + callees.graphs.len());
+    functions.push(g.clone());
+    functions.extend(callees.graphs.iter().cloned());
+    let module = interp::Module {
+        functions: &functions,
+        addresses: &callees.addresses,
     };
-    let value = match eval(g, &[BASE], &mut mem, &mut interp_host, FUEL) {
-        Ok(v) => Ok(Exit::Returned(v)),
+    let r = interp::eval_module(module, 0, &[BASE], &mut mem, &mut interp_host, FUEL, linear);
+    let value = match r {
+        Ok(v) => Ok(Exit::Returned(v.first().copied().unwrap_or(0))),
         Err(InterpError::Deopt { resume, values, .. }) => Ok(Exit::Deopt { resume, values }),
         Err(e) => Err(e.to_string()),
     };
     Run {
         value,
-        mem: mem.bytes().to_vec(),
+        mem: mem.bytes()[..MEM_LEN].to_vec(),
     }
 }
 
@@ -812,9 +961,11 @@ impl Checker {
 
     fn check_unguarded(&mut self, seed: u64, budget: Option<u32>) -> Result<(), String> {
         let gen_err = |e: GraphError| format!("generator: {e}");
+        let (callees, _code) = self.callees(seed)?;
+        let callees = &callees;
         let plain = generate(seed, false, budget).map_err(gen_err)?;
         verify(&plain.graph, "built without peepholes")?;
-        let reference = run_interp(&plain.graph, &plain.init, true);
+        let reference = run_interp(&plain.graph, &plain.init, true, callees);
         match &reference.value {
             Err(e) => return Err(format!("interpreter on the plain graph: {e}")),
             Ok(Exit::Returned(_)) => bump(&mut self.counters, "returned"),
@@ -837,11 +988,14 @@ impl Checker {
         let base = simplified.base;
         let mut g = simplified.graph;
         verify(&g, "built with peepholes")?;
-        same("built with peepholes", &run_interp(&g, &plain.init, true))?;
+        same(
+            "built with peepholes",
+            &run_interp(&g, &plain.init, true, callees),
+        )?;
         let recorder = vssa_patch::Recorder::start(&g);
         vssa::optimize(&mut g).map_err(|e| format!("optimize: {e}"))?;
         verify(&g, "optimized")?;
-        same("optimized", &run_interp(&g, &plain.init, true))?;
+        same("optimized", &run_interp(&g, &plain.init, true, callees))?;
         // Facts from branches, then the optimizer on what they exposed.
         let facts = vssa::branch_facts(&mut g).map_err(|e| format!("branch_facts: {e}"))?;
         if facts.loads > 0 {
@@ -851,7 +1005,7 @@ impl Checker {
             bump(&mut self.counters, "facts: guards implied");
         }
         verify(&g, "branch facts")?;
-        same("branch facts", &run_interp(&g, &plain.init, true))?;
+        same("branch facts", &run_interp(&g, &plain.init, true, callees))?;
         vssa::optimize(&mut g).map_err(|e| format!("optimize after facts: {e}"))?;
         // Control folding, then the optimizer on what it exposed; the
         // native runs below compile the result.
@@ -861,7 +1015,10 @@ impl Checker {
         }
         vssa::optimize(&mut g).map_err(|e| format!("optimize after folding: {e}"))?;
         verify(&g, "control folded")?;
-        same("control folded", &run_interp(&g, &plain.init, true))?;
+        same(
+            "control folded",
+            &run_interp(&g, &plain.init, true, callees),
+        )?;
         // The patch log of all that replays onto the graph built afresh.
         let log = recorder.log(&g).map_err(|e| format!("recording: {e}"))?;
         let mut again = generate(seed, true, budget).map_err(gen_err)?.graph;
@@ -888,7 +1045,7 @@ impl Checker {
         verify(&plain_facts, "plain, branch facts")?;
         same(
             "plain, branch facts",
-            &run_interp(&plain_facts, &plain.init, true),
+            &run_interp(&plain_facts, &plain.init, true, callees),
         )?;
         // Folding the graph built without peepholes (branches on constants
         // the peepholes would have folded at construction).
@@ -897,7 +1054,7 @@ impl Checker {
         verify(&plain_folded, "plain, control folded")?;
         same(
             "plain, control folded",
-            &run_interp(&plain_folded, &plain.init, true),
+            &run_interp(&plain_folded, &plain.init, true, callees),
         )?;
         // The text form: printed and parsed back, the graph runs the same.
         let parsed = text_round_trip(&plain.graph, "plain")?;
@@ -906,12 +1063,12 @@ impl Checker {
         }
         same(
             "plain, printed and parsed",
-            &run_interp(&parsed, &plain.init, true),
+            &run_interp(&parsed, &plain.init, true, callees),
         )?;
         let parsed = text_round_trip(&g, "optimized")?;
         same(
             "optimized, printed and parsed",
-            &run_interp(&parsed, &plain.init, true),
+            &run_interp(&parsed, &plain.init, true, callees),
         )?;
 
         let want = match reference.value.clone() {
@@ -927,7 +1084,7 @@ impl Checker {
             ("native plain", &plain.graph, plain.base),
         ] {
             let got = self
-                .native(graph, ctx, plain.ret_ty, &plain.init)
+                .native(graph, ctx, plain.ret_ty, &plain.init, &callees.addresses)
                 .map_err(|e| format!("{phase}: {e}"))?;
             if got != expect {
                 return Err(format!(
@@ -941,9 +1098,73 @@ impl Checker {
         Ok(())
     }
 
+    /// The JIT, a fresh one every [`COMPILES_PER_JIT`] compiles, with
+    /// `addresses[k]` defined as function `k` (`k > 0`) for direct calls.
+    fn jit(&mut self, addresses: &[i64]) -> Result<&mut Jit, String> {
+        if self.jit.is_none() || self.compiles >= COMPILES_PER_JIT {
+            self.jit = None;
+            let opts = JitOptions {
+                verify: true,
+                ..JitOptions::default()
+            };
+            self.jit = Some(Jit::new(opts).map_err(|e| e.to_string())?);
+            self.compiles = 0;
+        }
+        self.compiles += 1;
+        let Some(jit) = self.jit.as_mut() else {
+            return Err("no JIT".into());
+        };
+        for (k, &a) in addresses.iter().enumerate().skip(1) {
+            jit.define_function(k as u32, a as *const u8);
+        }
+        Ok(jit)
+    }
+
+    /// Seed `seed`'s callees: their graphs built without peepholes (for
+    /// the interpreter) and the native code of their optimized graphs,
+    /// compiled last to first (a callee calls only those after it), which
+    /// must stay alive while anything calls it.
+    fn callees(&mut self, seed: u64) -> Result<(Callees, Vec<OwnedCode>), String> {
+        let n = callee_sigs(seed).len();
+        let mut graphs = Vec::with_capacity(n);
+        let mut addresses = vec![0i64; 1 + n];
+        let mut code = Vec::with_capacity(n);
+        for j in (0..n).rev() {
+            let gen = |simplify| {
+                generate_callee(seed, j, simplify).map_err(|e| format!("callee {j}: {e}"))
+            };
+            let plain = gen(false)?;
+            verify(&plain, &format!("callee {j}"))?;
+            let mut g = gen(true)?;
+            vssa::optimize(&mut g).map_err(|e| format!("callee {j}: optimize: {e}"))?;
+            vssa::fold_control(&mut g).map_err(|e| format!("callee {j}: fold_control: {e}"))?;
+            vssa::optimize(&mut g).map_err(|e| format!("callee {j}: optimize: {e}"))?;
+            verify(&g, &format!("callee {j}, optimized"))?;
+            let s =
+                vssa_schedule::schedule(&g).map_err(|e| format!("callee {j}: schedule: {e}"))?;
+            let jit = self.jit(&addresses)?;
+            let c = jit
+                .compile_owned(&g, &s, &host_table(), "callee")
+                .map_err(|e| format!("callee {j}: backend: {e}"))?;
+            addresses[1 + j] = c.code_ptr() as i64;
+            graphs.push(plain);
+            code.push(c);
+        }
+        graphs.reverse();
+        Ok((Callees { graphs, addresses }, code))
+    }
+
     /// Lowers the guards of a copy of `g` (deopt context: its parameter
-    /// `ctx`), schedules, compiles and runs it on a guarded copy of `init`.
-    fn native(&mut self, g: &Graph, ctx: NodeId, ret_ty: Type, init: &[u8]) -> Result<Run, String> {
+    /// `ctx`), schedules, compiles and runs it on a guarded copy of `init`
+    /// followed by the deopt buffer and the table of `addresses`.
+    fn native(
+        &mut self,
+        g: &Graph,
+        ctx: NodeId,
+        ret_ty: Type,
+        init: &[u8],
+        addresses: &[i64],
+    ) -> Result<Run, String> {
         let mut g = g.clone();
         let abi = DeoptAbi {
             ctx,
@@ -957,25 +1178,17 @@ impl Checker {
         verify(&g, "guards lowered")?;
         let g = &g;
         let s = vssa_schedule::schedule(g).map_err(|e| format!("schedule: {e}"))?;
-        if self.jit.is_none() || self.compiles >= COMPILES_PER_JIT {
-            self.jit = None;
-            let opts = JitOptions {
-                verify: true,
-                ..JitOptions::default()
-            };
-            self.jit = Some(Jit::new(opts).map_err(|e| e.to_string())?);
-            self.compiles = 0;
-        }
-        let Some(jit) = self.jit.as_mut() else {
-            return Err("no JIT".into());
-        };
-        self.compiles += 1;
+        let jit = self.jit(addresses)?;
         let code = jit
             .compile(g, &s, &host_table(), "fuzz")
             .map_err(|e| format!("backend: {e}"))?;
-        let used = DEOPT_OFFSET + DEOPT_LEN;
+        let used = TABLE_OFFSET + TABLE_LEN;
         let mut buf = vec![GUARD_BYTE; GUARD + used + GUARD];
         buf[GUARD..GUARD + MEM_LEN].copy_from_slice(init);
+        for (k, a) in addresses.iter().enumerate() {
+            let at = GUARD + TABLE_OFFSET + 8 * k;
+            buf[at..at + 8].copy_from_slice(&a.to_le_bytes());
+        }
         let ctx = buf[GUARD..].as_mut_ptr();
         // SAFETY: `code` comes from `jit`, which is alive. The generated
         // graph only accesses its parameter plus offsets inside
@@ -984,8 +1197,14 @@ impl Checker {
         // `[DEOPT_OFFSET, DEOPT_OFFSET + DEOPT_LEN)`; `buf` holds `GUARD`
         // spare bytes on both sides of those, so even a slightly wrong
         // address stays in `buf`, which no Rust reference aliases during
-        // the call. The host functions are `extern "C" fn(i64, i64) -> i64`
-        // as declared in `host_table`.
+        // the call. The host functions are as declared in `host_table`
+        // (`pair` writes its two results through the pointer the code
+        // passes); direct and indirect calls reach the callees at
+        // `addresses` (defined on the JIT, and in the table at
+        // `TABLE_OFFSET`, which no generated store reaches), whose code the
+        // caller keeps alive, of the signatures the calls name, and built
+        // by the same generator, so their accesses are inside the buffer
+        // too (the interpreter ran them with bounds checks as well).
         let r = unsafe { jit.call(&code, ctx) }.map_err(|e| e.to_string())?;
         let guards_ok = buf[..GUARD]
             .iter()
@@ -1044,10 +1263,16 @@ pub fn failure(seed: u64, outcome: Outcome) -> Failure {
             break;
         }
     }
-    let text = match generate(seed, false, Some(budget)) {
+    let mut text = match generate(seed, false, Some(budget)) {
         Ok(gen) => vssa::print::print(&gen.graph),
         Err(e) => format!("(cannot rebuild: {e})"),
     };
+    for j in 0..callee_sigs(seed).len() {
+        match generate_callee(seed, j, false) {
+            Ok(g) => text.push_str(&format!("callee u{}:\n{}", j + 1, vssa::print::print(&g))),
+            Err(e) => text.push_str(&format!("callee u{}: (cannot rebuild: {e})\n", j + 1)),
+        }
+    }
     Failure {
         input_seed: seed,
         reproducer: format!(
@@ -1062,16 +1287,66 @@ pub fn failure(seed: u64, outcome: Outcome) -> Failure {
 mod tests {
     use super::*;
 
+    /// Seed `seed`'s callees for the interpreter alone: no native code, so
+    /// made-up addresses.
+    fn interp_callees(seed: u64) -> Callees {
+        let n = callee_sigs(seed).len();
+        let graphs = (0..n)
+            .map(|j| generate_callee(seed, j, false).unwrap())
+            .collect();
+        Callees {
+            graphs,
+            addresses: (0..=n as i64).map(|k| 0x7000 + 16 * k).collect(),
+        }
+    }
+
+    fn no_callees() -> Callees {
+        Callees {
+            graphs: Vec::new(),
+            addresses: vec![0],
+        }
+    }
+
     #[test]
     fn generated_graphs_verify_and_run() {
         for seed in 0..50 {
+            let callees = interp_callees(seed);
+            for g in &callees.graphs {
+                vssa::verify(g).unwrap();
+            }
             for simplify in [false, true] {
                 let gen = generate(seed, simplify, None).unwrap();
                 vssa::verify(&gen.graph).unwrap();
-                let r = run_interp(&gen.graph, &gen.init, !simplify);
+                let r = run_interp(&gen.graph, &gen.init, !simplify, &callees);
                 assert!(r.value.is_ok(), "seed {seed}: {:?}", r.value);
             }
         }
+    }
+
+    /// The generator reaches every kind of call: the host's with two
+    /// results, direct and indirect calls of callees with several results,
+    /// and callees calling callees.
+    #[test]
+    fn generated_graphs_cover_calls() {
+        use vssa::Op;
+        let mut seen = std::collections::BTreeSet::new();
+        for seed in 0..300 {
+            let mut graphs = vec![generate(seed, false, None).unwrap().graph];
+            graphs.extend(interp_callees(seed).graphs);
+            for (k, g) in graphs.iter().enumerate() {
+                for n in g.live_nodes() {
+                    let what = match g.op(n) {
+                        Op::Call { func: 2 } => "host, two results",
+                        Op::CallDirect { sig, .. } if sig.result_count() > 1 => "direct, several",
+                        Op::CallIndirect { sig } if sig.result_count() > 1 => "indirect, several",
+                        Op::CallDirect { .. } | Op::CallIndirect { .. } if k > 0 => "callee calls",
+                        _ => continue,
+                    };
+                    seen.insert(what);
+                }
+            }
+        }
+        assert_eq!(seen.len(), 4, "{seen:?}");
     }
 
     /// The generator reaches every float operation family, both float
@@ -1160,17 +1435,22 @@ mod tests {
             }),
             mem: want_mem,
         };
-        assert_eq!(run_interp(&g, &init, true), want);
-        let native = checker.native(&g, base, Type::I32, &init).unwrap();
+        let none = no_callees();
+        assert_eq!(run_interp(&g, &init, true, &none), want);
+        let native = checker
+            .native(&g, base, Type::I32, &init, &none.addresses)
+            .unwrap();
         assert_eq!(native, want);
 
         // The guard holds: a normal return, and both stores ran.
         init[..4].copy_from_slice(&7i32.to_le_bytes());
-        let native = checker.native(&g, base, Type::I32, &init).unwrap();
+        let native = checker
+            .native(&g, base, Type::I32, &init, &none.addresses)
+            .unwrap();
         assert_eq!(native.value, Ok(Exit::Returned(7)));
         assert_eq!(native.mem[4], 0x77);
         assert_eq!(native.mem[8..12], 7i32.to_le_bytes());
-        assert_eq!(run_interp(&g, &init, true), native);
+        assert_eq!(run_interp(&g, &init, true, &none), native);
     }
 
     /// Generated functions deoptimize on a good share of inputs (some with
@@ -1181,7 +1461,9 @@ mod tests {
         let mut with_values = 0;
         for seed in 0..300 {
             let gen = generate(seed, false, None).unwrap();
-            if let Ok(Exit::Deopt { values, .. }) = run_interp(&gen.graph, &gen.init, true).value {
+            let callees = interp_callees(seed);
+            let run = run_interp(&gen.graph, &gen.init, true, &callees);
+            if let Ok(Exit::Deopt { values, .. }) = run.value {
                 with_values += usize::from(!values.is_empty());
             }
             let o = checker.check_seed(seed);

@@ -39,6 +39,25 @@ impl UnitCode {
         self.decode(code, deopt_buffer(ctx))
     }
 
+    /// Calls a unit whose graph has a signature (not the entry shape
+    /// [`UnitCode::call`] runs) with `args`, one per parameter (an `i64`
+    /// holding the value's bits), through `caller`, the adapter for its
+    /// signature ([`crate::UnitCompiler::typed_caller`]); returns one value
+    /// per result. Such a unit has no exit codes: a guard in it is not
+    /// supported (`vssa_deopt::lower_guards` refuses it).
+    ///
+    /// # Safety
+    /// The unit's graph has `caller`'s signature, and everything it loads,
+    /// stores and calls through its arguments is valid for the call.
+    pub unsafe fn call_typed<E>(
+        &self,
+        caller: &vssa_backend::TypedCaller,
+        args: &[i64],
+    ) -> Result<Vec<i64>, JitError<E>> {
+        // SAFETY: the caller's contract; the code is alive (`self` holds it).
+        unsafe { caller.call(self.code.code_ptr(), args) }.map_err(JitError::Backend)
+    }
+
     /// What return code `code` means, with the deopt buffer `buffer`.
     pub fn decode<E>(&self, code: u32, buffer: &[i64]) -> Result<Exit<'_>, JitError<E>> {
         if Some(code) == self.error_exit {

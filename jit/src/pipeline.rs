@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 use vssa::{Addr, Graph};
-use vssa_backend::{CodeCache, CodeStore, HostFn, Jit, JitOptions, OwnedCode};
+use vssa_backend::{CodeCache, CodeStore, HostFn, Jit, JitOptions, OwnedCode, TypedCaller};
 use vssa_deopt::ExitTable;
 use vssa_patch::{Log, LogBook, SealKey};
 
@@ -119,6 +119,21 @@ impl UnitCompiler {
         report.code_cache_load = stats.load_time;
         report.code_cache_save = stats.save_time;
         report.patch_log_warnings.extend(store.take_warnings());
+    }
+
+    /// Makes `addr` the address of compiled function `id`, which
+    /// `CallDirect { callee: id }` in units compiled (or taken from the
+    /// code caches) from now on call: typically another unit's
+    /// [`UnitCode::code`]`.code_ptr()`. That unit must have the signature
+    /// the calls name and be kept alive while code calling it may run.
+    pub fn define_function(&mut self, id: u32, addr: *const u8) {
+        self.jit.define_function(id, addr);
+    }
+
+    /// An adapter that calls units of signature `sig` from Rust
+    /// ([`UnitCode::call_typed`]); compile one per signature and keep it.
+    pub fn typed_caller<E>(&mut self, sig: vssa::Signature) -> Result<TypedCaller, JitError<E>> {
+        TypedCaller::new(&mut self.jit, sig).map_err(JitError::Backend)
     }
 
     /// The pipeline's options.

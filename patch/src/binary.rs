@@ -45,7 +45,7 @@ const TRAILER: usize = 1 + 32 + 32;
 /// Op codes: an op's index in this list. Frozen with the format version;
 /// new ops only append (a reader of an older build rejects their codes as
 /// unknown ops).
-const MNEMONICS: [&str; 88] = [
+const MNEMONICS: [&str; 90] = [
     "start",
     "region",
     "loop",
@@ -134,6 +134,8 @@ const MNEMONICS: [&str; 88] = [
     "fits_trunc_u",
     "fits_exact_s",
     "fits_exact_u",
+    "call_direct",
+    "call_indirect",
 ];
 
 /// Each op code's op, with a zero immediate where it has one.
@@ -199,6 +201,13 @@ fn with_immediate(template: Op, v: i128) -> Option<Op> {
         }
         Op::Call { .. } => Op::Call {
             func: u32::try_from(v).ok()?,
+        },
+        Op::CallDirect { .. } => {
+            let (callee, sig) = crate::format::unpack_call(v)?;
+            Op::CallDirect { callee, sig }
+        }
+        Op::CallIndirect { .. } => Op::CallIndirect {
+            sig: vssa::Signature::from_bits(u64::try_from(v).ok()?)?,
         },
         Op::Guard { .. } => Op::Guard {
             reason: u32::try_from(v).ok()?,
@@ -765,6 +774,15 @@ mod tests {
                 class: 2,
             },
             Op::Call { func: 1 },
+            Op::CallDirect {
+                callee: 3,
+                sig: vssa::Signature::new(&[vssa::Type::Ptr, vssa::Type::F64], &[vssa::Type::I32])
+                    .unwrap(),
+            },
+            Op::CallIndirect {
+                sig: vssa::Signature::new(&[vssa::Type::I64], &[vssa::Type::I64, vssa::Type::F32])
+                    .unwrap(),
+            },
             Op::Un(UnOp::Neg),
             Op::Un(UnOp::Not),
             Op::Conv(ConvOp::Uext),

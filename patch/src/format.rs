@@ -215,6 +215,8 @@ pub(crate) fn immediate(op: &Op) -> Option<i128> {
         Op::Const { value } => Some(value as i128),
         Op::Load { offset } | Op::Store { offset } => Some(offset as i128),
         Op::Call { func } => Some(func as i128),
+        Op::CallDirect { callee, sig } => Some(pack_call(callee, sig)),
+        Op::CallIndirect { sig } => Some(sig.bits() as i128),
         Op::Guard { reason } => Some(reason as i128),
         Op::FrameState { resume } | Op::InlinedFrame { resume } => Some(resume as i128),
         Op::Materialize { class } => Some(class as i128),
@@ -345,6 +347,12 @@ pub fn parse_op(mnemonic: &str, imm: &str) -> Result<Op, String> {
             })
         }
         "call" => Ok(Op::Call { func: num(m, imm)? }),
+        "call_direct" => unpack_call(num(m, imm)?)
+            .map(|(callee, sig)| Op::CallDirect { callee, sig })
+            .ok_or_else(|| format!("bad immediate `{}` for `{m}`", clip(imm))),
+        "call_indirect" => vssa::Signature::from_bits(num(m, imm)?)
+            .map(|sig| Op::CallIndirect { sig })
+            .ok_or_else(|| format!("bad immediate `{}` for `{m}`", clip(imm))),
         "guard" => Ok(Op::Guard {
             reason: num(m, imm)?,
         }),
@@ -365,6 +373,18 @@ pub fn parse_op(mnemonic: &str, imm: &str) -> Result<Op, String> {
 /// The one immediate of a classed access (see [`immediate`]).
 pub(crate) fn pack_access(offset: i32, class: u32) -> i128 {
     (i128::from(class) << 32) | i128::from(offset as u32)
+}
+
+/// The one immediate of a direct call: `callee * 2^64 + signature bits`.
+pub(crate) fn pack_call(callee: u32, sig: vssa::Signature) -> i128 {
+    (i128::from(callee) << 64) | i128::from(sig.bits())
+}
+
+/// The inverse of [`pack_call`]; `None` for a value it never gives.
+pub(crate) fn unpack_call(v: i128) -> Option<(u32, vssa::Signature)> {
+    let callee = u32::try_from(v >> 64).ok()?;
+    let sig = vssa::Signature::from_bits(v as u64)?;
+    Some((callee, sig))
 }
 
 /// The inverse of [`pack_access`]; `None` for a value it never gives.

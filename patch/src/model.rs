@@ -121,6 +121,12 @@ pub fn program_key(g: &Graph) -> Addr {
     buf.extend_from_slice(b"vssa-patch program key v2\0");
     buf.extend_from_slice(&vssa::ENCODING_VERSION.to_le_bytes());
     buf.extend_from_slice(&g.end().map_or([0u8; 16], |e| g.addr(e).0));
+    // A function's signature is part of what it is (graphs without one
+    // keep the keys they always had).
+    if let Some(sig) = g.signature() {
+        buf.extend_from_slice(b"signature");
+        buf.extend_from_slice(&sig.bits().to_le_bytes());
+    }
     let mut sum = 0u128;
     for id in g.ids() {
         let n = g.node(id);

@@ -57,12 +57,19 @@ fn check_arity(g: &Graph, v: NodeId) -> Result<(), ScheduleError> {
         Op::Loop { .. } => (1, 2, "a Loop has inputs [entry] or [entry, back]"),
         Op::If => (2, 2, "an If has inputs [ctrl, cond]"),
         Op::Proj { .. } => (1, 1, "a Proj has one input"),
-        Op::Return => (3, 3, "a Return has inputs [ctrl, mem, value]"),
+        Op::Return => (2, usize::MAX, "a Return has inputs [ctrl, mem, values..]"),
         Op::Load { .. } | Op::ClassLoad { .. } => (3, 3, "a Load has inputs [ctrl, mem, base]"),
         Op::Store { .. } | Op::ClassStore { .. } => {
             (4, 4, "a Store has inputs [ctrl, mem, base, value]")
         }
-        Op::Call { .. } => (2, usize::MAX, "a Call has inputs [ctrl, mem, args..]"),
+        Op::Call { .. } | Op::CallDirect { .. } => {
+            (2, usize::MAX, "a Call has inputs [ctrl, mem, args..]")
+        }
+        Op::CallIndirect { .. } => (
+            3,
+            usize::MAX,
+            "a CallIndirect has inputs [ctrl, mem, target, args..]",
+        ),
         Op::Phi { .. } => (1, usize::MAX, "a Phi needs its region as input 0"),
         _ => return Ok(()),
     };
@@ -319,7 +326,9 @@ impl Cfg {
             },
             Exit::Return(r) => Terminator::Return {
                 ret: r,
-                value: g.input(r, 2),
+                // A Return without values (a signature with no results)
+                // names its memory state here.
+                value: g.input(r, if g.arity(r) > 2 { 2 } else { 1 }),
             },
         }
     }

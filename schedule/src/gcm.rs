@@ -88,6 +88,8 @@ pub(crate) fn use_location(
         Op::Load { .. }
         | Op::Store { .. }
         | Op::Call { .. }
+        | Op::CallDirect { .. }
+        | Op::CallIndirect { .. }
         | Op::ClassLoad { .. }
         | Op::ClassStore { .. }
             if slot == 0 =>
@@ -123,13 +125,15 @@ pub(crate) fn place(
                     Op::Start if index == 0 => continue, // the entry's head
                     Op::Start => 0,
                     Op::If => continue, // a block head
-                    Op::Call { .. } => ctrl_block(g, cfg, t)?,
+                    op if op.is_call() => ctrl_block(g, cfg, t)?,
                     _ => return Err(malformed(v, "a projection of a node that is not a tuple")),
                 }
             }
             Op::Load { .. }
             | Op::Store { .. }
             | Op::Call { .. }
+            | Op::CallDirect { .. }
+            | Op::CallIndirect { .. }
             | Op::ClassLoad { .. }
             | Op::ClassStore { .. } => ctrl_block(g, cfg, v)?,
             Op::Phi { .. } => {

@@ -77,7 +77,9 @@ pub enum Terminator {
         if_true: BlockId,
         if_false: BlockId,
     },
-    /// Returns `value` (the `Return` node is `ret`).
+    /// Returns `value` (the `Return` node is `ret`). A function with a
+    /// signature returns every value input of `ret` (input 2 on); `value`
+    /// is the first of them, or `ret`'s memory state if it returns none.
     Return { ret: NodeId, value: NodeId },
 }
 

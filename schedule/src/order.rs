@@ -35,7 +35,7 @@ pub(crate) fn provably_disjoint(g: &Graph, l: NodeId, s: NodeId) -> bool {
 
 /// Stores and calls: the nodes that make a new memory state.
 pub(crate) fn is_effect(op: Op) -> bool {
-    op.is_store() || matches!(op, Op::Call { .. })
+    op.is_store() || op.is_call()
 }
 
 /// Sort key: `Start`'s projections before everything else, then node id.

@@ -18,7 +18,6 @@
 //! code that may read stale values, as with any wrong aliasing promise.
 
 use crate::graph::{Graph, NodeId};
-use crate::op::Op;
 
 /// The alias class of an access; see the module docs.
 pub type AliasClass = u32;
@@ -79,7 +78,7 @@ impl Access {
 pub fn may_alias(g: &Graph, a: NodeId, b: NodeId) -> bool {
     let touches = |n: NodeId| {
         let op = g.op(n);
-        op.access().is_some() || matches!(op, Op::Call { .. })
+        op.access().is_some() || op.is_call()
     };
     if !touches(a) || !touches(b) {
         return false;
@@ -93,6 +92,7 @@ pub fn may_alias(g: &Graph, a: NodeId, b: NodeId) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::op::Op;
     use crate::types::Type;
 
     #[test]

@@ -622,7 +622,7 @@ fn written_at(g: &Graph, mem: NodeId) -> Option<NodeId> {
         Op::Proj { .. } => {
             let t = g.input(mem, 0);
             match g.op(t) {
-                Op::Call { .. } if g.arity(t) >= 1 => Some(g.input(t, 0)),
+                op if op.is_call() && g.arity(t) >= 1 => Some(g.input(t, 0)),
                 _ => None,
             }
         }

@@ -7,6 +7,7 @@
 
 use crate::graph::{Graph, GraphError, NodeId};
 use crate::op::{BinOp, CmpOp, ConvOp, FBinOp, FCmpOp, FConvOp, FUnOp, FitsOp, Op, UnOp};
+use crate::sig::Signature;
 use crate::types::Type;
 
 /// The projections of `Start`: what the entry block begins with.
@@ -232,6 +233,78 @@ impl Graph {
         Ok((mem, result))
     }
 
+    /// Calls host function `func` whose table entry returns `results`;
+    /// returns the new memory state and one node per result (`Proj 1..`).
+    pub fn call_host(
+        &mut self,
+        ctrl: NodeId,
+        mem: NodeId,
+        func: u32,
+        args: &[NodeId],
+        results: &[Type],
+    ) -> Result<(NodeId, Vec<NodeId>), GraphError> {
+        self.call_op(Op::Call { func }, &[ctrl, mem], args, results)
+    }
+
+    /// Calls compiled function `callee` of signature `sig` (see
+    /// [`Op::CallDirect`]); returns the new memory and the results.
+    pub fn call_direct(
+        &mut self,
+        ctrl: NodeId,
+        mem: NodeId,
+        callee: u32,
+        sig: Signature,
+        args: &[NodeId],
+    ) -> Result<(NodeId, Vec<NodeId>), GraphError> {
+        let results = sig.results();
+        self.call_op(Op::CallDirect { callee, sig }, &[ctrl, mem], args, &results)
+    }
+
+    /// Calls the compiled function at `target` of signature `sig` (see
+    /// [`Op::CallIndirect`]); returns the new memory and the results.
+    pub fn call_indirect(
+        &mut self,
+        ctrl: NodeId,
+        mem: NodeId,
+        target: NodeId,
+        sig: Signature,
+        args: &[NodeId],
+    ) -> Result<(NodeId, Vec<NodeId>), GraphError> {
+        let results = sig.results();
+        self.call_op(
+            Op::CallIndirect { sig },
+            &[ctrl, mem, target],
+            args,
+            &results,
+        )
+    }
+
+    /// A call node of `op` on `head` then `args`, with its projections.
+    fn call_op(
+        &mut self,
+        op: Op,
+        head: &[NodeId],
+        args: &[NodeId],
+        results: &[Type],
+    ) -> Result<(NodeId, Vec<NodeId>), GraphError> {
+        let mut inputs = Vec::with_capacity(args.len() + head.len());
+        inputs.extend_from_slice(head);
+        inputs.extend_from_slice(args);
+        let call = self.build(op, Type::Tuple, &inputs)?;
+        let mem = self.build(Op::Proj { index: 0 }, Type::Mem, &[call])?;
+        let mut out = Vec::with_capacity(results.len());
+        for (i, &ty) in results.iter().enumerate() {
+            out.push(self.build(
+                Op::Proj {
+                    index: 1 + i as u32,
+                },
+                ty,
+                &[call],
+            )?);
+        }
+        Ok((mem, out))
+    }
+
     /// The guest state at a deoptimization point: resume point `resume`,
     /// memory `mem` and live slot values `values` (see [`Op::FrameState`]).
     pub fn frame_state(&mut self, resume: u64, mem: NodeId, values: &[NodeId]) -> R {
@@ -278,6 +351,15 @@ impl Graph {
     /// Leaves the function with `value`.
     pub fn ret(&mut self, ctrl: NodeId, mem: NodeId, value: NodeId) -> R {
         self.build(Op::Return, Type::Ctrl, &[ctrl, mem, value])
+    }
+
+    /// Leaves a function with a signature, returning `values` (one per result).
+    pub fn ret_values(&mut self, ctrl: NodeId, mem: NodeId, values: &[NodeId]) -> R {
+        let mut inputs = Vec::with_capacity(values.len() + 2);
+        inputs.push(ctrl);
+        inputs.push(mem);
+        inputs.extend_from_slice(values);
+        self.build(Op::Return, Type::Ctrl, &inputs)
     }
 
     /// Builds the `End` over all returns and makes it the graph's sink.

@@ -12,6 +12,7 @@
 
 use crate::addr::{address, Addr};
 use crate::op::Op;
+use crate::sig::Signature;
 use crate::types::Type;
 use smallvec::SmallVec;
 use std::collections::hash_map::Entry;
@@ -167,6 +168,9 @@ pub struct Graph {
     /// Requests to build a node (including those answered by an existing node
     /// or by a peephole), for statistics.
     build_requests: u64,
+    /// The function's parameter and result types; `None` is the entry
+    /// shape `(ptr) -> exit code` every guest unit had before signatures.
+    signature: Option<Signature>,
 }
 
 impl Default for Graph {
@@ -184,7 +188,21 @@ impl Graph {
             replacements: Vec::new(),
             simplify_on_build: true,
             build_requests: 0,
+            signature: None,
         }
+    }
+
+    /// Gives the graph a signature: parameter `i` is `Proj 2+i` of `Start`
+    /// with type `sig.param(i)`, and every `Return` returns one value per
+    /// result. Part of the graph's code key ([`crate::live_graph_key`]).
+    pub fn set_signature(&mut self, sig: Signature) {
+        self.signature = Some(sig);
+    }
+
+    /// The graph's signature, `None` for the classic entry shape (one
+    /// pointer parameter, one value returned as the exit code).
+    pub fn signature(&self) -> Option<Signature> {
+        self.signature
     }
 
     /// Turns construction-time peepholes on or off (on by default). Off is

@@ -58,13 +58,34 @@ use crate::frame::frame_chain;
 use crate::graph::{Graph, NodeId};
 use crate::op::Op;
 use crate::types::Type;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 
 /// How many overwritten byte ranges the undo log keeps. A load that reads a
 /// memory state older than the log reaches is [`InterpError::StaleMemory`];
 /// real graphs only ever read a few stores back.
 pub const UNDO_LOG_LIMIT: usize = 1 << 16;
+
+/// How deep calls between a module's functions may nest. Each level is a
+/// nested interpreter on the Rust stack, so recursion is bounded here
+/// rather than by a stack overflow.
+pub const MAX_CALL_DEPTH: u32 = 64;
+
+/// The functions calls reach: `CallDirect { callee: i }` runs
+/// `functions[i]`, and `CallIndirect` runs the function whose address in
+/// `addresses` equals its target (so the embedder may give the real
+/// addresses of compiled code, and memory holding them means the same to
+/// the interpreter and to native code).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Module<'m> {
+    pub functions: &'m [Graph],
+    /// `addresses[i]` is function `i`'s address for indirect calls.
+    pub addresses: &'m [i64],
+}
+
+/// A host function for [`eval_module`]: `(func, args)` to one value per
+/// result of the host table's entry.
+pub type HostCalls<'h> = dyn FnMut(u32, &[i64]) -> Vec<i64> + 'h;
 
 /// Why [`eval`] stopped without a result.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,6 +112,16 @@ pub enum InterpError {
         guard: NodeId,
         resume: u64,
         values: Vec<i64>,
+    },
+    /// Calls nested deeper than [`MAX_CALL_DEPTH`].
+    CallTooDeep { node: NodeId },
+    /// A call whose callee is not in the [`Module`] (`callee` is the
+    /// function number or the indirect target's address), or whose
+    /// signature differs from the callee's.
+    BadCallee {
+        node: NodeId,
+        callee: i64,
+        reason: &'static str,
     },
     /// The graph does not have a shape this interpreter can run.
     BadGraph {
@@ -127,6 +158,14 @@ impl fmt::Display for InterpError {
                 f,
                 "{guard}: deoptimized to resume point {resume} with {values:?}"
             ),
+            InterpError::CallTooDeep { node } => {
+                write!(f, "{node}: calls nest deeper than {MAX_CALL_DEPTH}")
+            }
+            InterpError::BadCallee {
+                node,
+                callee,
+                reason,
+            } => write!(f, "{node}: callee {callee:#x}: {reason}"),
             InterpError::BadGraph {
                 node: Some(n),
                 reason,
@@ -193,7 +232,7 @@ pub fn eval(
     hosts: &mut dyn FnMut(u32, &[i64]) -> i64,
     fuel: u64,
 ) -> Result<i64, InterpError> {
-    run(g, args, mem, hosts, fuel, false)
+    first(run(g, args, mem, hosts, fuel, false))
 }
 
 /// [`eval`], but every store and call must extend the newest memory state
@@ -205,7 +244,12 @@ pub fn eval_linear(
     hosts: &mut dyn FnMut(u32, &[i64]) -> i64,
     fuel: u64,
 ) -> Result<i64, InterpError> {
-    run(g, args, mem, hosts, fuel, true)
+    first(run(g, args, mem, hosts, fuel, true))
+}
+
+/// The value an entry without a signature returns (its one value).
+fn first(values: Result<Vec<i64>, InterpError>) -> Result<i64, InterpError> {
+    Ok(values?.first().copied().unwrap_or(0))
 }
 
 fn run(
@@ -215,7 +259,56 @@ fn run(
     hosts: &mut dyn FnMut(u32, &[i64]) -> i64,
     fuel: u64,
     linear: bool,
-) -> Result<i64, InterpError> {
+) -> Result<Vec<i64>, InterpError> {
+    let mut hosts = |f: u32, a: &[i64]| vec![hosts(f, a)];
+    let mut fuel = fuel;
+    let calls = Calls {
+        module: Module::default(),
+        depth: 0,
+    };
+    run_function(g, args, mem, &mut hosts, &mut fuel, linear, calls)
+}
+
+/// Runs function `entry` of `module` on `args`: every value its `Return`
+/// returns (one per result of its signature; one value for a graph without
+/// a signature). Calls run the module's functions on the same memory, and
+/// `hosts` answers host calls with one value per result. `linear` is
+/// [`eval_linear`]'s check; `fuel` bounds the work of all calls together.
+pub fn eval_module(
+    module: Module,
+    entry: usize,
+    args: &[i64],
+    mem: &mut Memory,
+    hosts: &mut HostCalls,
+    fuel: u64,
+    linear: bool,
+) -> Result<Vec<i64>, InterpError> {
+    let g = module.functions.get(entry).ok_or(InterpError::BadGraph {
+        node: None,
+        reason: "the module has no such function",
+    })?;
+    let mut fuel = fuel;
+    let calls = Calls { module, depth: 0 };
+    run_function(g, args, mem, hosts, &mut fuel, linear, calls)
+}
+
+/// What a running function's calls reach.
+#[derive(Clone, Copy)]
+struct Calls<'m> {
+    module: Module<'m>,
+    /// How many calls the function runs inside.
+    depth: u32,
+}
+
+fn run_function(
+    g: &Graph,
+    args: &[i64],
+    mem: &mut Memory,
+    hosts: &mut HostCalls,
+    fuel: &mut u64,
+    linear: bool,
+    calls: Calls,
+) -> Result<Vec<i64>, InterpError> {
     let shape = Shape::new(g)?;
     let mut m = Machine {
         g,
@@ -223,7 +316,9 @@ fn run(
         args,
         mem,
         hosts,
-        fuel,
+        calls,
+        results: HashMap::new(),
+        fuel: *fuel,
         linear,
         gen: 0,
         cur: shape.entry,
@@ -235,7 +330,9 @@ fn run(
         undo: VecDeque::new(),
         floor: 0,
     };
-    m.run()
+    let r = m.run();
+    *fuel = m.fuel;
+    r
 }
 
 /// A stamp that no visit has.
@@ -293,6 +390,8 @@ impl Shape {
                 Op::Load { .. }
                 | Op::Store { .. }
                 | Op::Call { .. }
+                | Op::CallDirect { .. }
+                | Op::CallIndirect { .. }
                 | Op::ClassLoad { .. }
                 | Op::ClassStore { .. } => {
                     let Some(&c) = ins.first() else {
@@ -337,12 +436,15 @@ impl Shape {
 }
 
 /// The running state.
-struct Machine<'a> {
+struct Machine<'a, 'h> {
     g: &'a Graph,
     shape: &'a Shape,
     args: &'a [i64],
     mem: &'a mut Memory,
-    hosts: &'a mut dyn FnMut(u32, &[i64]) -> i64,
+    hosts: &'a mut HostCalls<'h>,
+    calls: Calls<'a>,
+    /// Every result of the calls that ran (a call's `val` is its first).
+    results: HashMap<NodeId, Vec<i64>>,
     fuel: u64,
     /// Reject memory forks ([`eval_linear`]).
     linear: bool,
@@ -369,7 +471,7 @@ struct Machine<'a> {
     floor: i64,
 }
 
-impl Machine<'_> {
+impl Machine<'_, '_> {
     fn burn(&mut self) -> Result<(), InterpError> {
         if self.fuel == 0 {
             return Err(InterpError::OutOfFuel);
@@ -390,7 +492,7 @@ impl Machine<'_> {
     }
 
     /// The main loop: one control point per iteration.
-    fn run(&mut self) -> Result<i64, InterpError> {
+    fn run(&mut self) -> Result<Vec<i64>, InterpError> {
         let g = self.g;
         let shape = self.shape;
         self.enter(shape.entry)?;
@@ -422,7 +524,16 @@ impl Machine<'_> {
                     if self.linear && mem != self.latest {
                         return Err(InterpError::NonLinearMemory { node: next });
                     }
-                    return self.demand(self.input(next, 2)?);
+                    // One value without a signature, one per result with one.
+                    let end = match g.signature() {
+                        Some(_) => g.arity(next),
+                        None => 3,
+                    };
+                    let mut values = Vec::with_capacity(end.saturating_sub(2));
+                    for i in 2..end {
+                        values.push(self.demand(self.input(next, i)?)?);
+                    }
+                    return Ok(values);
                 }
                 Op::Guard { .. } => {
                     // A guard is a control point of its own: what it
@@ -503,6 +614,8 @@ impl Machine<'_> {
             Op::Load { .. }
             | Op::Store { .. }
             | Op::Call { .. }
+            | Op::CallDirect { .. }
+            | Op::CallIndirect { .. }
             | Op::ClassLoad { .. }
             | Op::ClassStore { .. } => {
                 if self.input(n, 0)? == self.cur {
@@ -525,6 +638,8 @@ impl Machine<'_> {
             Op::Load { .. }
             | Op::Store { .. }
             | Op::Call { .. }
+            | Op::CallDirect { .. }
+            | Op::CallIndirect { .. }
             | Op::ClassLoad { .. }
             | Op::ClassStore { .. } => 1,
             // Start's projections read the arguments, not Start.
@@ -668,7 +783,23 @@ impl Machine<'_> {
                 let r = (self.hosts)(func, &args);
                 self.latest += 1;
                 self.call_mem[n.index()] = self.latest;
-                r
+                self.finish_call(n, r)
+            }
+            Op::CallDirect { callee, sig } => {
+                self.check_newest(n, self.arg(n, 1)?)?;
+                let module = self.calls.module;
+                let f = Self::callee(module, n, sig, i64::from(callee), Some(callee as usize))?;
+                let r = self.call_function(n, f, 2)?;
+                self.finish_call(n, r)
+            }
+            Op::CallIndirect { sig } => {
+                self.check_newest(n, self.arg(n, 1)?)?;
+                let target = self.arg(n, 2)?;
+                let addresses = self.calls.module.addresses;
+                let index = addresses.iter().position(|&a| a == target);
+                let f = Self::callee(self.calls.module, n, sig, target, index)?;
+                let r = self.call_function(n, f, 3)?;
+                self.finish_call(n, r)
             }
             _ => {
                 return Err(InterpError::BadGraph {
@@ -702,19 +833,104 @@ impl Machine<'_> {
                     reason: "the control projection used as a value",
                 }),
             },
-            Op::Call { .. } => match index {
+            op if op.is_call() => match index {
                 0 => Ok(self.call_mem[t.index()]),
-                1 => Ok(ty.normalize(self.val[t.index()])),
-                _ => Err(InterpError::BadGraph {
-                    node: Some(n),
-                    reason: "a call has two projections",
-                }),
+                i => {
+                    let r = self.results.get(&t).and_then(|r| r.get(i as usize - 1));
+                    let r = r.copied().ok_or(InterpError::BadGraph {
+                        node: Some(n),
+                        reason: "the call returned fewer results",
+                    })?;
+                    Ok(ty.normalize(r))
+                }
             },
             _ => Err(InterpError::BadGraph {
                 node: Some(n),
                 reason: "a projection of something without values",
             }),
         }
+    }
+
+    /// Keeps call `n`'s results; its value is the first (0 if none).
+    fn finish_call(&mut self, n: NodeId, results: Vec<i64>) -> i64 {
+        let first = results.first().copied().unwrap_or(0);
+        self.results.insert(n, results);
+        first
+    }
+
+    /// The module function `index` (found for `callee`, a number or an
+    /// address) that call `n` of signature `sig` runs.
+    fn callee<'m>(
+        module: Module<'m>,
+        n: NodeId,
+        sig: crate::sig::Signature,
+        callee: i64,
+        index: Option<usize>,
+    ) -> Result<&'m Graph, InterpError> {
+        let bad = |reason| InterpError::BadCallee {
+            node: n,
+            callee,
+            reason,
+        };
+        let f = index
+            .and_then(|i| module.functions.get(i))
+            .ok_or(bad("no such function in the module"))?;
+        if f.signature() != Some(sig) {
+            return Err(bad("the callee has another signature"));
+        }
+        Ok(f)
+    }
+
+    /// Runs `callee` on call `n`'s arguments (its inputs from `args_from`)
+    /// on this memory, and records what it wrote as one new memory version
+    /// (so that loads of older versions still read the bytes before it).
+    fn call_function(
+        &mut self,
+        n: NodeId,
+        callee: &Graph,
+        args_from: usize,
+    ) -> Result<Vec<i64>, InterpError> {
+        if self.calls.depth >= MAX_CALL_DEPTH {
+            return Err(InterpError::CallTooDeep { node: n });
+        }
+        let mut args = Vec::with_capacity(self.g.arity(n).saturating_sub(args_from));
+        for i in args_from..self.g.arity(n) {
+            args.push(self.arg(n, i)?);
+        }
+        let before = self.mem.bytes.clone();
+        let calls = Calls {
+            module: self.calls.module,
+            depth: self.calls.depth + 1,
+        };
+        let results = run_function(
+            callee,
+            &args,
+            self.mem,
+            self.hosts,
+            &mut self.fuel,
+            self.linear,
+            calls,
+        )?;
+        self.latest += 1;
+        self.call_mem[n.index()] = self.latest;
+        let base = self.mem.base;
+        let mut at = 0;
+        while at < before.len() {
+            let len = (before.len() - at).min(8);
+            if before[at..at + len] != self.mem.bytes[at..at + len] {
+                let mut old = [0u8; 8];
+                old[..len].copy_from_slice(&before[at..at + len]);
+                self.undo
+                    .push_back((self.latest, base + at as i64, old, len as u32));
+                if self.undo.len() > UNDO_LOG_LIMIT {
+                    if let Some((made, ..)) = self.undo.pop_front() {
+                        self.floor = made;
+                    }
+                }
+            }
+            at += len;
+        }
+        Ok(results)
     }
 
     fn check_newest(&self, n: NodeId, version: i64) -> Result<(), InterpError> {
@@ -1150,5 +1366,231 @@ mod tests {
             1 << 20,
         );
         assert_eq!(r, Ok(200_005));
+    }
+}
+
+#[cfg(test)]
+mod call_tests {
+    use super::*;
+    use crate::op::BinOp;
+    use crate::sig::Signature;
+
+    const BASE: i64 = 0x1000;
+
+    fn sig(params: &[Type], results: &[Type]) -> Signature {
+        Signature::new(params, results).unwrap()
+    }
+
+    fn no_hosts() -> impl FnMut(u32, &[i64]) -> Vec<i64> {
+        |_, _| panic!("no host calls expected")
+    }
+
+    /// `f(p, a)`: stores `a + 1` at `p`, returns `a * 3`.
+    fn store_and_triple() -> Graph {
+        let mut g = Graph::new();
+        g.set_signature(sig(&[Type::Ptr, Type::I64], &[Type::I64]));
+        let e = g.entry().unwrap();
+        let p = g.param(e.start, 0, Type::Ptr).unwrap();
+        let a = g.param(e.start, 1, Type::I64).unwrap();
+        let one = g.iconst(Type::I64, 1).unwrap();
+        let three = g.iconst(Type::I64, 3).unwrap();
+        let a1 = g.add(a, one).unwrap();
+        let m = g.store(e.ctrl, e.mem, p, 0, a1).unwrap();
+        let r = g.bin(BinOp::Mul, a, three).unwrap();
+        let ret = g.ret_values(e.ctrl, m, &[r]).unwrap();
+        g.finish(&[ret]).unwrap();
+        g
+    }
+
+    #[test]
+    fn direct_call_runs_the_callee_on_the_same_memory() {
+        // f0(p, x): store 5 at p; r = f1(p, x); returns (r + p[0] after the
+        // call, p[0] in the memory state before the call).
+        let mut g = Graph::new();
+        let s1 = sig(&[Type::Ptr, Type::I64], &[Type::I64]);
+        g.set_signature(sig(&[Type::Ptr, Type::I64], &[Type::I64, Type::I64]));
+        let e = g.entry().unwrap();
+        let p = g.param(e.start, 0, Type::Ptr).unwrap();
+        let x = g.param(e.start, 1, Type::I64).unwrap();
+        let five = g.iconst(Type::I64, 5).unwrap();
+        let m0 = g.store(e.ctrl, e.mem, p, 0, five).unwrap();
+        let (m1, r) = g.call_direct(e.ctrl, m0, 1, s1, &[p, x]).unwrap();
+        let after = g.load(e.ctrl, m1, p, 0, Type::I64).unwrap();
+        let before = g.load(e.ctrl, m0, p, 0, Type::I64).unwrap();
+        let sum = g.add(r[0], after).unwrap();
+        let ret = g.ret_values(e.ctrl, m1, &[sum, before]).unwrap();
+        g.finish(&[ret]).unwrap();
+        crate::verify(&g).unwrap();
+        let functions = [g, store_and_triple()];
+        let module = Module {
+            functions: &functions,
+            addresses: &[],
+        };
+        let mut mem = Memory::new(BASE, 16);
+        let r = eval_module(
+            module,
+            0,
+            &[BASE, 10],
+            &mut mem,
+            &mut no_hosts(),
+            1000,
+            true,
+        );
+        assert_eq!(r, Ok(vec![30 + 11, 5]));
+        assert_eq!(mem.bytes()[0], 11);
+    }
+
+    /// `f0(target, x)`: `(a, b) = call_indirect target(x)`; returns `a - b`.
+    fn indirect_caller(callee: Signature) -> Graph {
+        let mut g = Graph::new();
+        g.set_signature(sig(&[Type::Ptr, Type::I64], &[Type::I64]));
+        let e = g.entry().unwrap();
+        let t = g.param(e.start, 0, Type::Ptr).unwrap();
+        let x = g.param(e.start, 1, Type::I64).unwrap();
+        let (m, r) = g.call_indirect(e.ctrl, e.mem, t, callee, &[x]).unwrap();
+        let d = g.sub(r[0], r[1]).unwrap();
+        let ret = g.ret_values(e.ctrl, m, &[d]).unwrap();
+        g.finish(&[ret]).unwrap();
+        g
+    }
+
+    /// `f(x) = (x * 2, x + 1)`.
+    fn two_results() -> Graph {
+        let mut g = Graph::new();
+        g.set_signature(sig(&[Type::I64], &[Type::I64, Type::I64]));
+        let e = g.entry().unwrap();
+        let x = g.param(e.start, 0, Type::I64).unwrap();
+        let d = g.add(x, x).unwrap();
+        let one = g.iconst(Type::I64, 1).unwrap();
+        let x1 = g.add(x, one).unwrap();
+        let ret = g.ret_values(e.ctrl, e.mem, &[d, x1]).unwrap();
+        g.finish(&[ret]).unwrap();
+        g
+    }
+
+    #[test]
+    fn indirect_call_finds_the_callee_by_address() {
+        let s = sig(&[Type::I64], &[Type::I64, Type::I64]);
+        let functions = [indirect_caller(s), two_results()];
+        let module = Module {
+            functions: &functions,
+            addresses: &[0x100, 0x200],
+        };
+        let mut mem = Memory::new(BASE, 0);
+        let mut run = |target| {
+            eval_module(
+                module,
+                0,
+                &[target, 7],
+                &mut mem,
+                &mut no_hosts(),
+                1000,
+                true,
+            )
+        };
+        assert_eq!(run(0x200), Ok(vec![14 - 8]));
+        // No function there; a function of another signature there.
+        assert!(matches!(
+            run(0x300),
+            Err(InterpError::BadCallee { callee: 0x300, .. })
+        ));
+        assert!(matches!(
+            run(0x100),
+            Err(InterpError::BadCallee { callee: 0x100, reason, .. }) if reason.contains("signature")
+        ));
+    }
+
+    #[test]
+    fn host_calls_return_several_results() {
+        let mut g = Graph::new();
+        g.set_signature(sig(&[Type::I32], &[Type::I32, Type::I8]));
+        let e = g.entry().unwrap();
+        let x = g.param(e.start, 0, Type::I32).unwrap();
+        let (m, r) = g
+            .call_host(e.ctrl, e.mem, 3, &[x], &[Type::I32, Type::I8])
+            .unwrap();
+        let ret = g.ret_values(e.ctrl, m, &[r[0], r[1]]).unwrap();
+        g.finish(&[ret]).unwrap();
+        crate::verify(&g).unwrap();
+        let functions = [g];
+        let module = Module {
+            functions: &functions,
+            addresses: &[],
+        };
+        let mut hosts = |f: u32, a: &[i64]| {
+            assert_eq!(f, 3);
+            vec![a[0] + 1, a[0] * 2]
+        };
+        let mut mem = Memory::new(BASE, 0);
+        // Results are normalized to their projections' types.
+        let r = eval_module(module, 0, &[200], &mut mem, &mut hosts, 100, true);
+        assert_eq!(r, Ok(vec![201, -112]));
+        // A host that gives fewer results than the graph projects.
+        let mut short = |_: u32, _: &[i64]| vec![1];
+        let r = eval_module(module, 0, &[200], &mut mem, &mut short, 100, true);
+        assert!(matches!(r, Err(InterpError::BadGraph { .. })), "{r:?}");
+    }
+
+    #[test]
+    fn a_function_may_return_nothing() {
+        // f0(p) calls f1(p), which stores 9 at p and returns nothing.
+        let s = sig(&[Type::Ptr], &[]);
+        let mut callee = Graph::new();
+        callee.set_signature(s);
+        let e = callee.entry().unwrap();
+        let p = callee.param(e.start, 0, Type::Ptr).unwrap();
+        let nine = callee.iconst(Type::I8, 9).unwrap();
+        let m = callee.store(e.ctrl, e.mem, p, 0, nine).unwrap();
+        let ret = callee.ret_values(e.ctrl, m, &[]).unwrap();
+        callee.finish(&[ret]).unwrap();
+        let mut g = Graph::new();
+        g.set_signature(s);
+        let e = g.entry().unwrap();
+        let p = g.param(e.start, 0, Type::Ptr).unwrap();
+        let (m, r) = g.call_direct(e.ctrl, e.mem, 1, s, &[p]).unwrap();
+        assert!(r.is_empty());
+        let ret = g.ret_values(e.ctrl, m, &[]).unwrap();
+        g.finish(&[ret]).unwrap();
+        crate::verify(&g).unwrap();
+        let functions = [g, callee];
+        let module = Module {
+            functions: &functions,
+            addresses: &[],
+        };
+        let mut mem = Memory::new(BASE, 1);
+        let r = eval_module(module, 0, &[BASE], &mut mem, &mut no_hosts(), 100, true);
+        assert_eq!(r, Ok(vec![]));
+        assert_eq!(mem.bytes(), &[9]);
+    }
+
+    #[test]
+    fn recursion_and_work_are_bounded() {
+        // f0(x) = f0(x): never returns.
+        let mut g = Graph::new();
+        let s = sig(&[Type::I64], &[Type::I64]);
+        g.set_signature(s);
+        let e = g.entry().unwrap();
+        let x = g.param(e.start, 0, Type::I64).unwrap();
+        let (m, r) = g.call_direct(e.ctrl, e.mem, 0, s, &[x]).unwrap();
+        let ret = g.ret_values(e.ctrl, m, &[r[0]]).unwrap();
+        g.finish(&[ret]).unwrap();
+        let functions = [g];
+        let module = Module {
+            functions: &functions,
+            addresses: &[],
+        };
+        let mut mem = Memory::new(BASE, 0);
+        let r = eval_module(module, 0, &[1], &mut mem, &mut no_hosts(), 1 << 20, false);
+        assert!(matches!(r, Err(InterpError::CallTooDeep { .. })), "{r:?}");
+        // Fuel is shared by all the calls.
+        let r = eval_module(module, 0, &[1], &mut mem, &mut no_hosts(), 20, false);
+        assert_eq!(r, Err(InterpError::OutOfFuel));
+        // A callee number outside the module.
+        let module = Module {
+            functions: &functions[..0],
+            addresses: &[],
+        };
+        let r = eval_module(module, 0, &[1], &mut mem, &mut no_hosts(), 20, false);
+        assert!(matches!(r, Err(InterpError::BadGraph { .. })), "{r:?}");
     }
 }

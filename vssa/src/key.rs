@@ -29,6 +29,11 @@ pub fn live_graph_key(g: &Graph) -> Addr {
     h.update(b"vssa live graph key v1\0");
     h.update(&ENCODING_VERSION.to_le_bytes());
     h.update(&(live.len() as u64).to_le_bytes());
+    // A graph with a signature adds it; one without hashes as it always did.
+    if let Some(sig) = g.signature() {
+        h.update(b"signature\0");
+        h.update(&sig.bits().to_le_bytes());
+    }
     // Hashed in chunks: one buffer per node would cost more than the hash.
     let mut buf = Vec::with_capacity(64 * 1024);
     for &id in &live {

@@ -38,6 +38,7 @@ pub mod parse;
 pub mod passes;
 pub mod peephole;
 pub mod print;
+pub mod sig;
 pub mod types;
 pub mod verify;
 
@@ -51,5 +52,6 @@ pub use op::{BinOp, CmpOp, ConvOp, FBinOp, FCmpOp, FConvOp, FUnOp, FitsOp, Op, U
 pub use opt::{optimize, OptStats};
 pub use parse::{parse, parse_building, ParseError};
 pub use passes::{standard, PassConfig, PassStats};
+pub use sig::{SigError, Signature};
 pub use types::Type;
 pub use verify::{verify, VerifyError, VerifyErrors};

@@ -3,6 +3,7 @@
 //! Input conventions (resolved inputs, in order) are part of each variant's
 //! documentation; the verifier checks them.
 
+use crate::sig::Signature;
 use std::fmt;
 
 /// Two-operand integer arithmetic. Both operands and the result have the
@@ -306,7 +307,10 @@ pub enum Op {
     If,
     /// Part `index` of a tuple-typed input: `[tuple]`.
     Proj { index: u32 },
-    /// Leaves the function: inputs `[ctrl, mem, value]`.
+    /// Leaves the function: inputs `[ctrl, mem, values...]`. A graph
+    /// without a signature returns one value (the entry's exit code); one
+    /// with a [`Signature`] ([`crate::Graph::signature`]) returns one value
+    /// per result, of the result's type.
     Return,
     /// The graph's single sink: inputs are every `Return`.
     End,
@@ -367,7 +371,10 @@ pub enum Op {
     /// at `base + offset`; the result is the new memory state.
     Store { offset: i32 },
     /// `[ctrl, mem, args...]`: calls host function `func` of the embedder's
-    /// table. Type `Tuple`: `Proj 0` is the new memory, `Proj 1` the result.
+    /// table. Type `Tuple`: `Proj 0` is the new memory, `Proj 1..=n` the
+    /// results (the table's entry has the signature; one with several
+    /// results returns them through memory the caller provides, see the
+    /// backend's `HostFn`).
     Call { func: u32 },
     /// A `Load` that the guest tagged with alias class `class` (never 0:
     /// class 0, "may alias anything", is the plain `Load`, so one access has
@@ -376,6 +383,17 @@ pub enum Op {
     ClassLoad { offset: i32, class: u32 },
     /// A `Store` tagged with alias class `class` (never 0), like `ClassLoad`.
     ClassStore { offset: i32, class: u32 },
+    /// `[ctrl, mem, args...]`: calls compiled function `callee`, whose
+    /// address the embedder supplies when the code is placed (a function
+    /// of the same module in the interpreter). `sig` is the callee's
+    /// signature: the arguments have its parameter types; type `Tuple`:
+    /// `Proj 0` is the new memory, `Proj 1..=n` the results. The callee may
+    /// read and write any memory.
+    CallDirect { callee: u32, sig: Signature },
+    /// `[ctrl, mem, target, args...]`: calls the compiled function at
+    /// address `target` (a `Ptr`) with signature `sig`; otherwise like
+    /// `CallDirect`.
+    CallIndirect { sig: Signature },
 
     // ---- frames of inlined code (see `crate::frame`) ----
     /// The frame of code inlined from another guest function: inputs
@@ -427,6 +445,8 @@ impl Op {
             Op::Call { .. } => 34,
             Op::ClassLoad { .. } => 35,
             Op::ClassStore { .. } => 36,
+            Op::CallDirect { .. } => 37,
+            Op::CallIndirect { .. } => 38,
             Op::FrameState { .. } => 40,
             Op::InlinedFrame { .. } => 41,
             Op::Boxed => 42,
@@ -456,6 +476,11 @@ impl Op {
                 out.extend_from_slice(&offset.to_le_bytes())
             }
             Op::Call { func } => out.extend_from_slice(&func.to_le_bytes()),
+            Op::CallDirect { callee, sig } => {
+                out.extend_from_slice(&callee.to_le_bytes());
+                out.extend_from_slice(&sig.bits().to_le_bytes());
+            }
+            Op::CallIndirect { sig } => out.extend_from_slice(&sig.bits().to_le_bytes()),
             Op::ClassLoad { offset, class } | Op::ClassStore { offset, class } => {
                 out.extend_from_slice(&offset.to_le_bytes());
                 out.extend_from_slice(&class.to_le_bytes());
@@ -492,6 +517,8 @@ impl Op {
             Op::Load { .. }
                 | Op::Store { .. }
                 | Op::Call { .. }
+                | Op::CallDirect { .. }
+                | Op::CallIndirect { .. }
                 | Op::Phi { .. }
                 | Op::ClassLoad { .. }
                 | Op::ClassStore { .. }
@@ -503,8 +530,41 @@ impl Op {
     pub fn has_effect(&self) -> bool {
         matches!(
             self,
-            Op::Store { .. } | Op::Call { .. } | Op::ClassStore { .. }
+            Op::Store { .. }
+                | Op::Call { .. }
+                | Op::ClassStore { .. }
+                | Op::CallDirect { .. }
+                | Op::CallIndirect { .. }
         )
+    }
+
+    /// A call of any kind (`Call`, `CallDirect`, `CallIndirect`): an effect
+    /// that may read and write any memory, whose tuple has `Proj 0` the
+    /// new memory and `Proj 1..` the results.
+    pub fn is_call(&self) -> bool {
+        matches!(
+            self,
+            Op::Call { .. } | Op::CallDirect { .. } | Op::CallIndirect { .. }
+        )
+    }
+
+    /// The signature a call names (`CallDirect`, `CallIndirect`); `None`
+    /// for host calls, whose signature is in the host table, and other ops.
+    pub fn call_sig(&self) -> Option<Signature> {
+        match *self {
+            Op::CallDirect { sig, .. } | Op::CallIndirect { sig } => Some(sig),
+            _ => None,
+        }
+    }
+
+    /// Where a call's arguments start among its inputs (after control,
+    /// memory and, for `CallIndirect`, the target); `None` for other ops.
+    pub fn call_args_from(&self) -> Option<usize> {
+        match self {
+            Op::Call { .. } | Op::CallDirect { .. } => Some(2),
+            Op::CallIndirect { .. } => Some(3),
+            _ => None,
+        }
     }
 
     /// The load of alias class `class` at `offset`: `Load` for class 0,
@@ -650,6 +710,8 @@ impl Op {
             Op::Load { .. } => "load",
             Op::Store { .. } => "store",
             Op::Call { .. } => "call",
+            Op::CallDirect { .. } => "call_direct",
+            Op::CallIndirect { .. } => "call_indirect",
             Op::ClassLoad { .. } => "cload",
             Op::ClassStore { .. } => "cstore",
             Op::FrameState { .. } => "framestate",
@@ -672,6 +734,8 @@ impl fmt::Display for Op {
                 write!(f, " {offset:+} c{class}")
             }
             Op::Call { func } => write!(f, " fn{func}"),
+            Op::CallDirect { callee, sig } => write!(f, " u{callee} {sig}"),
+            Op::CallIndirect { sig } => write!(f, " {sig}"),
             Op::Guard { reason } => write!(f, " r{reason}"),
             Op::FrameState { resume } | Op::InlinedFrame { resume } => write!(f, " @{resume}"),
             Op::Materialize { class } => write!(f, " k{class}"),

@@ -29,6 +29,7 @@
 use crate::float::{bits_of_f32, bits_of_f64};
 use crate::graph::{Graph, NodeId};
 use crate::op::{BinOp, CmpOp, ConvOp, FBinOp, FCmpOp, FConvOp, FUnOp, FitsOp, Op, UnOp};
+use crate::sig::Signature;
 use crate::types::Type;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -58,7 +59,12 @@ impl std::error::Error for ParseError {}
 /// `End` is the text's one `end` node; text with no nodes gives an empty
 /// graph without one.
 pub fn parse(text: &str) -> Result<Graph, ParseError> {
-    build(&parse_lines(text)?, false)
+    let (sig, lines) = parse_lines(text)?;
+    let mut g = build(&lines, false)?;
+    if let Some(sig) = sig {
+        g.set_signature(sig);
+    }
+    Ok(g)
 }
 
 /// Like [`parse`], but builds every node through [`Graph::build`], with
@@ -66,17 +72,53 @@ pub fn parse(text: &str) -> Result<Graph, ParseError> {
 /// asks for the text's nodes in the text's order. A node the peepholes
 /// answer with another stands for that one in the lines that name it.
 pub fn parse_building(text: &str) -> Result<Graph, ParseError> {
-    build(&parse_lines(text)?, true)
+    let (sig, lines) = parse_lines(text)?;
+    let mut g = build(&lines, true)?;
+    if let Some(sig) = sig {
+        g.set_signature(sig);
+    }
+    Ok(g)
 }
 
-fn parse_lines(text: &str) -> Result<Vec<Line>, ParseError> {
+/// The optional `signature …` line (before every node) and the node lines.
+fn parse_lines(text: &str) -> Result<(Option<Signature>, Vec<Line>), ParseError> {
     let mut lines = Vec::new();
+    let mut sig = None;
     for (i, raw) in text.lines().enumerate() {
+        let toks = tokens(raw, i + 1);
+        if let Some(&("signature", at)) = toks.first() {
+            if sig.is_some() || !lines.is_empty() {
+                return Err(at.error("the signature must be the first line, and only one"));
+            }
+            sig = Some(signature_line(&toks, at)?);
+            continue;
+        }
         if let Some(line) = parse_line(raw, i + 1)? {
             lines.push(line);
         }
     }
-    Ok(lines)
+    Ok((sig, lines))
+}
+
+/// `signature i64:ptr->f64` (as the printer writes a graph's signature).
+fn signature_line(toks: &[(&str, Pos)], at: Pos) -> Result<Signature, ParseError> {
+    match toks {
+        [_, (word, wat)] => signature_word(word, *wat),
+        [_, _, (extra, eat), ..] => {
+            Err(eat.error(format!("unexpected `{extra}` after the signature")))
+        }
+        _ => Err(at.error("expected a signature like `i64:ptr->f64` after `signature`")),
+    }
+}
+
+fn signature_word(word: &str, at: Pos) -> Result<Signature, ParseError> {
+    Signature::parse(word).ok_or_else(|| {
+        at.error(format!(
+            "expected a signature like `i64:ptr->f64` (`_` for none, at most {} parameters and {} results), found `{word}`",
+            Signature::MAX_PARAMS,
+            Signature::MAX_RESULTS
+        ))
+    })
 }
 
 /// Where a token starts: 1-based line and column.
@@ -251,6 +293,8 @@ enum Shape {
     ClassLoad,
     ClassStore,
     Call,
+    CallDirect,
+    CallIndirect,
     Guard,
     FrameState,
     InlinedFrame,
@@ -270,6 +314,8 @@ fn shape_of(word: &str) -> Option<Shape> {
         "cload" => Shape::ClassLoad,
         "cstore" => Shape::ClassStore,
         "call" => Shape::Call,
+        "call_direct" => Shape::CallDirect,
+        "call_indirect" => Shape::CallIndirect,
         "guard" => Shape::Guard,
         "framestate" => Shape::FrameState,
         "inlinedframe" => Shape::InlinedFrame,
@@ -329,6 +375,13 @@ fn immediates(cur: &mut Cursor, shape: Shape, ty: Type, op_pos: Pos) -> Result<O
         Shape::Call => Op::Call {
             func: prefixed(cur, "fn", "a function like `fn2`")?,
         },
+        Shape::CallDirect => Op::CallDirect {
+            callee: prefixed(cur, "u", "a compiled function like `u2`")?,
+            sig: signature(cur)?,
+        },
+        Shape::CallIndirect => Op::CallIndirect {
+            sig: signature(cur)?,
+        },
         Shape::Guard => Op::Guard {
             reason: prefixed(cur, "r", "a reason like `r1`")?,
         },
@@ -378,6 +431,12 @@ fn prefixed<T: std::str::FromStr>(
         .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|d| d.parse().ok());
     parsed.ok_or_else(|| at.error(format!("expected {what}, found `{word}`")))
+}
+
+/// A call's signature as one word, `i64:ptr->f64`.
+fn signature(cur: &mut Cursor) -> Result<Signature, ParseError> {
+    let (word, at) = cur.take("a signature like `i64:ptr->f64`")?;
+    signature_word(word, at)
 }
 
 /// A signed offset as the printer writes it: `+4`, `-8`, `+0`.
@@ -682,6 +741,51 @@ n6 ctrl = end n5
         let printed = print(&g);
         assert!(printed.contains("i8 = const 5"), "{printed}");
         assert!(!printed.contains("add"), "{printed}");
+    }
+
+    #[test]
+    fn signatures_and_calls_read_back() {
+        let text = "signature ptr:i64->i64:f32\n\
+                    n0 tuple = start\n\
+                    n1 ctrl = proj 0 n0\n\
+                    n2 mem = proj 1 n0\n\
+                    n3 ptr = proj 2 n0\n\
+                    n4 i64 = proj 3 n0\n\
+                    n5 tuple = call_direct u7 ptr:i64->i64:f32 n1, n2, n3, n4\n\
+                    n6 mem = proj 0 n5\n\
+                    n7 i64 = proj 1 n5\n\
+                    n8 f32 = proj 2 n5\n\
+                    n9 tuple = call_indirect i64->_ n1, n6, n3, n7\n\
+                    n10 mem = proj 0 n9\n\
+                    n11 ctrl = return n1, n10, n7, n8\n\
+                    n12 ctrl = end n11\n";
+        let g = parse(text).unwrap();
+        crate::verify(&g).unwrap();
+        let sig = g.signature().unwrap();
+        assert_eq!(sig.to_string(), "ptr:i64->i64:f32");
+        let printed = crate::print::print(&g);
+        assert!(
+            printed.starts_with("signature ptr:i64->i64:f32\n"),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("call_direct u7 ptr:i64->i64:f32 "),
+            "{printed}"
+        );
+        let again = parse(&printed).unwrap();
+        assert_eq!(crate::live_graph_key(&again), crate::live_graph_key(&g));
+
+        let e = err("signature i64->q\n");
+        assert_eq!((e.line, e.col), (1, 11));
+        assert!(e.message.contains("expected a signature"), "{e}");
+        let e = err("signature _->_\nsignature _->_\n");
+        assert_eq!(e.line, 2);
+        let e = err("n0 tuple = start\nsignature _->_\n");
+        assert!(e.message.contains("first line"), "{e}");
+        let e = err("n0 tuple = call_direct 7 _->_\n");
+        assert!(e.message.contains("`u2`"), "{e}");
+        let e = err("n0 tuple = call_indirect\n");
+        assert!(e.message.contains("end of the line"), "{e}");
     }
 
     #[test]

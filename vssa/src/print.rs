@@ -18,6 +18,9 @@ use std::fmt::Write;
 /// The live graph, one node per line.
 pub fn print(g: &Graph) -> String {
     let mut out = String::new();
+    if let Some(sig) = g.signature() {
+        let _ = writeln!(out, "signature {sig}");
+    }
     for n in g.live_nodes() {
         write_node(&mut out, g, n);
         out.push('\n');

@@ -191,7 +191,9 @@ fn check_node(g: &Graph, n: NodeId, ins: &[NodeId], out: &mut Vec<String>) {
         Op::FrameState { .. } | Op::InlinedFrame { .. } => want_ty("frame", ty == Type::Frame),
         Op::Boxed => want_ty("i64 or ptr", matches!(ty, Type::I64 | Type::Ptr)),
         Op::Materialize { .. } => want_ty("ptr", ty == Type::Ptr),
-        Op::If | Op::Call { .. } => want_ty("tuple", ty == Type::Tuple),
+        Op::If | Op::Call { .. } | Op::CallDirect { .. } | Op::CallIndirect { .. } => {
+            want_ty("tuple", ty == Type::Tuple)
+        }
         Op::Const { .. } | Op::Select | Op::Load { .. } | Op::ClassLoad { .. } => {
             want_ty("a value type", ty.is_value())
         }
@@ -219,15 +221,16 @@ fn check_node(g: &Graph, n: NodeId, ins: &[NodeId], out: &mut Vec<String>) {
         Op::If | Op::Bin(_) | Op::Cmp(_) | Op::PtrAdd | Op::FBin(_) | Op::FCmp(_) => ins.len() == 2,
         Op::Proj { .. } | Op::Un(_) | Op::Conv(_) | Op::FUn(_) | Op::FConv(_) => ins.len() == 1,
         Op::FFits { .. } => ins.len() == 1,
-        Op::Return | Op::Select | Op::Load { .. } | Op::ClassLoad { .. } | Op::Guard { .. } => {
-            ins.len() == 3
-        }
+        Op::Return => ins.len() == 2 + g.signature().map_or(1, |s| s.result_count()),
+        Op::Select | Op::Load { .. } | Op::ClassLoad { .. } | Op::Guard { .. } => ins.len() == 3,
         Op::FrameState { .. } => !ins.is_empty(),
         Op::InlinedFrame { .. } => ins.len() >= 2,
         Op::Boxed => ins.len() == 1,
         Op::Materialize { .. } => true,
         Op::Store { .. } | Op::ClassStore { .. } => ins.len() == 4,
         Op::Call { .. } => ins.len() >= 2,
+        Op::CallDirect { sig, .. } => ins.len() == 2 + sig.param_count(),
+        Op::CallIndirect { sig } => ins.len() == 3 + sig.param_count(),
         Op::End => true,
         Op::Phi { .. } => !ins.is_empty(),
     };
@@ -282,7 +285,14 @@ fn check_node(g: &Graph, n: NodeId, ins: &[NodeId], out: &mut Vec<String>) {
         Op::Return => {
             want(0, "control flow", is_flow(g, ins[0]));
             want(1, "mem", t(1) == Type::Mem);
-            want(2, "a value", t(2).is_value());
+            match g.signature() {
+                None => want(2, "a value", t(2).is_value()),
+                Some(sig) => {
+                    for (k, r) in sig.results().into_iter().enumerate() {
+                        want(2 + k, &format!("{r} (result {k})"), t(2 + k) == r);
+                    }
+                }
+            }
         }
         Op::Guard { .. } => {
             want(0, "control flow", is_flow(g, ins[0]));
@@ -400,6 +410,17 @@ fn check_node(g: &Graph, n: NodeId, ins: &[NodeId], out: &mut Vec<String>) {
                 want(i, "a value", t(i).is_value());
             }
         }
+        Op::CallDirect { sig, .. } | Op::CallIndirect { sig } => {
+            want(0, "control flow", is_flow(g, ins[0]));
+            want(1, "mem", t(1) == Type::Mem);
+            let from = op.call_args_from().unwrap_or(2);
+            if from == 3 {
+                want(2, "ptr (the callee's address)", t(2) == Type::Ptr);
+            }
+            for (k, p) in sig.params().into_iter().enumerate() {
+                want(from + k, &format!("{p} (parameter {k})"), t(from + k) == p);
+            }
+        }
     }
     out.append(&mut bad_inputs);
 }
@@ -408,9 +429,20 @@ fn check_node(g: &Graph, n: NodeId, ins: &[NodeId], out: &mut Vec<String>) {
 fn check_proj(g: &Graph, tuple: NodeId, index: u32, ty: Type, out: &mut Vec<String>) {
     let expected: Option<(&str, bool)> = match (g.op(tuple), index) {
         (Op::Start, 0) | (Op::If, 0 | 1) => Some(("ctrl", ty == Type::Ctrl)),
-        (Op::Start, 1) | (Op::Call { .. }, 0) => Some(("mem", ty == Type::Mem)),
-        (Op::Start, _) | (Op::Call { .. }, 1) => Some(("a value type", ty.is_value())),
-        (Op::If | Op::Call { .. }, _) => None,
+        (op, 0) if op.is_call() => Some(("mem", ty == Type::Mem)),
+        (Op::Start, 1) => Some(("mem", ty == Type::Mem)),
+        (Op::Start, i) => match g.signature() {
+            None => Some(("a value type", ty.is_value())),
+            Some(sig) => sig
+                .param(i as usize - 2)
+                .map(|p| ("the signature's parameter type", ty == p)),
+        },
+        // A host call's results are in the host table, not the graph.
+        (Op::Call { .. }, _) => Some(("a value type", ty.is_value())),
+        (Op::CallDirect { sig, .. } | Op::CallIndirect { sig }, i) => sig
+            .result(i as usize - 1)
+            .map(|r| ("the signature's result type", ty == r)),
+        (Op::If, _) => None,
         (other, _) => {
             out.push(format!(
                 "projects {tuple}, a {} that is not a tuple producer",
@@ -674,5 +706,88 @@ mod tests {
         let c = g.iconst(Type::I64, 4).unwrap();
         g.replace(x, c).unwrap();
         assert!(verify(&g).is_ok());
+    }
+
+    #[test]
+    fn calls_and_returns_are_checked_against_signatures() {
+        use crate::sig::Signature;
+        let sig = |p: &[Type], r: &[Type]| Signature::new(p, r).unwrap();
+        let callee = sig(&[Type::Ptr, Type::I32], &[Type::I64, Type::F64]);
+        let mut g = Graph::new();
+        g.set_signature(sig(&[Type::Ptr, Type::I32], &[Type::I64]));
+        let e = g.entry().unwrap();
+        let p = g.param(e.start, 0, Type::Ptr).unwrap();
+        let x = g.param(e.start, 1, Type::I32).unwrap();
+        let (m, r) = g.call_direct(e.ctrl, e.mem, 4, callee, &[p, x]).unwrap();
+        let (m, r2) = g.call_indirect(e.ctrl, m, p, callee, &[p, x]).unwrap();
+        let (m, h) = g
+            .call_host(e.ctrl, m, 0, &[x], &[Type::I8, Type::F32])
+            .unwrap();
+        let ret = g.ret_values(e.ctrl, m, &[r[0]]).unwrap();
+        g.finish(&[ret]).unwrap();
+        assert_eq!(problems(&g), Vec::<String>::new());
+        assert_eq!((r.len(), r2.len(), h.len()), (2, 2, 2));
+
+        // Arguments of the wrong type or number, a result index past the
+        // signature or of the wrong type, a parameter the signature lacks.
+        let bad = [
+            g.intern(
+                Op::CallDirect {
+                    callee: 4,
+                    sig: callee,
+                },
+                Type::Tuple,
+                &[e.ctrl, m, x, x],
+            )
+            .unwrap(),
+            g.intern(
+                Op::CallIndirect { sig: callee },
+                Type::Tuple,
+                &[e.ctrl, m, p, p],
+            )
+            .unwrap(),
+            g.intern(
+                Op::CallIndirect { sig: callee },
+                Type::Tuple,
+                &[e.ctrl, m, x, p, x],
+            )
+            .unwrap(),
+        ];
+        let call = g.resolve(g.input(r[0], 0));
+        let projs = [
+            g.intern(Op::Proj { index: 3 }, Type::I64, &[call]).unwrap(),
+            g.intern(Op::Proj { index: 2 }, Type::I64, &[call]).unwrap(),
+            g.intern(Op::Proj { index: 4 }, Type::I64, &[e.start])
+                .unwrap(),
+            g.intern(Op::Proj { index: 3 }, Type::I64, &[e.start])
+                .unwrap(),
+        ];
+        let two = g.ret_values(e.ctrl, m, &[r[0], r[0]]).unwrap();
+        let wrong = g.ret_values(e.ctrl, m, &[r[1]]).unwrap();
+        // The bad nodes are not live, so they are checked one by one.
+        let mut msgs = Vec::new();
+        for n in [two, wrong].into_iter().chain(bad).chain(projs) {
+            let ins: Vec<NodeId> = g.inputs(n).iter().map(|&i| g.resolve(i)).collect();
+            let mut out = Vec::new();
+            check_node(&g, n, &ins, &mut out);
+            assert!(!out.is_empty(), "{n} ({}) passed", g.op(n));
+            msgs.push(out.join("; "));
+        }
+        let all = msgs.join("\n");
+        assert!(all.contains("wrong for return"), "{all}");
+        assert!(all.contains("expected i64 (result 0)"), "{all}");
+        assert!(all.contains("expected ptr (parameter 0)"), "{all}");
+        assert!(all.contains("wrong for call_indirect"), "{all}");
+        assert!(all.contains("ptr (the callee's address)"), "{all}");
+        assert!(all.contains("index 3 does not exist"), "{all}");
+        assert!(
+            all.contains("expected the signature's result type"),
+            "{all}"
+        );
+        assert!(all.contains("index 4 does not exist on start"), "{all}");
+        assert!(
+            all.contains("expected the signature's parameter type"),
+            "{all}"
+        );
     }
 }

@@ -190,7 +190,9 @@ fn eval(g: &Graph, root: NodeId, params: &[i64]) -> Val {
             | Op::InlinedFrame { .. }
             | Op::Boxed
             | Op::Materialize { .. }
-            | Op::Call { .. } => Val::Other,
+            | Op::Call { .. }
+            | Op::CallDirect { .. }
+            | Op::CallIndirect { .. } => Val::Other,
             Op::Proj { index } => match (g.op(ins[0]), index) {
                 (Op::Start, 1) => Val::Mem(Rc::new(BTreeMap::new())),
                 (Op::Start, i) if i >= 2 => Val::Int(ty.normalize(params[(i - 2) as usize])),

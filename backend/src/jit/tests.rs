@@ -1258,3 +1258,200 @@ fn the_target_id_depends_on_the_host_table() {
     assert_ne!(a, j.target_id(&[other]));
     assert_ne!(a, j.target_id(&[]));
 }
+
+/// `divmod(a, b, out)`: a host function with two results, written through
+/// the out-pointer (see `HostFn`).
+extern "C" fn divmod(a: i64, b: i64, out: *mut [i64; 2]) {
+    // SAFETY: generated code passes a slot of two 8-byte results.
+    unsafe { out.write([a / b, a % b]) };
+}
+
+fn sig(params: &[Type], results: &[Type]) -> vssa::Signature {
+    vssa::Signature::new(params, results).unwrap()
+}
+
+/// `b(x, y) = (x + y, x - y)`.
+fn sum_and_difference() -> Graph {
+    let mut g = Graph::new();
+    g.set_signature(sig(&[Type::I64, Type::I64], &[Type::I64, Type::I64]));
+    let e = g.entry().unwrap();
+    let x = g.param(e.start, 0, Type::I64).unwrap();
+    let y = g.param(e.start, 1, Type::I64).unwrap();
+    let s = g.add(x, y).unwrap();
+    let d = g.sub(x, y).unwrap();
+    let r = g.ret_values(e.ctrl, e.mem, &[s, d]).unwrap();
+    g.finish(&[r]).unwrap();
+    g
+}
+
+/// `c(x: f64, k: i8) = x * k` as `f64`.
+fn scale() -> Graph {
+    let mut g = Graph::new();
+    g.set_signature(sig(&[Type::F64, Type::I8], &[Type::F64]));
+    let e = g.entry().unwrap();
+    let x = g.param(e.start, 0, Type::F64).unwrap();
+    let k = g.param(e.start, 1, Type::I8).unwrap();
+    let k64 = g.conv(ConvOp::Sext, Type::I64, k).unwrap();
+    let kf = g.fconv(vssa::FConvOp::SToF, Type::F64, k64).unwrap();
+    let p = g.fbin(vssa::FBinOp::Mul, x, kf).unwrap();
+    let r = g.ret_values(e.ctrl, e.mem, &[p]).unwrap();
+    g.finish(&[r]).unwrap();
+    g
+}
+
+/// The classic entry `a(ctx)`: `(s, d) = b(ctx[0], ctx[8])` directly
+/// (function 1),
+/// `f = c(ctx[16], -3)` through the address at `ctx[24]`, `(q, r) =
+/// divmod(s, d)` on the host; stores `s, d, f, q, r` at `ctx[32..72]`.
+fn caller() -> Graph {
+    let mut g = Graph::new();
+    let e = g.entry().unwrap();
+    let ctx = g.param(e.start, 0, Type::Ptr).unwrap();
+    let x = g.load(e.ctrl, e.mem, ctx, 0, Type::I64).unwrap();
+    let y = g.load(e.ctrl, e.mem, ctx, 8, Type::I64).unwrap();
+    let b_sig = sig(&[Type::I64, Type::I64], &[Type::I64, Type::I64]);
+    let (m, sd) = g.call_direct(e.ctrl, e.mem, 1, b_sig, &[x, y]).unwrap();
+    let xf = g.load(e.ctrl, m, ctx, 16, Type::F64).unwrap();
+    let target = g.load(e.ctrl, m, ctx, 24, Type::Ptr).unwrap();
+    let k = g.iconst(Type::I8, -3).unwrap();
+    let c_sig = sig(&[Type::F64, Type::I8], &[Type::F64]);
+    let (m, f) = g.call_indirect(e.ctrl, m, target, c_sig, &[xf, k]).unwrap();
+    let (mut m, qr) = g
+        .call_host(e.ctrl, m, 0, &[sd[0], sd[1]], &[Type::I64, Type::I64])
+        .unwrap();
+    for (k, v) in [sd[0], sd[1], f[0], qr[0], qr[1]].into_iter().enumerate() {
+        m = g.store(e.ctrl, m, ctx, 32 + 8 * k as i32, v).unwrap();
+    }
+    let zero = g.iconst(Type::I32, 0).unwrap();
+    let r = g.ret(e.ctrl, m, zero).unwrap();
+    g.finish(&[r]).unwrap();
+    g
+}
+
+#[test]
+fn compiled_functions_call_each_other_and_hosts_with_several_results() {
+    let mut j = jit();
+    let hosts = [HostFn::with_results(
+        "divmod",
+        divmod as *const u8,
+        &[Type::I64, Type::I64],
+        &[Type::I64, Type::I64],
+    )];
+    let compile = |j: &mut Jit, g: &Graph, name| {
+        vssa::verify(g).unwrap();
+        let s = vssa_schedule::schedule(g).unwrap();
+        j.compile_owned(g, &s, &hosts, name).unwrap()
+    };
+    let (b, c, a) = (sum_and_difference(), scale(), caller());
+    let b_code = compile(&mut j, &b, "b");
+    let c_code = compile(&mut j, &c, "c");
+    // A direct callee must be defined before code calling it is placed.
+    let s = vssa_schedule::schedule(&a).unwrap();
+    let e = j.compile_owned(&a, &s, &hosts, "a").unwrap_err();
+    assert!(e.to_string().contains("u1 is not defined"), "{e}");
+    j.define_function(1, b_code.code_ptr());
+    let a_code = compile(&mut j, &a, "a");
+    assert!(a_code
+        .image()
+        .relocs
+        .iter()
+        .any(|r| r.target == RelocTarget::Function(1)));
+
+    let mut buf = [0i64; 9];
+    buf[0] = 40;
+    buf[1] = 9;
+    buf[2] = 1.5f64.to_bits() as i64;
+    buf[3] = c_code.code_ptr() as i64;
+    // SAFETY: `a` reads and writes `buf`'s 72 bytes and calls `b`, `c`
+    // and `divmod`, all alive and of the signatures its calls name.
+    assert_eq!(unsafe { a_code.call(buf.as_mut_ptr().cast()) }, 0);
+    assert_eq!(&buf[4..6], &[49, 31]);
+    assert_eq!(f64::from_bits(buf[6] as u64), -4.5);
+    assert_eq!(&buf[7..9], &[1, 18]);
+
+    // The same through the LIR interpreter (function numbers: `a` 0, `b`
+    // 1, `c` 2), with the same addresses.
+    let functions = [a, b, c];
+    let addresses = [0, 0, c_code.code_ptr() as i64];
+    let module = vssa::interp::Module {
+        functions: &functions,
+        addresses: &addresses,
+    };
+    let mut bytes = Vec::new();
+    for v in &buf[..4] {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    bytes.resize(72, 0);
+    let mut mem = vssa::interp::Memory::from_bytes(0x1000, bytes);
+    let mut host = |_: u32, a: &[i64]| vec![a[0] / a[1], a[0] % a[1]];
+    vssa::interp::eval_module(module, 0, &[0x1000], &mut mem, &mut host, 1000, true).unwrap();
+    let got: Vec<i64> = mem
+        .bytes()
+        .chunks(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(&got[4..9], &buf[4..9]);
+
+    // A typed function called from Rust through its adapter.
+    let caller = crate::TypedCaller::new(&mut j, functions[1].signature().unwrap()).unwrap();
+    // SAFETY: `b` has the adapter's signature and reads no memory.
+    let r = unsafe { caller.call(b_code.code_ptr(), &[7, 10]) }.unwrap();
+    assert_eq!(r, vec![17, -3]);
+}
+
+#[test]
+fn typed_functions_check_returns_and_parameters() {
+    // A return whose value count differs from the signature is an error,
+    // not malformed IR.
+    let mut g = Graph::new();
+    g.set_signature(sig(&[Type::I64], &[Type::I64, Type::I64]));
+    let e = g.entry().unwrap();
+    let x = g.param(e.start, 0, Type::I64).unwrap();
+    let r = g.ret_values(e.ctrl, e.mem, &[x]).unwrap();
+    g.finish(&[r]).unwrap();
+    let s = vssa_schedule::schedule(&g).unwrap();
+    let err = jit().compile(&g, &s, &[], "bad").unwrap_err();
+    assert!(err.to_string().contains("returns 1 values"), "{err}");
+}
+
+#[test]
+fn more_results_than_return_registers() {
+    // Four integer and four float results: more than x86-64's two of each
+    // return registers, so Cranelift returns the rest through memory.
+    let ints = [Type::I64, Type::I32, Type::I8, Type::I64];
+    let floats = [Type::F64, Type::F32, Type::F64, Type::F32];
+    for results in [ints, floats] {
+        let mut g = Graph::new();
+        let s = sig(&[Type::I64], &results);
+        g.set_signature(s);
+        let e = g.entry().unwrap();
+        let x = g.param(e.start, 0, Type::I64).unwrap();
+        let mut vals = Vec::new();
+        for (k, &t) in results.iter().enumerate() {
+            let kc = g.iconst(Type::I64, k as i64 + 1).unwrap();
+            let v = g.bin(BinOp::Mul, x, kc).unwrap();
+            vals.push(match t {
+                Type::I64 => v,
+                Type::F32 | Type::F64 => g.fconv(vssa::FConvOp::SToF, t, v).unwrap(),
+                _ => g.conv(ConvOp::Trunc, t, v).unwrap(),
+            });
+        }
+        let r = g.ret_values(e.ctrl, e.mem, &vals).unwrap();
+        g.finish(&[r]).unwrap();
+        let sched = vssa_schedule::schedule(&g).unwrap();
+        let mut j = jit();
+        let code = j.compile_owned(&g, &sched, &[], "many").unwrap();
+        let caller = crate::TypedCaller::new(&mut j, s).unwrap();
+        // SAFETY: `code` has signature `s` and touches no memory.
+        let got = unsafe { caller.call(code.code_ptr(), &[300]) }.unwrap();
+        let mut mem = vssa::interp::Memory::new(0, 0);
+        let functions = [g];
+        let module = vssa::interp::Module {
+            functions: &functions,
+            addresses: &[],
+        };
+        let want =
+            vssa::interp::eval_module(module, 0, &[300], &mut mem, &mut |_, _| vec![], 100, true);
+        assert_eq!(Ok(got), want);
+    }
+}
