@@ -700,7 +700,8 @@ impl Parser<'_> {
 fn fold_unary(op: UnOp, e: Expr, line: u32) -> Expr {
     match (op, &e) {
         (UnOp::Neg, Expr::Int(i)) => Expr::Int(i.wrapping_neg()),
-        (UnOp::Neg, Expr::Float(f)) => Expr::Float(-f),
+        // Not to -0.0 (nor NaN): lua5.4 leaves `-0.0` unfolded.
+        (UnOp::Neg, Expr::Float(f)) if *f != 0.0 && !f.is_nan() => Expr::Float(-f),
         (UnOp::BNot, _) if as_int(&e).is_some() => Expr::Int(!as_int(&e).unwrap_or(0)),
         (UnOp::Not, Expr::Nil | Expr::False) => Expr::True,
         (UnOp::Not, Expr::True | Expr::Int(_) | Expr::Float(_) | Expr::Str(_)) => Expr::False,
