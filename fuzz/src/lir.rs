@@ -1007,6 +1007,14 @@ impl Checker {
         verify(&g, "branch facts")?;
         same("branch facts", &run_interp(&g, &plain.init, true, callees))?;
         vssa::optimize(&mut g).map_err(|e| format!("optimize after facts: {e}"))?;
+        // Guard hoisting, then the optimizer on what it exposed.
+        let hoisted = vssa::hoist_guards(&mut g).map_err(|e| format!("hoist_guards: {e}"))?;
+        if hoisted.hoisted > 0 {
+            bump(&mut self.counters, "guards hoisted");
+        }
+        verify(&g, "guards hoisted")?;
+        same("guards hoisted", &run_interp(&g, &plain.init, true))?;
+        vssa::optimize(&mut g).map_err(|e| format!("optimize after hoisting: {e}"))?;
         // Control folding, then the optimizer on what it exposed; the
         // native runs below compile the result.
         let folded = vssa::fold_control(&mut g).map_err(|e| format!("fold_control: {e}"))?;
@@ -1025,7 +1033,7 @@ impl Checker {
         let report = vssa_patch::replay(&mut again, &log);
         if !report.complete() || vssa::live_graph_key(&again) != vssa::live_graph_key(&g) {
             return Err(format!(
-                "patch log of optimize + branch_facts + fold_control: {} of {} patches applied ({} stale, \
+                "patch log of optimize + branch_facts + hoist_guards + fold_control: {} of {} patches applied ({} stale, \
                  {} conflicting), live graphs {}",
                 report.applied,
                 report.outcomes.len(),
@@ -1046,6 +1054,14 @@ impl Checker {
         same(
             "plain, branch facts",
             &run_interp(&plain_facts, &plain.init, true, callees),
+        )?;
+        // Hoisting on the graph built without peepholes.
+        let mut plain_hoisted = plain.graph.clone();
+        vssa::hoist_guards(&mut plain_hoisted).map_err(|e| format!("hoist_guards plain: {e}"))?;
+        verify(&plain_hoisted, "plain, guards hoisted")?;
+        same(
+            "plain, guards hoisted",
+            &run_interp(&plain_hoisted, &plain.init, true),
         )?;
         // Folding the graph built without peepholes (branches on constants
         // the peepholes would have folded at construction).

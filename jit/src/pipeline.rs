@@ -479,10 +479,15 @@ pub fn middle_end(
         }
         None => Ok(0),
     };
-    // Facts from branches stay off until they cost less compile time than
-    // the facts Brainfuck's builder finds itself (docs/architecture.md).
+    // Facts from branches stay off: even guards-only they add about half
+    // to Brainfuck's middle end (mandelbrot) for the few guards they
+    // remove, and its builder finds the load facts itself
+    // (docs/architecture.md). Hoisting costs a scan when nothing is at a
+    // loop's top.
     let passes = vssa::PassConfig {
         branch_facts: false,
+        load_facts: false,
+        hoist_guards: true,
     };
     Ok(vssa::standard(graph, passes, &mut speculate_sites)?.speculated)
 }

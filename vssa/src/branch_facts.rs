@@ -36,6 +36,7 @@
 //! remembered, so the pass is linear in the graph for a fixed bound; a
 //! walk cut short only knows less.
 
+use crate::dom::ControlDom;
 use crate::graph::{Graph, GraphError, NodeId};
 use crate::op::{BinOp, CmpOp, Op};
 use crate::types::Type;
@@ -43,6 +44,9 @@ use std::collections::HashMap;
 
 /// Control nodes one question may visit (all its regions' walks together).
 pub const QUERY_STEPS: u32 = 256;
+/// Merges one question's ranges are joined over, all levels together
+/// (value questions take places apart at merges without this bound).
+pub const RANGE_JOINS: u32 = 16;
 /// Regions nested in one question's walk before it gives up on the rest.
 pub const MAX_JOIN_DEPTH: u32 = 12;
 
@@ -83,45 +87,16 @@ fn place_of(g: &Graph, n: NodeId) -> Option<Place> {
     }
 }
 
-/// One step up the dominator chain from a control node.
-enum Step {
-    /// Control came through an edge on which `cond` was nonzero (`holds`)
-    /// or zero; the edge's source is `parent`.
-    Edge {
-        cond: NodeId,
-        holds: bool,
-        parent: NodeId,
-    },
-    /// A loop header: its entry dominates it.
-    Enter(NodeId),
-    /// A merge: facts must hold on every way in.
-    Join,
-    /// The entry, or a node this pass does not look through.
-    Stop,
-}
-
-fn step(g: &Graph, c: NodeId) -> Step {
+/// The fact an edge proves: control came through `c` only if `cond` was
+/// nonzero (`holds`) or zero.
+fn edge_fact(g: &Graph, c: NodeId) -> Option<(NodeId, bool)> {
     match g.op(c) {
         Op::Proj { index } if index <= 1 && g.ty(c) == Type::Ctrl && g.arity(c) == 1 => {
             let iff = g.input(c, 0);
-            if g.op(iff) == Op::If && g.arity(iff) == 2 {
-                Step::Edge {
-                    cond: g.input(iff, 1),
-                    holds: index == 0,
-                    parent: g.input(iff, 0),
-                }
-            } else {
-                Step::Stop
-            }
+            (g.op(iff) == Op::If && g.arity(iff) == 2).then(|| (g.input(iff, 1), index == 0))
         }
-        Op::Guard { .. } if g.arity(c) == 3 => Step::Edge {
-            cond: g.input(c, 1),
-            holds: true,
-            parent: g.input(c, 0),
-        },
-        Op::Loop { .. } if g.arity(c) >= 1 => Step::Enter(g.input(c, 0)),
-        Op::Region => Step::Join,
-        _ => Step::Stop,
+        Op::Guard { .. } if g.arity(c) == 3 => Some((g.input(c, 1), true)),
+        _ => None,
     }
 }
 
@@ -262,13 +237,22 @@ fn intersect(a: Range, b: Range) -> Range {
     (a.0.max(b.0), a.1.min(b.1))
 }
 
-/// The answers remembered across questions, and each question's budget.
+/// What the dominating edges prove, indexed for the questions, and the
+/// answers remembered across questions.
 struct Facts {
-    /// Live loads by their control input.
-    loads_at: HashMap<NodeId, Vec<NodeId>>,
-    /// Control the entry reaches, a constant `If` flowing only into the
-    /// side it takes: a merge's input that is not reached adds nothing.
-    reached: Vec<bool>,
+    dom: ControlDom,
+    /// Per node index: the nearest `Region` at or above that control node
+    /// in the dominator tree, and the nearest `Region` or `Loop`.
+    region_above: Vec<Option<NodeId>>,
+    join_above: Vec<Option<NodeId>>,
+    /// Live loads of each place.
+    loads_of: HashMap<Place, Vec<NodeId>>,
+    /// Edges that tested a load of a place: below them it holds the value.
+    tested_of: HashMap<Place, Vec<(NodeId, i64)>>,
+    /// Edges below which a condition holds.
+    holds_of: HashMap<NodeId, Vec<NodeId>>,
+    /// Edges that tested a value: below them it is in the range.
+    ranges_of: HashMap<NodeId, Vec<(NodeId, Range)>>,
     /// Live phis of each loop.
     loop_phis: HashMap<NodeId, Vec<NodeId>>,
     places: HashMap<(NodeId, Place), Option<NodeId>>,
@@ -277,56 +261,136 @@ struct Facts {
     asking: Vec<(NodeId, Place)>,
     ranges: HashMap<(NodeId, NodeId), Range>,
     steps: u32,
+    /// Merges a range question may still look through.
+    joins: u32,
 }
 
 impl Facts {
+    fn new(g: &Graph, live: &[NodeId]) -> Facts {
+        let dom = ControlDom::new(g, live);
+        let mut facts = Facts {
+            region_above: vec![None; g.len()],
+            join_above: vec![None; g.len()],
+            loads_of: HashMap::new(),
+            tested_of: HashMap::new(),
+            holds_of: HashMap::new(),
+            ranges_of: HashMap::new(),
+            loop_phis: HashMap::new(),
+            places: HashMap::new(),
+            asking: Vec::new(),
+            ranges: HashMap::new(),
+            steps: 0,
+            joins: 0,
+            dom,
+        };
+        for &c in facts.dom.order() {
+            let up = facts.dom.idom(c);
+            let (region, join) = match g.op(c) {
+                Op::Region => (Some(c), Some(c)),
+                Op::Loop { .. } => (up.and_then(|u| facts.region_above[u.index()]), Some(c)),
+                _ => match up {
+                    Some(u) => (facts.region_above[u.index()], facts.join_above[u.index()]),
+                    None => (None, None),
+                },
+            };
+            facts.region_above[c.index()] = region;
+            facts.join_above[c.index()] = join;
+            let Some((cond, holds)) = edge_fact(g, c) else {
+                continue;
+            };
+            if holds {
+                facts.holds_of.entry(cond).or_default().push(c);
+            }
+            if let Some(t) = test_of(g, cond) {
+                if let Some(r) = hull(&truth_set(g, &t, holds)) {
+                    facts.ranges_of.entry(t.x).or_default().push((c, r));
+                }
+            }
+            if let Some((place, k)) = tested_value(g, cond, holds) {
+                facts.tested_of.entry(place).or_default().push((c, k));
+            }
+        }
+        for &n in live {
+            if let Some(place) = place_of(g, n) {
+                facts.loads_of.entry(place).or_default().push(n);
+            }
+            if g.is_loop_phi(n) {
+                facts.loop_phis.entry(g.input(n, 0)).or_default().push(n);
+            }
+        }
+        facts
+    }
+
+    /// Whether edge (or control node) `e` dominates control `c`, charged
+    /// to the question's budget.
+    fn above(&mut self, e: NodeId, c: NodeId) -> bool {
+        self.steps = self.steps.saturating_sub(1);
+        self.dom.dominates(e, c)
+    }
+
     /// The value that `place` holds at control `c`, if known: a load of it
-    /// above `c` (not `skip`), or what an edge above `c` proved it to be.
+    /// above `c` (not `skip`), what an edge above `c` proved it to be, or
+    /// what it holds on every way into the merge or loop above.
     fn place_value(
         &mut self,
         g: &mut Graph,
-        mut c: NodeId,
+        c: NodeId,
         place: Place,
         skip: NodeId,
         depth: u32,
     ) -> Result<Option<NodeId>, GraphError> {
-        loop {
+        if self.steps == 0 || !self.dom.is_reached(c) {
+            return Ok(None);
+        }
+        self.steps -= 1;
+        let loads = self.loads_of.get(&place).cloned().unwrap_or_default();
+        if loads.len() <= 1 && !self.tested_of.contains_key(&place) && !splits(g, place) {
+            // Nothing else reads or tests this place, and no merge above
+            // takes it apart into other places: nothing can know it.
+            return Ok(None);
+        }
+        for l in loads {
+            if self.steps == 0 {
+                return Ok(None);
+            }
+            if l != skip && g.resolve(l) != skip && self.above(g.input(l, 0), c) {
+                return Ok(Some(g.resolve(l)));
+            }
+        }
+        let tested = self.tested_of.get(&place).cloned().unwrap_or_default();
+        for (e, k) in tested {
+            if self.steps == 0 {
+                return Ok(None);
+            }
+            if self.above(e, c) {
+                return Ok(Some(g.iconst(place.ty, k)?));
+            }
+        }
+        // Nothing above the memory state's own position can know it.
+        let written = written_at(g, place.mem);
+        let mut at = c;
+        while let Some(j) = self.join_above[at.index()] {
             if self.steps == 0 {
                 return Ok(None);
             }
             self.steps -= 1;
-            if let Some(found) = self.loads_at.get(&c).and_then(|ls| {
-                ls.iter()
-                    .copied()
-                    .find(|&l| l != skip && place_of(g, l) == Some(place))
-            }) {
-                return Ok(Some(g.resolve(found)));
-            }
-            // Nothing above the memory state's own position can know it.
-            if Some(c) == written_at(g, place.mem) {
-                return Ok(None);
-            }
-            match step(g, c) {
-                Step::Edge {
-                    cond,
-                    holds,
-                    parent,
-                } => {
-                    if let Some(k) = tested_value(g, cond, holds, place) {
-                        return Ok(Some(g.iconst(place.ty, k)?));
-                    }
-                    c = parent;
+            if let Some(w) = written {
+                if w == j || !self.dom.dominates(w, j) {
+                    return Ok(None);
                 }
-                Step::Enter(entry) => {
-                    if on_edge(g, place.mem, c, 0) != place.mem {
-                        return self.loop_place(g, c, place, depth);
-                    }
-                    c = entry;
-                }
-                Step::Join => return self.join_place(g, c, place, depth),
-                Step::Stop => return Ok(None),
+            }
+            if g.op(j) == Op::Region {
+                return self.join_place(g, j, place, depth);
+            }
+            if on_edge(g, place.mem, j, 0) != place.mem {
+                return self.loop_place(g, j, place, depth);
+            }
+            match self.dom.idom(j) {
+                Some(up) => at = up,
+                None => return Ok(None),
             }
         }
+        Ok(None)
     }
 
     /// The value of `place`, in a memory state that is a phi of `lp`, at
@@ -354,7 +418,7 @@ impl Facts {
             .copied()
             .filter(|&p| g.resolve(p) == p && g.ty(p) == place.ty && g.arity(p) == 3)
             .collect();
-        if !self.is_reached(g.input(lp, 1)) {
+        if !self.dom.is_reached(g.input(lp, 1)) {
             // The loop never goes round: the header sees the entry only.
             return self.edge_value(g, lp, 0, place, depth);
         }
@@ -404,6 +468,13 @@ impl Facts {
             }
             _ => on_edge(g, place.base, region, i),
         };
+        if (mem, base) == (place.mem, place.base) {
+            // The same place on this edge: no new load to ask about.
+            return match self.place_value(g, pred, place, region, depth + 1)? {
+                Some(v) => Ok(Some(self.refine(g, pred, v, depth + 1)?)),
+                None => Ok(None),
+            };
+        }
         // The load as it would read on this edge, simplified as any
         // load is (forwarded from a store, or its place normalized).
         let op = Op::Load {
@@ -437,7 +508,7 @@ impl Facts {
         }
         let mut answer: Option<NodeId> = None;
         for i in 0..g.arity(region) {
-            if !self.is_reached(g.input(region, i)) {
+            if !self.dom.is_reached(g.input(region, i)) {
                 continue;
             }
             let value = self.edge_value(g, region, i, place, depth)?;
@@ -455,10 +526,6 @@ impl Facts {
         }
         self.places.insert((region, place), answer);
         Ok(answer)
-    }
-
-    fn is_reached(&self, c: NodeId) -> bool {
-        self.reached.get(c.index()).copied().unwrap_or(true)
     }
 
     /// `v`, or the constant it must be at control `c`.
@@ -479,34 +546,36 @@ impl Facts {
         }
     }
 
-    /// The values `x` may have at control `c`, from the tests above it.
-    fn range_at(&mut self, g: &Graph, mut c: NodeId, x: NodeId, depth: u32) -> Range {
+    /// The values `x` may have at control `c`: the tests of it on the edges
+    /// that dominate `c`, and what holds on every way into the merge above.
+    fn range_at(&mut self, g: &Graph, c: NodeId, x: NodeId, depth: u32) -> Range {
         let Some(full) = width_range(g.ty(x)) else {
             return (i128::MIN, i128::MAX);
         };
+        if !self.dom.is_reached(c) {
+            return full;
+        }
         let mut known = full;
-        loop {
+        let count = self.ranges_of.get(&x).map_or(0, Vec::len);
+        for i in 0..count {
             if self.steps == 0 {
                 return known;
             }
-            self.steps -= 1;
-            match step(g, c) {
-                Step::Edge {
-                    cond,
-                    holds,
-                    parent,
-                } => {
-                    if let Some(t) = test_of(g, cond).filter(|t| t.x == x) {
-                        if let Some(r) = hull(&truth_set(g, &t, holds)) {
-                            known = intersect(known, r);
-                        }
-                    }
-                    c = parent;
-                }
-                Step::Enter(entry) => c = entry,
-                Step::Join => return intersect(known, self.join_range(g, c, x, depth)),
-                Step::Stop => return known,
+            let (e, r) = self.ranges_of[&x][i];
+            if self.above(e, c) {
+                known = intersect(known, r);
             }
+        }
+        // Only a value that was tested somewhere, or a phi (tested on its
+        // ways in), can be known better after a merge.
+        let may_join = count > 0 || matches!(g.op(x), Op::Phi { .. });
+        match self.region_above[c.index()] {
+            Some(r) if may_join && self.steps > 0 && self.joins > 0 => {
+                self.steps -= 1;
+                self.joins -= 1;
+                intersect(known, self.join_range(g, r, x, depth))
+            }
+            _ => known,
         }
     }
 
@@ -522,7 +591,7 @@ impl Facts {
         let mut out: Option<Range> = None;
         for i in 0..g.arity(region) {
             let pred = g.input(region, i);
-            if !self.is_reached(pred) {
+            if !self.dom.is_reached(pred) {
                 continue;
             }
             let xi = on_edge(g, x, region, i);
@@ -545,23 +614,10 @@ impl Facts {
 
     /// Whether `cond` is nonzero whenever control reaches `c`.
     fn holds_at(&mut self, g: &Graph, c: NodeId, cond: NodeId) -> bool {
-        // The same condition above, on its true side.
-        let mut at = c;
-        for _ in 0..QUERY_STEPS {
-            match step(g, at) {
-                Step::Edge {
-                    cond: k,
-                    holds,
-                    parent,
-                } => {
-                    if k == cond && holds {
-                        return true;
-                    }
-                    at = parent;
-                }
-                Step::Enter(entry) => at = entry,
-                _ => break,
-            }
+        // The same condition on a dominating edge's true side.
+        let edges = self.holds_of.get(&cond).cloned().unwrap_or_default();
+        if edges.into_iter().any(|e| self.dom.dominates(e, c)) {
+            return true;
         }
         let Some(t) = test_of(g, cond) else {
             return false;
@@ -572,46 +628,6 @@ impl Facts {
                 .iter()
                 .any(|r| r.0 <= known.0 && known.1 <= r.1)
     }
-}
-
-/// Control reachable from the entry, a constant `If` flowing only into
-/// its taken projection (as control folding sees it).
-fn reached_control(g: &Graph, live: &[NodeId]) -> Vec<bool> {
-    let users = g.users_of(live);
-    let mut reached = vec![false; g.len()];
-    let entry = live.iter().copied().find(|&n| {
-        g.op(n) == Op::Proj { index: 0 }
-            && g.ty(n) == Type::Ctrl
-            && g.arity(n) == 1
-            && g.op(g.input(n, 0)) == Op::Start
-    });
-    let Some(entry) = entry else {
-        // No entry to start from: claim nothing is unreachable.
-        return vec![true; g.len()];
-    };
-    reached[entry.index()] = true;
-    let mut stack = vec![entry];
-    while let Some(c) = stack.pop() {
-        let side = match g.op(c) {
-            Op::If if g.arity(c) == 2 => konst(g, g.input(c, 1)).map(|k| u32::from(k == 0)),
-            _ => None,
-        };
-        for &u in &users[c.index()] {
-            let flows = match g.op(u) {
-                Op::Region | Op::Loop { .. } => true,
-                Op::If | Op::Return | Op::Guard { .. } => g.arity(u) > 0 && g.input(u, 0) == c,
-                Op::Proj { index } => {
-                    g.op(c) == Op::If && g.ty(u) == Type::Ctrl && side.is_none_or(|s| s == index)
-                }
-                _ => false,
-            };
-            if flows && !reached[u.index()] {
-                reached[u.index()] = true;
-                stack.push(u);
-            }
-        }
-    }
-    reached
 }
 
 /// The control a memory state is made at (a store's, a call's), if it is
@@ -640,58 +656,74 @@ fn simplified(g: &mut Graph, op: Op, ty: Type, inputs: &[NodeId]) -> Result<Node
     }
 }
 
-/// The value an edge's test proves the load of `place` to have: `v` on
-/// the false side of `if v`, `k` on the side where `v == k`.
-fn tested_value(g: &Graph, cond: NodeId, holds: bool, place: Place) -> Option<i64> {
-    let reads = |n: NodeId| place_of(g, n) == Some(place);
-    if reads(cond) {
-        return (!holds).then_some(0);
+/// Whether a merge may read `place` as another place on its ways in: its
+/// memory state or its address is (built from) a phi.
+fn splits(g: &Graph, place: Place) -> bool {
+    let phi = |n: NodeId| matches!(g.op(n), Op::Phi { .. });
+    phi(place.mem)
+        || phi(place.base)
+        || (g.op(place.base) == Op::PtrAdd && g.inputs(place.base).iter().any(|&i| phi(i)))
+}
+
+/// The place whose load an edge's test read and the value it proved
+/// there: 0 on the false side of `if v`, `k` on the side where `v == k`.
+fn tested_value(g: &Graph, cond: NodeId, holds: bool) -> Option<(Place, i64)> {
+    if let Some(place) = place_of(g, cond) {
+        return (!holds).then_some((place, 0));
     }
     let Op::Cmp(op) = g.op(cond) else {
         return None;
     };
-    if g.arity(cond) != 2 || !reads(g.input(cond, 0)) {
+    if g.arity(cond) != 2 {
         return None;
     }
+    let place = place_of(g, g.input(cond, 0))?;
     let k = konst(g, g.input(cond, 1))?;
     match (op, holds) {
-        (CmpOp::Eq, true) | (CmpOp::Ne, false) => Some(k),
+        (CmpOp::Eq, true) | (CmpOp::Ne, false) => Some((place, k)),
         _ => None,
     }
+}
+
+/// Which rewrites [`branch_facts_of`] makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FactKinds {
+    /// Loads with a known value.
+    pub loads: bool,
+    /// Guards implied by dominating facts (guard elimination).
+    pub guards: bool,
+}
+
+impl FactKinds {
+    /// Both rewrites.
+    pub const ALL: FactKinds = FactKinds {
+        loads: true,
+        guards: true,
+    };
 }
 
 /// Replaces loads whose value dominating branches or loads already know,
 /// and removes guards dominating facts imply (see the module docs).
 pub fn branch_facts(g: &mut Graph) -> Result<FactStats, GraphError> {
+    branch_facts_of(g, FactKinds::ALL)
+}
+
+/// [`branch_facts`], making only the rewrites `kinds` asks for.
+pub fn branch_facts_of(g: &mut Graph, kinds: FactKinds) -> Result<FactStats, GraphError> {
     let live = g.live_nodes();
-    let mut facts = Facts {
-        loads_at: HashMap::new(),
-        reached: reached_control(g, &live),
-        loop_phis: HashMap::new(),
-        places: HashMap::new(),
-        asking: Vec::new(),
-        ranges: HashMap::new(),
-        steps: 0,
-    };
-    for &n in &live {
-        if place_of(g, n).is_some() {
-            facts.loads_at.entry(g.input(n, 0)).or_default().push(n);
-        }
-        if g.is_loop_phi(n) {
-            facts.loop_phis.entry(g.input(n, 0)).or_default().push(n);
-        }
-    }
+    let mut facts = Facts::new(g, &live);
     let mut stats = FactStats::default();
     for &n in &live {
         if g.resolve(n) != n {
             continue;
         }
         match g.op(n) {
-            Op::Load { .. } => {
+            Op::Load { .. } if kinds.loads => {
                 let Some(place) = place_of(g, n) else {
                     continue;
                 };
                 facts.steps = QUERY_STEPS;
+                facts.joins = RANGE_JOINS;
                 let ctrl = g.input(n, 0);
                 let Some(v) = facts.place_value(g, ctrl, place, n, 0)? else {
                     continue;
@@ -703,8 +735,9 @@ pub fn branch_facts(g: &mut Graph) -> Result<FactStats, GraphError> {
                     stats.loads += 1;
                 }
             }
-            Op::Guard { .. } if g.arity(n) == 3 => {
+            Op::Guard { .. } if kinds.guards && g.arity(n) == 3 => {
                 facts.steps = QUERY_STEPS;
+                facts.joins = RANGE_JOINS;
                 let (ctrl, cond) = (g.input(n, 0), g.input(n, 1));
                 if facts.holds_at(g, ctrl, cond) && ctrl != n {
                     g.replace(n, ctrl)?;

@@ -6,9 +6,10 @@
 //! the whole sequence is one patch log. Speculation needs the guest's
 //! profile and lives in `vssa-deopt`; the driver passes it in as a hook.
 
-use crate::branch_facts::{branch_facts, FactStats};
+use crate::branch_facts::{branch_facts_of, FactKinds, FactStats};
 use crate::control_fold::{fold_control, FoldStats};
 use crate::graph::{Graph, GraphError};
+use crate::guard_hoist::{hoist_guards, HoistStats};
 use crate::opt::optimize;
 
 /// Rounds of facts and folding at most (each round after the first only
@@ -24,11 +25,32 @@ pub struct PassConfig {
     /// loops, cells carried in loop phis) and the pass's walks cost more
     /// compile time on its largest programs than they save (hanoi).
     pub branch_facts: bool,
+    /// Of the facts from branches, loads with a known value (the other
+    /// half, guards implied by dominating facts, always runs with
+    /// `branch_facts`). A guest whose builder already carries values
+    /// round its loops may leave it off: it costs most of the pass.
+    pub load_facts: bool,
+    /// Guard hoisting ([`hoist_guards`]): loop-invariant guards at the top
+    /// of a loop move in front of it.
+    pub hoist_guards: bool,
 }
 
 impl Default for PassConfig {
     fn default() -> Self {
-        PassConfig { branch_facts: true }
+        PassConfig {
+            branch_facts: true,
+            load_facts: true,
+            hoist_guards: true,
+        }
+    }
+}
+
+impl PassConfig {
+    fn fact_kinds(&self) -> FactKinds {
+        FactKinds {
+            loads: self.load_facts,
+            guards: true,
+        }
     }
 }
 
@@ -41,6 +63,8 @@ pub struct PassStats {
     pub optimized: u64,
     /// Facts from branches.
     pub facts: FactStats,
+    /// Guard hoisting.
+    pub hoist: HoistStats,
     /// What the speculation hook reported it did (guards made).
     pub speculated: usize,
     /// Control folding.
@@ -48,7 +72,8 @@ pub struct PassStats {
 }
 
 /// Optimizes `g`: the worklist optimizer; facts from branches if `config`
-/// asks for them (loads with known values, implied guards); the optimizer again if they changed
+/// asks for them (loads with known values, implied guards); guard
+/// hoisting if it asks for it; the optimizer again after each if they changed
 /// anything; `speculate` (which returns how many guards it made; the
 /// optimizer runs again if any); control folding, and the optimizer on
 /// what it exposed.
@@ -69,8 +94,17 @@ pub fn standard(
     };
     opt(g, &mut stats)?;
     if config.branch_facts {
-        stats.facts = branch_facts(g)?;
-        if stats.facts.changes() > 0 {
+        stats.facts = branch_facts_of(g, config.fact_kinds())?;
+        // A guard removed gives the peepholes nothing new; a known load may.
+        if stats.facts.loads > 0 {
+            opt(g, &mut stats)?;
+        }
+    }
+    // Before speculation: a speculation's guard is refuted by its
+    // address, which a hoisted copy would not have.
+    if config.hoist_guards {
+        stats.hoist = hoist_guards(g)?;
+        if stats.hoist.hoisted > 0 {
             opt(g, &mut stats)?;
         }
     }
@@ -90,13 +124,15 @@ pub fn standard(
         if !config.branch_facts || stats.fold.changes() == 0 {
             break;
         }
-        let facts = branch_facts(g)?;
+        let facts = branch_facts_of(g, config.fact_kinds())?;
         stats.facts.loads += facts.loads;
         stats.facts.guards += facts.guards;
         if facts.changes() == 0 {
             break;
         }
-        opt(g, &mut stats)?;
+        if facts.loads > 0 {
+            opt(g, &mut stats)?;
+        }
         let fold = fold_control(g)?;
         stats.fold.branches += fold.branches;
         stats.fold.regions += fold.regions;

@@ -48,6 +48,10 @@ fn pass(name: &str) -> Option<Pass> {
             vssa::branch_facts(g).map_err(|e| e.to_string())?;
             Ok(())
         },
+        "hoist-guards" => |g| {
+            vssa::hoist_guards(g).map_err(|e| e.to_string())?;
+            Ok(())
+        },
         "standard" => |g| {
             vssa::standard(g, vssa::PassConfig::default(), &mut |_| Ok(0))
                 .map_err(|e| e.to_string())?;

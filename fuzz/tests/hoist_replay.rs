@@ -1,0 +1,72 @@
+//! The middle end's guard passes in the patch log: guard hoisting and
+//! guards removed by facts from branches are replacements, so the log
+//! recorded over them replays in full onto the graph built afresh and
+//! gives the same live graph.
+
+use vssa::Graph;
+use vssa_patch::{replay, Recorder};
+
+/// A rotated loop counting `i` to 7 (params: `x`, `v`, a pointer), with a
+/// guard on `x` (invariant: hoisted) and one on `i` at its top, and after
+/// the loop `x <=u 100` and then `x <=u 200`, which the first implies.
+const LOOP: &str = "n0 tuple = start
+n1 ctrl = proj 0 n0
+n2 mem = proj 1 n0
+n3 i64 = proj 2 n0
+n4 i8 = proj 3 n0
+n5 ptr = proj 4 n0
+n6 tuple = if n1, n4
+n7 ctrl = proj 0 n6
+n8 ctrl = proj 1 n6
+n9 ctrl = loop #1 n7, n25
+n10 i64 = const 0
+n11 i64 = phi #1 n9, n10, n20
+n12 mem = phi #2 n9, n2, n21
+n13 i64 = const 100
+n14 i8 = ule n3, n13
+n15 frame = framestate @7 n12, n11
+n16 ctrl = guard r1 n9, n14, n15
+n17 i64 = const 50
+n18 i8 = ult n11, n17
+n19 ctrl = guard r1 n16, n18, n15
+n22 i64 = const 1
+n20 i64 = add n11, n22
+n21 mem = store +0 n19, n12, n5, n20
+n32 i64 = const 7
+n23 i8 = ne n20, n32
+n24 tuple = if n19, n23
+n25 ctrl = proj 0 n24
+n26 ctrl = proj 1 n24
+n33 frame = framestate @9 n21, n20
+n34 ctrl = guard r1 n26, n14, n33
+n35 i64 = const 200
+n36 i8 = ule n3, n35
+n37 ctrl = guard r1 n34, n36, n33
+n29 i32 = const 0
+n30 ctrl = return n37, n21, n29
+n27 ctrl = return n8, n2, n29
+n31 ctrl = end n30, n27
+";
+
+fn passes(g: &mut Graph) -> (u32, u32) {
+    let hoisted = vssa::hoist_guards(g).unwrap().hoisted;
+    let facts = vssa::branch_facts(g).unwrap();
+    vssa::optimize(g).unwrap();
+    (hoisted, facts.guards)
+}
+
+#[test]
+fn hoisting_and_implied_guards_replay_in_full() {
+    let mut g = vssa::parse(LOOP).unwrap();
+    let rec = Recorder::start(&g);
+    let (hoisted, implied) = passes(&mut g);
+    assert_eq!(hoisted, 1, "the guard on x leaves the loop");
+    assert_eq!(implied, 1, "x <=u 200 after x <=u 100 goes");
+    let log = rec.log(&g).unwrap();
+    assert!(!log.patches.is_empty());
+    let mut again = vssa::parse(LOOP).unwrap();
+    let report = replay(&mut again, &log);
+    assert!(report.complete(), "{report:?}");
+    assert_eq!(report.stale, 0);
+    assert_eq!(vssa::live_graph_key(&again), vssa::live_graph_key(&g));
+}
