@@ -38,6 +38,7 @@ pub mod parse;
 pub mod passes;
 pub mod peephole;
 pub mod print;
+pub mod promote;
 pub mod types;
 pub mod verify;
 
@@ -51,5 +52,6 @@ pub use op::{BinOp, CmpOp, ConvOp, FBinOp, FCmpOp, FConvOp, FUnOp, FitsOp, Op, U
 pub use opt::{optimize, OptStats};
 pub use parse::{parse, parse_building, ParseError};
 pub use passes::{standard, PassConfig, PassStats};
+pub use promote::{promote, PromoteStats, MAX_PROMOTE_HEIGHT};
 pub use types::Type;
 pub use verify::{verify, VerifyError, VerifyErrors};
