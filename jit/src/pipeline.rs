@@ -471,6 +471,7 @@ pub fn middle_end(
     // the facts Brainfuck's builder finds itself (docs/architecture.md).
     let passes = vssa::PassConfig {
         branch_facts: false,
+        ..vssa::PassConfig::default()
     };
     Ok(vssa::standard(graph, passes, &mut speculate_sites)?.speculated)
 }

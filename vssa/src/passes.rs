@@ -10,6 +10,7 @@ use crate::branch_facts::{branch_facts, FactStats};
 use crate::control_fold::{fold_control, FoldStats};
 use crate::graph::{Graph, GraphError};
 use crate::opt::optimize;
+use crate::promote::{promote, PromoteStats};
 
 /// Rounds of facts and folding at most (each round after the first only
 /// if the one before folded something). Folding a merge lets facts reach
@@ -24,11 +25,17 @@ pub struct PassConfig {
     /// loops, cells carried in loop phis) and the pass's walks cost more
     /// compile time on its largest programs than they save (hanoi).
     pub branch_facts: bool,
+    /// Promotion of memory places to loop-carried values
+    /// ([`crate::promote::promote`]), after the first optimizer run.
+    pub promote: bool,
 }
 
 impl Default for PassConfig {
     fn default() -> Self {
-        PassConfig { branch_facts: true }
+        PassConfig {
+            branch_facts: true,
+            promote: true,
+        }
     }
 }
 
@@ -45,9 +52,13 @@ pub struct PassStats {
     pub speculated: usize,
     /// Control folding.
     pub fold: FoldStats,
+    /// Promotion of memory to loop-carried values.
+    pub promoted: PromoteStats,
 }
 
-/// Optimizes `g`: the worklist optimizer; facts from branches if `config`
+/// Optimizes `g`: the worklist optimizer; promotion of memory places to
+/// loop-carried values if `config` asks for it (the optimizer again if it
+/// replaced loads); facts from branches if `config`
 /// asks for them (loads with known values, implied guards); the optimizer again if they changed
 /// anything; `speculate` (which returns how many guards it made; the
 /// optimizer runs again if any); control folding, and the optimizer on
@@ -68,6 +79,12 @@ pub fn standard(
         Ok(())
     };
     opt(g, &mut stats)?;
+    if config.promote {
+        stats.promoted = promote(g)?;
+        if stats.promoted.loads > 0 {
+            opt(g, &mut stats)?;
+        }
+    }
     if config.branch_facts {
         stats.facts = branch_facts(g)?;
         if stats.facts.changes() > 0 {

@@ -26,10 +26,10 @@
 //! allocator's time grow quadratically, and every node is walked by at most
 //! that many loops, so the pass stays linear in the graph for any depth.
 //!
-//! New loop phis close cycles, which a patch cannot rebuild from addresses
-//! (see `vssa-patch`'s `RecordError::CycleNode`): the pipeline runs this
-//! pass as part of building a unit, before recording starts, so a replayed
-//! log finds the same graph (see docs/architecture.md).
+//! Every change is a [`Graph::replace`] of a load; the new loop phis are
+//! recorded with their back edges (`vssa-patch` rebuilds a new loop phi
+//! from its entry and sets its back edge after the patch's other nodes),
+//! so a replayed log reproduces the pass.
 
 use crate::alias::{access, Access};
 use crate::graph::{Graph, GraphError, NodeId};
@@ -441,6 +441,9 @@ impl Walk {
                 Ok(Some(phi))
             }
             None => {
+                // Closed on itself, the unused phi stays a well-formed
+                // (dead) node that a patch log can record.
+                g.set_back_input(phi, phi)?;
                 self.memo.insert((l.mem, place), None);
                 Ok(None)
             }
