@@ -7,6 +7,7 @@
 //! profile and lives in `vssa-deopt`; the driver passes it in as a hook.
 
 use crate::branch_facts::{branch_facts, FactStats};
+use crate::closed_form::{closed_forms, ClosedFormStats};
 use crate::control_fold::{fold_control, FoldStats};
 use crate::graph::{Graph, GraphError};
 use crate::opt::optimize;
@@ -28,6 +29,10 @@ pub struct PassConfig {
     /// Promotion of memory places to loop-carried values
     /// ([`crate::promote::promote`]), after the first optimizer run.
     pub promote: bool,
+    /// Closed forms of affine loops ([`crate::closed_form::closed_forms`]),
+    /// after speculation (a speculation site's branch may be the entry
+    /// test a closed form removes).
+    pub closed_forms: bool,
 }
 
 impl Default for PassConfig {
@@ -35,6 +40,7 @@ impl Default for PassConfig {
         PassConfig {
             branch_facts: true,
             promote: true,
+            closed_forms: true,
         }
     }
 }
@@ -54,6 +60,8 @@ pub struct PassStats {
     pub fold: FoldStats,
     /// Promotion of memory to loop-carried values.
     pub promoted: PromoteStats,
+    /// Closed forms of affine loops.
+    pub closed: ClosedFormStats,
 }
 
 /// Optimizes `g`: the worklist optimizer; promotion of memory places to
@@ -61,7 +69,8 @@ pub struct PassStats {
 /// replaced loads); facts from branches if `config`
 /// asks for them (loads with known values, implied guards); the optimizer again if they changed
 /// anything; `speculate` (which returns how many guards it made; the
-/// optimizer runs again if any); control folding, and the optimizer on
+/// optimizer runs again if any); closed forms of affine loops if `config`
+/// asks for them (and the optimizer if it found any); control folding, and the optimizer on
 /// what it exposed.
 ///
 /// The order matters for the patch log only in that replay must see the
@@ -94,6 +103,12 @@ pub fn standard(
     stats.speculated = speculate(g)?;
     if stats.speculated > 0 {
         opt(g, &mut stats)?;
+    }
+    if config.closed_forms {
+        stats.closed = closed_forms(g)?;
+        if stats.closed.loops > 0 {
+            opt(g, &mut stats)?;
+        }
     }
     // Branches the optimizer and the facts made constant: their dead
     // sides go.

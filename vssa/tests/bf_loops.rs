@@ -291,13 +291,18 @@ fn check(prog: &str) -> Result<(), TestCaseError> {
     };
     for simplify in [true, false] {
         let mut bf = build(prog, simplify);
-        for phase in ["built", "optimized", "promoted"] {
+        for phase in ["built", "optimized", "promoted", "closed"] {
             if phase == "optimized" {
                 let stats = vssa::optimize(&mut bf.g).unwrap();
                 prop_assert!(stats.converged);
             }
             if phase == "promoted" {
                 vssa::promote(&mut bf.g).unwrap();
+                let stats = vssa::optimize(&mut bf.g).unwrap();
+                prop_assert!(stats.converged);
+            }
+            if phase == "closed" {
+                vssa::closed_forms(&mut bf.g).unwrap();
                 let stats = vssa::optimize(&mut bf.g).unwrap();
                 prop_assert!(stats.converged);
             }

@@ -89,6 +89,10 @@ fn pass(name: &str) -> Option<Pass> {
             vssa::promote(g).map_err(|e| e.to_string())?;
             Ok(())
         },
+        "closed-forms" => |g| {
+            vssa::closed_forms(g).map_err(|e| e.to_string())?;
+            Ok(())
+        },
         "standard" => |g| {
             vssa::standard(g, vssa::PassConfig::default(), &mut |_| Ok(0))
                 .map_err(|e| e.to_string())?;
