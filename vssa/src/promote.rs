@@ -312,21 +312,30 @@ impl Walk {
             }
             seen.push(n);
             let op = g.op(n);
-            if let Some(&j) = self.loop_of_header.get(&n) {
+            // A loop's own node, or a phi on it: computed in the loop, or
+            // (another loop's) before this one; not looked into further.
+            let on_loop = match op {
+                Op::Phi { .. } if g.arity(n) > 0 => self.loop_of_header.get(&g.input(n, 0)),
+                _ => self.loop_of_header.get(&n),
+            };
+            if let Some(&j) = on_loop {
                 if Self::inside(loops, j, i) {
                     return false;
                 }
                 continue;
             }
-            match self.owner[n.index()] {
-                u32::MAX => {}
-                o if Self::inside(loops, o as usize, i) => return false,
-                _ => {}
+            if g.ty(n) == Type::Mem {
+                match self.owner[n.index()] {
+                    u32::MAX => continue,
+                    o if Self::inside(loops, o as usize, i) => return false,
+                    _ => continue,
+                }
             }
             if op.is_control() || matches!(op, Op::Start) {
                 continue;
             }
-            for k in 0..g.arity(n) {
+            let first = usize::from(matches!(op, Op::Phi { .. }));
+            for k in first..g.arity(n) {
                 stack.push(g.input(n, k));
             }
         }
