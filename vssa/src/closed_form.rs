@@ -291,6 +291,14 @@ impl Shape {
                 return None;
             }
         }
+        // A value not stored must not come from the loop's side of the
+        // test either: its final value is used above it.
+        for v in &self.values {
+            let stored = self.stores.iter().any(|&s| g.input(s, 3) == v.next);
+            if !stored && !matches!(g.op(v.entry), Op::Const { .. }) {
+                return None;
+            }
+        }
         for &p in &users[region.index()] {
             if !matches!(g.op(p), Op::Phi { .. }) || g.input(p, 0) != region {
                 continue;

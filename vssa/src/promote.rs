@@ -358,12 +358,12 @@ impl Walk {
         for &m in &l.chain {
             let made = self.new_loads.get(&m).unwrap_or(&none);
             for &u in users[m.index()].iter().chain(made) {
-                if g.resolve(u) != u || g.input(u, 1) != m {
-                    continue;
-                }
                 let Some(p) = Place::of_load(g, u) else {
                     continue;
                 };
+                if g.resolve(u) != u || g.input(u, 1) != m {
+                    continue;
+                }
                 match places.iter_mut().find(|(q, _)| *q == p) {
                     Some((_, v)) if !v.contains(&u) => v.push(u),
                     Some(_) => {}
