@@ -996,6 +996,22 @@ impl Checker {
         vssa::optimize(&mut g).map_err(|e| format!("optimize: {e}"))?;
         verify(&g, "optimized")?;
         same("optimized", &run_interp(&g, &plain.init, true, callees))?;
+        // Memory promoted to loop-carried values, then the optimizer.
+        let promoted = vssa::promote(&mut g).map_err(|e| format!("promote: {e}"))?;
+        if promoted.loads > 0 {
+            bump(&mut self.counters, "promote: loads replaced");
+        }
+        vssa::optimize(&mut g).map_err(|e| format!("optimize after promote: {e}"))?;
+        verify(&g, "promoted")?;
+        same("promoted", &run_interp(&g, &plain.init, true, callees))?;
+        // Closed forms of affine loops, then the optimizer.
+        let closed = vssa::closed_forms(&mut g).map_err(|e| format!("closed_forms: {e}"))?;
+        if closed.loops > 0 {
+            bump(&mut self.counters, "closed forms");
+        }
+        vssa::optimize(&mut g).map_err(|e| format!("optimize after closed forms: {e}"))?;
+        verify(&g, "closed forms")?;
+        same("closed forms", &run_interp(&g, &plain.init, true, callees))?;
         // Facts from branches, then the optimizer on what they exposed.
         let facts = vssa::branch_facts(&mut g).map_err(|e| format!("branch_facts: {e}"))?;
         if facts.loads > 0 {
@@ -1013,7 +1029,10 @@ impl Checker {
             bump(&mut self.counters, "guards hoisted");
         }
         verify(&g, "guards hoisted")?;
-        same("guards hoisted", &run_interp(&g, &plain.init, true))?;
+        same(
+            "guards hoisted",
+            &run_interp(&g, &plain.init, true, callees),
+        )?;
         vssa::optimize(&mut g).map_err(|e| format!("optimize after hoisting: {e}"))?;
         // Control folding, then the optimizer on what it exposed; the
         // native runs below compile the result.
@@ -1033,7 +1052,7 @@ impl Checker {
         let report = vssa_patch::replay(&mut again, &log);
         if !report.complete() || vssa::live_graph_key(&again) != vssa::live_graph_key(&g) {
             return Err(format!(
-                "patch log of optimize + branch_facts + hoist_guards + fold_control: {} of {} patches applied ({} stale, \
+                "patch log of optimize + promote + closed_forms + branch_facts + hoist_guards + fold_control: {} of {} patches applied ({} stale, \
                  {} conflicting), live graphs {}",
                 report.applied,
                 report.outcomes.len(),

@@ -488,6 +488,8 @@ pub fn middle_end(
         branch_facts: false,
         load_facts: false,
         hoist_guards: true,
+        promote: true,
+        closed_forms: true,
     };
     Ok(vssa::standard(graph, passes, &mut speculate_sites)?.speculated)
 }

@@ -32,7 +32,8 @@ pub struct NewNode {
     pub addr: Addr,
     pub op: Op,
     pub ty: Type,
-    /// Input addresses, in input order (new nodes have no back edge).
+    /// Input addresses, in input order; a new loop phi's back edge is its
+    /// third (replay builds the phi on the first two, then sets it).
     pub inputs: RecipeInputs,
 }
 
@@ -72,9 +73,10 @@ impl Patch {
 /// Why a graph's changes cannot be written as patches.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RecordError {
-    /// The pass created a node whose back edge is not hashed (a `Loop` or a
-    /// `Phi` on a `Loop`): its address does not say what it is, so no
-    /// recipe could rebuild it. The optimizer never does this today.
+    /// The pass created a `Loop` (whose back edge is not hashed, so no
+    /// recipe could rebuild it), or a `Phi` on a `Loop` without its back
+    /// edge. New loop phis with their back edge set are recorded (loop
+    /// promotion makes them).
     CycleNode { node: NodeId, op: Op },
     /// The graph has fewer nodes or replacements than when recording began:
     /// it is not the graph the recorder was started on.
@@ -231,7 +233,9 @@ impl Recorder {
         for i in base..n {
             let id = NodeId::from_index(i);
             let op = g.op(id);
-            if matches!(op, Op::Loop { .. }) || g.is_loop_phi(id) {
+            // A new loop phi is recorded with its back edge as a third
+            // input (replay sets it); a new loop could not be rebuilt.
+            if matches!(op, Op::Loop { .. }) || (built_on_loop(g, id) && g.arity(id) < 3) {
                 return Err(RecordError::CycleNode { node: id, op });
             }
             for &x in g.node(id).raw_inputs() {
@@ -241,6 +245,20 @@ impl Recorder {
         }
         for k in (0..pos.len().saturating_sub(1)).rev() {
             pos[k] = pos[k].min(pos[k + 1]);
+        }
+        // A new loop phi's back edge, built after it, is rebuilt in the
+        // same patch (replay sets back edges once a patch's nodes exist).
+        for i in base..n {
+            let id = NodeId::from_index(i);
+            let Some(b) = built_on_loop(g, id)
+                .then(|| g.node(id).raw_inputs().get(2))
+                .flatten()
+            else {
+                continue;
+            };
+            for k in i + 1..=b.index() {
+                pos[k - base] = pos[k - base].min(pos[i - base]);
+            }
         }
         Ok(Timeline { repls, base, pos })
     }
@@ -262,6 +280,16 @@ impl Recorder {
     pub fn full_log(&self, g: &Graph) -> Result<crate::Log, RecordError> {
         Ok(crate::Log::sealed(self.program, self.finish(g)?))
     }
+}
+
+/// A phi built on a `Loop` (which a later pass may have replaced: what
+/// counts is what replay builds it on).
+fn built_on_loop(g: &Graph, id: NodeId) -> bool {
+    matches!(g.op(id), Op::Phi { .. })
+        && g.node(id)
+            .raw_inputs()
+            .first()
+            .is_some_and(|&r| matches!(g.op(r), Op::Loop { .. }))
 }
 
 /// The replacements made since [`Recorder::start`] and where each new node

@@ -208,6 +208,8 @@ struct Scratch {
     srcs: Vec<Src>,
     built: Vec<NodeId>,
     inputs: Vec<NodeId>,
+    /// New loop phis (index into `built`) and their back edges.
+    backs: Vec<(usize, Src)>,
 }
 
 /// One patch: check everything first, so that a skipped patch changes
@@ -220,12 +222,23 @@ fn apply(g: &mut Graph, p: &Patch, s: &mut Scratch, trusted: bool) -> Outcome {
     };
     let small = p.nodes.len() <= SMALL_RECIPE;
     s.srcs.clear();
+    s.backs.clear();
     for (k, n) in p.nodes.iter().enumerate() {
         if matches!(n.op, Op::Loop { .. }) {
             return conflict(format!("new node {} is a loop", n.addr.short()));
         }
+        let mut on_loop = false;
         for (slot, a) in n.inputs.iter().enumerate() {
-            let early = if small { in_recipe(p, k, a) } else { None };
+            // A loop phi's back edge (its third input, not hashed) may be
+            // built later in the same recipe: it is set after them all.
+            let back = on_loop && slot == 2;
+            let early = if back {
+                in_recipe(p, p.nodes.len(), a)
+            } else if small {
+                in_recipe(p, k, a)
+            } else {
+                None
+            };
             let src = match early
                 .map(Src::Recipe)
                 .or_else(|| g.lookup(a).map(Src::Graph))
@@ -238,15 +251,18 @@ fn apply(g: &mut Graph, p: &Patch, s: &mut Scratch, trusted: bool) -> Outcome {
                             n.addr.short()
                         ));
                     }
-                    // A phi on a loop would need a back edge no recipe carries.
+                    // A phi on a loop carries its back edge as a third input.
                     if slot == 0
                         && matches!(n.op, Op::Phi { .. })
                         && matches!(g.op(id), Op::Loop { .. })
                     {
-                        return conflict(format!(
-                            "new node {} would be a loop phi",
-                            n.addr.short()
-                        ));
+                        if n.inputs.len() != 3 {
+                            return conflict(format!(
+                                "new loop phi {} has no back edge",
+                                n.addr.short()
+                            ));
+                        }
+                        on_loop = true;
                     }
                     Src::Graph(id)
                 }
@@ -292,14 +308,26 @@ fn apply(g: &mut Graph, p: &Patch, s: &mut Scratch, trusted: bool) -> Outcome {
     s.built.clear();
     let mut next = 0;
     for n in &p.nodes {
+        let srcs = &s.srcs[next..next + n.inputs.len()];
+        next += n.inputs.len();
+        // A loop phi (on a loop of the graph: recipes build no loops) is
+        // built on its first two inputs; its back edge is set below.
+        let on_loop = matches!(n.op, Op::Phi { .. })
+            && matches!(srcs.first(), Some(&Src::Graph(r)) if matches!(g.op(r), Op::Loop { .. }));
+        let hashed = match (on_loop, srcs.get(2)) {
+            (true, Some(&b)) => {
+                s.backs.push((s.built.len(), b));
+                2
+            }
+            _ => srcs.len(),
+        };
         s.inputs.clear();
-        for src in &s.srcs[next..next + n.inputs.len()] {
+        for src in &srcs[..hashed] {
             s.inputs.push(match *src {
                 Src::Graph(id) => id,
                 Src::Recipe(j) => s.built[j],
             });
         }
-        next += n.inputs.len();
         let built = if trusted {
             g.intern_recorded(n.op, n.ty, &s.inputs, n.addr)
         } else {
@@ -316,6 +344,27 @@ fn apply(g: &mut Graph, p: &Patch, s: &mut Scratch, trusted: bool) -> Outcome {
             Err(e) => return conflict(format!("new node {}: {e}", n.addr.short())),
         }
     }
+    for &(k, src) in &s.backs {
+        let phi = s.built[k];
+        let value = match src {
+            Src::Graph(id) => id,
+            Src::Recipe(j) => s.built[j],
+        };
+        match g.back_input(phi) {
+            None => {
+                if let Err(e) = g.set_back_input(phi, value) {
+                    return conflict(format!("loop phi {}: {e}", g.addr(phi).short()));
+                }
+            }
+            Some(b) if b == g.resolve(value) => {}
+            Some(_) => {
+                return conflict(format!(
+                    "loop phi {} already has another back edge",
+                    g.addr(phi).short()
+                ))
+            }
+        }
+    }
     let by = match by {
         Src::Graph(id) => id,
         Src::Recipe(j) => s.built[j],
@@ -327,7 +376,7 @@ fn apply(g: &mut Graph, p: &Patch, s: &mut Scratch, trusted: bool) -> Outcome {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::tests::sample;
     use crate::model::Recorder;
@@ -343,6 +392,70 @@ mod tests {
 
     fn live_addrs(g: &Graph) -> Vec<Addr> {
         g.live_nodes().into_iter().map(|n| g.addr(n)).collect()
+    }
+
+    /// Brainfuck `[>[->+<]<-]` as plain loads and stores: promotion makes
+    /// loop phis (with back edges) on both loops and region phis after the
+    /// inner one.
+    pub(crate) const NESTED: &str = "n0 tuple = start
+n1 ctrl = proj 0 n0
+n2 mem = proj 1 n0
+n3 ptr = proj 2 n0
+n4 i8 = load +0 n1, n2, n3
+n5 tuple = if n1, n4
+n6 ctrl = proj 0 n5
+n7 ctrl = proj 1 n5
+n8 ctrl = loop #1 n6, n51
+n9 mem = phi #2 n8, n2, n48
+n10 i8 = load +1 n8, n9, n3
+n11 tuple = if n8, n10
+n12 ctrl = proj 0 n11
+n13 ctrl = proj 1 n11
+n14 ctrl = loop #3 n12, n29
+n15 mem = phi #4 n14, n9, n27
+n16 i8 = load +1 n14, n15, n3
+n17 i8 = const -1
+n18 i8 = add n16, n17
+n19 mem = store +1 n14, n15, n3, n18
+n20 i8 = load +2 n14, n19, n3
+n21 i8 = const 1
+n22 i8 = add n20, n21
+n27 mem = store +2 n14, n19, n3, n22
+n28 tuple = if n14, n18
+n29 ctrl = proj 0 n28
+n30 ctrl = proj 1 n28
+n40 ctrl = region n13, n30
+n41 mem = phi #5 n40, n9, n27
+n42 i8 = load +0 n40, n41, n3
+n43 i8 = add n42, n17
+n48 mem = store +0 n40, n41, n3, n43
+n50 tuple = if n40, n43
+n51 ctrl = proj 0 n50
+n52 ctrl = proj 1 n50
+n60 ctrl = region n7, n52
+n61 mem = phi #6 n60, n2, n48
+n62 i8 = load +2 n60, n61, n3
+n63 ctrl = return n60, n61, n62
+n64 ctrl = end n63
+";
+
+    #[test]
+    fn new_loop_phis_replay_with_their_back_edges() {
+        let mut opt = vssa::parse(NESTED).unwrap();
+        let rec = Recorder::start(&opt);
+        vssa::optimize(&mut opt).unwrap();
+        let promoted = vssa::promote(&mut opt).unwrap();
+        assert!(promoted.values >= 4, "{promoted:?}");
+        vssa::optimize(&mut opt).unwrap();
+        for log in [rec.log(&opt).unwrap(), rec.full_log(&opt).unwrap()] {
+            // Through the text form too: the back edge is the third input.
+            let log = Log::parse(log.to_text().as_bytes(), "t").unwrap();
+            let mut g = vssa::parse(NESTED).unwrap();
+            let r = replay(&mut g, &log);
+            assert!(r.complete(), "{r:?}");
+            vssa::verify(&g).unwrap();
+            assert_eq!(vssa::live_graph_key(&g), vssa::live_graph_key(&opt));
+        }
     }
 
     #[test]

@@ -277,6 +277,11 @@ struct Scratch {
     srcs: Vec<Src>,
     built: Vec<NodeId>,
     inputs: Vec<NodeId>,
+    /// Back edges of new loop phis, found once the whole recipe is known:
+    /// their place in `srcs` and their table entry.
+    later: Vec<(usize, u32)>,
+    /// New loop phis (index into `built`) and their back edges.
+    backs: Vec<(usize, Src)>,
 }
 
 /// One patch, checked whole before anything is built (as
@@ -300,13 +305,23 @@ fn apply(
     let table = slots.table;
     let addr = |i: u32| table[i as usize];
     s.srcs.clear();
+    s.later.clear();
+    s.backs.clear();
     let mut at = 0;
     for (k, n) in nodes.iter().enumerate() {
         if matches!(n.op, Op::Loop { .. }) {
             return conflict(format!("new node {} is a loop", addr(n.addr).short()));
         }
         let end = n.inputs_end as usize - base;
+        let mut on_loop = false;
         for (slot, &i) in inputs[at..end].iter().enumerate() {
+            // A loop phi's back edge (its third input, not hashed) may be
+            // built later in the same recipe: found once all are known.
+            if on_loop && slot == 2 {
+                s.later.push((s.srcs.len(), i));
+                s.srcs.push(Src::Recipe(usize::MAX));
+                continue;
+            }
             let src = match slots.recipe(p, i) {
                 Some(j) => Src::Recipe(j),
                 None => match slots.node(g, i) {
@@ -318,15 +333,18 @@ fn apply(
                                 addr(n.addr).short()
                             ));
                         }
-                        // A phi on a loop would need a back edge no recipe carries.
+                        // A phi on a loop carries its back edge as a third input.
                         if slot == 0
                             && matches!(n.op, Op::Phi { .. })
                             && matches!(g.op(id), Op::Loop { .. })
                         {
-                            return conflict(format!(
-                                "new node {} would be a loop phi",
-                                addr(n.addr).short()
-                            ));
+                            if end - at != 3 {
+                                return conflict(format!(
+                                    "new loop phi {} has no back edge",
+                                    addr(n.addr).short()
+                                ));
+                            }
+                            on_loop = true;
                         }
                         Src::Graph(id)
                     }
@@ -341,6 +359,21 @@ fn apply(
         let slot = &mut slots.slots[n.addr as usize];
         slot.patch = p as u32 + 1;
         slot.k = k as u32;
+    }
+    for &(at, i) in &s.later {
+        s.srcs[at] = match slots.recipe(p, i) {
+            Some(j) => Src::Recipe(j),
+            None => match slots.node(g, i) {
+                Some(id) if g.resolve(id) != id => {
+                    return conflict(format!(
+                        "back edge {} of a new loop phi is already replaced",
+                        addr(i).short()
+                    ))
+                }
+                Some(id) => Src::Graph(id),
+                None => return slots.stale(i),
+            },
+        };
     }
     let by = match slots.recipe(p, tp.by) {
         Some(j) => Src::Recipe(j),
@@ -373,14 +406,26 @@ fn apply(
         let end = n.inputs_end as usize - base;
         let count = end - at;
         at = end;
+        let srcs = &s.srcs[next..next + count];
+        next += count;
+        // A loop phi (on a loop of the graph: recipes build no loops) is
+        // built on its first two inputs; its back edge is set below.
+        let on_loop = matches!(n.op, Op::Phi { .. })
+            && matches!(srcs.first(), Some(&Src::Graph(r)) if matches!(g.op(r), Op::Loop { .. }));
+        let hashed = match (on_loop, srcs.get(2)) {
+            (true, Some(&b)) => {
+                s.backs.push((s.built.len(), b));
+                2
+            }
+            _ => srcs.len(),
+        };
         s.inputs.clear();
-        for src in &s.srcs[next..next + count] {
+        for src in &srcs[..hashed] {
             s.inputs.push(match *src {
                 Src::Graph(id) => id,
                 Src::Recipe(j) => s.built[j],
             });
         }
-        next += count;
         let want = addr(n.addr);
         let built = if trusted {
             g.intern_recorded(n.op, n.ty, &s.inputs, want)
@@ -399,6 +444,27 @@ fn apply(
                 ))
             }
             Err(e) => return conflict(format!("new node {}: {e}", want.short())),
+        }
+    }
+    for &(k, src) in &s.backs {
+        let phi = s.built[k];
+        let value = match src {
+            Src::Graph(id) => id,
+            Src::Recipe(j) => s.built[j],
+        };
+        match g.back_input(phi) {
+            None => {
+                if let Err(e) = g.set_back_input(phi, value) {
+                    return conflict(format!("loop phi {}: {e}", g.addr(phi).short()));
+                }
+            }
+            Some(b) if b == g.resolve(value) => {}
+            Some(_) => {
+                return conflict(format!(
+                    "loop phi {} already has another back edge",
+                    g.addr(phi).short()
+                ))
+            }
         }
     }
     let by = match by {
@@ -436,6 +502,26 @@ mod tests {
         assert_eq!(crate::replay(&mut h, &log), r);
         assert_eq!(g.replacements(), h.replacements());
         assert_eq!(book.unit(&log.program), Some(&log));
+    }
+
+    #[test]
+    fn promoted_loop_phis_replay_from_the_table() {
+        // Promotion builds loop phis whose back edge is a third input,
+        // sometimes a node built later in the same recipe.
+        let src = crate::replay::tests::NESTED;
+        let mut opt = vssa::parse(src).unwrap();
+        let rec = Recorder::start(&opt);
+        vssa::optimize(&mut opt).unwrap();
+        assert!(vssa::promote(&mut opt).unwrap().values >= 4);
+        vssa::optimize(&mut opt).unwrap();
+        let log = rec.log(&opt).unwrap();
+        let book = as_table(&log);
+        let mut g = vssa::parse(src).unwrap();
+        let rec = Recorder::start(&g);
+        let r = book.replay_unit(&mut g, &rec).unwrap();
+        assert!(r.complete() && r.applied == log.patches.len(), "{r:?}");
+        vssa::verify(&g).unwrap();
+        assert_eq!(vssa::live_graph_key(&g), vssa::live_graph_key(&opt));
     }
 
     #[test]

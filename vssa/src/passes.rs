@@ -7,10 +7,12 @@
 //! profile and lives in `vssa-deopt`; the driver passes it in as a hook.
 
 use crate::branch_facts::{branch_facts_of, FactKinds, FactStats};
+use crate::closed_form::{closed_forms, ClosedFormStats};
 use crate::control_fold::{fold_control, FoldStats};
 use crate::graph::{Graph, GraphError};
 use crate::guard_hoist::{hoist_guards, HoistStats};
 use crate::opt::optimize;
+use crate::promote::{promote, PromoteStats};
 
 /// Rounds of facts and folding at most (each round after the first only
 /// if the one before folded something). Folding a merge lets facts reach
@@ -33,6 +35,13 @@ pub struct PassConfig {
     /// Guard hoisting ([`hoist_guards`]): loop-invariant guards at the top
     /// of a loop move in front of it.
     pub hoist_guards: bool,
+    /// Promotion of memory places to loop-carried values
+    /// ([`crate::promote::promote`]), after the first optimizer run.
+    pub promote: bool,
+    /// Closed forms of affine loops ([`crate::closed_form::closed_forms`]),
+    /// after speculation (a speculation site's branch may be the entry
+    /// test a closed form removes).
+    pub closed_forms: bool,
 }
 
 impl Default for PassConfig {
@@ -41,6 +50,8 @@ impl Default for PassConfig {
             branch_facts: true,
             load_facts: true,
             hoist_guards: true,
+            promote: true,
+            closed_forms: true,
         }
     }
 }
@@ -69,13 +80,20 @@ pub struct PassStats {
     pub speculated: usize,
     /// Control folding.
     pub fold: FoldStats,
+    /// Promotion of memory to loop-carried values.
+    pub promoted: PromoteStats,
+    /// Closed forms of affine loops.
+    pub closed: ClosedFormStats,
 }
 
-/// Optimizes `g`: the worklist optimizer; facts from branches if `config`
-/// asks for them (loads with known values, implied guards); guard
-/// hoisting if it asks for it; the optimizer again after each if they changed
+/// Optimizes `g`: the worklist optimizer; promotion of memory places to
+/// loop-carried values if `config` asks for it (the optimizer again if it
+/// replaced loads); facts from branches if `config` asks for them (loads
+/// with known values, implied guards); guard hoisting if it asks for it;
+/// the optimizer again after each if they changed
 /// anything; `speculate` (which returns how many guards it made; the
-/// optimizer runs again if any); control folding, and the optimizer on
+/// optimizer runs again if any); closed forms of affine loops if `config`
+/// asks for them (and the optimizer if it found any); control folding, and the optimizer on
 /// what it exposed.
 ///
 /// The order matters for the patch log only in that replay must see the
@@ -93,6 +111,12 @@ pub fn standard(
         Ok(())
     };
     opt(g, &mut stats)?;
+    if config.promote {
+        stats.promoted = promote(g)?;
+        if stats.promoted.loads > 0 {
+            opt(g, &mut stats)?;
+        }
+    }
     if config.branch_facts {
         stats.facts = branch_facts_of(g, config.fact_kinds())?;
         // A guard removed gives the peepholes nothing new; a known load may.
@@ -111,6 +135,12 @@ pub fn standard(
     stats.speculated = speculate(g)?;
     if stats.speculated > 0 {
         opt(g, &mut stats)?;
+    }
+    if config.closed_forms {
+        stats.closed = closed_forms(g)?;
+        if stats.closed.loops > 0 {
+            opt(g, &mut stats)?;
+        }
     }
     // Branches the optimizer and the facts made constant: their dead
     // sides go.

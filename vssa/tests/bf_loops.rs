@@ -291,8 +291,18 @@ fn check(prog: &str) -> Result<(), TestCaseError> {
     };
     for simplify in [true, false] {
         let mut bf = build(prog, simplify);
-        for phase in ["built", "optimized"] {
+        for phase in ["built", "optimized", "promoted", "closed"] {
             if phase == "optimized" {
+                let stats = vssa::optimize(&mut bf.g).unwrap();
+                prop_assert!(stats.converged);
+            }
+            if phase == "promoted" {
+                vssa::promote(&mut bf.g).unwrap();
+                let stats = vssa::optimize(&mut bf.g).unwrap();
+                prop_assert!(stats.converged);
+            }
+            if phase == "closed" {
+                vssa::closed_forms(&mut bf.g).unwrap();
                 let stats = vssa::optimize(&mut bf.g).unwrap();
                 prop_assert!(stats.converged);
             }
@@ -400,6 +410,9 @@ fn deeply_nested_loops() {
         vssa::verify(&bf.g).unwrap();
         let stats = vssa::optimize(&mut bf.g).unwrap();
         assert!(stats.converged);
+        let promoted = vssa::promote(&mut bf.g).unwrap();
+        // Only the innermost loops are low enough to carry values.
+        assert!(promoted.loops <= vssa::MAX_PROMOTE_HEIGHT, "{promoted:?}");
         vssa::verify(&bf.g).unwrap();
         let _ = vssa::print::print(&bf.g);
         let _ = vssa::dot::to_dot(&bf.g, "deep");

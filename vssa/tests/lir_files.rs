@@ -26,6 +26,43 @@ use vssa::Graph;
 
 const EXPECT: &str = "; expect:";
 const RUN: &str = "; run:";
+/// `; interp: ARGS | BYTES`: run the graph before and after the passes
+/// with these parameters on a memory of 256 bytes at [`MEM_BASE`] that
+/// starts with BYTES (the rest 0); result and memory must agree.
+const INTERP: &str = "; interp:";
+const MEM_BASE: i64 = 4096;
+
+/// Numbers separated by spaces or commas.
+fn numbers(text: &str) -> Result<Vec<i64>, String> {
+    text.split([' ', ','])
+        .filter(|w| !w.is_empty())
+        .map(|w| w.parse().map_err(|_| format!("`{w}` is not a number")))
+        .collect()
+}
+
+/// Runs `before` and `after` on the `; interp:` line's input (see [`INTERP`]).
+fn same_run(before: &Graph, after: &Graph, line: &str) -> Result<(), String> {
+    let (args, bytes) = line.split_once('|').unwrap_or((line, ""));
+    let args = numbers(args)?;
+    let mut start = vec![0u8; 256];
+    for (k, b) in numbers(bytes)?.into_iter().enumerate().take(256) {
+        start[k] = b as u8;
+    }
+    let run = |g: &Graph| {
+        let mut mem = vssa::interp::Memory::from_bytes(MEM_BASE, start.clone());
+        let r = vssa::interp::eval(g, &args, &mut mem, &mut |_, a| a.len() as i64, 1_000_000)
+            .map_err(|e| e.to_string());
+        (r, mem.bytes().to_vec())
+    };
+    let (want, got) = (run(before), run(after));
+    if want != got {
+        return Err(format!(
+            "interp `{line}`: before the passes {:?}, after {:?}",
+            want.0, got.0
+        ));
+    }
+    Ok(())
+}
 
 /// A pass a file may name.
 type Pass = fn(&mut Graph) -> Result<(), String>;
@@ -50,6 +87,14 @@ fn pass(name: &str) -> Option<Pass> {
         },
         "hoist-guards" => |g| {
             vssa::hoist_guards(g).map_err(|e| e.to_string())?;
+            Ok(())
+        },
+        "promote" => |g| {
+            vssa::promote(g).map_err(|e| e.to_string())?;
+            Ok(())
+        },
+        "closed-forms" => |g| {
+            vssa::closed_forms(g).map_err(|e| e.to_string())?;
             Ok(())
         },
         "standard" => |g| {
@@ -92,10 +137,14 @@ fn run_file(text: &str) -> Result<String, String> {
     };
     let mut g = parsed.map_err(|e| format!("input: {e}"))?;
     verify(&g, "parsing")?;
+    let before = g.clone();
     for &name in &passes[usize::from(building)..] {
         let run = pass(name).ok_or_else(|| format!("unknown pass `{name}`"))?;
         run(&mut g).map_err(|e| format!("{name}: {e}"))?;
         verify(&g, name)?;
+    }
+    for line in input.lines().filter_map(|l| l.trim().strip_prefix(INTERP)) {
+        same_run(&before, &g, line)?;
     }
     Ok(print(&g))
 }
