@@ -1080,7 +1080,7 @@ impl Checker {
         verify(&plain_hoisted, "plain, guards hoisted")?;
         same(
             "plain, guards hoisted",
-            &run_interp(&plain_hoisted, &plain.init, true),
+            &run_interp(&plain_hoisted, &plain.init, true, callees),
         )?;
         // Folding the graph built without peepholes (branches on constants
         // the peepholes would have folded at construction).

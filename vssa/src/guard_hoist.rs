@@ -279,6 +279,13 @@ fn hoist_one(
     match from_if {
         None => {
             let hoisted = g.build(Op::Guard { reason }, Type::Ctrl, &[at, cond, entry_frame])?;
+            if hoisted == enter {
+                // The loop is entered through this very guard (same
+                // condition, same entry state): the one at the top is
+                // implied. Rebuilding `enter` on itself would be a cycle.
+                g.replace(guard, g.input(guard, 0))?;
+                return Ok(true);
+            }
             let (ec, ef) = (g.input(enter, 1), g.input(enter, 2));
             let kept = g.build(g.op(enter), Type::Ctrl, &[hoisted, ec, ef])?;
             if kept == enter || hoisted == at {
@@ -406,6 +413,28 @@ n31 ctrl = end n30
         assert_eq!(run(&after, 101, 1).0, Err((7, vec![0])));
         // Not entered: no deopt, whatever x is.
         assert_eq!(run(&after, 101, 0).0, Ok(0));
+    }
+
+    #[test]
+    fn a_guard_the_loop_is_entered_through_is_not_rebuilt_on_itself() {
+        // The loop is entered through `guard(x <= 100)` with the loop's
+        // entry state, the same guard its top holds (as Brainfuck builds
+        // a walk whose checks can never pass): the top one just goes.
+        let src = COUNTING
+            .replace("n9 ctrl = loop #1 n7, n25", "n9 ctrl = loop #1 n40, n25")
+            .replace(
+                "n29 i32 = const 0",
+                "n29 i32 = const 0\nn41 frame = framestate @7 n2, n10\nn40 ctrl = guard r1 n7, n14, n41",
+            );
+        let before = parse(&src).unwrap();
+        let mut after = parse(&src).unwrap();
+        assert_eq!(hoist_guards(&mut after).unwrap().hoisted, 1);
+        crate::verify::verify(&after).unwrap();
+        for x in [-1, 0, 100, 101] {
+            for v in [0, 1] {
+                assert_eq!(run(&before, x, v), run(&after, x, v), "x = {x}, v = {v}");
+            }
+        }
     }
 
     #[test]

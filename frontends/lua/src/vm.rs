@@ -1352,11 +1352,12 @@ impl Vm {
                     float_mod(a, b)
                 }
             }
+            // As lua5.4's `luai_numpow`: squares multiply, the rest is C's
+            // `pow` (not `sqrt` for 0.5: `pow(-0.0, 0.5)` is `0.0`,
+            // `pow(-inf, 0.5)` is `inf`).
             Pow => {
                 if b == 2.0 {
                     a * a
-                } else if b == 0.5 {
-                    a.sqrt()
                 } else {
                     a.powf(b)
                 }
