@@ -186,9 +186,60 @@ pub(crate) fn conflict(reason: impl Into<String>) -> Outcome {
 /// Where a recipe input comes from: a node already in the graph, or the
 /// `k`-th new node of the same recipe.
 #[derive(Clone, Copy)]
-enum Src {
+pub(crate) enum Src {
     Graph(NodeId),
     Recipe(usize),
+}
+
+impl Src {
+    /// The node, once the recipe's nodes so far are `built`.
+    pub(crate) fn node(self, built: &[NodeId]) -> NodeId {
+        match self {
+            Src::Graph(id) => id,
+            Src::Recipe(j) => built[j],
+        }
+    }
+}
+
+/// How many of a new node's inputs `srcs` its address hashes: a phi on a
+/// loop of the graph (recipes build no loops) is built on its first two,
+/// its back edge (returned) set once the whole recipe is built.
+pub(crate) fn hashed_inputs(g: &Graph, op: Op, srcs: &[Src]) -> (usize, Option<Src>) {
+    let on_loop = matches!(op, Op::Phi { .. })
+        && matches!(srcs.first(), Some(&Src::Graph(r)) if matches!(g.op(r), Op::Loop { .. }));
+    match (on_loop, srcs.get(2)) {
+        (true, Some(&b)) => (2, Some(b)),
+        _ => (srcs.len(), None),
+    }
+}
+
+/// Sets the back edges of the new loop phis a recipe built: `backs` holds
+/// each phi's index in `built` and its back edge. A phi that has one
+/// already (replaying twice) must have the same.
+pub(crate) fn set_back_edges(
+    g: &mut Graph,
+    built: &[NodeId],
+    backs: &[(usize, Src)],
+) -> Result<(), Outcome> {
+    for &(k, src) in backs {
+        let phi = built[k];
+        let value = src.node(built);
+        match g.back_input(phi) {
+            None => {
+                if let Err(e) = g.set_back_input(phi, value) {
+                    return Err(conflict(format!("loop phi {}: {e}", g.addr(phi).short())));
+                }
+            }
+            Some(b) if b == g.resolve(value) => {}
+            Some(_) => {
+                return Err(conflict(format!(
+                    "loop phi {} already has another back edge",
+                    g.addr(phi).short()
+                )))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The index of `a` among the first `upto` recipe nodes, if there.
@@ -310,24 +361,13 @@ fn apply(g: &mut Graph, p: &Patch, s: &mut Scratch, trusted: bool) -> Outcome {
     for n in &p.nodes {
         let srcs = &s.srcs[next..next + n.inputs.len()];
         next += n.inputs.len();
-        // A loop phi (on a loop of the graph: recipes build no loops) is
-        // built on its first two inputs; its back edge is set below.
-        let on_loop = matches!(n.op, Op::Phi { .. })
-            && matches!(srcs.first(), Some(&Src::Graph(r)) if matches!(g.op(r), Op::Loop { .. }));
-        let hashed = match (on_loop, srcs.get(2)) {
-            (true, Some(&b)) => {
-                s.backs.push((s.built.len(), b));
-                2
-            }
-            _ => srcs.len(),
-        };
-        s.inputs.clear();
-        for src in &srcs[..hashed] {
-            s.inputs.push(match *src {
-                Src::Graph(id) => id,
-                Src::Recipe(j) => s.built[j],
-            });
+        let (hashed, back) = hashed_inputs(g, n.op, srcs);
+        if let Some(b) = back {
+            s.backs.push((s.built.len(), b));
         }
+        s.inputs.clear();
+        s.inputs
+            .extend(srcs[..hashed].iter().map(|src| src.node(&s.built)));
         let built = if trusted {
             g.intern_recorded(n.op, n.ty, &s.inputs, n.addr)
         } else {
@@ -344,32 +384,10 @@ fn apply(g: &mut Graph, p: &Patch, s: &mut Scratch, trusted: bool) -> Outcome {
             Err(e) => return conflict(format!("new node {}: {e}", n.addr.short())),
         }
     }
-    for &(k, src) in &s.backs {
-        let phi = s.built[k];
-        let value = match src {
-            Src::Graph(id) => id,
-            Src::Recipe(j) => s.built[j],
-        };
-        match g.back_input(phi) {
-            None => {
-                if let Err(e) = g.set_back_input(phi, value) {
-                    return conflict(format!("loop phi {}: {e}", g.addr(phi).short()));
-                }
-            }
-            Some(b) if b == g.resolve(value) => {}
-            Some(_) => {
-                return conflict(format!(
-                    "loop phi {} already has another back edge",
-                    g.addr(phi).short()
-                ))
-            }
-        }
+    if let Err(o) = set_back_edges(g, &s.built, &s.backs) {
+        return o;
     }
-    let by = match by {
-        Src::Graph(id) => id,
-        Src::Recipe(j) => s.built[j],
-    };
-    match g.replace(target, by) {
+    match g.replace(target, by.node(&s.built)) {
         Ok(()) => Outcome::Applied,
         Err(e) => conflict(e.to_string()),
     }

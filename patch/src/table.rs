@@ -17,7 +17,9 @@
 
 use crate::format::Log;
 use crate::model::{NewNode, Patch, PatchNodes, RecipeInputs};
-use crate::replay::{conflict, mismatch, Outcome, ReplayReport};
+use crate::replay::{
+    conflict, hashed_inputs, mismatch, set_back_edges, Outcome, ReplayReport, Src,
+};
 use vssa::{Addr, Graph, NodeId, Op, Type};
 
 /// One patch: replace `target` by `by` (table indexes) after building the
@@ -165,14 +167,6 @@ struct Slot {
 }
 
 const UNKNOWN: u32 = u32::MAX;
-
-/// Where a recipe input comes from: a node already in the graph, or the
-/// `k`-th new node of the same recipe.
-#[derive(Clone, Copy)]
-enum Src {
-    Graph(NodeId),
-    Recipe(usize),
-}
 
 /// Table entries' ids, found once each.
 struct Slots<'t> {
@@ -408,24 +402,13 @@ fn apply(
         at = end;
         let srcs = &s.srcs[next..next + count];
         next += count;
-        // A loop phi (on a loop of the graph: recipes build no loops) is
-        // built on its first two inputs; its back edge is set below.
-        let on_loop = matches!(n.op, Op::Phi { .. })
-            && matches!(srcs.first(), Some(&Src::Graph(r)) if matches!(g.op(r), Op::Loop { .. }));
-        let hashed = match (on_loop, srcs.get(2)) {
-            (true, Some(&b)) => {
-                s.backs.push((s.built.len(), b));
-                2
-            }
-            _ => srcs.len(),
-        };
-        s.inputs.clear();
-        for src in &srcs[..hashed] {
-            s.inputs.push(match *src {
-                Src::Graph(id) => id,
-                Src::Recipe(j) => s.built[j],
-            });
+        let (hashed, back) = hashed_inputs(g, n.op, srcs);
+        if let Some(b) = back {
+            s.backs.push((s.built.len(), b));
         }
+        s.inputs.clear();
+        s.inputs
+            .extend(srcs[..hashed].iter().map(|src| src.node(&s.built)));
         let want = addr(n.addr);
         let built = if trusted {
             g.intern_recorded(n.op, n.ty, &s.inputs, want)
@@ -446,32 +429,10 @@ fn apply(
             Err(e) => return conflict(format!("new node {}: {e}", want.short())),
         }
     }
-    for &(k, src) in &s.backs {
-        let phi = s.built[k];
-        let value = match src {
-            Src::Graph(id) => id,
-            Src::Recipe(j) => s.built[j],
-        };
-        match g.back_input(phi) {
-            None => {
-                if let Err(e) = g.set_back_input(phi, value) {
-                    return conflict(format!("loop phi {}: {e}", g.addr(phi).short()));
-                }
-            }
-            Some(b) if b == g.resolve(value) => {}
-            Some(_) => {
-                return conflict(format!(
-                    "loop phi {} already has another back edge",
-                    g.addr(phi).short()
-                ))
-            }
-        }
+    if let Err(o) = set_back_edges(g, &s.built, &s.backs) {
+        return o;
     }
-    let by = match by {
-        Src::Graph(id) => id,
-        Src::Recipe(j) => s.built[j],
-    };
-    match g.replace(target, by) {
+    match g.replace(target, by.node(&s.built)) {
         Ok(()) => Outcome::Applied,
         Err(e) => conflict(e.to_string()),
     }
