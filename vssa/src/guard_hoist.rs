@@ -127,12 +127,7 @@ fn loop_above(g: &Graph, guard: NodeId) -> Option<NodeId> {
 /// a call's (through its projections), a phi's region.
 fn pinned_at(g: &Graph, n: NodeId) -> Option<NodeId> {
     match g.op(n) {
-        Op::Load { .. }
-        | Op::ClassLoad { .. }
-        | Op::Store { .. }
-        | Op::ClassStore { .. }
-        | Op::Call { .. }
-        | Op::Phi { .. } => (g.arity(n) > 0).then(|| g.input(n, 0)),
+        op if op.is_pinned() => (g.arity(n) > 0).then(|| g.input(n, 0)),
         Op::Proj { .. } if g.arity(n) == 1 => pinned_at(g, g.input(n, 0)),
         _ => None,
     }
