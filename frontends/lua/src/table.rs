@@ -310,6 +310,28 @@ impl Table {
         }
     }
 
+    /// The raw store `t[k] = v` for a string key `k` if it needs no
+    /// growth of the hash part (the key is present, `v` is nil, or there
+    /// is room for one more key); false, storing nothing, otherwise. Same
+    /// effect as [`Table::set`] when it returns true.
+    #[inline]
+    pub fn set_str_without_growth(&mut self, k: Value, v: Value) -> bool {
+        debug_assert!(matches!(k, Value::Str(_)));
+        self.forget_meta_facts();
+        if let Some(slot) = self.hash.get_mut(k) {
+            *slot = v;
+            return true;
+        }
+        if matches!(v, Value::Nil) {
+            return true;
+        }
+        if self.hash.slots.is_empty() || self.hash.full() {
+            return false;
+        }
+        self.hash.insert_new(k, v);
+        true
+    }
+
     /// Raw get for any key.
     #[inline]
     pub fn get(&self, k: Value) -> Value {
@@ -560,6 +582,38 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn string_stores_without_growth_refuse_only_when_full() {
+        let key = |i: u32| Value::Str(crate::value::StrRef(i));
+        let mut t = Table::default();
+        assert!(
+            !t.set_str_without_growth(key(1), Value::Int(1)),
+            "no hash part yet: a store must grow it"
+        );
+        assert!(
+            t.set_str_without_growth(key(1), Value::Nil),
+            "a nil store of an absent key"
+        );
+        let mut t = Table::with_capacity(0, 3);
+        let cap = t.hash.capacity();
+        let mut stored = 0;
+        for i in 0..64 {
+            if !t.set_str_without_growth(key(i), Value::Int(i as i64)) {
+                break;
+            }
+            stored += 1;
+        }
+        assert_eq!(t.hash.capacity(), cap, "never grows");
+        assert!((3..64).contains(&stored), "stores until full: {stored}");
+        for i in 0..stored {
+            assert!(matches!(t.get_str(key(i)), Value::Int(n) if n == i as i64));
+        }
+        // A present key (even set to nil) is stored in place when full.
+        assert!(t.set_str_without_growth(key(0), Value::Nil));
+        assert!(t.set_str_without_growth(key(0), Value::Int(7)));
+        assert!(matches!(t.get_str(key(0)), Value::Int(7)));
+    }
 
     #[test]
     fn array_and_hash_parts_agree() {
