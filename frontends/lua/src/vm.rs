@@ -12,6 +12,7 @@ use crate::heap::{Closure, Heap, UpRef, UpVal};
 use crate::limits::FUEL_SLICE;
 use crate::table::Table;
 use crate::value::*;
+use std::cell::Cell;
 use std::io::Write;
 use std::rc::Rc;
 
@@ -2897,6 +2898,38 @@ fn index_tables(heap: &Heap, names: &[Value], tr: TableRef, k: Value) -> Option<
         };
     }
     index_chain(heap, names, mt, k)
+}
+
+/// [`index_tables`] for a constant string key `s` (`obj.name`,
+/// `obj:name()`), with the instruction's inline cache `hint` tried first
+/// in the object and in its class ([`Table::get_str_hinted`]): a field of
+/// the object or a method of its class is usually found without hashing.
+#[inline(always)]
+fn index_field(
+    heap: &Heap,
+    names: &[Value],
+    tr: TableRef,
+    s: StrRef,
+    hint: &Cell<u32>,
+) -> Option<Value> {
+    let tab = heap.table(tr);
+    let v = tab.get_str_hinted(s, hint);
+    if !matches!(v, Value::Nil) {
+        return Some(v);
+    }
+    let mt = match tab.meta {
+        None => return Some(Value::Nil),
+        Some(mt) => mt,
+    };
+    if let Some(class) = heap.table(mt).known_index_table() {
+        let tab = heap.table(class);
+        let v = tab.get_str_hinted(s, hint);
+        return match (v, tab.meta) {
+            (Value::Nil, Some(next)) => index_chain(heap, names, next, Value::Str(s)),
+            _ => Some(v),
+        };
+    }
+    index_chain(heap, names, mt, Value::Str(s))
 }
 
 /// [`index_tables`] for an integer key (the array part first).

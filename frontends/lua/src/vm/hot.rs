@@ -16,8 +16,8 @@
 //! `u8`, so indexing the window needs no bounds check.
 
 use super::{
-    arith_numbers, index_chain, index_int, index_tables, newindex_is_raw, no_len_metamethod,
-    push_frame, Event, FrameKind, Vm, MAX_STACK,
+    arith_numbers, index_chain, index_field, index_int, index_tables, newindex_is_raw,
+    no_len_metamethod, push_frame, Event, FrameKind, Vm, MAX_STACK,
 };
 use crate::bytecode::{Op, Proto};
 use crate::heap::UpVal;
@@ -84,6 +84,7 @@ impl Vm {
             let proto: &Proto = entered.as_deref().unwrap_or(proto);
             let code = &proto.code[..];
             let consts = &proto.consts[..];
+            let hints = &proto.slot_hints[..];
             let stack_len = stack.len();
             // Slots below the frame (open upvalues of enclosing functions) and
             // the frame's window, borrowed apart.
@@ -101,6 +102,17 @@ impl Vm {
                 () => {{
                     pc -= 1;
                     break Leave::Punt;
+                }};
+            }
+            // The constant string key `K[k]` of a field instruction and its
+            // inline cache (the hash slot where it was found last time).
+            macro_rules! field_key {
+                ($k:expr) => {{
+                    let (Value::Str(s), Some(hint)) = (consts[$k as usize], hints.get(pc - 1))
+                    else {
+                        punt!()
+                    };
+                    (s, hint)
                 }};
             }
             macro_rules! jump {
@@ -191,7 +203,8 @@ impl Vm {
                         }
                     }
                     Op::GetGlobal(a, k) => {
-                        let v = heap.table(globals).get_str(consts[k as usize]);
+                        let (s, hint) = field_key!(k);
+                        let v = heap.table(globals).get_str_hinted(s, hint);
                         if matches!(v, Value::Nil) && heap.table(globals).meta.is_some() {
                             punt!()
                         }
@@ -199,7 +212,8 @@ impl Vm {
                     }
                     Op::GetField(a, b, k) => {
                         let Value::Table(tr) = r!(b) else { punt!() };
-                        match index_tables(heap, names, tr, consts[k as usize]) {
+                        let (s, hint) = field_key!(k);
+                        match index_field(heap, names, tr, s, hint) {
                             Some(v) => r!(a) = v,
                             None => punt!(),
                         }
@@ -224,9 +238,10 @@ impl Vm {
                     }
                     Op::SelfOp(a, b, k) => {
                         let obj = r!(b);
-                        let key = consts[k as usize];
+                        let (s, hint) = field_key!(k);
+                        let key = Value::Str(s);
                         let hit = match obj {
-                            Value::Table(tr) => index_tables(heap, names, tr, key),
+                            Value::Table(tr) => index_field(heap, names, tr, s, hint),
                             // `s:sub(i, j)`: the string library through the
                             // strings' metatable.
                             Value::Str(_) => {
@@ -244,8 +259,9 @@ impl Vm {
                         // A field already present (one probe), or a raw store
                         // that needs no growth.
                         let Value::Table(tr) = r!(a) else { punt!() };
-                        let (key, v) = (consts[k as usize], r!(c));
-                        let stored = heap.table_mut(tr).replace_field(key, v)
+                        let (s, hint) = field_key!(k);
+                        let (key, v) = (Value::Str(s), r!(c));
+                        let stored = heap.table_mut(tr).replace_field_hinted(s, v, hint)
                             || (newindex_is_raw(heap, names, tr, key)
                                 && heap.table_mut(tr).set_str_without_growth(key, v));
                         if !stored {
