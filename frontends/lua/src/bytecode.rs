@@ -143,6 +143,10 @@ pub struct LocalInfo {
 #[derive(Debug)]
 pub struct Proto {
     pub code: Vec<Op>,
+    /// Per instruction, the hash slot where a `GetGlobal`, `GetField`,
+    /// `SelfOp` or `SetField` found its constant key last time (an inline
+    /// cache: tried first, checked against the key, so never stale).
+    pub slot_hints: Vec<Cell<u32>>,
     /// The source line of each instruction.
     pub lines: Vec<u32>,
     pub consts: Vec<Value>,

@@ -265,6 +265,7 @@ impl Compiler<'_> {
         self.emit(Op::Return(0, 1));
         let fs = self.funcs.pop().expect("pushed above");
         Ok(Rc::new(Proto {
+            slot_hints: vec![std::cell::Cell::new(0); fs.code.len()],
             code: fs.code,
             lines: fs.lines,
             consts: fs.consts,

@@ -6,7 +6,7 @@
 //! until the next rehash, as in lua5.4, so clearing fields during a
 //! traversal is allowed.
 
-use crate::value::{float_to_int_exact, TableRef, Value};
+use crate::value::{float_to_int_exact, StrRef, TableRef, Value};
 use std::cell::Cell;
 
 /// A key's identity: its variant and payload bits. Strings are interned
@@ -18,7 +18,7 @@ fn key_bits(k: Value) -> (u8, u64) {
         Value::Bool(b) => (1, b as u64),
         Value::Int(i) => (2, i as u64),
         Value::Float(f) => (3, f.to_bits()),
-        Value::Str(s) => (4, s.0 as u64),
+        Value::Str(s) => (STR_TAG, s.0 as u64),
         Value::Table(t) => (5, t.0 as u64),
         Value::Func(f) => (6, f.0 as u64),
         Value::Builtin(b) => (7, b as u64),
@@ -26,6 +26,9 @@ fn key_bits(k: Value) -> (u8, u64) {
         Value::Userdata(u) => (9, u.0 as u64),
     }
 }
+
+/// The [`key_bits`] tag of strings.
+const STR_TAG: u8 = 4;
 
 /// The value a key's identity stands for (the inverse of [`key_bits`]).
 fn key_value(tag: u8, bits: u64) -> Value {
@@ -107,6 +110,21 @@ impl HashPart {
     #[inline(always)]
     pub fn get(&self, k: Value) -> Option<Value> {
         self.find(k).map(|i| self.slots[i].value)
+    }
+
+    /// The slot holding the string `s`, trying slot `hint` first and
+    /// setting `hint` to where a full probe found it.
+    #[inline(always)]
+    fn find_str_hinted(&self, s: StrRef, hint: &Cell<u32>) -> Option<usize> {
+        let h = hint.get() as usize;
+        if let Some(slot) = self.slots.get(h) {
+            if slot.tag == STR_TAG && slot.bits == s.0 as u64 {
+                return Some(h);
+            }
+        }
+        let i = self.find(Value::Str(s))?;
+        hint.set(i as u32);
+        Some(i)
     }
 
     fn get_mut(&mut self, k: Value) -> Option<&mut Value> {
@@ -292,6 +310,31 @@ impl Table {
         self.hash.get(k).unwrap_or(Value::Nil)
     }
 
+    /// [`Table::get_str`] for the string `s`, trying the hash slot `hint`
+    /// first (an instruction's inline cache, [`crate::bytecode::Proto`]'s
+    /// `slot_hints`) and pointing it at the slot a full probe finds.
+    #[inline(always)]
+    pub fn get_str_hinted(&self, s: StrRef, hint: &Cell<u32>) -> Value {
+        match self.hash.find_str_hinted(s, hint) {
+            Some(i) => self.hash.slots[i].value,
+            None => Value::Nil,
+        }
+    }
+
+    /// [`Table::replace_field`] for the string `s` with an inline cache
+    /// as for [`Table::get_str_hinted`].
+    #[inline(always)]
+    pub fn replace_field_hinted(&mut self, s: StrRef, v: Value, hint: &Cell<u32>) -> bool {
+        match self.hash.find_str_hinted(s, hint) {
+            Some(i) if !matches!(self.hash.slots[i].value, Value::Nil) => {
+                self.forget_meta_facts();
+                self.hash.slots[i].value = v;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Stores `v` under the string key `k` if `k` is already present with
     /// a non-nil value (then no `__newindex` applies and nothing grows);
     /// false, storing nothing, otherwise. One probe for `obj.field = v`.
@@ -308,6 +351,28 @@ impl Table {
             }
             _ => false,
         }
+    }
+
+    /// The raw store `t[k] = v` for a string key `k` if it needs no
+    /// growth of the hash part (the key is present, `v` is nil, or there
+    /// is room for one more key); false, storing nothing, otherwise. Same
+    /// effect as [`Table::set`] when it returns true.
+    #[inline]
+    pub fn set_str_without_growth(&mut self, k: Value, v: Value) -> bool {
+        debug_assert!(matches!(k, Value::Str(_)));
+        self.forget_meta_facts();
+        if let Some(slot) = self.hash.get_mut(k) {
+            *slot = v;
+            return true;
+        }
+        if matches!(v, Value::Nil) {
+            return true;
+        }
+        if self.hash.slots.is_empty() || self.hash.full() {
+            return false;
+        }
+        self.hash.insert_new(k, v);
+        true
     }
 
     /// Raw get for any key.
@@ -560,6 +625,85 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn string_stores_without_growth_refuse_only_when_full() {
+        let key = |i: u32| Value::Str(crate::value::StrRef(i));
+        let mut t = Table::default();
+        assert!(
+            !t.set_str_without_growth(key(1), Value::Int(1)),
+            "no hash part yet: a store must grow it"
+        );
+        assert!(
+            t.set_str_without_growth(key(1), Value::Nil),
+            "a nil store of an absent key"
+        );
+        let mut t = Table::with_capacity(0, 3);
+        let cap = t.hash.capacity();
+        let mut stored = 0;
+        for i in 0..64 {
+            if !t.set_str_without_growth(key(i), Value::Int(i as i64)) {
+                break;
+            }
+            stored += 1;
+        }
+        assert_eq!(t.hash.capacity(), cap, "never grows");
+        assert!((3..64).contains(&stored), "stores until full: {stored}");
+        for i in 0..stored {
+            assert!(matches!(t.get_str(key(i)), Value::Int(n) if n == i as i64));
+        }
+        // A present key (even set to nil) is stored in place when full.
+        assert!(t.set_str_without_growth(key(0), Value::Nil));
+        assert!(t.set_str_without_growth(key(0), Value::Int(7)));
+        assert!(matches!(t.get_str(key(0)), Value::Int(7)));
+    }
+
+    #[test]
+    fn hinted_lookups_agree_with_plain_ones_whatever_the_hint() {
+        let s = |i: u32| crate::value::StrRef(i);
+        let mut t = Table::default();
+        let hint = Cell::new(0);
+        assert!(
+            matches!(t.get_str_hinted(s(1), &hint), Value::Nil),
+            "empty table"
+        );
+        assert!(!t.replace_field_hinted(s(1), Value::Int(1), &hint));
+        for i in 0..40 {
+            t.set(Value::Str(s(i)), Value::Int(i as i64));
+        }
+        for i in 0..48 {
+            // A stale hint (another key's slot, or out of range) is only
+            // a slower lookup; a hit leaves the hint at the key's slot.
+            for start in [0, 7, 1000] {
+                let hint = Cell::new(start);
+                let v = t.get_str_hinted(s(i), &hint);
+                assert!(v.raw_eq(t.get_str(Value::Str(s(i)))), "key {i}");
+                if i < 40 {
+                    let again = hint.get();
+                    assert!(
+                        matches!(t.get_str_hinted(s(i), &hint), Value::Int(n) if n == i as i64)
+                    );
+                    assert_eq!(hint.get(), again, "a hit keeps the hint");
+                }
+            }
+        }
+        // Stores through a hint: present keys only, and they forget the
+        // metatable facts like every other write.
+        t.learn_absent(3);
+        let hint = Cell::new(1000);
+        assert!(t.replace_field_hinted(s(5), Value::Int(-5), &hint));
+        assert!(!t.known_absent(3));
+        assert!(matches!(t.get_str(Value::Str(s(5))), Value::Int(-5)));
+        assert!(
+            !t.replace_field_hinted(s(99), Value::Int(1), &hint),
+            "absent key"
+        );
+        t.set(Value::Str(s(6)), Value::Nil);
+        assert!(
+            !t.replace_field_hinted(s(6), Value::Int(1), &hint),
+            "dead key"
+        );
+    }
 
     #[test]
     fn array_and_hash_parts_agree() {

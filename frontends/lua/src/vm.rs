@@ -12,8 +12,11 @@ use crate::heap::{Closure, Heap, UpRef, UpVal};
 use crate::limits::FUEL_SLICE;
 use crate::table::Table;
 use crate::value::*;
+use std::cell::Cell;
 use std::io::Write;
 use std::rc::Rc;
+
+mod hot;
 
 /// Nested re-entries of the interpreter from Rust (metamethods, `pcall`,
 /// `sort` comparators …): lua5.4's LUAI_MAXCCALLS.
@@ -687,119 +690,40 @@ impl Vm {
         }
     }
 
-    /// The raw field of event `e` in the metatable `mt`, answered from the
-    /// table's cached facts when it was looked up before and the table has
-    /// not been written since (lua5.4's `fasttm`): objects' misses and new
-    /// keys ask their metatable for `__index`/`__newindex` every time.
+    /// The raw field of event `e` in the metatable `mt` ([`meta_field`]).
     #[inline(always)]
     fn meta_field(&self, mt: TableRef, e: Event) -> Value {
-        let t = self.heap.table(mt);
-        if e == Event::Index {
-            if let Some(class) = t.known_index_table() {
-                return Value::Table(class);
-            }
-        }
-        if t.known_absent(e as u32) {
-            return Value::Nil;
-        }
-        let v = t.get_str(self.event_names[e as usize]);
-        match v {
-            Value::Nil => t.learn_absent(e as u32),
-            Value::Table(class) if e == Event::Index => t.learn_index_table(class),
-            _ => {}
-        }
-        v
+        meta_field(&self.heap, &self.event_names, mt, e)
     }
 
-    /// `t[k]` for a table `t`, following `__index` fields that are tables
-    /// (the class chains of object-oriented code) without leaving the
-    /// dispatch loop: `Some(v)` when no step needs a metamethod call or an
-    /// error, `None` to take the general [`Vm::index`] (same result). The
-    /// first probe is inlined (a field of the object itself); the walk up
-    /// the chain is not.
+    /// `t[k]` for a table `t` without a metamethod call ([`index_tables`]).
     #[inline(always)]
     fn index_tables(&self, tr: TableRef, k: Value) -> Option<Value> {
-        let tab = self.heap.table(tr);
-        let v = match k {
-            Value::Str(_) => tab.get_str(k),
-            _ => tab.get(k),
-        };
-        if !matches!(v, Value::Nil) {
-            return Some(v);
-        }
-        match tab.meta {
-            None => Some(Value::Nil),
-            Some(mt) => self.index_chain(mt, k),
-        }
+        index_tables(&self.heap, &self.event_names, tr, k)
     }
 
-    /// [`Vm::index_tables`] for an integer key (the array part first).
+    /// [`Vm::index_tables`] for an integer key ([`index_int`]).
     #[inline(always)]
     fn index_int(&self, tr: TableRef, i: i64) -> Option<Value> {
-        let tab = self.heap.table(tr);
-        let v = tab.get_int(i);
-        if !matches!(v, Value::Nil) {
-            return Some(v);
-        }
-        match tab.meta {
-            None => Some(Value::Nil),
-            Some(mt) => self.index_chain(mt, Value::Int(i)),
-        }
+        index_int(&self.heap, &self.event_names, tr, i)
     }
 
-    /// [`Vm::index_tables`] after a miss on a table whose metatable is `mt`.
-    #[inline(never)]
-    fn index_chain(&self, mut mt: TableRef, k: Value) -> Option<Value> {
-        for _ in 0..FAST_INDEX_CHAIN {
-            let next = match self.meta_field(mt, Event::Index) {
-                Value::Table(next) => next,
-                Value::Nil => return Some(Value::Nil),
-                // A function (a call) or a value to index further.
-                _ => return None,
-            };
-            let tab = self.heap.table(next);
-            let v = match k {
-                Value::Str(_) => tab.get_str(k),
-                _ => tab.get(k),
-            };
-            if !matches!(v, Value::Nil) {
-                return Some(v);
-            }
-            match tab.meta {
-                Some(m) => mt = m,
-                // The end of the chain: the key is absent.
-                None => return Some(Value::Nil),
-            }
-        }
-        None
+    /// The walk up an `__index` chain ([`index_chain`]).
+    #[inline(always)]
+    fn index_chain(&self, mt: TableRef, k: Value) -> Option<Value> {
+        index_chain(&self.heap, &self.event_names, mt, k)
     }
 
     /// Whether `#t` is the raw border (no `__len` in `t`'s metatable).
     #[inline]
     fn no_len_metamethod(&self, t: TableRef) -> bool {
-        match self.heap.table(t).meta {
-            None => true,
-            Some(mt) => matches!(self.meta_field(mt, Event::Len), Value::Nil),
-        }
+        no_len_metamethod(&self.heap, &self.event_names, t)
     }
 
-    /// Whether `t[k] = v` on table `t` is a raw store (no `__newindex`
-    /// applies): `t` has no metatable, `k` is present, or the metatable
-    /// has no `__newindex`.
+    /// Whether `t[k] = v` on table `t` is a raw store ([`newindex_is_raw`]).
     #[inline]
     fn newindex_is_raw(&self, tr: TableRef, k: Value) -> bool {
-        let tab = self.heap.table(tr);
-        match tab.meta {
-            None => true,
-            Some(mt) => {
-                let present = match k {
-                    Value::Str(_) => tab.get_str(k),
-                    _ => tab.get(k),
-                };
-                !matches!(present, Value::Nil)
-                    || matches!(self.meta_field(mt, Event::NewIndex), Value::Nil)
-            }
-        }
+        newindex_is_raw(&self.heap, &self.event_names, tr, k)
     }
 
     /// `t[k]` with `__index`. `reg` names `t` in error messages.
@@ -1245,37 +1169,18 @@ impl Vm {
         kind: FrameKind,
     ) -> LResult<()> {
         let proto = &self.heap.closures.get(cl.0).proto;
-        let np = proto.num_params as usize;
-        let max_stack = proto.max_stack as usize;
-        let (base, nvarargs) = if proto.is_vararg {
-            let nvar = nargs.saturating_sub(np);
-            let base = func + 1 + nargs;
-            self.ensure_stack(base + max_stack + 1)?;
-            for i in 0..np {
-                self.stack[base + i] = if i < nargs {
-                    self.stack[func + 1 + i]
-                } else {
-                    Value::Nil
-                };
-            }
-            (base, nvar)
-        } else {
-            let base = func + 1;
-            self.ensure_stack(base + max_stack + 1)?;
-            for i in nargs..np {
-                self.stack[base + i] = Value::Nil;
-            }
-            (base, 0)
-        };
-        self.frames.push(Frame {
+        self.ensure_stack(frame_end(proto, func, nargs))?;
+        let proto = &self.heap.closures.get(cl.0).proto;
+        push_frame(
+            &mut self.stack,
+            &mut self.frames,
+            proto,
             func,
-            base,
-            pc: 0,
-            closure: cl,
-            nvarargs,
+            cl,
+            nargs,
             want,
             kind,
-        });
+        );
         Ok(())
     }
 
@@ -1306,66 +1211,11 @@ impl Vm {
 
     /// Arithmetic on two numbers (after coercion).
     fn arith_num(&mut self, ev: Event, x: Value, y: Value) -> LResult<Value> {
-        use Event::*;
-        if let (Value::Int(a), Value::Int(b)) = (x, y) {
-            return Ok(Value::Int(match ev {
-                Add => a.wrapping_add(b),
-                Sub => a.wrapping_sub(b),
-                Mul => a.wrapping_mul(b),
-                Mod => {
-                    if b == 0 {
-                        return Err(self.rt_error("attempt to perform 'n%0'"));
-                    }
-                    int_mod(a, b)
-                }
-                IDiv => {
-                    if b == 0 {
-                        return Err(self.rt_error("attempt to divide by zero"));
-                    }
-                    int_floor_div(a, b)
-                }
-                Unm => a.wrapping_neg(),
-                Div => return Ok(Value::Float(a as f64 / b as f64)),
-                Pow => return Ok(Value::Float((a as f64).powf(b as f64))),
-                _ => unreachable!("not arithmetic"),
-            }));
+        match arith_numbers(ev, x, y) {
+            Some(v) => Ok(v),
+            None if ev == Event::Mod => Err(self.rt_error("attempt to perform 'n%0'")),
+            None => Err(self.rt_error("attempt to divide by zero")),
         }
-        let f = |v: Value| match v {
-            Value::Int(i) => i as f64,
-            Value::Float(f) => f,
-            _ => 0.0,
-        };
-        let (a, b) = (f(x), f(y));
-        Ok(Value::Float(match ev {
-            Add => a + b,
-            Sub => a - b,
-            Mul => a * b,
-            Div => a / b,
-            Mod => {
-                if b.is_infinite() && a.is_finite() {
-                    if (a >= 0.0) == (b > 0.0) {
-                        a
-                    } else {
-                        b
-                    }
-                } else {
-                    float_mod(a, b)
-                }
-            }
-            // As lua5.4's `luai_numpow`: squares multiply, the rest is C's
-            // `pow` (not `sqrt` for 0.5: `pow(-0.0, 0.5)` is `0.0`,
-            // `pow(-inf, 0.5)` is `inf`).
-            Pow => {
-                if b == 2.0 {
-                    a * a
-                } else {
-                    a.powf(b)
-                }
-            }
-            IDiv => (a / b).floor(),
-            Unm => -a,
-            _ => unreachable!("not arithmetic"),
-        }))
     }
 
     /// The general binary operation `ev` on `x`, `y`: coercions, then
@@ -1979,6 +1829,16 @@ impl Vm {
             }};
         }
         loop {
+            // The common instructions run in the hot loop, which returns
+            // here for the others (and at a fast path's miss).
+            if self.stack.len() < base + hot::WINDOW {
+                self.widen_window(base);
+            }
+            let changed;
+            (pc, fuel, changed) = self.run_hot(&proto, cl, base, pc, fuel);
+            if changed {
+                reload!();
+            }
             // The step budget: one per instruction (limits.rs).
             fuel -= 1;
             if fuel < 0 {
@@ -2915,6 +2775,297 @@ impl Vm {
         self.call_at(at, args.len(), 0)?;
         Ok(())
     }
+}
+
+/// The stack length a call of `proto` at `func` with `nargs` arguments
+/// needs: its registers (above the extra arguments of a vararg function)
+/// and one slot more.
+#[inline(always)]
+fn frame_end(proto: &Proto, func: usize, nargs: usize) -> usize {
+    let base = if proto.is_vararg {
+        func + 1 + nargs
+    } else {
+        func + 1
+    };
+    base + proto.max_stack as usize + 1
+}
+
+/// Pushes the frame of a call of closure `cl` (prototype `proto`) at
+/// `func` with `nargs` arguments, whose [`frame_end`] is within `stack`:
+/// missing parameters become nil; a vararg function's fixed parameters
+/// are copied above its extra arguments (as in lua5.4).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn push_frame(
+    stack: &mut [Value],
+    frames: &mut Vec<Frame>,
+    proto: &Proto,
+    func: usize,
+    cl: FnRef,
+    nargs: usize,
+    want: i32,
+    kind: FrameKind,
+) -> usize {
+    let np = proto.num_params as usize;
+    let (base, nvarargs) = if proto.is_vararg {
+        let nvar = nargs.saturating_sub(np);
+        let base = func + 1 + nargs;
+        for i in 0..np {
+            stack[base + i] = if i < nargs {
+                stack[func + 1 + i]
+            } else {
+                Value::Nil
+            };
+        }
+        (base, nvar)
+    } else {
+        let base = func + 1;
+        for slot in &mut stack[base + nargs.min(np)..base + np] {
+            *slot = Value::Nil;
+        }
+        (base, 0)
+    };
+    frames.push(Frame {
+        func,
+        base,
+        pc: 0,
+        closure: cl,
+        nvarargs,
+        want,
+        kind,
+    });
+    base
+}
+
+/// The raw field of event `e` in the metatable `mt`, answered from the
+/// table's cached facts when it was looked up before and the table has
+/// not been written since (lua5.4's `fasttm`): objects' misses and new
+/// keys ask their metatable for `__index`/`__newindex` every time.
+/// `names` are the interned event names ([`Vm::event_name`]). Free
+/// functions over the heap (not `Vm` methods) so the dispatch loop's hot
+/// part can call them while it holds the value stack borrowed.
+#[inline(always)]
+fn meta_field(heap: &Heap, names: &[Value], mt: TableRef, e: Event) -> Value {
+    let t = heap.table(mt);
+    if e == Event::Index {
+        if let Some(class) = t.known_index_table() {
+            return Value::Table(class);
+        }
+    }
+    if t.known_absent(e as u32) {
+        return Value::Nil;
+    }
+    let v = t.get_str(names[e as usize]);
+    match v {
+        Value::Nil => t.learn_absent(e as u32),
+        Value::Table(class) if e == Event::Index => t.learn_index_table(class),
+        _ => {}
+    }
+    v
+}
+
+/// `t[k]` for a table `t`, following `__index` fields that are tables
+/// (the class chains of object-oriented code) without leaving the
+/// dispatch loop: `Some(v)` when no step needs a metamethod call or an
+/// error, `None` to take the general [`Vm::index`] (same result). The
+/// first probe is inlined (a field of the object itself); the walk up
+/// the chain is not.
+#[inline(always)]
+fn index_tables(heap: &Heap, names: &[Value], tr: TableRef, k: Value) -> Option<Value> {
+    let tab = heap.table(tr);
+    let v = match k {
+        Value::Str(_) => tab.get_str(k),
+        _ => tab.get(k),
+    };
+    if !matches!(v, Value::Nil) {
+        return Some(v);
+    }
+    let mt = match tab.meta {
+        None => return Some(Value::Nil),
+        Some(mt) => mt,
+    };
+    // The first step up the chain inline when the metatable's `__index`
+    // is known to be a table (a method of the object's class).
+    if let Some(class) = heap.table(mt).known_index_table() {
+        let tab = heap.table(class);
+        let v = match k {
+            Value::Str(_) => tab.get_str(k),
+            _ => tab.get(k),
+        };
+        return match (v, tab.meta) {
+            (Value::Nil, Some(next)) => index_chain(heap, names, next, k),
+            _ => Some(v),
+        };
+    }
+    index_chain(heap, names, mt, k)
+}
+
+/// [`index_tables`] for a constant string key `s` (`obj.name`,
+/// `obj:name()`), with the instruction's inline cache `hint` tried first
+/// in the object and in its class ([`Table::get_str_hinted`]): a field of
+/// the object or a method of its class is usually found without hashing.
+#[inline(always)]
+fn index_field(
+    heap: &Heap,
+    names: &[Value],
+    tr: TableRef,
+    s: StrRef,
+    hint: &Cell<u32>,
+) -> Option<Value> {
+    let tab = heap.table(tr);
+    let v = tab.get_str_hinted(s, hint);
+    if !matches!(v, Value::Nil) {
+        return Some(v);
+    }
+    let mt = match tab.meta {
+        None => return Some(Value::Nil),
+        Some(mt) => mt,
+    };
+    if let Some(class) = heap.table(mt).known_index_table() {
+        let tab = heap.table(class);
+        let v = tab.get_str_hinted(s, hint);
+        return match (v, tab.meta) {
+            (Value::Nil, Some(next)) => index_chain(heap, names, next, Value::Str(s)),
+            _ => Some(v),
+        };
+    }
+    index_chain(heap, names, mt, Value::Str(s))
+}
+
+/// [`index_tables`] for an integer key (the array part first).
+#[inline(always)]
+fn index_int(heap: &Heap, names: &[Value], tr: TableRef, i: i64) -> Option<Value> {
+    let tab = heap.table(tr);
+    let v = tab.get_int(i);
+    if !matches!(v, Value::Nil) {
+        return Some(v);
+    }
+    match tab.meta {
+        None => Some(Value::Nil),
+        Some(mt) => index_chain(heap, names, mt, Value::Int(i)),
+    }
+}
+
+/// [`index_tables`] after a miss on a table whose metatable is `mt`.
+#[inline(never)]
+fn index_chain(heap: &Heap, names: &[Value], mut mt: TableRef, k: Value) -> Option<Value> {
+    for _ in 0..FAST_INDEX_CHAIN {
+        let next = match meta_field(heap, names, mt, Event::Index) {
+            Value::Table(next) => next,
+            Value::Nil => return Some(Value::Nil),
+            // A function (a call) or a value to index further.
+            _ => return None,
+        };
+        let tab = heap.table(next);
+        let v = match k {
+            Value::Str(_) => tab.get_str(k),
+            _ => tab.get(k),
+        };
+        if !matches!(v, Value::Nil) {
+            return Some(v);
+        }
+        match tab.meta {
+            Some(m) => mt = m,
+            // The end of the chain: the key is absent.
+            None => return Some(Value::Nil),
+        }
+    }
+    None
+}
+
+/// Whether `#t` is the raw border (no `__len` in `t`'s metatable).
+#[inline]
+fn no_len_metamethod(heap: &Heap, names: &[Value], t: TableRef) -> bool {
+    match heap.table(t).meta {
+        None => true,
+        Some(mt) => matches!(meta_field(heap, names, mt, Event::Len), Value::Nil),
+    }
+}
+
+/// Whether `t[k] = v` on table `t` is a raw store (no `__newindex`
+/// applies): `t` has no metatable, `k` is present, or the metatable
+/// has no `__newindex`.
+#[inline]
+fn newindex_is_raw(heap: &Heap, names: &[Value], tr: TableRef, k: Value) -> bool {
+    let tab = heap.table(tr);
+    match tab.meta {
+        None => true,
+        Some(mt) => {
+            let present = match k {
+                Value::Str(_) => tab.get_str(k),
+                _ => tab.get(k),
+            };
+            !matches!(present, Value::Nil)
+                || matches!(meta_field(heap, names, mt, Event::NewIndex), Value::Nil)
+        }
+    }
+}
+
+/// Arithmetic event `ev` (not bitwise) on two numbers, as lua5.4 does it;
+/// `None` for an integer `%` or `//` by zero (an error), or operands that
+/// are not both numbers.
+#[inline(always)]
+fn arith_numbers(ev: Event, x: Value, y: Value) -> Option<Value> {
+    use Event::*;
+    if let (Value::Int(a), Value::Int(b)) = (x, y) {
+        return Some(Value::Int(match ev {
+            Add => a.wrapping_add(b),
+            Sub => a.wrapping_sub(b),
+            Mul => a.wrapping_mul(b),
+            Mod => {
+                if b == 0 {
+                    return None;
+                }
+                int_mod(a, b)
+            }
+            IDiv => {
+                if b == 0 {
+                    return None;
+                }
+                int_floor_div(a, b)
+            }
+            Unm => a.wrapping_neg(),
+            Div => return Some(Value::Float(a as f64 / b as f64)),
+            Pow => return Some(Value::Float((a as f64).powf(b as f64))),
+            _ => unreachable!("not arithmetic"),
+        }));
+    }
+    let f = |v: Value| match v {
+        Value::Int(i) => Some(i as f64),
+        Value::Float(f) => Some(f),
+        _ => None,
+    };
+    let (a, b) = (f(x)?, f(y)?);
+    Some(Value::Float(match ev {
+        Add => a + b,
+        Sub => a - b,
+        Mul => a * b,
+        Div => a / b,
+        Mod => {
+            if b.is_infinite() && a.is_finite() {
+                if (a >= 0.0) == (b > 0.0) {
+                    a
+                } else {
+                    b
+                }
+            } else {
+                float_mod(a, b)
+            }
+        }
+        // As lua5.4's `luai_numpow`: squares multiply, the rest is C's
+        // `pow` (not `sqrt` for 0.5: `pow(-0.0, 0.5)` is `0.0`,
+        // `pow(-inf, 0.5)` is `inf`).
+        Pow => {
+            if b == 2.0 {
+                a * a
+            } else {
+                a.powf(b)
+            }
+        }
+        IDiv => (a / b).floor(),
+        Unm => -a,
+        _ => unreachable!("not arithmetic"),
+    }))
 }
 
 /// `i < f` (or `<=`), or with `swapped` `f < i`, exactly.

@@ -1,0 +1,513 @@
+//! The hot part of the dispatch loop: the common instructions of one
+//! frame, in a small function whose state (pc, the step budget, the code
+//! and constant slices, the frame's registers) fits in machine registers.
+//!
+//! [`Vm::run_frames`] calls [`Vm::run_hot`] before each instruction it
+//! dispatches itself. `run_hot` runs instructions until it meets one it
+//! does not take — a call, a return, anything that can allocate, fail or
+//! call a metamethod, or an operand that needs the general path — and
+//! returns with the pc *at* that instruction, which the outer loop then
+//! runs in full. An instruction is either done whole here or not started,
+//! so nothing can fail, allocate or call out in this function, and every
+//! instruction boundary stays a resume point.
+//!
+//! The registers are a window of [`WINDOW`] slots from the frame's base,
+//! borrowed once per entry as a fixed-size array: a register number is a
+//! `u8`, so indexing the window needs no bounds check.
+
+use super::{
+    arith_numbers, index_chain, index_field, index_int, index_tables, newindex_is_raw,
+    no_len_metamethod, push_frame, Event, FrameKind, Vm, MAX_STACK,
+};
+use crate::bytecode::{Op, Proto};
+use crate::heap::UpVal;
+use crate::value::{FnRef, Value};
+use std::rc::Rc;
+
+/// The slots of a frame's register window: every register number (a `u8`)
+/// is inside it.
+pub(super) const WINDOW: usize = 256;
+
+/// Why the inner loop stopped.
+enum Leave {
+    /// At an instruction for the outer loop (pc points at it).
+    Punt,
+    /// A call of a Lua function whose frame fits in the stack.
+    Call {
+        func: usize,
+        f: FnRef,
+        nargs: usize,
+        want: i32,
+    },
+    /// A return of `want` values from `first` to a Lua caller.
+    Return { first: usize },
+}
+
+impl Vm {
+    /// Runs the instructions of the running frame (closure `cl` with
+    /// prototype `proto`, registers from `base`) from `pc` while they are
+    /// common ones with operands that take the fast path, spending one
+    /// unit of `fuel` each, following Lua-to-Lua calls and returns; returns
+    /// the pc of the first instruction it did not run (not counted), the
+    /// fuel left, and whether the running frame changed (then that pc is
+    /// also saved in the new running frame, for the outer loop to reload).
+    /// Leaves a frame whose window the stack does not hold whole to the
+    /// outer loop ([`Vm::widen_window`]).
+    #[inline(never)]
+    pub(super) fn run_hot(
+        &mut self,
+        proto: &Proto,
+        mut cl: FnRef,
+        mut base: usize,
+        mut pc: usize,
+        mut left: i64,
+    ) -> (usize, i64, bool) {
+        let Vm {
+            stack,
+            heap,
+            event_names,
+            cur_thread,
+            globals,
+            string_meta,
+            frames,
+            open_upvals,
+            top,
+            ..
+        } = self;
+        let names = &event_names[..];
+        let cur_thread = *cur_thread;
+        let globals = *globals;
+        let string_meta = *string_meta;
+        // The prototype of a frame entered here.
+        let mut entered: Option<Rc<Proto>> = None;
+        'frame: loop {
+            let proto: &Proto = entered.as_deref().unwrap_or(proto);
+            let code = &proto.code[..];
+            let consts = &proto.consts[..];
+            let hints = &proto.slot_hints[..];
+            let stack_len = stack.len();
+            // Slots below the frame (open upvalues of enclosing functions) and
+            // the frame's window, borrowed apart.
+            let (below, rest) = stack.split_at_mut(base);
+            let Some(regs) = rest.first_chunk_mut::<WINDOW>() else {
+                break 'frame;
+            };
+            macro_rules! r {
+                ($i:expr) => {
+                    regs[$i as usize]
+                };
+            }
+            // Leaves without running the current instruction.
+            macro_rules! punt {
+                () => {{
+                    pc -= 1;
+                    break Leave::Punt;
+                }};
+            }
+            // The constant string key `K[k]` of a field instruction and its
+            // inline cache (the hash slot where it was found last time).
+            macro_rules! field_key {
+                ($k:expr) => {{
+                    let (Value::Str(s), Some(hint)) = (consts[$k as usize], hints.get(pc - 1))
+                    else {
+                        punt!()
+                    };
+                    (s, hint)
+                }};
+            }
+            macro_rules! jump {
+                ($off:expr) => {
+                    pc = (pc as i64 + $off as i64) as usize
+                };
+            }
+            // A comparison decides whether to take the `Jmp` after it.
+            macro_rules! take_jump {
+                ($cond:expr) => {{
+                    if $cond {
+                        if let Some(Op::Jmp(off)) = code.get(pc) {
+                            pc = (pc as i64 + 1 + *off as i64) as usize;
+                        } else {
+                            pc += 1;
+                        }
+                    } else {
+                        pc += 1;
+                    }
+                }};
+            }
+            // Arithmetic on numbers; anything else leaves it to the outer loop.
+            macro_rules! arith {
+                ($a:expr, $x:expr, $y:expr, $ev:expr) => {{
+                    match arith_numbers($ev, $x, $y) {
+                        Some(v) => r!($a) = v,
+                        None => punt!(),
+                    }
+                }};
+            }
+            macro_rules! bitwise {
+                ($a:expr, $x:expr, $y:expr, $f:expr) => {{
+                    match (&$x, &$y) {
+                        (&Value::Int(p), &Value::Int(q)) => r!($a) = Value::Int($f(p, q)),
+                        _ => punt!(),
+                    }
+                }};
+            }
+            let leave = loop {
+                if left <= 0 {
+                    break Leave::Punt;
+                }
+                let Some(&op) = code.get(pc) else {
+                    break Leave::Punt;
+                };
+                pc += 1;
+                match op {
+                    Op::Move(a, b) => r!(a) = r!(b),
+                    Op::LoadK(a, k) => r!(a) = consts[k as usize],
+                    Op::LoadI(a, i) => r!(a) = Value::Int(i as i64),
+                    Op::LoadBool(a, b) => r!(a) = Value::Bool(b),
+                    Op::LoadNil(a, n) => {
+                        let Some(w) = regs.get_mut(a as usize..=a as usize + n as usize) else {
+                            punt!()
+                        };
+                        w.fill(Value::Nil);
+                    }
+                    Op::GetUpval(a, u) => {
+                        let up = heap.closures.get(cl.0).upvals[u as usize];
+                        let v = match *heap.upvals.get(up.0) {
+                            UpVal::Closed(v) => v,
+                            UpVal::Open(t, idx) if t == cur_thread => match idx.checked_sub(base) {
+                                None => below[idx],
+                                Some(i) => match regs.get(i) {
+                                    Some(&v) => v,
+                                    None => punt!(),
+                                },
+                            },
+                            UpVal::Open(..) => punt!(),
+                        };
+                        r!(a) = v;
+                    }
+                    Op::SetUpval(a, u) => {
+                        let v = r!(a);
+                        let up = heap.closures.get(cl.0).upvals[u as usize];
+                        match heap.upvals.get_mut(up.0) {
+                            UpVal::Closed(slot) => *slot = v,
+                            &mut UpVal::Open(t, idx) if t == cur_thread => {
+                                match idx.checked_sub(base) {
+                                    None => below[idx] = v,
+                                    Some(i) => match regs.get_mut(i) {
+                                        Some(slot) => *slot = v,
+                                        None => punt!(),
+                                    },
+                                }
+                            }
+                            UpVal::Open(..) => punt!(),
+                        }
+                    }
+                    Op::GetGlobal(a, k) => {
+                        let (s, hint) = field_key!(k);
+                        let v = heap.table(globals).get_str_hinted(s, hint);
+                        if matches!(v, Value::Nil) && heap.table(globals).meta.is_some() {
+                            punt!()
+                        }
+                        r!(a) = v;
+                    }
+                    Op::GetField(a, b, k) => {
+                        let Value::Table(tr) = r!(b) else { punt!() };
+                        let (s, hint) = field_key!(k);
+                        match index_field(heap, names, tr, s, hint) {
+                            Some(v) => r!(a) = v,
+                            None => punt!(),
+                        }
+                    }
+                    Op::GetIndex(a, b, i) => {
+                        let Value::Table(tr) = r!(b) else { punt!() };
+                        match index_int(heap, names, tr, i as i64) {
+                            Some(v) => r!(a) = v,
+                            None => punt!(),
+                        }
+                    }
+                    Op::GetTable(a, b, c) => {
+                        let Value::Table(tr) = r!(b) else { punt!() };
+                        let hit = match r!(c) {
+                            Value::Int(i) => index_int(heap, names, tr, i),
+                            key => index_tables(heap, names, tr, key),
+                        };
+                        match hit {
+                            Some(v) => r!(a) = v,
+                            None => punt!(),
+                        }
+                    }
+                    Op::SelfOp(a, b, k) => {
+                        let obj = r!(b);
+                        let (s, hint) = field_key!(k);
+                        let key = Value::Str(s);
+                        let hit = match obj {
+                            Value::Table(tr) => index_field(heap, names, tr, s, hint),
+                            // `s:sub(i, j)`: the string library through the
+                            // strings' metatable.
+                            Value::Str(_) => {
+                                string_meta.and_then(|mt| index_chain(heap, names, mt, key))
+                            }
+                            _ => None,
+                        };
+                        let (Some(v), Some(slot)) = (hit, regs.get_mut(a as usize + 1)) else {
+                            punt!()
+                        };
+                        *slot = obj;
+                        r!(a) = v;
+                    }
+                    Op::SetField(a, k, c) => {
+                        // A field already present (one probe), or a raw store
+                        // that needs no growth.
+                        let Value::Table(tr) = r!(a) else { punt!() };
+                        let (s, hint) = field_key!(k);
+                        let (key, v) = (Value::Str(s), r!(c));
+                        let stored = heap.table_mut(tr).replace_field_hinted(s, v, hint)
+                            || (newindex_is_raw(heap, names, tr, key)
+                                && heap.table_mut(tr).set_str_without_growth(key, v));
+                        if !stored {
+                            punt!()
+                        }
+                    }
+                    Op::SetTable(a, b, c) => {
+                        // An existing array slot, or a present slot of a table
+                        // without `__newindex` (no growth either way).
+                        let (Value::Table(tr), Value::Int(i)) = (r!(a), r!(b)) else {
+                            punt!()
+                        };
+                        let v = r!(c);
+                        let tab = heap.table_mut(tr);
+                        let idx = (i as u64).wrapping_sub(1);
+                        if idx < tab.arr.len() as u64
+                            && (tab.meta.is_none() || !matches!(tab.arr[idx as usize], Value::Nil))
+                        {
+                            tab.arr[idx as usize] = v;
+                        } else {
+                            punt!()
+                        }
+                    }
+                    Op::Add(a, b, c) => arith!(a, r!(b), r!(c), Event::Add),
+                    Op::Sub(a, b, c) => arith!(a, r!(b), r!(c), Event::Sub),
+                    Op::Mul(a, b, c) => arith!(a, r!(b), r!(c), Event::Mul),
+                    Op::Div(a, b, c) => arith!(a, r!(b), r!(c), Event::Div),
+                    Op::Mod(a, b, c) => arith!(a, r!(b), r!(c), Event::Mod),
+                    Op::Pow(a, b, c) => arith!(a, r!(b), r!(c), Event::Pow),
+                    Op::IDiv(a, b, c) => arith!(a, r!(b), r!(c), Event::IDiv),
+                    Op::AddK(a, b, k) => arith!(a, r!(b), consts[k as usize], Event::Add),
+                    Op::SubK(a, b, k) => arith!(a, r!(b), consts[k as usize], Event::Sub),
+                    Op::MulK(a, b, k) => arith!(a, r!(b), consts[k as usize], Event::Mul),
+                    Op::DivK(a, b, k) => arith!(a, r!(b), consts[k as usize], Event::Div),
+                    Op::ModK(a, b, k) => arith!(a, r!(b), consts[k as usize], Event::Mod),
+                    Op::PowK(a, b, k) => arith!(a, r!(b), consts[k as usize], Event::Pow),
+                    Op::IDivK(a, b, k) => arith!(a, r!(b), consts[k as usize], Event::IDiv),
+                    Op::BAnd(a, b, c) => bitwise!(a, r!(b), r!(c), |p, q| p & q),
+                    Op::BOr(a, b, c) => bitwise!(a, r!(b), r!(c), |p, q| p | q),
+                    Op::BXor(a, b, c) => bitwise!(a, r!(b), r!(c), |p, q| p ^ q),
+                    Op::Shl(a, b, c) => bitwise!(a, r!(b), r!(c), crate::value::shift_left),
+                    Op::Shr(a, b, c) => bitwise!(a, r!(b), r!(c), |p, q: i64| {
+                        crate::value::shift_left(p, q.wrapping_neg())
+                    }),
+                    Op::Unm(a, b) => match r!(b) {
+                        Value::Int(i) => r!(a) = Value::Int(i.wrapping_neg()),
+                        Value::Float(f) => r!(a) = Value::Float(-f),
+                        _ => punt!(),
+                    },
+                    Op::BNot(a, b) => match r!(b) {
+                        Value::Int(i) => r!(a) = Value::Int(!i),
+                        _ => punt!(),
+                    },
+                    Op::Not(a, b) => r!(a) = Value::Bool(!r!(b).truthy()),
+                    Op::Len(a, b) => match r!(b) {
+                        Value::Table(t) if no_len_metamethod(heap, names, t) => {
+                            r!(a) = Value::Int(heap.table(t).border())
+                        }
+                        Value::Str(s) => r!(a) = Value::Int(heap.str_bytes(s).len() as i64),
+                        _ => punt!(),
+                    },
+                    Op::Jmp(off) => jump!(off),
+                    Op::Eq(a, b, k) => {
+                        let r = match (&r!(a), &r!(b)) {
+                            (&Value::Table(_), &Value::Table(_)) => punt!(),
+                            (x, y) => x.raw_eq(*y),
+                        };
+                        take_jump!(r == k);
+                    }
+                    Op::EqK(a, c, k) => take_jump!(r!(a).raw_eq(consts[c as usize]) == k),
+                    Op::Lt(a, b, k) => {
+                        let r = match (&r!(a), &r!(b)) {
+                            (&Value::Int(p), &Value::Int(q)) => p < q,
+                            (&Value::Float(p), &Value::Float(q)) => p < q,
+                            _ => punt!(),
+                        };
+                        take_jump!(r == k);
+                    }
+                    Op::Le(a, b, k) => {
+                        let r = match (&r!(a), &r!(b)) {
+                            (&Value::Int(p), &Value::Int(q)) => p <= q,
+                            (&Value::Float(p), &Value::Float(q)) => p <= q,
+                            _ => punt!(),
+                        };
+                        take_jump!(r == k);
+                    }
+                    Op::LtI(a, i, k) => {
+                        let r = match r!(a) {
+                            Value::Int(p) => p < i as i64,
+                            Value::Float(p) => p < i as f64,
+                            _ => punt!(),
+                        };
+                        take_jump!(r == k);
+                    }
+                    Op::LeI(a, i, k) => {
+                        let r = match r!(a) {
+                            Value::Int(p) => p <= i as i64,
+                            Value::Float(p) => p <= i as f64,
+                            _ => punt!(),
+                        };
+                        take_jump!(r == k);
+                    }
+                    Op::GtI(a, i, k) => {
+                        let r = match r!(a) {
+                            Value::Int(p) => p > i as i64,
+                            Value::Float(p) => p > i as f64,
+                            _ => punt!(),
+                        };
+                        take_jump!(r == k);
+                    }
+                    Op::GeI(a, i, k) => {
+                        let r = match r!(a) {
+                            Value::Int(p) => p >= i as i64,
+                            Value::Float(p) => p >= i as f64,
+                            _ => punt!(),
+                        };
+                        take_jump!(r == k);
+                    }
+                    Op::Test(a, k) => take_jump!(r!(a).truthy() == k),
+                    Op::ForLoop(a, off) => {
+                        let Some(w) = regs.get_mut(a as usize..a as usize + 4) else {
+                            punt!()
+                        };
+                        match (&w[0], &w[1], &w[2]) {
+                            (&Value::Int(i), &Value::Int(count), &Value::Int(step)) => {
+                                if count > 0 {
+                                    let next = i.wrapping_add(step);
+                                    w[0] = Value::Int(next);
+                                    w[1] = Value::Int(count - 1);
+                                    w[3] = Value::Int(next);
+                                    jump!(off);
+                                }
+                            }
+                            (&Value::Float(i), &Value::Float(limit), &Value::Float(step)) => {
+                                let next = i + step;
+                                if if step > 0.0 {
+                                    next <= limit
+                                } else {
+                                    limit <= next
+                                } {
+                                    w[0] = Value::Float(next);
+                                    w[3] = Value::Float(next);
+                                    jump!(off);
+                                }
+                            }
+                            _ => punt!(),
+                        }
+                    }
+                    Op::TForLoop(a, off) => {
+                        let Some(w) = regs.get_mut(a as usize..a as usize + 5) else {
+                            punt!()
+                        };
+                        if !matches!(w[4], Value::Nil) {
+                            w[2] = w[4];
+                            jump!(off);
+                        }
+                    }
+                    Op::Call(a, b, c) => {
+                        // A Lua function whose frame fits in the stack.
+                        let Value::Func(f) = r!(a) else { punt!() };
+                        let func = base + a as usize;
+                        let nargs = if b == 0 {
+                            *top - func - 1
+                        } else {
+                            b as usize - 1
+                        };
+                        let max_stack = heap.closures.get(f.0).proto.max_stack as usize;
+                        if func + nargs + max_stack + 2 > stack_len {
+                            punt!()
+                        }
+                        break Leave::Call {
+                            func,
+                            f,
+                            nargs,
+                            want: c as i32 - 1,
+                        };
+                    }
+                    Op::Return(a, b) if b != 0 => {
+                        // A fixed number of results to a Lua caller that wants
+                        // at most that many, with no upvalue to close.
+                        let frame = frames.last().expect("the running frame");
+                        if frame.kind != FrameKind::Lua
+                            || frame.want < 0
+                            || frame.want as usize > b as usize - 1
+                            || open_upvals.last().is_some_and(|&(i, _)| i >= base)
+                        {
+                            punt!()
+                        }
+                        break Leave::Return {
+                            first: base + a as usize,
+                        };
+                    }
+                    _ => punt!(),
+                }
+                left -= 1;
+            };
+            match leave {
+                Leave::Punt => break 'frame,
+                Leave::Call {
+                    func,
+                    f,
+                    nargs,
+                    want,
+                } => {
+                    frames.last_mut().expect("the running frame").pc = pc;
+                    let callee = heap.closures.get(f.0).proto.clone();
+                    base = push_frame(stack, frames, &callee, func, f, nargs, want, FrameKind::Lua);
+                    entered = Some(callee);
+                    cl = f;
+                    pc = 0;
+                }
+                Leave::Return { first } => {
+                    let frame = frames.pop().expect("the running frame");
+                    let w = frame.want as usize;
+                    // Usually one value: a loop, not a call of `memmove`.
+                    for i in 0..w {
+                        stack[frame.func + i] = stack[first + i];
+                    }
+                    *top = frame.func + w;
+                    let caller = frames.last().expect("a Lua caller");
+                    cl = caller.closure;
+                    base = caller.base;
+                    pc = caller.pc;
+                    entered = Some(heap.closures.get(cl.0).proto.clone());
+                }
+            }
+            left -= 1;
+        }
+        let changed = entered.is_some();
+        if changed {
+            frames.last_mut().expect("the running frame").pc = pc;
+        }
+        (pc, left, changed)
+    }
+
+    /// Grows the stack so the window of a frame at `base` fits in it (as
+    /// [`Vm::ensure_stack`] would, but quietly: near the stack's limit, or
+    /// without the memory, the frame just runs without [`Vm::run_hot`]).
+    #[cold]
+    pub(super) fn widen_window(&mut self, base: usize) {
+        let n = base + WINDOW;
+        if n <= MAX_STACK + 2000 && n > self.stack.len() {
+            let new_len = (n * 2).clamp(1024, MAX_STACK + 2000).max(n);
+            if self.account_stack(new_len) {
+                self.stack.resize(new_len, Value::Nil);
+            }
+        }
+    }
+}
