@@ -45,7 +45,8 @@ pub struct UnitCode {
     /// The program key of the unit's built graph: its key in the [`LogBook`].
     pub key: Addr,
     /// What the optimizer and speculation did, as patches, with the
-    /// refuted guards (when optimizing).
+    /// refuted guards (when optimizing). `None` also when the unit's log
+    /// in the book was replayed in full: that log is still the unit's.
     pub log: Option<Log>,
     /// The guest's "host call failed" return code ([`Guest::error_exit`]).
     pub error_exit: Option<u32>,
@@ -323,22 +324,25 @@ impl UnitCompiler {
                 verify(&graph)?;
                 report.verify += t.elapsed();
             }
-            let t = Instant::now();
-            match rec.log(&graph) {
-                Ok(mut l) => {
-                    if !replayed_all {
+            // A log replayed in full is the unit's log already (recording
+            // the replayed graph gives it back, refutations included): the
+            // book keeps it, and nothing is recorded again.
+            if !replayed_all {
+                let t = Instant::now();
+                match rec.log(&graph) {
+                    Ok(mut l) => {
                         report.patches_recorded += l.patches.len();
+                        for &g in &refuted {
+                            l.refute(g);
+                        }
+                        log = Some(l);
                     }
-                    for &g in &refuted {
-                        l.refute(g);
-                    }
-                    log = Some(l);
+                    Err(e) => report
+                        .patch_log_warnings
+                        .push(format!("unit {}: patches not recorded: {e}", req.name)),
                 }
-                Err(e) => report
-                    .patch_log_warnings
-                    .push(format!("unit {}: patches not recorded: {e}", req.name)),
+                report.patch_log_save += t.elapsed();
             }
-            report.patch_log_save += t.elapsed();
         }
         report.nodes_after_opt += graph.live_nodes().len();
 
