@@ -22,8 +22,12 @@
 //! and every warm run must have replayed a sealed log with nothing stale
 //! (and, with the cache, placed its code). The replay columns are the
 //! log-only warm runs' `replay_cpu_ms` (reading the key and the log,
-//! checking the seal, parsing and replaying) against the cold runs'
-//! `optimize_cpu_ms`, both CPU time of the compiling thread.
+//! checking the seal, parsing and replaying, summed over units) against
+//! the cold runs' `optimize_cpu_ms` (the middle end, summed over units),
+//! both CPU time of the compiling thread. That is everything the warm run
+//! does because of its log: it must not record, compare or save the log
+//! again (`patch_log_save_ms` zero, checked), and its file upkeep (stale
+//! temporaries) waits for a run that saves.
 
 use crate::bench::{corpus, median, Program};
 use serde_json::Value;
@@ -189,6 +193,11 @@ fn check_warm(stats: &Value, way: Way) -> Result<(), String> {
     }
     if int("patches_stale") + int("patches_conflicting") > 0 || int("patches_recorded") > 0 {
         return Err("the warm run did not replay its log completely".into());
+    }
+    // Work on the log besides loading and replaying it would belong in the
+    // replay column; a warm run that replays in full has none.
+    if stats.get("patch_log_save_ms").and_then(Value::as_f64) != Some(0.0) {
+        return Err("the warm run recorded or saved its log again".into());
     }
     if way == Way::LogAndCache && int("code_cache_loads") != 1 {
         return Err("the warm run did not place its code from the cache".into());

@@ -60,6 +60,90 @@ fn record_all(prog: &Program) -> Recorded {
     }
 }
 
+/// [`record_all`] with the JIT's middle end (guard hoisting, promotion,
+/// closed forms) instead of the optimizer alone.
+fn record_middle_end(prog: &Program) -> Recorded {
+    let fresh = build(prog);
+    let mut opt = fresh.clone();
+    let rec = Recorder::start(&opt);
+    vssa_jit::middle_end(&mut opt, &[], None, &Default::default()).expect("middle end");
+    let net = rec.log(&opt).expect("record");
+    let full = rec.full_log(&opt).expect("record");
+    Recorded {
+        fresh,
+        opt,
+        net,
+        full,
+    }
+}
+
+/// The guards the front-end built that the full record replaces some
+/// node by (guard hoisting dropping a loop's top guard for the one above).
+fn front_end_guards_replacing(r: &Recorded) -> Vec<Addr> {
+    let mut v: Vec<Addr> = r
+        .full
+        .patches
+        .iter()
+        .map(|p| p.by)
+        .filter(|a| {
+            r.fresh
+                .lookup(a)
+                .is_some_and(|id| matches!(r.fresh.op(id), vssa::Op::Guard { .. }))
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Replays `log` refuting `guard` on a copy of `fresh`: how many patches
+/// the cut dropped, the live addresses, and where every node the
+/// front-end built resolves to.
+fn replay_refuting(fresh: &Graph, log: &Log, guard: Addr) -> (usize, Vec<Addr>, Vec<Addr>) {
+    let mut log = log.clone();
+    log.refute(guard);
+    let mut g = fresh.clone();
+    let r = replay(&mut g, &log);
+    let resolved = (0..fresh.len())
+        .map(|i| g.addr(g.resolve(vssa::NodeId::from_index(i))))
+        .collect();
+    (r.refuted, live_addrs(&g), resolved)
+}
+
+/// Checks that the net log cuts where the full record does for every
+/// front-end guard some node is replaced by; how many there were.
+fn check_front_end_guard_cuts(r: &Recorded) -> usize {
+    let guards = front_end_guards_replacing(r);
+    for &guard in &guards {
+        let (net_cut, net_live, net_resolved) = replay_refuting(&r.fresh, &r.net, guard);
+        let (full_cut, full_live, full_resolved) = replay_refuting(&r.fresh, &r.full, guard);
+        assert!(net_cut > 0 && full_cut > 0, "no cut at {}", guard.short());
+        assert_eq!(net_live, full_live, "live nodes after the cut");
+        assert_eq!(net_resolved, full_resolved, "front-end nodes after the cut");
+    }
+    guards.len()
+}
+
+#[test]
+fn a_net_log_cuts_where_a_front_end_guard_replaces_a_node() {
+    // Loops entered through a bounds guard their top repeats (found by the
+    // random programs below): guard hoisting replaces the top guard by the
+    // front-end's. The net log used to give up on such a record and keep
+    // it whole.
+    for src in ["[<<]+<>[[<>.]]>", "[+]+<+><>[++]"] {
+        let r = record_middle_end(&vssa_bf::parse(src).unwrap());
+        assert!(check_front_end_guard_cuts(&r) > 0, "{src}: no such guard");
+        let mut g = r.fresh.clone();
+        assert!(replay(&mut g, &r.net).complete());
+        assert_eq!(live_addrs(&g), live_addrs(&r.opt));
+    }
+    let r = record_middle_end(&vssa_bf::parse("[<<]+<>[[<>.]]>").unwrap());
+    assert!(
+        r.net.patches.len() < r.full.patches.len(),
+        "the net log is the full record"
+    );
+}
+
 fn live_addrs(g: &Graph) -> Vec<Addr> {
     let mut v: Vec<Addr> = g.live_nodes().into_iter().map(|n| g.addr(n)).collect();
     v.sort();
@@ -204,6 +288,22 @@ proptest! {
         // Recording a replayed graph gives the net log back.
         prop_assert_eq!(&Recorder::start(&fresh).log(&graphs[0]).unwrap(), &net);
         prop_assert_eq!(&Recorder::start(&fresh).log(&graphs[1]).unwrap(), &net);
+    }
+
+    /// With the JIT's middle end (guard hoisting): net and full logs
+    /// rebuild the same graph, and cut alike at every front-end guard a
+    /// node was replaced by.
+    #[test]
+    fn net_logs_of_the_middle_end_cut_like_full_ones(src in random_program()) {
+        let prog = vssa_bf::parse(&src).unwrap();
+        let r = record_middle_end(&prog);
+        for log in [&r.net, &r.full] {
+            let mut g = r.fresh.clone();
+            let rep = replay(&mut g, log);
+            prop_assert!(rep.complete(), "{:?}", rep);
+            prop_assert_eq!(live_addrs(&g), live_addrs(&r.opt));
+        }
+        check_front_end_guard_cuts(&r);
     }
 
     /// Another program's log is stale as a whole and changes nothing.

@@ -20,11 +20,9 @@ pub fn load_book<R>(cfg: &JitConfig<R>, report: &mut JitReport) -> LogBook {
     let Some(path) = cfg.patch_log.as_ref().filter(|_| cfg.optimize) else {
         return LogBook::new();
     };
-    // Leftovers of writers killed during a save (file upkeep: counted
-    // with saving, not replay).
-    let t = Instant::now();
-    vssa_patch::fsutil::remove_stale_temporaries(path);
-    report.patch_log_save += t.elapsed();
+    // Leftovers of writers killed during a save are removed by the next
+    // save (`write_atomic_over`), not here: listing the folder on every
+    // load cost a warm run as much as replaying a small program's log.
     let t = Instant::now();
     let cpu = CpuSpan::start();
     let key = SealKey::existing().unwrap_or_else(|e| {

@@ -7,6 +7,7 @@ use crate::book::{load_book, may_keep_code_beside, save_book, warn_replay};
 use crate::error::JitError;
 use crate::guest::{Built, Guest, Site};
 use crate::report::{CpuSpan, JitConfig, JitReport};
+use std::cell::OnceCell;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
@@ -45,7 +46,8 @@ pub struct UnitCode {
     /// The program key of the unit's built graph: its key in the [`LogBook`].
     pub key: Addr,
     /// What the optimizer and speculation did, as patches, with the
-    /// refuted guards (when optimizing).
+    /// refuted guards (when optimizing). `None` also when the unit's log
+    /// in the book was replayed in full: that log is still the unit's.
     pub log: Option<Log>,
     /// The guest's "host call failed" return code ([`Guest::error_exit`]).
     pub error_exit: Option<u32>,
@@ -66,6 +68,30 @@ pub struct UnitCompiler {
 
 /// The pipeline's errors for guest `G`.
 type Error<G> = JitError<<G as Guest>::Error>;
+
+/// Where a compilation finds its patch logs: the request's book, or the
+/// patch-log file, read when first needed ([`compile_program`]).
+///
+/// Reading the file only once the unit's graph is built puts the warm run's
+/// log reading where the cold run's optimizer runs: after building, which
+/// is the process's first use of the node hash and of much else that
+/// loading a log also uses. Read before the build, a log paid those first
+/// uses (blake3's first call alone costs 26–50 µs of CPU, the second 1–4 µs)
+/// that the cold run pays in its build, outside its optimization time.
+#[derive(Clone, Copy)]
+enum Books<'a> {
+    Given(&'a LogBook),
+    OnFirstUse(&'a OnceCell<LogBook>),
+}
+
+impl<'a> Books<'a> {
+    fn get(self, cfg: &JitConfig, report: &mut JitReport) -> &'a LogBook {
+        match self {
+            Books::Given(b) => b,
+            Books::OnFirstUse(cell) => cell.get_or_init(|| load_book(cfg, report)),
+        }
+    }
+}
 
 impl UnitCompiler {
     /// A compiler for `cfg` and a guest calling `hosts` (the code cache
@@ -156,12 +182,24 @@ impl UnitCompiler {
         req: &UnitRequest<'_, G::Unit>,
         report: &mut JitReport,
     ) -> Result<UnitCode, Error<G>> {
+        self.compile_from(guest, req, Books::Given(req.book), report)
+    }
+
+    /// [`UnitCompiler::compile`] with the patch logs from `books` (the
+    /// request's own book is not used).
+    fn compile_from<G: Guest>(
+        &mut self,
+        guest: &G,
+        req: &UnitRequest<'_, G::Unit>,
+        books: Books<'_>,
+        report: &mut JitReport,
+    ) -> Result<UnitCode, Error<G>> {
         let size = guest.size(req.unit);
         if !size.fits() {
             return Err(JitError::TooLarge(size));
         }
         let replayed_before = report.patches_replayed;
-        match self.compile_once(guest, req, report) {
+        match self.compile_once(guest, req, books, report) {
             Err(
                 e @ (JitError::Optimize(_)
                 | JitError::Verify(_)
@@ -179,7 +217,7 @@ impl UnitCompiler {
                     book: &empty,
                     ..*req
                 };
-                self.compile_once(guest, &without, report)
+                self.compile_once(guest, &without, Books::Given(&empty), report)
             }
             other => other,
         }
@@ -189,6 +227,7 @@ impl UnitCompiler {
         &mut self,
         guest: &G,
         req: &UnitRequest<'_, G::Unit>,
+        books: Books<'_>,
         report: &mut JitReport,
     ) -> Result<UnitCode, Error<G>> {
         // Without speculation a unit's source decides its code: a unit entry
@@ -197,19 +236,20 @@ impl UnitCompiler {
             .then(|| guest.source_key(req.unit))
             .flatten();
         if let Some(source) = direct {
-            if let Some(code) = self.place_direct(guest, source, req, report) {
+            if let Some(code) = self.place_direct(guest, source, req, books, report) {
                 return Ok(code);
             }
         }
         let t = Instant::now();
         let built = guest.build(req.unit).map_err(JitError::Build)?;
         report.build += t.elapsed();
-        let unit = self.compile_built(guest, built, req, report)?;
+        let unit = self.compile_built(guest, built, req, books, report)?;
         if let (Some(source), Some(store)) = (direct, &mut self.store) {
             // Only a unit whose log has no refuted guards: its graph is then
             // what its source and the optimizer make (a log replayed in full
             // gives the graph optimizing gives).
-            if req.book.refuted(&unit.key).is_none_or(|r| r.is_empty()) {
+            let book = books.get(&self.cfg, report);
+            if book.refuted(&unit.key).is_none_or(|r| r.is_empty()) {
                 let mut data = unit.key.0.to_vec();
                 unit.exits.encode(&mut data);
                 store.put_unit(source, unit.code_key, data);
@@ -228,13 +268,14 @@ impl UnitCompiler {
         guest: &G,
         source: Addr,
         req: &UnitRequest<'_, G::Unit>,
+        books: Books<'_>,
         report: &mut JitReport,
     ) -> Option<UnitCode> {
         let store = self.store.as_mut()?;
         let (code_key, data) = store.get_unit(&source)?;
         let key = Addr(data.get(..16)?.try_into().ok()?);
         let exits = ExitTable::decode(&data[16..])?;
-        if !req.book.contains(&key) {
+        if !books.get(&self.cfg, report).contains(&key) {
             return None;
         }
         let code = match self.cache.get(&code_key) {
@@ -267,6 +308,7 @@ impl UnitCompiler {
         guest: &G,
         built: Built,
         req: &UnitRequest<'_, G::Unit>,
+        books: Books<'_>,
         report: &mut JitReport,
     ) -> Result<UnitCode, Error<G>> {
         let cfg = &self.cfg;
@@ -288,14 +330,14 @@ impl UnitCompiler {
         let rec = vssa_patch::Recorder::start(&graph);
         let key = rec.program();
         if cfg.optimize {
-            let refuted: BTreeSet<Addr> = req
-                .book
+            let book = books.get(cfg, report);
+            let refuted: BTreeSet<Addr> = book
                 .refuted(&key)
                 .map_or_else(BTreeSet::new, |r| r.iter().copied().collect());
             let mut replayed_all = false;
             let t = Instant::now();
             let cpu = CpuSpan::start();
-            if let Some(r) = req.book.replay_unit(&mut graph, &rec) {
+            if let Some(r) = book.replay_unit(&mut graph, &rec) {
                 report.patches_replayed += r.applied;
                 report.patches_stale += r.stale;
                 report.patches_conflicting += r.conflicting;
@@ -323,22 +365,25 @@ impl UnitCompiler {
                 verify(&graph)?;
                 report.verify += t.elapsed();
             }
-            let t = Instant::now();
-            match rec.log(&graph) {
-                Ok(mut l) => {
-                    if !replayed_all {
+            // A log replayed in full is the unit's log already (recording
+            // the replayed graph gives it back, refutations included): the
+            // book keeps it, and nothing is recorded again.
+            if !replayed_all {
+                let t = Instant::now();
+                match rec.log(&graph) {
+                    Ok(mut l) => {
                         report.patches_recorded += l.patches.len();
+                        for &g in &refuted {
+                            l.refute(g);
+                        }
+                        log = Some(l);
                     }
-                    for &g in &refuted {
-                        l.refute(g);
-                    }
-                    log = Some(l);
+                    Err(e) => report
+                        .patch_log_warnings
+                        .push(format!("unit {}: patches not recorded: {e}", req.name)),
                 }
-                Err(e) => report
-                    .patch_log_warnings
-                    .push(format!("unit {}: patches not recorded: {e}", req.name)),
+                report.patch_log_save += t.elapsed();
             }
-            report.patch_log_save += t.elapsed();
         }
         report.nodes_after_opt += graph.live_nodes().len();
 
@@ -415,7 +460,8 @@ impl UnitCompiler {
 
 /// Compiles `unit` as the whole program, once, before it runs (no code
 /// cache in memory: nothing is compiled twice), with the patch-log file
-/// `cfg` names: loaded and replayed, and saved when the unit's log
+/// `cfg` names: loaded once the unit is built (see [`Books`]) and
+/// replayed, and saved when the unit's log
 /// changed. A book without this unit was recorded for another program
 /// (or another build of this one): it is reported stale and replaced.
 pub fn compile_program<G: Guest, R>(
@@ -426,14 +472,18 @@ pub fn compile_program<G: Guest, R>(
     report: &mut JitReport,
 ) -> Result<UnitCode, Error<G>> {
     let mut compiler = UnitCompiler::new(cfg, 0, &guest.hosts())?;
-    let mut book = load_book(cfg, report);
+    let file = OnceCell::new();
+    let unused = LogBook::new();
     let req = UnitRequest {
         unit,
         speculate: None,
-        book: &book,
+        book: &unused,
         name,
     };
-    let code = compiler.compile(guest, &req, report)?;
+    let code = compiler.compile_from(guest, &req, Books::OnFirstUse(&file), report)?;
+    // Every compilation that optimizes asks for the book; one that does not
+    // would find none.
+    let mut book = file.into_inner().unwrap_or_default();
     warn_replay(cfg, report);
     compiler.save_code(report);
     if !book.is_empty() && !book.contains(&code.key) {

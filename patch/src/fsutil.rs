@@ -104,9 +104,9 @@ pub fn remove_folders_of_finished_processes(prefix: &str) {
 }
 
 /// Removes the temporaries that writers of `path` killed during a save
-/// left behind (their process is gone). Every save does it first; the
-/// patch-log driver also does it when it loads a log, so that a run that
-/// has nothing to save cleans up too.
+/// left behind (their process is gone). Every save does it first (not
+/// every load: a run that replays its log and has nothing to save leaves
+/// them to the next run that saves).
 pub fn remove_stale_temporaries(path: &Path) {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,

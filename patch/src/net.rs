@@ -31,17 +31,23 @@
 //! effect is taken per *segment* between patches that build a guard: the
 //! net patches before a guard's patch bring the graph, on every node live
 //! at that point, exactly to where the full log's prefix would, and each
-//! new guard is rebuilt in the first net patch of its segment. Every
-//! segment costs one walk over the live graph; a log with more than
-//! [`MAX_SEGMENTS`] segments is kept whole instead.
+//! new guard is rebuilt in the first net patch of its segment. A patch
+//! whose replacement is a guard the front-end built cuts too (guard
+//! hoisting drops a loop's top guard for the one above it): the first
+//! such replacement of each guard gets a segment of its own, whose one
+//! link is that very replacement. Every segment costs one walk over the
+//! live graph; a log with more than [`MAX_SEGMENTS`] segments is kept
+//! whole instead.
 
 use crate::model::{new_node, Patch, PatchNodes, Timeline};
 use vssa::{Graph, NodeId, Op};
 
-/// Segments (guard-building patches + 1) above which the full log is kept:
-/// each costs a walk over the graph. A tiered unit has one segment per
-/// speculated loop, plus one; units with dozens are rare.
-pub const MAX_SEGMENTS: usize = 32;
+/// Segments (cut points + 1) above which the full log is kept: each costs
+/// a walk over the graph. A tiered unit has one segment per speculated
+/// loop, plus one; guard hoisting adds two per guard a loop's top guard
+/// was dropped for (mandelbrot's whole program: 40 segments; with 32 as
+/// the bound, it and hanoi kept full logs, 2.2× and 4.7× longer).
+pub const MAX_SEGMENTS: usize = 128;
 
 /// One net replacement: `target` resolves to `by` from time `time` on
 /// (the index of the last recorded replacement it stands for).
@@ -97,14 +103,19 @@ pub(crate) fn net_patches(g: &Graph, t: &Timeline<'_>) -> Option<Vec<Patch>> {
     // by one), and the end of the log.
     let is_guard = |id: NodeId| matches!(g.op(id), Op::Guard { .. });
     let mut ends: Vec<usize> = Vec::new();
-    for (j, &(_, by)) in repls.iter().enumerate() {
+    // Replacements by a guard the front-end built (guard hoisting drops a
+    // guard in favour of the one above it): no new node marks such a cut
+    // point, so the first replacement by each such guard keeps a segment
+    // of its own, whose one link is exactly that replacement.
+    let mut marks: Vec<NodeId> = Vec::new();
+    let mut marked = std::collections::HashSet::new();
+    for (j, &(old, by)) in repls.iter().enumerate() {
         if is_guard(by) {
-            if by.index() < base {
-                // Replaced by a guard the front-end built: no new node marks
-                // that cut point in a net log, so keep the full one.
-                return None;
-            }
             ends.push(j);
+            if by.index() < base && marked.insert(by) {
+                ends.push(j + 1);
+                marks.push(old);
+            }
         }
     }
     let new_guards: Vec<usize> = (base..n)
@@ -126,6 +137,9 @@ pub(crate) fn net_patches(g: &Graph, t: &Timeline<'_>) -> Option<Vec<Patch>> {
     // sites, frame states) hold their ids and resolve them later, dead or
     // not, so each must resolve as in the full log at every cut point.
     let mut named: Vec<bool> = (0..n).map(|i| i < base).collect();
+    for &m in &marks {
+        named[m.index()] = true;
+    }
     let mut seen = vec![usize::MAX; n];
     let mut stack = Vec::new();
     for (k, &te) in ends.iter().enumerate() {
