@@ -629,6 +629,8 @@ fn jit_stats(
             "cranelift": ms(r.codegen),
             "total": ms(r.compile()),
         },
+        "nodes_per_s": nodes_per_s(r),
+        "middle_end_share": middle_end_share(r),
         "run_ms": ms(r.run),
         "exits_to_interp": r.exits_to_interp,
         "guards": r.guards,
@@ -652,6 +654,31 @@ fn jit_stats(
         "patch_log_save_ms": ms(r.patch_log_save),
         "patch_log_sealed": r.patch_log_sealed == Some(true),
     })
+}
+
+/// Nodes per second of each compile phase: nodes built for `build`, live
+/// nodes as built for `optimize` (what it works on), live nodes after
+/// optimizing for `schedule` and `codegen` (null for a phase that took no
+/// time, e.g. one the code cache skipped).
+fn nodes_per_s(r: &JitReport) -> serde_json::Value {
+    let rate = |nodes: usize, d: std::time::Duration| {
+        (d > std::time::Duration::ZERO).then(|| (nodes as f64 / d.as_secs_f64()).round())
+    };
+    json!({
+        "build": rate(r.nodes_built, r.build),
+        "optimize": rate(r.nodes_live_built, r.optimize + r.replay),
+        "schedule": rate(r.nodes_after_opt, r.schedule),
+        "codegen": rate(r.nodes_after_opt, r.lower + r.codegen),
+    })
+}
+
+/// The middle end's share of compile time: building, replaying and
+/// optimizing (speculation included) against the whole (which adds guard
+/// lowering, scheduling and Cranelift); null before anything compiled.
+fn middle_end_share(r: &JitReport) -> Option<f64> {
+    let total = r.compile().as_secs_f64();
+    let middle = (r.build + r.replay + r.optimize).as_secs_f64();
+    (total > 0.0).then(|| (middle / total * 1000.0).round() / 1000.0)
 }
 
 fn ms(d: std::time::Duration) -> f64 {

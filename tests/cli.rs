@@ -77,6 +77,14 @@ fn stats_json_has_the_promised_fields() {
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(err.trim()).expect("one JSON object");
     assert_eq!(v["engine"], "jit");
+    // The jit compiled the demo: every phase has a rate, and the middle
+    // end's share is a fraction.
+    for k in ["build", "optimize", "schedule", "codegen"] {
+        let rate = v["nodes_per_s"][k].as_f64();
+        assert!(rate.is_some_and(|r| r > 0.0), "nodes_per_s.{k}: {v}");
+    }
+    let share = v["middle_end_share"].as_f64().expect("middle_end_share");
+    assert!(share > 0.0 && share < 1.0, "{share}");
 }
 
 #[test]

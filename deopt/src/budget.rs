@@ -109,6 +109,40 @@ impl CompileBudget {
         self.share == f64::INFINITY || need <= limit
     }
 
+    /// [`CompileBudget::allows`] for a compilation on a thread the program
+    /// does not wait for: allowed when what is booked already (compiled
+    /// and not yet repaid, or under way) fits the budget, whatever the new
+    /// unit's own estimate — unless the share is zero (compile nothing).
+    ///
+    /// The program loses no wall time to such a compilation (it interprets
+    /// meanwhile, and at its end abandons a compilation under way), only
+    /// the thread's CPU time; and since a unit started this way is booked
+    /// like any other, the next one waits until the share covers it. So the
+    /// compile time not yet repaid stays within the share's bound plus one
+    /// unit's compile time (the bound [`CompileBudget::allows`] already
+    /// leaves for one misestimate) — while a program whose one large unit
+    /// does all the work (mandelbrot: a 4 000-instruction nest, some 80 ms
+    /// to compile) gets it as soon as it is hot, instead of interpreting
+    /// until the program has run twice as long as that unit's estimate.
+    pub fn allows_in_background(&mut self, size: usize, ran: Duration) -> bool {
+        if self.booked_fits(ran) {
+            return true;
+        }
+        self.allows(size, ran)
+    }
+
+    /// [`CompileBudget::allows_in_background`] without counting a refusal.
+    pub fn allows_in_background_quietly(&self, size: usize, ran: Duration) -> bool {
+        self.booked_fits(ran) || self.allows_quietly(size, ran)
+    }
+
+    /// Whether what is booked fits the budget after `ran`, with a share
+    /// above zero.
+    fn booked_fits(&self, ran: Duration) -> bool {
+        let limit = self.allowance.as_secs_f64() + self.share * ran.as_secs_f64();
+        self.share > 0.0 && self.spent.as_secs_f64() <= limit
+    }
+
     /// Takes `paid` off the compile time booked: the runtime calls this as
     /// a unit runs natively, up to the unit's own compile time. Compiled
     /// code that is at least twice as fast as the interpreter saves at
@@ -142,13 +176,13 @@ impl CompileBudget {
         self.charge(size, took);
     }
 
-    /// Compile time booked and not yet repaid.
     /// Whether this budget allows everything ([`CompileBudget::unlimited`]):
     /// the runtime then compiles every hot loop, as it did before budgets.
     pub fn is_unlimited(&self) -> bool {
         self.share == f64::INFINITY
     }
 
+    /// Compile time booked and not yet repaid.
     pub fn spent(&self) -> Duration {
         self.spent
     }
@@ -229,6 +263,32 @@ mod tests {
         b.settle(r, size, 2 * MS);
         assert_eq!(b.spent(), 2 * MS);
         assert!(b.allows_quietly(size, 39 * MS));
+    }
+
+    #[test]
+    fn a_background_unit_starts_when_what_is_booked_fits() {
+        let mut b = CompileBudget::new(0.5, MS, Duration::from_micros(10));
+        let size = 1000 - OVERHEAD_UNITS;
+        // 10 ms estimated, nothing run: refused in the foreground, allowed
+        // on the thread, since nothing is booked.
+        assert!(!b.allows_quietly(size, Duration::ZERO));
+        assert!(b.allows_in_background(size, Duration::ZERO));
+        let r = b.reserve(size);
+        // 10 ms under way: the next one waits until the share covers them
+        // (10 <= 1 + 0.5 × 20), not for its own estimate too.
+        assert!(!b.allows_in_background(size, 17 * MS));
+        assert!(b.allows_in_background(size, 20 * MS));
+        assert!(!b.allows_quietly(size, 20 * MS));
+        assert_eq!(b.deferred(), 1);
+        b.settle(r, size, 4 * MS);
+        assert!(!b.allows_in_background_quietly(size, 5 * MS));
+        assert!(b.allows_in_background_quietly(size, 7 * MS));
+        // Paid back: the next one goes at once again.
+        b.repay(4 * MS);
+        assert!(b.allows_in_background_quietly(size, Duration::ZERO));
+        // A share of zero compiles nothing, on the thread too.
+        let mut none = CompileBudget::new(0.0, MS, Duration::from_micros(10));
+        assert!(!none.allows_in_background(size, Duration::from_secs(1)));
     }
 
     #[test]

@@ -573,8 +573,16 @@ impl<G: TieredGuest> Tiers<G> {
             unit,
             reserved,
         });
-        self.hotness.unit_of[open] = PENDING;
-        self.poll_later(open);
+        // A recompilation leaves the unit's old code in place until the
+        // new code arrives: it is still right (a refuted guard only
+        // deoptimizes again), and native up to that guard is better than
+        // interpreting the whole unit — which, for the outer loop of a
+        // nest, is the rest of the program's run for as long as the
+        // recompilation takes.
+        if unit.is_none() {
+            self.hotness.unit_of[open] = PENDING;
+            self.poll_later(open);
+        }
         Ok(())
     }
 
@@ -709,9 +717,7 @@ impl<G: TieredGuest> Tiers<G> {
         // (when the budget cannot pay for it yet) was measured to cost more
         // than waiting: mandelbrot made some 200 small units, whose compile
         // time and interpreted glue made it 1.7x slower than one early unit.
-        if self.hotness.unit_of[target] == 0
-            && !self.budget.allows(self.guest.unit_len(target), ran)
-        {
+        if self.hotness.unit_of[target] == 0 && !self.affordable(target, ran) {
             // Not yet: ask again when the entry has come round twice as often.
             self.wanted = Some(target);
             let next = self.hotness.entered(open).saturating_mul(2);
@@ -730,6 +736,31 @@ impl<G: TieredGuest> Tiers<G> {
         self.start(open)
     }
 
+    /// Whether the budget pays for compiling the unit at `open` now, after
+    /// the program has run for `ran` (a refusal is counted). On the
+    /// compile thread a unit also goes when nothing is unpaid
+    /// ([`CompileBudget::allows_in_background`]): the program does not
+    /// wait for it, so the one large unit of a program that lives in one
+    /// nest is compiled as soon as it is hot.
+    fn affordable(&mut self, open: usize, ran: Duration) -> bool {
+        let size = self.guest.unit_len(open);
+        if self.use_thread {
+            self.budget.allows_in_background(size, ran)
+        } else {
+            self.budget.allows(size, ran)
+        }
+    }
+
+    /// [`Tiers::affordable`] without counting a refusal.
+    fn affordable_quietly(&self, open: usize, ran: Duration) -> bool {
+        let size = self.guest.unit_len(open);
+        if self.use_thread {
+            self.budget.allows_in_background_quietly(size, ran)
+        } else {
+            self.budget.allows_quietly(size, ran)
+        }
+    }
+
     /// Compiles the wanted unit (an outer unit the budget could not pay for
     /// when an inner one got hot) if the budget now allows. Call it before
     /// every call of a unit: while inner units run, the interpreter may not
@@ -742,7 +773,7 @@ impl<G: TieredGuest> Tiers<G> {
         let ran = self.ran();
         if self.hotness.unit_of[open] != 0 {
             self.wanted = None;
-        } else if self.budget.allows_quietly(self.guest.unit_len(open), ran) {
+        } else if self.affordable_quietly(open, ran) {
             self.wanted = None;
             self.start(open)?;
         }
@@ -811,9 +842,15 @@ impl<G: TieredGuest> Tiers<G> {
 
     /// Refutes `guard` in unit `i` and recompiles the unit, replaying its
     /// patch log up to the failed speculation. On the compile thread, the
-    /// interpreter runs the unit meanwhile.
+    /// unit's old code runs meanwhile (see [`Tiers::submit`]).
     pub fn recompile(&mut self, i: usize, guard: Addr) -> Result<(), Error<G>> {
         let key = self.units[i].code.key;
+        // The old code runs while its recompilation is under way, so a
+        // guard refuted already may fail again meanwhile: nothing new.
+        let known = self.book.refuted(&key).is_some_and(|r| r.contains(&guard));
+        if known && self.pending.iter().any(|p| p.unit == Some(i)) {
+            return Ok(());
+        }
         refute(&mut self.book, key, guard);
         self.dirty = true;
         let open = self.units[i].open;

@@ -339,7 +339,9 @@ pub(crate) mod tests {
     use super::*;
     use vssa::BinOp;
 
-    /// `(x + 0) + 1` and `x + 1` merge; `a - b` folds to 0.
+    /// `(x + 0) + 1` and `x + 1` merge; `(x + 1) + 2` becomes `x + 3`, a
+    /// rewrite that builds a node with inputs (the constant 3 is there
+    /// already).
     pub(crate) fn sample() -> Graph {
         let mut g = Graph::new();
         g.set_simplify_on_build(false);
@@ -351,7 +353,10 @@ pub(crate) mod tests {
         let a = g.add(x0, one).unwrap();
         let b = g.add(x, one).unwrap();
         let m = g.bin(BinOp::Mul, a, b).unwrap();
-        let s = g.sub(m, b).unwrap();
+        let two = g.iconst(Type::I64, 2).unwrap();
+        g.iconst(Type::I64, 3).unwrap();
+        let c = g.add(b, two).unwrap();
+        let s = g.sub(m, c).unwrap();
         let r = g.ret(e.ctrl, e.mem, s).unwrap();
         g.finish(&[r]).unwrap();
         g

@@ -12,14 +12,26 @@
 //! all carry an unchanged value would take `n` sweeps, each re-interning
 //! everything inside, i.e. quadratic time.
 //!
+//! Value numbering looks nodes up by what they compute — operation, type
+//! and *resolved* inputs (see [`Numbering`]) — instead of building each
+//! node whose inputs were replaced again. A node stands for its resolved
+//! form whatever its stored inputs are, so rebuilding it bought nothing
+//! but a new address; and since that new node replaced the old one, its
+//! users were rebuilt in turn, down the whole memory chain: folding one
+//! loop near the top of a program rebuilt every load and store after it
+//! (mandelbrot: 6 081 nodes after control folding, for 310 replacements).
+//!
 //! Every change is a [`Graph::replace`]: the graph's replacement list is the
 //! whole record of what the pass did, so it can be logged and replayed.
 
-use crate::graph::{Graph, GraphError, NodeId};
+use crate::graph::{Graph, GraphError, Inputs, NodeId};
 use crate::op::Op;
+use crate::types::Type;
 
 use crate::peephole;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// What a run of [`optimize`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -50,9 +62,10 @@ const VISITS_PER_NODE: u64 = 16;
 /// collapse when all their values (back edge included) are one node or the
 /// phi itself, and are never re-interned (their back edge is not hashed);
 /// every other node is asked to [`peephole::simplify_node`], and failing
-/// that, re-interned on its resolved inputs, which merges it into an equal
-/// node (value numbering). A different answer replaces the node and wakes
-/// its users.
+/// that, looked up by its operation, type and resolved inputs among the
+/// nodes seen before ([`Numbering`]), which merges it into an equal node
+/// (value numbering). A different answer replaces the node and wakes its
+/// users.
 pub fn optimize(g: &mut Graph) -> Result<OptStats, GraphError> {
     let live = g.live_nodes();
     let mut users: Vec<Vec<NodeId>> = g
@@ -75,6 +88,7 @@ pub fn optimize(g: &mut Graph) -> Result<OptStats, GraphError> {
         current.insert(n);
     }
     let mut next = IdSet::default();
+    let mut numbering = Numbering::default();
     // The replacements counted when the last sweep over every live node
     // began: a rule may read past its inputs (an input's input), and a
     // change there wakes nobody, so when the worklist runs dry one more
@@ -111,7 +125,7 @@ pub fn optimize(g: &mut Graph) -> Result<OptStats, GraphError> {
             }
             stats.visited += 1;
             let before = g.len();
-            let answer = visit(g, n)?;
+            let answer = visit(g, n, &mut numbering)?;
             let mut woken: Vec<NodeId> = Vec::new();
             if let Some(r) = answer {
                 g.replace(n, r)?;
@@ -229,7 +243,8 @@ fn remove_redundant_phis(
                 }
         })
         .collect();
-    let pos: HashMap<NodeId, usize> = cand.iter().enumerate().map(|(i, &p)| (p, i)).collect();
+    let pos: HashMap<NodeId, usize, BuildHasherDefault<WordHasher>> =
+        cand.iter().enumerate().map(|(i, &p)| (p, i)).collect();
     // Operands as candidate indexes or plain nodes, and candidate users.
     let mut operands: Vec<Vec<Result<usize, NodeId>>> = Vec::with_capacity(cand.len());
     let mut phi_users: Vec<Vec<usize>> = vec![Vec::new(); cand.len()];
@@ -281,9 +296,13 @@ fn remove_redundant_phis(
     Ok(done)
 }
 
-/// The node that should stand for `n`, if different. Never re-interns a
+/// The node that should stand for `n`, if different. Never numbers a
 /// loop phi or a control node.
-fn visit(g: &mut Graph, n: NodeId) -> Result<Option<NodeId>, GraphError> {
+fn visit(
+    g: &mut Graph,
+    n: NodeId,
+    numbering: &mut Numbering,
+) -> Result<Option<NodeId>, GraphError> {
     if g.node(n).replaced_by().is_some() {
         return Ok(None);
     }
@@ -300,16 +319,81 @@ fn visit(g: &mut Graph, n: NodeId) -> Result<Option<NodeId>, GraphError> {
     }
     let found = match peephole::simplify_node(g, n)? {
         Some(r) => Some(r),
-        None => {
-            let inputs = g.inputs(n);
-            if inputs.as_slice() == g.node(n).raw_inputs() {
-                None
-            } else {
-                Some(g.intern(op, g.ty(n), &inputs)?)
-            }
-        }
+        None => numbering.equal(g, n),
     };
     Ok(found.map(|r| g.resolve(r)).filter(|&r| r != n))
+}
+
+/// Value numbering within one run of [`optimize`]: the first node seen
+/// for each operation, type and resolved inputs. Interning already keeps
+/// nodes built with equal inputs one node; what it cannot see is two nodes
+/// built on different inputs that were later replaced by the same one,
+/// and a node built on resolved inputs beside an older one whose stored
+/// inputs were replaced since (their addresses differ).
+#[derive(Default)]
+struct Numbering {
+    first: HashMap<(Op, Type, Inputs), NodeId, BuildHasherDefault<WordHasher>>,
+}
+
+impl Numbering {
+    /// A node seen before that computes what `n` computes, if any;
+    /// otherwise `n` is now the one.
+    fn equal(&mut self, g: &Graph, n: NodeId) -> Option<NodeId> {
+        match self.first.entry((g.op(n), g.ty(n), g.inputs(n))) {
+            Entry::Occupied(mut e) => {
+                // It may have been replaced since: by an equal node.
+                let m = g.resolve(*e.get());
+                e.insert(m);
+                Some(m).filter(|&m| m != n)
+            }
+            Entry::Vacant(e) => {
+                e.insert(n);
+                None
+            }
+        }
+    }
+}
+
+/// A multiply-rotate hasher over machine words for [`Numbering`]'s keys
+/// (small integers and node ids, hashed by the million in one run: the
+/// standard library's SipHash cost more than the lookups it served).
+#[derive(Default)]
+struct WordHasher(u64);
+
+impl WordHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for WordHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
 }
 
 #[cfg(test)]
@@ -335,7 +419,11 @@ mod tests {
         let stats = optimize(&mut g).unwrap();
         assert!(stats.converged);
         assert_eq!(g.resolve(x0), x);
-        assert_eq!(g.resolve(a), b, "value numbering after x + 0 = x");
+        assert_eq!(
+            g.resolve(a),
+            g.resolve(b),
+            "value numbering after x + 0 = x"
+        );
         let v = g.input(r, 2);
         assert_eq!(g.op(v), Op::Const { value: 0 }, "a - a = 0");
         assert_eq!(stats.replaced as usize, g.replacements().len());
