@@ -2,10 +2,11 @@
 //! (invariant and induction-variable guards), range-check merging and
 //! guards removed by facts from branches are replacements, so the log
 //! recorded over them replays in full onto the graph built afresh and
-//! gives the same live graph.
+//! gives the same live graph: by address, and by index from the binary
+//! file's node table.
 
 use vssa::Graph;
-use vssa_patch::{replay, Recorder};
+use vssa_patch::{replay, LogBook, Recorder};
 
 /// A rotated loop counting `i` to 7 (params: `x`, `v`, a pointer), with a
 /// guard on `x` (invariant: hoisted) and one on `i <u 50` at its top (an
@@ -83,5 +84,28 @@ fn hoisting_and_implied_guards_replay_in_full() {
     let report = replay(&mut again, &log);
     assert!(report.complete(), "{report:?}");
     assert_eq!(report.stale, 0);
+    assert_eq!(vssa::live_graph_key(&again), vssa::live_graph_key(&g));
+}
+
+#[test]
+fn merged_and_hoisted_guards_replay_by_index_from_a_binary_log() {
+    let mut g = vssa::parse(LOOP).unwrap();
+    let rec = Recorder::start(&g);
+    let (merged, hoisted, _) = passes(&mut g);
+    assert_eq!((merged, hoisted), (1, 2));
+    let mut book = LogBook::new();
+    book.insert(rec.log(&g).unwrap());
+    // Unsealed: read back, the unit is kept in the file's table form.
+    let bytes = book.to_binary(None);
+    let read = LogBook::parse(&bytes, "hoist.vlog").unwrap();
+    let mut again = vssa::parse(LOOP).unwrap();
+    let rec_again = Recorder::start(&again);
+    let report = read.replay_unit(&mut again, &rec_again).unwrap();
+    assert!(report.complete(), "{report:?}");
+    assert_eq!(report.stale, 0);
+    assert_eq!(report.applied, report.outcomes.len());
+    assert_eq!(vssa::live_graph_key(&again), vssa::live_graph_key(&g));
+    // Nothing is left for the passes to do on the replayed graph.
+    assert_eq!(passes(&mut again), (0, 0, 0));
     assert_eq!(vssa::live_graph_key(&again), vssa::live_graph_key(&g));
 }
