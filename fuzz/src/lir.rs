@@ -485,10 +485,10 @@ impl Gen<'_> {
     fn stmt(&mut self, depth: u32) -> R {
         let nest = if depth < 3 { 2 } else { 0 };
         let guard = if self.guards_allowed { 2 } else { 0 };
-        match self
-            .rng
-            .weighted(&[1, 6, 2, 2, 2, 2, 3, 3, 1, guard, 5, nest, nest, 2])
-        {
+        let rotated = if self.guards_allowed { nest } else { 0 };
+        match self.rng.weighted(&[
+            1, 6, 2, 2, 2, 2, 3, 3, 1, guard, 5, nest, nest, 2, rotated, guard,
+        ]) {
             0 => {
                 let ty = self.any_value_ty();
                 let v = self.konst(ty);
@@ -569,7 +569,9 @@ impl Gen<'_> {
             10 => self.float_stmt()?,
             11 => self.diamond(depth)?,
             12 => self.counted_loop(depth)?,
-            _ => self.call()?,
+            13 => self.call()?,
+            14 => self.rotated_loop(depth)?,
+            _ => self.range_checks()?,
         }
         Ok(())
     }
@@ -818,6 +820,279 @@ impl Gen<'_> {
         self.mem = mphi;
         Ok(())
     }
+
+    /// A rotated counted loop, `if entry { loop { top guards; ..; next =
+    /// i ± 1 } while next rel bound }`, counting up from 0 to `n` or down
+    /// from `n` (`n` at most 3) with a latch of any shape the induction
+    /// analysis knows (`!=`, `<`, `<=`, signed or unsigned, sometimes
+    /// negated or with swapped operands), so the guards at its top are
+    /// invariant or induction-variable guards that hoisting moves.
+    fn rotated_loop(&mut self, depth: u32) -> R {
+        let n = if self.rng.chance(1, 2) {
+            let k = self.rng.range(0, 3);
+            self.g.iconst(Type::I64, k)?
+        } else {
+            let x = self.pick(Type::I64)?;
+            let three = self.g.iconst(Type::I64, 3)?;
+            self.g.bin(BinOp::And, x, three)?
+        };
+        let zero = self.g.iconst(Type::I64, 0)?;
+        let one = self.g.iconst(Type::I64, 1)?;
+        let up = self.rng.chance(1, 2);
+        let kind = self.rng.below(4);
+        // (start, step, the latch's `next rel bound`, the entry test)
+        let (i0, step, rel, bound) = match (up, kind) {
+            (true, 0) => (zero, 1, CmpOp::Ne, n),
+            (true, 1) => (zero, 1, CmpOp::Slt, n),
+            (true, 2) => (zero, 1, CmpOp::Ult, n),
+            (true, _) => (zero, 1, CmpOp::Sle, self.g.sub(n, one)?),
+            (false, 0) => (n, -1, CmpOp::Ne, zero),
+            (false, 1) => (n, -1, CmpOp::Sgt, zero),
+            (false, 2) => (n, -1, CmpOp::Ugt, zero),
+            (false, _) => (n, -1, CmpOp::Sge, one),
+        };
+        // Entered when the first value is in range, so the loop ends.
+        let entry = match rel {
+            CmpOp::Ne if up => CmpOp::Slt,
+            CmpOp::Ne => CmpOp::Sgt,
+            r => r,
+        };
+        let test = self.g.cmp(entry, i0, bound)?;
+        let (enter, skip) = self.g.branch(self.ctrl, test)?;
+        let key = self.next_key;
+        self.next_key += 1;
+        let lp = self.g.loop_header(key, enter)?;
+        let i = self.g.loop_phi(lp, key * 16, Type::I64, i0)?;
+        let mem0 = self.mem;
+        let mphi = self.g.loop_phi(lp, key * 16 + 1, Type::Mem, mem0)?;
+        let outer = self.vals.len();
+        let mut carried = Vec::new();
+        for k in 0..self.rng.range(0, 1) as u64 {
+            let ty = self.any_value_ty();
+            let entry = self.pick(ty)?;
+            let p = self.g.loop_phi(lp, key * 16 + 2 + k, ty, entry)?;
+            carried.push((p, ty));
+        }
+        self.vals.push((i, Type::I64));
+        self.vals.extend_from_slice(&carried);
+        self.ctrl = lp;
+        self.mem = mphi;
+        self.top_guards(i, outer)?;
+        self.block(depth + 1)?;
+        let step = self.g.iconst(Type::I64, step)?;
+        let next = self.g.add(i, step)?;
+        let (a, b, rel) = if self.rng.chance(1, 4) {
+            (bound, next, swap(rel))
+        } else {
+            (next, bound, rel)
+        };
+        // Sometimes the negated test, going round on its false side.
+        let negated = self.rng.chance(1, 3);
+        let latch = self.g.cmp(if negated { negate(rel) } else { rel }, a, b)?;
+        let (t, f) = self.g.branch(self.ctrl, latch)?;
+        let (again, out) = if negated { (f, t) } else { (t, f) };
+        let mut backs = Vec::with_capacity(carried.len());
+        for &(_, ty) in &carried {
+            backs.push(self.pick(ty)?);
+        }
+        self.g.set_back_input(lp, again)?;
+        self.g.set_back_input(i, next)?;
+        self.g.set_back_input(mphi, self.mem)?;
+        for (&(p, _), &b) in carried.iter().zip(&backs) {
+            self.g.set_back_input(p, b)?;
+        }
+        // Nothing of the loop dominates the merge after it.
+        self.vals.truncate(outer);
+        let region = self.g.region(&[skip, out])?;
+        self.mem = self.g.phi(region, Type::Mem, &[mem0, self.mem])?;
+        self.ctrl = region;
+        Ok(())
+    }
+
+    /// Up to three guards at the top of a loop (control at its header,
+    /// memory its phi), sharing one frame: on a value from before the
+    /// loop (invariant), on the counter `i` (`i + d` against a constant,
+    /// mostly holding for the few values `i` takes), or on a comparison in
+    /// scope. `outer` is how many values in scope come from before the loop.
+    fn top_guards(&mut self, i: NodeId, outer: usize) -> R {
+        let count = self.rng.range(0, 3);
+        if count == 0 {
+            return Ok(());
+        }
+        let mut slots = if self.rng.chance(2, 3) {
+            vec![i]
+        } else {
+            Vec::new()
+        };
+        let more = self.rng.range(0, 2) as usize;
+        slots.extend(self.frame_slots(more)?);
+        let resume = self.next_resume;
+        self.next_resume += 1;
+        let frame = self.g.frame_state(resume, self.mem, &slots)?;
+        let reason = self.rng.below(4) as u32;
+        for _ in 0..count {
+            let before: Vec<NodeId> = self.vals[..outer]
+                .iter()
+                .filter(|v| v.1 == Type::I64)
+                .map(|v| v.0)
+                .collect();
+            let cond = match self.rng.weighted(&[2, 4, 1]) {
+                0 if !before.is_empty() => {
+                    let x = *self.rng.pick(&before);
+                    let k = self.konst(Type::I64);
+                    let k = self.g.iconst(Type::I64, k)?;
+                    self.g.cmp(CmpOp::Ne, x, k)?
+                }
+                2 if self.vals.iter().any(|v| v.1 == Type::I8) => self.pick(Type::I8)?,
+                _ => {
+                    let d = self.rng.range(-1, 2);
+                    let y = if d == 0 {
+                        i
+                    } else {
+                        let d = self.g.iconst(Type::I64, d)?;
+                        self.g.add(i, d)?
+                    };
+                    let (op, k) = match self.rng.below(4) {
+                        0 => (CmpOp::Ult, self.rng.range(2, 6)),
+                        1 => (CmpOp::Slt, self.rng.range(1, 6)),
+                        2 => (CmpOp::Sgt, self.rng.range(-3, 0)),
+                        _ => (CmpOp::Ne, self.rng.range(-2, 5)),
+                    };
+                    let k = self.g.iconst(Type::I64, k)?;
+                    self.g.cmp(op, y, k)?
+                }
+            };
+            self.ctrl = self.g.guard(self.ctrl, cond, frame, reason)?;
+            self.guards += 1;
+        }
+        Ok(())
+    }
+
+    /// Two to four neighbouring range checks of one value, as a guest
+    /// checks an index per access: `x + d` against the bounds of 32
+    /// elements (`<u 32`, `<s 32`, `>=s 0`, `<=u 31`), all leaving with one
+    /// frame, `x` mostly masked to 0..=31 so that most pass; now and then
+    /// a guard on something else in between, with the same frame.
+    fn range_checks(&mut self) -> R {
+        let ty = *self.rng.pick(&INTS);
+        let v = self.pick(ty)?;
+        let x = if self.rng.chance(3, 4) {
+            let mask = self.g.iconst(ty, 31)?;
+            self.g.bin(BinOp::And, v, mask)?
+        } else {
+            v
+        };
+        let n = self.rng.range(0, MAX_SLOTS as i64) as usize;
+        let slots = self.frame_slots(n)?;
+        let resume = self.next_resume;
+        self.next_resume += 1;
+        let frame = self.g.frame_state(resume, self.mem, &slots)?;
+        let reason = self.rng.below(4) as u32;
+        for _ in 0..self.rng.range(2, 4) {
+            let cond = if self.rng.chance(1, 6) && self.vals.iter().any(|v| v.1 == Type::I8) {
+                self.pick(Type::I8)?
+            } else {
+                let d = self.rng.range(-3, 3);
+                let y = if d == 0 {
+                    x
+                } else {
+                    let d = self.g.iconst(ty, d)?;
+                    self.g.add(x, d)?
+                };
+                let (op, k) = *self.rng.pick(&[
+                    (CmpOp::Ult, 32),
+                    (CmpOp::Slt, 32),
+                    (CmpOp::Sge, 0),
+                    (CmpOp::Ule, 31),
+                ]);
+                let k = self.g.iconst(ty, k)?;
+                self.g.cmp(op, y, k)?
+            };
+            self.ctrl = self.g.guard(self.ctrl, cond, frame, reason)?;
+            self.guards += 1;
+        }
+        Ok(())
+    }
+}
+
+/// `cmp(a, b)` as `cmp'(b, a)`.
+fn swap(op: CmpOp) -> CmpOp {
+    match op {
+        CmpOp::Eq | CmpOp::Ne => op,
+        CmpOp::Slt => CmpOp::Sgt,
+        CmpOp::Sle => CmpOp::Sge,
+        CmpOp::Sgt => CmpOp::Slt,
+        CmpOp::Sge => CmpOp::Sle,
+        CmpOp::Ult => CmpOp::Ugt,
+        CmpOp::Ule => CmpOp::Uge,
+        CmpOp::Ugt => CmpOp::Ult,
+        CmpOp::Uge => CmpOp::Ule,
+    }
+}
+
+/// The comparison that holds exactly when `op` does not.
+fn negate(op: CmpOp) -> CmpOp {
+    match op {
+        CmpOp::Eq => CmpOp::Ne,
+        CmpOp::Ne => CmpOp::Eq,
+        CmpOp::Slt => CmpOp::Sge,
+        CmpOp::Sle => CmpOp::Sgt,
+        CmpOp::Sgt => CmpOp::Sle,
+        CmpOp::Sge => CmpOp::Slt,
+        CmpOp::Ult => CmpOp::Uge,
+        CmpOp::Ule => CmpOp::Ugt,
+        CmpOp::Ugt => CmpOp::Ule,
+        CmpOp::Uge => CmpOp::Ult,
+    }
+}
+
+/// Checks a run of a graph whose induction-variable guards were hoisted
+/// against the `reference` run, when they differ: hoisted, a guard at a
+/// loop's top is tested at the loop's entry on every value the counter
+/// will take, and fails there (with the loop's entry state) if it would
+/// fail on any iteration. That is right for a guest, whose interpreter
+/// resumes at that state and runs the iterations itself, but the LIR run
+/// differs: it must have left through a guard at the top of a rotated
+/// loop ([`top_resumes`]), where the reference, which runs the iterations,
+/// left through some guard too (the loops have no other way out before
+/// their last iteration).
+fn hoisted_run(phase: &str, got: &Run, reference: &Run, top_resumes: &[u64]) -> Result<(), String> {
+    match (&got.value, &reference.value) {
+        (Ok(Exit::Deopt { resume, .. }), Ok(Exit::Deopt { .. }))
+            if top_resumes.contains(resume) =>
+        {
+            Ok(())
+        }
+        _ => Err(format!(
+            "{phase}: {:?}, reference {:?}{}",
+            got.value,
+            reference.value,
+            first_diff(&got.mem, &reference.mem)
+        )),
+    }
+}
+
+/// The resume points of the frames of guards at the top of a loop (only
+/// guards between its header and them): the guards hoisting may move.
+fn top_resumes(g: &Graph) -> Vec<u64> {
+    let mut out = Vec::new();
+    for n in g.live_nodes() {
+        if !matches!(g.op(n), vssa::Op::Guard { .. }) || g.arity(n) != 3 {
+            continue;
+        }
+        let mut c = g.resolve(g.input(n, 0));
+        while matches!(g.op(c), vssa::Op::Guard { .. }) && g.arity(c) == 3 {
+            c = g.resolve(g.input(c, 0));
+        }
+        if !matches!(g.op(c), vssa::Op::Loop { .. }) {
+            continue;
+        }
+        match g.op(g.resolve(g.input(n, 2))) {
+            vssa::Op::FrameState { resume } | vssa::Op::InlinedFrame { resume } => out.push(resume),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// How a run left the function.
@@ -971,6 +1246,22 @@ impl Checker {
             Ok(Exit::Returned(_)) => bump(&mut self.counters, "returned"),
             Ok(Exit::Deopt { .. }) => bump(&mut self.counters, "deopt"),
         }
+        // What the optimized graph must do: the reference, until a guard
+        // on an induction variable hoisted to its loop's entry may fail
+        // there instead of on a later iteration (see `hoisted_run`).
+        let mut expected = reference.clone();
+        let same_as = |phase: &str, got: &Run, want: &Run| -> Result<(), String> {
+            if got != want {
+                Err(format!(
+                    "{phase}: {:?}, expected {:?}{}",
+                    got.value,
+                    want.value,
+                    first_diff(&got.mem, &want.mem)
+                ))
+            } else {
+                Ok(())
+            }
+        };
         let same = |phase: &str, got: &Run| -> Result<(), String> {
             if *got != reference {
                 Err(format!(
@@ -1023,16 +1314,33 @@ impl Checker {
         verify(&g, "branch facts")?;
         same("branch facts", &run_interp(&g, &plain.init, true, callees))?;
         vssa::optimize(&mut g).map_err(|e| format!("optimize after facts: {e}"))?;
+        // Neighbouring range checks merged: exactly the same runs.
+        let merged =
+            vssa::merge_range_guards(&mut g).map_err(|e| format!("merge_range_guards: {e}"))?;
+        if merged.removed > 0 {
+            bump(&mut self.counters, "range checks merged");
+        }
+        verify(&g, "range checks merged")?;
+        same(
+            "range checks merged",
+            &run_interp(&g, &plain.init, true, callees),
+        )?;
         // Guard hoisting, then the optimizer on what it exposed.
         let hoisted = vssa::hoist_guards(&mut g).map_err(|e| format!("hoist_guards: {e}"))?;
         if hoisted.hoisted > 0 {
             bump(&mut self.counters, "guards hoisted");
         }
+        if hoisted.induction > 0 {
+            bump(&mut self.counters, "induction guards hoisted");
+        }
         verify(&g, "guards hoisted")?;
-        same(
-            "guards hoisted",
-            &run_interp(&g, &plain.init, true, callees),
-        )?;
+        let tops = top_resumes(&plain.graph);
+        let run = run_interp(&g, &plain.init, true, callees);
+        if run != reference {
+            hoisted_run("guards hoisted", &run, &reference, &tops)?;
+            bump(&mut self.counters, "induction guard failed at the entry");
+            expected = run;
+        }
         vssa::optimize(&mut g).map_err(|e| format!("optimize after hoisting: {e}"))?;
         // Control folding, then the optimizer on what it exposed; the
         // native runs below compile the result.
@@ -1042,9 +1350,10 @@ impl Checker {
         }
         vssa::optimize(&mut g).map_err(|e| format!("optimize after folding: {e}"))?;
         verify(&g, "control folded")?;
-        same(
+        same_as(
             "control folded",
             &run_interp(&g, &plain.init, true, callees),
+            &expected,
         )?;
         // The patch log of all that replays onto the graph built afresh.
         let log = recorder.log(&g).map_err(|e| format!("recording: {e}"))?;
@@ -1052,7 +1361,7 @@ impl Checker {
         let report = vssa_patch::replay(&mut again, &log);
         if !report.complete() || vssa::live_graph_key(&again) != vssa::live_graph_key(&g) {
             return Err(format!(
-                "patch log of optimize + promote + closed_forms + branch_facts + hoist_guards + fold_control: {} of {} patches applied ({} stale, \
+                "patch log of optimize + promote + closed_forms + branch_facts + merge_range_guards + hoist_guards + fold_control: {} of {} patches applied ({} stale, \
                  {} conflicting), live graphs {}",
                 report.applied,
                 report.outcomes.len(),
@@ -1074,14 +1383,21 @@ impl Checker {
             "plain, branch facts",
             &run_interp(&plain_facts, &plain.init, true, callees),
         )?;
-        // Hoisting on the graph built without peepholes.
+        // Merging and hoisting on the graph built without peepholes.
         let mut plain_hoisted = plain.graph.clone();
-        vssa::hoist_guards(&mut plain_hoisted).map_err(|e| format!("hoist_guards plain: {e}"))?;
-        verify(&plain_hoisted, "plain, guards hoisted")?;
+        vssa::merge_range_guards(&mut plain_hoisted)
+            .map_err(|e| format!("merge_range_guards plain: {e}"))?;
+        verify(&plain_hoisted, "plain, range checks merged")?;
         same(
-            "plain, guards hoisted",
+            "plain, range checks merged",
             &run_interp(&plain_hoisted, &plain.init, true, callees),
         )?;
+        vssa::hoist_guards(&mut plain_hoisted).map_err(|e| format!("hoist_guards plain: {e}"))?;
+        verify(&plain_hoisted, "plain, guards hoisted")?;
+        let run = run_interp(&plain_hoisted, &plain.init, true, callees);
+        if run != reference {
+            hoisted_run("plain, guards hoisted", &run, &reference, &tops)?;
+        }
         // Folding the graph built without peepholes (branches on constants
         // the peepholes would have folded at construction).
         let mut plain_folded = plain.graph.clone();
@@ -1101,22 +1417,30 @@ impl Checker {
             &run_interp(&parsed, &plain.init, true, callees),
         )?;
         let parsed = text_round_trip(&g, "optimized")?;
-        same(
+        same_as(
             "optimized, printed and parsed",
             &run_interp(&parsed, &plain.init, true, callees),
+            &expected,
         )?;
 
-        let want = match reference.value.clone() {
-            Ok(Exit::Returned(v)) => Ok(Exit::Returned(i64::from(native_ret(v, plain.ret_ty)))),
-            other => other,
+        let native_expect = |run: &Run| {
+            let value = match run.value.clone() {
+                Ok(Exit::Returned(v)) => Ok(Exit::Returned(i64::from(native_ret(v, plain.ret_ty)))),
+                other => other,
+            };
+            Run {
+                value,
+                mem: run.mem.clone(),
+            }
         };
-        let expect = Run {
-            value: want,
-            mem: reference.mem.clone(),
-        };
-        for (phase, graph, ctx) in [
-            ("native optimized", &g, base),
-            ("native plain", &plain.graph, plain.base),
+        for (phase, graph, ctx, expect) in [
+            ("native optimized", &g, base, native_expect(&expected)),
+            (
+                "native plain",
+                &plain.graph,
+                plain.base,
+                native_expect(&reference),
+            ),
         ] {
             let got = self
                 .native(graph, ctx, plain.ret_ty, &plain.init, &callees.addresses)

@@ -145,3 +145,21 @@ fn forged_swapped_patch_is_refused_not_fatal() {
     }
     assert!(tried > 0);
 }
+
+/// A `lir` seed whose code would not schedule ("uses n150 at a point that
+/// n150's definition does not dominate"): a loop that stores nothing has
+/// no memory phi, so its loads read the memory of the loop before it, and
+/// `promote` carried such a load's place round that earlier loop although
+/// the address is the later loop's counter. Promotion now takes a value of
+/// an untracked loop as computed before a loop only if that loop comes
+/// before it on the control paths.
+#[test]
+fn lir_promote_after_a_loop_seed_passes() {
+    let mut c = Checker::new();
+    assert_eq!(
+        c.check(0xfaab_980d_87c7_e317, Some(34)),
+        Outcome::Pass,
+        "budget 34"
+    );
+    assert_eq!(c.check_seed(0xfaab_980d_87c7_e317), Outcome::Pass);
+}

@@ -1,6 +1,6 @@
-//! Guard hoisting: a loop-invariant guard at the top of a loop moves in
-//! front of the loop, so it is tested once per entry instead of once per
-//! iteration.
+//! Guard hoisting: a loop-invariant guard at the top of a loop, or a
+//! range check of the loop's induction variable, moves in front of the
+//! loop, so it is tested once per entry instead of once per iteration.
 //!
 //! A guard is *at the top* of a loop when only guards lie between the
 //! loop header and it: every iteration tests it before anything else
@@ -30,6 +30,36 @@
 //!   side || condition, entry state)`, so the loop's side is tested only
 //!   when control would enter the loop.
 //!
+//! A guard at the top whose condition is not invariant may still move
+//! when it is a range check of an *induction variable*, `cmp(i + d, k)`
+//! with `k` a constant (it holds for the values of `i` on one arc, see
+//! [`crate::range_merge`]), where:
+//!
+//! * `i` is a phi of the loop whose back edge is `next = i + 1` or
+//!   `next = i - 1`, starting at `i0` (available before the loop);
+//! * the loop goes round only through its latch: its back edge is one
+//!   side of an `If` on `next` compared with a value `n` available before
+//!   the loop (either side, either operand order), going round while
+//!   `next != n`, `next < n` or `next <= n` (signed or unsigned; `>`,
+//!   `>=` counting down).
+//!
+//! Then the values `i` takes at the top are exactly the arc from `i0` to
+//! `last` (up for `+1`, down for `-1`; wrapping round is allowed), with
+//! `last = n ∓ 1` for `!=`, `last = next0 < n ? n - 1 : i0` for `<`
+//! (`next0 = i0 + 1`, the first latch test), `last = next0 <= n ? n : i0`
+//! for `<=` (which never ends when `n` is the type's maximum: the hoisted
+//! test then fails). Other ways out of the loop only end it earlier. The
+//! guard holds on every iteration iff that arc lies inside its own: two
+//! comparisons of `i0 - start` and `last - start`. That test goes in
+//! front of the loop like an invariant guard, with the loop's entry
+//! state. Where the guard would fail on a later iteration, the hoisted
+//! one fails at the entry instead: the guest's interpreter resumes at the
+//! loop's entry and runs those iterations itself (so this is sound for a
+//! guest whose frame states are exact, but a LIR run deoptimizes with
+//! another state than before; the `lir` fuzzer allows exactly that).
+//! Brainfuck's pointer loops are not of this shape (they end on a cell's
+//! value, so the pointer's last value is not known before the loop).
+//!
 //! Every rewrite is a [`Graph::replace`] (the hoisted guard's old place is
 //! replaced by its control), so the patch log records and replays it. A
 //! hoisted guard may be at the top of an enclosing loop in turn: the pass
@@ -53,6 +83,9 @@ const MAX_VISIT: usize = 256;
 pub struct HoistStats {
     /// Guards moved out of a loop (a guard moved out of two loops counts twice).
     pub hoisted: u32,
+    /// Of those, guards on an induction variable (tested at the entry on
+    /// every value the variable takes).
+    pub induction: u32,
     /// Rounds that moved something.
     pub rounds: u32,
 }
@@ -62,7 +95,7 @@ pub struct HoistStats {
 pub fn hoist_guards(g: &mut Graph) -> Result<HoistStats, GraphError> {
     let mut stats = HoistStats::default();
     for _ in 0..MAX_ROUNDS {
-        let moved = hoist_round(g)?;
+        let moved = hoist_round(g, &mut stats)?;
         if moved == 0 {
             break;
         }
@@ -72,7 +105,7 @@ pub fn hoist_guards(g: &mut Graph) -> Result<HoistStats, GraphError> {
     Ok(stats)
 }
 
-fn hoist_round(g: &mut Graph) -> Result<u32, GraphError> {
+fn hoist_round(g: &mut Graph, stats: &mut HoistStats) -> Result<u32, GraphError> {
     let live = g.live_nodes();
     // Guards at the top of a loop, and their loops, before anything costlier.
     let at_top: Vec<(NodeId, NodeId)> = live
@@ -102,7 +135,7 @@ fn hoist_round(g: &mut Graph) -> Result<u32, GraphError> {
             continue;
         }
         let lp_phis = phis.get(&lp).map(Vec::as_slice).unwrap_or(&[]);
-        if hoist_one(g, &dom, n, lp, lp_phis)? {
+        if hoist_one(g, &dom, n, lp, lp_phis, stats)? {
             touched.push(lp);
             moved += 1;
         }
@@ -219,6 +252,7 @@ fn hoist_one(
     guard: NodeId,
     lp: NodeId,
     phis: &[NodeId],
+    stats: &mut HoistStats,
 ) -> Result<bool, GraphError> {
     let (cond, frame) = (g.input(guard, 1), g.input(guard, 2));
     let Op::Guard { reason } = g.op(guard) else {
@@ -249,11 +283,16 @@ fn hoist_one(
         visits: 0,
     };
     // The condition must not change round the loop: computed from values
-    // available in front of it (no phi of the loop substituted).
-    match entry.value(g, cond)? {
-        Some(c) if c == cond => {}
-        _ => return Ok(false),
-    }
+    // available in front of it (no phi of the loop substituted); or be a
+    // range check of an induction variable, tested before the loop on
+    // every value the variable takes.
+    let (cond, induction) = match entry.value(g, cond)? {
+        Some(c) if c == cond => (cond, false),
+        _ => match induction_check(g, &mut entry, lp, cond)? {
+            Some(c) => (c, true),
+            None => return Ok(false),
+        },
+    };
     // The frame the first iteration would hand over at the guard. Its
     // memory must be the loop's memory phi: nothing stored yet.
     if !matches!(g.op(frame), Op::FrameState { .. }) || g.arity(frame) == 0 {
@@ -279,6 +318,7 @@ fn hoist_one(
                 // condition, same entry state): the one at the top is
                 // implied. Rebuilding `enter` on itself would be a cycle.
                 g.replace(guard, g.input(guard, 0))?;
+                stats.induction += u32::from(induction);
                 return Ok(true);
             }
             let (ec, ef) = (g.input(enter, 1), g.input(enter, 2));
@@ -314,7 +354,143 @@ fn hoist_one(
         }
     }
     g.replace(guard, g.input(guard, 0))?;
+    stats.induction += u32::from(induction);
     Ok(true)
+}
+
+/// The condition, at a loop's entry, that a guard on an induction
+/// variable of the loop passes on every iteration, if the guard has that
+/// shape (see the module docs): the guard tests `cmp(i + d, k)` (a
+/// constant `k`, so it holds on one arc of values, see
+/// [`crate::range_merge`]); `i` is a phi of the loop starting at `i0`
+/// whose back edge is `next = i + s`, `s` being 1 or -1; and the loop
+/// goes round only through its latch, an `If` on `next` against a value
+/// `n` computed before the loop. The values `i` takes are then the arc
+/// from `i0` to `last` (going up for `s = 1`, down for `s = -1`), where
+/// `last` follows from `n`: `n - 1` for `next != n`, `next <s n` or
+/// `next <u n` (with `i0` itself when the first test already fails),
+/// `n` for `<=` (which never ends when `n` is the type's maximum: that
+/// case deoptimizes at the entry), and the mirror images going down.
+fn induction_check(
+    g: &mut Graph,
+    entry: &mut Entry,
+    lp: NodeId,
+    cond: NodeId,
+) -> Result<Option<NodeId>, GraphError> {
+    let Some((i, arc)) = crate::range_merge::guard_arc(g, cond) else {
+        return Ok(None);
+    };
+    let ty = g.ty(i);
+    if !entry.phis.contains(&i) || !ty.is_int() || g.arity(i) != 3 {
+        return Ok(None);
+    }
+    let next = g.resolve(g.input(i, 2));
+    let step = match g.op(next) {
+        Op::Bin(BinOp::Add) if g.arity(next) == 2 => {
+            let (p, q) = (g.resolve(g.input(next, 0)), g.resolve(g.input(next, 1)));
+            match (p == i, q == i) {
+                (true, false) => int_const(g, q),
+                (false, true) => int_const(g, p),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    let up = match step {
+        Some(1) => true,
+        Some(-1) => false,
+        _ => return Ok(None),
+    };
+    // The latch: the back edge is one side of an `If` on `next` and `n`.
+    let back = g.resolve(g.input(lp, 1));
+    let Op::Proj { index } = g.op(back) else {
+        return Ok(None);
+    };
+    let iff = g.resolve(g.input(back, 0));
+    if g.op(iff) != Op::If || g.arity(iff) != 2 || index > 1 {
+        return Ok(None);
+    }
+    let test = g.resolve(g.input(iff, 1));
+    let Op::Cmp(op) = g.op(test) else {
+        return Ok(None);
+    };
+    let (a, b) = (g.resolve(g.input(test, 0)), g.resolve(g.input(test, 1)));
+    let (n, op) = match (a == next, b == next) {
+        (true, false) => (b, op),
+        (false, true) => (a, crate::range_merge::swap(op)),
+        _ => return Ok(None),
+    };
+    // The relation `next rel n` under which the loop goes round.
+    let rel = if index == 0 {
+        op
+    } else {
+        crate::range_merge::negate(op)
+    };
+    let i0 = g.input(i, 1);
+    let (Some(i0), Some(n_at)) = (entry.value(g, i0)?, entry.value(g, n)?) else {
+        return Ok(None);
+    };
+    if n_at != n {
+        return Ok(None);
+    }
+    let bits = ty.bits().unwrap_or(64);
+    let (smin, smax) = (
+        ty.normalize(1i64 << (bits - 1)),
+        ty.normalize(!(1i64 << (bits - 1))),
+    );
+    let one = g.iconst(ty, if up { 1 } else { -1 })?;
+    let first_next = g.add(i0, one)?;
+    let n_back = g.sub(n, one)?;
+    // `last`, and a value of `n` for which the loop never ends.
+    let (last, endless) = match (up, rel) {
+        (_, CmpOp::Ne) => (n_back, None),
+        (true, CmpOp::Slt | CmpOp::Ult) | (false, CmpOp::Sgt | CmpOp::Ugt) => {
+            let more = g.cmp(rel, first_next, n)?;
+            (g.select(more, n_back, i0)?, None)
+        }
+        (true, CmpOp::Sle | CmpOp::Ule) | (false, CmpOp::Sge | CmpOp::Uge) => {
+            let more = g.cmp(rel, first_next, n)?;
+            let never = match rel {
+                CmpOp::Sle => smax,
+                CmpOp::Ule => -1,
+                CmpOp::Sge => smin,
+                _ => 0,
+            };
+            (g.select(more, n, i0)?, Some(never))
+        }
+        _ => return Ok(None),
+    };
+    let (lo, hi) = if up { (i0, last) } else { (last, i0) };
+    let mut ok = if arc.is_full() {
+        g.iconst(Type::I8, 1)?
+    } else {
+        // `lo ..= hi` (going up) lies on the arc `[start, start + len)`:
+        // both are on it and `hi` is not before `lo` from its start.
+        let (start, len) = arc.start_len();
+        let neg = ty.normalize((start as i64).wrapping_neg());
+        let shift = g.iconst(ty, neg)?;
+        let off_lo = g.add(lo, shift)?;
+        let off_hi = g.add(hi, shift)?;
+        let len = g.iconst(ty, ty.normalize(len as i64))?;
+        let ordered = g.cmp(CmpOp::Ule, off_lo, off_hi)?;
+        let inside = g.cmp(CmpOp::Ult, off_hi, len)?;
+        g.bin(BinOp::And, ordered, inside)?
+    };
+    if let Some(never) = endless {
+        let never = g.iconst(ty, never)?;
+        let ends = g.cmp(CmpOp::Ne, n, never)?;
+        ok = g.bin(BinOp::And, ok, ends)?;
+    }
+    Ok(Some(ok))
+}
+
+/// An integer constant, normalized to its type.
+fn int_const(g: &Graph, n: NodeId) -> Option<i64> {
+    let n = g.resolve(n);
+    match g.op(n) {
+        Op::Const { value } if g.ty(n).is_int() => Some(g.ty(n).normalize(value)),
+        _ => None,
+    }
 }
 
 /// A value that is 0 or 1 (a comparison).
@@ -328,9 +504,9 @@ mod tests {
     use crate::interp::{eval, InterpError, Memory};
     use crate::parse::parse;
 
-    /// A rotated loop counting `i` from 0 to `n` (param 0 is `x`, 1 is
+    /// A rotated loop counting `i` from 0 to 7 (param 0 is `x`, 1 is
     /// `v`, 2 the pointer), storing `i`: at its top a guard on `x`
-    /// (invariant) and one on `i` (not).
+    /// (invariant) and one on `i <u x` (not: its bound is no constant).
     const COUNTING: &str = "n0 tuple = start
 n1 ctrl = proj 0 n0
 n2 mem = proj 1 n0
@@ -349,7 +525,7 @@ n14 i8 = ule n3, n13
 n15 frame = framestate @7 n12, n11
 n16 ctrl = guard r1 n9, n14, n15
 n17 i64 = const 50
-n18 i8 = ult n11, n17
+n18 i8 = ult n11, n3
 n19 ctrl = guard r1 n16, n18, n15
 n22 i64 = const 1
 n20 i64 = add n11, n22
@@ -428,6 +604,115 @@ n31 ctrl = end n30
         for x in [-1, 0, 100, 101] {
             for v in [0, 1] {
                 assert_eq!(run(&before, x, v), run(&after, x, v), "x = {x}, v = {v}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_induction_guard_is_tested_on_every_value_at_the_entry() {
+        // `i <u 3` in a loop where `i` goes 0, 1, …, 6 (`i + 1 != 7`):
+        // it fails on the fourth iteration. Hoisted, it fails at the
+        // entry and hands over the loop's entry state instead (`i` 0,
+        // nothing stored yet), from which the guest redoes those
+        // iterations.
+        let src = COUNTING
+            .replace("n18 i8 = ult n11, n3", "n18 i8 = ult n11, n17")
+            .replace("n17 i64 = const 50", "n17 i64 = const 3");
+        let before = parse(&src).unwrap();
+        let mut after = parse(&src).unwrap();
+        assert_eq!(hoist_guards(&mut after).unwrap().hoisted, 2);
+        crate::verify::verify(&after).unwrap();
+        let (b, b_mem) = run(&before, 0, 1);
+        let (a, a_mem) = run(&after, 0, 1);
+        assert_eq!(b, Err((7, vec![3])));
+        assert_eq!(a, Err((7, vec![0])));
+        assert_eq!(b_mem[0], 3);
+        assert!(a_mem.iter().all(|&x| x == 0));
+        // With a bound every value passes, nothing changes, and the
+        // guard is gone from the loop.
+        let wide = src.replace("n17 i64 = const 3", "n17 i64 = const 7");
+        let before = parse(&wide).unwrap();
+        let mut after = parse(&wide).unwrap();
+        assert_eq!(hoist_guards(&mut after).unwrap().hoisted, 2);
+        for x in [0, 100, 101] {
+            for v in [0, 1] {
+                assert_eq!(run(&before, x, v), run(&after, x, v), "x = {x}, v = {v}");
+            }
+        }
+    }
+
+    #[test]
+    fn induction_ranges_follow_the_latch() {
+        // `i` from param x by `step` while `i + step rel n` (param n);
+        // the guard `i + d <u 16` hoisted must fail at the entry exactly
+        // when some iteration's test would fail (the loop has no other
+        // way out): checked on i8 for every start and bound.
+        for (step, rel) in [
+            (1, "ne"),
+            (1, "slt"),
+            (1, "ult"),
+            (1, "sle"),
+            (1, "ule"),
+            (-1, "ne"),
+            (-1, "sgt"),
+            (-1, "ugt"),
+            (-1, "sge"),
+            (-1, "uge"),
+        ] {
+            let src = format!(
+                "n0 tuple = start
+n1 ctrl = proj 0 n0
+n2 mem = proj 1 n0
+n3 i8 = proj 2 n0
+n4 i8 = proj 3 n0
+n30 i8 = const 1
+n31 tuple = if n1, n30
+n32 ctrl = proj 0 n31
+n33 ctrl = proj 1 n31
+n5 ctrl = loop #1 n32, n13
+n6 i8 = phi #1 n5, n3, n11
+n7 mem = phi #2 n5, n2, n7
+n8 i8 = const 3
+n9 i8 = add n6, n8
+n10 i8 = const 16
+n20 i8 = ult n9, n10
+n21 frame = framestate @1 n7, n6
+n22 ctrl = guard r1 n5, n20, n21
+n23 i8 = const {step}
+n11 i8 = add n6, n23
+n12 i8 = {rel} n11, n4
+n14 tuple = if n22, n12
+n13 ctrl = proj 0 n14
+n15 ctrl = proj 1 n14
+n16 i32 = const 0
+n17 ctrl = return n15, n7, n16
+n34 ctrl = return n33, n2, n16
+n18 ctrl = end n17, n34
+"
+            );
+            let before = parse(&src).unwrap();
+            let mut after = parse(&src).unwrap();
+            assert_eq!(hoist_guards(&mut after).unwrap().hoisted, 1, "{step} {rel}");
+            crate::verify::verify(&after).unwrap();
+            for x in -128..128 {
+                for n in [-128, -127, -100, -5, -4, -1, 0, 1, 2, 12, 13, 14, 126, 127] {
+                    let go = |g: &Graph| {
+                        let mut mem = Memory::new(4096, 16);
+                        match eval(g, &[x, n], &mut mem, &mut |_, _| 0, 2_000) {
+                            Ok(_) => Some(true),
+                            Err(InterpError::Deopt { .. }) => Some(false),
+                            Err(InterpError::OutOfFuel) => None,
+                            Err(e) => panic!("interpreter: {e}"),
+                        }
+                    };
+                    let (b, a) = (go(&before), go(&after));
+                    match b {
+                        // An endless loop (all passing) may deoptimize
+                        // at the entry when it would go round every value.
+                        None => assert_ne!(a, Some(true), "{step} {rel} x {x} n {n}"),
+                        Some(b) => assert_eq!(Some(b), a, "{step} {rel} x {x} n {n}"),
+                    }
+                }
             }
         }
     }

@@ -13,6 +13,7 @@ use crate::graph::{Graph, GraphError};
 use crate::guard_hoist::{hoist_guards, HoistStats};
 use crate::opt::optimize;
 use crate::promote::{promote, PromoteStats};
+use crate::range_merge::{merge_range_guards, MergeStats};
 
 /// Rounds of facts and folding at most (each round after the first only
 /// if the one before folded something). Folding a merge lets facts reach
@@ -33,7 +34,8 @@ pub struct PassConfig {
     /// round its loops may leave it off: it costs most of the pass.
     pub load_facts: bool,
     /// Guard hoisting ([`hoist_guards`]): loop-invariant guards at the top
-    /// of a loop move in front of it.
+    /// of a loop move in front of it; before it, neighbouring range guards
+    /// merge ([`merge_range_guards`]).
     pub hoist_guards: bool,
     /// Promotion of memory places to loop-carried values
     /// ([`crate::promote::promote`]), after the first optimizer run.
@@ -76,6 +78,8 @@ pub struct PassStats {
     pub facts: FactStats,
     /// Guard hoisting.
     pub hoist: HoistStats,
+    /// Range-check merging.
+    pub merged: MergeStats,
     /// What the speculation hook reported it did (guards made).
     pub speculated: usize,
     /// Control folding.
@@ -127,8 +131,9 @@ pub fn standard(
     // Before speculation: a speculation's guard is refuted by its
     // address, which a hoisted copy would not have.
     if config.hoist_guards {
+        stats.merged = merge_range_guards(g)?;
         stats.hoist = hoist_guards(g)?;
-        if stats.hoist.hoisted > 0 {
+        if stats.hoist.hoisted > 0 || stats.merged.removed > 0 {
             opt(g, &mut stats)?;
         }
     }

@@ -324,6 +324,22 @@ impl Walk {
                 }
                 continue;
             }
+            // A phi of a loop the pass does not track (it has no memory
+            // phi of its own, e.g. it stores nothing): available at loop
+            // `i`'s entry only if that loop comes before `i`. A load after
+            // loop `i`, inside such a loop, still reads `i`'s memory.
+            let untracked = match op {
+                Op::Phi { .. } if g.arity(n) > 0 => Some(g.resolve(g.input(n, 0))),
+                Op::Loop { .. } => Some(n),
+                _ => None,
+            }
+            .filter(|&h| matches!(g.op(h), Op::Loop { .. }));
+            if let Some(h) = untracked {
+                if !comes_before(g, h, g.resolve(g.input(loops[i].header, 0))) {
+                    return false;
+                }
+                continue;
+            }
             if g.ty(n) == Type::Mem {
                 match self.owner[n.index()] {
                     u32::MAX => continue,
@@ -594,4 +610,35 @@ fn place_key(g: &Graph, place: Place) -> u64 {
     k ^= u64::from(place.class).rotate_left(41);
     k ^= u64::from(place.ty.bytes().unwrap_or(0)).rotate_left(57);
     k & !PROMOTED_KEY
+}
+
+/// Control nodes [`comes_before`] looks at, at most; past that a loop is
+/// taken as not before (its values are not promoted on).
+const BEFORE_WALK: usize = 512;
+
+/// Whether loop header `h` lies on some control path into `ctrl` that
+/// does not go round a loop (loop headers are left by their entry): then
+/// `h` comes before `ctrl` and the values it defines are computed by the
+/// time `ctrl` runs. A bounded walk; `false` when cut short.
+fn comes_before(g: &Graph, h: NodeId, ctrl: NodeId) -> bool {
+    let mut stack = vec![ctrl];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(c) = stack.pop() {
+        if c == h {
+            return true;
+        }
+        if !seen.insert(c) {
+            continue;
+        }
+        if seen.len() > BEFORE_WALK {
+            return false;
+        }
+        match g.op(c) {
+            Op::Start => {}
+            Op::Region => stack.extend((0..g.arity(c)).map(|k| g.resolve(g.input(c, k)))),
+            _ if g.arity(c) > 0 => stack.push(g.resolve(g.input(c, 0))),
+            _ => {}
+        }
+    }
+    false
 }

@@ -28,7 +28,8 @@ const EXPECT: &str = "; expect:";
 const RUN: &str = "; run:";
 /// `; interp: ARGS | BYTES`: run the graph before and after the passes
 /// with these parameters on a memory of 256 bytes at [`MEM_BASE`] that
-/// starts with BYTES (the rest 0); result and memory must agree.
+/// starts with BYTES (the rest 0); result and memory must agree (a
+/// deopt by its resume point and values).
 const INTERP: &str = "; interp:";
 const MEM_BASE: i64 = 4096;
 
@@ -51,7 +52,14 @@ fn same_run(before: &Graph, after: &Graph, line: &str) -> Result<(), String> {
     let run = |g: &Graph| {
         let mut mem = vssa::interp::Memory::from_bytes(MEM_BASE, start.clone());
         let r = vssa::interp::eval(g, &args, &mut mem, &mut |_, a| a.len() as i64, 1_000_000)
-            .map_err(|e| e.to_string());
+            .map_err(|e| match e {
+                // A deopt is named by its frame, not by the guard node
+                // (merged or hoisted guards are other nodes).
+                vssa::interp::InterpError::Deopt { resume, values, .. } => {
+                    format!("deoptimized to resume point {resume} with {values:?}")
+                }
+                e => e.to_string(),
+            });
         (r, mem.bytes().to_vec())
     };
     let (want, got) = (run(before), run(after));
@@ -87,6 +95,10 @@ fn pass(name: &str) -> Option<Pass> {
         },
         "hoist-guards" => |g| {
             vssa::hoist_guards(g).map_err(|e| e.to_string())?;
+            Ok(())
+        },
+        "merge-ranges" => |g| {
+            vssa::merge_range_guards(g).map_err(|e| e.to_string())?;
             Ok(())
         },
         "promote" => |g| {
