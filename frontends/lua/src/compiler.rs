@@ -9,7 +9,7 @@ use crate::ast::*;
 use crate::bytecode::{LocalInfo, Op, Proto, Reg, UpvalDesc};
 use crate::heap::Heap;
 use crate::parser::SyntaxError;
-use crate::value::Value;
+use crate::value::{StrRef, Value};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -94,6 +94,9 @@ pub struct Compiler<'h> {
     env_dynamic: bool,
     /// The label being compiled is followed only by labels in its block.
     label_at_end: bool,
+    /// Long string constants by their bytes' index: equal literals of one
+    /// chunk are one string object (lua5.4's lexer reuses them too).
+    long_strings: HashMap<u32, StrRef>,
 }
 
 type CResult<T> = Result<T, SyntaxError>;
@@ -119,6 +122,7 @@ pub fn compile_chunk(
         line: 0,
         env_dynamic,
         label_at_end: false,
+        long_strings: HashMap::new(),
     };
     c.function(chunk)
 }
@@ -218,8 +222,9 @@ impl Compiler<'_> {
     }
 
     fn str_const(&mut self, s: &[u8]) -> u32 {
-        let v = self.heap.str_value(s);
-        self.add_const(v)
+        let r = self.heap.intern(s);
+        let r = *self.long_strings.entry(r.0).or_insert(r);
+        self.add_const(Value::Str(r))
     }
 
     fn function(&mut self, f: &FuncBody) -> CResult<Rc<Proto>> {

@@ -5,8 +5,10 @@
 //! root (the value stack, the globals, the registry, open upvalues), so no
 //! Rust local can hold a reference the collector does not see.
 //!
-//! Strings are interned: equal strings are one object, so string equality
-//! and table lookup by string are identity comparisons.
+//! Strings' bytes are interned: equal strings share one arena slot, so
+//! string equality and table lookup by string are comparisons of the
+//! index. A long string still has an object identity of its own
+//! ([`crate::value::StrRef`]), as in lua5.4, which interns only short ones.
 
 use crate::bytecode::Proto;
 use crate::coroutine::Coroutine;
@@ -147,7 +149,13 @@ pub struct Heap {
     gray_tables: Vec<u32>,
     gray_closures: Vec<u32>,
     gray_coroutines: Vec<u32>,
+    /// The last object number given to a long string.
+    long_objects: u32,
 }
+
+/// The longest string lua5.4 interns (`LUAI_MAXSHORTLEN`); a longer one
+/// made at run time is an object of its own.
+pub const MAX_SHORT_LEN: usize = 40;
 
 /// Minimum bytes allocated between collections.
 const MIN_THRESHOLD: usize = 4 << 20;
@@ -173,21 +181,29 @@ impl Default for Heap {
             gray_tables: Vec::new(),
             gray_closures: Vec::new(),
             gray_coroutines: Vec::new(),
+            long_objects: 0,
         }
     }
 }
 
 impl Heap {
-    /// The interned string with these bytes (allocated if new).
+    /// A string with these bytes (the bytes allocated if new). A long one
+    /// is a new object (see [`StrRef`]).
     pub fn intern(&mut self, bytes: &[u8]) -> StrRef {
+        let object = if bytes.len() > MAX_SHORT_LEN {
+            self.long_objects = self.long_objects.wrapping_add(1).max(1);
+            self.long_objects
+        } else {
+            0
+        };
         if let Some(&i) = self.interned.get(bytes) {
-            return StrRef(i);
+            return StrRef(i, object);
         }
         let rc: Rc<[u8]> = Rc::from(bytes);
         self.gc.debt += 48 + bytes.len();
         let i = self.strings.alloc(LuaStr { bytes: rc.clone() });
         self.interned.insert(rc, i);
-        StrRef(i)
+        StrRef(i, object)
     }
 
     pub fn str_value(&mut self, bytes: &[u8]) -> Value {

@@ -355,7 +355,11 @@ pub fn tostring(vm: &mut Vm, v: Value) -> LResult<Vec<u8>> {
 /// kind); `None` for values that are not objects (lua5.4's NULL).
 pub fn pointer_of(v: Value) -> Option<u64> {
     let (kind, i) = match v {
-        Value::Str(s) => (0x5400_0000_0000u64, s.0 as u64),
+        // A long string's own object number moves its address.
+        Value::Str(s) => (
+            0x5400_0000_0000u64.wrapping_add((s.1 as u64) << 37),
+            s.0 as u64,
+        ),
         Value::Table(t) => (0x5500_0000_0000, t.0 as u64),
         Value::Func(f) => (0x5600_0000_0000, f.0 as u64),
         Value::Builtin(b) => (0x5700_0000_0000, b as u64),
@@ -363,7 +367,7 @@ pub fn pointer_of(v: Value) -> Option<u64> {
         Value::Userdata(u) => (0x5900_0000_0000, u.0 as u64),
         _ => return None,
     };
-    Some(kind + i * 64)
+    Some(kind.wrapping_add(i * 64))
 }
 
 // ---------- base ----------

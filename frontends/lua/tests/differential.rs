@@ -235,6 +235,10 @@ const SNIPPETS: &[&str] = &[
     // looked them up (it caches absences and `__index` per metatable).
     "local mt = {} local o = setmetatable({}, mt) local log = {} for i = 1, 3 do o.x = i log[#log + 1] = tostring(o.y) log[#log + 1] = tostring(#o) end mt.__index = {y = 'Y'} log[#log + 1] = o.y mt.__len = function() return 7 end log[#log + 1] = #o mt.__newindex = function(t, k, v) rawset(t, k, v * 2) end o.z = 5 log[#log + 1] = o.z mt.__index = nil log[#log + 1] = tostring(o.y) mt.__index = function(t, k) return k .. '!' end log[#log + 1] = o.w print(table.concat(log, ' '))",
     "local A = {} local B = setmetatable({}, {__index = A}) local C = {__index = B} local o = setmetatable({}, C) print(o.f) A.f = 1 print(o.f) rawset(B, 'f', 2) print(o.f) B.f = nil print(o.f) getmetatable(B).__index = {f = 3} print(o.f) local x, y = setmetatable({}, C), setmetatable({}, C) print(x == y) C.__eq = function() return true end print(x == y) C.__eq = nil print(x == y)",
+    // Long strings (over 40 bytes) made separately are objects of their
+    // own (`%p` differs) that compare and index by content; short ones are
+    // one object; gsub with nothing replaced returns its subject.
+    "local s1, s2 = string.rep('a', 300), string.rep('a', 300) local p = function(s) return string.format('%p', s) end local t = {[s1] = 1} print(s1 == s2, p(s1) ~= p(s2), p(s1) == p(s1), t[s2], rawequal(s1, s2), p(string.rep('a', 10)) == p(string.rep('aa', 5)), p(s1) == p((string.gsub(s1, 'b', 'c'))), p(s1) ~= p((string.gsub(s1, '.', '%0'))), p(s1) == p((string.gsub(s1, '.', {}))), #s1)",
     // `^` is C's `pow` except for squares (never `sqrt`: signs of zero
     // and infinities differ).
     "print((-0.0) ^ 0.5, (-1/0) ^ 0.5, 0.0 ^ 0.5, 2 ^ 0.5, (-2) ^ 0.5 ~= (-2) ^ 0.5, 3 ^ 2, (-0.0) ^ 2, 2 ^ -1, (-8) ^ (1/3) ~= (-8) ^ (1/3))",
