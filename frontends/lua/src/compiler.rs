@@ -1128,6 +1128,24 @@ impl Compiler<'_> {
             // A constant left operand decides at compile time (as lua5.4).
             Expr::And(a, b) if const_truth(a) == Some(true) => self.expr_inner(b, dst)?,
             Expr::Or(a, b) if const_truth(a) == Some(false) => self.expr_inner(b, dst)?,
+            // `(x or 'k') and b` is b whatever x is: x is evaluated, then b
+            // with no jump over its code, as lua5.4 compiles it — which its
+            // error messages show (`((x or 'k') and 'c') << 1` names the
+            // constant 'c'); likewise `(x and false) or b`.
+            Expr::And(a, b) if truth_after_constant(a) == Some(true) => {
+                let Expr::Or(x, _) = &**a else {
+                    unreachable!("an `or`")
+                };
+                self.expr_to_reg(x, dst)?;
+                self.expr_inner(b, dst)?
+            }
+            Expr::Or(a, b) if truth_after_constant(a) == Some(false) => {
+                let Expr::And(x, _) = &**a else {
+                    unreachable!("an `and`")
+                };
+                self.expr_to_reg(x, dst)?;
+                self.expr_inner(b, dst)?
+            }
             Expr::And(a, b) => {
                 self.expr_to_reg(a, dst)?;
                 self.emit(Op::Test(dst, false));
@@ -1511,6 +1529,17 @@ fn reads_before_write(e: &Expr) -> bool {
 }
 
 /// The truth of a constant expression, if it is one.
+/// The truth an `or` whose right side is a true constant (always true)
+/// or an `and` whose right side is a false constant (always false) has,
+/// whatever its left side is.
+fn truth_after_constant(e: &Expr) -> Option<bool> {
+    match e {
+        Expr::Or(_, k) if const_truth(k) == Some(true) => Some(true),
+        Expr::And(_, k) if const_truth(k) == Some(false) => Some(false),
+        _ => None,
+    }
+}
+
 fn const_truth(e: &Expr) -> Option<bool> {
     match e {
         Expr::Nil | Expr::False => Some(false),

@@ -239,6 +239,10 @@ const SNIPPETS: &[&str] = &[
     // own (`%p` differs) that compare and index by content; short ones are
     // one object; gsub with nothing replaced returns its subject.
     "local s1, s2 = string.rep('a', 300), string.rep('a', 300) local p = function(s) return string.format('%p', s) end local t = {[s1] = 1} print(s1 == s2, p(s1) ~= p(s2), p(s1) == p(s1), t[s2], rawequal(s1, s2), p(string.rep('a', 10)) == p(string.rep('aa', 5)), p(s1) == p((string.gsub(s1, 'b', 'c'))), p(s1) ~= p((string.gsub(s1, '.', '%0'))), p(s1) == p((string.gsub(s1, '.', {}))), #s1)",
+    // An `or` with a true constant on its right is true whatever its left
+    // side is (an `and` with a false one, false): lua5.4 loads what
+    // follows with no jump over it, so errors name that constant.
+    "local x, v, w = nil, 1, false print(pcall(function() return ((x or 'k') and 'c') << 1 end)) print(pcall(function() return ((v or 'x y z') and 'd') | 1 end)) print(pcall(function() return ((w and false) or 'q') ~ 1 end)) print(pcall(function() return ((v and nil) or 'r') & 1 end)) print(pcall(function() return ((x and 'k') and 'c') << 1 end)) print(((x or 1) and 2), ((v or 1) and 2), ((v and false) or 3), ((w and nil) or 4))",
     // `^` is C's `pow` except for squares (never `sqrt`: signs of zero
     // and infinities differ).
     "print((-0.0) ^ 0.5, (-1/0) ^ 0.5, 0.0 ^ 0.5, 2 ^ 0.5, (-2) ^ 0.5 ~= (-2) ^ 0.5, 3 ^ 2, (-0.0) ^ 2, 2 ^ -1, (-8) ^ (1/3) ~= (-8) ^ (1/3))",
