@@ -428,6 +428,13 @@ fn new_thread(vm: &mut Vm, base: usize, nargs: usize, fname: &str) -> LResult<Co
             &format!("function expected, got {got}"),
         ));
     }
+    // A library function runs through its Lua pass-through, so a yield
+    // inside it (`coroutine.create(pcall)` yielding in the protected
+    // function) returns to the body's frame, as in lua5.4.
+    let f = match f {
+        Value::Builtin(id) => crate::stdlib::pass_through(vm, id),
+        f => f,
+    };
     vm.gc_check();
     Ok(vm.heap.new_coroutine(Coroutine::new(f)))
 }

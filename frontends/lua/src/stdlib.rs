@@ -6,6 +6,7 @@ use crate::format::format as string_format;
 use crate::table::Table;
 use crate::value::*;
 use crate::vm::{BuiltinFn, Event, LResult, LuaError, Vm};
+use std::rc::Rc;
 
 /// The builtin id of `next` (the interpreter iterates `pairs` loops over
 /// it without a call).
@@ -172,6 +173,61 @@ pub fn open(vm: &mut Vm) {
     vm.bind_maker = vm
         .call_meta(Value::Func(f), &[])
         .expect("the bind maker runs");
+    let proto = crate::compile(&mut vm.heap, PASS_THROUGH.as_bytes(), "=[C]")
+        .expect("the pass-through compiles");
+    let inner = proto.protos[0].clone();
+    inner.keeps_caller_frame.set(true);
+    vm.pass_through = Some(inner);
+}
+
+/// Source of the Lua function that stands for a library function where
+/// only a Lua function lets a yield through (a coroutine's body, a
+/// metamethod): `function(...) return f(...) end` with `f` the library
+/// function, an upvalue. Its frame stands for the library function, as a
+/// bound one's does; a yield in `f` returns through the tail call.
+const PASS_THROUGH: &str = "local f return function(...) return f(...) end";
+
+/// The library function the innermost frame passes through to, if that
+/// frame is a pass-through's.
+fn passed_through(vm: &Vm) -> Option<u32> {
+    let f = vm.frames.last()?;
+    let clo = vm.heap.closures.get(f.closure.0);
+    if !vm
+        .pass_through
+        .as_ref()
+        .is_some_and(|p| Rc::ptr_eq(p, &clo.proto))
+    {
+        return None;
+    }
+    match *vm.heap.upvals.get(clo.upvals[0].0) {
+        crate::heap::UpVal::Closed(Value::Builtin(id)) => Some(id),
+        _ => None,
+    }
+}
+
+/// The Lua function that calls library function `id` (see
+/// [`PASS_THROUGH`]); made once per library function and kept (a
+/// collector root), without running Lua code, so it is no safe point.
+pub fn pass_through(vm: &mut Vm, id: u32) -> Value {
+    if let Some(&f @ Value::Func(_)) = vm.pass_throughs.get(id as usize) {
+        return f;
+    }
+    let proto = vm
+        .pass_through
+        .clone()
+        .expect("made when the library was installed");
+    let u = vm
+        .heap
+        .new_upval(crate::heap::UpVal::Closed(Value::Builtin(id)));
+    let f = Value::Func(vm.heap.new_closure(crate::heap::Closure {
+        proto,
+        upvals: Box::new([u]),
+    }));
+    if vm.pass_throughs.len() <= id as usize {
+        vm.pass_throughs.resize(id as usize + 1, Value::Nil);
+    }
+    vm.pass_throughs[id as usize] = f;
+    f
 }
 
 /// Source of the function that binds a library function to a state value:
@@ -203,11 +259,13 @@ pub fn arg_error(vm: &mut Vm, i: usize, fname: &str, msg: &str) -> LuaError {
     // Called by a library function (`pcall(table.insert, …)`), the
     // function has no name in Lua code: lua5.4 then names it by where
     // `package.loaded` holds it (`'table.insert'`).
+    // So is one called through its pass-through (a coroutine's body).
     let name = match (vm.builtin_from_rust, vm.running_builtin) {
-        (true, Some(id)) => crate::debuglib::loaded_name(vm, Value::Builtin(id))
-            .unwrap_or_else(|| fname.to_string()),
-        _ => fname.to_string(),
-    };
+        (true, Some(id)) => Some(id),
+        _ => passed_through(vm),
+    }
+    .and_then(|id| crate::debuglib::loaded_name(vm, Value::Builtin(id)))
+    .unwrap_or_else(|| fname.to_string());
     vm.rt_error(format!("bad argument #{} to '{}' ({})", i + 1, name, msg))
 }
 
@@ -1541,17 +1599,24 @@ fn float_to_num(f: f64) -> Value {
     }
 }
 
+// Only an integer value is its own floor (or ceiling): a numeric string
+// is taken as a float, as lua5.4's `lua_isinteger` test does
+// (`math.floor('9223372036854775807')` is 2^63, a float).
 fn math_floor(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let is_int = matches!(arg(vm, base, nargs, 0), Value::Int(_));
     let r = match check_num(vm, base, nargs, 0, "floor")? {
         Value::Float(f) => float_to_num(f.floor()),
+        Value::Int(i) if !is_int => float_to_num(i as f64),
         v => v,
     };
     vm.rets(base + nargs, &[r])
 }
 
 fn math_ceil(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let is_int = matches!(arg(vm, base, nargs, 0), Value::Int(_));
     let r = match check_num(vm, base, nargs, 0, "ceil")? {
         Value::Float(f) => float_to_num(f.ceil()),
+        Value::Int(i) if !is_int => float_to_num(i as f64),
         v => v,
     };
     vm.rets(base + nargs, &[r])

@@ -195,6 +195,10 @@ pub struct Vm {
     /// Binds a library function to a state (`stdlib::bind`; a Lua closure
     /// made at start).
     pub bind_maker: Value,
+    /// The prototype of [`crate::stdlib::pass_through`]'s functions.
+    pub pass_through: Option<Rc<Proto>>,
+    /// Those functions, by library function (`Nil`: not made yet).
+    pub pass_throughs: Vec<Value>,
     /// The running library function was called by another one (not by
     /// Lua code): its errors carry no position, as in lua5.4.
     pub(crate) builtin_from_rust: bool,
@@ -261,6 +265,8 @@ impl Vm {
             resumers: Vec::new(),
             transfer: Vec::new(),
             bind_maker: Value::Nil,
+            pass_through: None,
+            pass_throughs: Vec::new(),
             builtin_from_rust: false,
             running_builtin: None,
             in_builtin: false,
@@ -602,6 +608,7 @@ impl Vm {
         roots.extend(self.extra_roots.iter().copied());
         roots.extend(self.transfer.iter().copied());
         roots.push(self.bind_maker);
+        roots.extend(self.pass_throughs.iter().copied());
         roots.push(Value::Thread(self.main_thread));
         roots.push(Value::Thread(self.cur_thread));
         roots.extend(self.resumers.iter().map(|&c| Value::Thread(c)));
@@ -970,8 +977,23 @@ impl Vm {
     /// metamethod called for an instruction ([`Vm::op_finishable`]) may
     /// yield: see [`Vm::call_meta_with`].
     pub fn call_meta(&mut self, f: Value, args: &[Value]) -> LResult<Value> {
+        let f = self.yieldable_meta(f);
         let finishable = self.op_finishable(f);
         self.call_meta_with(f, args, finishable)
+    }
+
+    /// A library function called in a coroutine as the metamethod of the
+    /// running instruction is called through its Lua pass-through
+    /// (`stdlib::pass_through`), so a yield inside it
+    /// (`__close = coroutine.yield`) crosses the call as it crosses a Lua
+    /// metamethod, as in lua5.4; anything else is called as it is.
+    pub(crate) fn yieldable_meta(&mut self, f: Value) -> Value {
+        match f {
+            Value::Builtin(id) if self.cur_thread != self.main_thread && self.op_has_finish() => {
+                crate::stdlib::pass_through(self, id)
+            }
+            _ => f,
+        }
     }
 
     /// [`Vm::call_meta`]; `finishable`: the call stands for the running
@@ -1031,8 +1053,14 @@ impl Vm {
     /// Lua function, called from the dispatch loop (no library function
     /// running), for a read, write, arithmetic, length or comparison.
     pub(crate) fn op_finishable(&self, f: Value) -> bool {
+        matches!(f, Value::Func(_)) && self.op_has_finish()
+    }
+
+    /// [`Vm::op_finishable`] but for the callee: called from the dispatch
+    /// loop, for an instruction [`Vm::finish_op`] completes.
+    fn op_has_finish(&self) -> bool {
         use crate::bytecode::Op;
-        if self.in_builtin || !matches!(f, Value::Func(_)) {
+        if self.in_builtin {
             return false;
         }
         let Some(fr) = self.frames.last() else {
@@ -1631,6 +1659,7 @@ impl Vm {
     /// it how far the concatenation got (`Vm::finish_op`), as lua5.4 tells
     /// it by the stack top.
     fn concat_meta(&mut self, h: Value, left: Value, acc: Value, i: usize) -> LResult<Value> {
+        let h = self.yieldable_meta(h);
         let finishable = self.op_finishable(h);
         let at = self.concat_slot(i);
         self.ensure_stack(at + 4)?;
@@ -1746,6 +1775,14 @@ impl Vm {
         if matches!(h, Value::Nil) {
             return Err(self.rt_error("attempt to call a nil value (metamethod 'close')"));
         }
+        // A library function as the handler: through its pass-through,
+        // as `Vm::yieldable_meta` (the running `Close` is finishable).
+        let h = match h {
+            Value::Builtin(id) if finishable && self.cur_thread != self.main_thread => {
+                crate::stdlib::pass_through(self, id)
+            }
+            h => h,
+        };
         let finishable = finishable && matches!(h, Value::Func(_));
         let at = at.unwrap_or_else(|| self.frame_top());
         self.call_meta_at(at, h, &[v, err], finishable)?;
@@ -1768,12 +1805,19 @@ impl Vm {
     }
 
     /// Whether a call of builtin `id` from Lua code is a `pcall` or
-    /// `xpcall` of a Lua function, run as a protected frame.
+    /// `xpcall` of a Lua function, run as a protected frame — or, in a
+    /// coroutine, of a library function, which then runs through its Lua
+    /// pass-through so a yield inside it can cross (`xpcall(pcall, h, f)`
+    /// with `f` yielding).
     #[inline]
     fn protects_lua_call(&self, id: u32, func: usize, nargs: usize) -> bool {
         (id == crate::stdlib::PCALL_ID && nargs >= 1
             || id == crate::stdlib::XPCALL_ID && nargs >= 2)
-            && matches!(self.stack[func + 1], Value::Func(_))
+            && match self.stack[func + 1] {
+                Value::Func(_) => true,
+                Value::Builtin(_) => self.cur_thread != self.main_thread,
+                _ => false,
+            }
     }
 
     /// Pushes the protected frame of `pcall(f, ...)` (or
@@ -1781,6 +1825,9 @@ impl Vm {
     /// `func + 1`; for `xpcall` the handler moves to `stack[func]`.
     #[cold]
     fn enter_protected(&mut self, func: usize, nargs: usize, want: i32, id: u32) -> LResult<()> {
+        if let Value::Builtin(b) = self.stack[func + 1] {
+            self.stack[func + 1] = crate::stdlib::pass_through(self, b);
+        }
         let Value::Func(f) = self.stack[func + 1] else {
             unreachable!("protects_lua_call checked it")
         };

@@ -239,6 +239,8 @@ const SNIPPETS: &[&str] = &[
     // own (`%p` differs) that compare and index by content; short ones are
     // one object; gsub with nothing replaced returns its subject.
     "local s1, s2 = string.rep('a', 300), string.rep('a', 300) local p = function(s) return string.format('%p', s) end local t = {[s1] = 1} print(s1 == s2, p(s1) ~= p(s2), p(s1) == p(s1), t[s2], rawequal(s1, s2), p(string.rep('a', 10)) == p(string.rep('aa', 5)), p(s1) == p((string.gsub(s1, 'b', 'c'))), p(s1) ~= p((string.gsub(s1, '.', '%0'))), p(s1) == p((string.gsub(s1, '.', {}))), #s1)",
+    // Only an integer is its own floor: a numeric string is a float first.
+    "print(math.floor('9223372036854775807'), math.ceil('9223372036854775807'), math.floor('3'), math.ceil('-3'), math.floor('2.5'), math.type(math.floor('7')), math.floor(9223372036854775807), math.ceil(-7))",
     // An `or` with a true constant on its right is true whatever its left
     // side is (an `and` with a false one, false): lua5.4 loads what
     // follows with no jump over it, so errors name that constant.
@@ -256,6 +258,12 @@ fn snippets_match_lua54() {
 /// Coroutines: resume/yield value passing, status, wrap, errors, yields
 /// across `pcall`, and the messages lua5.4 gives.
 const COROUTINE_SNIPPETS: &[&str] = &[
+    // Library functions as coroutine bodies and metamethods: a yield
+    // inside them crosses, as lua5.4 allows.
+    "local co = coroutine.wrap(pcall) print(co(function(a) local b = coroutine.yield(a + 1) return b * 2 end, 1)) print(co(10)) local y = coroutine.wrap(coroutine.yield) print(y(1, 2)) print(y(3)) local x = coroutine.wrap(xpcall) print(x(pcall, print, function() coroutine.yield('in') error({}) end)) print(select('#', x()))",
+    "local co = coroutine.wrap(function() local x <close> = setmetatable({}, {__close = coroutine.yield}) local t = setmetatable({}, {__index = coroutine.yield, __add = coroutine.yield, __lt = coroutine.yield, __concat = coroutine.yield}) local v = t.k local w = t + 1 local c = t < t local s = t .. 'a' return v, w, c, s end) print(select(2, co())) print(select(2, co('V'))) print(type(select(2, co('W')))) print(type(select(2, co(false)))) print(select(2, co('S'))) print(co())",
+    "print(coroutine.resume(coroutine.create(error), 'e')) print(coroutine.resume(coroutine.create(string.rep), 'ab', 2)) print(coroutine.resume(coroutine.create(string.rep))) print(coroutine.resume(coroutine.create(math.floor), 2.5)) local co = coroutine.create(print) print(coroutine.resume(co, 1, 2)) print(coroutine.status(co))",
+
     "local co = coroutine.create(function(a, b) local c = coroutine.yield(a + b) local d, e = coroutine.yield(c * 2) return d + e, 'end' end) print(coroutine.resume(co, 1, 2)) print(coroutine.status(co)) print(coroutine.resume(co, 10)) print(coroutine.resume(co, 3, 4)) print(coroutine.status(co)) print(coroutine.resume(co))",
     "local gen = coroutine.wrap(function() for i = 1, 3 do coroutine.yield(i) end return 'last' end) print(gen(), gen(), gen(), gen()) print(pcall(gen))",
     "for v, w in coroutine.wrap(function() for i = 1, 4 do coroutine.yield(i, i * i) end end) do print(v, w) end",
