@@ -1207,7 +1207,19 @@ impl Compiler<'_> {
                     rest = y;
                 }
                 items.push(rest);
-                let base = self.free_reg();
+                // Into a temporary on top (a new local's register): the
+                // operands start there, as in lua5.4, so no stale value
+                // stays in it meanwhile (the collector would keep it: a
+                // weak entry read into it by a loop's condition).
+                let fs = self.fs();
+                let dst_is_top = dst as usize + 1 == fs.free_reg
+                    && fs.actives.last().is_none_or(|l| l.reg < dst);
+                let base = if dst_is_top {
+                    self.set_free(dst as usize);
+                    dst as usize
+                } else {
+                    self.free_reg()
+                };
                 for it in &items {
                     let r = self.alloc_reg()?;
                     self.expr_to_reg(it, r)?;

@@ -1233,11 +1233,13 @@ fn table_unpack(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
         return Ok((base + nargs, 0));
     }
     let n = (j as i128 - i as i128 + 1) as u128;
-    if n >= 1_000_000 {
+    let at = base + nargs;
+    // As lua5.4's `lua_checkstack`: the results must fit in the stack
+    // beside what it already holds (and its 5 spare slots).
+    if n + at as u128 + 6 > crate::vm::MAX_STACK as u128 {
         return Err(vm.rt_error("too many results to unpack"));
     }
     let n = n as usize;
-    let at = base + nargs;
     vm.charge_steps(n as u64)?;
     vm.ensure_stack(at + n + 1)?;
     for k in 0..n {

@@ -164,6 +164,13 @@ impl HashPart {
         (s.tag != 0).then(|| (key_value(s.tag, s.bits), s.value))
     }
 
+    /// Makes the entry of `k` (if any) a dead one: its value nil.
+    pub fn clear_value(&mut self, k: Value) {
+        if let Some(v) = self.get_mut(k) {
+            *v = Value::Nil;
+        }
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (Value, Value)> + '_ {
         self.slots
             .iter()
@@ -546,14 +553,19 @@ impl Table {
         Ok(None)
     }
 
-    /// Every value and key (for the collector's marking).
+    /// Every value and the key of every live entry (for the collector's
+    /// marking). A dead entry's key is not kept alive, as in lua5.4: the
+    /// collector may free it (a weak table clears entries so), and the
+    /// entry, value nil, is only a place a traversal goes through.
     pub fn for_each_ref(&self, mut f: impl FnMut(Value)) {
         for &v in &self.arr {
             f(v);
         }
         for (k, v) in self.hash.iter() {
-            f(k);
-            f(v);
+            if !matches!(v, Value::Nil) {
+                f(k);
+                f(v);
+            }
         }
     }
 }

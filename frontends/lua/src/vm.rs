@@ -243,6 +243,8 @@ impl Vm {
             .iter()
             .map(|n| heap.str_value(n.as_bytes()))
             .collect();
+        let mode = heap.intern(b"__mode");
+        heap.set_mode_key(mode);
         let mut vm = Vm {
             heap,
             stack: vec![Value::Nil; 1024],

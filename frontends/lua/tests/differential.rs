@@ -245,6 +245,14 @@ const SNIPPETS: &[&str] = &[
     // side is (an `and` with a false one, false): lua5.4 loads what
     // follows with no jump over it, so errors name that constant.
     "local x, v, w = nil, 1, false print(pcall(function() return ((x or 'k') and 'c') << 1 end)) print(pcall(function() return ((v or 'x y z') and 'd') | 1 end)) print(pcall(function() return ((w and false) or 'q') ~ 1 end)) print(pcall(function() return ((v and nil) or 'r') & 1 end)) print(pcall(function() return ((x and 'k') and 'c') << 1 end)) print(((x or 1) and 2), ((v or 1) and 2), ((v and false) or 3), ((w and nil) or 4))",
+    // Weak tables: entries whose weak key or value nothing else reaches
+    // go at a collection (array part too); strings are never weak; a
+    // weak-key table is an ephemeron table (a value reached only through
+    // its own entry's key does not keep the key alive; a chain of entries
+    // from a live key stays).
+    "local function n(t) local c = 0 for _ in pairs(t) do c = c + 1 end return c end local keep = {} local wk = setmetatable({}, {__mode = 'k'}) wk[keep] = 1 wk[{}] = 2 wk.s = {} wk[1] = {} local x = {} wk[x] = x x = nil local p, q = {}, {} wk[p] = q wk[q] = {} q = nil local wv = setmetatable({keep, {}, 'str', {}}, {__mode = 'v'}) wv.x = {} wv.y = keep wv.z = 'long string ' .. string.rep('z', 50) local wkv = setmetatable({}, {__mode = 'kv'}) wkv[keep] = {} wkv[{}] = keep wkv[keep] = keep wkv[1] = 'a' print(n(wk), n(wv), n(wkv)) collectgarbage() print(n(wk), n(wv), n(wkv), wk[keep], wk.s ~= nil, wk[p] ~= nil, wv[1] == keep, wv[2], wv[3], wv.y == keep, #wv.z, wkv[keep] == keep, wkv[1])",
+    // Results must fit in the stack (lua5.4's `lua_checkstack`).
+    "local t = {} for i = 1, 999990 do t[i] = i end local co = coroutine.create(function() return table.unpack(t) end) print(coroutine.resume(co)) print(coroutine.status(co)) print(pcall(table.unpack, t, 1, 999999)) print(select('#', table.unpack(t, 1, 500000)))",
     // `^` is C's `pow` except for squares (never `sqrt`: signs of zero
     // and infinities differ).
     "print((-0.0) ^ 0.5, (-1/0) ^ 0.5, 0.0 ^ 0.5, 2 ^ 0.5, (-2) ^ 0.5 ~= (-2) ^ 0.5, 3 ^ 2, (-0.0) ^ 2, 2 ^ -1, (-8) ^ (1/3) ~= (-8) ^ (1/3))",
