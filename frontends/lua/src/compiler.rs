@@ -97,6 +97,10 @@ pub struct Compiler<'h> {
     /// Long string constants by their bytes' index: equal literals of one
     /// chunk are one string object (lua5.4's lexer reuses them too).
     long_strings: HashMap<u32, StrRef>,
+    /// The chunk's text (for `string.dump`), if the caller keeps it.
+    text: Option<Rc<[u8]>>,
+    /// The number the next function begun gets (`Proto::origin`).
+    next_function: u32,
 }
 
 type CResult<T> = Result<T, SyntaxError>;
@@ -113,6 +117,7 @@ pub fn compile_chunk(
     source: Rc<str>,
     chunk_name: Rc<str>,
     env_dynamic: bool,
+    text: Option<Rc<[u8]>>,
 ) -> CResult<Rc<Proto>> {
     let mut c = Compiler {
         heap,
@@ -123,6 +128,8 @@ pub fn compile_chunk(
         env_dynamic,
         label_at_end: false,
         long_strings: HashMap::new(),
+        text,
+        next_function: 0,
     };
     c.function(chunk)
 }
@@ -228,6 +235,8 @@ impl Compiler<'_> {
     }
 
     fn function(&mut self, f: &FuncBody) -> CResult<Rc<Proto>> {
+        let number = self.next_function;
+        self.next_function += 1;
         self.funcs.push(FuncState {
             code: Vec::new(),
             lines: Vec::new(),
@@ -284,6 +293,7 @@ impl Compiler<'_> {
             source: self.source.clone(),
             chunk_name: self.chunk_name.clone(),
             gc_epoch: std::cell::Cell::new(0),
+            origin: self.text.clone().map(|t| (t, number)),
             keeps_caller_frame: std::cell::Cell::new(false),
         }))
     }

@@ -97,6 +97,7 @@ pub fn open(vm: &mut Vm) {
     reg(vm, s, "pack", crate::strpack::str_pack);
     reg(vm, s, "unpack", crate::strpack::str_unpack);
     reg(vm, s, "packsize", crate::strpack::str_packsize);
+    reg(vm, s, "dump", str_dump);
     let meta = vm.heap.new_table(Table::default());
     let idx = vm.event_name(Event::Index);
     vm.heap.table_mut(meta).set(idx, Value::Table(s));
@@ -852,8 +853,6 @@ fn base_load(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> 
             "attempt to load a text chunk (mode is '{}')",
             String::from_utf8_lossy(&mode)
         ))
-    } else if binary {
-        Some(format!("{name}: binary chunks are not supported"))
     } else {
         None
     };
@@ -863,6 +862,20 @@ fn base_load(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> 
     }
     // A fourth argument, even nil, is the chunk's environment.
     let env = (nargs >= 4).then(|| vm.stack[base + 3]);
+    if binary {
+        let chunkname = match (arg(vm, base, nargs, 1), chunk) {
+            (Value::Str(s), _) | (_, Value::Str(s)) => vm.heap.str_bytes(s).to_vec(),
+            _ => b"=(load)".to_vec(),
+        };
+        let r = match crate::dump::load(vm, &src, &chunkname, env) {
+            Ok(f) => Value::Func(f),
+            Err(msg) => {
+                let m = vm.heap.str_value(msg.as_bytes());
+                return vm.rets(base + nargs, &[Value::Nil, m]);
+            }
+        };
+        return vm.rets(base + nargs, &[r]);
+    }
     match crate::compile_env(&mut vm.heap, &src, &name, &chunk_name, env.is_some()) {
         Ok(proto) => {
             let f = vm.chunk_closure(proto, env);
@@ -1217,6 +1230,32 @@ fn table_concat(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
     }
     let v = vm.heap.str_value(&out);
     vm.rets(base + nargs, &[v])
+}
+
+/// `string.dump(f [, strip])`: the binary chunk of a Lua function (see
+/// `dump.rs`; `strip` changes nothing, the text is the whole payload).
+fn str_dump(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let bytes = match arg(vm, base, nargs, 0) {
+        Value::Func(f) => {
+            let p = vm.heap.closures.get(f.0).proto.clone();
+            crate::dump::dump(&p)
+        }
+        Value::Builtin(_) => None,
+        _ => {
+            let got = type_name_for_arg(vm, base, nargs, 0);
+            return Err(arg_error(
+                vm,
+                0,
+                "dump",
+                &format!("function expected, got {got}"),
+            ));
+        }
+    };
+    let Some(bytes) = bytes else {
+        return Err(vm.rt_error("unable to dump given function"));
+    };
+    let s = vm.heap.str_value(&bytes);
+    vm.rets(base + nargs, &[s])
 }
 
 fn table_unpack(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
