@@ -32,8 +32,11 @@ struct Scope {
     breaks: Vec<usize>,
     /// (name, pc, active locals, line)
     labels: Vec<(Name, usize, usize, u32)>,
-    /// Forward gotos not yet matched: (jump pc, label, nactive at goto, line).
-    gotos: Vec<(usize, Name, usize, u32)>,
+    /// Forward gotos not yet matched: (jump pc, label, nactive at goto
+    /// (at most the scope's), line, whether it leaves locals of a scope
+    /// already closed: the label must close them, as lua5.4's `close`
+    /// mark on a goto moved out of a block).
+    gotos: Vec<(usize, Name, usize, u32, bool)>,
 }
 
 #[derive(PartialEq, Eq, Hash)]
@@ -378,10 +381,12 @@ impl Compiler<'_> {
         // Pending gotos move out to the enclosing scope.
         let nactive = scope.nactive;
         if let Some(parent) = fs.scopes.last_mut() {
-            for (pc, name, na, line) in scope.gotos.iter().cloned() {
-                parent.gotos.push((pc, name, na.min(nactive), line));
+            for (pc, name, na, line, left) in scope.gotos.iter().cloned() {
+                parent
+                    .gotos
+                    .push((pc, name, na.min(nactive), line, left || na > nactive));
             }
-        } else if let Some((_, name, _, line)) = scope.gotos.first() {
+        } else if let Some((_, name, _, line, _)) = scope.gotos.first() {
             return Err(SyntaxError {
                 line: *line,
                 msg: format!(
@@ -735,6 +740,7 @@ impl Compiler<'_> {
                             name.clone(),
                             na,
                             *line,
+                            false,
                         ));
                     }
                 }
@@ -767,7 +773,7 @@ impl Compiler<'_> {
                 while i < scope.gotos.len() {
                     if scope.gotos[i].1 == *name {
                         let g = scope.gotos.remove(i);
-                        leaves_scope |= g.2 > na;
+                        leaves_scope |= g.2 > na || g.4;
                         if g.2 < na && into_scope.is_none() {
                             into_scope = Some((g.2, g.3));
                         }

@@ -287,6 +287,10 @@ impl Vm {
     /// `Vm::op_finishable` accepts, and calls of `pairs`, get here.
     fn finish_op(&mut self) -> LResult<()> {
         use crate::bytecode::Op;
+        // A `__close` handler run while an error unwinds returned.
+        if let Some(crate::vm::FrameKind::Closing(_)) = self.frames.last().map(|f| f.kind) {
+            return self.go_on_closing();
+        }
         let res = self.stack[self.top - 1];
         let f = self.frames.last().expect("the interrupted frame");
         let (base, fpc) = (f.base, f.pc);

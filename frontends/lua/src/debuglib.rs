@@ -189,8 +189,12 @@ fn frame_lines(vm: &Vm, lines: &mut Vec<String>) {
         }
         match f.kind {
             FrameKind::Lua => {}
-            FrameKind::PCall => lines.push("\t[C]: in function 'pcall'".into()),
-            FrameKind::XPCall => lines.push("\t[C]: in function 'xpcall'".into()),
+            FrameKind::PCall | FrameKind::Closing(false) => {
+                lines.push("\t[C]: in function 'pcall'".into())
+            }
+            FrameKind::XPCall | FrameKind::Closing(true) => {
+                lines.push("\t[C]: in function 'xpcall'".into())
+            }
             FrameKind::Entry => {
                 let by = i.checked_sub(1).and_then(|c| called_builtin(vm, c));
                 lines.push(format!("\t[C]: in {}", by.as_deref().unwrap_or("?")));

@@ -64,6 +64,11 @@ pub enum FrameKind {
     PCall,
     /// As `PCall` for `xpcall`; the message handler waits in the slot.
     XPCall,
+    /// A `PCall` (`xpcall`: true) frame whose error is unwinding: its
+    /// to-be-closed variables' handlers are being called, which may
+    /// yield ([`Vm::go_on_closing`] goes on when a handler returns); the
+    /// error waits in the function's slot. Never runs code again.
+    Closing(bool),
 }
 
 pub type LResult<T> = Result<T, LuaError>;
@@ -175,6 +180,11 @@ pub struct Vm {
     /// Stack slots of the running thread's to-be-closed variables, in
     /// declaration order.
     pub(crate) tbc: Vec<usize>,
+    /// Stack slots beyond the limit that an `xpcall` message handler may
+    /// use (it runs where the error was raised, maybe a stack overflow
+    /// whose frames reach the end of the stack: 2000 slots to that end,
+    /// 1000 for the handler; lua5.4's `ERRORSTACKSIZE`).
+    error_headroom: usize,
     event_names: Vec<Value>,
     pub c_depth: u32,
     /// How many of the `c_depth` re-entries are metamethod calls a yield
@@ -258,6 +268,7 @@ impl Vm {
             builtins: Vec::new(),
             open_upvals: Vec::new(),
             tbc: Vec::new(),
+            error_headroom: 0,
             event_names,
             c_depth: 0,
             meta_calls: 0,
@@ -510,10 +521,10 @@ impl Vm {
     #[inline]
     pub fn ensure_stack(&mut self, n: usize) -> LResult<()> {
         if n > self.stack.len() {
-            if n > MAX_STACK + 1000 {
+            if n > MAX_STACK + 1000 + self.error_headroom {
                 return Err(self.rt_error("stack overflow"));
             }
-            let new_len = (n * 2).clamp(1024, MAX_STACK + 2000);
+            let new_len = (n * 2).clamp(1024, MAX_STACK + 2000 + self.error_headroom);
             if !self.account_stack(new_len) {
                 return Err(self.memory_error());
             }
@@ -1875,41 +1886,106 @@ impl Vm {
                     self.frames.truncate(k);
                     return Err(e);
                 }
-                FrameKind::PCall | FrameKind::XPCall if e.catchable() => break,
-                FrameKind::PCall | FrameKind::XPCall => {}
+                FrameKind::PCall | FrameKind::XPCall | FrameKind::Closing(_) if e.catchable() => {
+                    break
+                }
+                FrameKind::PCall | FrameKind::XPCall | FrameKind::Closing(_) => {}
+            }
+        }
+        self.error_trace = None;
+        let e = self.handle_message(k, e)?;
+        // The frames above the protected one are gone, their upvalues
+        // closed first (as lua5.4's `luaF_close`); the protected frame
+        // stays while the handlers of its to-be-closed variables run, so
+        // one of them can yield (`Vm::go_on_closing`). An error in a
+        // handler replaces the error.
+        let f = &mut self.frames[k];
+        let func = f.func;
+        f.kind = match f.kind {
+            FrameKind::PCall => FrameKind::Closing(false),
+            FrameKind::XPCall => FrameKind::Closing(true),
+            kind => kind,
+        };
+        self.close_upvals(func);
+        self.frames.truncate(k + 1);
+        self.in_builtin = false;
+        self.builtin_from_rust = false;
+        self.stack[func] = e.value;
+        self.go_on_closing()
+    }
+
+    /// Goes on unwinding the error of the innermost frame, a
+    /// [`FrameKind::Closing`] one (the error in its function's slot):
+    /// calls the `__close` handlers of its variables still open (a yield
+    /// in one leaves, and the resumed thread comes back here when the
+    /// handler returns), then completes the protected call with `false`
+    /// and the error (after `xpcall`'s message handler).
+    pub(crate) fn go_on_closing(&mut self) -> LResult<()> {
+        let k = self.frames.len() - 1;
+        let func = self.frames[k].func;
+        while let Some(&slot) = self.tbc.last().filter(|&&s| s >= func) {
+            self.tbc.pop();
+            let v = self.stack[slot];
+            let err = self.stack[func];
+            self.top = slot + 1;
+            match self.call_close_with(v, err, true, Some(slot + 1)) {
+                Ok(()) => {}
+                Err(e) if e.yielded => return Err(e),
+                Err(e) if e.catchable() => {
+                    let e = self.handle_message(k, e)?;
+                    self.stack[func] = e.value;
+                }
+                Err(e) => {
+                    self.protected -= 1;
+                    self.frames.truncate(k);
+                    return Err(e);
+                }
             }
         }
         self.protected -= 1;
-        self.error_trace = None;
-        let (func, want, kind) = {
-            let f = &self.frames[k];
-            (f.func, f.want, f.kind)
-        };
-        let e = self.close_tbc_unwinding(func, e);
-        if !e.catchable() {
-            self.frames.truncate(k);
-            return Err(e);
-        }
-        self.close_upvals(func);
+        let want = self.frames[k].want;
+        let err = self.stack[func];
         self.frames.truncate(k);
-        self.in_builtin = false;
-        self.builtin_from_rust = false;
         let slot = func - 1;
-        let v = if kind == FrameKind::XPCall {
-            let h = self.stack[slot];
-            self.top = func;
-            match self.call_meta_with(h, &[e.value], false) {
-                Ok(v) => v,
-                Err(e2) if e2.catchable() => e2.value,
-                Err(e2) => return Err(e2),
-            }
-        } else {
-            e.value
-        };
         self.stack[slot] = Value::Bool(false);
-        self.stack[slot + 1] = v;
+        self.stack[slot + 1] = err;
         self.place_results(slot, slot, 2, want);
         Ok(())
+    }
+
+    /// `xpcall`'s message handler (waiting below the frame at `k`) applied
+    /// to error `e` where it was raised, before anything is closed, as in
+    /// lua5.4 (a traceback then shows where); an error in the handler is
+    /// the result. `pcall`'s frame keeps `e`.
+    fn handle_message(&mut self, k: usize, e: LuaError) -> LResult<LuaError> {
+        if !matches!(
+            self.frames[k].kind,
+            FrameKind::XPCall | FrameKind::Closing(true)
+        ) {
+            return Ok(e);
+        }
+        let h = self.stack[self.frames[k].func - 1];
+        let headroom = self.error_headroom;
+        self.error_headroom = headroom + 3000;
+        let r = self.call_meta_with(h, &[e.value], false);
+        self.error_headroom = headroom;
+        // The limit is checked when the stack grows: it must not stay
+        // longer than the limit allows outside the handler (upvalues still
+        // open up there are closed first).
+        if self.stack.len() > MAX_STACK + 2000 + headroom {
+            self.close_upvals(MAX_STACK + 2000 + headroom);
+            self.stack.truncate(MAX_STACK + 2000 + headroom);
+        }
+        let value = match r {
+            Ok(v) => v,
+            Err(e2) if e2.catchable() => e2.value,
+            Err(e2) => {
+                self.protected -= 1;
+                self.frames.truncate(k);
+                return Err(e2);
+            }
+        };
+        Ok(LuaError { value, ..e })
     }
 
     /// Keeps the traceback of error `v` while its frames are still there,

@@ -273,6 +273,12 @@ fn snippets_match_lua54() {
 /// Coroutines: resume/yield value passing, status, wrap, errors, yields
 /// across `pcall`, and the messages lua5.4 gives.
 const COROUTINE_SNIPPETS: &[&str] = &[
+    // Yields inside `__close` handlers run while an error unwinds to a
+    // `pcall`/`xpcall` (an error in one replaces the error; `xpcall`'s
+    // message handler sees each error where it is raised, before closing).
+    "local function c(f) return setmetatable({}, {__close = f}) end local co = coroutine.wrap(function() local function foo(err) local z <close> = c(function(_, m) coroutine.yield('z', m) return 1 end) local y <close> = c(function(_, m) coroutine.yield('y', m) if err then error(err + 20, 0) end end) local x <close> = c(function(_, m) coroutine.yield('x', m) end) if err == 10 then error(err, 0) else return 10, 20 end end coroutine.yield(pcall(foo, nil)) coroutine.yield(pcall(foo, 1)) coroutine.yield(xpcall(foo, function(m) return 'h:' .. tostring(m) end, 10)) local ok, e = pcall(function() local w <close> = c(function(_, m) coroutine.yield('w', m) end) local t = nil return t.x end) return ok, e end) for i = 1, 14 do print(co()) end",
+    // A message handler runs where a stack overflow was raised, with room.
+    "local function overflow(n) overflow(n + 1) end print(xpcall(overflow, function(m) return 'H' end, 0)) print(xpcall(overflow, function(m) return 'H' .. m end, 0)) local co = coroutine.wrap(function() local y <close> = setmetatable({}, {__close = function(o, msg) print('y', msg) end}) local st, obj = xpcall(overflow, function(m) local x <close> = setmetatable({}, {__close = function(o) o[1] = 10 end}) return x end, 0) print(st, obj[1]) end) co()",
     // Library functions as coroutine bodies and metamethods: a yield
     // inside them crosses, as lua5.4 allows.
     "local co = coroutine.wrap(pcall) print(co(function(a) local b = coroutine.yield(a + 1) return b * 2 end, 1)) print(co(10)) local y = coroutine.wrap(coroutine.yield) print(y(1, 2)) print(y(3)) local x = coroutine.wrap(xpcall) print(x(pcall, print, function() coroutine.yield('in') error({}) end)) print(select('#', x()))",
@@ -345,6 +351,8 @@ const PACK_SNIPPETS: &[&str] = &[
 /// `<close>` variables on every way out of their scope, `<const>`, and
 /// `goto` out of a block whose locals a closure captured.
 const CLOSE_SNIPPETS: &[&str] = &[
+    // A forward goto out of nested blocks closes every variable it leaves.
+    "local function c(n) return setmetatable({}, {__close = function() print('close', n) end}) end do local a <close> = c(1) do local b <close> = c(2) goto out end end ::out:: print('--') local function open(x) return function() x = x - 1 if x > 0 then return x end end, nil, nil, c('it' .. x) end for i in open(3) do for j in open(2) do goto e2 end end ::e2:: print('--') do for i in open(4) do for j in open(5) do if i + j < 6 then goto e3 end end end ::e3:: end print('end')",
     "local function mk(n) return setmetatable({}, {__close = function(o, e) print('close', n, e) end}) end do local a <close> = mk('a') local b <close> = mk('b') local c <close> = nil print('in') end",
     "local function mk(n) return setmetatable({}, {__close = function(o, e) print('close', n, e) end}) end local function f() local x <close> = mk('x') return 'ret', 1 end print(f()) for i = 1, 3 do local y <close> = mk(i) if i == 2 then break end end",
     "local function mk(n) return setmetatable({}, {__close = function(o, e) print('close', n, e) end}) end print(pcall(function() local z <close> = mk('z') error('boom') end)) print(pcall(function() local w <close> = 42 end))",
