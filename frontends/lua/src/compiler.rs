@@ -1162,6 +1162,18 @@ impl Compiler<'_> {
                 self.expr_to_reg(x, dst)?;
                 self.expr_inner(b, dst)?
             }
+            // The same when that constant is deeper (`(x or (y or 'k'))
+            // and b`): the left side has no exit to the other outcome, so
+            // it is evaluated as it is (its own jumps land where b starts)
+            // and b follows with no test.
+            Expr::And(a, b) if outcome_fixed(a, true) => {
+                self.expr_to_reg(a, dst)?;
+                self.expr_inner(b, dst)?
+            }
+            Expr::Or(a, b) if outcome_fixed(a, false) => {
+                self.expr_to_reg(a, dst)?;
+                self.expr_inner(b, dst)?
+            }
             Expr::And(a, b) => {
                 self.expr_to_reg(a, dst)?;
                 self.emit(Op::Test(dst, false));
@@ -1554,6 +1566,21 @@ fn reads_before_write(e: &Expr) -> bool {
             | Expr::Un(..)
             | Expr::Dots
     ) || matches!(e, Expr::Bin(op, ..) if !matches!(op, BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge))
+}
+
+/// Whether `e`'s truth is `truth` whatever its operands are, by its
+/// shape as lua5.4's jump lists see it: a constant of that truth, an
+/// `or` (for true; `and` for false) whose right side is fixed so, or an
+/// `and` (`or`) whose both sides are.
+fn outcome_fixed(e: &Expr, truth: bool) -> bool {
+    match e {
+        Expr::Paren(x) => outcome_fixed(x, truth),
+        Expr::Or(_, y) if truth => outcome_fixed(y, true),
+        Expr::And(x, y) if truth => outcome_fixed(x, true) && outcome_fixed(y, true),
+        Expr::And(_, y) => outcome_fixed(y, false),
+        Expr::Or(x, y) => outcome_fixed(x, false) && outcome_fixed(y, false),
+        e => const_truth(e) == Some(truth),
+    }
 }
 
 /// The truth of a constant expression, if it is one.

@@ -260,6 +260,11 @@ const SNIPPETS: &[&str] = &[
     // the environment first, nested functions, lua5.4's header checks and
     // messages for damaged and cut chunks.
     "local a, b = 20, 30 local function f(x) if x == 'set' then a = 10 + b; b = b + 1 else return a end end local d = string.dump(f) local g = load(d, '', 'b', nil) print(g(), pcall(g, 'set')) print(load(d, 'x', 't')) print(load('return 1', 'x', 'b')) print(load(d:sub(1, 20))) print(load(d:sub(1, 3), '=name')) print(load(d:sub(1, 4) .. 'S' .. d:sub(6))) print(load(d:sub(1, 12) .. '\\5' .. d:sub(14), '@f')) print(pcall(string.dump, string.len)) print(pcall(string.dump)) XX = 5 print(load(string.dump(function() return XX end))()) print(load(string.dump(load('return function(y) return function(z) return y + z end end')))()(2)(3)) print(type(load(string.dump(function() error('boom') end), '=n'))) print(pcall(load(string.dump(function() error('boom') end))))",
+    // The same with the constant deeper: `(x or (y or 'k')) and 'c'`,
+    // `(x and (y and false)) or 'c'`, both sides of an inner `and`/`or`
+    // fixed; side effects of the left side kept; not when a jump can
+    // skip the constant (`(x or (y and 'k')) and 'c'`).
+    "local s, b = nil, 1e15 local function e(f) print(select(2, pcall(f))) end e(function() return ((string.format('%g', b) or (s or 'x y z')) and ' 3 ') | 1 end) e(function() return ((b or (s or 'x')) and ' 3 ') | 1 end) e(function() return ((s or (b and 'x')) and ' 3 ') | 1 end) e(function() return (((s or 'x') or s) and ' 3 ') | 1 end) e(function() return ((s and (b and false)) or ' 3 ') | 1 end) e(function() return (((s or 'a') and (s or 'b')) and ' 3 ') | 1 end) e(function() return ((s or (print('side') or 'k')) and ' 3 ') | 1 end) e(function() return ((b or (print('side') or 'k')) and ' 3 ') | 1 end) e(function() return (((s and false) or (b and nil)) or ' 3 ') | 1 end) print(((s or (s or 'x')) and 7), ((s and (b and false)) or 8))",
     // `^` is C's `pow` except for squares (never `sqrt`: signs of zero
     // and infinities differ).
     "print((-0.0) ^ 0.5, (-1/0) ^ 0.5, 0.0 ^ 0.5, 2 ^ 0.5, (-2) ^ 0.5 ~= (-2) ^ 0.5, 3 ^ 2, (-0.0) ^ 2, 2 ^ -1, (-8) ^ (1/3) ~= (-8) ^ (1/3))",
