@@ -165,6 +165,12 @@ pub struct Proto {
     pub chunk_name: std::rc::Rc<str>,
     /// The collector's mark for this prototype's constants.
     pub gc_epoch: Cell<u32>,
+    /// The text of the chunk this function was compiled from and the
+    /// function's number in it (0 the main function, then in the order
+    /// they begin): what `string.dump` writes, so `load` compiles the
+    /// chunk again and takes that function (`dump.rs`). None for
+    /// functions the interpreter makes itself.
+    pub origin: Option<(std::rc::Rc<[u8]>, u32)>,
     /// A tail call to this function keeps the caller's frame: it stands
     /// for a library function (`coroutine.wrap`'s functions), whose
     /// errors name the caller's line as lua5.4's C functions do.

@@ -9,7 +9,7 @@ use crate::ast::*;
 use crate::bytecode::{LocalInfo, Op, Proto, Reg, UpvalDesc};
 use crate::heap::Heap;
 use crate::parser::SyntaxError;
-use crate::value::Value;
+use crate::value::{StrRef, Value};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -32,8 +32,11 @@ struct Scope {
     breaks: Vec<usize>,
     /// (name, pc, active locals, line)
     labels: Vec<(Name, usize, usize, u32)>,
-    /// Forward gotos not yet matched: (jump pc, label, nactive at goto, line).
-    gotos: Vec<(usize, Name, usize, u32)>,
+    /// Forward gotos not yet matched: (jump pc, label, nactive at goto
+    /// (at most the scope's), line, whether it leaves locals of a scope
+    /// already closed: the label must close them, as lua5.4's `close`
+    /// mark on a goto moved out of a block).
+    gotos: Vec<(usize, Name, usize, u32, bool)>,
 }
 
 #[derive(PartialEq, Eq, Hash)]
@@ -94,6 +97,13 @@ pub struct Compiler<'h> {
     env_dynamic: bool,
     /// The label being compiled is followed only by labels in its block.
     label_at_end: bool,
+    /// Long string constants by their bytes' index: equal literals of one
+    /// chunk are one string object (lua5.4's lexer reuses them too).
+    long_strings: HashMap<u32, StrRef>,
+    /// The chunk's text (for `string.dump`), if the caller keeps it.
+    text: Option<Rc<[u8]>>,
+    /// The number the next function begun gets (`Proto::origin`).
+    next_function: u32,
 }
 
 type CResult<T> = Result<T, SyntaxError>;
@@ -110,6 +120,7 @@ pub fn compile_chunk(
     source: Rc<str>,
     chunk_name: Rc<str>,
     env_dynamic: bool,
+    text: Option<Rc<[u8]>>,
 ) -> CResult<Rc<Proto>> {
     let mut c = Compiler {
         heap,
@@ -119,6 +130,9 @@ pub fn compile_chunk(
         line: 0,
         env_dynamic,
         label_at_end: false,
+        long_strings: HashMap::new(),
+        text,
+        next_function: 0,
     };
     c.function(chunk)
 }
@@ -218,11 +232,14 @@ impl Compiler<'_> {
     }
 
     fn str_const(&mut self, s: &[u8]) -> u32 {
-        let v = self.heap.str_value(s);
-        self.add_const(v)
+        let r = self.heap.intern(s);
+        let r = *self.long_strings.entry(r.0).or_insert(r);
+        self.add_const(Value::Str(r))
     }
 
     fn function(&mut self, f: &FuncBody) -> CResult<Rc<Proto>> {
+        let number = self.next_function;
+        self.next_function += 1;
         self.funcs.push(FuncState {
             code: Vec::new(),
             lines: Vec::new(),
@@ -280,6 +297,7 @@ impl Compiler<'_> {
             source: self.source.clone(),
             chunk_name: self.chunk_name.clone(),
             gc_epoch: std::cell::Cell::new(0),
+            origin: self.text.clone().map(|t| (t, number)),
             keeps_caller_frame: std::cell::Cell::new(false),
         }))
     }
@@ -364,10 +382,12 @@ impl Compiler<'_> {
         // Pending gotos move out to the enclosing scope.
         let nactive = scope.nactive;
         if let Some(parent) = fs.scopes.last_mut() {
-            for (pc, name, na, line) in scope.gotos.iter().cloned() {
-                parent.gotos.push((pc, name, na.min(nactive), line));
+            for (pc, name, na, line, left) in scope.gotos.iter().cloned() {
+                parent
+                    .gotos
+                    .push((pc, name, na.min(nactive), line, left || na > nactive));
             }
-        } else if let Some((_, name, _, line)) = scope.gotos.first() {
+        } else if let Some((_, name, _, line, _)) = scope.gotos.first() {
             return Err(SyntaxError {
                 line: *line,
                 msg: format!(
@@ -721,6 +741,7 @@ impl Compiler<'_> {
                             name.clone(),
                             na,
                             *line,
+                            false,
                         ));
                     }
                 }
@@ -753,7 +774,7 @@ impl Compiler<'_> {
                 while i < scope.gotos.len() {
                     if scope.gotos[i].1 == *name {
                         let g = scope.gotos.remove(i);
-                        leaves_scope |= g.2 > na;
+                        leaves_scope |= g.2 > na || g.4;
                         if g.2 < na && into_scope.is_none() {
                             into_scope = Some((g.2, g.3));
                         }
@@ -1124,6 +1145,36 @@ impl Compiler<'_> {
             // A constant left operand decides at compile time (as lua5.4).
             Expr::And(a, b) if const_truth(a) == Some(true) => self.expr_inner(b, dst)?,
             Expr::Or(a, b) if const_truth(a) == Some(false) => self.expr_inner(b, dst)?,
+            // `(x or 'k') and b` is b whatever x is: x is evaluated, then b
+            // with no jump over its code, as lua5.4 compiles it — which its
+            // error messages show (`((x or 'k') and 'c') << 1` names the
+            // constant 'c'); likewise `(x and false) or b`.
+            Expr::And(a, b) if truth_after_constant(a) == Some(true) => {
+                let Expr::Or(x, _) = &**a else {
+                    unreachable!("an `or`")
+                };
+                self.expr_to_reg(x, dst)?;
+                self.expr_inner(b, dst)?
+            }
+            Expr::Or(a, b) if truth_after_constant(a) == Some(false) => {
+                let Expr::And(x, _) = &**a else {
+                    unreachable!("an `and`")
+                };
+                self.expr_to_reg(x, dst)?;
+                self.expr_inner(b, dst)?
+            }
+            // The same when that constant is deeper (`(x or (y or 'k'))
+            // and b`): the left side has no exit to the other outcome, so
+            // it is evaluated as it is (its own jumps land where b starts)
+            // and b follows with no test.
+            Expr::And(a, b) if outcome_fixed(a, true) => {
+                self.expr_to_reg(a, dst)?;
+                self.expr_inner(b, dst)?
+            }
+            Expr::Or(a, b) if outcome_fixed(a, false) => {
+                self.expr_to_reg(a, dst)?;
+                self.expr_inner(b, dst)?
+            }
             Expr::And(a, b) => {
                 self.expr_to_reg(a, dst)?;
                 self.emit(Op::Test(dst, false));
@@ -1185,7 +1236,19 @@ impl Compiler<'_> {
                     rest = y;
                 }
                 items.push(rest);
-                let base = self.free_reg();
+                // Into a temporary on top (a new local's register): the
+                // operands start there, as in lua5.4, so no stale value
+                // stays in it meanwhile (the collector would keep it: a
+                // weak entry read into it by a loop's condition).
+                let fs = self.fs();
+                let dst_is_top = dst as usize + 1 == fs.free_reg
+                    && fs.actives.last().is_none_or(|l| l.reg < dst);
+                let base = if dst_is_top {
+                    self.set_free(dst as usize);
+                    dst as usize
+                } else {
+                    self.free_reg()
+                };
                 for it in &items {
                     let r = self.alloc_reg()?;
                     self.expr_to_reg(it, r)?;
@@ -1506,7 +1569,33 @@ fn reads_before_write(e: &Expr) -> bool {
     ) || matches!(e, Expr::Bin(op, ..) if !matches!(op, BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge))
 }
 
+/// Whether `e`'s truth is `truth` whatever its operands are, by its
+/// shape as lua5.4's jump lists see it: a constant of that truth, an
+/// `or` (for true; `and` for false) whose right side is fixed so, or an
+/// `and` (`or`) whose both sides are.
+fn outcome_fixed(e: &Expr, truth: bool) -> bool {
+    match e {
+        Expr::Paren(x) => outcome_fixed(x, truth),
+        Expr::Or(_, y) if truth => outcome_fixed(y, true),
+        Expr::And(x, y) if truth => outcome_fixed(x, true) && outcome_fixed(y, true),
+        Expr::And(_, y) => outcome_fixed(y, false),
+        Expr::Or(x, y) => outcome_fixed(x, false) && outcome_fixed(y, false),
+        e => const_truth(e) == Some(truth),
+    }
+}
+
 /// The truth of a constant expression, if it is one.
+/// The truth an `or` whose right side is a true constant (always true)
+/// or an `and` whose right side is a false constant (always false) has,
+/// whatever its left side is.
+fn truth_after_constant(e: &Expr) -> Option<bool> {
+    match e {
+        Expr::Or(_, k) if const_truth(k) == Some(true) => Some(true),
+        Expr::And(_, k) if const_truth(k) == Some(false) => Some(false),
+        _ => None,
+    }
+}
+
 fn const_truth(e: &Expr) -> Option<bool> {
     match e {
         Expr::Nil | Expr::False => Some(false),

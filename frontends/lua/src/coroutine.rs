@@ -287,6 +287,10 @@ impl Vm {
     /// `Vm::op_finishable` accepts, and calls of `pairs`, get here.
     fn finish_op(&mut self) -> LResult<()> {
         use crate::bytecode::Op;
+        // A `__close` handler run while an error unwinds returned.
+        if let Some(crate::vm::FrameKind::Closing(_)) = self.frames.last().map(|f| f.kind) {
+            return self.go_on_closing();
+        }
         let res = self.stack[self.top - 1];
         let f = self.frames.last().expect("the interrupted frame");
         let (base, fpc) = (f.base, f.pc);
@@ -428,15 +432,39 @@ fn new_thread(vm: &mut Vm, base: usize, nargs: usize, fname: &str) -> LResult<Co
             &format!("function expected, got {got}"),
         ));
     }
+    // A library function runs through its Lua pass-through, so a yield
+    // inside it (`coroutine.create(pcall)` yielding in the protected
+    // function) returns to the body's frame, as in lua5.4.
+    let f = match f {
+        Value::Builtin(id) => crate::stdlib::pass_through(vm, id),
+        f => f,
+    };
     vm.gc_check();
     Ok(vm.heap.new_coroutine(Coroutine::new(f)))
+}
+
+/// The values a resumed thread hands back must fit in the resumer's stack
+/// from `base` (lua5.4's `lua_checkstack` in `auxresume`: the stack's
+/// limit, with its 5 spare slots); else the resume fails with "too many
+/// results to resume" (the thread keeps the state it reached).
+fn fit_results(vm: &mut Vm, base: usize, r: Resumed) -> Resumed {
+    match r {
+        Resumed::Yielded | Resumed::Returned
+            if base + vm.transfer.len() + 6 > crate::vm::MAX_STACK =>
+        {
+            vm.transfer.clear();
+            Resumed::Failed(vm.heap.str_value(b"too many results to resume"))
+        }
+        r => r,
+    }
 }
 
 /// Resumes and hands the outcome back as `resume` does: `true, values…`
 /// or `false, error`.
 fn co_resume(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     let co = check_co(vm, base, nargs, 0, "resume")?;
-    match vm.resume(co, base + 1, nargs.saturating_sub(1))? {
+    let r = vm.resume(co, base + 1, nargs.saturating_sub(1))?;
+    match fit_results(vm, base, r) {
         Resumed::Yielded | Resumed::Returned => {
             let vals = std::mem::take(&mut vm.transfer);
             vm.ensure_stack(base + vals.len() + 2)?;
@@ -458,7 +486,8 @@ fn wrap_resume(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)
     let Value::Thread(co) = arg(vm, base, nargs, 0) else {
         unreachable!("the wrap maker passes its coroutine")
     };
-    match vm.resume(co, base + 1, nargs.saturating_sub(1))? {
+    let r = vm.resume(co, base + 1, nargs.saturating_sub(1))?;
+    match fit_results(vm, base, r) {
         Resumed::Yielded | Resumed::Returned => {
             let vals = std::mem::take(&mut vm.transfer);
             let r = vm.rets(base, &vals);

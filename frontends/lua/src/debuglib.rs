@@ -8,7 +8,7 @@
 //! raised it). `getmetatable`/`setmetatable` bypass `__metatable` (tables
 //! only: other types have no metatables of their own here). Upvalue access:
 //! `getupvalue`, `setupvalue`, `upvalueid` (an integer identity, where
-//! lua5.4 gives a light userdata). No hooks (`sethook` is absent), no
+//! lua5.4 gives a light userdata), `upvaluejoin`. No hooks (`sethook` is absent), no
 //! locals, no user values.
 
 use crate::heap::UpVal;
@@ -27,6 +27,7 @@ pub fn open(vm: &mut Vm) {
     reg(vm, d, "getupvalue", db_getupvalue);
     reg(vm, d, "setupvalue", db_setupvalue);
     reg(vm, d, "upvalueid", db_upvalueid);
+    reg(vm, d, "upvaluejoin", db_upvaluejoin);
 }
 
 fn set(vm: &mut Vm, t: &mut Table, k: &str, v: Value) {
@@ -188,8 +189,12 @@ fn frame_lines(vm: &Vm, lines: &mut Vec<String>) {
         }
         match f.kind {
             FrameKind::Lua => {}
-            FrameKind::PCall => lines.push("\t[C]: in function 'pcall'".into()),
-            FrameKind::XPCall => lines.push("\t[C]: in function 'xpcall'".into()),
+            FrameKind::PCall | FrameKind::Closing(false) => {
+                lines.push("\t[C]: in function 'pcall'".into())
+            }
+            FrameKind::XPCall | FrameKind::Closing(true) => {
+                lines.push("\t[C]: in function 'xpcall'".into())
+            }
             FrameKind::Entry => {
                 let by = i.checked_sub(1).and_then(|c| called_builtin(vm, c));
                 lines.push(format!("\t[C]: in {}", by.as_deref().unwrap_or("?")));
@@ -386,6 +391,40 @@ fn db_upvalueid(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
         }
         None => vm.rets(base + nargs, &[Value::Nil]),
     }
+}
+
+/// `debug.upvaluejoin(f1, n1, f2, n2)`: upvalue `n1` of Lua function `f1`
+/// becomes the very upvalue `n2` of `f2` (shared from then on). Checks in
+/// lua5.4's order: each index against its function, then that both are
+/// Lua functions.
+fn db_upvaluejoin(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let mut joined = [(0, 0); 2];
+    for (j, at) in [0, 2].into_iter().enumerate() {
+        let n = check_int(vm, base, nargs, at + 1, "upvaluejoin")?;
+        let up = match arg(vm, base, nargs, at) {
+            Value::Func(c) => {
+                let len = vm.heap.closures.get(c.0).upvals.len() as i64;
+                (1..=len).contains(&n).then(|| (c.0, n as usize - 1))
+            }
+            Value::Builtin(_) => None,
+            _ => return Err(arg_error(vm, at, "upvaluejoin", "function expected")),
+        };
+        match up {
+            Some(u) => joined[j] = u,
+            None => {
+                return Err(arg_error(
+                    vm,
+                    at + 1,
+                    "upvaluejoin",
+                    "invalid upvalue index",
+                ))
+            }
+        }
+    }
+    let [(c1, i1), (c2, i2)] = joined;
+    let u = vm.heap.closures.get(c2).upvals[i2];
+    vm.heap.closures.get_mut(c1).upvals[i1] = u;
+    vm.rets(base + nargs, &[])
 }
 
 /// The value an upvalue holds (open: in its thread's stack).

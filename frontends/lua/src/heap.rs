@@ -5,8 +5,10 @@
 //! root (the value stack, the globals, the registry, open upvalues), so no
 //! Rust local can hold a reference the collector does not see.
 //!
-//! Strings are interned: equal strings are one object, so string equality
-//! and table lookup by string are identity comparisons.
+//! Strings' bytes are interned: equal strings share one arena slot, so
+//! string equality and table lookup by string are comparisons of the
+//! index. A long string still has an object identity of its own
+//! ([`crate::value::StrRef`]), as in lua5.4, which interns only short ones.
 
 use crate::bytecode::Proto;
 use crate::coroutine::Coroutine;
@@ -147,7 +149,19 @@ pub struct Heap {
     gray_tables: Vec<u32>,
     gray_closures: Vec<u32>,
     gray_coroutines: Vec<u32>,
+    /// The last object number given to a long string.
+    long_objects: u32,
+    /// The string `__mode`, whose field in a metatable makes a table weak
+    /// (a root of its own).
+    mode_key: Option<StrRef>,
+    /// Weak tables met while marking this cycle: (table, weak keys, weak
+    /// values).
+    weak: Vec<(u32, bool, bool)>,
 }
+
+/// The longest string lua5.4 interns (`LUAI_MAXSHORTLEN`); a longer one
+/// made at run time is an object of its own.
+pub const MAX_SHORT_LEN: usize = 40;
 
 /// Minimum bytes allocated between collections.
 const MIN_THRESHOLD: usize = 4 << 20;
@@ -173,21 +187,31 @@ impl Default for Heap {
             gray_tables: Vec::new(),
             gray_closures: Vec::new(),
             gray_coroutines: Vec::new(),
+            long_objects: 0,
+            mode_key: None,
+            weak: Vec::new(),
         }
     }
 }
 
 impl Heap {
-    /// The interned string with these bytes (allocated if new).
+    /// A string with these bytes (the bytes allocated if new). A long one
+    /// is a new object (see [`StrRef`]).
     pub fn intern(&mut self, bytes: &[u8]) -> StrRef {
+        let object = if bytes.len() > MAX_SHORT_LEN {
+            self.long_objects = self.long_objects.wrapping_add(1).max(1);
+            self.long_objects
+        } else {
+            0
+        };
         if let Some(&i) = self.interned.get(bytes) {
-            return StrRef(i);
+            return StrRef(i, object);
         }
         let rc: Rc<[u8]> = Rc::from(bytes);
         self.gc.debt += 48 + bytes.len();
         let i = self.strings.alloc(LuaStr { bytes: rc.clone() });
         self.interned.insert(rc, i);
-        StrRef(i)
+        StrRef(i, object)
     }
 
     pub fn str_value(&mut self, bytes: &[u8]) -> Value {
@@ -262,11 +286,16 @@ impl Heap {
     }
 
     /// A full collection: marks from `roots` (and everything reachable),
-    /// frees the rest, and sets the next threshold to the live size.
+    /// clears the entries of weak tables whose key or value (as the
+    /// table's `__mode` says) is not marked, frees the rest, and sets the
+    /// next threshold to the live size.
     pub fn collect(&mut self, roots: impl IntoIterator<Item = Value>, upval_roots: &[UpRef]) {
         // Nothing is freed between collections: use peaks just before one.
         self.note_peak();
         self.epoch = self.epoch.wrapping_add(1).max(1);
+        if let Some(k) = self.mode_key {
+            self.mark_value(Value::Str(k));
+        }
         for v in roots {
             self.mark_value(v);
         }
@@ -274,6 +303,8 @@ impl Heap {
             self.mark_upval(u);
         }
         self.propagate();
+        self.converge_ephemerons();
+        self.clear_weak();
         let mut live = 0;
         let interned = &mut self.interned;
         self.strings.sweep(|_, s| {
@@ -297,6 +328,143 @@ impl Heap {
         self.gc.debt = 0;
         self.gc.threshold = live.max(MIN_THRESHOLD);
         self.gc.collections += 1;
+    }
+
+    /// Sets the string `__mode` (the interpreter interns it at start).
+    pub fn set_mode_key(&mut self, k: StrRef) {
+        self.mode_key = Some(k);
+    }
+
+    /// Whether table `t` is weak, by its metatable's `__mode`: (weak keys,
+    /// weak values).
+    fn weakness(&self, t: u32) -> (bool, bool) {
+        let (Some(meta), Some(key)) = (self.tables.get(t).meta, self.mode_key) else {
+            return (false, false);
+        };
+        match self.tables.get(meta.0).get_str(Value::Str(key)) {
+            Value::Str(m) => {
+                let m = self.str_bytes(m);
+                (m.contains(&b'k'), m.contains(&b'v'))
+            }
+            _ => (false, false),
+        }
+    }
+
+    /// Whether `v` is an object not marked (yet): a weak entry holding it
+    /// is cleared if it stays so. Strings count as values, never cleared
+    /// (as in lua5.4), so they are marked when met.
+    fn unmarked(&self, v: Value) -> bool {
+        match v {
+            Value::Table(t) => !self.tables.marks[t.0 as usize],
+            Value::Func(f) => !self.closures.marks[f.0 as usize],
+            Value::Thread(c) => !self.coroutines.marks[c.0 as usize],
+            Value::Userdata(u) => !self.userdata.marks[u.0 as usize],
+            _ => false,
+        }
+    }
+
+    /// Marks what a weak table keeps alive: its metatable, strings, and
+    /// what its mode does not make weak — for weak keys only (an
+    /// ephemeron), a value whose key is marked (others wait for
+    /// [`Heap::converge_ephemerons`]).
+    fn mark_weak_table(&mut self, t: u32, weak_k: bool, weak_v: bool, buf: &mut Vec<Value>) {
+        buf.clear();
+        let tab = self.tables.get(t);
+        if let Some(m) = tab.meta {
+            buf.push(Value::Table(m));
+        }
+        if !weak_v {
+            buf.extend(tab.arr.iter().copied());
+        } else {
+            buf.extend(
+                tab.arr
+                    .iter()
+                    .copied()
+                    .filter(|v| matches!(v, Value::Str(_))),
+            );
+        }
+        for (k, v) in tab.hash.iter() {
+            if matches!(v, Value::Nil) {
+                continue;
+            }
+            if !weak_k || matches!(k, Value::Str(_)) || !self.unmarked(k) {
+                buf.push(k);
+                if !weak_v || matches!(v, Value::Str(_)) {
+                    buf.push(v);
+                }
+            } else if weak_v && matches!(v, Value::Str(_)) {
+                buf.push(v);
+            }
+        }
+        self.weak.push((t, weak_k, weak_v));
+        for &v in buf.iter() {
+            self.mark_value(v);
+        }
+    }
+
+    /// Weak-key tables (ephemerons): a value is marked once its key is;
+    /// marking it may mark other keys, so this repeats until nothing
+    /// changes.
+    fn converge_ephemerons(&mut self) {
+        let mut buf = Vec::new();
+        loop {
+            let mut changed = false;
+            for i in 0..self.weak.len() {
+                let (t, weak_k, weak_v) = self.weak[i];
+                if !weak_k || weak_v {
+                    continue;
+                }
+                buf.clear();
+                for (k, v) in self.tables.get(t).hash.iter() {
+                    if !matches!(v, Value::Nil) && !self.unmarked(k) && self.unmarked(v) {
+                        buf.push(v);
+                    }
+                }
+                if !buf.is_empty() {
+                    changed = true;
+                    for &v in &buf {
+                        self.mark_value(v);
+                    }
+                    self.propagate();
+                }
+            }
+            if !changed {
+                return;
+            }
+        }
+    }
+
+    /// Clears the entries of the weak tables met whose weak key or value
+    /// is about to be freed (the entry stays as a dead one: its value is
+    /// nil, so a traversal in progress can go on).
+    fn clear_weak(&mut self) {
+        let weak = std::mem::take(&mut self.weak);
+        let mut dead = Vec::new();
+        for &(t, weak_k, weak_v) in &weak {
+            dead.clear();
+            let tab = self.tables.get(t);
+            for (k, v) in tab.hash.iter() {
+                if !matches!(v, Value::Nil)
+                    && (weak_k && self.unmarked(k) || weak_v && self.unmarked(v))
+                {
+                    dead.push(k);
+                }
+            }
+            let arr_dead: Vec<usize> = if weak_v {
+                (0..tab.arr.len())
+                    .filter(|&i| self.unmarked(tab.arr[i]))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let tab = self.tables.get_mut(t);
+            for &k in &dead {
+                tab.hash.clear_value(k);
+            }
+            for i in arr_dead {
+                tab.arr[i] = Value::Nil;
+            }
+        }
     }
 
     fn mark_value(&mut self, v: Value) {
@@ -345,6 +513,11 @@ impl Heap {
         let mut buf = Vec::new();
         loop {
             if let Some(t) = self.gray_tables.pop() {
+                let (weak_k, weak_v) = self.weakness(t);
+                if weak_k || weak_v {
+                    self.mark_weak_table(t, weak_k, weak_v, &mut buf);
+                    continue;
+                }
                 let tab = self.tables.get(t);
                 buf.clear();
                 tab.for_each_ref(|v| buf.push(v));

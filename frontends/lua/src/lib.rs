@@ -16,6 +16,7 @@ pub mod bytecode;
 pub mod compiler;
 pub mod coroutine;
 pub mod debuglib;
+pub mod dump;
 pub mod format;
 pub mod heap;
 pub mod iolib;
@@ -68,6 +69,7 @@ pub fn compile_env(
         Rc::from(name),
         Rc::from(chunk_name),
         env_dynamic,
+        Some(Rc::from(src)),
     )
     .map_err(|e| format!("{name}:{}: {}", e.line, e.msg))
 }
@@ -159,6 +161,7 @@ fn run_measured(
         Rc::from(name),
         chunk_name,
         env_dynamic,
+        Some(Rc::from(src)),
     )
     .map_err(|e| RunError::Syntax(format!("{name}:{}: {}", e.line, e.msg)))?;
     drop(chunk);

@@ -8,6 +8,12 @@ use crate::lexer::{LexError, Lexer, Tok};
 /// The deepest nesting of statements and expressions accepted (lua5.4's
 /// limit of C levels).
 pub const MAX_LEVELS: u32 = 200;
+/// Links of a left-associative operator chain (`a + b + c`) that count as
+/// one nesting level: enough for the 200-term sums of lua5.4's own tests
+/// (the compiler's registers bound such chains anyway, near 250 links, so
+/// its recursion over the left-deep tree stays small:
+/// `tests::long_chains_compile_on_a_small_stack`).
+pub const LINKS_PER_LEVEL: u32 = 4;
 
 /// A syntax error: line and message (`… near '…'`), without the chunk name.
 #[derive(Debug)]
@@ -501,8 +507,11 @@ impl Parser<'_> {
         } else {
             self.simple_expr()?
         };
-        // A left-associative chain builds a deep tree; each link counts as
-        // a level so the compiler's recursion over the tree stays bounded.
+        // A left-associative chain builds a deep tree; every
+        // `LINKS_PER_LEVEL` links count as a level so the compiler's
+        // recursion over the tree stays bounded (lua5.4 compiles chains
+        // iteratively and counts none).
+        let mut links = 0;
         let mut chain = 0;
         while let Some((op, lp, rp)) = binop_of(&self.tok) {
             if lp <= limit {
@@ -514,8 +523,11 @@ impl Parser<'_> {
             self.advance()?;
             // Right-associative operators nest by recursion, which counts.
             if lp <= rp {
-                chain += 1;
-                self.enter()?;
+                links += 1;
+                if links % LINKS_PER_LEVEL == 1 {
+                    chain += 1;
+                    self.enter()?;
+                }
             }
             let right = self.subexpr(rp)?;
             // A constant left operand that decides `and`/`or` leaves the
@@ -804,6 +816,32 @@ mod tests {
         assert_eq!(err("f("), "1: unexpected symbol near <eof>");
     }
 
+    /// Chains longer than the level limit compile on a thread with Rust's
+    /// default 2 MiB stack (beyond about 250 links the compiler runs out
+    /// of registers first, a clean error).
+    #[test]
+    fn long_chains_compile_on_a_small_stack() {
+        let flat = "local x = 2 return 1".to_string() + &" + x".repeat(240);
+        let mut nested = "x".to_string();
+        for _ in 0..40 {
+            nested = format!("({nested}{})", " * x".repeat(LINKS_PER_LEVEL as usize));
+        }
+        let nested = format!("local x = 2 return {nested}");
+        let too_long = "local x = 2 return 1".to_string() + &" + x".repeat(300);
+        for (src, ok) in [(flat, true), (nested, true), (too_long, false)] {
+            std::thread::Builder::new()
+                .stack_size(2 << 20)
+                .spawn(move || {
+                    let mut heap = crate::heap::Heap::default();
+                    let r = crate::compile(&mut heap, src.as_bytes(), "chain");
+                    assert_eq!(r.is_ok(), ok, "{:?}", r.err());
+                })
+                .expect("a thread")
+                .join()
+                .expect("no stack overflow");
+        }
+    }
+
     #[test]
     fn deep_nesting_is_an_error_not_a_crash() {
         let src = "x = ".to_string() + &"(".repeat(100_000) + "1" + &")".repeat(100_000);
@@ -812,6 +850,9 @@ mod tests {
         assert!(err(&src).contains("C stack overflow"));
         let src = "x = 1".to_string() + &" .. 1".repeat(100_000);
         assert!(err(&src).contains("C stack overflow"));
+        // lua5.4's own tests sum 200 terms (calls.lua).
+        let src = "x = 1".to_string() + &" + 1".repeat(199);
+        assert!(parse_chunk(src.as_bytes()).is_ok());
         // 150 terms of a right-associative chain are within the limit.
         let src = "x = 1".to_string() + &" .. 1".repeat(150);
         assert!(parse_chunk(src.as_bytes()).is_ok());

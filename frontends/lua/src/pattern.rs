@@ -597,13 +597,15 @@ pub fn str_gsub(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
     let mut n = 0;
     let mut last_match = usize::MAX;
     let mut checked = 1 << 16;
+    // Whether any match was replaced by something else than itself.
+    let mut changed = false;
     while n < max_n {
         let mut ms = new_state(vm, &s, &p[pstart..]);
         let r = run_match(vm, &mut ms, src)?;
         match r {
             Some(e) if e != last_match => {
                 n += 1;
-                add_value(
+                changed |= add_value(
                     vm,
                     &ms,
                     &s,
@@ -636,14 +638,23 @@ pub fn str_gsub(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
     if src < s.len() {
         out.extend_from_slice(&s[src..]);
     }
-    vm.charge_bytes(out.len())?;
-    vm.reserve(out.len())?;
-    let v = vm.heap.str_value(&out);
+    let v = match arg(vm, base, nargs, 0) {
+        // Nothing replaced: the subject itself, as lua5.4 (the same
+        // object, which `%p` shows for a long string).
+        v @ Value::Str(_) if !changed => v,
+        _ => {
+            vm.charge_bytes(out.len())?;
+            vm.reserve(out.len())?;
+            vm.heap.str_value(&out)
+        }
+    };
     let _ = check_int;
     vm.rets(base + nargs, &[v, Value::Int(n)])
 }
 
-/// Appends the replacement of the match `src..e` (gsub's add_value).
+/// Appends the replacement of the match `src..e` (gsub's add_value);
+/// false if that is the match itself (a table or function answered
+/// `nil` or `false`).
 #[allow(clippy::too_many_arguments)]
 fn add_value(
     vm: &mut Vm,
@@ -655,7 +666,7 @@ fn add_value(
     repl_str: Option<&[u8]>,
     scratch: usize,
     out: &mut Vec<u8>,
-) -> LResult<()> {
+) -> LResult<bool> {
     if let Some(rs) = repl_str {
         let mut i = 0;
         while i < rs.len() {
@@ -683,7 +694,7 @@ fn add_value(
                 return Err(vm.rt_error("invalid use of '%' in replacement string"));
             }
         }
-        return Ok(());
+        return Ok(true);
     }
     let cap = get_capture(vm, ms, 0, src, e).map_err(|m| vm.rt_error(m))?;
     let v = match repl {
@@ -698,14 +709,17 @@ fn add_value(
         }
     };
     match v {
-        Value::Nil | Value::Bool(false) => out.extend_from_slice(&s[src..e]),
+        Value::Nil | Value::Bool(false) => {
+            out.extend_from_slice(&s[src..e]);
+            Ok(false)
+        }
         Value::Str(_) | Value::Int(_) | Value::Float(_) => {
             vm.concat_piece(v, out);
+            Ok(true)
         }
         _ => {
             let tn = vm.type_name_meta(v);
-            return Err(vm.rt_error(format!("invalid replacement value (a {tn})")));
+            Err(vm.rt_error(format!("invalid replacement value (a {tn})")))
         }
     }
-    Ok(())
 }

@@ -6,6 +6,7 @@ use crate::format::format as string_format;
 use crate::table::Table;
 use crate::value::*;
 use crate::vm::{BuiltinFn, Event, LResult, LuaError, Vm};
+use std::rc::Rc;
 
 /// The builtin id of `next` (the interpreter iterates `pairs` loops over
 /// it without a call).
@@ -96,6 +97,7 @@ pub fn open(vm: &mut Vm) {
     reg(vm, s, "pack", crate::strpack::str_pack);
     reg(vm, s, "unpack", crate::strpack::str_unpack);
     reg(vm, s, "packsize", crate::strpack::str_packsize);
+    reg(vm, s, "dump", str_dump);
     let meta = vm.heap.new_table(Table::default());
     let idx = vm.event_name(Event::Index);
     vm.heap.table_mut(meta).set(idx, Value::Table(s));
@@ -172,6 +174,61 @@ pub fn open(vm: &mut Vm) {
     vm.bind_maker = vm
         .call_meta(Value::Func(f), &[])
         .expect("the bind maker runs");
+    let proto = crate::compile(&mut vm.heap, PASS_THROUGH.as_bytes(), "=[C]")
+        .expect("the pass-through compiles");
+    let inner = proto.protos[0].clone();
+    inner.keeps_caller_frame.set(true);
+    vm.pass_through = Some(inner);
+}
+
+/// Source of the Lua function that stands for a library function where
+/// only a Lua function lets a yield through (a coroutine's body, a
+/// metamethod): `function(...) return f(...) end` with `f` the library
+/// function, an upvalue. Its frame stands for the library function, as a
+/// bound one's does; a yield in `f` returns through the tail call.
+const PASS_THROUGH: &str = "local f return function(...) return f(...) end";
+
+/// The library function the innermost frame passes through to, if that
+/// frame is a pass-through's.
+fn passed_through(vm: &Vm) -> Option<u32> {
+    let f = vm.frames.last()?;
+    let clo = vm.heap.closures.get(f.closure.0);
+    if !vm
+        .pass_through
+        .as_ref()
+        .is_some_and(|p| Rc::ptr_eq(p, &clo.proto))
+    {
+        return None;
+    }
+    match *vm.heap.upvals.get(clo.upvals[0].0) {
+        crate::heap::UpVal::Closed(Value::Builtin(id)) => Some(id),
+        _ => None,
+    }
+}
+
+/// The Lua function that calls library function `id` (see
+/// [`PASS_THROUGH`]); made once per library function and kept (a
+/// collector root), without running Lua code, so it is no safe point.
+pub fn pass_through(vm: &mut Vm, id: u32) -> Value {
+    if let Some(&f @ Value::Func(_)) = vm.pass_throughs.get(id as usize) {
+        return f;
+    }
+    let proto = vm
+        .pass_through
+        .clone()
+        .expect("made when the library was installed");
+    let u = vm
+        .heap
+        .new_upval(crate::heap::UpVal::Closed(Value::Builtin(id)));
+    let f = Value::Func(vm.heap.new_closure(crate::heap::Closure {
+        proto,
+        upvals: Box::new([u]),
+    }));
+    if vm.pass_throughs.len() <= id as usize {
+        vm.pass_throughs.resize(id as usize + 1, Value::Nil);
+    }
+    vm.pass_throughs[id as usize] = f;
+    f
 }
 
 /// Source of the function that binds a library function to a state value:
@@ -203,11 +260,13 @@ pub fn arg_error(vm: &mut Vm, i: usize, fname: &str, msg: &str) -> LuaError {
     // Called by a library function (`pcall(table.insert, …)`), the
     // function has no name in Lua code: lua5.4 then names it by where
     // `package.loaded` holds it (`'table.insert'`).
+    // So is one called through its pass-through (a coroutine's body).
     let name = match (vm.builtin_from_rust, vm.running_builtin) {
-        (true, Some(id)) => crate::debuglib::loaded_name(vm, Value::Builtin(id))
-            .unwrap_or_else(|| fname.to_string()),
-        _ => fname.to_string(),
-    };
+        (true, Some(id)) => Some(id),
+        _ => passed_through(vm),
+    }
+    .and_then(|id| crate::debuglib::loaded_name(vm, Value::Builtin(id)))
+    .unwrap_or_else(|| fname.to_string());
     vm.rt_error(format!("bad argument #{} to '{}' ({})", i + 1, name, msg))
 }
 
@@ -355,7 +414,11 @@ pub fn tostring(vm: &mut Vm, v: Value) -> LResult<Vec<u8>> {
 /// kind); `None` for values that are not objects (lua5.4's NULL).
 pub fn pointer_of(v: Value) -> Option<u64> {
     let (kind, i) = match v {
-        Value::Str(s) => (0x5400_0000_0000u64, s.0 as u64),
+        // A long string's own object number moves its address.
+        Value::Str(s) => (
+            0x5400_0000_0000u64.wrapping_add((s.1 as u64) << 37),
+            s.0 as u64,
+        ),
         Value::Table(t) => (0x5500_0000_0000, t.0 as u64),
         Value::Func(f) => (0x5600_0000_0000, f.0 as u64),
         Value::Builtin(b) => (0x5700_0000_0000, b as u64),
@@ -363,7 +426,7 @@ pub fn pointer_of(v: Value) -> Option<u64> {
         Value::Userdata(u) => (0x5900_0000_0000, u.0 as u64),
         _ => return None,
     };
-    Some(kind + i * 64)
+    Some(kind.wrapping_add(i * 64))
 }
 
 // ---------- base ----------
@@ -790,8 +853,6 @@ fn base_load(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> 
             "attempt to load a text chunk (mode is '{}')",
             String::from_utf8_lossy(&mode)
         ))
-    } else if binary {
-        Some(format!("{name}: binary chunks are not supported"))
     } else {
         None
     };
@@ -801,6 +862,20 @@ fn base_load(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> 
     }
     // A fourth argument, even nil, is the chunk's environment.
     let env = (nargs >= 4).then(|| vm.stack[base + 3]);
+    if binary {
+        let chunkname = match (arg(vm, base, nargs, 1), chunk) {
+            (Value::Str(s), _) | (_, Value::Str(s)) => vm.heap.str_bytes(s).to_vec(),
+            _ => b"=(load)".to_vec(),
+        };
+        let r = match crate::dump::load(vm, &src, &chunkname, env) {
+            Ok(f) => Value::Func(f),
+            Err(msg) => {
+                let m = vm.heap.str_value(msg.as_bytes());
+                return vm.rets(base + nargs, &[Value::Nil, m]);
+            }
+        };
+        return vm.rets(base + nargs, &[r]);
+    }
     match crate::compile_env(&mut vm.heap, &src, &name, &chunk_name, env.is_some()) {
         Ok(proto) => {
             let f = vm.chunk_closure(proto, env);
@@ -1157,6 +1232,32 @@ fn table_concat(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
     vm.rets(base + nargs, &[v])
 }
 
+/// `string.dump(f [, strip])`: the binary chunk of a Lua function (see
+/// `dump.rs`; `strip` changes nothing, the text is the whole payload).
+fn str_dump(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let bytes = match arg(vm, base, nargs, 0) {
+        Value::Func(f) => {
+            let p = vm.heap.closures.get(f.0).proto.clone();
+            crate::dump::dump(&p)
+        }
+        Value::Builtin(_) => None,
+        _ => {
+            let got = type_name_for_arg(vm, base, nargs, 0);
+            return Err(arg_error(
+                vm,
+                0,
+                "dump",
+                &format!("function expected, got {got}"),
+            ));
+        }
+    };
+    let Some(bytes) = bytes else {
+        return Err(vm.rt_error("unable to dump given function"));
+    };
+    let s = vm.heap.str_value(&bytes);
+    vm.rets(base + nargs, &[s])
+}
+
 fn table_unpack(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     let t = arg(vm, base, nargs, 0);
     let i = opt_int(vm, base, nargs, 1, "unpack", 1)?;
@@ -1171,11 +1272,13 @@ fn table_unpack(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize
         return Ok((base + nargs, 0));
     }
     let n = (j as i128 - i as i128 + 1) as u128;
-    if n >= 1_000_000 {
+    let at = base + nargs;
+    // As lua5.4's `lua_checkstack`: the results must fit in the stack
+    // beside what it already holds (and its 5 spare slots).
+    if n + at as u128 + 6 > crate::vm::MAX_STACK as u128 {
         return Err(vm.rt_error("too many results to unpack"));
     }
     let n = n as usize;
-    let at = base + nargs;
     vm.charge_steps(n as u64)?;
     vm.ensure_stack(at + n + 1)?;
     for k in 0..n {
@@ -1537,17 +1640,24 @@ fn float_to_num(f: f64) -> Value {
     }
 }
 
+// Only an integer value is its own floor (or ceiling): a numeric string
+// is taken as a float, as lua5.4's `lua_isinteger` test does
+// (`math.floor('9223372036854775807')` is 2^63, a float).
 fn math_floor(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let is_int = matches!(arg(vm, base, nargs, 0), Value::Int(_));
     let r = match check_num(vm, base, nargs, 0, "floor")? {
         Value::Float(f) => float_to_num(f.floor()),
+        Value::Int(i) if !is_int => float_to_num(i as f64),
         v => v,
     };
     vm.rets(base + nargs, &[r])
 }
 
 fn math_ceil(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    let is_int = matches!(arg(vm, base, nargs, 0), Value::Int(_));
     let r = match check_num(vm, base, nargs, 0, "ceil")? {
         Value::Float(f) => float_to_num(f.ceil()),
+        Value::Int(i) if !is_int => float_to_num(i as f64),
         v => v,
     };
     vm.rets(base + nargs, &[r])

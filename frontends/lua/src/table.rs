@@ -36,7 +36,8 @@ fn key_value(tag: u8, bits: u64) -> Value {
         1 => Value::Bool(bits != 0),
         2 => Value::Int(bits as i64),
         3 => Value::Float(f64::from_bits(bits)),
-        4 => Value::Str(crate::value::StrRef(bits as u32)),
+        // (A long key comes back as its bytes' first object.)
+        4 => Value::Str(crate::value::StrRef(bits as u32, 0)),
         5 => Value::Table(TableRef(bits as u32)),
         6 => Value::Func(crate::value::FnRef(bits as u32)),
         7 => Value::Builtin(bits as u32),
@@ -179,6 +180,13 @@ impl HashPart {
     fn slot(&self, i: usize) -> Option<(Value, Value)> {
         let s = self.slots[i];
         (s.tag != 0).then(|| (key_value(s.tag, s.bits), s.value))
+    }
+
+    /// Makes the entry of `k` (if any) a dead one: its value nil.
+    pub fn clear_value(&mut self, k: Value) {
+        if let Some(v) = self.get_mut(k) {
+            *v = Value::Nil;
+        }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (Value, Value)> + '_ {
@@ -610,14 +618,19 @@ impl Table {
         Ok(None)
     }
 
-    /// Every value and key (for the collector's marking).
+    /// Every value and the key of every live entry (for the collector's
+    /// marking). A dead entry's key is not kept alive, as in lua5.4: the
+    /// collector may free it (a weak table clears entries so), and the
+    /// entry, value nil, is only a place a traversal goes through.
     pub fn for_each_ref(&self, mut f: impl FnMut(Value)) {
         for &v in &self.arr {
             f(v);
         }
         for (k, v) in self.hash.iter() {
-            f(k);
-            f(v);
+            if !matches!(v, Value::Nil) {
+                f(k);
+                f(v);
+            }
         }
     }
 }
@@ -739,7 +752,7 @@ mod tests {
 
     #[test]
     fn metamethod_facts_are_forgotten_on_writes() {
-        let key = Value::Str(crate::value::StrRef(7));
+        let key = Value::Str(crate::value::StrRef(7, 0));
         let mut t = Table::default();
         assert!(t.known_index_table().is_none());
         t.learn_absent(3);

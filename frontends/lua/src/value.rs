@@ -7,10 +7,30 @@
 
 use std::fmt::Write as _;
 
-/// An interned string in the heap's string arena. Strings are interned, so
-/// two string values are equal exactly when their references are.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct StrRef(pub u32);
+/// A string in the heap's string arena: `.0` is the arena index of its
+/// bytes, `.1` which object it is. The bytes are interned (equal strings
+/// share one index), so two strings are equal exactly when their indices
+/// are: equality and hashing look at `.0` only. A long string (over
+/// [`crate::heap::MAX_SHORT_LEN`] bytes) made at run time is, as in
+/// lua5.4, an object of its own: its `.1` is fresh, which only
+/// `string.format("%p")` shows; a short string's is 0.
+#[derive(Clone, Copy, Debug)]
+pub struct StrRef(pub u32, pub u32);
+
+impl PartialEq for StrRef {
+    #[inline(always)]
+    fn eq(&self, other: &StrRef) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for StrRef {}
+
+impl std::hash::Hash for StrRef {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.0.hash(h)
+    }
+}
 
 /// A table in the heap's table arena.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]

@@ -67,6 +67,11 @@ pub enum FrameKind {
     PCall,
     /// As `PCall` for `xpcall`; the message handler waits in the slot.
     XPCall,
+    /// A `PCall` (`xpcall`: true) frame whose error is unwinding: its
+    /// to-be-closed variables' handlers are being called, which may
+    /// yield ([`Vm::go_on_closing`] goes on when a handler returns); the
+    /// error waits in the function's slot. Never runs code again.
+    Closing(bool),
 }
 
 pub type LResult<T> = Result<T, LuaError>;
@@ -178,6 +183,11 @@ pub struct Vm {
     /// Stack slots of the running thread's to-be-closed variables, in
     /// declaration order.
     pub(crate) tbc: Vec<usize>,
+    /// Stack slots beyond the limit that an `xpcall` message handler may
+    /// use (it runs where the error was raised, maybe a stack overflow
+    /// whose frames reach the end of the stack: 2000 slots to that end,
+    /// 1000 for the handler; lua5.4's `ERRORSTACKSIZE`).
+    error_headroom: usize,
     event_names: Vec<Value>,
     pub c_depth: u32,
     /// How many of the `c_depth` re-entries are metamethod calls a yield
@@ -198,6 +208,10 @@ pub struct Vm {
     /// Binds a library function to a state (`stdlib::bind`; a Lua closure
     /// made at start).
     pub bind_maker: Value,
+    /// The prototype of [`crate::stdlib::pass_through`]'s functions.
+    pub pass_through: Option<Rc<Proto>>,
+    /// Those functions, by library function (`Nil`: not made yet).
+    pub pass_throughs: Vec<Value>,
     /// The running library function was called by another one (not by
     /// Lua code): its errors carry no position, as in lua5.4.
     pub(crate) builtin_from_rust: bool,
@@ -242,6 +256,8 @@ impl Vm {
             .iter()
             .map(|n| heap.str_value(n.as_bytes()))
             .collect();
+        let mode = heap.intern(b"__mode");
+        heap.set_mode_key(mode);
         let mut vm = Vm {
             heap,
             stack: vec![Value::Nil; 1024],
@@ -255,6 +271,7 @@ impl Vm {
             builtins: Vec::new(),
             open_upvals: Vec::new(),
             tbc: Vec::new(),
+            error_headroom: 0,
             event_names,
             c_depth: 0,
             meta_calls: 0,
@@ -264,6 +281,8 @@ impl Vm {
             resumers: Vec::new(),
             transfer: Vec::new(),
             bind_maker: Value::Nil,
+            pass_through: None,
+            pass_throughs: Vec::new(),
             builtin_from_rust: false,
             running_builtin: None,
             in_builtin: false,
@@ -505,10 +524,10 @@ impl Vm {
     #[inline]
     pub fn ensure_stack(&mut self, n: usize) -> LResult<()> {
         if n > self.stack.len() {
-            if n > MAX_STACK + 1000 {
+            if n > MAX_STACK + 1000 + self.error_headroom {
                 return Err(self.rt_error("stack overflow"));
             }
-            let new_len = (n * 2).clamp(1024, MAX_STACK + 2000);
+            let new_len = (n * 2).clamp(1024, MAX_STACK + 2000 + self.error_headroom);
             if !self.account_stack(new_len) {
                 return Err(self.memory_error());
             }
@@ -605,6 +624,7 @@ impl Vm {
         roots.extend(self.extra_roots.iter().copied());
         roots.extend(self.transfer.iter().copied());
         roots.push(self.bind_maker);
+        roots.extend(self.pass_throughs.iter().copied());
         roots.push(Value::Thread(self.main_thread));
         roots.push(Value::Thread(self.cur_thread));
         roots.extend(self.resumers.iter().map(|&c| Value::Thread(c)));
@@ -894,8 +914,23 @@ impl Vm {
     /// metamethod called for an instruction ([`Vm::op_finishable`]) may
     /// yield: see [`Vm::call_meta_with`].
     pub fn call_meta(&mut self, f: Value, args: &[Value]) -> LResult<Value> {
+        let f = self.yieldable_meta(f);
         let finishable = self.op_finishable(f);
         self.call_meta_with(f, args, finishable)
+    }
+
+    /// A library function called in a coroutine as the metamethod of the
+    /// running instruction is called through its Lua pass-through
+    /// (`stdlib::pass_through`), so a yield inside it
+    /// (`__close = coroutine.yield`) crosses the call as it crosses a Lua
+    /// metamethod, as in lua5.4; anything else is called as it is.
+    pub(crate) fn yieldable_meta(&mut self, f: Value) -> Value {
+        match f {
+            Value::Builtin(id) if self.cur_thread != self.main_thread && self.op_has_finish() => {
+                crate::stdlib::pass_through(self, id)
+            }
+            _ => f,
+        }
     }
 
     /// [`Vm::call_meta`]; `finishable`: the call stands for the running
@@ -955,8 +990,14 @@ impl Vm {
     /// Lua function, called from the dispatch loop (no library function
     /// running), for a read, write, arithmetic, length or comparison.
     pub(crate) fn op_finishable(&self, f: Value) -> bool {
+        matches!(f, Value::Func(_)) && self.op_has_finish()
+    }
+
+    /// [`Vm::op_finishable`] but for the callee: called from the dispatch
+    /// loop, for an instruction [`Vm::finish_op`] completes.
+    fn op_has_finish(&self) -> bool {
         use crate::bytecode::Op;
-        if self.in_builtin || !matches!(f, Value::Func(_)) {
+        if self.in_builtin {
             return false;
         }
         let Some(fr) = self.frames.last() else {
@@ -1481,6 +1522,7 @@ impl Vm {
     /// it how far the concatenation got (`Vm::finish_op`), as lua5.4 tells
     /// it by the stack top.
     fn concat_meta(&mut self, h: Value, left: Value, acc: Value, i: usize) -> LResult<Value> {
+        let h = self.yieldable_meta(h);
         let finishable = self.op_finishable(h);
         let at = self.concat_slot(i);
         self.ensure_stack(at + 4)?;
@@ -1596,6 +1638,14 @@ impl Vm {
         if matches!(h, Value::Nil) {
             return Err(self.rt_error("attempt to call a nil value (metamethod 'close')"));
         }
+        // A library function as the handler: through its pass-through,
+        // as `Vm::yieldable_meta` (the running `Close` is finishable).
+        let h = match h {
+            Value::Builtin(id) if finishable && self.cur_thread != self.main_thread => {
+                crate::stdlib::pass_through(self, id)
+            }
+            h => h,
+        };
         let finishable = finishable && matches!(h, Value::Func(_));
         let at = at.unwrap_or_else(|| self.frame_top());
         self.call_meta_at(at, h, &[v, err], finishable)?;
@@ -1618,12 +1668,19 @@ impl Vm {
     }
 
     /// Whether a call of builtin `id` from Lua code is a `pcall` or
-    /// `xpcall` of a Lua function, run as a protected frame.
+    /// `xpcall` of a Lua function, run as a protected frame — or, in a
+    /// coroutine, of a library function, which then runs through its Lua
+    /// pass-through so a yield inside it can cross (`xpcall(pcall, h, f)`
+    /// with `f` yielding).
     #[inline]
     fn protects_lua_call(&self, id: u32, func: usize, nargs: usize) -> bool {
         (id == crate::stdlib::PCALL_ID && nargs >= 1
             || id == crate::stdlib::XPCALL_ID && nargs >= 2)
-            && matches!(self.stack[func + 1], Value::Func(_))
+            && match self.stack[func + 1] {
+                Value::Func(_) => true,
+                Value::Builtin(_) => self.cur_thread != self.main_thread,
+                _ => false,
+            }
     }
 
     /// Pushes the protected frame of `pcall(f, ...)` (or
@@ -1631,6 +1688,9 @@ impl Vm {
     /// `func + 1`; for `xpcall` the handler moves to `stack[func]`.
     #[cold]
     fn enter_protected(&mut self, func: usize, nargs: usize, want: i32, id: u32) -> LResult<()> {
+        if let Value::Builtin(b) = self.stack[func + 1] {
+            self.stack[func + 1] = crate::stdlib::pass_through(self, b);
+        }
         let Value::Func(f) = self.stack[func + 1] else {
             unreachable!("protects_lua_call checked it")
         };
@@ -1676,41 +1736,106 @@ impl Vm {
                     self.frames.truncate(k);
                     return Err(e);
                 }
-                FrameKind::PCall | FrameKind::XPCall if e.catchable() => break,
-                FrameKind::PCall | FrameKind::XPCall => {}
+                FrameKind::PCall | FrameKind::XPCall | FrameKind::Closing(_) if e.catchable() => {
+                    break
+                }
+                FrameKind::PCall | FrameKind::XPCall | FrameKind::Closing(_) => {}
+            }
+        }
+        self.error_trace = None;
+        let e = self.handle_message(k, e)?;
+        // The frames above the protected one are gone, their upvalues
+        // closed first (as lua5.4's `luaF_close`); the protected frame
+        // stays while the handlers of its to-be-closed variables run, so
+        // one of them can yield (`Vm::go_on_closing`). An error in a
+        // handler replaces the error.
+        let f = &mut self.frames[k];
+        let func = f.func;
+        f.kind = match f.kind {
+            FrameKind::PCall => FrameKind::Closing(false),
+            FrameKind::XPCall => FrameKind::Closing(true),
+            kind => kind,
+        };
+        self.close_upvals(func);
+        self.frames.truncate(k + 1);
+        self.in_builtin = false;
+        self.builtin_from_rust = false;
+        self.stack[func] = e.value;
+        self.go_on_closing()
+    }
+
+    /// Goes on unwinding the error of the innermost frame, a
+    /// [`FrameKind::Closing`] one (the error in its function's slot):
+    /// calls the `__close` handlers of its variables still open (a yield
+    /// in one leaves, and the resumed thread comes back here when the
+    /// handler returns), then completes the protected call with `false`
+    /// and the error (after `xpcall`'s message handler).
+    pub(crate) fn go_on_closing(&mut self) -> LResult<()> {
+        let k = self.frames.len() - 1;
+        let func = self.frames[k].func;
+        while let Some(&slot) = self.tbc.last().filter(|&&s| s >= func) {
+            self.tbc.pop();
+            let v = self.stack[slot];
+            let err = self.stack[func];
+            self.top = slot + 1;
+            match self.call_close_with(v, err, true, Some(slot + 1)) {
+                Ok(()) => {}
+                Err(e) if e.yielded => return Err(e),
+                Err(e) if e.catchable() => {
+                    let e = self.handle_message(k, e)?;
+                    self.stack[func] = e.value;
+                }
+                Err(e) => {
+                    self.protected -= 1;
+                    self.frames.truncate(k);
+                    return Err(e);
+                }
             }
         }
         self.protected -= 1;
-        self.error_trace = None;
-        let (func, want, kind) = {
-            let f = &self.frames[k];
-            (f.func, f.want, f.kind)
-        };
-        let e = self.close_tbc_unwinding(func, e);
-        if !e.catchable() {
-            self.frames.truncate(k);
-            return Err(e);
-        }
-        self.close_upvals(func);
+        let want = self.frames[k].want;
+        let err = self.stack[func];
         self.frames.truncate(k);
-        self.in_builtin = false;
-        self.builtin_from_rust = false;
         let slot = func - 1;
-        let v = if kind == FrameKind::XPCall {
-            let h = self.stack[slot];
-            self.top = func;
-            match self.call_meta_with(h, &[e.value], false) {
-                Ok(v) => v,
-                Err(e2) if e2.catchable() => e2.value,
-                Err(e2) => return Err(e2),
-            }
-        } else {
-            e.value
-        };
         self.stack[slot] = Value::Bool(false);
-        self.stack[slot + 1] = v;
+        self.stack[slot + 1] = err;
         self.place_results(slot, slot, 2, want);
         Ok(())
+    }
+
+    /// `xpcall`'s message handler (waiting below the frame at `k`) applied
+    /// to error `e` where it was raised, before anything is closed, as in
+    /// lua5.4 (a traceback then shows where); an error in the handler is
+    /// the result. `pcall`'s frame keeps `e`.
+    fn handle_message(&mut self, k: usize, e: LuaError) -> LResult<LuaError> {
+        if !matches!(
+            self.frames[k].kind,
+            FrameKind::XPCall | FrameKind::Closing(true)
+        ) {
+            return Ok(e);
+        }
+        let h = self.stack[self.frames[k].func - 1];
+        let headroom = self.error_headroom;
+        self.error_headroom = headroom + 3000;
+        let r = self.call_meta_with(h, &[e.value], false);
+        self.error_headroom = headroom;
+        // The limit is checked when the stack grows: it must not stay
+        // longer than the limit allows outside the handler (upvalues still
+        // open up there are closed first).
+        if self.stack.len() > MAX_STACK + 2000 + headroom {
+            self.close_upvals(MAX_STACK + 2000 + headroom);
+            self.stack.truncate(MAX_STACK + 2000 + headroom);
+        }
+        let value = match r {
+            Ok(v) => v,
+            Err(e2) if e2.catchable() => e2.value,
+            Err(e2) => {
+                self.protected -= 1;
+                self.frames.truncate(k);
+                return Err(e2);
+            }
+        };
+        Ok(LuaError { value, ..e })
     }
 
     /// Keeps the traceback of error `v` while its frames are still there,

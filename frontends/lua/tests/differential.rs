@@ -31,9 +31,12 @@ end
 fn reference(snippet: &str) -> String {
     let lua = mlua::Lua::new();
     let code = harness(snippet) + "return table.concat(buf)";
-    lua.load(&code)
-        .eval::<String>()
-        .expect("the harness itself runs")
+    let out = lua
+        .load(&code)
+        .eval::<mlua::String>()
+        .expect("the harness itself runs");
+    // Lossy, as ours: messages may quote bytes that are not UTF-8.
+    String::from_utf8_lossy(&out.as_bytes()).into_owned()
 }
 
 #[derive(Clone, Default)]
@@ -235,6 +238,33 @@ const SNIPPETS: &[&str] = &[
     // looked them up (it caches absences and `__index` per metatable).
     "local mt = {} local o = setmetatable({}, mt) local log = {} for i = 1, 3 do o.x = i log[#log + 1] = tostring(o.y) log[#log + 1] = tostring(#o) end mt.__index = {y = 'Y'} log[#log + 1] = o.y mt.__len = function() return 7 end log[#log + 1] = #o mt.__newindex = function(t, k, v) rawset(t, k, v * 2) end o.z = 5 log[#log + 1] = o.z mt.__index = nil log[#log + 1] = tostring(o.y) mt.__index = function(t, k) return k .. '!' end log[#log + 1] = o.w print(table.concat(log, ' '))",
     "local A = {} local B = setmetatable({}, {__index = A}) local C = {__index = B} local o = setmetatable({}, C) print(o.f) A.f = 1 print(o.f) rawset(B, 'f', 2) print(o.f) B.f = nil print(o.f) getmetatable(B).__index = {f = 3} print(o.f) local x, y = setmetatable({}, C), setmetatable({}, C) print(x == y) C.__eq = function() return true end print(x == y) C.__eq = nil print(x == y)",
+    // Long strings (over 40 bytes) made separately are objects of their
+    // own (`%p` differs) that compare and index by content; short ones are
+    // one object; gsub with nothing replaced returns its subject.
+    "local s1, s2 = string.rep('a', 300), string.rep('a', 300) local p = function(s) return string.format('%p', s) end local t = {[s1] = 1} print(s1 == s2, p(s1) ~= p(s2), p(s1) == p(s1), t[s2], rawequal(s1, s2), p(string.rep('a', 10)) == p(string.rep('aa', 5)), p(s1) == p((string.gsub(s1, 'b', 'c'))), p(s1) ~= p((string.gsub(s1, '.', '%0'))), p(s1) == p((string.gsub(s1, '.', {}))), #s1)",
+    // Only an integer is its own floor: a numeric string is a float first.
+    "print(math.floor('9223372036854775807'), math.ceil('9223372036854775807'), math.floor('3'), math.ceil('-3'), math.floor('2.5'), math.type(math.floor('7')), math.floor(9223372036854775807), math.ceil(-7))",
+    // An `or` with a true constant on its right is true whatever its left
+    // side is (an `and` with a false one, false): lua5.4 loads what
+    // follows with no jump over it, so errors name that constant.
+    "local x, v, w = nil, 1, false print(pcall(function() return ((x or 'k') and 'c') << 1 end)) print(pcall(function() return ((v or 'x y z') and 'd') | 1 end)) print(pcall(function() return ((w and false) or 'q') ~ 1 end)) print(pcall(function() return ((v and nil) or 'r') & 1 end)) print(pcall(function() return ((x and 'k') and 'c') << 1 end)) print(((x or 1) and 2), ((v or 1) and 2), ((v and false) or 3), ((w and nil) or 4))",
+    // Weak tables: entries whose weak key or value nothing else reaches
+    // go at a collection (array part too); strings are never weak; a
+    // weak-key table is an ephemeron table (a value reached only through
+    // its own entry's key does not keep the key alive; a chain of entries
+    // from a live key stays).
+    "local function n(t) local c = 0 for _ in pairs(t) do c = c + 1 end return c end local keep = {} local wk = setmetatable({}, {__mode = 'k'}) wk[keep] = 1 wk[{}] = 2 wk.s = {} wk[1] = {} local x = {} wk[x] = x x = nil local p, q = {}, {} wk[p] = q wk[q] = {} q = nil local wv = setmetatable({keep, {}, 'str', {}}, {__mode = 'v'}) wv.x = {} wv.y = keep wv.z = 'long string ' .. string.rep('z', 50) local wkv = setmetatable({}, {__mode = 'kv'}) wkv[keep] = {} wkv[{}] = keep wkv[keep] = keep wkv[1] = 'a' print(n(wk), n(wv), n(wkv)) collectgarbage() print(n(wk), n(wv), n(wkv), wk[keep], wk.s ~= nil, wk[p] ~= nil, wv[1] == keep, wv[2], wv[3], wv.y == keep, #wv.z, wkv[keep] == keep, wkv[1])",
+    // Results must fit in the stack (lua5.4's `lua_checkstack`).
+    "local t = {} for i = 1, 999990 do t[i] = i end local co = coroutine.create(function() return table.unpack(t) end) print(coroutine.resume(co)) print(coroutine.status(co)) print(pcall(table.unpack, t, 1, 999999)) print(select('#', table.unpack(t, 1, 500000)))",
+    // `string.dump` and `load` of its result: modes, fresh upvalues with
+    // the environment first, nested functions, lua5.4's header checks and
+    // messages for damaged and cut chunks.
+    "local a, b = 20, 30 local function f(x) if x == 'set' then a = 10 + b; b = b + 1 else return a end end local d = string.dump(f) local g = load(d, '', 'b', nil) print(g(), pcall(g, 'set')) print(load(d, 'x', 't')) print(load('return 1', 'x', 'b')) print(load(d:sub(1, 20))) print(load(d:sub(1, 3), '=name')) print(load(d:sub(1, 4) .. 'S' .. d:sub(6))) print(load(d:sub(1, 12) .. '\\5' .. d:sub(14), '@f')) print(pcall(string.dump, string.len)) print(pcall(string.dump)) XX = 5 print(load(string.dump(function() return XX end))()) print(load(string.dump(load('return function(y) return function(z) return y + z end end')))()(2)(3)) print(type(load(string.dump(function() error('boom') end), '=n'))) print(pcall(load(string.dump(function() error('boom') end))))",
+    // The same with the constant deeper: `(x or (y or 'k')) and 'c'`,
+    // `(x and (y and false)) or 'c'`, both sides of an inner `and`/`or`
+    // fixed; side effects of the left side kept; not when a jump can
+    // skip the constant (`(x or (y and 'k')) and 'c'`).
+    "local s, b = nil, 1e15 local function e(f) print(select(2, pcall(f))) end e(function() return ((string.format('%g', b) or (s or 'x y z')) and ' 3 ') | 1 end) e(function() return ((b or (s or 'x')) and ' 3 ') | 1 end) e(function() return ((s or (b and 'x')) and ' 3 ') | 1 end) e(function() return (((s or 'x') or s) and ' 3 ') | 1 end) e(function() return ((s and (b and false)) or ' 3 ') | 1 end) e(function() return (((s or 'a') and (s or 'b')) and ' 3 ') | 1 end) e(function() return ((s or (print('side') or 'k')) and ' 3 ') | 1 end) e(function() return ((b or (print('side') or 'k')) and ' 3 ') | 1 end) e(function() return (((s and false) or (b and nil)) or ' 3 ') | 1 end) print(((s or (s or 'x')) and 7), ((s and (b and false)) or 8))",
     // `^` is C's `pow` except for squares (never `sqrt`: signs of zero
     // and infinities differ).
     "print((-0.0) ^ 0.5, (-1/0) ^ 0.5, 0.0 ^ 0.5, 2 ^ 0.5, (-2) ^ 0.5 ~= (-2) ^ 0.5, 3 ^ 2, (-0.0) ^ 2, 2 ^ -1, (-8) ^ (1/3) ~= (-8) ^ (1/3))",
@@ -248,6 +278,18 @@ fn snippets_match_lua54() {
 /// Coroutines: resume/yield value passing, status, wrap, errors, yields
 /// across `pcall`, and the messages lua5.4 gives.
 const COROUTINE_SNIPPETS: &[&str] = &[
+    // Yields inside `__close` handlers run while an error unwinds to a
+    // `pcall`/`xpcall` (an error in one replaces the error; `xpcall`'s
+    // message handler sees each error where it is raised, before closing).
+    "local function c(f) return setmetatable({}, {__close = f}) end local co = coroutine.wrap(function() local function foo(err) local z <close> = c(function(_, m) coroutine.yield('z', m) return 1 end) local y <close> = c(function(_, m) coroutine.yield('y', m) if err then error(err + 20, 0) end end) local x <close> = c(function(_, m) coroutine.yield('x', m) end) if err == 10 then error(err, 0) else return 10, 20 end end coroutine.yield(pcall(foo, nil)) coroutine.yield(pcall(foo, 1)) coroutine.yield(xpcall(foo, function(m) return 'h:' .. tostring(m) end, 10)) local ok, e = pcall(function() local w <close> = c(function(_, m) coroutine.yield('w', m) end) local t = nil return t.x end) return ok, e end) for i = 1, 14 do print(co()) end",
+    // A message handler runs where a stack overflow was raised, with room.
+    "local function overflow(n) overflow(n + 1) end print(xpcall(overflow, function(m) return 'H' end, 0)) print(xpcall(overflow, function(m) return 'H' .. m end, 0)) local co = coroutine.wrap(function() local y <close> = setmetatable({}, {__close = function(o, msg) print('y', msg) end}) local st, obj = xpcall(overflow, function(m) local x <close> = setmetatable({}, {__close = function(o) o[1] = 10 end}) return x end, 0) print(st, obj[1]) end) co()",
+    // Library functions as coroutine bodies and metamethods: a yield
+    // inside them crosses, as lua5.4 allows.
+    "local co = coroutine.wrap(pcall) print(co(function(a) local b = coroutine.yield(a + 1) return b * 2 end, 1)) print(co(10)) local y = coroutine.wrap(coroutine.yield) print(y(1, 2)) print(y(3)) local x = coroutine.wrap(xpcall) print(x(pcall, print, function() coroutine.yield('in') error({}) end)) print(select('#', x()))",
+    "local co = coroutine.wrap(function() local x <close> = setmetatable({}, {__close = coroutine.yield}) local t = setmetatable({}, {__index = coroutine.yield, __add = coroutine.yield, __lt = coroutine.yield, __concat = coroutine.yield}) local v = t.k local w = t + 1 local c = t < t local s = t .. 'a' return v, w, c, s end) print(select(2, co())) print(select(2, co('V'))) print(type(select(2, co('W')))) print(type(select(2, co(false)))) print(select(2, co('S'))) print(co())",
+    "print(coroutine.resume(coroutine.create(error), 'e')) print(coroutine.resume(coroutine.create(string.rep), 'ab', 2)) print(coroutine.resume(coroutine.create(string.rep))) print(coroutine.resume(coroutine.create(math.floor), 2.5)) local co = coroutine.create(print) print(coroutine.resume(co, 1, 2)) print(coroutine.status(co))",
+
     "local co = coroutine.create(function(a, b) local c = coroutine.yield(a + b) local d, e = coroutine.yield(c * 2) return d + e, 'end' end) print(coroutine.resume(co, 1, 2)) print(coroutine.status(co)) print(coroutine.resume(co, 10)) print(coroutine.resume(co, 3, 4)) print(coroutine.status(co)) print(coroutine.resume(co))",
     "local gen = coroutine.wrap(function() for i = 1, 3 do coroutine.yield(i) end return 'last' end) print(gen(), gen(), gen(), gen()) print(pcall(gen))",
     "for v, w in coroutine.wrap(function() for i = 1, 4 do coroutine.yield(i, i * i) end end) do print(v, w) end",
@@ -314,6 +356,8 @@ const PACK_SNIPPETS: &[&str] = &[
 /// `<close>` variables on every way out of their scope, `<const>`, and
 /// `goto` out of a block whose locals a closure captured.
 const CLOSE_SNIPPETS: &[&str] = &[
+    // A forward goto out of nested blocks closes every variable it leaves.
+    "local function c(n) return setmetatable({}, {__close = function() print('close', n) end}) end do local a <close> = c(1) do local b <close> = c(2) goto out end end ::out:: print('--') local function open(x) return function() x = x - 1 if x > 0 then return x end end, nil, nil, c('it' .. x) end for i in open(3) do for j in open(2) do goto e2 end end ::e2:: print('--') do for i in open(4) do for j in open(5) do if i + j < 6 then goto e3 end end end ::e3:: end print('end')",
     "local function mk(n) return setmetatable({}, {__close = function(o, e) print('close', n, e) end}) end do local a <close> = mk('a') local b <close> = mk('b') local c <close> = nil print('in') end",
     "local function mk(n) return setmetatable({}, {__close = function(o, e) print('close', n, e) end}) end local function f() local x <close> = mk('x') return 'ret', 1 end print(f()) for i = 1, 3 do local y <close> = mk(i) if i == 2 then break end end",
     "local function mk(n) return setmetatable({}, {__close = function(o, e) print('close', n, e) end}) end print(pcall(function() local z <close> = mk('z') error('boom') end)) print(pcall(function() local w <close> = 42 end))",

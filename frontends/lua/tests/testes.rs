@@ -25,7 +25,9 @@ struct Patch {
 enum Expect {
     /// Runs to its end without an error.
     Pass,
-    /// Stops with an error whose message contains this text.
+    /// Stops with an error whose message contains this text (every file
+    /// listed passes now; kept for a file added before it passes).
+    #[allow(dead_code)]
     FailsWith(&'static str),
 }
 
@@ -34,31 +36,6 @@ struct Case {
     patches: &'static [Patch],
     expect: Expect,
 }
-
-/// Why the three `%p` patches below: every string is interned here
-/// (docs/lua.md, "Heap and collector"), so two equal strings are one
-/// object and `string.format("%p", …)` shows one address, where lua5.4
-/// interns only strings up to 40 bytes. The patches drop only the
-/// address comparisons of long strings; the value checks stay.
-const INTERNED_REASON: &str = "all strings are interned: equal long strings have one address";
-
-const INTERNED_LONG_STRINGS_STRINGS: Patch = Patch {
-    find: "assert(string.format(\"%p\", s1) ~= string.format(\"%p\", s2))\n  end\nend",
-    replace: "-- (patched out: %p of equal long strings)\n  end\nend",
-    reason: INTERNED_REASON,
-};
-
-const INTERNED_LONG_STRINGS_LITERALS: Patch = Patch {
-    find: "assert(sd == s1 and getadd(sd) ~= a1)",
-    replace: "assert(sd == s1) -- (patched out: getadd(sd) ~= a1)",
-    reason: INTERNED_REASON,
-};
-
-const INTERNED_LONG_STRINGS_PM: Patch = Patch {
-    find: "assert(r == s and string.format(\"%p\", s) ~= string.format(\"%p\", r))",
-    replace: "assert(r == s) -- (patched out: %p of equal long strings)",
-    reason: INTERNED_REASON,
-};
 
 const CASES: &[Case] = &[
     Case {
@@ -88,11 +65,11 @@ const CASES: &[Case] = &[
     Case {
         file: "calls.lua",
         patches: &[],
-        expect: Expect::FailsWith("calls.lua:316: attempt to call a nil value (field 'dump')"),
+        expect: Expect::Pass,
     },
     Case {
         file: "literals.lua",
-        patches: &[INTERNED_LONG_STRINGS_LITERALS],
+        patches: &[],
         expect: Expect::Pass,
     },
     Case {
@@ -117,12 +94,12 @@ const CASES: &[Case] = &[
     },
     Case {
         file: "strings.lua",
-        patches: &[INTERNED_LONG_STRINGS_STRINGS],
+        patches: &[],
         expect: Expect::Pass,
     },
     Case {
         file: "pm.lua",
-        patches: &[INTERNED_LONG_STRINGS_PM],
+        patches: &[],
         expect: Expect::Pass,
     },
     Case {
@@ -154,7 +131,12 @@ const CASES: &[Case] = &[
                 reason: "there are no debug hooks",
             },
         ],
-        expect: Expect::FailsWith("locals.lua:830: attempt to yield across a C-call boundary"),
+        expect: Expect::Pass,
+    },
+    Case {
+        file: "closure.lua",
+        patches: &[],
+        expect: Expect::Pass,
     },
     Case {
         file: "tpack.lua",
@@ -163,8 +145,12 @@ const CASES: &[Case] = &[
     },
     Case {
         file: "coroutine.lua",
-        patches: &[],
-        expect: Expect::FailsWith("coroutine.lua:267: assertion failed!"),
+        patches: &[Patch {
+            find: "do   -- testing single trace of coroutines",
+            replace: "if false then   -- (patched out: debug.sethook)",
+            reason: "there are no debug hooks",
+        }],
+        expect: Expect::Pass,
     },
 ];
 
