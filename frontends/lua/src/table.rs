@@ -641,7 +641,7 @@ mod tests {
 
     #[test]
     fn string_stores_without_growth_refuse_only_when_full() {
-        let key = |i: u32| Value::Str(crate::value::StrRef(i));
+        let key = |i: u32| Value::Str(crate::value::StrRef(i, 0));
         let mut t = Table::default();
         assert!(
             !t.set_str_without_growth(key(1), Value::Int(1)),
@@ -673,7 +673,7 @@ mod tests {
 
     #[test]
     fn hinted_lookups_agree_with_plain_ones_whatever_the_hint() {
-        let s = |i: u32| crate::value::StrRef(i);
+        let s = |i: u32| crate::value::StrRef(i, 0);
         let mut t = Table::default();
         let hint = Cell::new(0);
         assert!(
