@@ -2175,8 +2175,14 @@ impl Vm {
                         + q)
                 }
                 Op::SubK(a, b, k) => {
-                    arith_rk!(a, b, k, Event::Sub, i64::wrapping_sub, |p: f64, q: f64| p
-                        - q)
+                    let (x, y) = (rk!(self, base, b), proto.consts[k as usize]);
+                    rk!(self, base, a) = match sub_const(x, y) {
+                        Some(v) => v,
+                        None => {
+                            sync!();
+                            self.arith(Event::Sub, x, y, Some(b), None)?
+                        }
+                    };
                 }
                 Op::MulK(a, b, k) => {
                     arith_rk!(a, b, k, Event::Mul, i64::wrapping_mul, |p: f64, q: f64| p
@@ -3123,6 +3129,19 @@ fn newindex_is_raw(heap: &Heap, names: &[Value], tr: TableRef, k: Value) -> bool
             !matches!(present, Value::Nil)
                 || matches!(meta_field(heap, names, mt, Event::NewIndex), Value::Nil)
         }
+    }
+}
+
+/// `x - k` for a number `x` and the constant `k` of a `SubK`, as lua5.4
+/// computes it: its code generator compiles `x - k` for a small integer
+/// `k` as `x + (-k)` (`OP_ADDI`), which differs from a subtraction only
+/// for `k = 0` and a float `x`: `-0.0 - 0` is `0.0`. `None` as for
+/// [`arith_numbers`].
+#[inline(always)]
+fn sub_const(x: Value, k: Value) -> Option<Value> {
+    match (x, k) {
+        (Value::Float(p), Value::Int(0)) => Some(Value::Float(p + 0.0)),
+        _ => arith_numbers(Event::Sub, x, k),
     }
 }
 

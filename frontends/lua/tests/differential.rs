@@ -268,6 +268,10 @@ const SNIPPETS: &[&str] = &[
     // `^` is C's `pow` except for squares (never `sqrt`: signs of zero
     // and infinities differ).
     "print((-0.0) ^ 0.5, (-1/0) ^ 0.5, 0.0 ^ 0.5, 2 ^ 0.5, (-2) ^ 0.5 ~= (-2) ^ 0.5, 3 ^ 2, (-0.0) ^ 2, 2 ^ -1, (-8) ^ (1/3) ~= (-8) ^ (1/3))",
+    // `x - k` for a small integer constant is `x + (-k)` in lua5.4
+    // (`OP_ADDI`): `-0.0 - 0` is `0.0`, but not with a float constant,
+    // a register, or a string operand; in a loop too (the hot loop).
+    "local z, n, s = -0.0, 0, '-0.0' print(z - 0, z - 0.0, z - n, z + 0, z - 1, s - 0, (-0.0) - 0) local t = {} for i = 1, 3 do t[i] = z - 0 end print(t[1], t[3], 2^53 - 0, math.mininteger - 0)",
 ];
 
 #[test]

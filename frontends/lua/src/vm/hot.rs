@@ -17,7 +17,7 @@
 
 use super::{
     arith_numbers, index_chain, index_field, index_int, index_tables, newindex_is_raw,
-    no_len_metamethod, push_frame, Event, FrameKind, Vm, MAX_STACK,
+    no_len_metamethod, push_frame, sub_const, Event, FrameKind, Vm, MAX_STACK,
 };
 use crate::bytecode::{Op, Proto};
 use crate::heap::UpVal;
@@ -293,7 +293,10 @@ impl Vm {
                     Op::Pow(a, b, c) => arith!(a, r!(b), r!(c), Event::Pow),
                     Op::IDiv(a, b, c) => arith!(a, r!(b), r!(c), Event::IDiv),
                     Op::AddK(a, b, k) => arith!(a, r!(b), consts[k as usize], Event::Add),
-                    Op::SubK(a, b, k) => arith!(a, r!(b), consts[k as usize], Event::Sub),
+                    Op::SubK(a, b, k) => match sub_const(r!(b), consts[k as usize]) {
+                        Some(v) => r!(a) = v,
+                        None => punt!(),
+                    },
                     Op::MulK(a, b, k) => arith!(a, r!(b), consts[k as usize], Event::Mul),
                     Op::DivK(a, b, k) => arith!(a, r!(b), consts[k as usize], Event::Div),
                     Op::ModK(a, b, k) => arith!(a, r!(b), consts[k as usize], Event::Mod),
