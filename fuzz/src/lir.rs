@@ -882,13 +882,15 @@ impl Gen<'_> {
         let step = self.g.iconst(Type::I64, step)?;
         let next = self.g.add(i, step)?;
         let (a, b, rel) = if self.rng.chance(1, 4) {
-            (bound, next, swap(rel))
+            (bound, next, rel.mirrored())
         } else {
             (next, bound, rel)
         };
         // Sometimes the negated test, going round on its false side.
         let negated = self.rng.chance(1, 3);
-        let latch = self.g.cmp(if negated { negate(rel) } else { rel }, a, b)?;
+        let latch = self
+            .g
+            .cmp(if negated { rel.negated() } else { rel }, a, b)?;
         let (t, f) = self.g.branch(self.ctrl, latch)?;
         let (again, out) = if negated { (f, t) } else { (t, f) };
         let mut backs = Vec::with_capacity(carried.len());
@@ -1012,37 +1014,6 @@ impl Gen<'_> {
             self.guards += 1;
         }
         Ok(())
-    }
-}
-
-/// `cmp(a, b)` as `cmp'(b, a)`.
-fn swap(op: CmpOp) -> CmpOp {
-    match op {
-        CmpOp::Eq | CmpOp::Ne => op,
-        CmpOp::Slt => CmpOp::Sgt,
-        CmpOp::Sle => CmpOp::Sge,
-        CmpOp::Sgt => CmpOp::Slt,
-        CmpOp::Sge => CmpOp::Sle,
-        CmpOp::Ult => CmpOp::Ugt,
-        CmpOp::Ule => CmpOp::Uge,
-        CmpOp::Ugt => CmpOp::Ult,
-        CmpOp::Uge => CmpOp::Ule,
-    }
-}
-
-/// The comparison that holds exactly when `op` does not.
-fn negate(op: CmpOp) -> CmpOp {
-    match op {
-        CmpOp::Eq => CmpOp::Ne,
-        CmpOp::Ne => CmpOp::Eq,
-        CmpOp::Slt => CmpOp::Sge,
-        CmpOp::Sle => CmpOp::Sgt,
-        CmpOp::Sgt => CmpOp::Sle,
-        CmpOp::Sge => CmpOp::Slt,
-        CmpOp::Ult => CmpOp::Uge,
-        CmpOp::Ule => CmpOp::Ugt,
-        CmpOp::Ugt => CmpOp::Ule,
-        CmpOp::Uge => CmpOp::Ult,
     }
 }
 

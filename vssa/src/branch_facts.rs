@@ -179,7 +179,7 @@ fn truth_set(g: &Graph, t: &Test, holds: bool) -> Vec<Range> {
         return Vec::new();
     };
     let modulus = max - min + 1;
-    let op = if holds { t.op } else { negate(t.op) };
+    let op = if holds { t.op } else { t.op.negated() };
     // The passing values of `y = x + d`, signed or unsigned as `op` reads.
     let umax = modulus - 1;
     let ku = t.k.rem_euclid(modulus);
@@ -210,21 +210,6 @@ fn truth_set(g: &Graph, t: &Test, holds: bool) -> Vec<Range> {
         }
     }
     out
-}
-
-fn negate(op: CmpOp) -> CmpOp {
-    match op {
-        CmpOp::Eq => CmpOp::Ne,
-        CmpOp::Ne => CmpOp::Eq,
-        CmpOp::Slt => CmpOp::Sge,
-        CmpOp::Sle => CmpOp::Sgt,
-        CmpOp::Sgt => CmpOp::Sle,
-        CmpOp::Sge => CmpOp::Slt,
-        CmpOp::Ult => CmpOp::Uge,
-        CmpOp::Ule => CmpOp::Ugt,
-        CmpOp::Ugt => CmpOp::Ule,
-        CmpOp::Uge => CmpOp::Ult,
-    }
 }
 
 fn hull(set: &[Range]) -> Option<Range> {

@@ -109,22 +109,6 @@ pub fn conv_widths_ok(op: ConvOp, from: Type, to: Type) -> bool {
     }
 }
 
-/// The comparison with its operands swapped: `a op b == b (mirror op) a`.
-pub fn mirror(op: CmpOp) -> CmpOp {
-    match op {
-        CmpOp::Eq => CmpOp::Eq,
-        CmpOp::Ne => CmpOp::Ne,
-        CmpOp::Slt => CmpOp::Sgt,
-        CmpOp::Sle => CmpOp::Sge,
-        CmpOp::Sgt => CmpOp::Slt,
-        CmpOp::Sge => CmpOp::Sle,
-        CmpOp::Ult => CmpOp::Ugt,
-        CmpOp::Ule => CmpOp::Uge,
-        CmpOp::Ugt => CmpOp::Ult,
-        CmpOp::Uge => CmpOp::Ule,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -417,15 +417,11 @@ fn induction_check(
     let (a, b) = (g.resolve(g.input(test, 0)), g.resolve(g.input(test, 1)));
     let (n, op) = match (a == next, b == next) {
         (true, false) => (b, op),
-        (false, true) => (a, crate::range_merge::swap(op)),
+        (false, true) => (a, op.mirrored()),
         _ => return Ok(None),
     };
     // The relation `next rel n` under which the loop goes round.
-    let rel = if index == 0 {
-        op
-    } else {
-        crate::range_merge::negate(op)
-    };
+    let rel = if index == 0 { op } else { op.negated() };
     let i0 = g.input(i, 1);
     let (Some(i0), Some(n_at)) = (entry.value(g, i0)?, entry.value(g, n)?) else {
         return Ok(None);

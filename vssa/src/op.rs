@@ -102,6 +102,37 @@ impl CmpOp {
         CmpOp::Ugt,
         CmpOp::Uge,
     ];
+
+    /// The comparison with its operands swapped: `a op b == b (op.mirrored()) a`.
+    pub fn mirrored(self) -> CmpOp {
+        match self {
+            CmpOp::Eq | CmpOp::Ne => self,
+            CmpOp::Slt => CmpOp::Sgt,
+            CmpOp::Sle => CmpOp::Sge,
+            CmpOp::Sgt => CmpOp::Slt,
+            CmpOp::Sge => CmpOp::Sle,
+            CmpOp::Ult => CmpOp::Ugt,
+            CmpOp::Ule => CmpOp::Uge,
+            CmpOp::Ugt => CmpOp::Ult,
+            CmpOp::Uge => CmpOp::Ule,
+        }
+    }
+
+    /// The comparison that holds exactly when `self` does not.
+    pub fn negated(self) -> CmpOp {
+        match self {
+            CmpOp::Eq => CmpOp::Ne,
+            CmpOp::Ne => CmpOp::Eq,
+            CmpOp::Slt => CmpOp::Sge,
+            CmpOp::Sle => CmpOp::Sgt,
+            CmpOp::Sgt => CmpOp::Sle,
+            CmpOp::Sge => CmpOp::Slt,
+            CmpOp::Ult => CmpOp::Uge,
+            CmpOp::Ule => CmpOp::Ugt,
+            CmpOp::Ugt => CmpOp::Ule,
+            CmpOp::Uge => CmpOp::Ult,
+        }
+    }
 }
 
 /// Width changes between integer types.
@@ -741,6 +772,35 @@ impl fmt::Display for Op {
             Op::Materialize { class } => write!(f, " k{class}"),
             Op::FFits { bits, .. } => write!(f, " {bits}"),
             _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CmpOp;
+    use crate::eval::eval_cmp;
+    use crate::types::Type;
+
+    #[test]
+    fn mirrored_swaps_operands_and_negated_is_the_complement() {
+        let values = [i8::MIN as i64, -3, -1, 0, 1, 2, i8::MAX as i64];
+        for op in CmpOp::ALL {
+            for &a in &values {
+                for &b in &values {
+                    let holds = eval_cmp(op, Type::I8, a, b);
+                    assert_eq!(
+                        eval_cmp(op.mirrored(), Type::I8, b, a),
+                        holds,
+                        "{op:?} {a} {b}"
+                    );
+                    assert_eq!(
+                        eval_cmp(op.negated(), Type::I8, a, b),
+                        !holds,
+                        "{op:?} {a} {b}"
+                    );
+                }
+            }
         }
     }
 }

@@ -167,7 +167,7 @@ pub(crate) fn guard_arc(g: &Graph, cond: NodeId) -> Option<(NodeId, Arc)> {
     let (a, b) = (g.resolve(g.input(cond, 0)), g.resolve(g.input(cond, 1)));
     let (y, k, op) = match (konst(g, a), konst(g, b)) {
         (None, Some(k)) => (a, k, op),
-        (Some(k), None) => (b, k, swap(op)),
+        (Some(k), None) => (b, k, op.mirrored()),
         _ => return None,
     };
     let bits = bits_of(g.ty(y))?;
@@ -198,37 +198,6 @@ fn konst(g: &Graph, n: NodeId) -> Option<i64> {
     match g.op(n) {
         Op::Const { value } if g.ty(n).is_int() => Some(g.ty(n).normalize(value)),
         _ => None,
-    }
-}
-
-/// `cmp(a, b)` as `cmp'(b, a)`.
-pub(crate) fn swap(op: CmpOp) -> CmpOp {
-    match op {
-        CmpOp::Eq | CmpOp::Ne => op,
-        CmpOp::Slt => CmpOp::Sgt,
-        CmpOp::Sle => CmpOp::Sge,
-        CmpOp::Sgt => CmpOp::Slt,
-        CmpOp::Sge => CmpOp::Sle,
-        CmpOp::Ult => CmpOp::Ugt,
-        CmpOp::Ule => CmpOp::Uge,
-        CmpOp::Ugt => CmpOp::Ult,
-        CmpOp::Uge => CmpOp::Ule,
-    }
-}
-
-/// The comparison that holds exactly when `op` does not.
-pub(crate) fn negate(op: CmpOp) -> CmpOp {
-    match op {
-        CmpOp::Eq => CmpOp::Ne,
-        CmpOp::Ne => CmpOp::Eq,
-        CmpOp::Slt => CmpOp::Sge,
-        CmpOp::Sle => CmpOp::Sgt,
-        CmpOp::Sgt => CmpOp::Sle,
-        CmpOp::Sge => CmpOp::Slt,
-        CmpOp::Ult => CmpOp::Uge,
-        CmpOp::Ule => CmpOp::Ugt,
-        CmpOp::Ugt => CmpOp::Ule,
-        CmpOp::Uge => CmpOp::Ult,
     }
 }
 
@@ -382,19 +351,6 @@ mod tests {
     use crate::interp::{eval, InterpError, Memory};
     use crate::parse::parse;
 
-    const CMPS: [CmpOp; 10] = [
-        CmpOp::Eq,
-        CmpOp::Ne,
-        CmpOp::Slt,
-        CmpOp::Sle,
-        CmpOp::Sgt,
-        CmpOp::Sge,
-        CmpOp::Ult,
-        CmpOp::Ule,
-        CmpOp::Ugt,
-        CmpOp::Uge,
-    ];
-
     /// Whether `cmp(x + d, k)` holds on `i8`, computed as the LIR does.
     fn holds(op: CmpOp, x: i64, d: i64, k: i64) -> bool {
         let y = Type::I8.normalize(x.wrapping_add(d));
@@ -403,7 +359,7 @@ mod tests {
 
     #[test]
     fn arcs_of_tests_are_exact_on_i8() {
-        for op in CMPS {
+        for op in CmpOp::ALL {
             for d in [-128, -5, -1, 0, 1, 3, 127] {
                 for k in [-128, -1, 0, 1, 2, 100, 127] {
                     let arc = Arc::of_test(8, op, d, k);
@@ -419,7 +375,7 @@ mod tests {
     #[test]
     fn intersections_are_exact_when_they_are_one_arc() {
         let mut arcs = Vec::new();
-        for op in CMPS {
+        for op in CmpOp::ALL {
             for (d, k) in [(0, 0), (3, 10), (-7, 100), (100, -3), (1, 127)] {
                 arcs.push(Arc::of_test(8, op, d, k));
             }

@@ -6,7 +6,7 @@
 //! the LIR file tests `vssa/tests/lir/compare.lir` and `convert.lir`.
 
 use super::{konst, mk, mk_const, parts, R};
-use crate::eval::{conv_widths_ok, eval_cmp, eval_conv, mirror};
+use crate::eval::{conv_widths_ok, eval_cmp, eval_conv};
 use crate::graph::{Graph, NodeId};
 use crate::op::{CmpOp, ConvOp, Op};
 use crate::types::Type;
@@ -33,7 +33,11 @@ pub(super) fn cmp(g: &mut Graph, op: CmpOp, ty: Type, inputs: &[NodeId], depth: 
         (false, false) => g.addr(a) > g.addr(b),
         _ => false,
     };
-    let (op, a, b) = if swap { (mirror(op), b, a) } else { (op, a, b) };
+    let (op, a, b) = if swap {
+        (op.mirrored(), b, a)
+    } else {
+        (op, a, b)
+    };
     if let Some(n) = cmp_of_const_select(g, op, a, b, depth)? {
         return Ok(Some(n));
     }
