@@ -227,8 +227,12 @@ pub struct Vm {
     pub start: std::time::Instant,
     pub rng: [u64; 4],
     /// Instructions left before the step limit (`i64::MAX` without one;
-    /// see `limits.rs`): decremented once per instruction.
+    /// see `limits.rs`), less what the dispatch loops hold in hand.
     pub fuel: i64,
+    /// Tests only: run every instruction in the outer dispatch loop, which
+    /// counts steps one at a time (the reference for the inner loop's count).
+    #[cfg(test)]
+    pub(crate) no_hot_loop: bool,
     /// `--max-steps`, for the message.
     pub max_steps: Option<u64>,
     /// Why a limit stopped the run: the error then travels past every
@@ -296,6 +300,8 @@ impl Vm {
                 1,
             ],
             fuel: i64::MAX,
+            #[cfg(test)]
+            no_hot_loop: false,
             max_steps: None,
             halt: None,
             error_trace: None,
@@ -1956,13 +1962,19 @@ impl Vm {
         loop {
             // The common instructions run in the hot loop, which returns
             // here for the others (and at a fast path's miss).
-            if self.stack.len() < base + hot::WINDOW {
-                self.widen_window(base);
-            }
-            let changed;
-            (pc, fuel, changed) = self.run_hot(&proto, cl, base, pc, fuel);
-            if changed {
-                reload!();
+            #[cfg(test)]
+            let hot = !self.no_hot_loop;
+            #[cfg(not(test))]
+            let hot = true;
+            if hot {
+                if self.stack.len() < base + hot::WINDOW {
+                    self.widen_window(base);
+                }
+                let changed;
+                (pc, fuel, changed) = self.run_hot(&proto, cl, base, pc, fuel);
+                if changed {
+                    reload!();
+                }
             }
             // The step budget: one per instruction (limits.rs).
             fuel -= 1;
