@@ -155,11 +155,16 @@ impl Vm {
                 if left <= 0 {
                     break Leave::Punt;
                 }
-                let Some(&op) = code.get(pc) else {
+                // Matched by reference, not copied out: each arm loads the
+                // operand fields it uses. A copy made LLVM load all four
+                // of them before the jump, into five registers live across
+                // it, which pushed the loop's own state (the code's address,
+                // the register window) out to the stack.
+                let Some(op) = code.get(pc) else {
                     break Leave::Punt;
                 };
                 pc += 1;
-                match op {
+                match *op {
                     Op::Move(a, b) => r!(a) = r!(b),
                     Op::LoadK(a, k) => r!(a) = consts[k as usize],
                     Op::LoadI(a, i) => r!(a) = Value::Int(i as i64),
