@@ -1,10 +1,12 @@
 //! Resource limits of a Lua run and what a run measured.
 //!
 //! * **Steps** (`--max-steps N`): a budget of executed bytecode
-//!   instructions, counted exactly: the dispatch loop counts down a
-//!   slice of [`Vm::fuel`] it keeps in a register (one decrement and one
-//!   sign test per instruction), and gives back what it did not use before
-//!   anything that may run Lua code or fail.
+//!   instructions, counted exactly: the dispatch loops take slices of
+//!   [`Vm::fuel`] into a local (the outer loop counts it down one per
+//!   instruction; the inner loop, `vm/hot.rs`, folds it into the bound of
+//!   its instruction fetch and moves that bound at jumps, so a
+//!   straight-line instruction pays nothing), and give back what they did
+//!   not use before anything that may run Lua code or fail.
 //!   Pattern matching, which runs inside one `find`/`match`/`gmatch`/`gsub`
 //!   call, charges one step per match attempt and per backtracking step
 //!   to the same budget, so a pattern that backtracks badly runs out of

@@ -28,9 +28,15 @@ use std::rc::Rc;
 /// is inside it.
 pub(super) const WINDOW: usize = 256;
 
+/// The budget taken from [`Vm::fuel`] at a time when the loop runs out of
+/// it (at most that much is out of `Vm::fuel` while the loop runs, given
+/// back by the outer loop before any call out).
+const HOT_SLICE: i64 = 1 << 24;
+
 /// Why the inner loop stopped.
 enum Leave {
-    /// At an instruction for the outer loop (pc points at it).
+    /// At an instruction for the outer loop (pc points at it), or at the
+    /// end of the budget or of the code.
     Punt,
     /// A call of a Lua function whose frame fits in the stack.
     Call {
@@ -47,10 +53,23 @@ impl Vm {
     /// Runs the instructions of the running frame (closure `cl` with
     /// prototype `proto`, registers from `base`) from `pc` while they are
     /// common ones with operands that take the fast path, spending one
-    /// unit of `fuel` each, following Lua-to-Lua calls and returns; returns
+    /// unit of `left` each, following Lua-to-Lua calls and returns; returns
     /// the pc of the first instruction it did not run (not counted), the
-    /// fuel left, and whether the running frame changed (then that pc is
+    /// budget left, and whether the running frame changed (then that pc is
     /// also saved in the new running frame, for the outer loop to reload).
+    ///
+    /// The budget is not counted per instruction. The loop keeps `end`, the
+    /// pc at which the budget would run out if the code ran on in straight
+    /// line (so `end - pc` is what is left), and fetches instructions from
+    /// `seg`, the code cut at `end`: the bounds check of the fetch is also
+    /// the budget's test, and a straight-line instruction costs nothing
+    /// more. A jump moves `end` by its offset (and cuts `seg` again), so
+    /// what is left stays the same across it (a comparison that skips the
+    /// `Jmp` after it is a jump by one). When `left` runs out, a slice of
+    /// [`Vm::fuel`] is taken here ([`HOT_SLICE`]); the outer loop gives back
+    /// what is left before anything that may run Lua code or fail, and
+    /// counts one by one when no budget is left (`--max-steps` then stops
+    /// after exactly its count).
     /// Leaves a frame whose window the stack does not hold whole to the
     /// outer loop ([`Vm::widen_window`]).
     #[inline(never)]
@@ -72,6 +91,7 @@ impl Vm {
             frames,
             open_upvals,
             top,
+            fuel: pool,
             ..
         } = self;
         let names = &event_names[..];
@@ -84,6 +104,18 @@ impl Vm {
             let proto: &Proto = entered.as_deref().unwrap_or(proto);
             let code = &proto.code[..];
             let consts = &proto.consts[..];
+            if left <= 0 {
+                // Out of budget: take a slice of the pool, if any is left.
+                let take = (*pool).clamp(0, HOT_SLICE);
+                if take == 0 {
+                    break 'frame;
+                }
+                *pool -= take;
+                left += take;
+            }
+            // What is left is `end - pc`; `seg` is the code up to `end`.
+            let mut end = pc + left as usize;
+            let mut seg = code.get(..end).unwrap_or(code);
             let hints = &proto.slot_hints[..];
             let stack_len = stack.len();
             // Slots below the frame (open upvalues of enclosing functions) and
@@ -115,22 +147,26 @@ impl Vm {
                     (s, hint)
                 }};
             }
+            // A jump by `off` from the pc after the instruction: `end`
+            // moves with it (the budget left stays `end - pc`).
             macro_rules! jump {
-                ($off:expr) => {
-                    pc = (pc as i64 + $off as i64) as usize
-                };
+                ($off:expr) => {{
+                    pc = (pc as i64 + $off as i64) as usize;
+                    end = (end as i64 + $off as i64) as usize;
+                    seg = code.get(..end).unwrap_or(code);
+                }};
             }
             // A comparison decides whether to take the `Jmp` after it.
             macro_rules! take_jump {
                 ($cond:expr) => {{
                     if $cond {
-                        if let Some(Op::Jmp(off)) = code.get(pc) {
-                            pc = (pc as i64 + 1 + *off as i64) as usize;
+                        if let Some(&Op::Jmp(off)) = code.get(pc) {
+                            jump!(off as i64 + 1);
                         } else {
-                            pc += 1;
+                            jump!(1);
                         }
                     } else {
-                        pc += 1;
+                        jump!(1);
                     }
                 }};
             }
@@ -152,15 +188,12 @@ impl Vm {
                 }};
             }
             let leave = loop {
-                if left <= 0 {
-                    break Leave::Punt;
-                }
                 // Matched by reference, not copied out: each arm loads the
                 // operand fields it uses. A copy made LLVM load all four
                 // of them before the jump, into five registers live across
                 // it, which pushed the loop's own state (the code's address,
                 // the register window) out to the stack.
-                let Some(op) = code.get(pc) else {
+                let Some(op) = seg.get(pc) else {
                     break Leave::Punt;
                 };
                 pc += 1;
@@ -477,9 +510,10 @@ impl Vm {
                     | Op::Close(..)
                     | Op::Tbc(..) => punt!(),
                 }
-                left -= 1;
             };
+            left = end as i64 - pc as i64;
             match leave {
+                Leave::Punt if left <= 0 && pc < code.len() => continue 'frame,
                 Leave::Punt => break 'frame,
                 Leave::Call {
                     func,
@@ -509,7 +543,6 @@ impl Vm {
                     entered = Some(heap.closures.get(cl.0).proto.clone());
                 }
             }
-            left -= 1;
         }
         let changed = entered.is_some();
         if changed {
