@@ -2862,17 +2862,8 @@ impl Vm {
                 }
                 _ => return Err(self.for_error("limit", limit)),
             };
-            if if s > 0 { i > lim } else { i < lim } {
-                return Ok(None);
-            }
-            let count = if s > 0 {
-                (lim as u64).wrapping_sub(i as u64) / s as u64
-            } else {
-                let s1 = (s.wrapping_add(1)).wrapping_neg() as u64 + 1;
-                (i as u64).wrapping_sub(lim as u64) / s1
-            };
-            let count = count.min(i64::MAX as u64) as i64;
-            return Ok(Some((Value::Int(i), Value::Int(count), Value::Int(s))));
+            return Ok(int_for_count(i, lim, s)
+                .map(|count| (Value::Int(i), Value::Int(count), Value::Int(s))));
         }
         let f = |vm: &Vm, v: Value| match vm.tonumber_coerce(v) {
             Some(Value::Int(i)) => Some(i as f64),
@@ -3142,6 +3133,22 @@ fn newindex_is_raw(heap: &Heap, names: &[Value], tr: TableRef, k: Value) -> bool
                 || matches!(meta_field(heap, names, mt, Event::NewIndex), Value::Nil)
         }
     }
+}
+
+/// How many more times an integer `for` loop from `i` to `lim` by `s`
+/// (not 0) steps after its first iteration, or `None` if it runs zero
+/// times. Counting the iterations up front means the index never overflows.
+pub(crate) fn int_for_count(i: i64, lim: i64, s: i64) -> Option<i64> {
+    if if s > 0 { i > lim } else { i < lim } {
+        return None;
+    }
+    let count = if s > 0 {
+        (lim as u64).wrapping_sub(i as u64) / s as u64
+    } else {
+        let s1 = (s.wrapping_add(1)).wrapping_neg() as u64 + 1;
+        (i as u64).wrapping_sub(lim as u64) / s1
+    };
+    Some(count.min(i64::MAX as u64) as i64)
 }
 
 /// `x - k` for a number `x` and the constant `k` of a `SubK`, as lua5.4

@@ -16,8 +16,8 @@
 //! `u8`, so indexing the window needs no bounds check.
 
 use super::{
-    arith_numbers, index_chain, index_field, index_int, index_tables, newindex_is_raw,
-    no_len_metamethod, push_frame, sub_const, Event, FrameKind, Vm, MAX_STACK,
+    arith_numbers, index_chain, index_field, index_int, index_tables, int_for_count,
+    newindex_is_raw, no_len_metamethod, push_frame, sub_const, Event, FrameKind, Vm, MAX_STACK,
 };
 use crate::bytecode::{Op, Proto};
 use crate::heap::UpVal;
@@ -422,6 +422,25 @@ impl Vm {
                         take_jump!(r == k);
                     }
                     Op::Test(a, k) => take_jump!(r!(a).truthy() == k),
+                    Op::ForPrep(a, off) => {
+                        // An integer loop (a float or string operand, or a
+                        // zero step, goes to `Vm::for_prep`).
+                        let Some(w) = regs.get_mut(a as usize..a as usize + 4) else {
+                            punt!()
+                        };
+                        match (&w[0], &w[1], &w[2]) {
+                            (&Value::Int(i), &Value::Int(lim), &Value::Int(step)) if step != 0 => {
+                                match int_for_count(i, lim, step) {
+                                    None => jump!(off),
+                                    Some(count) => {
+                                        w[1] = Value::Int(count);
+                                        w[3] = Value::Int(i);
+                                    }
+                                }
+                            }
+                            _ => punt!(),
+                        }
+                    }
                     Op::ForLoop(a, off) => {
                         let Some(w) = regs.get_mut(a as usize..a as usize + 4) else {
                             punt!()
@@ -501,7 +520,6 @@ impl Vm {
                     | Op::NewTable(..)
                     | Op::SetList(..)
                     | Op::Concat(..)
-                    | Op::ForPrep(..)
                     | Op::TForCall(..)
                     | Op::TailCall(..)
                     | Op::Return(..)
