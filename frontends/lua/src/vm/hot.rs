@@ -45,6 +45,8 @@ enum Leave {
         nargs: usize,
         want: i32,
     },
+    /// A tail call of a Lua function: the running frame gives way to it.
+    TailCall { func: usize, f: FnRef, nargs: usize },
     /// A return of `want` values from `first` to a Lua caller.
     Return { first: usize },
 }
@@ -499,6 +501,27 @@ impl Vm {
                             want: c as i32 - 1,
                         };
                     }
+                    Op::TailCall(a, b) => {
+                        // A Lua function that does not keep the caller's
+                        // frame, with no upvalue to close and its frame
+                        // fitting in the stack where the running one starts.
+                        let Value::Func(f) = r!(a) else { punt!() };
+                        let func = base + a as usize;
+                        let nargs = if b == 0 {
+                            *top - func - 1
+                        } else {
+                            b as usize - 1
+                        };
+                        let callee = &heap.closures.get(f.0).proto;
+                        let dst = frames.last().expect("the running frame").func;
+                        if callee.keeps_caller_frame.get()
+                            || dst + nargs + callee.max_stack as usize + 2 > stack_len
+                            || open_upvals.last().is_some_and(|&(i, _)| i >= base)
+                        {
+                            punt!()
+                        }
+                        break Leave::TailCall { func, f, nargs };
+                    }
                     Op::Return(a, b) if b != 0 => {
                         // A fixed number of results to a Lua caller that wants
                         // at most that many, with no upvalue to close.
@@ -521,7 +544,6 @@ impl Vm {
                     | Op::SetList(..)
                     | Op::Concat(..)
                     | Op::TForCall(..)
-                    | Op::TailCall(..)
                     | Op::Return(..)
                     | Op::Closure(..)
                     | Op::VarArg(..)
@@ -542,6 +564,19 @@ impl Vm {
                     frames.last_mut().expect("the running frame").pc = pc;
                     let callee = heap.closures.get(f.0).proto.clone();
                     base = push_frame(stack, frames, &callee, func, f, nargs, want, FrameKind::Lua);
+                    entered = Some(callee);
+                    cl = f;
+                    pc = 0;
+                }
+                Leave::TailCall { func, f, nargs } => {
+                    // As `Vm::run_frames` does it (`close_upvals` has nothing
+                    // to close here).
+                    let frame = frames.pop().expect("the running frame");
+                    stack.copy_within(func..func + 1 + nargs, frame.func);
+                    let callee = heap.closures.get(f.0).proto.clone();
+                    base = push_frame(
+                        stack, frames, &callee, frame.func, f, nargs, frame.want, frame.kind,
+                    );
                     entered = Some(callee);
                     cl = f;
                     pc = 0;
