@@ -22,7 +22,6 @@ use super::{
 use crate::bytecode::{Op, Proto};
 use crate::heap::UpVal;
 use crate::value::{FnRef, Value};
-use std::rc::Rc;
 
 /// The slots of a frame's register window: every register number (a `u8`)
 /// is inside it.
@@ -100,10 +99,17 @@ impl Vm {
         let cur_thread = *cur_thread;
         let globals = *globals;
         let string_meta = *string_meta;
-        // The prototype of a frame entered here.
-        let mut entered: Option<Rc<Proto>> = None;
+        // Whether the running frame is one entered here. Its prototype is
+        // then borrowed from its closure in the heap (nothing here can free
+        // a closure, and tables and upvalues are written through their own
+        // arenas), so calls and returns copy no `Rc<Proto>`.
+        let mut changed = false;
         'frame: loop {
-            let proto: &Proto = entered.as_deref().unwrap_or(proto);
+            let proto: &Proto = if changed {
+                &heap.closures.get(cl.0).proto
+            } else {
+                proto
+            };
             let code = &proto.code[..];
             let consts = &proto.consts[..];
             if left <= 0 {
@@ -301,9 +307,9 @@ impl Vm {
                         let Value::Table(tr) = r!(a) else { punt!() };
                         let (s, hint) = field_key!(k);
                         let (key, v) = (Value::Str(s), r!(c));
-                        let stored = heap.table_mut(tr).replace_field_hinted(s, v, hint)
+                        let stored = heap.tables.get_mut(tr.0).replace_field_hinted(s, v, hint)
                             || (newindex_is_raw(heap, names, tr, key)
-                                && heap.table_mut(tr).set_str_without_growth(key, v));
+                                && heap.tables.get_mut(tr.0).set_str_without_growth(key, v));
                         if !stored {
                             punt!()
                         }
@@ -315,7 +321,7 @@ impl Vm {
                             punt!()
                         };
                         let v = r!(c);
-                        let tab = heap.table_mut(tr);
+                        let tab = heap.tables.get_mut(tr.0);
                         let idx = (i as u64).wrapping_sub(1);
                         if idx < tab.arr.len() as u64
                             && (tab.meta.is_none() || !matches!(tab.arr[idx as usize], Value::Nil))
@@ -562,9 +568,9 @@ impl Vm {
                     want,
                 } => {
                     frames.last_mut().expect("the running frame").pc = pc;
-                    let callee = heap.closures.get(f.0).proto.clone();
-                    base = push_frame(stack, frames, &callee, func, f, nargs, want, FrameKind::Lua);
-                    entered = Some(callee);
+                    let callee = &heap.closures.get(f.0).proto;
+                    base = push_frame(stack, frames, callee, func, f, nargs, want, FrameKind::Lua);
+                    changed = true;
                     cl = f;
                     pc = 0;
                 }
@@ -573,11 +579,11 @@ impl Vm {
                     // to close here).
                     let frame = frames.pop().expect("the running frame");
                     stack.copy_within(func..func + 1 + nargs, frame.func);
-                    let callee = heap.closures.get(f.0).proto.clone();
+                    let callee = &heap.closures.get(f.0).proto;
                     base = push_frame(
-                        stack, frames, &callee, frame.func, f, nargs, frame.want, frame.kind,
+                        stack, frames, callee, frame.func, f, nargs, frame.want, frame.kind,
                     );
-                    entered = Some(callee);
+                    changed = true;
                     cl = f;
                     pc = 0;
                 }
@@ -593,11 +599,10 @@ impl Vm {
                     cl = caller.closure;
                     base = caller.base;
                     pc = caller.pc;
-                    entered = Some(heap.closures.get(cl.0).proto.clone());
+                    changed = true;
                 }
             }
         }
-        let changed = entered.is_some();
         if changed {
             frames.last_mut().expect("the running frame").pc = pc;
         }
