@@ -1,10 +1,12 @@
 //! Resource limits of a Lua run and what a run measured.
 //!
 //! * **Steps** (`--max-steps N`): a budget of executed bytecode
-//!   instructions, counted exactly: the dispatch loop counts down a
-//!   slice of [`Vm::fuel`] it keeps in a register (one decrement and one
-//!   sign test per instruction), and gives back what it did not use before
-//!   anything that may run Lua code or fail.
+//!   instructions, counted exactly: the dispatch loops take slices of
+//!   [`Vm::fuel`] into a local (the outer loop counts it down one per
+//!   instruction; the inner loop, `vm/hot.rs`, folds it into the bound of
+//!   its instruction fetch and moves that bound at jumps, so a
+//!   straight-line instruction pays nothing), and give back what they did
+//!   not use before anything that may run Lua code or fail.
 //!   Pattern matching, which runs inside one `find`/`match`/`gmatch`/`gsub`
 //!   call, charges one step per match attempt and per backtracking step
 //!   to the same budget, so a pattern that backtracks badly runs out of
@@ -278,6 +280,9 @@ mod tests {
         (r, text, stats)
     }
 
+    /// The body of a loop for [`budgets_across_slices_stop_exactly_there`].
+    const MIXED_LOOP: &str = "for j = 1, 10 do if j % 2 == 0 then z = z + j else z = z - 1 end end";
+
     fn steps(n: u64) -> Limits {
         Limits {
             max_steps: Some(n),
@@ -305,6 +310,79 @@ mod tests {
         );
         assert!(m.starts_with("t.lua:"), "{m}");
         assert_eq!(stats.instructions, n - 1);
+    }
+
+    /// A program with every kind of control flow the dispatch loops take
+    /// apart: jumps, comparisons, both `for` loops, calls, tail calls,
+    /// returns, methods through `__index`, instructions left to the outer
+    /// loop (`__index` functions, `..`, library calls, `pcall`).
+    const MIXED: &str = "local C = {}\nC.__index = C\n\
+        function C.new(v) return setmetatable({v = v}, C) end\n\
+        function C:get() return self.v end\n\
+        local function fib(n) if n < 2 then return n end return fib(n - 1) + fib(n - 2) end\n\
+        local function count(n, acc) if n == 0 then return acc end return count(n - 1, acc + 1) end\n\
+        local lazy = setmetatable({}, {__index = function(t, k) return k * 2 end})\n\
+        local s, t = 0, {}\n\
+        for i = 1, 12 do t[i] = C.new(i) end\n\
+        for i, o in ipairs(t) do s = s + o:get() + lazy[i] end\n\
+        for x = 0.5, 3, 0.5 do s = s + x end\n\
+        local i = 0\n\
+        while i < 10 do i = i + 1; if i % 3 == 0 then s = s - 1 elseif i > 7 then s = s + 2 end end\n\
+        s = s + fib(8) + count(20, 0)\n\
+        local ok, e = pcall(function() return nil .. 'x' end)\n\
+        print(s, ok, #tostring(e) > 0, ('ab'):rep(3) .. i)\n\
+        repeat i = i - 1 until i <= 0\n\
+        goto done\n\
+        s = 0\n\
+        ::done::\n\
+        print(s)\n";
+
+    /// Runs `src` with a budget of `k` for each `k` of `ks`: below the
+    /// unbounded count `n` it stops after exactly `k` instructions, with
+    /// the output so far a prefix of the whole output; at `n` it finishes.
+    /// `n` is first checked against the outer dispatch loop's own count.
+    fn check_budgets(src: &str, ks: impl Iterator<Item = u64>) {
+        let (r, full, stats) = run(src, Limits::default());
+        assert_eq!(r, Ok(()));
+        let n = stats.instructions;
+        let count = |no_hot_loop| {
+            let mut vm = Vm::new(Box::new(std::io::sink()));
+            vm.no_hot_loop = no_hot_loop;
+            assert_eq!(crate::run_in(&mut vm, src.as_bytes(), "t.lua", &[]), Ok(()));
+            vm.steps_executed()
+        };
+        assert_eq!(count(false), count(true), "against the outer loop's count");
+        let (r, out, stats) = run(src, steps(n));
+        assert_eq!(
+            (r, out.as_str(), stats.instructions),
+            (Ok(()), full.as_str(), n)
+        );
+        for k in ks.filter(|&k| k < n) {
+            let (r, out, stats) = run(src, steps(k));
+            let Err(crate::RunError::Runtime(m)) = r else {
+                panic!("budget {k} of {n}: {r:?}")
+            };
+            assert!(
+                m.ends_with(&format!("step limit exceeded ({k} instructions)")),
+                "{k}: {m}"
+            );
+            assert_eq!(stats.instructions, k, "{m}");
+            assert!(full.starts_with(&out), "{k}: {out:?}");
+        }
+    }
+
+    #[test]
+    fn every_budget_stops_exactly_there() {
+        check_budgets(MIXED, 0..10_000);
+    }
+
+    #[test]
+    fn budgets_across_slices_stop_exactly_there() {
+        // Longer than the dispatch loop's slices of the budget: budgets
+        // around their multiples, and a spread of others.
+        let src = format!("{MIXED}\nlocal z = 0\nfor r = 1, 400 do {MIXED_LOOP} end\nprint(z)\n");
+        let around = (1..12u64).flat_map(|m| (m * 4096 - 3)..(m * 4096 + 3));
+        check_budgets(&src, around.chain((0..40_000).step_by(997)));
     }
 
     #[test]

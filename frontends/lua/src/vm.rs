@@ -227,8 +227,12 @@ pub struct Vm {
     pub start: std::time::Instant,
     pub rng: [u64; 4],
     /// Instructions left before the step limit (`i64::MAX` without one;
-    /// see `limits.rs`): decremented once per instruction.
+    /// see `limits.rs`), less what the dispatch loops hold in hand.
     pub fuel: i64,
+    /// Tests only: run every instruction in the outer dispatch loop, which
+    /// counts steps one at a time (the reference for the inner loop's count).
+    #[cfg(test)]
+    pub(crate) no_hot_loop: bool,
     /// `--max-steps`, for the message.
     pub max_steps: Option<u64>,
     /// Why a limit stopped the run: the error then travels past every
@@ -296,6 +300,8 @@ impl Vm {
                 1,
             ],
             fuel: i64::MAX,
+            #[cfg(test)]
+            no_hot_loop: false,
             max_steps: None,
             halt: None,
             error_trace: None,
@@ -1956,13 +1962,19 @@ impl Vm {
         loop {
             // The common instructions run in the hot loop, which returns
             // here for the others (and at a fast path's miss).
-            if self.stack.len() < base + hot::WINDOW {
-                self.widen_window(base);
-            }
-            let changed;
-            (pc, fuel, changed) = self.run_hot(&proto, cl, base, pc, fuel);
-            if changed {
-                reload!();
+            #[cfg(test)]
+            let hot = !self.no_hot_loop;
+            #[cfg(not(test))]
+            let hot = true;
+            if hot {
+                if self.stack.len() < base + hot::WINDOW {
+                    self.widen_window(base);
+                }
+                let changed;
+                (pc, fuel, changed) = self.run_hot(&proto, cl, base, pc, fuel);
+                if changed {
+                    reload!();
+                }
             }
             // The step budget: one per instruction (limits.rs).
             fuel -= 1;
@@ -2850,17 +2862,8 @@ impl Vm {
                 }
                 _ => return Err(self.for_error("limit", limit)),
             };
-            if if s > 0 { i > lim } else { i < lim } {
-                return Ok(None);
-            }
-            let count = if s > 0 {
-                (lim as u64).wrapping_sub(i as u64) / s as u64
-            } else {
-                let s1 = (s.wrapping_add(1)).wrapping_neg() as u64 + 1;
-                (i as u64).wrapping_sub(lim as u64) / s1
-            };
-            let count = count.min(i64::MAX as u64) as i64;
-            return Ok(Some((Value::Int(i), Value::Int(count), Value::Int(s))));
+            return Ok(int_for_count(i, lim, s)
+                .map(|count| (Value::Int(i), Value::Int(count), Value::Int(s))));
         }
         let f = |vm: &Vm, v: Value| match vm.tonumber_coerce(v) {
             Some(Value::Int(i)) => Some(i as f64),
@@ -3130,6 +3133,22 @@ fn newindex_is_raw(heap: &Heap, names: &[Value], tr: TableRef, k: Value) -> bool
                 || matches!(meta_field(heap, names, mt, Event::NewIndex), Value::Nil)
         }
     }
+}
+
+/// How many more times an integer `for` loop from `i` to `lim` by `s`
+/// (not 0) steps after its first iteration, or `None` if it runs zero
+/// times. Counting the iterations up front means the index never overflows.
+pub(crate) fn int_for_count(i: i64, lim: i64, s: i64) -> Option<i64> {
+    if if s > 0 { i > lim } else { i < lim } {
+        return None;
+    }
+    let count = if s > 0 {
+        (lim as u64).wrapping_sub(i as u64) / s as u64
+    } else {
+        let s1 = (s.wrapping_add(1)).wrapping_neg() as u64 + 1;
+        (i as u64).wrapping_sub(lim as u64) / s1
+    };
+    Some(count.min(i64::MAX as u64) as i64)
 }
 
 /// `x - k` for a number `x` and the constant `k` of a `SubK`, as lua5.4

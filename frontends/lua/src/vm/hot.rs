@@ -16,21 +16,27 @@
 //! `u8`, so indexing the window needs no bounds check.
 
 use super::{
-    arith_numbers, index_chain, index_field, index_int, index_tables, newindex_is_raw,
-    no_len_metamethod, push_frame, sub_const, Event, FrameKind, Vm, MAX_STACK,
+    arith_numbers, index_chain, index_field, index_int, index_tables, int_for_count,
+    newindex_is_raw, no_len_metamethod, push_frame, sub_const, Event, FrameKind, Vm, MAX_STACK,
 };
 use crate::bytecode::{Op, Proto};
 use crate::heap::UpVal;
+use crate::table::Table;
 use crate::value::{FnRef, Value};
-use std::rc::Rc;
 
 /// The slots of a frame's register window: every register number (a `u8`)
 /// is inside it.
 pub(super) const WINDOW: usize = 256;
 
+/// The budget taken from [`Vm::fuel`] at a time when the loop runs out of
+/// it (at most that much is out of `Vm::fuel` while the loop runs, given
+/// back by the outer loop before any call out).
+const HOT_SLICE: i64 = 1 << 24;
+
 /// Why the inner loop stopped.
 enum Leave {
-    /// At an instruction for the outer loop (pc points at it).
+    /// At an instruction for the outer loop (pc points at it), or at the
+    /// end of the budget or of the code.
     Punt,
     /// A call of a Lua function whose frame fits in the stack.
     Call {
@@ -39,6 +45,8 @@ enum Leave {
         nargs: usize,
         want: i32,
     },
+    /// A tail call of a Lua function: the running frame gives way to it.
+    TailCall { func: usize, f: FnRef, nargs: usize },
     /// A return of `want` values from `first` to a Lua caller.
     Return { first: usize },
 }
@@ -47,10 +55,23 @@ impl Vm {
     /// Runs the instructions of the running frame (closure `cl` with
     /// prototype `proto`, registers from `base`) from `pc` while they are
     /// common ones with operands that take the fast path, spending one
-    /// unit of `fuel` each, following Lua-to-Lua calls and returns; returns
+    /// unit of `left` each, following Lua-to-Lua calls and returns; returns
     /// the pc of the first instruction it did not run (not counted), the
-    /// fuel left, and whether the running frame changed (then that pc is
+    /// budget left, and whether the running frame changed (then that pc is
     /// also saved in the new running frame, for the outer loop to reload).
+    ///
+    /// The budget is not counted per instruction. The loop keeps `end`, the
+    /// pc at which the budget would run out if the code ran on in straight
+    /// line (so `end - pc` is what is left), and fetches instructions from
+    /// `seg`, the code cut at `end`: the bounds check of the fetch is also
+    /// the budget's test, and a straight-line instruction costs nothing
+    /// more. A jump moves `end` by its offset (and cuts `seg` again), so
+    /// what is left stays the same across it (a comparison that skips the
+    /// `Jmp` after it is a jump by one). When `left` runs out, a slice of
+    /// [`Vm::fuel`] is taken here ([`HOT_SLICE`]); the outer loop gives back
+    /// what is left before anything that may run Lua code or fail, and
+    /// counts one by one when no budget is left (`--max-steps` then stops
+    /// after exactly its count).
     /// Leaves a frame whose window the stack does not hold whole to the
     /// outer loop ([`Vm::widen_window`]).
     #[inline(never)]
@@ -72,18 +93,38 @@ impl Vm {
             frames,
             open_upvals,
             top,
+            fuel: pool,
             ..
         } = self;
         let names = &event_names[..];
         let cur_thread = *cur_thread;
         let globals = *globals;
         let string_meta = *string_meta;
-        // The prototype of a frame entered here.
-        let mut entered: Option<Rc<Proto>> = None;
+        // Whether the running frame is one entered here. Its prototype is
+        // then borrowed from its closure in the heap (nothing here can free
+        // a closure, and tables and upvalues are written through their own
+        // arenas), so calls and returns copy no `Rc<Proto>`.
+        let mut changed = false;
         'frame: loop {
-            let proto: &Proto = entered.as_deref().unwrap_or(proto);
+            let proto: &Proto = if changed {
+                &heap.closures.get(cl.0).proto
+            } else {
+                proto
+            };
             let code = &proto.code[..];
             let consts = &proto.consts[..];
+            if left <= 0 {
+                // Out of budget: take a slice of the pool, if any is left.
+                let take = (*pool).clamp(0, HOT_SLICE);
+                if take == 0 {
+                    break 'frame;
+                }
+                *pool -= take;
+                left += take;
+            }
+            // What is left is `end - pc`; `seg` is the code up to `end`.
+            let mut end = pc + left as usize;
+            let mut seg = code.get(..end).unwrap_or(code);
             let hints = &proto.slot_hints[..];
             let stack_len = stack.len();
             // Slots below the frame (open upvalues of enclosing functions) and
@@ -115,22 +156,26 @@ impl Vm {
                     (s, hint)
                 }};
             }
+            // A jump by `off` from the pc after the instruction: `end`
+            // moves with it (the budget left stays `end - pc`).
             macro_rules! jump {
-                ($off:expr) => {
-                    pc = (pc as i64 + $off as i64) as usize
-                };
+                ($off:expr) => {{
+                    pc = (pc as i64 + $off as i64) as usize;
+                    end = (end as i64 + $off as i64) as usize;
+                    seg = code.get(..end).unwrap_or(code);
+                }};
             }
             // A comparison decides whether to take the `Jmp` after it.
             macro_rules! take_jump {
                 ($cond:expr) => {{
                     if $cond {
-                        if let Some(Op::Jmp(off)) = code.get(pc) {
-                            pc = (pc as i64 + 1 + *off as i64) as usize;
+                        if let Some(&Op::Jmp(off)) = code.get(pc) {
+                            jump!(off as i64 + 1);
                         } else {
-                            pc += 1;
+                            jump!(1);
                         }
                     } else {
-                        pc += 1;
+                        jump!(1);
                     }
                 }};
             }
@@ -152,14 +197,16 @@ impl Vm {
                 }};
             }
             let leave = loop {
-                if left <= 0 {
-                    break Leave::Punt;
-                }
-                let Some(&op) = code.get(pc) else {
+                // Matched by reference, not copied out: each arm loads the
+                // operand fields it uses. A copy made LLVM load all four
+                // of them before the jump, into five registers live across
+                // it, which pushed the loop's own state (the code's address,
+                // the register window) out to the stack.
+                let Some(op) = seg.get(pc) else {
                     break Leave::Punt;
                 };
                 pc += 1;
-                match op {
+                match *op {
                     Op::Move(a, b) => r!(a) = r!(b),
                     Op::LoadK(a, k) => r!(a) = consts[k as usize],
                     Op::LoadI(a, i) => r!(a) = Value::Int(i as i64),
@@ -261,27 +308,27 @@ impl Vm {
                         let Value::Table(tr) = r!(a) else { punt!() };
                         let (s, hint) = field_key!(k);
                         let (key, v) = (Value::Str(s), r!(c));
-                        let stored = heap.table_mut(tr).replace_field_hinted(s, v, hint)
+                        let stored = heap.tables.get_mut(tr.0).replace_field_hinted(s, v, hint)
                             || (newindex_is_raw(heap, names, tr, key)
-                                && heap.table_mut(tr).set_str_without_growth(key, v));
+                                && heap.tables.get_mut(tr.0).set_str_without_growth(key, v));
                         if !stored {
                             punt!()
                         }
                     }
                     Op::SetTable(a, b, c) => {
                         // An existing array slot, or a present slot of a table
-                        // without `__newindex` (no growth either way).
+                        // without `__newindex`, or an append (no growth).
                         let (Value::Table(tr), Value::Int(i)) = (r!(a), r!(b)) else {
                             punt!()
                         };
                         let v = r!(c);
-                        let tab = heap.table_mut(tr);
+                        let tab = heap.tables.get_mut(tr.0);
                         let idx = (i as u64).wrapping_sub(1);
                         if idx < tab.arr.len() as u64
                             && (tab.meta.is_none() || !matches!(tab.arr[idx as usize], Value::Nil))
                         {
                             tab.arr[idx as usize] = v;
-                        } else {
+                        } else if !append(tab, idx, v) {
                             punt!()
                         }
                     }
@@ -384,6 +431,25 @@ impl Vm {
                         take_jump!(r == k);
                     }
                     Op::Test(a, k) => take_jump!(r!(a).truthy() == k),
+                    Op::ForPrep(a, off) => {
+                        // An integer loop (a float or string operand, or a
+                        // zero step, goes to `Vm::for_prep`).
+                        let Some(w) = regs.get_mut(a as usize..a as usize + 4) else {
+                            punt!()
+                        };
+                        match (&w[0], &w[1], &w[2]) {
+                            (&Value::Int(i), &Value::Int(lim), &Value::Int(step)) if step != 0 => {
+                                match int_for_count(i, lim, step) {
+                                    None => jump!(off),
+                                    Some(count) => {
+                                        w[1] = Value::Int(count);
+                                        w[3] = Value::Int(i);
+                                    }
+                                }
+                            }
+                            _ => punt!(),
+                        }
+                    }
                     Op::ForLoop(a, off) => {
                         let Some(w) = regs.get_mut(a as usize..a as usize + 4) else {
                             punt!()
@@ -442,6 +508,27 @@ impl Vm {
                             want: c as i32 - 1,
                         };
                     }
+                    Op::TailCall(a, b) => {
+                        // A Lua function that does not keep the caller's
+                        // frame, with no upvalue to close and its frame
+                        // fitting in the stack where the running one starts.
+                        let Value::Func(f) = r!(a) else { punt!() };
+                        let func = base + a as usize;
+                        let nargs = if b == 0 {
+                            *top - func - 1
+                        } else {
+                            b as usize - 1
+                        };
+                        let callee = &heap.closures.get(f.0).proto;
+                        let dst = frames.last().expect("the running frame").func;
+                        if callee.keeps_caller_frame.get()
+                            || dst + nargs + callee.max_stack as usize + 2 > stack_len
+                            || open_upvals.last().is_some_and(|&(i, _)| i >= base)
+                        {
+                            punt!()
+                        }
+                        break Leave::TailCall { func, f, nargs };
+                    }
                     Op::Return(a, b) if b != 0 => {
                         // A fixed number of results to a Lua caller that wants
                         // at most that many, with no upvalue to close.
@@ -463,18 +550,17 @@ impl Vm {
                     | Op::NewTable(..)
                     | Op::SetList(..)
                     | Op::Concat(..)
-                    | Op::ForPrep(..)
                     | Op::TForCall(..)
-                    | Op::TailCall(..)
                     | Op::Return(..)
                     | Op::Closure(..)
                     | Op::VarArg(..)
                     | Op::Close(..)
                     | Op::Tbc(..) => punt!(),
                 }
-                left -= 1;
             };
+            left = end as i64 - pc as i64;
             match leave {
+                Leave::Punt if left <= 0 && pc < code.len() => continue 'frame,
                 Leave::Punt => break 'frame,
                 Leave::Call {
                     func,
@@ -483,9 +569,22 @@ impl Vm {
                     want,
                 } => {
                     frames.last_mut().expect("the running frame").pc = pc;
-                    let callee = heap.closures.get(f.0).proto.clone();
-                    base = push_frame(stack, frames, &callee, func, f, nargs, want, FrameKind::Lua);
-                    entered = Some(callee);
+                    let callee = &heap.closures.get(f.0).proto;
+                    base = push_frame(stack, frames, callee, func, f, nargs, want, FrameKind::Lua);
+                    changed = true;
+                    cl = f;
+                    pc = 0;
+                }
+                Leave::TailCall { func, f, nargs } => {
+                    // As `Vm::run_frames` does it (`close_upvals` has nothing
+                    // to close here).
+                    let frame = frames.pop().expect("the running frame");
+                    stack.copy_within(func..func + 1 + nargs, frame.func);
+                    let callee = &heap.closures.get(f.0).proto;
+                    base = push_frame(
+                        stack, frames, callee, frame.func, f, nargs, frame.want, frame.kind,
+                    );
+                    changed = true;
                     cl = f;
                     pc = 0;
                 }
@@ -501,12 +600,10 @@ impl Vm {
                     cl = caller.closure;
                     base = caller.base;
                     pc = caller.pc;
-                    entered = Some(heap.closures.get(cl.0).proto.clone());
+                    changed = true;
                 }
             }
-            left -= 1;
         }
-        let changed = entered.is_some();
         if changed {
             frames.last_mut().expect("the running frame").pc = pc;
         }
@@ -525,5 +622,26 @@ impl Vm {
                 self.stack.resize(new_len, Value::Nil);
             }
         }
+    }
+}
+
+/// `t[idx + 1] = v` as an append to the array part of a table without
+/// metatable or hash part, within its capacity (no growth to charge):
+/// `Table::set_int`'s push. False, storing nothing, in any other case.
+/// Out of line: inside the loop its code cost the other instructions
+/// registers (Mandelbrot +8 % machine instructions).
+#[inline(never)]
+fn append(tab: &mut Table, idx: u64, v: Value) -> bool {
+    let len = tab.arr.len();
+    if idx == len as u64
+        && len < tab.arr.capacity()
+        && tab.meta.is_none()
+        && tab.hash.is_empty()
+        && !matches!(v, Value::Nil)
+    {
+        tab.arr.push(v);
+        true
+    } else {
+        false
     }
 }
