@@ -413,7 +413,6 @@ impl<'a, 'f> Lowerer<'a, 'f> {
                         reason: format!("both branch edges go to b{t}, which has phis"),
                     });
                 }
-                let next = t == i + 1;
                 let ((tfrom, t), (ffrom, f)) =
                     match (self.through_empty(i, t), self.through_empty(i, f)) {
                         // Both edges lead to one block: keep the blocks
@@ -421,6 +420,14 @@ impl<'a, 'f> Lowerer<'a, 'f> {
                         ((_, a), (_, b)) if a == b => ((i, t), (i, f)),
                         edges => edges,
                     };
+                // Where the true edge really leads, not the empty block
+                // passed through: a loop's `]` test whose true edge goes
+                // through its (empty) latch block to the header is not
+                // inverted. Inverted, it would test `c == 0`, which
+                // Cranelift rewrites for `c = x + k` into `x == -k`,
+                // keeping the old `x` live across the back edge next to
+                // the new one (a register copy on every trip).
+                let next = t == i + 1;
                 let targs = self.edge_args(tfrom, t)?;
                 let fargs = self.edge_args(ffrom, f)?;
                 if next {

@@ -82,6 +82,30 @@ pub const REASON_STEPS: u32 = 2;
 /// only speculative guard: recompiling without it fixes it).
 pub const REASON_UNTAKEN: u32 = 3;
 
+/// A frame's resume point is an instruction index in its low 32 bits; the
+/// high 32 bits, when not 0, are a signed amount to add to the frame's
+/// cell index before resuming (see [`resume_before_move`]).
+const RESUME_PC_BITS: u32 = 32;
+
+/// The resume point "just before the move at `pc`, which moved the
+/// pointer by `moved`", for a frame that holds the cell index *after* the
+/// move: the interpreter takes `moved` back off it and resumes at `pc`.
+/// `None` when `pc` or `moved` does not fit the encoding.
+pub fn resume_before_move(pc: usize, moved: i64) -> Option<u64> {
+    let pc = u32::try_from(pc).ok()?;
+    let back = i32::try_from(moved.checked_neg()?).ok()?;
+    Some(u64::from(pc) | (u64::from(back as u32) << RESUME_PC_BITS))
+}
+
+/// A frame's resume point decoded: the instruction index and the amount to
+/// add to the frame's cell index ([`resume_before_move`]; 0 for every
+/// other frame).
+pub fn decode_resume(resume: u64) -> (u64, i64) {
+    let pc = resume & ((1u64 << RESUME_PC_BITS) - 1);
+    let adjust = (resume >> RESUME_PC_BITS) as u32 as i32;
+    (pc, i64::from(adjust))
+}
+
 /// Frame slots: the cell index, then (under a step limit) the fuel left.
 pub const FRAME_PTR: usize = 0;
 /// See [`FRAME_PTR`].
@@ -388,9 +412,9 @@ pub fn build_unit(
                     return Err(BuildError::Unbalanced { pc });
                 };
                 let (cell, again, mut leave) = b.loop_test(&mut st, pc)?;
-                if let Some(w) = &lp.walk {
-                    // Only the landing cell: the check after the merge
-                    // covers the segment for both ways out.
+                if let (Some(w), None) = (&lp.walk, &lp.skipped) {
+                    // A loop unit's own walk: its landing cell is checked
+                    // before the state goes back.
                     let out = State { ctrl: leave, ..st };
                     leave = b.landing_check(out, pc - 1, w.last_move, (0, 0))?.ctrl;
                 }
@@ -436,6 +460,19 @@ pub fn build_unit(
                 // Both ways out of a loop found the cell zero.
                 let zero = b.g.iconst(Type::I8, 0)?;
                 b.know_cell(st, zero)?;
+                if let Some(w) = &lp.walk {
+                    // The walk's landing cell, checked after the merge:
+                    // skipped, the pointer did not move and its cell is on
+                    // the tape, so the check fails only for a walk that
+                    // went off it. Checked here rather than on the way
+                    // out, the loop's exit uses only the pointer that goes
+                    // round the loop, which reaches the merge as a phi
+                    // input: the old pointer is dead at the exit branch
+                    // and both share a register (no copy on the back
+                    // edge). Only the landing cell: the check after it
+                    // covers the segment.
+                    st = b.landing_check(st, pc - 1, w.last_move, (0, 0))?;
+                }
                 if !lp.balanced {
                     st = b.segment_check(st, pc + 1)?;
                 }
@@ -629,9 +666,15 @@ impl Builder<'_> {
     /// The interpreter's state at instruction `resume`, as a frame state:
     /// slot [`FRAME_PTR`] the cell index, [`FRAME_FUEL`] the fuel left.
     fn frame(&mut self, st: State, resume: usize) -> Result<NodeId, GraphError> {
+        let values = self.frame_values(st);
+        self.g.frame_state(resume as u64, st.mem, &values)
+    }
+
+    /// A frame's slots: the cell index, then the fuel left.
+    fn frame_values(&self, st: State) -> Vec<NodeId> {
         let mut values = vec![st.p];
         values.extend(st.fuel);
-        self.g.frame_state(resume as u64, st.mem, &values)
+        values
     }
 
     /// Returns to the host with [`EXIT_ERROR`] (the host recorded why).
@@ -850,12 +893,25 @@ impl Builder<'_> {
         (lo, hi): (i64, i64),
     ) -> Result<State, GraphError> {
         let ok = self.range_ok(st.p, lo, hi)?;
-        let back = self.g.iconst(Type::I64, -moved)?;
-        let before = State {
-            p: self.g.add(st.p, back)?,
-            ..st
+        st.ctrl = match resume_before_move(last, moved) {
+            // The frame holds the landing cell, the value the loop
+            // carries, and the resume point says how far back the move
+            // went: a frame value `p - moved` would be folded into the old
+            // pointer plus a constant, keeping both pointers live at the
+            // loop's exit (a register copy on every back edge).
+            Some(resume) => {
+                let frame = self.g.frame_state(resume, st.mem, &self.frame_values(st))?;
+                self.g.guard(st.ctrl, ok, frame, REASON_BOUNDS)?
+            }
+            None => {
+                let back = self.g.iconst(Type::I64, -moved)?;
+                let before = State {
+                    p: self.g.add(st.p, back)?,
+                    ..st
+                };
+                self.guard(before, ok, last, REASON_BOUNDS)?
+            }
         };
-        st.ctrl = self.guard(before, ok, last, REASON_BOUNDS)?;
         st.checked = (lo, hi);
         Ok(st)
     }
@@ -1223,6 +1279,26 @@ mod tests {
         let e = BuildError::from(GraphError::UnknownNode(NodeId::from_index(9)));
         let source = std::error::Error::source(&e).unwrap();
         assert_eq!(source.to_string(), "unknown node n9");
+    }
+
+    #[test]
+    fn resume_points_before_a_move_decode_to_the_pointer_before_it() {
+        // Plain resume points (instruction indexes) decode to themselves.
+        assert_eq!(decode_resume(17), (17, 0));
+        for (pc, moved) in [
+            (0, 1),
+            (5, -9),
+            (123_456, 4096),
+            (7, -4096),
+            (u32::MAX as usize, 3),
+        ] {
+            let r = resume_before_move(pc, moved).unwrap();
+            assert_eq!(decode_resume(r), (pc as u64, -moved));
+        }
+        // What does not fit is refused (the caller builds `p - moved`).
+        assert_eq!(resume_before_move(1 << 32, 1), None);
+        assert_eq!(resume_before_move(3, i64::from(i32::MIN)), None);
+        assert_eq!(resume_before_move(3, i64::MIN), None);
     }
 
     fn reach(src: &str) -> (Program, LoopReach) {

@@ -415,7 +415,9 @@ impl Guest for BfGuest {
             }
             None => 0,
         };
-        let pc = usize::try_from(frame.exit.resume).map_err(|_| bad("resumes nowhere"))?;
+        let (pc, adjust) = crate::build::decode_resume(frame.exit.resume);
+        let pc = usize::try_from(pc).map_err(|_| bad("resumes nowhere"))?;
+        let ptr = ptr.wrapping_add(adjust);
         Ok(InterpState { pc, ptr, steps })
     }
 }
