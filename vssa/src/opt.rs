@@ -358,7 +358,7 @@ impl Numbering {
 /// (small integers and node ids, hashed by the million in one run: the
 /// standard library's SipHash cost more than the lookups it served).
 #[derive(Default)]
-struct WordHasher(u64);
+pub(crate) struct WordHasher(u64);
 
 impl WordHasher {
     fn add(&mut self, word: u64) {

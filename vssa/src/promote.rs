@@ -34,8 +34,10 @@
 use crate::alias::{access, Access};
 use crate::graph::{Graph, GraphError, NodeId};
 use crate::op::Op;
+use crate::opt::WordHasher;
 use crate::types::Type;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasherDefault;
 
 /// Loops higher than this keep their places in memory (see the module docs).
 pub const MAX_PROMOTE_HEIGHT: u32 = 16;
@@ -154,6 +156,7 @@ pub fn promote(g: &mut Graph) -> Result<PromoteStats, GraphError> {
         top: (0..loops.len()).collect(),
         loop_of_header: HashMap::new(),
         memo: HashMap::new(),
+        before: HashMap::default(),
         new_loads: HashMap::new(),
     };
     for (i, l) in loops.iter().enumerate() {
@@ -190,9 +193,26 @@ struct Walk {
     /// Loads this pass made before loops (their entry values), by memory
     /// state: an outer loop promotes them like the loads it was built with.
     new_loads: HashMap<NodeId, Vec<NodeId>>,
+    /// For a control node, what [`reached_before`] gives: control does
+    /// not change during the pass, and one loop's entry is asked about
+    /// many headers (a walk per question cost most of the pass on hanoi).
+    before: HashMap<NodeId, Vec<NodeId>, BuildHasherDefault<WordHasher>>,
 }
 
 impl Walk {
+    /// Whether loop header `h` lies on some control path into `ctrl` that
+    /// does not go round a loop (loop headers are left by their entry):
+    /// then `h` comes before `ctrl` and the values it defines are computed
+    /// by the time `ctrl` runs. A bounded walk, done once per `ctrl`;
+    /// `false` when cut short.
+    fn comes_before(&mut self, g: &Graph, h: NodeId, ctrl: NodeId) -> bool {
+        self.before
+            .entry(ctrl)
+            .or_insert_with(|| reached_before(g, ctrl))
+            .binary_search(&h)
+            .is_ok()
+    }
+
     fn find(&mut self, mut i: usize) -> usize {
         let mut root = i;
         while self.top[root] != root {
@@ -300,7 +320,7 @@ impl Walk {
     }
 
     /// Whether `base` is computed outside loop `i` (a bounded look).
-    fn invariant(&self, g: &Graph, loops: &[LoopInfo], i: usize, base: NodeId) -> bool {
+    fn invariant(&mut self, g: &Graph, loops: &[LoopInfo], i: usize, base: NodeId) -> bool {
         let mut stack = vec![base];
         let mut seen = Vec::new();
         while let Some(n) = stack.pop() {
@@ -335,7 +355,8 @@ impl Walk {
             }
             .filter(|&h| matches!(g.op(h), Op::Loop { .. }));
             if let Some(h) = untracked {
-                if !comes_before(g, h, g.resolve(g.input(loops[i].header, 0))) {
+                let entry = g.resolve(g.input(loops[i].header, 0));
+                if !self.comes_before(g, h, entry) {
                     return false;
                 }
                 continue;
@@ -410,7 +431,7 @@ impl Walk {
     }
 
     /// Whether `place` may be carried round loop `i`.
-    fn promotable(&self, g: &Graph, loops: &[LoopInfo], i: usize, place: Place) -> bool {
+    fn promotable(&mut self, g: &Graph, loops: &[LoopInfo], i: usize, place: Place) -> bool {
         let Some(a) = place.access() else {
             return false;
         };
@@ -612,26 +633,23 @@ fn place_key(g: &Graph, place: Place) -> u64 {
     k & !PROMOTED_KEY
 }
 
-/// Control nodes [`comes_before`] looks at, at most; past that a loop is
+/// Control nodes [`Walk::comes_before`] looks at, at most; past that a loop is
 /// taken as not before (its values are not promoted on).
 const BEFORE_WALK: usize = 512;
 
-/// Whether loop header `h` lies on some control path into `ctrl` that
-/// does not go round a loop (loop headers are left by their entry): then
-/// `h` comes before `ctrl` and the values it defines are computed by the
-/// time `ctrl` runs. A bounded walk; `false` when cut short.
-fn comes_before(g: &Graph, h: NodeId, ctrl: NodeId) -> bool {
+/// The control nodes a walk up from `ctrl` (into a loop header by its
+/// entry only) meets, sorted: all of them, or the first
+/// [`BEFORE_WALK`]` + 1` in depth-first order when there are more (the
+/// walk gives up there, so a header past them is taken as not before).
+fn reached_before(g: &Graph, ctrl: NodeId) -> Vec<NodeId> {
     let mut stack = vec![ctrl];
-    let mut seen = std::collections::HashSet::new();
+    let mut seen: HashSet<NodeId, BuildHasherDefault<WordHasher>> = HashSet::default();
     while let Some(c) = stack.pop() {
-        if c == h {
-            return true;
-        }
         if !seen.insert(c) {
             continue;
         }
         if seen.len() > BEFORE_WALK {
-            return false;
+            break;
         }
         match g.op(c) {
             Op::Start => {}
@@ -640,5 +658,7 @@ fn comes_before(g: &Graph, h: NodeId, ctrl: NodeId) -> bool {
             _ => {}
         }
     }
-    false
+    let mut reached: Vec<NodeId> = seen.into_iter().collect();
+    reached.sort_unstable();
+    reached
 }
