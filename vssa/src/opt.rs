@@ -24,14 +24,14 @@
 //! Every change is a [`Graph::replace`]: the graph's replacement list is the
 //! whole record of what the pass did, so it can be logged and replayed.
 
-use crate::graph::{Graph, GraphError, Inputs, NodeId};
+use crate::graph::{Graph, GraphError, Inputs, NodeId, WordHasher};
 use crate::op::Op;
 use crate::types::Type;
 
 use crate::peephole;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 
 /// What a run of [`optimize`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -351,48 +351,6 @@ impl Numbering {
                 None
             }
         }
-    }
-}
-
-/// A multiply-rotate hasher over machine words for [`Numbering`]'s keys
-/// (small integers and node ids, hashed by the million in one run: the
-/// standard library's SipHash cost more than the lookups it served).
-#[derive(Default)]
-pub(crate) struct WordHasher(u64);
-
-impl WordHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for WordHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    fn write_u32(&mut self, i: u32) {
-        self.add(u64::from(i));
-    }
-
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
     }
 }
 

@@ -32,9 +32,8 @@
 //! so a replayed log reproduces the pass.
 
 use crate::alias::{access, Access};
-use crate::graph::{Graph, GraphError, NodeId};
+use crate::graph::{Graph, GraphError, NodeId, WordHasher};
 use crate::op::Op;
-use crate::opt::WordHasher;
 use crate::types::Type;
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasherDefault;
