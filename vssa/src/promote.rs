@@ -153,10 +153,10 @@ pub fn promote(g: &mut Graph) -> Result<PromoteStats, GraphError> {
     let mut w = Walk {
         owner: vec![u32::MAX; g.len()],
         top: (0..loops.len()).collect(),
-        loop_of_header: HashMap::new(),
-        memo: HashMap::new(),
+        loop_of_header: HashMap::default(),
+        memo: HashMap::default(),
         before: HashMap::default(),
-        new_loads: HashMap::new(),
+        new_loads: HashMap::default(),
     };
     for (i, l) in loops.iter().enumerate() {
         w.loop_of_header.insert(l.header, i);
@@ -179,6 +179,11 @@ pub fn promote(g: &mut Graph) -> Result<PromoteStats, GraphError> {
     Ok(stats)
 }
 
+/// The pass's maps: keys of node ids and small integers, hashed by
+/// [`WordHasher`] (SipHash cost more than half of the pass; no map is
+/// iterated, so the hasher changes nothing but time).
+type Map<K, V> = HashMap<K, V, BuildHasherDefault<WordHasher>>;
+
 /// The state of the pass across loops.
 struct Walk {
     /// For a memory state, the loop whose own chain holds it.
@@ -186,16 +191,16 @@ struct Walk {
     /// Union-find over loops: a walked loop's representative is the
     /// outermost walked loop around it that has no parent yet.
     top: Vec<usize>,
-    loop_of_header: HashMap<NodeId, usize>,
+    loop_of_header: Map<NodeId, usize>,
     /// What a place holds at a memory state (`None`: not known).
-    memo: HashMap<(NodeId, Place), Option<NodeId>>,
+    memo: Map<(NodeId, Place), Option<NodeId>>,
     /// Loads this pass made before loops (their entry values), by memory
     /// state: an outer loop promotes them like the loads it was built with.
-    new_loads: HashMap<NodeId, Vec<NodeId>>,
+    new_loads: Map<NodeId, Vec<NodeId>>,
     /// For a control node, what [`reached_before`] gives: control does
     /// not change during the pass, and one loop's entry is asked about
     /// many headers (a walk per question cost most of the pass on hanoi).
-    before: HashMap<NodeId, Vec<NodeId>, BuildHasherDefault<WordHasher>>,
+    before: Map<NodeId, Vec<NodeId>>,
 }
 
 impl Walk {
