@@ -35,7 +35,7 @@ use crate::alias::{access, Access};
 use crate::graph::{Graph, GraphError, NodeId, WordHasher};
 use crate::op::Op;
 use crate::types::Type;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 
 /// Loops higher than this keep their places in memory (see the module docs).
@@ -156,6 +156,7 @@ pub fn promote(g: &mut Graph) -> Result<PromoteStats, GraphError> {
         loop_of_header: HashMap::default(),
         memo: HashMap::default(),
         before: HashMap::default(),
+        seen: vec![false; g.len()],
         new_loads: HashMap::default(),
     };
     for (i, l) in loops.iter().enumerate() {
@@ -201,6 +202,8 @@ struct Walk {
     /// not change during the pass, and one loop's entry is asked about
     /// many headers (a walk per question cost most of the pass on hanoi).
     before: Map<NodeId, Vec<NodeId>>,
+    /// Scratch marks for [`reached_before`], all false between its calls.
+    seen: Vec<bool>,
 }
 
 impl Walk {
@@ -212,7 +215,7 @@ impl Walk {
     fn comes_before(&mut self, g: &Graph, h: NodeId, ctrl: NodeId) -> bool {
         self.before
             .entry(ctrl)
-            .or_insert_with(|| reached_before(g, ctrl))
+            .or_insert_with(|| reached_before(g, ctrl, &mut self.seen))
             .binary_search(&h)
             .is_ok()
     }
@@ -641,18 +644,24 @@ fn place_key(g: &Graph, place: Place) -> u64 {
 /// taken as not before (its values are not promoted on).
 const BEFORE_WALK: usize = 512;
 
-/// The control nodes a walk up from `ctrl` (into a loop header by its
-/// entry only) meets, sorted: all of them, or the first
-/// [`BEFORE_WALK`]` + 1` in depth-first order when there are more (the
-/// walk gives up there, so a header past them is taken as not before).
-fn reached_before(g: &Graph, ctrl: NodeId) -> Vec<NodeId> {
+/// The loop headers among the control nodes a walk up from `ctrl` (into
+/// a loop header by its entry only) meets, sorted: of all of them, or of
+/// the first [`BEFORE_WALK`]` + 1` in depth-first order when there are
+/// more (the walk gives up there, so a header past them is taken as not
+/// before). `seen` marks the nodes met (every entry is reset on return).
+fn reached_before(g: &Graph, ctrl: NodeId, seen: &mut Vec<bool>) -> Vec<NodeId> {
     let mut stack = vec![ctrl];
-    let mut seen: HashSet<NodeId, BuildHasherDefault<WordHasher>> = HashSet::default();
+    let mut met: Vec<NodeId> = Vec::new();
     while let Some(c) = stack.pop() {
-        if !seen.insert(c) {
+        if c.index() >= seen.len() {
+            seen.resize(c.index() + 1, false);
+        }
+        if seen[c.index()] {
             continue;
         }
-        if seen.len() > BEFORE_WALK {
+        seen[c.index()] = true;
+        met.push(c);
+        if met.len() > BEFORE_WALK {
             break;
         }
         match g.op(c) {
@@ -662,7 +671,10 @@ fn reached_before(g: &Graph, ctrl: NodeId) -> Vec<NodeId> {
             _ => {}
         }
     }
-    let mut reached: Vec<NodeId> = seen.into_iter().collect();
-    reached.sort_unstable();
-    reached
+    for &c in &met {
+        seen[c.index()] = false;
+    }
+    met.retain(|&c| matches!(g.op(c), Op::Loop { .. }));
+    met.sort_unstable();
+    met
 }
