@@ -656,7 +656,18 @@ impl Graph {
     /// (from [`Graph::live_nodes`], with no change to the graph since):
     /// walking the graph once instead of twice.
     pub fn users_of(&self, live: &[NodeId]) -> Vec<SmallVec<[NodeId; 2]>> {
-        let mut users = vec![SmallVec::new(); self.nodes.len()];
+        // Counted first, so that each list is allocated once at its size
+        // (a memory state or a constant has hundreds of users).
+        let mut count = vec![0u32; self.nodes.len()];
+        for &n in live {
+            for &i in &self.nodes[n.index()].inputs {
+                count[self.resolve(i).index()] += 1;
+            }
+        }
+        let mut users: Vec<SmallVec<[NodeId; 2]>> = count
+            .iter()
+            .map(|&c| SmallVec::with_capacity(c as usize))
+            .collect();
         for &n in live {
             for &i in &self.nodes[n.index()].inputs {
                 users[self.resolve(i).index()].push(n);
