@@ -29,9 +29,7 @@ use crate::op::Op;
 use crate::types::Type;
 
 use crate::peephole;
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
+use std::hash::{Hash, Hasher};
 
 /// What a run of [`optimize`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -308,12 +306,13 @@ fn remove_redundant_phis(
     let mut queued = vec![true; cand.len()];
     while let Some(i) = work.pop() {
         queued[i] = false;
-        let new = operands[start[i]..start[i + 1]]
-            .iter()
-            .fold(State::Unknown, |acc, op| match *op {
-                Ok(j) => meet(acc, state[j as usize]),
-                Err(v) => meet(acc, State::One(v)),
-            });
+        let new =
+            operands[start[i]..start[i + 1]]
+                .iter()
+                .fold(State::Unknown, |acc, op| match *op {
+                    Ok(j) => meet(acc, state[j as usize]),
+                    Err(v) => meet(acc, State::One(v)),
+                });
         if new != state[i] {
             state[i] = new;
             let (a, b) = (user_start[i] as usize, user_start[i + 1] as usize);
@@ -373,15 +372,30 @@ fn visit(
 /// built on different inputs that were later replaced by the same one,
 /// and a node built on resolved inputs beside an older one whose stored
 /// inputs were replaced since (their addresses differ).
-#[derive(Default)]
+///
+/// An open-addressing table of its own (this lookup ran once per visit
+/// and cost as much as the peepholes): the key is hashed once, straight
+/// from the node's stored inputs resolved, compared against the stored
+/// keys only on a hash match, and copied out only when inserted.
 struct Numbering {
-    first: HashMap<(Op, Type, Inputs), NodeId, BuildHasherDefault<WordHasher>>,
+    /// `(hash, entry + 1)`, `0` for an empty slot; a power of two long.
+    slots: Vec<(u64, u32)>,
+    /// `64 - log2(slots.len())`: a slot is the hash's top bits.
+    shift: u32,
+    /// Each entry's key: operation, type, resolved inputs (as inserted).
+    keys: Vec<(Op, Type, Inputs)>,
+    /// Each entry's node: the first seen, or what replaced it since.
+    nodes: Vec<NodeId>,
 }
 
 impl Numbering {
     fn with_capacity(n: usize) -> Numbering {
+        let len = (2 * n).next_power_of_two().max(16);
         Numbering {
-            first: HashMap::with_capacity_and_hasher(n, Default::default()),
+            slots: vec![(0, 0); len],
+            shift: 64 - len.trailing_zeros(),
+            keys: Vec::with_capacity(n),
+            nodes: Vec::with_capacity(n),
         }
     }
 
@@ -389,17 +403,62 @@ impl Numbering {
     /// otherwise `n` is now the one.
     #[inline(never)]
     fn equal(&mut self, g: &Graph, n: NodeId) -> Option<NodeId> {
-        match self.first.entry((g.op(n), g.ty(n), g.inputs(n))) {
-            Entry::Occupied(mut e) => {
-                // It may have been replaced since: by an equal node.
-                let m = g.resolve(*e.get());
-                e.insert(m);
-                Some(m).filter(|&m| m != n)
+        let (op, ty) = (g.op(n), g.ty(n));
+        let raw = g.node(n).raw_inputs();
+        let mut h = WordHasher::default();
+        op.hash(&mut h);
+        ty.hash(&mut h);
+        for &i in raw {
+            h.write_u64(g.resolve(i).index() as u64);
+        }
+        let hash = h.finish();
+        let mask = self.slots.len() - 1;
+        let mut s = (hash >> self.shift) as usize;
+        loop {
+            let (sh, e) = self.slots[s];
+            if e == 0 {
+                break;
             }
-            Entry::Vacant(e) => {
-                e.insert(n);
-                None
+            let e = (e - 1) as usize;
+            if sh == hash {
+                let (kop, kty, kin) = &self.keys[e];
+                if *kop == op
+                    && *kty == ty
+                    && kin.len() == raw.len()
+                    && kin.iter().zip(raw).all(|(&a, &b)| a == g.resolve(b))
+                {
+                    // It may have been replaced since: by an equal node.
+                    let m = g.resolve(self.nodes[e]);
+                    self.nodes[e] = m;
+                    return Some(m).filter(|&m| m != n);
+                }
             }
+            s = (s + 1) & mask;
+        }
+        self.keys.push((op, ty, g.inputs(n)));
+        self.nodes.push(n);
+        self.slots[s] = (hash, self.keys.len() as u32);
+        if self.keys.len() * 2 > self.slots.len() {
+            self.grow();
+        }
+        None
+    }
+
+    /// Doubles the table (the stored hashes place the entries again).
+    fn grow(&mut self) {
+        let len = self.slots.len() * 2;
+        let old = std::mem::replace(&mut self.slots, vec![(0, 0); len]);
+        self.shift -= 1;
+        let mask = len - 1;
+        for (hash, e) in old {
+            if e == 0 {
+                continue;
+            }
+            let mut s = (hash >> self.shift) as usize;
+            while self.slots[s].1 != 0 {
+                s = (s + 1) & mask;
+            }
+            self.slots[s] = (hash, e);
         }
     }
 }
