@@ -222,7 +222,6 @@ impl IdSet {
 /// At the fixed point, a phi in state "one `v`" only ever receives `v`.
 /// Loop phis without their back edge are not candidates (their value is not
 /// known yet) and count as ordinary values.
-#[inline(never)]
 fn remove_redundant_phis(
     g: &mut Graph,
     phis: &[NodeId],
@@ -339,7 +338,6 @@ fn remove_redundant_phis(
 
 /// The node that should stand for `n`, if different. Never numbers a
 /// loop phi or a control node.
-#[inline(never)]
 fn visit(
     g: &mut Graph,
     n: NodeId,
@@ -401,7 +399,6 @@ impl Numbering {
 
     /// A node seen before that computes what `n` computes, if any;
     /// otherwise `n` is now the one.
-    #[inline(never)]
     fn equal(&mut self, g: &Graph, n: NodeId) -> Option<NodeId> {
         let (op, ty) = (g.op(n), g.ty(n));
         let raw = g.node(n).raw_inputs();
