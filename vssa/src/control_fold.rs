@@ -172,21 +172,28 @@ fn fold_round(g: &mut Graph, stats: &mut FoldStats) -> Result<(), GraphError> {
                 let keep: Vec<usize> = (0..inputs.len())
                     .filter(|&i| reached[inputs[i].index()])
                     .collect();
-                let phis = phis_of(g, n);
-                let arity_ok = phis.iter().all(|&p| g.arity(p) == inputs.len() + 1);
-                if keep.len() < inputs.len() && !keep.is_empty() && arity_ok {
-                    regions.push((n, keep, phis));
+                // The phis only of a region that loses inputs: finding
+                // them walks every user of the region (its loads and
+                // stores too), which cost most of the pass.
+                if keep.len() < inputs.len() && !keep.is_empty() {
+                    let phis = phis_of(g, n);
+                    if phis.iter().all(|&p| g.arity(p) == inputs.len() + 1) {
+                        regions.push((n, keep, phis));
+                    }
                 }
             }
             Op::Loop { .. } => {
                 let back_dead = g.back_input(n).is_some_and(|b| !reached[b.index()]);
+                if !back_dead || g.arity(n) != 2 {
+                    continue;
+                }
                 let phis = phis_of(g, n);
                 // A loop phi's entry value comes from before the loop: never
                 // the phi itself, unless the graph is malformed.
                 let phis_ok = phis
                     .iter()
                     .all(|&p| g.arity(p) == 3 && g.input(p, 1) != p && g.input(p, 1) != n);
-                if back_dead && g.arity(n) == 2 && phis_ok {
+                if phis_ok {
                     loops.push((n, phis));
                 }
             }
@@ -302,11 +309,16 @@ fn rewrites_keep_control(
     end: NodeId,
     prune_end: bool,
 ) -> bool {
+    use crate::graph::WordHasher;
     use std::collections::HashMap;
+    use std::hash::BuildHasherDefault;
+    type Map<V> = HashMap<NodeId, V, BuildHasherDefault<WordHasher>>;
     // What a node stands for after the rewrites, and the new inputs of the
-    // nodes rebuilt with fewer.
-    let mut redirect: HashMap<NodeId, NodeId> = HashMap::new();
-    let mut rebuilt: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
+    // nodes rebuilt with fewer. (Looked up once per live node and input:
+    // hashed by `WordHasher`, and no copy of each node's inputs, which
+    // cost most of the pass on hanoi.)
+    let mut redirect: Map<NodeId> = HashMap::default();
+    let mut rebuilt: Map<Vec<NodeId>> = HashMap::default();
     for &(proj, ctrl) in taken {
         redirect.insert(proj, ctrl);
     }
@@ -357,11 +369,11 @@ fn rewrites_keep_control(
             return false;
         }
         let inputs = match rebuilt.get(&n) {
-            Some(ins) => ins.clone(),
-            None => g.inputs(n).to_vec(),
+            Some(ins) => ins.as_slice(),
+            None => g.node(n).raw_inputs(),
         };
-        for i in inputs {
-            let i = follow(i);
+        for &i in inputs {
+            let i = follow(g.resolve(i));
             if !seen[i.index()] {
                 seen[i.index()] = true;
                 stack.push(i);

@@ -18,7 +18,7 @@ use smallvec::SmallVec;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 /// A node's index in its graph.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -155,11 +155,93 @@ impl Hasher for AddrHasher {
     fn write_usize(&mut self, _: usize) {}
 }
 
+/// A multiply-rotate hasher over machine words, for keys made of small
+/// integers and node ids (the optimizer's value numbering, the graph's
+/// [`Graph::intern`] shortcut): hashed by the million in one run, where the
+/// standard library's SipHash cost more than the lookups it served.
+#[derive(Default)]
+pub struct WordHasher(u64);
+
+impl WordHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for WordHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+}
+
+/// Passes a `u64` key through (it is already a [`WordHasher`] output).
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.0 = i;
+    }
+}
+
+/// The key of [`Graph::by_parts`]: operation, type and (hashed, resolved)
+/// inputs, hashed with [`WordHasher`].
+fn parts_key(op: &Op, ty: Type, inputs: &[NodeId]) -> u64 {
+    let mut h = WordHasher::default();
+    op.hash(&mut h);
+    ty.hash(&mut h);
+    for i in inputs {
+        h.write_u32(i.0);
+    }
+    let k = h.finish();
+    k ^ (k >> 29)
+}
+
 /// A content-addressed sea-of-nodes graph.
 #[derive(Clone, Debug)]
 pub struct Graph {
     nodes: Vec<Node>,
     by_addr: HashMap<Addr, NodeId, BuildHasherDefault<AddrHasher>>,
+    /// Nodes by what they were interned from ([`parts_key`]): interning a
+    /// node that exists finds it here without computing its address (a
+    /// blake3 hash, most of what interning cost). One node per key, the
+    /// latest: a key two nodes share finds at most one, and a miss falls
+    /// back to the address, so this only ever saves work.
+    by_parts: HashMap<u64, NodeId, BuildHasherDefault<KeyHasher>>,
     end: Option<NodeId>,
     /// Every replacement, in order: what the patch log records.
     replacements: Vec<(NodeId, NodeId)>,
@@ -184,6 +266,7 @@ impl Graph {
         Graph {
             nodes: Vec::new(),
             by_addr: HashMap::default(),
+            by_parts: HashMap::default(),
             end: None,
             replacements: Vec::new(),
             simplify_on_build: true,
@@ -392,6 +475,14 @@ impl Graph {
             },
             other => other,
         };
+        let key = parts_key(&op, ty, inputs);
+        if let Some(&id) = self.by_parts.get(&key) {
+            // The same operation, type and hashed inputs: the same address.
+            let e = &self.nodes[id.index()];
+            if e.op == op && e.ty == ty && e.inputs[..self.hashed_arity(id)] == *inputs {
+                return Ok(id);
+            }
+        }
         let addr = self.address_of(&op, ty, inputs);
         self.intern_at(op, ty, inputs, addr)
     }
@@ -428,6 +519,7 @@ impl Graph {
     pub fn reserve(&mut self, additional: usize) {
         self.nodes.reserve(additional);
         self.by_addr.reserve(additional);
+        self.by_parts.reserve(additional);
     }
 
     fn intern_at(
@@ -459,6 +551,7 @@ impl Graph {
         for &i in inputs {
             self.nodes[i.index()].uses += 1;
         }
+        self.by_parts.insert(parts_key(&op, ty, inputs), id);
         self.nodes.push(Node {
             op,
             ty,
@@ -563,7 +656,18 @@ impl Graph {
     /// (from [`Graph::live_nodes`], with no change to the graph since):
     /// walking the graph once instead of twice.
     pub fn users_of(&self, live: &[NodeId]) -> Vec<SmallVec<[NodeId; 2]>> {
-        let mut users = vec![SmallVec::new(); self.nodes.len()];
+        // Counted first, so that each list is allocated once at its size
+        // (a memory state or a constant has hundreds of users).
+        let mut count = vec![0u32; self.nodes.len()];
+        for &n in live {
+            for &i in &self.nodes[n.index()].inputs {
+                count[self.resolve(i).index()] += 1;
+            }
+        }
+        let mut users: Vec<SmallVec<[NodeId; 2]>> = count
+            .iter()
+            .map(|&c| SmallVec::with_capacity(c as usize))
+            .collect();
         for &n in live {
             for &i in &self.nodes[n.index()].inputs {
                 users[self.resolve(i).index()].push(n);

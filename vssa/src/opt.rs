@@ -24,14 +24,12 @@
 //! Every change is a [`Graph::replace`]: the graph's replacement list is the
 //! whole record of what the pass did, so it can be logged and replayed.
 
-use crate::graph::{Graph, GraphError, Inputs, NodeId};
+use crate::graph::{Graph, GraphError, Inputs, NodeId, WordHasher};
 use crate::op::Op;
 use crate::types::Type;
 
 use crate::peephole;
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{Hash, Hasher};
 
 /// What a run of [`optimize`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -68,11 +66,7 @@ const VISITS_PER_NODE: u64 = 16;
 /// users.
 pub fn optimize(g: &mut Graph) -> Result<OptStats, GraphError> {
     let live = g.live_nodes();
-    let mut users: Vec<Vec<NodeId>> = g
-        .users_of(&live)
-        .into_iter()
-        .map(|u| u.into_vec())
-        .collect();
+    let mut users = g.users_of(&live);
     let budget = VISITS_PER_NODE.saturating_mul(live.len() as u64 + 16);
     let mut stats = OptStats {
         converged: true,
@@ -84,11 +78,11 @@ pub fn optimize(g: &mut Graph) -> Result<OptStats, GraphError> {
         .filter(|&n| matches!(g.op(n), Op::Phi { .. }))
         .collect();
     let mut current = IdSet::default();
+    let mut numbering = Numbering::with_capacity(live.len());
     for n in live {
         current.insert(n);
     }
     let mut next = IdSet::default();
-    let mut numbering = Numbering::default();
     // The replacements counted when the last sweep over every live node
     // began: a rule may read past its inputs (an input's input), and a
     // change there wakes nobody, so when the worklist runs dry one more
@@ -96,6 +90,11 @@ pub fn optimize(g: &mut Graph) -> Result<OptStats, GraphError> {
     // a sweep changes nothing (a true fixed point, which replay relies on).
     // The first sweep is one of them.
     let mut at_full_sweep = 0;
+    // Whether a phi got a new operand (one replaced) or a phi was made
+    // since `remove_redundant_phis` last looked: if not, it would find
+    // nothing (what it found then was replaced, what it did not find
+    // depends only on the phis' operands), so it does not look again.
+    let mut phis_changed = true;
     loop {
         if current.is_empty() {
             if stats.replaced == at_full_sweep {
@@ -109,14 +108,18 @@ pub fn optimize(g: &mut Graph) -> Result<OptStats, GraphError> {
         stats.rounds += 1;
         // Whole groups of redundant phis first, so that what depends on
         // them is re-interned once, in the sweep below.
-        phis.retain(|&p| g.node(p).replaced_by().is_none());
-        for (old, new) in remove_redundant_phis(g, &phis)? {
-            stats.replaced += 1;
-            let moved = std::mem::take(&mut users[old.index()]);
-            for &u in &moved {
-                current.insert(u);
+        if phis_changed {
+            phis_changed = false;
+            phis.retain(|&p| g.node(p).replaced_by().is_none());
+            for (old, new) in remove_redundant_phis(g, &phis)? {
+                stats.replaced += 1;
+                let moved = std::mem::take(&mut users[old.index()]);
+                for &u in &moved {
+                    phis_changed |= is_phi(g, u);
+                    current.insert(u);
+                }
+                users[new.index()].extend(moved);
             }
-            users[new.index()].extend(moved);
         }
         while let Some(n) = current.pop_first() {
             if stats.visited >= budget {
@@ -131,17 +134,19 @@ pub fn optimize(g: &mut Graph) -> Result<OptStats, GraphError> {
                 g.replace(n, r)?;
                 stats.replaced += 1;
                 let moved = std::mem::take(&mut users[n.index()]);
-                users.resize_with(g.len(), Vec::new);
+                users.resize_with(g.len(), Default::default);
+                phis_changed |= moved.iter().any(|&u| is_phi(g, u));
                 woken.extend_from_slice(&moved);
                 users[r.index()].extend(moved);
             }
             // Nodes the rules created: record them as users of their inputs
             // (so later changes wake them) and visit them too.
-            users.resize_with(g.len(), Vec::new);
+            users.resize_with(g.len(), Default::default);
             for i in before..g.len() {
                 let id = NodeId::from_index(i);
-                if matches!(g.op(id), Op::Phi { .. }) {
+                if is_phi(g, id) {
                     phis.push(id);
+                    phis_changed = true;
                 }
                 for input in g.inputs(id) {
                     users[input.index()].push(id);
@@ -159,6 +164,10 @@ pub fn optimize(g: &mut Graph) -> Result<OptStats, GraphError> {
         std::mem::swap(&mut current, &mut next);
     }
     Ok(stats)
+}
+
+fn is_phi(g: &Graph, n: NodeId) -> bool {
+    matches!(g.op(n), Op::Phi { .. })
 }
 
 /// A set of nodes taken out in construction order: one bit per node, and
@@ -243,40 +252,71 @@ fn remove_redundant_phis(
                 }
         })
         .collect();
-    let pos: HashMap<NodeId, usize, BuildHasherDefault<WordHasher>> =
-        cand.iter().enumerate().map(|(i, &p)| (p, i)).collect();
-    // Operands as candidate indexes or plain nodes, and candidate users.
-    let mut operands: Vec<Vec<Result<usize, NodeId>>> = Vec::with_capacity(cand.len());
-    let mut phi_users: Vec<Vec<usize>> = vec![Vec::new(); cand.len()];
+    // Candidate index by node (dense: this runs every round the phis
+    // changed, and maps, per-phi vectors and their allocations were most
+    // of its cost).
+    let mut pos = vec![u32::MAX; g.len()];
     for (i, &p) in cand.iter().enumerate() {
-        let ops: Vec<Result<usize, NodeId>> = g
-            .inputs(p)
-            .into_iter()
-            .skip(1)
-            .filter(|&v| v != p)
-            .map(|v| pos.get(&v).copied().ok_or(v))
-            .collect();
-        for op in &ops {
-            if let Ok(j) = *op {
-                phi_users[j].push(i);
+        pos[p.index()] = i as u32;
+    }
+    // Operands as candidate indexes or plain nodes, flat (those of
+    // candidate `i` are `operands[start[i]..start[i + 1]]`), and the
+    // candidates using each candidate, flat the same way.
+    let mut operands: Vec<Result<u32, NodeId>> = Vec::with_capacity(cand.len() * 2);
+    let mut start: Vec<usize> = Vec::with_capacity(cand.len() + 1);
+    let mut use_count = vec![0u32; cand.len() + 1];
+    for &p in &cand {
+        start.push(operands.len());
+        for &v in &g.node(p).raw_inputs()[1..] {
+            let v = g.resolve(v);
+            if v == p {
+                continue;
+            }
+            match pos[v.index()] {
+                u32::MAX => operands.push(Err(v)),
+                j => {
+                    use_count[j as usize] += 1;
+                    operands.push(Ok(j));
+                }
             }
         }
-        operands.push(ops);
+    }
+    start.push(operands.len());
+    // Prefix sums: candidate `j`'s users are `users[user_start[j]..user_start[j + 1]]`,
+    // in candidate order (as pushing them one by one would give).
+    let mut user_start = Vec::with_capacity(cand.len() + 1);
+    let mut total = 0u32;
+    for &c in &use_count {
+        user_start.push(total);
+        total += c;
+    }
+    let mut fill = user_start.clone();
+    let mut phi_users = vec![0u32; total as usize];
+    for i in 0..cand.len() {
+        for op in &operands[start[i]..start[i + 1]] {
+            if let Ok(j) = *op {
+                phi_users[fill[j as usize] as usize] = i as u32;
+                fill[j as usize] += 1;
+            }
+        }
     }
     let mut state = vec![State::Unknown; cand.len()];
     let mut work: Vec<usize> = (0..cand.len()).rev().collect();
     let mut queued = vec![true; cand.len()];
     while let Some(i) = work.pop() {
         queued[i] = false;
-        let new = operands[i]
-            .iter()
-            .fold(State::Unknown, |acc, op| match *op {
-                Ok(j) => meet(acc, state[j]),
-                Err(v) => meet(acc, State::One(v)),
-            });
+        let new =
+            operands[start[i]..start[i + 1]]
+                .iter()
+                .fold(State::Unknown, |acc, op| match *op {
+                    Ok(j) => meet(acc, state[j as usize]),
+                    Err(v) => meet(acc, State::One(v)),
+                });
         if new != state[i] {
             state[i] = new;
-            for &u in &phi_users[i] {
+            let (a, b) = (user_start[i] as usize, user_start[i + 1] as usize);
+            for &u in &phi_users[a..b] {
+                let u = u as usize;
                 if !queued[u] {
                     queued[u] = true;
                     work.push(u);
@@ -330,69 +370,93 @@ fn visit(
 /// built on different inputs that were later replaced by the same one,
 /// and a node built on resolved inputs beside an older one whose stored
 /// inputs were replaced since (their addresses differ).
-#[derive(Default)]
+///
+/// An open-addressing table of its own (this lookup ran once per visit
+/// and cost as much as the peepholes): the key is hashed once, straight
+/// from the node's stored inputs resolved, compared against the stored
+/// keys only on a hash match, and copied out only when inserted.
 struct Numbering {
-    first: HashMap<(Op, Type, Inputs), NodeId, BuildHasherDefault<WordHasher>>,
+    /// `(hash, entry + 1)`, `0` for an empty slot; a power of two long.
+    slots: Vec<(u64, u32)>,
+    /// `64 - log2(slots.len())`: a slot is the hash's top bits.
+    shift: u32,
+    /// Each entry's key: operation, type, resolved inputs (as inserted).
+    keys: Vec<(Op, Type, Inputs)>,
+    /// Each entry's node: the first seen, or what replaced it since.
+    nodes: Vec<NodeId>,
 }
 
 impl Numbering {
+    fn with_capacity(n: usize) -> Numbering {
+        let len = (2 * n).next_power_of_two().max(16);
+        Numbering {
+            slots: vec![(0, 0); len],
+            shift: 64 - len.trailing_zeros(),
+            keys: Vec::with_capacity(n),
+            nodes: Vec::with_capacity(n),
+        }
+    }
+
     /// A node seen before that computes what `n` computes, if any;
     /// otherwise `n` is now the one.
     fn equal(&mut self, g: &Graph, n: NodeId) -> Option<NodeId> {
-        match self.first.entry((g.op(n), g.ty(n), g.inputs(n))) {
-            Entry::Occupied(mut e) => {
-                // It may have been replaced since: by an equal node.
-                let m = g.resolve(*e.get());
-                e.insert(m);
-                Some(m).filter(|&m| m != n)
-            }
-            Entry::Vacant(e) => {
-                e.insert(n);
-                None
-            }
+        let (op, ty) = (g.op(n), g.ty(n));
+        let raw = g.node(n).raw_inputs();
+        let mut h = WordHasher::default();
+        op.hash(&mut h);
+        ty.hash(&mut h);
+        for &i in raw {
+            h.write_u64(g.resolve(i).index() as u64);
         }
-    }
-}
-
-/// A multiply-rotate hasher over machine words for [`Numbering`]'s keys
-/// (small integers and node ids, hashed by the million in one run: the
-/// standard library's SipHash cost more than the lookups it served).
-#[derive(Default)]
-struct WordHasher(u64);
-
-impl WordHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for WordHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
+        let hash = h.finish();
+        let mask = self.slots.len() - 1;
+        let mut s = (hash >> self.shift) as usize;
+        loop {
+            let (sh, e) = self.slots[s];
+            if e == 0 {
+                break;
+            }
+            let e = (e - 1) as usize;
+            if sh == hash {
+                let (kop, kty, kin) = &self.keys[e];
+                if *kop == op
+                    && *kty == ty
+                    && kin.len() == raw.len()
+                    && kin.iter().zip(raw).all(|(&a, &b)| a == g.resolve(b))
+                {
+                    // It may have been replaced since: by an equal node.
+                    let m = g.resolve(self.nodes[e]);
+                    self.nodes[e] = m;
+                    return Some(m).filter(|&m| m != n);
+                }
+            }
+            s = (s + 1) & mask;
         }
+        self.keys.push((op, ty, g.inputs(n)));
+        self.nodes.push(n);
+        self.slots[s] = (hash, self.keys.len() as u32);
+        if self.keys.len() * 2 > self.slots.len() {
+            self.grow();
+        }
+        None
     }
 
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    fn write_u32(&mut self, i: u32) {
-        self.add(u64::from(i));
-    }
-
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
+    /// Doubles the table (the stored hashes place the entries again).
+    fn grow(&mut self) {
+        let len = self.slots.len() * 2;
+        let old = std::mem::replace(&mut self.slots, vec![(0, 0); len]);
+        self.shift -= 1;
+        let mask = len - 1;
+        for (hash, e) in old {
+            if e == 0 {
+                continue;
+            }
+            let mut s = (hash >> self.shift) as usize;
+            while self.slots[s].1 != 0 {
+                s = (s + 1) & mask;
+            }
+            self.slots[s] = (hash, e);
+        }
     }
 }
 

@@ -32,10 +32,11 @@
 //! so a replayed log reproduces the pass.
 
 use crate::alias::{access, Access};
-use crate::graph::{Graph, GraphError, NodeId};
+use crate::graph::{Graph, GraphError, NodeId, WordHasher};
 use crate::op::Op;
 use crate::types::Type;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 
 /// Loops higher than this keep their places in memory (see the module docs).
 pub const MAX_PROMOTE_HEIGHT: u32 = 16;
@@ -152,9 +153,11 @@ pub fn promote(g: &mut Graph) -> Result<PromoteStats, GraphError> {
     let mut w = Walk {
         owner: vec![u32::MAX; g.len()],
         top: (0..loops.len()).collect(),
-        loop_of_header: HashMap::new(),
-        memo: HashMap::new(),
-        new_loads: HashMap::new(),
+        loop_of_header: HashMap::default(),
+        memo: HashMap::default(),
+        before: HashMap::default(),
+        seen: vec![false; g.len()],
+        new_loads: HashMap::default(),
     };
     for (i, l) in loops.iter().enumerate() {
         w.loop_of_header.insert(l.header, i);
@@ -177,6 +180,11 @@ pub fn promote(g: &mut Graph) -> Result<PromoteStats, GraphError> {
     Ok(stats)
 }
 
+/// The pass's maps: keys of node ids and small integers, hashed by
+/// [`WordHasher`] (SipHash cost more than half of the pass; no map is
+/// iterated, so the hasher changes nothing but time).
+type Map<K, V> = HashMap<K, V, BuildHasherDefault<WordHasher>>;
+
 /// The state of the pass across loops.
 struct Walk {
     /// For a memory state, the loop whose own chain holds it.
@@ -184,15 +192,34 @@ struct Walk {
     /// Union-find over loops: a walked loop's representative is the
     /// outermost walked loop around it that has no parent yet.
     top: Vec<usize>,
-    loop_of_header: HashMap<NodeId, usize>,
+    loop_of_header: Map<NodeId, usize>,
     /// What a place holds at a memory state (`None`: not known).
-    memo: HashMap<(NodeId, Place), Option<NodeId>>,
+    memo: Map<(NodeId, Place), Option<NodeId>>,
     /// Loads this pass made before loops (their entry values), by memory
     /// state: an outer loop promotes them like the loads it was built with.
-    new_loads: HashMap<NodeId, Vec<NodeId>>,
+    new_loads: Map<NodeId, Vec<NodeId>>,
+    /// For a control node, what [`reached_before`] gives: control does
+    /// not change during the pass, and one loop's entry is asked about
+    /// many headers (a walk per question cost most of the pass on hanoi).
+    before: Map<NodeId, Vec<NodeId>>,
+    /// Scratch marks for [`reached_before`], all false between its calls.
+    seen: Vec<bool>,
 }
 
 impl Walk {
+    /// Whether loop header `h` lies on some control path into `ctrl` that
+    /// does not go round a loop (loop headers are left by their entry):
+    /// then `h` comes before `ctrl` and the values it defines are computed
+    /// by the time `ctrl` runs. A bounded walk, done once per `ctrl`;
+    /// `false` when cut short.
+    fn comes_before(&mut self, g: &Graph, h: NodeId, ctrl: NodeId) -> bool {
+        self.before
+            .entry(ctrl)
+            .or_insert_with(|| reached_before(g, ctrl, &mut self.seen))
+            .binary_search(&h)
+            .is_ok()
+    }
+
     fn find(&mut self, mut i: usize) -> usize {
         let mut root = i;
         while self.top[root] != root {
@@ -300,7 +327,7 @@ impl Walk {
     }
 
     /// Whether `base` is computed outside loop `i` (a bounded look).
-    fn invariant(&self, g: &Graph, loops: &[LoopInfo], i: usize, base: NodeId) -> bool {
+    fn invariant(&mut self, g: &Graph, loops: &[LoopInfo], i: usize, base: NodeId) -> bool {
         let mut stack = vec![base];
         let mut seen = Vec::new();
         while let Some(n) = stack.pop() {
@@ -335,7 +362,8 @@ impl Walk {
             }
             .filter(|&h| matches!(g.op(h), Op::Loop { .. }));
             if let Some(h) = untracked {
-                if !comes_before(g, h, g.resolve(g.input(loops[i].header, 0))) {
+                let entry = g.resolve(g.input(loops[i].header, 0));
+                if !self.comes_before(g, h, entry) {
                     return false;
                 }
                 continue;
@@ -410,7 +438,7 @@ impl Walk {
     }
 
     /// Whether `place` may be carried round loop `i`.
-    fn promotable(&self, g: &Graph, loops: &[LoopInfo], i: usize, place: Place) -> bool {
+    fn promotable(&mut self, g: &Graph, loops: &[LoopInfo], i: usize, place: Place) -> bool {
         let Some(a) = place.access() else {
             return false;
         };
@@ -612,26 +640,29 @@ fn place_key(g: &Graph, place: Place) -> u64 {
     k & !PROMOTED_KEY
 }
 
-/// Control nodes [`comes_before`] looks at, at most; past that a loop is
+/// Control nodes [`Walk::comes_before`] looks at, at most; past that a loop is
 /// taken as not before (its values are not promoted on).
 const BEFORE_WALK: usize = 512;
 
-/// Whether loop header `h` lies on some control path into `ctrl` that
-/// does not go round a loop (loop headers are left by their entry): then
-/// `h` comes before `ctrl` and the values it defines are computed by the
-/// time `ctrl` runs. A bounded walk; `false` when cut short.
-fn comes_before(g: &Graph, h: NodeId, ctrl: NodeId) -> bool {
+/// The loop headers among the control nodes a walk up from `ctrl` (into
+/// a loop header by its entry only) meets, sorted: of all of them, or of
+/// the first [`BEFORE_WALK`]` + 1` in depth-first order when there are
+/// more (the walk gives up there, so a header past them is taken as not
+/// before). `seen` marks the nodes met (every entry is reset on return).
+fn reached_before(g: &Graph, ctrl: NodeId, seen: &mut Vec<bool>) -> Vec<NodeId> {
     let mut stack = vec![ctrl];
-    let mut seen = std::collections::HashSet::new();
+    let mut met: Vec<NodeId> = Vec::new();
     while let Some(c) = stack.pop() {
-        if c == h {
-            return true;
+        if c.index() >= seen.len() {
+            seen.resize(c.index() + 1, false);
         }
-        if !seen.insert(c) {
+        if seen[c.index()] {
             continue;
         }
-        if seen.len() > BEFORE_WALK {
-            return false;
+        seen[c.index()] = true;
+        met.push(c);
+        if met.len() > BEFORE_WALK {
+            break;
         }
         match g.op(c) {
             Op::Start => {}
@@ -640,5 +671,10 @@ fn comes_before(g: &Graph, h: NodeId, ctrl: NodeId) -> bool {
             _ => {}
         }
     }
-    false
+    for &c in &met {
+        seen[c.index()] = false;
+    }
+    met.retain(|&c| matches!(g.op(c), Op::Loop { .. }));
+    met.sort_unstable();
+    met
 }
