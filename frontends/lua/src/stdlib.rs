@@ -104,10 +104,10 @@ pub fn open(vm: &mut Vm) {
     vm.string_meta = Some(meta);
 
     let m = new_lib(vm, "math");
-    reg(vm, m, "floor", math_floor);
+    let floor = reg(vm, m, "floor", math_floor);
     reg(vm, m, "ceil", math_ceil);
-    reg(vm, m, "abs", math_abs);
-    reg(vm, m, "sqrt", math_sqrt);
+    let abs = reg(vm, m, "abs", math_abs);
+    let sqrt = reg(vm, m, "sqrt", math_sqrt);
     reg(vm, m, "sin", math_sin);
     reg(vm, m, "cos", math_cos);
     reg(vm, m, "tan", math_tan);
@@ -120,8 +120,19 @@ pub fn open(vm: &mut Vm) {
     reg(vm, m, "log", math_log);
     reg(vm, m, "fmod", math_fmod);
     reg(vm, m, "modf", math_modf);
-    reg(vm, m, "max", math_max);
-    reg(vm, m, "min", math_min);
+    let max = reg(vm, m, "max", math_max);
+    let min = reg(vm, m, "min", math_min);
+    let id = |v: Value| match v {
+        Value::Builtin(id) => id,
+        _ => unreachable!("reg gives a builtin"),
+    };
+    vm.inline_math = InlineMath {
+        sqrt: id(sqrt),
+        abs: id(abs),
+        floor: id(floor),
+        max: id(max),
+        min: id(min),
+    };
     reg(vm, m, "tointeger", math_tointeger);
     reg(vm, m, "type", math_type);
     reg(vm, m, "ult", math_ult);
@@ -1640,13 +1651,103 @@ fn float_to_num(f: f64) -> Value {
     }
 }
 
+/// The builtin ids of the math functions the hot loop runs inline
+/// ([`inline_math`]); `u32::MAX` (no builtin) before the library is
+/// opened.
+#[derive(Clone, Copy, Debug)]
+pub struct InlineMath {
+    sqrt: u32,
+    abs: u32,
+    floor: u32,
+    max: u32,
+    min: u32,
+}
+
+impl Default for InlineMath {
+    fn default() -> Self {
+        let none = u32::MAX;
+        InlineMath {
+            sqrt: none,
+            abs: none,
+            floor: none,
+            max: none,
+            min: none,
+        }
+    }
+}
+
+/// The result of builtin `id` called with `args`, when it is `math.sqrt`,
+/// `math.abs` or `math.floor` of one number, or `math.max` or `math.min`
+/// of two integers or two floats: the cases where the library function
+/// cannot fail, coerce or call out. The functions below use the same
+/// helpers, so both paths give the same value and subtype. `None`
+/// otherwise (the caller then makes the ordinary call).
+#[inline]
+pub(crate) fn inline_math(ids: &InlineMath, id: u32, args: &[Value]) -> Option<Value> {
+    match *args {
+        [x] => {
+            if id == ids.sqrt {
+                match x {
+                    Value::Float(f) => Some(Value::Float(f.sqrt())),
+                    Value::Int(i) => Some(Value::Float((i as f64).sqrt())),
+                    _ => None,
+                }
+            } else if id == ids.abs {
+                match x {
+                    Value::Float(f) => Some(abs_float(f)),
+                    Value::Int(i) => Some(abs_int(i)),
+                    _ => None,
+                }
+            } else if id == ids.floor {
+                match x {
+                    Value::Float(f) => Some(floor_float(f)),
+                    Value::Int(_) => Some(x),
+                    _ => None,
+                }
+            } else {
+                None
+            }
+        }
+        [x, y] => {
+            let want_max = if id == ids.max {
+                true
+            } else if id == ids.min {
+                false
+            } else {
+                return None;
+            };
+            // `math_minmax`'s `<` on two numbers of one subtype.
+            let (best_lt_v, v_lt_best) = match (x, y) {
+                (Value::Int(p), Value::Int(q)) => (p < q, q < p),
+                (Value::Float(p), Value::Float(q)) => (p < q, q < p),
+                _ => return None,
+            };
+            let better = if want_max { best_lt_v } else { v_lt_best };
+            Some(if better { y } else { x })
+        }
+        _ => None,
+    }
+}
+
+fn abs_int(i: i64) -> Value {
+    Value::Int(i.wrapping_abs())
+}
+
+fn abs_float(f: f64) -> Value {
+    Value::Float(f.abs())
+}
+
+fn floor_float(f: f64) -> Value {
+    float_to_num(f.floor())
+}
+
 // Only an integer value is its own floor (or ceiling): a numeric string
 // is taken as a float, as lua5.4's `lua_isinteger` test does
 // (`math.floor('9223372036854775807')` is 2^63, a float).
 fn math_floor(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     let is_int = matches!(arg(vm, base, nargs, 0), Value::Int(_));
     let r = match check_num(vm, base, nargs, 0, "floor")? {
-        Value::Float(f) => float_to_num(f.floor()),
+        Value::Float(f) => floor_float(f),
         Value::Int(i) if !is_int => float_to_num(i as f64),
         v => v,
     };
@@ -1668,9 +1769,9 @@ fn math_abs(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     // as lua5.4's `lua_isinteger` test does.
     let is_int = matches!(arg(vm, base, nargs, 0), Value::Int(_));
     let r = match check_num(vm, base, nargs, 0, "abs")? {
-        Value::Int(i) if is_int => Value::Int(i.wrapping_abs()),
-        Value::Int(i) => Value::Float((i as f64).abs()),
-        Value::Float(f) => Value::Float(f.abs()),
+        Value::Int(i) if is_int => abs_int(i),
+        Value::Int(i) => abs_float(i as f64),
+        Value::Float(f) => abs_float(f),
         v => v,
     };
     vm.rets(base + nargs, &[r])

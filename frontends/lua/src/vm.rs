@@ -179,6 +179,8 @@ pub struct Vm {
     /// and file metatable), a collector root.
     pub lib_state: Option<TableRef>,
     pub builtins: Vec<(&'static str, BuiltinFn)>,
+    /// The math functions the hot loop calls inline (vm/hot.rs).
+    pub(crate) inline_math: crate::stdlib::InlineMath,
     pub(crate) open_upvals: Vec<(usize, UpRef)>,
     /// Stack slots of the running thread's to-be-closed variables, in
     /// declaration order.
@@ -273,6 +275,7 @@ impl Vm {
             type_metas: [None; 5],
             lib_state: None,
             builtins: Vec::new(),
+            inline_math: Default::default(),
             open_upvals: Vec::new(),
             tbc: Vec::new(),
             error_headroom: 0,

@@ -94,8 +94,10 @@ impl Vm {
             open_upvals,
             top,
             fuel: pool,
+            inline_math,
             ..
         } = self;
+        let inline_math = &*inline_math;
         let names = &event_names[..];
         let cur_thread = *cur_thread;
         let globals = *globals;
@@ -490,7 +492,40 @@ impl Vm {
                     }
                     Op::Call(a, b, c) => {
                         // A Lua function whose frame fits in the stack.
-                        let Value::Func(f) = r!(a) else { punt!() };
+                        let f = match r!(a) {
+                            Value::Func(f) => f,
+                            Value::Builtin(id) => {
+                                // `math.sqrt(x)` and the like, run here
+                                // (`stdlib::inline_math`): one result
+                                // wanted, the budget charged as for any
+                                // library call (one step per argument and
+                                // result), and room for the slots the
+                                // ordinary call makes sure of. Its
+                                // collector safe point is skipped: these
+                                // functions allocate nothing.
+                                let func = base + a as usize;
+                                let nargs = (b as usize).wrapping_sub(1);
+                                let extra = nargs.wrapping_add(1);
+                                let Some(args) = regs.get(a as usize + 1..a as usize + b as usize)
+                                else {
+                                    punt!()
+                                };
+                                if c != 2 || end - pc < extra || func + nargs + 8 > stack_len {
+                                    punt!()
+                                }
+                                let Some(v) = crate::stdlib::inline_math(inline_math, id, args)
+                                else {
+                                    punt!()
+                                };
+                                r!(a) = v;
+                                *top = func + 1;
+                                // The charge: the budget's end moves back.
+                                end -= extra;
+                                seg = code.get(..end).unwrap_or(code);
+                                continue;
+                            }
+                            _ => punt!(),
+                        };
                         let func = base + a as usize;
                         let nargs = if b == 0 {
                             *top - func - 1
