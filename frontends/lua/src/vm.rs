@@ -2664,29 +2664,10 @@ impl Vm {
                 Op::ForLoop(a, off) => {
                     // The four loop registers as one slice: one bounds check.
                     let w = &mut self.stack[base + a as usize..base + a as usize + 4];
-                    match (&w[0], &w[1], &w[2]) {
-                        (&Value::Int(i), &Value::Int(count), &Value::Int(step)) => {
-                            if count > 0 {
-                                let next = i.wrapping_add(step);
-                                w[0] = Value::Int(next);
-                                w[1] = Value::Int(count - 1);
-                                w[3] = Value::Int(next);
-                                pc = (pc as i64 + off as i64) as usize;
-                            }
-                        }
-                        (&Value::Float(i), &Value::Float(limit), &Value::Float(step)) => {
-                            let next = i + step;
-                            if if step > 0.0 {
-                                next <= limit
-                            } else {
-                                limit <= next
-                            } {
-                                w[0] = Value::Float(next);
-                                w[3] = Value::Float(next);
-                                pc = (pc as i64 + off as i64) as usize;
-                            }
-                        }
-                        _ => unreachable!("ForPrep normalized the loop"),
+                    match for_loop_step(w) {
+                        Some(true) => pc = (pc as i64 + off as i64) as usize,
+                        Some(false) => {}
+                        None => unreachable!("ForPrep normalized the loop"),
                     }
                 }
                 Op::TForCall(a, c) => {
@@ -3135,6 +3116,42 @@ fn newindex_is_raw(heap: &Heap, names: &[Value], tr: TableRef, k: Value) -> bool
             !matches!(present, Value::Nil)
                 || matches!(meta_field(heap, names, mt, Event::NewIndex), Value::Nil)
         }
+    }
+}
+
+/// One step of a numeric `for` loop whose four registers `w` (index,
+/// remaining count or limit, step, visible copy) `ForPrep` normalized:
+/// `Some(true)` when the loop goes round again (the registers advanced),
+/// `Some(false)` when it ends, `None` when they are not of the normalized
+/// kinds. Shared by both dispatch loops.
+#[inline(always)]
+pub(crate) fn for_loop_step(w: &mut [Value]) -> Option<bool> {
+    match (&w[0], &w[1], &w[2]) {
+        (&Value::Int(i), &Value::Int(count), &Value::Int(step)) => {
+            if count <= 0 {
+                return Some(false);
+            }
+            let next = i.wrapping_add(step);
+            w[0] = Value::Int(next);
+            w[1] = Value::Int(count - 1);
+            w[3] = Value::Int(next);
+            Some(true)
+        }
+        (&Value::Float(i), &Value::Float(limit), &Value::Float(step)) => {
+            let next = i + step;
+            if if step > 0.0 {
+                next <= limit
+            } else {
+                limit <= next
+            } {
+                w[0] = Value::Float(next);
+                w[3] = Value::Float(next);
+                Some(true)
+            } else {
+                Some(false)
+            }
+        }
+        _ => None,
     }
 }
 

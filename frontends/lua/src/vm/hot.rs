@@ -16,7 +16,7 @@
 //! `u8`, so indexing the window needs no bounds check.
 
 use super::{
-    arith_numbers, index_chain, index_field, index_int, index_tables, int_for_count,
+    arith_numbers, for_loop_step, index_chain, index_field, index_int, index_tables, int_for_count,
     newindex_is_raw, no_len_metamethod, push_frame, sub_const, Event, FrameKind, Vm, MAX_STACK,
 };
 use crate::bytecode::{Op, Proto};
@@ -456,29 +456,10 @@ impl Vm {
                         let Some(w) = regs.get_mut(a as usize..a as usize + 4) else {
                             punt!()
                         };
-                        match (&w[0], &w[1], &w[2]) {
-                            (&Value::Int(i), &Value::Int(count), &Value::Int(step)) => {
-                                if count > 0 {
-                                    let next = i.wrapping_add(step);
-                                    w[0] = Value::Int(next);
-                                    w[1] = Value::Int(count - 1);
-                                    w[3] = Value::Int(next);
-                                    jump!(off);
-                                }
-                            }
-                            (&Value::Float(i), &Value::Float(limit), &Value::Float(step)) => {
-                                let next = i + step;
-                                if if step > 0.0 {
-                                    next <= limit
-                                } else {
-                                    limit <= next
-                                } {
-                                    w[0] = Value::Float(next);
-                                    w[3] = Value::Float(next);
-                                    jump!(off);
-                                }
-                            }
-                            _ => punt!(),
+                        match for_loop_step(w) {
+                            Some(true) => jump!(off),
+                            Some(false) => {}
+                            None => punt!(),
                         }
                     }
                     Op::TForLoop(a, off) => {
