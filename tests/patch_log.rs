@@ -46,27 +46,25 @@ struct Recorded {
 }
 
 fn record_all(prog: &Program) -> Recorded {
-    let fresh = build(prog);
-    let mut opt = fresh.clone();
-    let rec = Recorder::start(&opt);
-    vssa::optimize(&mut opt).expect("optimize");
-    let net = rec.log(&opt).expect("record");
-    let full = rec.full_log(&opt).expect("record");
-    Recorded {
-        fresh,
-        opt,
-        net,
-        full,
-    }
+    record_with(prog, |g| {
+        vssa::optimize(g).expect("optimize");
+    })
 }
 
 /// [`record_all`] with the JIT's middle end (guard hoisting, promotion,
 /// closed forms) instead of the optimizer alone.
 fn record_middle_end(prog: &Program) -> Recorded {
+    record_with(prog, |g| {
+        vssa_jit::middle_end(g, &[], None, &Default::default()).expect("middle end");
+    })
+}
+
+/// Builds `prog` and runs `pass` on a copy under a recorder.
+fn record_with(prog: &Program, pass: impl FnOnce(&mut Graph)) -> Recorded {
     let fresh = build(prog);
     let mut opt = fresh.clone();
     let rec = Recorder::start(&opt);
-    vssa_jit::middle_end(&mut opt, &[], None, &Default::default()).expect("middle end");
+    pass(&mut opt);
     let net = rec.log(&opt).expect("record");
     let full = rec.full_log(&opt).expect("record");
     Recorded {
