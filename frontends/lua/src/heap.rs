@@ -36,7 +36,7 @@ impl<T> Default for Arena<T> {
 }
 
 impl<T> Arena<T> {
-    fn alloc(&mut self, v: T) -> u32 {
+    pub(crate) fn alloc(&mut self, v: T) -> u32 {
         if let Some(i) = self.free.pop() {
             self.slots[i as usize] = Some(v);
             i
@@ -133,9 +133,82 @@ pub struct GcStats {
     pub live_bytes: usize,
 }
 
+/// The largest array part (in slots) whose buffer a freed table gives
+/// back for reuse ([`ArrayPool`]).
+const POOLED_ARRAY: usize = 4;
+
+/// How many buffers of one size the pool keeps at most (a bound on the
+/// memory it holds: 64 Ki buffers of 4 slots are 4 MiB).
+const POOL_DEPTH: usize = 1 << 16;
+
+/// The array buffers of freed tables, by capacity (1 to
+/// [`POOLED_ARRAY`] slots), for constructors of tables of that size:
+/// `{ a, b, c }` then takes an allocation from here instead of `malloc`,
+/// and the sweep that freed its table paid no `free` either.
+#[derive(Default)]
+pub struct ArrayPool {
+    free: [Vec<Vec<Value>>; POOLED_ARRAY],
+}
+
+impl ArrayPool {
+    /// An empty array part with room for exactly `n` values.
+    #[inline]
+    pub fn take(&mut self, n: usize) -> Vec<Value> {
+        if let Some(list) = n.checked_sub(1).and_then(|i| self.free.get_mut(i)) {
+            if let Some(v) = list.pop() {
+                return v;
+            }
+        }
+        Vec::with_capacity(n)
+    }
+
+    /// Keeps the buffer of a freed table's array part, if of a pooled size
+    /// and the pool has room for it (else it is freed).
+    #[inline]
+    fn give(&mut self, mut arr: Vec<Value>) {
+        if let Some(list) = arr
+            .capacity()
+            .checked_sub(1)
+            .and_then(|i| self.free.get_mut(i))
+        {
+            if list.len() < POOL_DEPTH {
+                arr.clear();
+                list.push(arr);
+            }
+        }
+    }
+
+    /// Bytes held by pooled buffers.
+    fn bytes(&self) -> usize {
+        self.free
+            .iter()
+            .enumerate()
+            .map(|(i, l)| l.len() * (i + 1) * std::mem::size_of::<Value>())
+            .sum()
+    }
+}
+
+/// A new table with room for `narr` array values and `nhash` fields,
+/// its array buffer from `pool` when one fits (split from [`Heap`] so the
+/// interpreter's inner loop can call it while it borrows the closures).
+#[inline]
+pub fn alloc_table(
+    tables: &mut Arena<Table>,
+    gc: &mut GcStats,
+    pool: &mut ArrayPool,
+    narr: usize,
+    nhash: usize,
+) -> TableRef {
+    let t = Table::with_array(pool.take(narr), nhash);
+    gc.debt += t.size_bytes();
+    TableRef(tables.alloc(t))
+}
+
 pub struct Heap {
     pub strings: Arena<LuaStr>,
     pub tables: Arena<Table>,
+    /// Array buffers of freed tables, for new ones.
+    pub arrays: ArrayPool,
     pub closures: Arena<Closure>,
     pub upvals: Arena<UpVal>,
     pub coroutines: Arena<Coroutine>,
@@ -171,6 +244,7 @@ impl Default for Heap {
         Heap {
             strings: Arena::default(),
             tables: Arena::default(),
+            arrays: ArrayPool::default(),
             closures: Arena::default(),
             upvals: Arena::default(),
             coroutines: Arena::default(),
@@ -232,6 +306,18 @@ impl Heap {
     pub fn new_table(&mut self, t: Table) -> TableRef {
         self.gc.debt += t.size_bytes();
         TableRef(self.tables.alloc(t))
+    }
+
+    /// A new empty table with room for `narr` array values and `nhash`
+    /// fields (a constructor's sizes), its array buffer from the pool.
+    pub fn new_table_sized(&mut self, narr: usize, nhash: usize) -> TableRef {
+        alloc_table(
+            &mut self.tables,
+            &mut self.gc,
+            &mut self.arrays,
+            narr,
+            nhash,
+        )
     }
 
     #[inline(always)]
@@ -313,7 +399,9 @@ impl Heap {
         for s in interned.keys() {
             live += 48 + s.len();
         }
-        self.tables.sweep(|_, _| {});
+        let arrays = &mut self.arrays;
+        self.tables.sweep(|_, t| arrays.give(t.arr));
+        live += arrays.bytes();
         for t in self.tables.slots.iter().flatten() {
             live += t.size_bytes();
         }
@@ -560,5 +648,52 @@ impl Heap {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freed_tables_give_their_small_array_buffers_to_new_ones() {
+        let mut heap = Heap::default();
+        let t = heap.new_table_sized(3, 0);
+        heap.table_mut(t).arr.push(Value::Int(1));
+        let buf = heap.table(t).arr.as_ptr();
+        let big = heap.new_table_sized(POOLED_ARRAY + 1, 0);
+        let keep = heap.new_table_sized(3, 0);
+        heap.collect([Value::Table(keep)], &[]);
+        assert_eq!(heap.tables.live_count(), 1);
+        assert_eq!(heap.arrays.free[2].len(), 1, "the 3-slot buffer is kept");
+        assert!(
+            heap.arrays
+                .free
+                .iter()
+                .all(|l| l.iter().all(|v| v.is_empty())),
+            "pooled buffers hold no values"
+        );
+        let _ = big;
+        let again = heap.new_table_sized(3, 0);
+        let tab = heap.table(again);
+        assert_eq!(tab.arr.as_ptr(), buf, "reused");
+        assert!(tab.arr.is_empty() && tab.arr.capacity() == 3);
+        assert!(heap.arrays.free[2].is_empty());
+        assert!(heap.new_table_sized(0, 0).0 != again.0);
+    }
+
+    #[test]
+    fn the_pool_is_bounded() {
+        let mut pool = ArrayPool::default();
+        for _ in 0..POOL_DEPTH + 10 {
+            pool.give(Vec::with_capacity(1));
+        }
+        pool.give(Vec::with_capacity(POOLED_ARRAY + 1));
+        pool.give(Vec::new());
+        assert_eq!(pool.free[0].len(), POOL_DEPTH);
+        assert_eq!(pool.bytes(), POOL_DEPTH * std::mem::size_of::<Value>());
+        assert_eq!(pool.take(1).capacity(), 1);
+        assert_eq!(pool.free[0].len(), POOL_DEPTH - 1);
+        assert_eq!(pool.take(0).capacity(), 0);
     }
 }

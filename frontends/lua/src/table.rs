@@ -249,8 +249,16 @@ pub fn norm_key(k: Value) -> Value {
 
 impl Table {
     pub fn with_capacity(narr: usize, nhash: usize) -> Self {
+        Self::with_array(Vec::with_capacity(narr), nhash)
+    }
+
+    /// A table whose array part is `arr` (empty, its capacity the room
+    /// wanted) with room for `nhash` fields.
+    #[inline]
+    pub fn with_array(arr: Vec<Value>, nhash: usize) -> Self {
+        debug_assert!(arr.is_empty());
         Table {
-            arr: Vec::with_capacity(narr),
+            arr,
             hash: HashPart::with_capacity(nhash),
             meta: None,
             meta_facts: MetaFacts::default(),
@@ -380,6 +388,25 @@ impl Table {
             return false;
         }
         self.hash.insert_new(k, v);
+        true
+    }
+
+    /// [`Table::set_str_without_growth`] for the string `s`, finding a
+    /// present slot through `hint` first (as [`Table::get_str_hinted`]).
+    #[inline]
+    pub fn set_str_without_growth_hinted(&mut self, s: StrRef, v: Value, hint: &Cell<u32>) -> bool {
+        self.forget_meta_facts();
+        if let Some(i) = self.hash.find_str_hinted(s, hint) {
+            self.hash.slots[i].value = v;
+            return true;
+        }
+        if matches!(v, Value::Nil) {
+            return true;
+        }
+        if self.hash.slots.is_empty() || self.hash.full() {
+            return false;
+        }
+        self.hash.insert_new(Value::Str(s), v);
         true
     }
 
@@ -716,6 +743,40 @@ mod tests {
             !t.replace_field_hinted(s(6), Value::Int(1), &hint),
             "dead key"
         );
+    }
+
+    #[test]
+    fn hinted_stores_without_growth_agree_with_plain_ones() {
+        let s = |i: u32| crate::value::StrRef(i, 0);
+        let mut plain = Table::with_capacity(0, 3);
+        let mut hinted = Table::with_capacity(0, 3);
+        let hint = Cell::new(0);
+        // New keys until full, a dead key revived, a nil store of an
+        // absent key, each with stale and fresh hints.
+        for (i, v) in [
+            (1, 1),
+            (2, 2),
+            (1, 0),
+            (1, 3),
+            (9, 0),
+            (3, 4),
+            (4, 5),
+            (5, 6),
+        ] {
+            let v = if v == 0 { Value::Nil } else { Value::Int(v) };
+            hint.set(if i % 2 == 0 { 1000 } else { hint.get() });
+            let a = plain.set_str_without_growth(Value::Str(s(i)), v);
+            let b = hinted.set_str_without_growth_hinted(s(i), v, &hint);
+            assert_eq!(a, b, "key {i}");
+            for k in 0..10 {
+                let k = Value::Str(s(k));
+                assert!(plain.get_str(k).raw_eq(hinted.get_str(k)));
+            }
+        }
+        assert!(matches!(hinted.get_str(Value::Str(s(1))), Value::Int(3)));
+        hinted.learn_absent(2);
+        assert!(hinted.set_str_without_growth_hinted(s(1), Value::Int(8), &hint));
+        assert!(!hinted.known_absent(2), "a store forgets the facts");
     }
 
     #[test]

@@ -2133,9 +2133,7 @@ impl Vm {
                 Op::NewTable(a, narr, nhash) => {
                     sync!();
                     self.gc_check();
-                    let t = self
-                        .heap
-                        .new_table(Table::with_capacity(narr as usize, nhash as usize));
+                    let t = self.heap.new_table_sized(narr as usize, nhash as usize);
                     rk!(self, base, a) = Value::Table(t);
                 }
                 Op::SetList(a, n, start) => {
@@ -3116,6 +3114,16 @@ fn newindex_is_raw(heap: &Heap, names: &[Value], tr: TableRef, k: Value) -> bool
             !matches!(present, Value::Nil)
                 || matches!(meta_field(heap, names, mt, Event::NewIndex), Value::Nil)
         }
+    }
+}
+
+/// [`newindex_is_raw`] for a key known to be absent or nil in `tr` (an
+/// inline-cache probe just found it so): no second probe.
+#[inline]
+pub(crate) fn no_newindex(heap: &Heap, names: &[Value], tr: TableRef) -> bool {
+    match heap.table(tr).meta {
+        None => true,
+        Some(mt) => matches!(meta_field(heap, names, mt, Event::NewIndex), Value::Nil),
     }
 }
 

@@ -17,10 +17,10 @@
 
 use super::{
     arith_numbers, for_loop_step, index_chain, index_field, index_int, index_tables, int_for_count,
-    newindex_is_raw, no_len_metamethod, push_frame, sub_const, Event, FrameKind, Vm, MAX_STACK,
+    no_len_metamethod, no_newindex, push_frame, sub_const, Event, FrameKind, Vm, MAX_STACK,
 };
 use crate::bytecode::{Op, Proto};
-use crate::heap::UpVal;
+use crate::heap::{alloc_table, Arena, ArrayPool, GcStats, UpVal};
 use crate::table::Table;
 use crate::value::{FnRef, Value};
 
@@ -309,10 +309,16 @@ impl Vm {
                         // that needs no growth.
                         let Value::Table(tr) = r!(a) else { punt!() };
                         let (s, hint) = field_key!(k);
-                        let (key, v) = (Value::Str(s), r!(c));
+                        // After the cache's probe the key is absent or nil:
+                        // no probe to ask whether `__newindex` applies, and
+                        // the store finds the slot by the hint just set.
+                        let v = r!(c);
                         let stored = heap.tables.get_mut(tr.0).replace_field_hinted(s, v, hint)
-                            || (newindex_is_raw(heap, names, tr, key)
-                                && heap.tables.get_mut(tr.0).set_str_without_growth(key, v));
+                            || (no_newindex(heap, names, tr)
+                                && heap
+                                    .tables
+                                    .get_mut(tr.0)
+                                    .set_str_without_growth_hinted(s, v, hint));
                         if !stored {
                             punt!()
                         }
@@ -562,8 +568,30 @@ impl Vm {
                     }
                     // Every other instruction by name, no wildcard: the jump table then
                     // covers every opcode and needs no range check.
+                    Op::NewTable(a, narr, nhash) => {
+                        // Unless a collection is due (the outer loop runs
+                        // it at this instruction, with every value rooted).
+                        match new_table(
+                            &mut heap.tables,
+                            &mut heap.gc,
+                            &mut heap.arrays,
+                            narr,
+                            nhash,
+                        ) {
+                            Some(t) => r!(a) = t,
+                            None => punt!(),
+                        }
+                    }
+                    Op::SetList(a, n, start) if n != 0 => {
+                        let Value::Table(t) = r!(a) else { punt!() };
+                        let Some(items) = regs.get(a as usize + 1..=a as usize + n as usize) else {
+                            punt!()
+                        };
+                        if !set_list(heap.tables.get_mut(t.0), start, items) {
+                            punt!()
+                        }
+                    }
                     Op::SetGlobal(..)
-                    | Op::NewTable(..)
                     | Op::SetList(..)
                     | Op::Concat(..)
                     | Op::TForCall(..)
@@ -638,6 +666,43 @@ impl Vm {
                 self.stack.resize(new_len, Value::Nil);
             }
         }
+    }
+}
+
+/// A constructor's table, its array buffer from the heap's pool (out of
+/// line, as [`append`], to keep the loop's registers for the common arms).
+#[inline(never)]
+fn new_table(
+    tables: &mut Arena<Table>,
+    gc: &mut GcStats,
+    arrays: &mut ArrayPool,
+    narr: u16,
+    nhash: u8,
+) -> Option<Value> {
+    if gc.debt > gc.threshold {
+        return None;
+    }
+    Some(Value::Table(alloc_table(
+        tables,
+        gc,
+        arrays,
+        narr as usize,
+        nhash as usize,
+    )))
+}
+
+/// `SetList` of `items` from key `start` into a constructor's table whose
+/// array part ends just before `start`, has room for them all and no hash
+/// part (then `Table::set_list_item` would push each one): false, storing
+/// nothing, otherwise.
+#[inline(never)]
+fn set_list(tab: &mut Table, start: u32, items: &[Value]) -> bool {
+    let len = tab.arr.len();
+    if start as usize == len + 1 && tab.arr.capacity() - len >= items.len() && tab.hash.is_empty() {
+        tab.arr.extend_from_slice(items);
+        true
+    } else {
+        false
     }
 }
 
