@@ -168,6 +168,10 @@ pub(crate) fn net_patches(g: &Graph, t: &Timeline<'_>) -> Option<Vec<Patch>> {
     let mut links = Vec::new();
     for x in (0..n).filter(|&i| named[i]).map(NodeId::from_index) {
         let mut p = v.resolve_at(x, 0).0;
+        if v.when[p.index()] == usize::MAX {
+            // Never replaced: it resolves to itself at every segment end.
+            continue;
+        }
         for &te in &ends {
             let (q, latest) = v.resolve_at(p, te);
             if q == p {

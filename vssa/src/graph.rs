@@ -625,25 +625,36 @@ impl Graph {
     /// The nodes reachable backwards from `End` through resolved inputs
     /// (back edges included), in construction order. Iterative: any depth.
     pub fn live_nodes(&self) -> Vec<NodeId> {
-        let mut seen = vec![false; self.nodes.len()];
-        let mut stack: Vec<NodeId> = self.end().into_iter().collect();
-        for &s in &stack {
-            seen[s.index()] = true;
+        // One bit per node, read out in order at the end: every pass asks
+        // for the live nodes, some of them several times.
+        let mut seen = vec![0u64; self.nodes.len().div_ceil(64)];
+        let mut stack: Vec<NodeId> = Vec::with_capacity(64);
+        let mut count = 0;
+        if let Some(e) = self.end() {
+            seen[e.index() / 64] |= 1 << (e.index() % 64);
+            stack.push(e);
+            count += 1;
         }
         while let Some(n) = stack.pop() {
             for &i in &self.nodes[n.index()].inputs {
                 let i = self.resolve(i);
-                if !seen[i.index()] {
-                    seen[i.index()] = true;
+                let (w, bit) = (i.index() / 64, 1u64 << (i.index() % 64));
+                if seen[w] & bit == 0 {
+                    seen[w] |= bit;
                     stack.push(i);
+                    count += 1;
                 }
             }
         }
-        seen.iter()
-            .enumerate()
-            .filter(|(_, &s)| s)
-            .map(|(i, _)| NodeId::from_index(i))
-            .collect()
+        let mut live = Vec::with_capacity(count);
+        for (w, &word) in seen.iter().enumerate() {
+            let mut rest = word;
+            while rest != 0 {
+                live.push(NodeId::from_index(w * 64 + rest.trailing_zeros() as usize));
+                rest &= rest - 1;
+            }
+        }
+        live
     }
 
     /// Users of every live node through resolved inputs, indexed by node id

@@ -66,7 +66,7 @@ const VISITS_PER_NODE: u64 = 16;
 /// users.
 pub fn optimize(g: &mut Graph) -> Result<OptStats, GraphError> {
     let live = g.live_nodes();
-    let mut users = g.users_of(&live);
+    let mut users = Users::of(g, &live);
     let budget = VISITS_PER_NODE.saturating_mul(live.len() as u64 + 16);
     let mut stats = OptStats {
         converged: true,
@@ -113,12 +113,11 @@ pub fn optimize(g: &mut Graph) -> Result<OptStats, GraphError> {
             phis.retain(|&p| g.node(p).replaced_by().is_none());
             for (old, new) in remove_redundant_phis(g, &phis)? {
                 stats.replaced += 1;
-                let moved = std::mem::take(&mut users[old.index()]);
-                for &u in &moved {
+                users.fit(g.len());
+                users.hand_over(old, new, |u| {
                     phis_changed |= is_phi(g, u);
                     current.insert(u);
-                }
-                users[new.index()].extend(moved);
+                });
             }
         }
         while let Some(n) = current.pop_first() {
@@ -130,18 +129,17 @@ pub fn optimize(g: &mut Graph) -> Result<OptStats, GraphError> {
             let before = g.len();
             let answer = visit(g, n, &mut numbering)?;
             let mut woken: Vec<NodeId> = Vec::new();
+            users.fit(g.len());
             if let Some(r) = answer {
                 g.replace(n, r)?;
                 stats.replaced += 1;
-                let moved = std::mem::take(&mut users[n.index()]);
-                users.resize_with(g.len(), Default::default);
-                phis_changed |= moved.iter().any(|&u| is_phi(g, u));
-                woken.extend_from_slice(&moved);
-                users[r.index()].extend(moved);
+                users.hand_over(n, r, |u| {
+                    phis_changed |= is_phi(g, u);
+                    woken.push(u);
+                });
             }
             // Nodes the rules created: record them as users of their inputs
             // (so later changes wake them) and visit them too.
-            users.resize_with(g.len(), Default::default);
             for i in before..g.len() {
                 let id = NodeId::from_index(i);
                 if is_phi(g, id) {
@@ -149,7 +147,7 @@ pub fn optimize(g: &mut Graph) -> Result<OptStats, GraphError> {
                     phis_changed = true;
                 }
                 for input in g.inputs(id) {
-                    users[input.index()].push(id);
+                    users.add(input, id);
                 }
                 woken.push(id);
             }
@@ -164,6 +162,82 @@ pub fn optimize(g: &mut Graph) -> Result<OptStats, GraphError> {
         std::mem::swap(&mut current, &mut next);
     }
     Ok(stats)
+}
+
+/// The users of each node, as the optimizer keeps them: one linked list
+/// per node in flat arrays, so that building them costs no allocation per
+/// node and handing a replaced node's users to its replacement is a splice.
+/// A user appears once per input slot; the order of a list does not matter
+/// (its users are only ever woken, all of them).
+struct Users {
+    /// First and last entry of each node's list (`NIL`: empty).
+    head: Vec<u32>,
+    tail: Vec<u32>,
+    /// Each entry's user and next entry.
+    user: Vec<NodeId>,
+    next: Vec<u32>,
+}
+
+const NIL: u32 = u32::MAX;
+
+impl Users {
+    /// The users of the `live` nodes through resolved inputs (as
+    /// [`Graph::users_of`] gives them).
+    fn of(g: &Graph, live: &[NodeId]) -> Users {
+        let mut users = Users {
+            head: vec![NIL; g.len()],
+            tail: vec![NIL; g.len()],
+            user: Vec::with_capacity(live.len() * 3),
+            next: Vec::with_capacity(live.len() * 3),
+        };
+        for &n in live {
+            for &i in g.node(n).raw_inputs() {
+                users.add(g.resolve(i), n);
+            }
+        }
+        users
+    }
+
+    /// Room for nodes up to `len`.
+    fn fit(&mut self, len: usize) {
+        if self.head.len() < len {
+            self.head.resize(len, NIL);
+            self.tail.resize(len, NIL);
+        }
+    }
+
+    /// Records `u` as a user of `n`.
+    fn add(&mut self, n: NodeId, u: NodeId) {
+        let e = u32::try_from(self.user.len()).expect("fewer than 2^32 uses");
+        self.user.push(u);
+        self.next.push(NIL);
+        let n = n.index();
+        match self.tail[n] {
+            NIL => self.head[n] = e,
+            t => self.next[t as usize] = e,
+        }
+        self.tail[n] = e;
+    }
+
+    /// Calls `f` on each user of `old`, then makes them users of `new`.
+    fn hand_over(&mut self, old: NodeId, new: NodeId, mut f: impl FnMut(NodeId)) {
+        let (old, new) = (old.index(), new.index());
+        let first = std::mem::replace(&mut self.head[old], NIL);
+        if first == NIL {
+            return;
+        }
+        let mut e = first;
+        while e != NIL {
+            f(self.user[e as usize]);
+            e = self.next[e as usize];
+        }
+        let last = std::mem::replace(&mut self.tail[old], NIL);
+        match self.tail[new] {
+            NIL => self.head[new] = first,
+            t => self.next[t as usize] = first,
+        }
+        self.tail[new] = last;
+    }
 }
 
 fn is_phi(g: &Graph, n: NodeId) -> bool {
