@@ -381,14 +381,7 @@ impl Table {
             *slot = v;
             return true;
         }
-        if matches!(v, Value::Nil) {
-            return true;
-        }
-        if self.hash.slots.is_empty() || self.hash.full() {
-            return false;
-        }
-        self.hash.insert_new(k, v);
-        true
+        self.insert_absent_without_growth(k, v)
     }
 
     /// [`Table::set_str_without_growth`] for the string `s`, finding a
@@ -400,13 +393,21 @@ impl Table {
             self.hash.slots[i].value = v;
             return true;
         }
+        self.insert_absent_without_growth(Value::Str(s), v)
+    }
+
+    /// The rest of a store without growth once key `k` is known absent
+    /// from the hash part: nil stores nothing; any other value goes in a
+    /// free slot, or false if there is none.
+    #[inline(always)]
+    fn insert_absent_without_growth(&mut self, k: Value, v: Value) -> bool {
         if matches!(v, Value::Nil) {
             return true;
         }
         if self.hash.slots.is_empty() || self.hash.full() {
             return false;
         }
-        self.hash.insert_new(Value::Str(s), v);
+        self.hash.insert_new(k, v);
         true
     }
 
