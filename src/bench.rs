@@ -13,6 +13,7 @@
 //! or a failed run marks the cell FAIL and makes the command fail at the
 //! end. The engines are a list ([`VARIANTS`]), so a new one is one entry.
 
+use crate::bench_report::{commit_label, cpu_model, cpus, first_line_of, fmt_ms, median, utc_now};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -172,20 +173,6 @@ impl Cell {
     fn median(&self) -> Option<f64> {
         median(&self.wall_ms)
     }
-}
-
-pub(crate) fn median(xs: &[f64]) -> Option<f64> {
-    if xs.is_empty() {
-        return None;
-    }
-    let mut v = xs.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
 }
 
 pub fn run(args: BenchArgs) -> Result<(), String> {
@@ -479,20 +466,6 @@ fn gcc_version() -> Option<String> {
     first_line_of("gcc", &["--version"])
 }
 
-fn first_line_of(cmd: &str, args: &[&str]) -> Option<String> {
-    let o = Command::new(cmd).args(args).output().ok()?;
-    if !o.status.success() {
-        return None;
-    }
-    Some(
-        String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .next()?
-            .trim()
-            .to_string(),
-    )
-}
-
 /// Where the numbers were taken.
 struct Machine {
     nproc: usize,
@@ -504,79 +477,13 @@ struct Machine {
 }
 
 fn machine_info(gcc: Option<&str>) -> Machine {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into());
     Machine {
-        nproc: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        cpu,
+        nproc: cpus(),
+        cpu: cpu_model(),
         rustc: first_line_of("rustc", &["--version"]).unwrap_or_else(|| "unknown".into()),
         gcc: gcc.unwrap_or("not found").to_string(),
         date: utc_now(),
         commit: commit_label(),
-    }
-}
-
-/// The checked-out commit, marked when the tree has uncommitted changes.
-pub(crate) fn commit_label() -> String {
-    match first_line_of("git", &["rev-parse", "--short", "HEAD"]) {
-        Some(c) => {
-            let dirty = Command::new("git")
-                .args(["status", "--porcelain", "--untracked-files=no"])
-                .output()
-                .map(|o| !o.stdout.is_empty())
-                .unwrap_or(false);
-            if dirty {
-                format!("{c} (with uncommitted changes)")
-            } else {
-                c
-            }
-        }
-        None => "unknown".into(),
-    }
-}
-
-/// The current UTC time as `YYYY-MM-DD HH:MM UTC` (no date crate needed).
-fn utc_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-fn fmt_ms(ms: f64) -> String {
-    if ms >= 1000.0 {
-        format!("{:.2} s", ms / 1e3)
-    } else if ms >= 10.0 {
-        format!("{ms:.1} ms")
-    } else {
-        format!("{ms:.2} ms")
     }
 }
 
@@ -786,21 +693,6 @@ fn to_json(rows: &[(String, Vec<Cell>)], m: &Machine, args: &BfArgs) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn medians() {
-        assert_eq!(median(&[]), None);
-        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
-        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
-    }
-
-    #[test]
-    fn dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
-        assert_eq!(civil_from_days(20_512), (2026, 2, 28));
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
-    }
 
     #[test]
     fn compile_time_is_read_from_stats() {

@@ -24,7 +24,9 @@
 //! `docs/benchmarks.md`) between two marker lines, replacing the section
 //! an earlier run wrote and leaving the rest of the file as it is.
 
-use crate::bench::{commit_label, median};
+use crate::bench_report::{
+    commit_label, cpu_model, cpus, first_line_of, fmt_ms, geomean, load_average, median,
+};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -203,7 +205,7 @@ pub fn run(args: LuaArgs) -> Result<(), String> {
         .iter()
         .map(|e| match e.kind {
             Kind::Vssa(_) => Some("this vssa binary (commit below)".to_string()),
-            Kind::Exe(cmd) => version_of(cmd),
+            Kind::Exe(cmd) => first_line_of(cmd, &["-v"]),
         })
         .collect();
     for (e, v) in ENGINES.iter().zip(&versions) {
@@ -231,7 +233,7 @@ pub fn run(args: LuaArgs) -> Result<(), String> {
     }
     let machine = Machine {
         cpu: cpu_model(),
-        nproc: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        nproc: cpus(),
         load_before,
         load_after: load_average(),
         versions,
@@ -551,22 +553,6 @@ fn measure_program(
     cells
 }
 
-/// The first line `cmd -v` prints (either stream), or `None` when it does
-/// not run.
-fn version_of(cmd: &str) -> Option<String> {
-    let o = Command::new(cmd).arg("-v").output().ok()?;
-    if !o.status.success() {
-        return None;
-    }
-    let text = [o.stdout, o.stderr].concat();
-    let line = String::from_utf8_lossy(&text)
-        .lines()
-        .next()?
-        .trim()
-        .to_string();
-    Some(line)
-}
-
 /// Where the numbers were taken.
 struct Machine {
     cpu: String,
@@ -577,36 +563,6 @@ struct Machine {
     commit: String,
 }
 
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into())
-}
-
-/// The 1, 5 and 15 minute load averages (`/proc/loadavg`).
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|| "unknown".into())
-}
-
-fn fmt_ms(ms: f64) -> String {
-    if ms >= 1000.0 {
-        format!("{:.2} s", ms / 1e3)
-    } else if ms >= 100.0 {
-        format!("{ms:.0} ms")
-    } else {
-        format!("{ms:.1} ms")
-    }
-}
-
 /// `engine / BASELINE` of one measure, when both passed.
 fn ratio(cells: &[Cell], key: &str, m: Measure) -> Option<f64> {
     let at = |k: &str| ENGINES.iter().position(|e| e.key == k);
@@ -614,11 +570,6 @@ fn ratio(cells: &[Cell], key: &str, m: Measure) -> Option<f64> {
     let y = m.of(&cells[at(BASELINE)?])?;
     // A CPU time under one tick reads 0: no ratio.
     (x > 0.0 && y > 0.0).then(|| x / y)
-}
-
-/// The geometric mean, or `None` of nothing.
-fn geomean(xs: &[f64]) -> Option<f64> {
-    (!xs.is_empty()).then(|| (xs.iter().map(|x| x.ln()).sum::<f64>() / xs.len() as f64).exp())
 }
 
 /// One table: medians of `m` for every engine, the ratios to the
@@ -914,9 +865,7 @@ mod tests {
     }
 
     #[test]
-    fn geometric_means_and_ratios() {
-        assert_eq!(geomean(&[]), None);
-        assert!((geomean(&[2.0, 8.0]).unwrap() - 4.0).abs() < 1e-12);
+    fn ratios_to_the_baseline() {
         let cell = |ms: f64| Cell {
             wall_ms: vec![ms],
             cpu_ms: vec![ms / 2.0],

@@ -26,6 +26,7 @@
 //! program. Every figure is the median of `--runs` repetitions measured in
 //! one process, side by side.
 
+use crate::bench_report::{fmt_ms, pct};
 use crate::plot::{Chart, Series};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -134,7 +135,7 @@ fn ms(d: Duration) -> f64 {
 
 /// The median, NaN for no values (drawn as a gap, printed as `–`).
 fn median(xs: &[f64]) -> f64 {
-    crate::bench::median(xs).unwrap_or(f64::NAN)
+    crate::bench_report::median(xs).unwrap_or(f64::NAN)
 }
 
 fn config() -> JitConfig {
@@ -496,26 +497,6 @@ fn summary(r: &Row) -> String {
     s
 }
 
-fn fmt_ms(v: f64) -> String {
-    if !v.is_finite() {
-        "–".into()
-    } else if v >= 100.0 {
-        format!("{v:.0} ms")
-    } else if v >= 1.0 {
-        format!("{v:.1} ms")
-    } else {
-        format!("{v:.3} ms")
-    }
-}
-
-fn pct(part: f64, whole: f64) -> String {
-    if part.is_finite() && whole > 0.0 {
-        format!("{:.1} %", 100.0 * part / whole)
-    } else {
-        "–".into()
-    }
-}
-
 fn table(rows: &[Row]) -> String {
     let mut s = String::from(
         "| workload | units | changed | nodes | fresh compile | full | replay | replay + cache | unit only | unit only / fresh | cache hits |\n\
@@ -535,7 +516,7 @@ fn table(rows: &[Row]) -> String {
             fmt_ms(get(1)),
             fmt_ms(get(2)),
             fmt_ms(get(3)),
-            pct(get(3), r.fresh_ms),
+            pct(Some(get(3)), Some(r.fresh_ms)),
             r.cache_hits
         ));
     }
@@ -560,7 +541,10 @@ fn phase_table(rows: &[Row]) -> String {
         for (_, v) in &r.phases {
             s.push_str(&format!(" {} |", fmt_ms(*v)));
         }
-        s.push_str(&format!(" {} |\n", pct(r.replay_ms, r.optimize_ms)));
+        s.push_str(&format!(
+            " {} |\n",
+            pct(Some(r.replay_ms), Some(r.optimize_ms))
+        ));
     }
     s
 }
@@ -579,7 +563,7 @@ fn markdown(corpus: &[Row], size: &[Row], change: &[Row], args: &RecompileArgs) 
     s.push_str(&format!(
         "Machine: {} logical CPUs, vssa commit {}.\n\n",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
-        crate::bench::commit_label()
+        crate::bench_report::commit_label()
     ));
     if !corpus.is_empty() {
         s.push_str("## Corpus programs, one deopt\n\n");

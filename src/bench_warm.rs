@@ -29,7 +29,8 @@
 //! again (`patch_log_save_ms` zero, checked), and its file upkeep (stale
 //! temporaries) waits for a run that saves.
 
-use crate::bench::{corpus, median, Program};
+use crate::bench::{corpus, Program};
+use crate::bench_report::{median, pct, sig3};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -205,28 +206,13 @@ fn check_warm(stats: &Value, way: Way) -> Result<(), String> {
     Ok(())
 }
 
-fn fmt(x: Option<f64>) -> String {
-    match x {
-        Some(v) if v >= 100.0 => format!("{v:.0}"),
-        Some(v) if v >= 10.0 => format!("{v:.1}"),
-        Some(v) => format!("{v:.2}"),
-        None => "–".into(),
-    }
-}
-
-fn pct(a: Option<f64>, b: Option<f64>) -> String {
-    match (a, b) {
-        (Some(a), Some(b)) if b > 0.0 => format!("{:.1} %", 100.0 * a / b),
-        _ => "–".into(),
-    }
-}
-
 fn markdown(rows: &[Row], runs: u32) -> String {
     let mut s = String::from(
         "| program | cold: compile CPU ms | warm, log only | warm, log + code cache | \
          log only / cold | log + cache / cold | cold optimize, CPU ms | warm replay, CPU ms | \
          replay / optimize |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
+    let fmt = |x: Option<f64>| x.map_or("–".into(), sig3);
     for r in rows {
         let (c, l, k) = (
             median(&r.cold.cpu_ms),

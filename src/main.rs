@@ -37,6 +37,7 @@ macro_rules! note_part {
 mod bench;
 mod bench_lua;
 mod bench_recompile;
+mod bench_report;
 mod bench_warm;
 mod cache_cmd;
 mod log_cmd;

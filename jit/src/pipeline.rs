@@ -320,12 +320,7 @@ impl UnitCompiler {
         report.nodes_built += graph.len();
         report.build_requests += graph.build_requests();
         report.nodes_live_built += graph.live_nodes().len();
-        dump(cfg, guest, &graph, req.name, "1-built")?;
-        if cfg.verify {
-            let t = Instant::now();
-            verify(&graph)?;
-            report.verify += t.elapsed();
-        }
+        after_phase(cfg, guest, &graph, req.name, "1-built", report)?;
         let mut log = None;
         let rec = vssa_patch::Recorder::start(&graph);
         let key = rec.program();
@@ -359,12 +354,7 @@ impl UnitCompiler {
                 report.optimize_cpu += cpu.end();
             }
             report.replacements += graph.replacements().len();
-            dump(cfg, guest, &graph, req.name, "2-optimized")?;
-            if cfg.verify {
-                let t = Instant::now();
-                verify(&graph)?;
-                report.verify += t.elapsed();
-            }
+            after_phase(cfg, guest, &graph, req.name, "2-optimized", report)?;
             // A log replayed in full is the unit's log already (recording
             // the replayed graph gives it back, refutations included): the
             // book keeps it, and nothing is recorded again.
@@ -566,20 +556,26 @@ pub fn verify<E>(g: &Graph) -> Result<(), JitError<E>> {
     vssa::verify::verify(g).map_err(|errs| JitError::Verify(errs.into()))
 }
 
-fn dump<G: Guest>(
+/// What follows every phase of the graph: its DOT dump and the verifier,
+/// each when the configuration asks for it.
+fn after_phase<G: Guest>(
     cfg: &JitConfig,
     guest: &G,
     g: &Graph,
     name: &str,
     phase: &str,
+    report: &mut JitReport,
 ) -> Result<(), Error<G>> {
-    match &cfg.dump_dot {
-        Some(dir) => {
-            let label = guest.dump_label(name, phase);
-            write_dump(dir, &label, &vssa::dot::to_dot(g, &label))
-        }
-        None => Ok(()),
+    if let Some(dir) = &cfg.dump_dot {
+        let label = guest.dump_label(name, phase);
+        write_dump(dir, &label, &vssa::dot::to_dot(g, &label))?;
     }
+    if cfg.verify {
+        let t = Instant::now();
+        verify(g)?;
+        report.verify += t.elapsed();
+    }
+    Ok(())
 }
 
 fn write_dump<E>(dir: &std::path::Path, phase: &str, text: &str) -> Result<(), JitError<E>> {

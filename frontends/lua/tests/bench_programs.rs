@@ -2,31 +2,13 @@
 //! arguments gives exactly lua5.4's output (skipped, with the reason
 //! printed, on a machine without the shared corpus).
 
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+mod common;
 
-fn corpus() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/lua/bench");
-    dir.is_dir().then_some(dir)
-}
-
-/// A writer the test can read back after the run.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("not poisoned").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use common::{shared_lua, Capture};
 
 #[test]
 fn bench_programs_print_lua54_output() {
-    let Some(dir) = corpus() else {
+    let Some(dir) = shared_lua("bench") else {
         eprintln!("skipped: ../shared/lua/bench is not on this machine");
         return;
     };
@@ -59,7 +41,7 @@ fn bench_programs_print_lua54_output() {
                     .to_string_lossy()
                     .into_owned();
                 let r = vssa_lua::run_source(&src, &name, &args, Box::new(out.clone()));
-                let got = out.0.lock().expect("not poisoned").clone();
+                let got = out.bytes();
                 (name, r, got, expected)
             })
         })

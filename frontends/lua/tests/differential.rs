@@ -2,8 +2,10 @@
 //! reference Lua 5.4 (the `mlua` crate builds it from source) must print
 //! the same text and raise the same error messages.
 
+mod common;
+
+use common::Capture;
 use proptest::prelude::*;
-use std::sync::{Arc, Mutex};
 
 /// Runs `snippet` under a harness that records `print` output and the
 /// error (if any) as text; the same harness runs on both implementations.
@@ -39,24 +41,11 @@ fn reference(snippet: &str) -> String {
     String::from_utf8_lossy(&out.as_bytes()).into_owned()
 }
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("not poisoned").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn ours(snippet: &str) -> String {
     let code = harness(snippet) + "io.write(table.concat(buf))";
     let out = Capture::default();
     let r = vssa_lua::run_source(code.as_bytes(), "harness", &[], Box::new(out.clone()));
-    let text = String::from_utf8_lossy(&out.0.lock().expect("not poisoned")).into_owned();
+    let text = out.text();
     match r {
         Ok(()) => text,
         Err(e) => format!("{text}<harness failed: {e:?}>"),

@@ -9,8 +9,9 @@
 //! each with the reason; the issue allows removing only parts that need
 //! the `T` test library, the debug library or the C API.
 
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+mod common;
+
+use common::{shared_lua, Capture};
 use std::time::Duration;
 
 /// An edit of a test file's text: `find` (which must occur) becomes
@@ -154,25 +155,6 @@ const CASES: &[Case] = &[
     },
 ];
 
-/// The test files' folder, if present.
-fn testes_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/lua/testes");
-    dir.is_dir().then_some(dir)
-}
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("not poisoned").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The offsets where `needle` occurs in `hay`.
 fn find_all(hay: &[u8], needle: &[u8]) -> Vec<usize> {
     (0..hay.len().saturating_sub(needle.len() - 1))
@@ -222,7 +204,7 @@ fn run_case(dir: &std::path::Path, case: &Case) -> Result<(), String> {
 
 #[test]
 fn official_test_files_have_their_documented_status() {
-    let Some(dir) = testes_dir() else {
+    let Some(dir) = shared_lua("testes") else {
         eprintln!("skipped: ../shared/lua/testes is absent");
         return;
     };
