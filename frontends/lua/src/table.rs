@@ -329,11 +329,17 @@ impl Table {
     /// [`Table::get_str`] for the string `s`, trying the hash slot `hint`
     /// first (an instruction's inline cache, [`crate::bytecode::Proto`]'s
     /// `slot_hints`) and pointing it at the slot a full probe finds.
+    /// Returns the slot's value by reference (a nil one for an absent
+    /// key), so the caller copies it to its destination whole: a value
+    /// returned by copy was split by LLVM into tag and payload stores
+    /// that the next instruction's 16-byte load of the register could
+    /// not be forwarded from (a store-forwarding stall per field read).
     #[inline(always)]
-    pub fn get_str_hinted(&self, s: StrRef, hint: &Cell<u32>) -> Value {
+    pub fn get_str_hinted(&self, s: StrRef, hint: &Cell<u32>) -> &Value {
+        static NIL: Value = Value::Nil;
         match self.hash.find_str_hinted(s, hint) {
-            Some(i) => self.hash.slots[i].value,
-            None => Value::Nil,
+            Some(i) => &self.hash.slots[i].value,
+            None => &NIL,
         }
     }
 
@@ -717,12 +723,12 @@ mod tests {
             // a slower lookup; a hit leaves the hint at the key's slot.
             for start in [0, 7, 1000] {
                 let hint = Cell::new(start);
-                let v = t.get_str_hinted(s(i), &hint);
+                let v = *t.get_str_hinted(s(i), &hint);
                 assert!(v.raw_eq(t.get_str(Value::Str(s(i)))), "key {i}");
                 if i < 40 {
                     let again = hint.get();
                     assert!(
-                        matches!(t.get_str_hinted(s(i), &hint), Value::Int(n) if n == i as i64)
+                        matches!(*t.get_str_hinted(s(i), &hint), Value::Int(n) if n == i as i64)
                     );
                     assert_eq!(hint.get(), again, "a hit keeps the hint");
                 }
