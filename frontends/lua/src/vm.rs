@@ -179,8 +179,8 @@ pub struct Vm {
     /// and file metatable), a collector root.
     pub lib_state: Option<TableRef>,
     pub builtins: Vec<(&'static str, BuiltinFn)>,
-    /// The math functions the hot loop calls inline (vm/hot.rs).
-    pub(crate) inline_math: crate::stdlib::InlineMath,
+    /// The library functions the hot loop calls inline (vm/hot.rs).
+    pub(crate) inline_builtins: crate::stdlib::InlineBuiltins,
     pub(crate) open_upvals: Vec<(usize, UpRef)>,
     /// Stack slots of the running thread's to-be-closed variables, in
     /// declaration order.
@@ -275,7 +275,7 @@ impl Vm {
             type_metas: [None; 5],
             lib_state: None,
             builtins: Vec::new(),
-            inline_math: Default::default(),
+            inline_builtins: Default::default(),
             open_upvals: Vec::new(),
             tbc: Vec::new(),
             error_headroom: 0,

@@ -105,10 +105,10 @@ impl Vm {
             open_upvals,
             top,
             fuel: pool,
-            inline_math,
+            inline_builtins,
             ..
         } = self;
-        let inline_math = &*inline_math;
+        let inline_builtins = &*inline_builtins;
         let names = &event_names[..];
         let cur_thread = *cur_thread;
         let globals = *globals;
@@ -495,30 +495,37 @@ impl Vm {
                         let f = match r!(a) {
                             Value::Func(f) => f,
                             Value::Builtin(id) => {
-                                // `math.sqrt(x)` and the like, run here
-                                // (`stdlib::inline_math`): one result
-                                // wanted, the budget charged as for any
-                                // library call (one step per argument and
-                                // result), and room for the slots the
-                                // ordinary call makes sure of. Its
-                                // collector safe point is skipped: these
-                                // functions allocate nothing.
+                                // `assert(x)`, `math.sqrt(x)` and the like,
+                                // run here (`stdlib::inline_call`): at most
+                                // one result wanted, the budget charged as
+                                // for any library call (one step per
+                                // argument and result), and room for the
+                                // slots the ordinary call makes sure of.
+                                // Its collector safe point is skipped:
+                                // these calls allocate nothing.
                                 let func = base + a as usize;
                                 let nargs = (b as usize).wrapping_sub(1);
-                                let extra = nargs.wrapping_add(1);
+                                let want = (c as usize).wrapping_sub(1);
                                 let Some(args) = regs.get(a as usize + 1..a as usize + b as usize)
                                 else {
                                     punt!()
                                 };
-                                if c != 2 || end - pc < extra || func + nargs + 8 > stack_len {
+                                if want > 1 || func + nargs + 8 > stack_len {
                                     punt!()
                                 }
-                                let Some(v) = crate::stdlib::inline_math(inline_math, id, args)
+                                let Some((v, results)) =
+                                    crate::stdlib::inline_call(inline_builtins, id, args)
                                 else {
                                     punt!()
                                 };
-                                r!(a) = v;
-                                *top = func + 1;
+                                let extra = nargs + results;
+                                if end - pc < extra {
+                                    punt!()
+                                }
+                                if want == 1 {
+                                    r!(a) = v;
+                                }
+                                *top = func + want;
                                 // The charge: the budget's end moves back.
                                 end -= extra;
                                 seg = code.get(..end).unwrap_or(code);
