@@ -317,6 +317,16 @@ impl Table {
         self.hash.get(Value::Int(i)).unwrap_or(Value::Nil)
     }
 
+    /// The item at integer key `i` when it is a non-nil value of the
+    /// array part, by reference (copied whole, see
+    /// [`Table::get_str_hinted`]).
+    #[inline(always)]
+    pub fn array_item(&self, i: i64) -> Option<&Value> {
+        self.arr
+            .get((i as u64).wrapping_sub(1) as usize)
+            .filter(|v| !matches!(v, Value::Nil))
+    }
+
     /// The value for a string key (strings are interned: identity lookup).
     #[inline(always)]
     pub fn get_str(&self, k: Value) -> Value {

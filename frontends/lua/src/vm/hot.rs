@@ -275,6 +275,11 @@ impl Vm {
                     }
                     Op::GetIndex(a, b, i) => {
                         let Value::Table(tr) = r!(b) else { punt!() };
+                        // An item of the array part copied from its slot.
+                        if let Some(v) = heap.table(tr).array_item(i as i64) {
+                            r!(a) = *v;
+                            continue;
+                        }
                         match index_int(heap, names, tr, i as i64) {
                             Some(v) => r!(a) = v,
                             None => punt!(),
@@ -283,7 +288,13 @@ impl Vm {
                     Op::GetTable(a, b, c) => {
                         let Value::Table(tr) = r!(b) else { punt!() };
                         let hit = match r!(c) {
-                            Value::Int(i) => index_int(heap, names, tr, i),
+                            Value::Int(i) => match heap.table(tr).array_item(i) {
+                                Some(v) => {
+                                    r!(a) = *v;
+                                    continue;
+                                }
+                                None => index_int(heap, names, tr, i),
+                            },
                             key => index_tables(heap, names, tr, key),
                         };
                         match hit {
