@@ -116,7 +116,9 @@ impl Vm {
         // Whether the running frame is one entered here. Its prototype is
         // then borrowed from its closure in the heap (nothing here can free
         // a closure, and tables and upvalues are written through their own
-        // arenas), so calls and returns copy no `Rc<Proto>`.
+        // arenas), so calls and returns copy no `Rc<Proto>`; a call hands
+        // over the callee's, found by its arm, and a return looks up the
+        // caller's once.
         let mut changed = false;
         let mut proto = proto;
         'frame: loop {
