@@ -179,6 +179,7 @@ impl ArrayPool {
     }
 
     /// Bytes held by pooled buffers.
+    #[cfg(test)]
     fn bytes(&self) -> usize {
         self.free
             .iter()
@@ -399,9 +400,11 @@ impl Heap {
         for s in interned.keys() {
             live += 48 + s.len();
         }
+        // The buffers given to the pool are not live: counted, they raised
+        // the next threshold by up to the pool's size (binary-trees 16
+        // peaked at 76.5 MB against 66.7 MB without the pool).
         let arrays = &mut self.arrays;
         self.tables.sweep(|_, t| arrays.give(t.arr));
-        live += arrays.bytes();
         for t in self.tables.slots.iter().flatten() {
             live += t.size_bytes();
         }

@@ -386,6 +386,15 @@ mod tests {
     }
 
     #[test]
+    fn inline_library_calls_charge_as_ordinary_ones() {
+        // `assert` and `math.abs` run inside the hot loop: the same
+        // count as the ordinary calls of the outer loop, and every budget
+        // stops exactly.
+        let src = "local s = 0\nfor i = 1, 40 do assert(i) s = s + assert(i, 'm') + math.abs(-i) end\nprint(s)\n";
+        check_budgets(src, 0..2_000);
+    }
+
+    #[test]
     fn pcall_does_not_catch_the_step_limit() {
         let src = "while true do pcall(function() while true do end end) end";
         let (r, _, _) = run(src, steps(10_000));

@@ -56,7 +56,10 @@ pub fn open(vm: &mut Vm) {
     reg(vm, g, "pairs", base_pairs);
     reg(vm, g, "select", base_select);
     reg(vm, g, "error", base_error);
-    reg(vm, g, "assert", base_assert);
+    let assert = reg(vm, g, "assert", base_assert);
+    if let Value::Builtin(id) = assert {
+        vm.inline_builtins.assert = id;
+    }
     reg(vm, g, "setmetatable", base_setmetatable);
     reg(vm, g, "getmetatable", base_getmetatable);
     reg(vm, g, "rawget", base_rawget);
@@ -126,12 +129,13 @@ pub fn open(vm: &mut Vm) {
         Value::Builtin(id) => id,
         _ => unreachable!("reg gives a builtin"),
     };
-    vm.inline_math = InlineMath {
+    vm.inline_builtins = InlineBuiltins {
         sqrt: id(sqrt),
         abs: id(abs),
         floor: id(floor),
         max: id(max),
         min: id(min),
+        ..vm.inline_builtins
     };
     reg(vm, m, "tointeger", math_tointeger);
     reg(vm, m, "type", math_type);
@@ -1651,11 +1655,12 @@ fn float_to_num(f: f64) -> Value {
     }
 }
 
-/// The builtin ids of the math functions the hot loop runs inline
-/// ([`inline_math`]); `u32::MAX` (no builtin) before the library is
-/// opened.
+/// The builtin ids of the library functions the hot loop runs inline
+/// ([`inline_call`]): `assert` and a few math functions; `u32::MAX` (no
+/// builtin) before their library is opened.
 #[derive(Clone, Copy, Debug)]
-pub struct InlineMath {
+pub struct InlineBuiltins {
+    assert: u32,
     sqrt: u32,
     abs: u32,
     floor: u32,
@@ -1663,10 +1668,11 @@ pub struct InlineMath {
     min: u32,
 }
 
-impl Default for InlineMath {
+impl Default for InlineBuiltins {
     fn default() -> Self {
         let none = u32::MAX;
-        InlineMath {
+        InlineBuiltins {
+            assert: none,
             sqrt: none,
             abs: none,
             floor: none,
@@ -1676,6 +1682,22 @@ impl Default for InlineMath {
     }
 }
 
+/// The first result of builtin `id` called with `args` and how many it
+/// returns, when the call cannot fail, allocate or call out: `assert` of
+/// a true value (it returns its arguments, as [`base_assert`] does), or
+/// one of [`inline_math`]'s cases. `None` otherwise (the caller then makes
+/// the ordinary call).
+#[inline]
+pub(crate) fn inline_call(ids: &InlineBuiltins, id: u32, args: &[Value]) -> Option<(Value, usize)> {
+    if id == ids.assert {
+        return match args.first() {
+            Some(&v) if v.truthy() => Some((v, args.len())),
+            _ => None,
+        };
+    }
+    inline_math(ids, id, args).map(|v| (v, 1))
+}
+
 /// The result of builtin `id` called with `args`, when it is `math.sqrt`,
 /// `math.abs` or `math.floor` of one number, or `math.max` or `math.min`
 /// of two integers or two floats: the cases where the library function
@@ -1683,7 +1705,7 @@ impl Default for InlineMath {
 /// helpers, so both paths give the same value and subtype. `None`
 /// otherwise (the caller then makes the ordinary call).
 #[inline]
-pub(crate) fn inline_math(ids: &InlineMath, id: u32, args: &[Value]) -> Option<Value> {
+fn inline_math(ids: &InlineBuiltins, id: u32, args: &[Value]) -> Option<Value> {
     match *args {
         [x] => {
             if id == ids.sqrt {

@@ -55,6 +55,14 @@ struct Slot {
     value: Value,
 }
 
+impl Slot {
+    /// Whether the slot's key is the string `s`.
+    #[inline(always)]
+    fn holds_str(&self, s: StrRef) -> bool {
+        self.tag == STR_TAG && self.bits == s.0 as u64
+    }
+}
+
 /// The hash part: open addressing with linear probing.
 #[derive(Default, Debug)]
 pub struct HashPart {
@@ -113,19 +121,31 @@ impl HashPart {
         self.find(k).map(|i| self.slots[i].value)
     }
 
-    /// The slot holding the string `s`, trying slot `hint` first and
-    /// setting `hint` to where a full probe found it.
+    /// The value under the string `s`, trying slot `hint` first and
+    /// setting `hint` to where a full probe found it; by reference, so a
+    /// hit on the hint costs one bounds check (an index returned from
+    /// both paths was checked again after they met).
     #[inline(always)]
-    fn find_str_hinted(&self, s: StrRef, hint: &Cell<u32>) -> Option<usize> {
+    fn get_str_hinted(&self, s: StrRef, hint: &Cell<u32>) -> Option<&Value> {
         let h = hint.get() as usize;
-        if let Some(slot) = self.slots.get(h) {
-            if slot.tag == STR_TAG && slot.bits == s.0 as u64 {
-                return Some(h);
-            }
+        if self.slots.get(h).is_some_and(|slot| slot.holds_str(s)) {
+            return Some(&self.slots[h].value);
         }
         let i = self.find(Value::Str(s))?;
         hint.set(i as u32);
-        Some(i)
+        Some(&self.slots[i].value)
+    }
+
+    /// [`HashPart::get_str_hinted`] for writing.
+    #[inline(always)]
+    fn get_str_hinted_mut(&mut self, s: StrRef, hint: &Cell<u32>) -> Option<&mut Value> {
+        let h = hint.get() as usize;
+        if self.slots.get(h).is_some_and(|slot| slot.holds_str(s)) {
+            return Some(&mut self.slots[h].value);
+        }
+        let i = self.find(Value::Str(s))?;
+        hint.set(i as u32);
+        Some(&mut self.slots[i].value)
     }
 
     fn get_mut(&mut self, k: Value) -> Option<&mut Value> {
@@ -317,6 +337,16 @@ impl Table {
         self.hash.get(Value::Int(i)).unwrap_or(Value::Nil)
     }
 
+    /// The item at integer key `i` when it is a non-nil value of the
+    /// array part, by reference (copied whole, see
+    /// [`Table::get_str_hinted`]).
+    #[inline(always)]
+    pub fn array_item(&self, i: i64) -> Option<&Value> {
+        self.arr
+            .get((i as u64).wrapping_sub(1) as usize)
+            .filter(|v| !matches!(v, Value::Nil))
+    }
+
     /// The value for a string key (strings are interned: identity lookup).
     #[inline(always)]
     pub fn get_str(&self, k: Value) -> Value {
@@ -329,22 +359,25 @@ impl Table {
     /// [`Table::get_str`] for the string `s`, trying the hash slot `hint`
     /// first (an instruction's inline cache, [`crate::bytecode::Proto`]'s
     /// `slot_hints`) and pointing it at the slot a full probe finds.
+    /// Returns the slot's value by reference (a nil one for an absent
+    /// key), so the caller copies it to its destination whole: a value
+    /// returned by copy was split by LLVM into tag and payload stores
+    /// that the next instruction's 16-byte load of the register could
+    /// not be forwarded from (a store-forwarding stall per field read).
     #[inline(always)]
-    pub fn get_str_hinted(&self, s: StrRef, hint: &Cell<u32>) -> Value {
-        match self.hash.find_str_hinted(s, hint) {
-            Some(i) => self.hash.slots[i].value,
-            None => Value::Nil,
-        }
+    pub fn get_str_hinted(&self, s: StrRef, hint: &Cell<u32>) -> &Value {
+        static NIL: Value = Value::Nil;
+        self.hash.get_str_hinted(s, hint).unwrap_or(&NIL)
     }
 
     /// [`Table::replace_field`] for the string `s` with an inline cache
     /// as for [`Table::get_str_hinted`].
     #[inline(always)]
     pub fn replace_field_hinted(&mut self, s: StrRef, v: Value, hint: &Cell<u32>) -> bool {
-        match self.hash.find_str_hinted(s, hint) {
-            Some(i) if !matches!(self.hash.slots[i].value, Value::Nil) => {
+        match self.hash.get_str_hinted_mut(s, hint) {
+            Some(slot) if !matches!(slot, Value::Nil) => {
+                *slot = v;
                 self.forget_meta_facts();
-                self.hash.slots[i].value = v;
                 true
             }
             _ => false,
@@ -389,8 +422,8 @@ impl Table {
     #[inline]
     pub fn set_str_without_growth_hinted(&mut self, s: StrRef, v: Value, hint: &Cell<u32>) -> bool {
         self.forget_meta_facts();
-        if let Some(i) = self.hash.find_str_hinted(s, hint) {
-            self.hash.slots[i].value = v;
+        if let Some(slot) = self.hash.get_str_hinted_mut(s, hint) {
+            *slot = v;
             return true;
         }
         self.insert_absent_without_growth(Value::Str(s), v)
@@ -717,12 +750,12 @@ mod tests {
             // a slower lookup; a hit leaves the hint at the key's slot.
             for start in [0, 7, 1000] {
                 let hint = Cell::new(start);
-                let v = t.get_str_hinted(s(i), &hint);
+                let v = *t.get_str_hinted(s(i), &hint);
                 assert!(v.raw_eq(t.get_str(Value::Str(s(i)))), "key {i}");
                 if i < 40 {
                     let again = hint.get();
                     assert!(
-                        matches!(t.get_str_hinted(s(i), &hint), Value::Int(n) if n == i as i64)
+                        matches!(*t.get_str_hinted(s(i), &hint), Value::Int(n) if n == i as i64)
                     );
                     assert_eq!(hint.get(), again, "a hit keeps the hint");
                 }

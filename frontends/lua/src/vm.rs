@@ -179,8 +179,8 @@ pub struct Vm {
     /// and file metatable), a collector root.
     pub lib_state: Option<TableRef>,
     pub builtins: Vec<(&'static str, BuiltinFn)>,
-    /// The math functions the hot loop calls inline (vm/hot.rs).
-    pub(crate) inline_math: crate::stdlib::InlineMath,
+    /// The library functions the hot loop calls inline (vm/hot.rs).
+    pub(crate) inline_builtins: crate::stdlib::InlineBuiltins,
     pub(crate) open_upvals: Vec<(usize, UpRef)>,
     /// Stack slots of the running thread's to-be-closed variables, in
     /// declaration order.
@@ -275,7 +275,7 @@ impl Vm {
             type_metas: [None; 5],
             lib_state: None,
             builtins: Vec::new(),
-            inline_math: Default::default(),
+            inline_builtins: Default::default(),
             open_upvals: Vec::new(),
             tbc: Vec::new(),
             error_headroom: 0,
@@ -3020,6 +3020,8 @@ fn index_tables(heap: &Heap, names: &[Value], tr: TableRef, k: Value) -> Option<
 /// `obj:name()`), with the instruction's inline cache `hint` tried first
 /// in the object and in its class ([`Table::get_str_hinted`]): a field of
 /// the object or a method of its class is usually found without hashing.
+/// The value is copied from its slot to `dst` whole; false, leaving `dst`
+/// alone, when the general path must answer.
 #[inline(always)]
 fn index_field(
     heap: &Heap,
@@ -3027,25 +3029,44 @@ fn index_field(
     tr: TableRef,
     s: StrRef,
     hint: &Cell<u32>,
-) -> Option<Value> {
+    dst: &mut Value,
+) -> bool {
     let tab = heap.table(tr);
     let v = tab.get_str_hinted(s, hint);
     if !matches!(v, Value::Nil) {
-        return Some(v);
+        *dst = *v;
+        return true;
     }
     let mt = match tab.meta {
-        None => return Some(Value::Nil),
+        None => {
+            *dst = Value::Nil;
+            return true;
+        }
         Some(mt) => mt,
     };
     if let Some(class) = heap.table(mt).known_index_table() {
         let tab = heap.table(class);
         let v = tab.get_str_hinted(s, hint);
-        return match (v, tab.meta) {
-            (Value::Nil, Some(next)) => index_chain(heap, names, next, Value::Str(s)),
-            _ => Some(v),
-        };
+        if !matches!(v, Value::Nil) || tab.meta.is_none() {
+            *dst = *v;
+            return true;
+        }
+        let next = tab.meta.expect("checked above");
+        return index_chain_to(heap, names, next, Value::Str(s), dst);
     }
-    index_chain(heap, names, mt, Value::Str(s))
+    index_chain_to(heap, names, mt, Value::Str(s), dst)
+}
+
+/// [`index_chain`] into `dst` (left alone when it gives up).
+#[inline(always)]
+fn index_chain_to(heap: &Heap, names: &[Value], mt: TableRef, k: Value, dst: &mut Value) -> bool {
+    match index_chain(heap, names, mt, k) {
+        Some(v) => {
+            *dst = v;
+            true
+        }
+        None => false,
+    }
 }
 
 /// [`index_tables`] for an integer key (the array part first).

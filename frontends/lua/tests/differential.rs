@@ -266,6 +266,10 @@ const SNIPPETS: &[&str] = &[
     // infinities, the integer limits, huge floats; strings, other argument
     // counts and a replaced function take the ordinary call.
     "local m, q = math, function(v) return math.type(v) .. ' ' .. (v ~= v and 'nan' or string.format('%q', v)) end local nan, inf = 0/0, 1/0 for _, x in ipairs({-0.0, 0.0, -1, 4, 2.25, inf, -inf, nan, math.mininteger, math.maxinteger, 2^63, -2^63, 1e300, -3.5, 2^53 + 1.0}) do local a = m.sqrt(x) local b = m.abs(x) local c = m.floor(x) local d = m.max(x, 0) local e = m.min(x, 0.0) local f = m.max(-0.0, x) local g = m.min(x, -1) local h = m.max(x, x) print(q(a), q(b), q(c), q(d), q(e), q(f), q(g), q(h)) end print(m.abs('-3'), m.floor('7.5'), m.floor('9223372036854775807'), m.sqrt('4'), m.max('10', '9'), m.min(3, 2, 1), m.max(2, 2.0), m.min(nan, 1), m.max(1, nan) ~= 1) print(pcall(m.sqrt), pcall(m.abs, {}), pcall(m.floor, 'x'), pcall(m.max, 1, 'x')) local s = 0 for i = 1, 20 do s = s + m.sqrt(i) + m.abs(-i) + m.floor(i / 3) + m.max(i, 10) + m.min(i, 10.5) end print(s) local old = m.sqrt m.sqrt = function(x) return 'mine ' .. x end print(m.sqrt(4), m.sqrt(2.0)) m.sqrt = old print(m.sqrt(4), select('#', m.sqrt(9)), #{m.abs(-2), m.floor(2.5)})",
+    // `assert` of a true value with at most one result wanted runs inline
+    // in the hot loop (vm/hot.rs); failures, more results, no argument
+    // and a replaced `assert` take the ordinary call.
+    "local n = 0 for i = 1, 30 do assert(i) n = n + assert(i, 'msg') local a, b = assert(i, 'two') n = n + #b + a end print(n) print(pcall(assert, false)) print(pcall(assert, nil, 'boom')) print(pcall(assert)) print(select('#', assert(1, 2, 3)), assert(0.0, nil)) for i = 1, 3 do print(pcall(function() assert(i < 3, 'small ' .. i) return assert(i) end)) end local old = assert assert = function(...) return 'mine', ... end print(assert(false)) assert = old print(assert('back'))",
 ];
 
 #[test]

@@ -34,7 +34,7 @@ pub(super) const WINDOW: usize = 256;
 const HOT_SLICE: i64 = 1 << 24;
 
 /// Why the inner loop stopped.
-enum Leave {
+enum Leave<'p> {
     /// At an instruction for the outer loop (pc points at it), or at the
     /// end of the budget or of the code.
     Punt,
@@ -42,13 +42,24 @@ enum Leave {
     Call {
         func: usize,
         f: FnRef,
+        callee: &'p Proto,
         nargs: usize,
         want: i32,
     },
     /// A tail call of a Lua function: the running frame gives way to it.
-    TailCall { func: usize, f: FnRef, nargs: usize },
-    /// A return of `want` values from `first` to a Lua caller.
-    Return { first: usize },
+    TailCall {
+        func: usize,
+        f: FnRef,
+        callee: &'p Proto,
+        nargs: usize,
+    },
+    /// A return of `want` values from `first` to a Lua caller, to the
+    /// slots from `dst` (the callee's function slot).
+    Return {
+        first: usize,
+        dst: usize,
+        want: usize,
+    },
 }
 
 impl Vm {
@@ -94,10 +105,10 @@ impl Vm {
             open_upvals,
             top,
             fuel: pool,
-            inline_math,
+            inline_builtins,
             ..
         } = self;
-        let inline_math = &*inline_math;
+        let inline_builtins = &*inline_builtins;
         let names = &event_names[..];
         let cur_thread = *cur_thread;
         let globals = *globals;
@@ -105,14 +116,12 @@ impl Vm {
         // Whether the running frame is one entered here. Its prototype is
         // then borrowed from its closure in the heap (nothing here can free
         // a closure, and tables and upvalues are written through their own
-        // arenas), so calls and returns copy no `Rc<Proto>`.
+        // arenas), so calls and returns copy no `Rc<Proto>`; a call hands
+        // over the callee's, found by its arm, and a return looks up the
+        // caller's once.
         let mut changed = false;
+        let mut proto = proto;
         'frame: loop {
-            let proto: &Proto = if changed {
-                &heap.closures.get(cl.0).proto
-            } else {
-                proto
-            };
             let code = &proto.code[..];
             let consts = &proto.consts[..];
             if left <= 0 {
@@ -257,18 +266,22 @@ impl Vm {
                         if matches!(v, Value::Nil) && heap.table(globals).meta.is_some() {
                             punt!()
                         }
-                        r!(a) = v;
+                        r!(a) = *v;
                     }
                     Op::GetField(a, b, k) => {
                         let Value::Table(tr) = r!(b) else { punt!() };
                         let (s, hint) = field_key!(k);
-                        match index_field(heap, names, tr, s, hint) {
-                            Some(v) => r!(a) = v,
-                            None => punt!(),
+                        if !index_field(heap, names, tr, s, hint, &mut r!(a)) {
+                            punt!()
                         }
                     }
                     Op::GetIndex(a, b, i) => {
                         let Value::Table(tr) = r!(b) else { punt!() };
+                        // An item of the array part copied from its slot.
+                        if let Some(v) = heap.table(tr).array_item(i as i64) {
+                            r!(a) = *v;
+                            continue;
+                        }
                         match index_int(heap, names, tr, i as i64) {
                             Some(v) => r!(a) = v,
                             None => punt!(),
@@ -277,7 +290,13 @@ impl Vm {
                     Op::GetTable(a, b, c) => {
                         let Value::Table(tr) = r!(b) else { punt!() };
                         let hit = match r!(c) {
-                            Value::Int(i) => index_int(heap, names, tr, i),
+                            Value::Int(i) => match heap.table(tr).array_item(i) {
+                                Some(v) => {
+                                    r!(a) = *v;
+                                    continue;
+                                }
+                                None => index_int(heap, names, tr, i),
+                            },
                             key => index_tables(heap, names, tr, key),
                         };
                         match hit {
@@ -286,23 +305,30 @@ impl Vm {
                         }
                     }
                     Op::SelfOp(a, b, k) => {
+                        if a == u8::MAX {
+                            punt!()
+                        }
                         let obj = r!(b);
                         let (s, hint) = field_key!(k);
-                        let key = Value::Str(s);
-                        let hit = match obj {
-                            Value::Table(tr) => index_field(heap, names, tr, s, hint),
+                        let found = match obj {
+                            Value::Table(tr) => index_field(heap, names, tr, s, hint, &mut r!(a)),
                             // `s:sub(i, j)`: the string library through the
                             // strings' metatable.
-                            Value::Str(_) => {
-                                string_meta.and_then(|mt| index_chain(heap, names, mt, key))
-                            }
-                            _ => None,
+                            Value::Str(_) => match string_meta
+                                .and_then(|mt| index_chain(heap, names, mt, Value::Str(s)))
+                            {
+                                Some(v) => {
+                                    r!(a) = v;
+                                    true
+                                }
+                                None => false,
+                            },
+                            _ => false,
                         };
-                        let (Some(v), Some(slot)) = (hit, regs.get_mut(a as usize + 1)) else {
+                        if !found {
                             punt!()
-                        };
-                        *slot = obj;
-                        r!(a) = v;
+                        }
+                        r!(a as usize + 1) = obj;
                     }
                     Op::SetField(a, k, c) => {
                         // A field already present (one probe), or a raw store
@@ -482,30 +508,37 @@ impl Vm {
                         let f = match r!(a) {
                             Value::Func(f) => f,
                             Value::Builtin(id) => {
-                                // `math.sqrt(x)` and the like, run here
-                                // (`stdlib::inline_math`): one result
-                                // wanted, the budget charged as for any
-                                // library call (one step per argument and
-                                // result), and room for the slots the
-                                // ordinary call makes sure of. Its
-                                // collector safe point is skipped: these
-                                // functions allocate nothing.
+                                // `assert(x)`, `math.sqrt(x)` and the like,
+                                // run here (`stdlib::inline_call`): at most
+                                // one result wanted, the budget charged as
+                                // for any library call (one step per
+                                // argument and result), and room for the
+                                // slots the ordinary call makes sure of.
+                                // Its collector safe point is skipped:
+                                // these calls allocate nothing.
                                 let func = base + a as usize;
                                 let nargs = (b as usize).wrapping_sub(1);
-                                let extra = nargs.wrapping_add(1);
+                                let want = (c as usize).wrapping_sub(1);
                                 let Some(args) = regs.get(a as usize + 1..a as usize + b as usize)
                                 else {
                                     punt!()
                                 };
-                                if c != 2 || end - pc < extra || func + nargs + 8 > stack_len {
+                                if want > 1 || func + nargs + 8 > stack_len {
                                     punt!()
                                 }
-                                let Some(v) = crate::stdlib::inline_math(inline_math, id, args)
+                                let Some((v, results)) =
+                                    crate::stdlib::inline_call(inline_builtins, id, args)
                                 else {
                                     punt!()
                                 };
-                                r!(a) = v;
-                                *top = func + 1;
+                                let extra = nargs + results;
+                                if end - pc < extra {
+                                    punt!()
+                                }
+                                if want == 1 {
+                                    r!(a) = v;
+                                }
+                                *top = func + want;
                                 // The charge: the budget's end moves back.
                                 end -= extra;
                                 seg = code.get(..end).unwrap_or(code);
@@ -519,13 +552,14 @@ impl Vm {
                         } else {
                             b as usize - 1
                         };
-                        let max_stack = heap.closures.get(f.0).proto.max_stack as usize;
-                        if func + nargs + max_stack + 2 > stack_len {
+                        let callee = &heap.closures.get(f.0).proto;
+                        if func + nargs + callee.max_stack as usize + 2 > stack_len {
                             punt!()
                         }
                         break Leave::Call {
                             func,
                             f,
+                            callee,
                             nargs,
                             want: c as i32 - 1,
                         };
@@ -549,7 +583,12 @@ impl Vm {
                         {
                             punt!()
                         }
-                        break Leave::TailCall { func, f, nargs };
+                        break Leave::TailCall {
+                            func,
+                            f,
+                            callee,
+                            nargs,
+                        };
                     }
                     Op::Return(a, b) if b != 0 => {
                         // A fixed number of results to a Lua caller that wants
@@ -564,6 +603,8 @@ impl Vm {
                         }
                         break Leave::Return {
                             first: base + a as usize,
+                            dst: frame.func,
+                            want: frame.want as usize,
                         };
                     }
                     // Every other instruction by name, no wildcard: the jump table then
@@ -609,38 +650,47 @@ impl Vm {
                 Leave::Call {
                     func,
                     f,
+                    callee,
                     nargs,
                     want,
                 } => {
                     frames.last_mut().expect("the running frame").pc = pc;
-                    let callee = &heap.closures.get(f.0).proto;
                     base = push_frame(stack, frames, callee, func, f, nargs, want, FrameKind::Lua);
                     changed = true;
+                    proto = callee;
                     cl = f;
                     pc = 0;
                 }
-                Leave::TailCall { func, f, nargs } => {
+                Leave::TailCall {
+                    func,
+                    f,
+                    callee,
+                    nargs,
+                } => {
                     // As `Vm::run_frames` does it (`close_upvals` has nothing
                     // to close here).
                     let frame = frames.pop().expect("the running frame");
                     stack.copy_within(func..func + 1 + nargs, frame.func);
-                    let callee = &heap.closures.get(f.0).proto;
                     base = push_frame(
                         stack, frames, callee, frame.func, f, nargs, frame.want, frame.kind,
                     );
                     changed = true;
+                    proto = callee;
                     cl = f;
                     pc = 0;
                 }
-                Leave::Return { first } => {
-                    let frame = frames.pop().expect("the running frame");
-                    let w = frame.want as usize;
-                    // Usually one value: a loop, not a call of `memmove`.
-                    for i in 0..w {
-                        stack[frame.func + i] = stack[first + i];
+                Leave::Return { first, dst, want } => {
+                    frames.pop();
+                    // Usually one value or none: moved without a call of
+                    // `memmove` or a loop.
+                    match want {
+                        0 => {}
+                        1 => stack[dst] = stack[first],
+                        _ => stack.copy_within(first..first + want, dst),
                     }
-                    *top = frame.func + w;
+                    *top = dst + want;
                     let caller = frames.last().expect("a Lua caller");
+                    proto = &heap.closures.get(caller.closure.0).proto;
                     cl = caller.closure;
                     base = caller.base;
                     pc = caller.pc;
