@@ -243,6 +243,39 @@ fn parts_key(op: &Op, ty: Type, inputs: &[NodeId]) -> u64 {
     k ^ (k >> 29)
 }
 
+/// The users of every live node (see [`Graph::user_lists`]): node `n`'s
+/// users are `users[start[n]..start[n + 1]]`. Indexed by node index like
+/// the vector of lists [`Graph::users_of`] returns; a node the graph did
+/// not have when they were taken has none.
+#[derive(Clone, Debug, Default)]
+pub struct UserLists {
+    start: Vec<u32>,
+    users: Vec<NodeId>,
+}
+
+impl UserLists {
+    /// The users of `n`, once per input slot, in the order of the live
+    /// nodes they were taken from.
+    pub fn of(&self, n: NodeId) -> &[NodeId] {
+        self.get(n.index())
+    }
+
+    fn get(&self, i: usize) -> &[NodeId] {
+        match (self.start.get(i), self.start.get(i + 1)) {
+            (Some(&a), Some(&b)) => &self.users[a as usize..b as usize],
+            _ => &[],
+        }
+    }
+}
+
+impl std::ops::Index<usize> for UserLists {
+    type Output = [NodeId];
+
+    fn index(&self, i: usize) -> &[NodeId] {
+        self.get(i)
+    }
+}
+
 /// A content-addressed sea-of-nodes graph.
 #[derive(Clone, Debug)]
 pub struct Graph {
@@ -708,6 +741,33 @@ impl Graph {
             }
         }
         live
+    }
+
+    /// [`Graph::users_of`] in two flat arrays ([`UserLists`]): the same
+    /// lists in the same order, for the passes that only read them (control
+    /// folding, closed forms, the scheduler), without a list allocated per
+    /// node.
+    pub fn user_lists(&self, live: &[NodeId]) -> UserLists {
+        // Counted, summed into each node's first slot, then filled.
+        let mut start = vec![0u32; self.nodes.len() + 1];
+        for &n in live {
+            for &i in &self.nodes[n.index()].inputs {
+                start[self.resolve(i).index() + 1] += 1;
+            }
+        }
+        for k in 1..start.len() {
+            start[k] += start[k - 1];
+        }
+        let mut fill = start.clone();
+        let mut users = vec![NodeId(0); start[self.nodes.len()] as usize];
+        for &n in live {
+            for &i in &self.nodes[n.index()].inputs {
+                let slot = &mut fill[self.resolve(i).index()];
+                users[*slot as usize] = n;
+                *slot += 1;
+            }
+        }
+        UserLists { start, users }
     }
 
     /// Users of every live node through resolved inputs, indexed by node id
