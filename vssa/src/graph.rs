@@ -563,7 +563,7 @@ impl Graph {
             }
         }
         let addr = self.address_of(&op, ty, inputs);
-        self.intern_at(op, ty, inputs, addr)
+        self.intern_at(op, ty, inputs, addr, key)
     }
 
     /// [`Graph::intern`] under an address the caller vouches for, without
@@ -591,7 +591,8 @@ impl Graph {
             return self.intern_recorded(op, ty, &inputs, addr);
         }
         debug_assert_eq!(addr, self.address_of(&op, ty, inputs), "{op} {ty}");
-        self.intern_at(op, ty, inputs, addr)
+        let key = parts_key(&op, ty, inputs);
+        self.intern_at(op, ty, inputs, addr, key)
     }
 
     /// Makes room for `additional` more nodes.
@@ -601,12 +602,14 @@ impl Graph {
         self.by_parts.reserve(additional);
     }
 
+    /// Interns at `addr`; `key` is [`parts_key`] of the same parts.
     fn intern_at(
         &mut self,
         op: Op,
         ty: Type,
         inputs: &[NodeId],
         addr: Addr,
+        key: u64,
     ) -> Result<NodeId, GraphError> {
         // One probe of the address map for a hit or a new node alike.
         let id = NodeId::from_index(self.nodes.len());
@@ -630,7 +633,7 @@ impl Graph {
         for &i in inputs {
             self.nodes[i.index()].uses += 1;
         }
-        self.by_parts.insert(parts_key(&op, ty, inputs), id);
+        self.by_parts.insert(key, id);
         self.nodes.push(Node {
             op,
             ty,

@@ -176,7 +176,13 @@ fn konst(g: &Graph, n: NodeId) -> Option<i64> {
 /// The resolved inputs of `n` when it is `op` with exactly `N` inputs.
 #[inline]
 fn parts<const N: usize>(g: &Graph, n: NodeId, op: Op) -> Option<[NodeId; N]> {
-    if g.op(n) != op || g.arity(n) != N {
+    let found = g.op(n);
+    // The kind first: most asks are of another kind, and comparing two
+    // whole operations is a call.
+    if std::mem::discriminant(&found) != std::mem::discriminant(&op)
+        || found != op
+        || g.arity(n) != N
+    {
         return None;
     }
     let mut out = [n; N];
