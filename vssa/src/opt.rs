@@ -5,7 +5,10 @@
 //! nodes built on inputs that have since merged may now be one node. The
 //! pass revisits exactly those nodes until nothing changes, then sweeps the
 //! whole live graph once more (a rule that reads an input's input is not
-//! woken by a change there), until a whole sweep changes nothing.
+//! woken by a change there), until a whole sweep changes nothing. Such a
+//! sweep skips the nodes that no replacement since their last visit can
+//! concern (see `Readers`), which gives the same visits that find
+//! something, in the same order.
 //!
 //! Redundant phis are removed a whole group at a time (see
 //! `remove_redundant_phis`): one phi at a time, a nest of `n` loops that
