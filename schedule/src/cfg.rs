@@ -19,8 +19,8 @@ use vssa::{Graph, NodeId, Op};
 /// "No block" / "no node" in the dense per-node tables of this crate.
 pub(crate) const NONE: u32 = u32::MAX;
 
-/// Per-node users, as returned by [`Graph::users`].
-pub(crate) type Users = [SmallVec<[NodeId; 2]>];
+/// Per-node users, as returned by [`Graph::user_lists`].
+pub(crate) type Users = vssa::UserLists;
 
 /// How control leaves a block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,7 +115,7 @@ fn if_targets(g: &Graph, users: &Users, iff: NodeId) -> Result<(NodeId, NodeId),
 
 impl Cfg {
     /// Finds the blocks of the live part of `g`. `live` and `users` are
-    /// [`Graph::live_nodes`] and [`Graph::users`].
+    /// [`Graph::live_nodes`] and [`Graph::user_lists`].
     pub(crate) fn build(g: &Graph, live: &[NodeId], users: &Users) -> Result<Cfg, ScheduleError> {
         let end = g.end().ok_or(ScheduleError::NoEnd)?;
         if g.op(end) != Op::End {
@@ -340,7 +340,8 @@ mod tests {
     use vssa::{CmpOp, Type};
 
     fn build(g: &Graph) -> Result<Cfg, ScheduleError> {
-        Cfg::build(g, &g.live_nodes(), &g.users())
+        let live = g.live_nodes();
+        Cfg::build(g, &live, &g.user_lists(&live))
     }
 
     #[test]

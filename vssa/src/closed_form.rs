@@ -28,7 +28,7 @@
 //! is a [`Graph::replace`] (new nodes are hash-consed), so the patch log
 //! records and replays it.
 
-use crate::graph::{Graph, GraphError, NodeId};
+use crate::graph::{Graph, GraphError, NodeId, UserLists};
 use crate::op::{BinOp, Op};
 use crate::types::Type;
 
@@ -55,7 +55,7 @@ struct Affine {
 pub fn closed_forms(g: &mut Graph) -> Result<ClosedFormStats, GraphError> {
     let mut stats = ClosedFormStats::default();
     let live = g.live_nodes();
-    let users = g.users_of(&live);
+    let users = g.user_lists(&live);
     let loops: Vec<NodeId> = live
         .iter()
         .copied()
@@ -88,7 +88,7 @@ struct Shape {
 }
 
 impl Shape {
-    fn of(g: &Graph, users: &[smallvec::SmallVec<[NodeId; 2]>], l: NodeId) -> Option<Shape> {
+    fn of(g: &Graph, users: &UserLists, l: NodeId) -> Option<Shape> {
         let latch = g.back_input(l)?;
         if g.op(latch) != (Op::Proj { index: 0 }) {
             return None;
@@ -176,11 +176,7 @@ impl Shape {
 
     /// Replaces the loop by its effect; returns whether the entry test
     /// went too.
-    fn rewrite(
-        &self,
-        g: &mut Graph,
-        users: &[smallvec::SmallVec<[NodeId; 2]>],
-    ) -> Result<bool, GraphError> {
+    fn rewrite(&self, g: &mut Graph, users: &UserLists) -> Result<bool, GraphError> {
         let entry = g.input(self.header, 0);
         let entry_mem = g.input(self.mem, 1);
         let c = &self.values[self.counter];
@@ -248,7 +244,7 @@ impl Shape {
     fn entry_diamond(
         &self,
         g: &Graph,
-        users: &[smallvec::SmallVec<[NodeId; 2]>],
+        users: &UserLists,
         entry: NodeId,
         entry_mem: NodeId,
     ) -> Option<(NodeId, NodeId)> {

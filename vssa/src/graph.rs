@@ -10,7 +10,7 @@
 //! ([`Graph::replace`]): its `replaced_by` is set and every reader goes
 //! through [`Graph::resolve`]. Neither changes an address.
 
-use crate::addr::{address, Addr};
+use crate::addr::{address_by, Addr};
 use crate::op::Op;
 use crate::sig::Signature;
 use crate::types::Type;
@@ -19,6 +19,7 @@ use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::OnceLock;
 
 /// A node's index in its graph.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -26,11 +27,13 @@ pub struct NodeId(u32);
 
 impl NodeId {
     /// The arena index.
+    #[inline]
     pub fn index(self) -> usize {
         self.0 as usize
     }
 
     /// The id of arena slot `i`.
+    #[inline]
     pub fn from_index(i: usize) -> NodeId {
         NodeId(u32::try_from(i).expect("graph larger than 2^32 nodes"))
     }
@@ -49,7 +52,10 @@ impl fmt::Display for NodeId {
 }
 
 /// Inputs are few; four fit without a heap allocation.
-pub type Inputs = SmallVec<[NodeId; 4]>;
+pub type Inputs = SmallVec<[NodeId; INLINE_INPUTS]>;
+
+/// How many inputs [`Inputs`] holds without a heap allocation.
+const INLINE_INPUTS: usize = 4;
 
 /// One interned node.
 #[derive(Clone, Debug)]
@@ -66,22 +72,28 @@ pub struct Node {
 }
 
 impl Node {
+    #[inline]
     pub fn op(&self) -> Op {
         self.op
     }
+    #[inline]
     pub fn ty(&self) -> Type {
         self.ty
     }
     /// Inputs as built (not resolved). Use [`Graph::input`] to read through replacements.
+    #[inline]
     pub fn raw_inputs(&self) -> &[NodeId] {
         &self.inputs
     }
+    #[inline]
     pub fn addr(&self) -> Addr {
         self.addr
     }
+    #[inline]
     pub fn replaced_by(&self) -> Option<NodeId> {
         self.replaced_by
     }
+    #[inline]
     pub fn use_count(&self) -> u32 {
         self.uses
     }
@@ -231,6 +243,39 @@ fn parts_key(op: &Op, ty: Type, inputs: &[NodeId]) -> u64 {
     k ^ (k >> 29)
 }
 
+/// The users of every live node (see [`Graph::user_lists`]): node `n`'s
+/// users are `users[start[n]..start[n + 1]]`. Indexed by node index like
+/// the vector of lists [`Graph::users_of`] returns; a node the graph did
+/// not have when they were taken has none.
+#[derive(Clone, Debug, Default)]
+pub struct UserLists {
+    start: Vec<u32>,
+    users: Vec<NodeId>,
+}
+
+impl UserLists {
+    /// The users of `n`, once per input slot, in the order of the live
+    /// nodes they were taken from.
+    pub fn of(&self, n: NodeId) -> &[NodeId] {
+        self.get(n.index())
+    }
+
+    fn get(&self, i: usize) -> &[NodeId] {
+        match (self.start.get(i), self.start.get(i + 1)) {
+            (Some(&a), Some(&b)) => &self.users[a as usize..b as usize],
+            _ => &[],
+        }
+    }
+}
+
+impl std::ops::Index<usize> for UserLists {
+    type Output = [NodeId];
+
+    fn index(&self, i: usize) -> &[NodeId] {
+        self.get(i)
+    }
+}
+
 /// A content-addressed sea-of-nodes graph.
 #[derive(Clone, Debug)]
 pub struct Graph {
@@ -253,6 +298,13 @@ pub struct Graph {
     /// The function's parameter and result types; `None` is the entry
     /// shape `(ptr) -> exit code` every guest unit had before signatures.
     signature: Option<Signature>,
+    /// [`Graph::live_nodes`] as last computed, until a change that can
+    /// change it: a replacement, a back edge or the `End` set. Interning
+    /// cannot (a new node is unreachable until one of those makes it an
+    /// input of a live node). Passes ask for the live nodes of a graph the
+    /// pass before them left unchanged (each optimizer run ends with a
+    /// sweep that changes nothing, after it the next pass asks again).
+    live: OnceLock<Vec<NodeId>>,
 }
 
 impl Default for Graph {
@@ -272,6 +324,7 @@ impl Graph {
             simplify_on_build: true,
             build_requests: 0,
             signature: None,
+            live: OnceLock::new(),
         }
     }
 
@@ -299,6 +352,7 @@ impl Graph {
     }
 
     /// Number of nodes ever interned (live or not).
+    #[inline]
     pub fn len(&self) -> usize {
         self.nodes.len()
     }
@@ -312,23 +366,28 @@ impl Graph {
         self.build_requests
     }
 
+    #[inline]
     pub fn node(&self, id: NodeId) -> &Node {
         &self.nodes[id.index()]
     }
 
     /// `Some` if `id` was handed out by this graph.
+    #[inline]
     pub fn get(&self, id: NodeId) -> Option<&Node> {
         self.nodes.get(id.index())
     }
 
+    #[inline]
     pub fn op(&self, id: NodeId) -> Op {
         self.nodes[id.index()].op
     }
 
+    #[inline]
     pub fn ty(&self, id: NodeId) -> Type {
         self.nodes[id.index()].ty
     }
 
+    #[inline]
     pub fn addr(&self, id: NodeId) -> Addr {
         self.nodes[id.index()].addr
     }
@@ -344,6 +403,7 @@ impl Graph {
     }
 
     /// Follows `replaced_by` to the node that currently stands for `id`.
+    #[inline]
     pub fn resolve(&self, mut id: NodeId) -> NodeId {
         while let Some(next) = self.nodes[id.index()].replaced_by {
             id = next;
@@ -352,20 +412,29 @@ impl Graph {
     }
 
     /// Input `i` of `id`, resolved.
+    #[inline]
     pub fn input(&self, id: NodeId, i: usize) -> NodeId {
         self.resolve(self.nodes[id.index()].inputs[i])
     }
 
     /// All inputs of `id`, resolved.
     pub fn inputs(&self, id: NodeId) -> Inputs {
-        self.nodes[id.index()]
-            .inputs
-            .iter()
-            .map(|&i| self.resolve(i))
-            .collect()
+        let raw = &self.nodes[id.index()].inputs;
+        if raw.len() <= INLINE_INPUTS {
+            // Filled in place: collecting through an iterator cost more
+            // than the resolving (this runs on every optimizer visit).
+            let mut buf = [NodeId(0); INLINE_INPUTS];
+            for (slot, &i) in buf.iter_mut().zip(raw.iter()) {
+                *slot = self.resolve(i);
+            }
+            Inputs::from_buf_and_len(buf, raw.len())
+        } else {
+            raw.iter().map(|&i| self.resolve(i)).collect()
+        }
     }
 
     /// Number of inputs (including a back edge once set).
+    #[inline]
     pub fn arity(&self, id: NodeId) -> usize {
         self.nodes[id.index()].inputs.len()
     }
@@ -414,6 +483,7 @@ impl Graph {
 
     /// Marks `end` (an `End` node) as the sink that liveness starts from.
     pub fn set_end(&mut self, end: NodeId) {
+        self.live = OnceLock::new();
         self.end = Some(end);
     }
 
@@ -444,6 +514,16 @@ impl Graph {
     }
 
     fn resolve_all(&self, inputs: &[NodeId]) -> Result<Inputs, GraphError> {
+        if inputs.len() <= INLINE_INPUTS {
+            let mut buf = [NodeId(0); INLINE_INPUTS];
+            for (slot, &i) in buf.iter_mut().zip(inputs) {
+                if i.index() >= self.nodes.len() {
+                    return Err(GraphError::UnknownNode(i));
+                }
+                *slot = self.resolve(i);
+            }
+            return Ok(Inputs::from_buf_and_len(buf, inputs.len()));
+        }
         inputs
             .iter()
             .map(|&i| {
@@ -459,8 +539,7 @@ impl Graph {
     /// The address a node with these (already resolved) parts would get.
     /// For `Loop` and loop `Phi`, pass only the hashed inputs.
     pub fn address_of(&self, op: &Op, ty: Type, inputs: &[NodeId]) -> Addr {
-        let addrs: SmallVec<[Addr; 4]> = inputs.iter().map(|&i| self.addr(i)).collect();
-        address(op, ty, &addrs)
+        address_by(op, ty, inputs.len(), |i| self.nodes[inputs[i].index()].addr)
     }
 
     fn intern_resolved(
@@ -484,7 +563,7 @@ impl Graph {
             }
         }
         let addr = self.address_of(&op, ty, inputs);
-        self.intern_at(op, ty, inputs, addr)
+        self.intern_at(op, ty, inputs, addr, key)
     }
 
     /// [`Graph::intern`] under an address the caller vouches for, without
@@ -512,7 +591,8 @@ impl Graph {
             return self.intern_recorded(op, ty, &inputs, addr);
         }
         debug_assert_eq!(addr, self.address_of(&op, ty, inputs), "{op} {ty}");
-        self.intern_at(op, ty, inputs, addr)
+        let key = parts_key(&op, ty, inputs);
+        self.intern_at(op, ty, inputs, addr, key)
     }
 
     /// Makes room for `additional` more nodes.
@@ -522,12 +602,14 @@ impl Graph {
         self.by_parts.reserve(additional);
     }
 
+    /// Interns at `addr`; `key` is [`parts_key`] of the same parts.
     fn intern_at(
         &mut self,
         op: Op,
         ty: Type,
         inputs: &[NodeId],
         addr: Addr,
+        key: u64,
     ) -> Result<NodeId, GraphError> {
         // One probe of the address map for a hit or a new node alike.
         let id = NodeId::from_index(self.nodes.len());
@@ -551,11 +633,11 @@ impl Graph {
         for &i in inputs {
             self.nodes[i.index()].uses += 1;
         }
-        self.by_parts.insert(parts_key(&op, ty, inputs), id);
+        self.by_parts.insert(key, id);
         self.nodes.push(Node {
             op,
             ty,
-            inputs: inputs.iter().copied().collect(),
+            inputs: Inputs::from_slice(inputs),
             addr,
             replaced_by: None,
             uses: 0,
@@ -590,6 +672,7 @@ impl Graph {
             });
         }
         let value = self.resolve(value);
+        self.live = OnceLock::new();
         self.nodes[value.index()].uses += 1;
         self.nodes[node.index()].inputs.push(value);
         Ok(())
@@ -617,6 +700,7 @@ impl Graph {
         let moved = self.nodes[old.index()].uses;
         let t = &mut self.nodes[target.index()];
         t.uses = t.uses.saturating_add(moved);
+        self.live = OnceLock::new();
         self.nodes[old.index()].replaced_by = Some(new);
         self.replacements.push((old, new));
         Ok(())
@@ -625,6 +709,11 @@ impl Graph {
     /// The nodes reachable backwards from `End` through resolved inputs
     /// (back edges included), in construction order. Iterative: any depth.
     pub fn live_nodes(&self) -> Vec<NodeId> {
+        self.live.get_or_init(|| self.walk_live()).clone()
+    }
+
+    /// The walk behind [`Graph::live_nodes`].
+    fn walk_live(&self) -> Vec<NodeId> {
         // One bit per node, read out in order at the end: every pass asks
         // for the live nodes, some of them several times.
         let mut seen = vec![0u64; self.nodes.len().div_ceil(64)];
@@ -655,6 +744,33 @@ impl Graph {
             }
         }
         live
+    }
+
+    /// [`Graph::users_of`] in two flat arrays ([`UserLists`]): the same
+    /// lists in the same order, for the passes that only read them (control
+    /// folding, closed forms, the scheduler), without a list allocated per
+    /// node.
+    pub fn user_lists(&self, live: &[NodeId]) -> UserLists {
+        // Counted, summed into each node's first slot, then filled.
+        let mut start = vec![0u32; self.nodes.len() + 1];
+        for &n in live {
+            for &i in &self.nodes[n.index()].inputs {
+                start[self.resolve(i).index() + 1] += 1;
+            }
+        }
+        for k in 1..start.len() {
+            start[k] += start[k - 1];
+        }
+        let mut fill = start.clone();
+        let mut users = vec![NodeId(0); start[self.nodes.len()] as usize];
+        for &n in live {
+            for &i in &self.nodes[n.index()].inputs {
+                let slot = &mut fill[self.resolve(i).index()];
+                users[*slot as usize] = n;
+                *slot += 1;
+            }
+        }
+        UserLists { start, users }
     }
 
     /// Users of every live node through resolved inputs, indexed by node id

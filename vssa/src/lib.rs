@@ -52,7 +52,7 @@ pub use branch_facts::{branch_facts, branch_facts_of, FactKinds, FactStats};
 pub use build::Entry;
 pub use closed_form::{closed_forms, ClosedFormStats};
 pub use control_fold::{fold_control, FoldStats};
-pub use graph::{Graph, GraphError, Node, NodeId};
+pub use graph::{Graph, GraphError, Node, NodeId, UserLists};
 pub use guard_hoist::{hoist_guards, HoistStats};
 pub use key::live_graph_key;
 pub use op::{BinOp, CmpOp, ConvOp, FBinOp, FCmpOp, FConvOp, FUnOp, FitsOp, Op, UnOp};

@@ -487,44 +487,57 @@ impl Op {
 
     /// Appends the immediates in canonical (little-endian) form.
     pub fn encode_immediates(&self, out: &mut crate::addr::Encoding) {
-        match *self {
-            Op::Loop { key } | Op::Phi { key } => out.extend_from_slice(&key.to_le_bytes()),
-            Op::Proj { index } => out.extend_from_slice(&index.to_le_bytes()),
-            Op::Const { value } => out.extend_from_slice(&value.to_le_bytes()),
-            Op::Bin(b) => out.push(b as u8),
-            Op::Un(u) => out.push(u as u8),
-            Op::Cmp(c) => out.push(c as u8),
-            Op::Conv(c) => out.push(c as u8),
-            Op::FBin(b) => out.push(b as u8),
-            Op::FUn(u) => out.push(u as u8),
-            Op::FCmp(c) => out.push(c as u8),
-            Op::FConv(c) => out.push(c as u8),
-            Op::FFits { op, bits } => {
-                out.push(op as u8);
-                out.push(bits);
-            }
-            Op::Load { offset } | Op::Store { offset } => {
-                out.extend_from_slice(&offset.to_le_bytes())
-            }
-            Op::Call { func } => out.extend_from_slice(&func.to_le_bytes()),
-            Op::CallDirect { callee, sig } => {
-                out.extend_from_slice(&callee.to_le_bytes());
-                out.extend_from_slice(&sig.bits().to_le_bytes());
-            }
-            Op::CallIndirect { sig } => out.extend_from_slice(&sig.bits().to_le_bytes()),
-            Op::ClassLoad { offset, class } | Op::ClassStore { offset, class } => {
-                out.extend_from_slice(&offset.to_le_bytes());
-                out.extend_from_slice(&class.to_le_bytes());
-            }
-            Op::Guard { reason } => out.extend_from_slice(&reason.to_le_bytes()),
-            Op::FrameState { resume } | Op::InlinedFrame { resume } => {
-                out.extend_from_slice(&resume.to_le_bytes())
-            }
-            Op::Materialize { class } => out.extend_from_slice(&class.to_le_bytes()),
-            Op::Boxed => {}
-            Op::Start | Op::Region | Op::If | Op::Return | Op::End | Op::Select | Op::PtrAdd => {}
-        }
+        let (bytes, len) = self.immediates();
+        out.extend_from_slice(&bytes[..len]);
     }
+
+    /// The immediates in canonical (little-endian) form: the first `len`
+    /// bytes of the array (at most [`Op::MAX_IMMEDIATE_BYTES`]). On the
+    /// stack: every node built is hashed, and hashing is most of building.
+    pub fn immediates(&self) -> ([u8; Op::MAX_IMMEDIATE_BYTES], usize) {
+        let mut out = [0u8; Op::MAX_IMMEDIATE_BYTES];
+        let mut put = |at: usize, bytes: &[u8]| {
+            out[at..at + bytes.len()].copy_from_slice(bytes);
+            at + bytes.len()
+        };
+        let len = match *self {
+            Op::Loop { key } | Op::Phi { key } => put(0, &key.to_le_bytes()),
+            Op::Proj { index } => put(0, &index.to_le_bytes()),
+            Op::Const { value } => put(0, &value.to_le_bytes()),
+            Op::Bin(b) => put(0, &[b as u8]),
+            Op::Un(u) => put(0, &[u as u8]),
+            Op::Cmp(c) => put(0, &[c as u8]),
+            Op::Conv(c) => put(0, &[c as u8]),
+            Op::FBin(b) => put(0, &[b as u8]),
+            Op::FUn(u) => put(0, &[u as u8]),
+            Op::FCmp(c) => put(0, &[c as u8]),
+            Op::FConv(c) => put(0, &[c as u8]),
+            Op::FFits { op, bits } => put(0, &[op as u8, bits]),
+            Op::Load { offset } | Op::Store { offset } => put(0, &offset.to_le_bytes()),
+            Op::Call { func } => put(0, &func.to_le_bytes()),
+            Op::CallDirect { callee, sig } => {
+                let at = put(0, &callee.to_le_bytes());
+                put(at, &sig.bits().to_le_bytes())
+            }
+            Op::CallIndirect { sig } => put(0, &sig.bits().to_le_bytes()),
+            Op::ClassLoad { offset, class } | Op::ClassStore { offset, class } => {
+                let at = put(0, &offset.to_le_bytes());
+                put(at, &class.to_le_bytes())
+            }
+            Op::Guard { reason } => put(0, &reason.to_le_bytes()),
+            Op::FrameState { resume } | Op::InlinedFrame { resume } => {
+                put(0, &resume.to_le_bytes())
+            }
+            Op::Materialize { class } => put(0, &class.to_le_bytes()),
+            Op::Boxed => 0,
+            Op::Start | Op::Region | Op::If | Op::Return | Op::End | Op::Select | Op::PtrAdd => 0,
+        };
+        (out, len)
+    }
+
+    /// The most immediate bytes an operation has (`CallDirect`: a `u32`
+    /// callee and a `u64` signature).
+    pub const MAX_IMMEDIATE_BYTES: usize = 12;
 
     /// Control nodes form the CFG.
     pub fn is_control(&self) -> bool {

@@ -5,7 +5,10 @@
 //! nodes built on inputs that have since merged may now be one node. The
 //! pass revisits exactly those nodes until nothing changes, then sweeps the
 //! whole live graph once more (a rule that reads an input's input is not
-//! woken by a change there), until a whole sweep changes nothing.
+//! woken by a change there), until a whole sweep changes nothing. Such a
+//! sweep skips the nodes that no replacement since their last visit can
+//! concern (see `Readers`), which gives the same visits that find
+//! something, in the same order.
 //!
 //! Redundant phis are removed a whole group at a time (see
 //! `remove_redundant_phis`): one phi at a time, a nest of `n` loops that
@@ -34,8 +37,12 @@ use std::hash::{Hash, Hasher};
 /// What a run of [`optimize`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OptStats {
-    /// Node visits (a node may be visited more than once).
+    /// Node visits (a node may be visited more than once), the skipped
+    /// ones included.
     pub visited: u64,
+    /// Visits skipped because nothing the rules read for the node has been
+    /// replaced since its last visit, which found nothing (see `Readers`).
+    pub skipped: u64,
     /// Replacements made (each one a patch).
     pub replaced: u64,
     /// Sweeps over the worklist in construction order. The first sweep
@@ -79,6 +86,7 @@ pub fn optimize(g: &mut Graph) -> Result<OptStats, GraphError> {
         .collect();
     let mut current = IdSet::default();
     let mut numbering = Numbering::with_capacity(live.len());
+    let mut readers = Readers::new(g.len(), live.len());
     for n in live {
         current.insert(n);
     }
@@ -101,6 +109,7 @@ pub fn optimize(g: &mut Graph) -> Result<OptStats, GraphError> {
                 break;
             }
             at_full_sweep = stats.replaced;
+            readers.sweep_begins();
             for n in g.live_nodes() {
                 current.insert(n);
             }
@@ -111,14 +120,18 @@ pub fn optimize(g: &mut Graph) -> Result<OptStats, GraphError> {
         if phis_changed {
             phis_changed = false;
             phis.retain(|&p| g.node(p).replaced_by().is_none());
+            let mut woken: Vec<NodeId> = Vec::new();
             for (old, new) in remove_redundant_phis(g, &phis)? {
                 stats.replaced += 1;
                 users.fit(g.len());
                 users.hand_over(old, new, |u| {
                     phis_changed |= is_phi(g, u);
                     current.insert(u);
+                    woken.push(u);
                 });
             }
+            readers.fit(g.len());
+            readers.mark(g, &users, &woken);
         }
         while let Some(n) = current.pop_first() {
             if stats.visited >= budget {
@@ -126,10 +139,17 @@ pub fn optimize(g: &mut Graph) -> Result<OptStats, GraphError> {
                 return Ok(stats);
             }
             stats.visited += 1;
+            if readers.is_clean(n) {
+                // It found nothing last time and reads what it read then.
+                stats.skipped += 1;
+                continue;
+            }
+            readers.visiting(n);
             let before = g.len();
             let answer = visit(g, n, &mut numbering)?;
             let mut woken: Vec<NodeId> = Vec::new();
             users.fit(g.len());
+            readers.fit(g.len());
             if let Some(r) = answer {
                 g.replace(n, r)?;
                 stats.replaced += 1;
@@ -137,6 +157,7 @@ pub fn optimize(g: &mut Graph) -> Result<OptStats, GraphError> {
                     phis_changed |= is_phi(g, u);
                     woken.push(u);
                 });
+                readers.mark(g, &users, &woken);
             }
             // Nodes the rules created: record them as users of their inputs
             // (so later changes wake them) and visit them too.
@@ -219,6 +240,15 @@ impl Users {
         self.tail[n] = e;
     }
 
+    /// Calls `f` on each user of `n`.
+    fn each(&self, n: NodeId, mut f: impl FnMut(NodeId)) {
+        let mut e = self.head.get(n.index()).copied().unwrap_or(NIL);
+        while e != NIL {
+            f(self.user[e as usize]);
+            e = self.next[e as usize];
+        }
+    }
+
     /// Calls `f` on each user of `old`, then makes them users of `new`.
     fn hand_over(&mut self, old: NodeId, new: NodeId, mut f: impl FnMut(NodeId)) {
         let (old, new) = (old.index(), new.index());
@@ -237,6 +267,119 @@ impl Users {
             t => self.next[t as usize] = first,
         }
         self.tail[new] = last;
+    }
+}
+
+/// Which nodes may answer differently than at their last visit: the
+/// readers of what was replaced since. A visit that found nothing finds
+/// nothing again while nothing it reads is replaced (the rules are
+/// functions of what they read, and use counts, the one other thing they
+/// read, only grow, which never makes a rule apply); so a sweep over the
+/// whole live graph, which the optimizer needs because a rule may read
+/// past its inputs and a change there wakes nobody, visits only the nodes
+/// marked here, and skips the others in place (the order of the visits it
+/// makes, and so the result, is that of visiting them all).
+///
+/// What the rules read past a node's inputs bounds whom a replacement can
+/// concern. When a node is replaced, its users' inputs change (depth 1);
+/// rules read up to three levels of inputs (the address folding of an
+/// access reads its base, the base's offset and the offset's operands),
+/// so the users' users, and theirs, are marked; through a `PtrAdd` the
+/// folding may go on (nested displacements), so a `PtrAdd` does not use up
+/// a level; and a load or store walks its memory chain over up to
+/// [`peephole::MAX_CHAIN_WALK`] stores, reading each one's inputs, so
+/// from a store the users are followed that many stores further.
+///
+/// Marking has a budget per sweep (a few times the live nodes): past it,
+/// every node counts as changed until the next whole sweep, which is what
+/// the optimizer did without this record.
+struct Readers {
+    /// Per node: may answer differently than at its last visit. New nodes
+    /// and nodes not visited yet do.
+    dirty: Vec<bool>,
+    /// The budget ran out: every node is dirty until the next sweep.
+    all: bool,
+    /// Marks made since the last sweep began, and how many are allowed.
+    marks: usize,
+    limit: usize,
+    /// Work list: node, levels of users still to mark, stores still to
+    /// follow along a memory chain.
+    stack: Vec<(NodeId, u8, usize)>,
+}
+
+/// Levels of users marked beyond the users of a replaced node.
+const READ_DEPTH: u8 = 2;
+
+impl Readers {
+    fn new(len: usize, live: usize) -> Readers {
+        Readers {
+            dirty: vec![true; len],
+            all: false,
+            marks: 0,
+            limit: 4 * live + 1024,
+            stack: Vec::new(),
+        }
+    }
+
+    /// Room for nodes up to `len` (new nodes are dirty).
+    fn fit(&mut self, len: usize) {
+        if self.dirty.len() < len {
+            self.dirty.resize(len, true);
+        }
+    }
+
+    /// A sweep over every live node begins: the budget starts again.
+    fn sweep_begins(&mut self) {
+        if self.all {
+            self.all = false;
+            self.dirty.iter_mut().for_each(|d| *d = true);
+        }
+        self.marks = 0;
+    }
+
+    fn is_clean(&self, n: NodeId) -> bool {
+        !self.all && self.dirty.get(n.index()).is_some_and(|&d| !d)
+    }
+
+    /// `n` is being visited: what it reads now is what it read last.
+    fn visiting(&mut self, n: NodeId) {
+        if let Some(d) = self.dirty.get_mut(n.index()) {
+            *d = false;
+        }
+    }
+
+    /// Marks the nodes whose rules may read an input of `changed` (the
+    /// users of a node just replaced, whose inputs changed).
+    fn mark(&mut self, g: &Graph, users: &Users, changed: &[NodeId]) {
+        if self.all {
+            return;
+        }
+        for &u in changed {
+            self.stack.push((u, READ_DEPTH, peephole::MAX_CHAIN_WALK));
+        }
+        while let Some((u, depth, chain)) = self.stack.pop() {
+            self.marks += 1;
+            if self.marks > self.limit {
+                self.all = true;
+                self.stack.clear();
+                return;
+            }
+            if let Some(d) = self.dirty.get_mut(u.index()) {
+                *d = true;
+            }
+            let op = g.op(u);
+            let store = op.is_store() && chain > 0;
+            if depth == 0 && !store {
+                continue;
+            }
+            let depth = match op {
+                Op::PtrAdd => depth,
+                _ => depth.saturating_sub(1),
+            };
+            let chain = if store { chain - 1 } else { 0 };
+            let stack = &mut self.stack;
+            users.each(u, |v| stack.push((v, depth, chain)));
+        }
     }
 }
 
@@ -638,8 +781,53 @@ mod tests {
             x,
             "store to [tape+p+1] forwards to load [tape+p]+1"
         );
+        assert_eq!(optimize(&mut g).unwrap().replaced, 0);
         let s2 = g.input(r, 1);
         assert_eq!((g.op(s2), g.input(s2, 2)), (Op::Store { offset: 1 }, a));
+    }
+
+    /// A change to a store's input concerns the loads and stores that walk
+    /// the memory chain over it, and the users of a replaced node up to
+    /// three levels; nothing else is visited again.
+    #[test]
+    fn readers_are_the_chain_walkers_and_the_nearby_users() {
+        let mut g = Graph::new();
+        g.set_simplify_on_build(false);
+        let e = g.entry().unwrap();
+        let tape = g.param(e.start, 0, Type::Ptr).unwrap();
+        let x = g.param(e.start, 1, Type::I8).unwrap();
+        let y = g.param(e.start, 2, Type::I8).unwrap();
+        let mut mem = e.mem;
+        let mut stores = Vec::new();
+        for off in 0..4 {
+            mem = g.store(e.ctrl, mem, tape, off, x).unwrap();
+            stores.push(mem);
+        }
+        let l = g.load(e.ctrl, mem, tape, 9, Type::I8).unwrap();
+        let far = g.add(y, y).unwrap();
+        let r = g.ret(e.ctrl, mem, l).unwrap();
+        g.finish(&[r]).unwrap();
+        let live = g.live_nodes();
+        let users = Users::of(&g, &live);
+        let mut readers = Readers::new(g.len(), live.len());
+        for n in g.ids() {
+            readers.visiting(n);
+        }
+        // The first store's value changed: the store, the stores above it
+        // and the load on top walk over it.
+        readers.mark(&g, &users, &[stores[0]]);
+        for n in stores.iter().chain([&l]) {
+            assert!(!readers.is_clean(*n), "{n}");
+        }
+        assert!(readers.is_clean(far));
+        assert!(readers.is_clean(y));
+        // Past the budget every node counts as changed, until a sweep.
+        readers.limit = 0;
+        readers.mark(&g, &users, &[far]);
+        assert!(!readers.is_clean(far) && !readers.is_clean(y));
+        readers.sweep_begins();
+        readers.visiting(y);
+        assert!(readers.is_clean(y) && !readers.is_clean(far));
     }
 
     /// Nested loops carrying an unchanged value through regions: one group.

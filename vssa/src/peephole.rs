@@ -165,6 +165,7 @@ fn mk_const(g: &mut Graph, ty: Type, value: i64) -> Result<NodeId, GraphError> {
 }
 
 /// The value of a constant node (normalized to its type).
+#[inline]
 fn konst(g: &Graph, n: NodeId) -> Option<i64> {
     match g.op(n) {
         Op::Const { value } => Some(g.ty(n).normalize(value)),
@@ -173,8 +174,15 @@ fn konst(g: &Graph, n: NodeId) -> Option<i64> {
 }
 
 /// The resolved inputs of `n` when it is `op` with exactly `N` inputs.
+#[inline]
 fn parts<const N: usize>(g: &Graph, n: NodeId, op: Op) -> Option<[NodeId; N]> {
-    if g.op(n) != op || g.arity(n) != N {
+    let found = g.op(n);
+    // The kind first: most asks are of another kind, and comparing two
+    // whole operations is a call.
+    if std::mem::discriminant(&found) != std::mem::discriminant(&op)
+        || found != op
+        || g.arity(n) != N
+    {
         return None;
     }
     let mut out = [n; N];
