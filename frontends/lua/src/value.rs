@@ -73,8 +73,8 @@ const _: () = assert!(std::mem::size_of::<Value>() == 16);
 pub const BOOLS: [Value; 2] = [Value::Bool(false), Value::Bool(true)];
 
 impl Value {
-    /// Copies `src` into `dst` reading a number or a boolean as its tag
-    /// and its payload, not as one 16-byte load. A register just written
+    /// Copies `src` into `dst` reading a number as its tag and its
+    /// payload, not as one 16-byte load. A register just written
     /// by an arithmetic instruction or a `for` loop step holds a tag byte
     /// and a payload stored apart; a 16-byte load of it cannot be
     /// forwarded from those two stores and waits until they reach the
@@ -86,7 +86,6 @@ impl Value {
         match *src {
             Value::Int(i) => *dst = Value::Int(i),
             Value::Float(f) => *dst = Value::Float(f),
-            Value::Bool(b) => *dst = Value::Bool(b),
             v => *dst = v,
         }
     }
@@ -97,7 +96,6 @@ impl Value {
         match slots[src] {
             Value::Int(i) => slots[dst] = Value::Int(i),
             Value::Float(f) => slots[dst] = Value::Float(f),
-            Value::Bool(b) => slots[dst] = Value::Bool(b),
             v => slots[dst] = v,
         }
     }
