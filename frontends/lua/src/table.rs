@@ -373,10 +373,10 @@ impl Table {
     /// [`Table::replace_field`] for the string `s` with an inline cache
     /// as for [`Table::get_str_hinted`].
     #[inline(always)]
-    pub fn replace_field_hinted(&mut self, s: StrRef, v: Value, hint: &Cell<u32>) -> bool {
+    pub fn replace_field_hinted(&mut self, s: StrRef, v: &Value, hint: &Cell<u32>) -> bool {
         match self.hash.get_str_hinted_mut(s, hint) {
             Some(slot) if !matches!(slot, Value::Nil) => {
-                *slot = v;
+                Value::copy_into(slot, v);
                 self.forget_meta_facts();
                 true
             }
@@ -741,7 +741,7 @@ mod tests {
             matches!(t.get_str_hinted(s(1), &hint), Value::Nil),
             "empty table"
         );
-        assert!(!t.replace_field_hinted(s(1), Value::Int(1), &hint));
+        assert!(!t.replace_field_hinted(s(1), &Value::Int(1), &hint));
         for i in 0..40 {
             t.set(Value::Str(s(i)), Value::Int(i as i64));
         }
@@ -765,16 +765,16 @@ mod tests {
         // metatable facts like every other write.
         t.learn_absent(3);
         let hint = Cell::new(1000);
-        assert!(t.replace_field_hinted(s(5), Value::Int(-5), &hint));
+        assert!(t.replace_field_hinted(s(5), &Value::Int(-5), &hint));
         assert!(!t.known_absent(3));
         assert!(matches!(t.get_str(Value::Str(s(5))), Value::Int(-5)));
         assert!(
-            !t.replace_field_hinted(s(99), Value::Int(1), &hint),
+            !t.replace_field_hinted(s(99), &Value::Int(1), &hint),
             "absent key"
         );
         t.set(Value::Str(s(6)), Value::Nil);
         assert!(
-            !t.replace_field_hinted(s(6), Value::Int(1), &hint),
+            !t.replace_field_hinted(s(6), &Value::Int(1), &hint),
             "dead key"
         );
     }

@@ -67,7 +67,39 @@ pub enum Value {
 
 const _: () = assert!(std::mem::size_of::<Value>() == 16);
 
+/// `false` and `true` as whole values: `LoadBool` copies one of them, so
+/// its register is written by one 16-byte store, as a later 16-byte copy
+/// of it reads it (see [`Value::copy_into`]).
+pub const BOOLS: [Value; 2] = [Value::Bool(false), Value::Bool(true)];
+
 impl Value {
+    /// Copies `src` into `dst` reading a number as its tag and its
+    /// payload, not as one 16-byte load. A register just written
+    /// by an arithmetic instruction or a `for` loop step holds a tag byte
+    /// and a payload stored apart; a 16-byte load of it cannot be
+    /// forwarded from those two stores and waits until they reach the
+    /// cache, while loads of the widths of the stores are forwarded. For
+    /// the copies of the hot loop (`Move`, the value of `SetTable` and
+    /// `SetField`, a one-value return).
+    #[inline(always)]
+    pub fn copy_into(dst: &mut Value, src: &Value) {
+        match *src {
+            Value::Int(i) => *dst = Value::Int(i),
+            Value::Float(f) => *dst = Value::Float(f),
+            v => *dst = v,
+        }
+    }
+
+    /// [`Value::copy_into`] between two slots of one slice.
+    #[inline(always)]
+    pub fn copy_within(slots: &mut [Value], src: usize, dst: usize) {
+        match slots[src] {
+            Value::Int(i) => slots[dst] = Value::Int(i),
+            Value::Float(f) => slots[dst] = Value::Float(f),
+            v => slots[dst] = v,
+        }
+    }
+
     /// Lua truthiness: everything but `nil` and `false`.
     #[inline(always)]
     pub fn truthy(self) -> bool {
@@ -412,6 +444,29 @@ mod tests {
         let mut s = String::new();
         fmt_float(f, &mut s);
         s
+    }
+
+    #[test]
+    fn copies_by_parts_keep_the_value() {
+        let vals = [
+            Value::Nil,
+            BOOLS[0],
+            BOOLS[1],
+            Value::Int(-7),
+            Value::Float(0.5),
+            Value::Str(StrRef(3, 5)),
+            Value::Table(TableRef(4)),
+            Value::Builtin(9),
+        ];
+        for v in vals {
+            let mut dst = Value::Int(1);
+            Value::copy_into(&mut dst, &v);
+            assert!(dst.raw_eq(v), "{v:?} copied into {dst:?}");
+            let mut slots = [Value::Float(2.0), v];
+            Value::copy_within(&mut slots, 1, 0);
+            assert!(slots[0].raw_eq(v), "{v:?} copied within as {:?}", slots[0]);
+        }
+        assert!(matches!(BOOLS, [Value::Bool(false), Value::Bool(true)]));
     }
 
     #[test]

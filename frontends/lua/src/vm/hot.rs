@@ -22,7 +22,7 @@ use super::{
 use crate::bytecode::{Op, Proto};
 use crate::heap::{alloc_table, Arena, ArrayPool, GcStats, UpVal};
 use crate::table::Table;
-use crate::value::{FnRef, Value};
+use crate::value::{FnRef, Value, BOOLS};
 
 /// The slots of a frame's register window: every register number (a `u8`)
 /// is inside it.
@@ -218,10 +218,10 @@ impl Vm {
                 };
                 pc += 1;
                 match *op {
-                    Op::Move(a, b) => r!(a) = r!(b),
+                    Op::Move(a, b) => Value::copy_within(regs, b as usize, a as usize),
                     Op::LoadK(a, k) => r!(a) = consts[k as usize],
                     Op::LoadI(a, i) => r!(a) = Value::Int(i as i64),
-                    Op::LoadBool(a, b) => r!(a) = Value::Bool(b),
+                    Op::LoadBool(a, b) => r!(a) = BOOLS[b as usize],
                     Op::LoadNil(a, n) => {
                         let Some(w) = regs.get_mut(a as usize..=a as usize + n as usize) else {
                             punt!()
@@ -339,12 +339,15 @@ impl Vm {
                         // no probe to ask whether `__newindex` applies, and
                         // the store finds the slot by the hint just set.
                         let v = r!(c);
-                        let stored = heap.tables.get_mut(tr.0).replace_field_hinted(s, v, hint)
-                            || (no_newindex(heap, names, tr)
-                                && heap
-                                    .tables
-                                    .get_mut(tr.0)
-                                    .set_str_without_growth_hinted(s, v, hint));
+                        let stored =
+                            heap.tables
+                                .get_mut(tr.0)
+                                .replace_field_hinted(s, &r!(c), hint)
+                                || (no_newindex(heap, names, tr)
+                                    && heap
+                                        .tables
+                                        .get_mut(tr.0)
+                                        .set_str_without_growth_hinted(s, v, hint));
                         if !stored {
                             punt!()
                         }
@@ -361,7 +364,7 @@ impl Vm {
                         if idx < tab.arr.len() as u64
                             && (tab.meta.is_none() || !matches!(tab.arr[idx as usize], Value::Nil))
                         {
-                            tab.arr[idx as usize] = v;
+                            Value::copy_into(&mut tab.arr[idx as usize], &r!(c));
                         } else if !append(tab, idx, v) {
                             punt!()
                         }
@@ -685,7 +688,7 @@ impl Vm {
                     // `memmove` or a loop.
                     match want {
                         0 => {}
-                        1 => stack[dst] = stack[first],
+                        1 => Value::copy_within(stack, first, dst),
                         _ => stack.copy_within(first..first + want, dst),
                     }
                     *top = dst + want;
