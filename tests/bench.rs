@@ -1,7 +1,9 @@
 //! Tests of `vssa bench bf`, `vssa bench recompile`, `vssa bench lua`, `vssa run --engine naive` and
 //! `vssa translate-c`.
 
-mod scratch;
+mod common;
+
+use common::scratch;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 

@@ -6,7 +6,9 @@
 //! that is a link or a directory is a warning and left alone;
 //! `vssa cache stats|clear` see and remove it.
 
-mod scratch;
+mod common;
+
+use common::scratch;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

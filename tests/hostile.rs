@@ -2,7 +2,9 @@
 //! cannot be written, programs that are devices or too large, options out
 //! of range. Each test pins one defect that was observed before its fix.
 
-mod scratch;
+mod common;
+
+use common::scratch;
 use std::io::Write;
 use std::process::{Command, Stdio};
 

@@ -14,7 +14,9 @@
 //!   the next complete save leaves no temporary behind. `VSSA_KILL_LOOP=N` sets the number
 //!   of runs (default 40; docs/testing.md says what was run in full).
 
-mod scratch;
+mod common;
+
+use common::scratch;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -4,7 +4,9 @@
 //! and with links planted under the names of its temporary files. Every
 //! case must warn, leave the path alone and still run the program right.
 
-mod scratch;
+mod common;
+
+use common::scratch;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -9,7 +9,9 @@
 //! replayed, the program is optimized and runs right, and the log is
 //! replaced by a sealed one.
 
-mod scratch;
+mod common;
+
+use common::scratch;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use vssa_patch::{LogBook, SealKey};

@@ -1,6 +1,8 @@
 //! End-to-end tests of `vssa run` on Lua programs.
 
-mod scratch;
+mod common;
+
+use common::scratch;
 use std::process::Command;
 
 fn vssa(args: &[&str], dir: &std::path::Path) -> (i32, String, String) {

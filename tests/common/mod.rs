@@ -1,7 +1,6 @@
 //! Helpers shared by the workspace tests.
 #![allow(dead_code)]
 
-#[path = "scratch.rs"]
 pub mod scratch;
 
 use proptest::prelude::*;
