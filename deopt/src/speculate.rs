@@ -102,14 +102,11 @@ pub fn speculate_never_taken(
         }
         let guard = g.guard(ctrl, holds, frame, s.reason)?;
         let phis: Vec<NodeId> = users
-            .get(s.merge.index())
-            .map(|u| {
-                u.iter()
-                    .copied()
-                    .filter(|&p| matches!(g.op(p), Op::Phi { .. }) && g.input(p, 0) == s.merge)
-                    .collect()
-            })
-            .unwrap_or_default();
+            .of(s.merge)
+            .iter()
+            .copied()
+            .filter(|&p| matches!(g.op(p), Op::Phi { .. }) && g.input(p, 0) == s.merge)
+            .collect();
         // The merge first: the patch that builds the guard is the first
         // one a refutation of it has to skip.
         g.replace(s.merge, guard)?;

@@ -19,7 +19,7 @@ use vssa::{Graph, NodeId, Op};
 /// "No block" / "no node" in the dense per-node tables of this crate.
 pub(crate) const NONE: u32 = u32::MAX;
 
-/// Per-node users, as returned by [`Graph::user_lists`].
+/// Per-node users, as returned by [`Graph::users_of`].
 pub(crate) type Users = vssa::UserLists;
 
 /// How control leaves a block.
@@ -115,7 +115,7 @@ fn if_targets(g: &Graph, users: &Users, iff: NodeId) -> Result<(NodeId, NodeId),
 
 impl Cfg {
     /// Finds the blocks of the live part of `g`. `live` and `users` are
-    /// [`Graph::live_nodes`] and [`Graph::user_lists`].
+    /// [`Graph::live_nodes`] and [`Graph::users_of`].
     pub(crate) fn build(g: &Graph, live: &[NodeId], users: &Users) -> Result<Cfg, ScheduleError> {
         let end = g.end().ok_or(ScheduleError::NoEnd)?;
         if g.op(end) != Op::End {
@@ -341,7 +341,7 @@ mod tests {
 
     fn build(g: &Graph) -> Result<Cfg, ScheduleError> {
         let live = g.live_nodes();
-        Cfg::build(g, &live, &g.user_lists(&live))
+        Cfg::build(g, &live, &g.users_of(&live))
     }
 
     #[test]

@@ -135,7 +135,7 @@ impl Schedule {
 /// dependences that form a cycle.
 pub fn schedule(g: &Graph) -> Result<Schedule, ScheduleError> {
     let live = g.live_nodes();
-    let users = g.user_lists(&live);
+    let users = g.users_of(&live);
     let cfg = cfg::Cfg::build(g, &live, &users)?;
     let dom = dom::DomTree::new(&cfg)?;
     let loops = loops::LoopNest::new(g, &cfg, &dom);

@@ -243,10 +243,10 @@ fn parts_key(op: &Op, ty: Type, inputs: &[NodeId]) -> u64 {
     k ^ (k >> 29)
 }
 
-/// The users of every live node (see [`Graph::user_lists`]): node `n`'s
-/// users are `users[start[n]..start[n + 1]]`. Indexed by node index like
-/// the vector of lists [`Graph::users_of`] returns; a node the graph did
-/// not have when they were taken has none.
+/// The users of every live node (see [`Graph::users_of`]): node `n`'s
+/// users are `users[start[n]..start[n + 1]]`, in the order of the live
+/// nodes; indexed by node index. A node the graph did not have when they
+/// were taken has none.
 #[derive(Clone, Debug, Default)]
 pub struct UserLists {
     start: Vec<u32>,
@@ -746,11 +746,17 @@ impl Graph {
         live
     }
 
-    /// [`Graph::users_of`] in two flat arrays ([`UserLists`]): the same
-    /// lists in the same order, for the passes that only read them (control
-    /// folding, closed forms, the scheduler), without a list allocated per
-    /// node.
-    pub fn user_lists(&self, live: &[NodeId]) -> UserLists {
+    /// Users of every live node through resolved inputs, indexed by node id
+    /// (dead nodes have none). A user appears once per input slot.
+    pub fn users(&self) -> UserLists {
+        self.users_of(&self.live_nodes())
+    }
+
+    /// [`Graph::users`] for a caller that already has the live nodes
+    /// (from [`Graph::live_nodes`], with no change to the graph since):
+    /// walking the graph once instead of twice. Two flat arrays
+    /// ([`UserLists`]), no list allocated per node.
+    pub fn users_of(&self, live: &[NodeId]) -> UserLists {
         // Counted, summed into each node's first slot, then filled.
         let mut start = vec![0u32; self.nodes.len() + 1];
         for &n in live {
@@ -771,35 +777,5 @@ impl Graph {
             }
         }
         UserLists { start, users }
-    }
-
-    /// Users of every live node through resolved inputs, indexed by node id
-    /// (dead nodes have none). A user appears once per input slot.
-    pub fn users(&self) -> Vec<SmallVec<[NodeId; 2]>> {
-        self.users_of(&self.live_nodes())
-    }
-
-    /// [`Graph::users`] for a caller that already has the live nodes
-    /// (from [`Graph::live_nodes`], with no change to the graph since):
-    /// walking the graph once instead of twice.
-    pub fn users_of(&self, live: &[NodeId]) -> Vec<SmallVec<[NodeId; 2]>> {
-        // Counted first, so that each list is allocated once at its size
-        // (a memory state or a constant has hundreds of users).
-        let mut count = vec![0u32; self.nodes.len()];
-        for &n in live {
-            for &i in &self.nodes[n.index()].inputs {
-                count[self.resolve(i).index()] += 1;
-            }
-        }
-        let mut users: Vec<SmallVec<[NodeId; 2]>> = count
-            .iter()
-            .map(|&c| SmallVec::with_capacity(c as usize))
-            .collect();
-        for &n in live {
-            for &i in &self.nodes[n.index()].inputs {
-                users[self.resolve(i).index()].push(n);
-            }
-        }
-        users
     }
 }

@@ -250,16 +250,12 @@ impl Users {
     }
 
     /// Calls `f` on each user of `old`, then makes them users of `new`.
-    fn hand_over(&mut self, old: NodeId, new: NodeId, mut f: impl FnMut(NodeId)) {
+    fn hand_over(&mut self, old: NodeId, new: NodeId, f: impl FnMut(NodeId)) {
+        self.each(old, f);
         let (old, new) = (old.index(), new.index());
         let first = std::mem::replace(&mut self.head[old], NIL);
         if first == NIL {
             return;
-        }
-        let mut e = first;
-        while e != NIL {
-            f(self.user[e as usize]);
-            e = self.next[e as usize];
         }
         let last = std::mem::replace(&mut self.tail[old], NIL);
         match self.tail[new] {

@@ -32,7 +32,7 @@
 //! so a replayed log reproduces the pass.
 
 use crate::alias::{access, Access};
-use crate::graph::{Graph, GraphError, NodeId, WordHasher};
+use crate::graph::{Graph, GraphError, NodeId, UserLists, WordHasher};
 use crate::op::Op;
 use crate::types::Type;
 use std::collections::HashMap;
@@ -390,7 +390,7 @@ impl Walk {
     fn promote_loop(
         &mut self,
         g: &mut Graph,
-        users: &[smallvec::SmallVec<[NodeId; 2]>],
+        users: &UserLists,
         loops: &[LoopInfo],
         i: usize,
         stats: &mut PromoteStats,
@@ -460,7 +460,7 @@ impl Walk {
     fn carry(
         &mut self,
         g: &mut Graph,
-        users: &[smallvec::SmallVec<[NodeId; 2]>],
+        users: &UserLists,
         loops: &[LoopInfo],
         i: usize,
         place: Place,
@@ -509,7 +509,7 @@ impl Walk {
     fn load_above(
         &self,
         g: &Graph,
-        users: &[smallvec::SmallVec<[NodeId; 2]>],
+        users: &UserLists,
         l: &LoopInfo,
         place: Place,
     ) -> Option<NodeId> {
