@@ -206,12 +206,17 @@ fn fold_round(g: &mut Graph, stats: &mut FoldStats) -> Result<(), GraphError> {
         .copied()
         .filter(|r| reached[r.index()])
         .collect();
+    let can_prune = !returns.is_empty() && returns.len() < g.arity(end);
+    if taken.is_empty() && regions.is_empty() && loops.is_empty() && !can_prune {
+        // Nothing to rewrite (the last round mostly): the check below
+        // would walk the whole graph to allow no change.
+        return Ok(());
+    }
     // Pruning `End` may also drop reachable code that leaves only through
     // guards (a loop that never ends but deoptimizes): then keep it whole.
     let safe = |prune: bool| {
         rewrites_keep_control(g, &live, &reached, &taken, &regions, &loops, end, prune)
     };
-    let can_prune = !returns.is_empty() && returns.len() < g.arity(end);
     let prune_end = if can_prune && safe(true) {
         true
     } else if safe(false) {
