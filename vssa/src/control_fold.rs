@@ -101,7 +101,7 @@ fn fold_round(g: &mut Graph, stats: &mut FoldStats) -> Result<(), GraphError> {
         return Ok(());
     };
     let live = g.live_nodes();
-    let users = g.users_of(&live);
+    let users = g.live_users();
     let Some(entry) = live.iter().copied().find(|&n| {
         g.op(n) == Op::Proj { index: 0 }
             && g.ty(n) == Type::Ctrl

@@ -73,7 +73,7 @@ const VISITS_PER_NODE: u64 = 16;
 /// users.
 pub fn optimize(g: &mut Graph) -> Result<OptStats, GraphError> {
     let live = g.live_nodes();
-    let mut users = Users::of(g, &live);
+    let mut users = Users::of(g);
     let budget = VISITS_PER_NODE.saturating_mul(live.len() as u64 + 16);
     let mut stats = OptStats {
         converged: true,
@@ -87,9 +87,7 @@ pub fn optimize(g: &mut Graph) -> Result<OptStats, GraphError> {
     let mut current = IdSet::default();
     let mut numbering = Numbering::with_capacity(live.len());
     let mut readers = Readers::new(g.len(), live.len());
-    for n in live {
-        current.insert(n);
-    }
+    current.insert_all(g.live_bits());
     let mut next = IdSet::default();
     // The replacements counted when the last sweep over every live node
     // began: a rule may read past its inputs (an input's input), and a
@@ -110,9 +108,7 @@ pub fn optimize(g: &mut Graph) -> Result<OptStats, GraphError> {
             }
             at_full_sweep = stats.replaced;
             readers.sweep_begins();
-            for n in g.live_nodes() {
-                current.insert(n);
-            }
+            current.insert_all(g.live_bits());
         }
         stats.rounds += 1;
         // Whole groups of redundant phis first, so that what depends on
@@ -202,21 +198,37 @@ struct Users {
 const NIL: u32 = u32::MAX;
 
 impl Users {
-    /// The users of the `live` nodes through resolved inputs (as
-    /// [`Graph::users_of`] gives them).
-    fn of(g: &Graph, live: &[NodeId]) -> Users {
-        let mut users = Users {
-            head: vec![NIL; g.len()],
-            tail: vec![NIL; g.len()],
-            user: Vec::with_capacity(live.len() * 3),
-            next: Vec::with_capacity(live.len() * 3),
-        };
-        for &n in live {
-            for &i in g.node(n).raw_inputs() {
-                users.add(g.resolve(i), n);
+    /// The users of the live nodes through resolved inputs: the graph's
+    /// [`Graph::live_users`] (kept from a pass before that changed
+    /// nothing, or computed now), linked where they lie: each node's
+    /// entries are one run, in the same order (as adding them one by one
+    /// would link them, without following a tail per entry).
+    fn of(g: &Graph) -> Users {
+        let lists = g.live_users();
+        let (start, users) = lists.flat();
+        let len = g.len();
+        let total = users.len();
+        let mut user = Vec::with_capacity(total + total / 4 + 16);
+        user.extend_from_slice(users);
+        let mut next = Vec::with_capacity(user.capacity());
+        next.extend(1..=total as u32);
+        let mut head = vec![NIL; len];
+        let mut tail = vec![NIL; len];
+        // Nodes made since the lists were taken have no live users.
+        for (k, w) in start.windows(2).enumerate().take(len) {
+            let (a, b) = (w[0], w[1]);
+            if a < b {
+                head[k] = a;
+                tail[k] = b - 1;
+                next[b as usize - 1] = NIL;
             }
         }
-        users
+        Users {
+            head,
+            tail,
+            user,
+            next,
+        }
     }
 
     /// Room for nodes up to `len`.
@@ -414,6 +426,21 @@ impl IdSet {
             self.first += 1;
         }
         None
+    }
+
+    /// Adds every node of a bit set in the same layout (as
+    /// [`Graph::live_bits`] gives it): a word at a time, where inserting
+    /// the live nodes one by one cost a tenth of a run.
+    fn insert_all(&mut self, bits: &[u64]) {
+        if self.words.len() < bits.len() {
+            self.words.resize(bits.len(), 0);
+        }
+        for (w, &b) in self.words.iter_mut().zip(bits) {
+            *w |= b;
+        }
+        if let Some(w) = bits.iter().position(|&b| b != 0) {
+            self.first = self.first.min(w);
+        }
     }
 
     fn is_empty(&self) -> bool {
@@ -804,7 +831,7 @@ mod tests {
         let r = g.ret(e.ctrl, mem, l).unwrap();
         g.finish(&[r]).unwrap();
         let live = g.live_nodes();
-        let users = Users::of(&g, &live);
+        let users = Users::of(&g);
         let mut readers = Readers::new(g.len(), live.len());
         for n in g.ids() {
             readers.visiting(n);

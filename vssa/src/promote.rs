@@ -118,7 +118,7 @@ struct LoopInfo {
 pub fn promote(g: &mut Graph) -> Result<PromoteStats, GraphError> {
     let mut stats = PromoteStats::default();
     let live = g.live_nodes();
-    let users = g.users_of(&live);
+    let users = g.live_users();
     // Every loop with exactly one memory phi whose back edge is set.
     let mut loops: Vec<LoopInfo> = Vec::new();
     for &n in live.iter().rev() {
