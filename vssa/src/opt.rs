@@ -597,9 +597,12 @@ fn visit(
     if g.is_loop_phi(n) {
         return peephole::simplify_node(g, n);
     }
-    let found = match peephole::simplify_node(g, n)? {
+    // Resolved once for the rules and the numbering both (rules never
+    // replace a node, so they stay resolved).
+    let inputs = g.inputs(n);
+    let found = match peephole::simplify_node_with(g, n, &inputs)? {
         Some(r) => Some(r),
-        None => numbering.equal(g, n),
+        None => numbering.equal(g, n, &inputs),
     };
     Ok(found.map(|r| g.resolve(r)).filter(|&r| r != n))
 }
@@ -638,15 +641,14 @@ impl Numbering {
     }
 
     /// A node seen before that computes what `n` computes, if any;
-    /// otherwise `n` is now the one.
-    fn equal(&mut self, g: &Graph, n: NodeId) -> Option<NodeId> {
+    /// otherwise `n` is now the one. `inputs` are `n`'s inputs resolved.
+    fn equal(&mut self, g: &Graph, n: NodeId, inputs: &Inputs) -> Option<NodeId> {
         let (op, ty) = (g.op(n), g.ty(n));
-        let raw = g.node(n).raw_inputs();
         let mut h = WordHasher::default();
         op.hash(&mut h);
         ty.hash(&mut h);
-        for &i in raw {
-            h.write_u64(g.resolve(i).index() as u64);
+        for &i in inputs {
+            h.write_u64(i.index() as u64);
         }
         let hash = h.finish();
         let mask = self.slots.len() - 1;
@@ -659,11 +661,7 @@ impl Numbering {
             let e = (e - 1) as usize;
             if sh == hash {
                 let (kop, kty, kin) = &self.keys[e];
-                if *kop == op
-                    && *kty == ty
-                    && kin.len() == raw.len()
-                    && kin.iter().zip(raw).all(|(&a, &b)| a == g.resolve(b))
-                {
+                if *kop == op && *kty == ty && kin[..] == inputs[..] {
                     // It may have been replaced since: by an equal node.
                     let m = g.resolve(self.nodes[e]);
                     self.nodes[e] = m;
@@ -672,7 +670,7 @@ impl Numbering {
             }
             s = (s + 1) & mask;
         }
-        self.keys.push((op, ty, g.inputs(n)));
+        self.keys.push((op, ty, inputs.clone()));
         self.nodes.push(n);
         self.slots[s] = (hash, self.keys.len() as u32);
         if self.keys.len() * 2 > self.slots.len() {

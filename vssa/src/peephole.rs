@@ -108,6 +108,15 @@ pub fn simplify_node(g: &mut Graph, node: NodeId) -> R {
     Ok(found.filter(|&n| n != node))
 }
 
+/// [`simplify_node`] given `node`'s resolved inputs (the optimizer has
+/// them already).
+pub(crate) fn simplify_node_with(g: &mut Graph, node: NodeId, inputs: &[NodeId]) -> R {
+    let op = g.op(node);
+    let ty = g.ty(node);
+    let found = simplify_at(g, op, ty, inputs, Some(node), 0)?;
+    Ok(found.filter(|&n| n != node))
+}
+
 /// Dispatches to the rules of `op`. `this` is the node being re-simplified
 /// by the pass (`None` at build time). The answer is resolved and always has
 /// type `ty`: a rule that would change the type is ignored.
