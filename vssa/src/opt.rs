@@ -624,7 +624,10 @@ struct Numbering {
     /// `64 - log2(slots.len())`: a slot is the hash's top bits.
     shift: u32,
     /// Each entry's key: operation, type, resolved inputs (as inserted).
-    keys: Vec<(Op, Type, Inputs)>,
+    /// (their inputs are `key_inputs[start..start + len]`: one flat array,
+    /// where a small vector per entry cost a copy through an iterator).
+    keys: Vec<(Op, Type, u32, u32)>,
+    key_inputs: Vec<NodeId>,
     /// Each entry's node: the first seen, or what replaced it since.
     nodes: Vec<NodeId>,
 }
@@ -636,6 +639,7 @@ impl Numbering {
             slots: vec![(0, 0); len],
             shift: 64 - len.trailing_zeros(),
             keys: Vec::with_capacity(n),
+            key_inputs: Vec::with_capacity(3 * n),
             nodes: Vec::with_capacity(n),
         }
     }
@@ -660,8 +664,9 @@ impl Numbering {
             }
             let e = (e - 1) as usize;
             if sh == hash {
-                let (kop, kty, kin) = &self.keys[e];
-                if *kop == op && *kty == ty && kin[..] == inputs[..] {
+                let (kop, kty, start, len) = self.keys[e];
+                let kin = &self.key_inputs[start as usize..(start + len) as usize];
+                if kop == op && kty == ty && kin == &inputs[..] {
                     // It may have been replaced since: by an equal node.
                     let m = g.resolve(self.nodes[e]);
                     self.nodes[e] = m;
@@ -670,7 +675,9 @@ impl Numbering {
             }
             s = (s + 1) & mask;
         }
-        self.keys.push((op, ty, inputs.clone()));
+        let start = self.key_inputs.len() as u32;
+        self.key_inputs.extend_from_slice(inputs);
+        self.keys.push((op, ty, start, inputs.len() as u32));
         self.nodes.push(n);
         self.slots[s] = (hash, self.keys.len() as u32);
         if self.keys.len() * 2 > self.slots.len() {
