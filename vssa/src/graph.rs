@@ -323,6 +323,10 @@ pub struct Graph {
 struct Live {
     nodes: Vec<NodeId>,
     bits: Vec<u64>,
+    /// Per node index plus one: how many input slots of live nodes name
+    /// it (counted by the walk, which reads every one of them anyway), so
+    /// that [`Graph::live_users`] fills its lists in one pass.
+    uses: Vec<u32>,
 }
 
 impl Default for Graph {
@@ -750,6 +754,7 @@ impl Graph {
         // One bit per node, read out in order at the end: every pass asks
         // for the live nodes, some of them several times.
         let mut seen = vec![0u64; self.nodes.len().div_ceil(64)];
+        let mut uses = vec![0u32; self.nodes.len() + 1];
         let mut stack: Vec<NodeId> = Vec::with_capacity(64);
         let mut count = 0;
         if let Some(e) = self.end() {
@@ -760,6 +765,7 @@ impl Graph {
         while let Some(n) = stack.pop() {
             for &i in &self.nodes[n.index()].inputs {
                 let i = self.resolve(i);
+                uses[i.index() + 1] += 1;
                 let (w, bit) = (i.index() / 64, 1u64 << (i.index() % 64));
                 if seen[w] & bit == 0 {
                     seen[w] |= bit;
@@ -779,6 +785,7 @@ impl Graph {
         Live {
             nodes: live,
             bits: seen,
+            uses,
         }
     }
 
@@ -794,8 +801,8 @@ impl Graph {
     pub fn live_users(&self) -> Arc<UserLists> {
         self.users
             .get_or_init(|| {
-                let live = &self.live.get_or_init(|| self.walk_live()).nodes;
-                Arc::new(self.users_of(live))
+                let live = self.live.get_or_init(|| self.walk_live());
+                Arc::new(self.fill_users(&live.nodes, live.uses.clone()))
             })
             .clone()
     }
@@ -812,11 +819,20 @@ impl Graph {
                 start[self.resolve(i).index() + 1] += 1;
             }
         }
+        self.fill_users(live, start)
+    }
+
+    /// The users of `live`, given in `start[n + 1]` how many input slots
+    /// of theirs name node `n` (one entry per node and one more).
+    fn fill_users(&self, live: &[NodeId], mut start: Vec<u32>) -> UserLists {
         for k in 1..start.len() {
             start[k] += start[k - 1];
         }
         let mut fill = start.clone();
-        let mut users = vec![NodeId(0); start[self.nodes.len()] as usize];
+        // `start` may be shorter than the graph: nodes made since the walk
+        // have no live users.
+        let total = start.last().copied().unwrap_or(0);
+        let mut users = vec![NodeId(0); total as usize];
         for &n in live {
             for &i in &self.nodes[n.index()].inputs {
                 let slot = &mut fill[self.resolve(i).index()];
