@@ -522,7 +522,7 @@ impl Graph {
         self.build_requests += 1;
         let inputs = self.resolve_all(inputs)?;
         if self.simplify_on_build {
-            if let Some(n) = crate::peephole::simplify(self, op, ty, &inputs)? {
+            if let Some(n) = crate::peephole::simplify_resolved(self, op, ty, &inputs)? {
                 return Ok(n);
             }
         }

@@ -92,6 +92,12 @@ pub fn simplify(g: &mut Graph, op: Op, ty: Type, inputs: &[NodeId]) -> R {
     simplify_at(g, op, ty, inputs, None, 0)
 }
 
+/// [`simplify`] of inputs known to be this graph's and resolved
+/// ([`Graph::build`] checked them as it resolved them).
+pub(crate) fn simplify_resolved(g: &mut Graph, op: Op, ty: Type, inputs: &[NodeId]) -> R {
+    simplify_at(g, op, ty, inputs, None, 0)
+}
+
 /// Simplifies an existing node (the worklist pass's entry point): the rules
 /// see its resolved inputs, including a loop phi's back edge, and know the
 /// node itself, which lets a phi see through itself and lets the memory rules
