@@ -55,7 +55,7 @@ struct Affine {
 pub fn closed_forms(g: &mut Graph) -> Result<ClosedFormStats, GraphError> {
     let mut stats = ClosedFormStats::default();
     let live = g.live_nodes();
-    let users = g.users_of(&live);
+    let users = g.live_users();
     let loops: Vec<NodeId> = live
         .iter()
         .copied()

@@ -101,7 +101,7 @@ fn fold_round(g: &mut Graph, stats: &mut FoldStats) -> Result<(), GraphError> {
         return Ok(());
     };
     let live = g.live_nodes();
-    let users = g.users_of(&live);
+    let users = g.live_users();
     let Some(entry) = live.iter().copied().find(|&n| {
         g.op(n) == Op::Proj { index: 0 }
             && g.ty(n) == Type::Ctrl
@@ -206,12 +206,17 @@ fn fold_round(g: &mut Graph, stats: &mut FoldStats) -> Result<(), GraphError> {
         .copied()
         .filter(|r| reached[r.index()])
         .collect();
+    let can_prune = !returns.is_empty() && returns.len() < g.arity(end);
+    if taken.is_empty() && regions.is_empty() && loops.is_empty() && !can_prune {
+        // Nothing to rewrite (the last round mostly): the check below
+        // would walk the whole graph to allow no change.
+        return Ok(());
+    }
     // Pruning `End` may also drop reachable code that leaves only through
     // guards (a loop that never ends but deoptimizes): then keep it whole.
     let safe = |prune: bool| {
         rewrites_keep_control(g, &live, &reached, &taken, &regions, &loops, end, prune)
     };
-    let can_prune = !returns.is_empty() && returns.len() < g.arity(end);
     let prune_end = if can_prune && safe(true) {
         true
     } else if safe(false) {
@@ -309,16 +314,24 @@ fn rewrites_keep_control(
     end: NodeId,
     prune_end: bool,
 ) -> bool {
-    use crate::graph::WordHasher;
-    use std::collections::HashMap;
-    use std::hash::BuildHasherDefault;
-    type Map<V> = HashMap<NodeId, V, BuildHasherDefault<WordHasher>>;
     // What a node stands for after the rewrites, and the new inputs of the
-    // nodes rebuilt with fewer. (Looked up once per live node and input:
-    // hashed by `WordHasher`, and no copy of each node's inputs, which
-    // cost most of the pass on hanoi.)
-    let mut redirect: Map<NodeId> = HashMap::default();
-    let mut rebuilt: Map<Vec<NodeId>> = HashMap::default();
+    // nodes rebuilt with fewer, by node index. (Looked up once per live
+    // node and input: arrays rather than maps, and no copy of each node's
+    // inputs, which cost most of the pass on hanoi.)
+    const NONE: u32 = u32::MAX;
+    let mut redirect = Redirect {
+        to: vec![NONE; g.len()],
+        count: 0,
+    };
+    let mut rebuilt_at = vec![NONE; g.len()];
+    let mut rebuilt: Vec<Vec<NodeId>> = Vec::new();
+    let mut rebuild = |n: NodeId, ins: Vec<NodeId>| match rebuilt_at[n.index()] {
+        NONE => {
+            rebuilt_at[n.index()] = rebuilt.len() as u32;
+            rebuilt.push(ins);
+        }
+        k => rebuilt[k as usize] = ins,
+    };
     for &(proj, ctrl) in taken {
         redirect.insert(proj, ctrl);
     }
@@ -327,7 +340,7 @@ fn rewrites_keep_control(
         if let [only] = keep.as_slice() {
             redirect.insert(*region, inputs[*only]);
         } else {
-            rebuilt.insert(*region, keep.iter().map(|&i| inputs[i]).collect());
+            rebuild(*region, keep.iter().map(|&i| inputs[i]).collect());
         }
         for &phi in phis {
             let values = g.inputs(phi);
@@ -336,7 +349,7 @@ fn rewrites_keep_control(
             } else {
                 let mut ins = vec![*region];
                 ins.extend(keep.iter().map(|&i| values[1 + i]));
-                rebuilt.insert(phi, ins);
+                rebuild(phi, ins);
             }
         }
     }
@@ -348,13 +361,13 @@ fn rewrites_keep_control(
     }
     if prune_end {
         let kept = g.inputs(end).into_iter().filter(|r| reached[r.index()]);
-        rebuilt.insert(end, kept.collect());
+        rebuild(end, kept.collect());
     }
     let follow = |mut n: NodeId| {
-        for _ in 0..=redirect.len() {
-            match redirect.get(&n) {
-                Some(&next) => n = next,
-                None => break,
+        for _ in 0..=redirect.count {
+            match redirect.to.get(n.index()) {
+                Some(&next) if next != NONE => n = NodeId::from_index(next as usize),
+                _ => break,
             }
         }
         n
@@ -368,9 +381,9 @@ fn rewrites_keep_control(
         if dead_control(n) {
             return false;
         }
-        let inputs = match rebuilt.get(&n) {
-            Some(ins) => ins.as_slice(),
-            None => g.node(n).raw_inputs(),
+        let inputs = match rebuilt_at[n.index()] {
+            NONE => g.node(n).raw_inputs(),
+            k => rebuilt[k as usize].as_slice(),
         };
         for &i in inputs {
             let i = follow(g.resolve(i));
@@ -390,9 +403,26 @@ fn rewrites_keep_control(
         !reached[n.index()]
             || !is_control(n)
             || seen[n.index()]
-            || redirect.contains_key(&n)
+            || redirect.to[n.index()] != NONE
             || folded[n.index()]
     })
+}
+
+/// Where each node goes after the planned rewrites (`u32::MAX`: stays),
+/// and how many nodes go somewhere (a chain of redirections is at most
+/// that long).
+struct Redirect {
+    to: Vec<u32>,
+    count: usize,
+}
+
+impl Redirect {
+    fn insert(&mut self, n: NodeId, to: NodeId) {
+        if self.to[n.index()] == u32::MAX {
+            self.count += 1;
+        }
+        self.to[n.index()] = to.index() as u32;
+    }
 }
 
 #[cfg(test)]

@@ -87,20 +87,63 @@ fn preds(g: &Graph, u: NodeId) -> SmallVec<[NodeId; 2]> {
     }
 }
 
+/// Lists of values grouped by a small key, in two flat arrays: the
+/// values of key `k` are `items[start[k]..start[k + 1]]`, in the order
+/// they were given.
+struct Flat<T> {
+    start: Vec<u32>,
+    items: Vec<T>,
+}
+
+impl<T: Copy> Flat<T> {
+    /// Groups `(key, value)` pairs (keys below `keys`) by key, keeping
+    /// their order within each key.
+    fn group<E>(keys: usize, pairs: &[E], kv: impl Fn(&E) -> (usize, T)) -> Flat<T> {
+        let mut start = vec![0u32; keys + 1];
+        for e in pairs {
+            start[kv(e).0 + 1] += 1;
+        }
+        for k in 1..start.len() {
+            start[k] += start[k - 1];
+        }
+        let mut fill = start.clone();
+        // Every slot is written below; the first value only fills them.
+        let mut items = match pairs.first() {
+            Some(e) => vec![kv(e).1; pairs.len()],
+            None => Vec::new(),
+        };
+        for e in pairs {
+            let (k, v) = kv(e);
+            items[fill[k] as usize] = v;
+            fill[k] += 1;
+        }
+        Flat { start, items }
+    }
+
+    fn of(&self, k: usize) -> &[T] {
+        &self.items[self.start[k] as usize..self.start[k + 1] as usize]
+    }
+}
+
 impl ControlDom {
     /// The tree of `g`'s control, with `live` from [`Graph::live_nodes`]
     /// (the graph unchanged since).
     pub fn new(g: &Graph, live: &[NodeId]) -> ControlDom {
         // Successors through the predecessor lists of the flow nodes only
-        // (the users of every node would cost a pass over all inputs).
-        let mut succs: Vec<SmallVec<[NodeId; 2]>> = vec![SmallVec::new(); g.len()];
+        // (the users of every node would cost a pass over all inputs),
+        // flat: the edges in the order of the live nodes, then grouped by
+        // predecessor (a counting sort, so each node's successors keep
+        // that order). A list per node cost more than the rest of the
+        // pass (an allocation and a free per control node).
+        let mut edges: Vec<(NodeId, NodeId)> = Vec::new();
         for &u in live {
             if is_flow(g, u) {
                 for p in preds(g, u) {
-                    succs[p.index()].push(u);
+                    edges.push((p, u));
                 }
             }
         }
+        let succs = Flat::group(g.len(), &edges, |&(p, u)| (p.index(), u));
         let entry = live.iter().copied().find(|&n| {
             g.op(n) == Op::Proj { index: 0 }
                 && g.ty(n) == Type::Ctrl
@@ -124,7 +167,7 @@ impl ControlDom {
         seen[entry.index()] = true;
         while let Some(top) = stack.last_mut() {
             let (c, i) = *top;
-            let us = &succs[c.index()];
+            let us = succs.of(c.index());
             if i < us.len() {
                 top.1 += 1;
                 let u = us[i];
@@ -156,21 +199,24 @@ impl ControlDom {
             return;
         }
         self.idom[0] = 0;
-        let pred_pos: Vec<SmallVec<[u32; 2]>> = self
-            .order
-            .iter()
-            .map(|&c| {
-                preds(g, c)
-                    .into_iter()
-                    .map(|p| self.rpo[p.index()])
-                    .filter(|&p| p != NONE)
-                    .collect()
-            })
-            .collect();
+        // The reached predecessors' positions of each position, flat.
+        let mut pred_start: Vec<u32> = Vec::with_capacity(n + 1);
+        let mut pred_pos: Vec<u32> = Vec::with_capacity(2 * n);
+        for &c in &self.order {
+            pred_start.push(pred_pos.len() as u32);
+            for p in preds(g, c) {
+                match self.rpo[p.index()] {
+                    NONE => {}
+                    p => pred_pos.push(p),
+                }
+            }
+        }
+        pred_start.push(pred_pos.len() as u32);
         let mut changed = true;
         while changed {
             changed = false;
-            for (b, preds) in pred_pos.iter().enumerate().skip(1) {
+            for b in 1..n {
+                let preds = &pred_pos[pred_start[b] as usize..pred_start[b + 1] as usize];
                 let mut new = NONE;
                 for &p in preds {
                     if self.idom[p as usize] == NONE {
@@ -202,16 +248,53 @@ impl ControlDom {
         a
     }
 
-    /// Preorder intervals of the tree, for constant-time dominance.
+    /// Preorder intervals of the tree, for constant-time dominance: the
+    /// numbering a depth-first walk gives that takes each node's children
+    /// in increasing position, computed from subtree sizes without the
+    /// walk (a node's position is after its immediate dominator's, so one
+    /// pass up sums the sizes and one pass down hands out the numbers).
     fn number_tree(&mut self) {
         let n = self.order.len();
-        let mut children: Vec<Vec<u32>> = vec![Vec::new(); n];
-        for b in 1..n {
+        self.first = vec![NONE; n];
+        self.last = vec![NONE; n];
+        if n == 0 {
+            return;
+        }
+        let mut size = vec![1u32; n];
+        for b in (1..n).rev() {
             let d = self.idom[b];
             if d != NONE {
-                children[d as usize].push(b as u32);
+                size[d as usize] += size[b];
             }
         }
+        // The next number free under each node (its first child's first).
+        let mut free = vec![0u32; n];
+        self.first[0] = 0;
+        self.last[0] = size[0] - 1;
+        free[0] = 1;
+        for b in 1..n {
+            let d = self.idom[b];
+            if d == NONE {
+                continue;
+            }
+            let f = free[d as usize];
+            free[d as usize] += size[b];
+            self.first[b] = f;
+            self.last[b] = f + size[b] - 1;
+            free[b] = f + 1;
+        }
+    }
+
+    /// The walk [`ControlDom::number_tree`] replaces, for its test.
+    #[cfg(test)]
+    fn number_tree_by_walk(&mut self) {
+        let n = self.order.len();
+        // Each position's children in increasing order, flat.
+        let tree: Vec<(usize, u32)> = (1..n)
+            .filter(|&b| self.idom[b] != NONE)
+            .map(|b| (self.idom[b] as usize, b as u32))
+            .collect();
+        let children = Flat::group(n, &tree, |&(d, b)| (d, b));
         self.first = vec![NONE; n];
         self.last = vec![NONE; n];
         if n == 0 {
@@ -222,7 +305,7 @@ impl ControlDom {
         self.first[0] = 0;
         while let Some(top) = stack.last_mut() {
             let (b, i) = *top;
-            if let Some(&c) = children[b as usize].get(i) {
+            if let Some(&c) = children.of(b as usize).get(i) {
                 top.1 += 1;
                 next += 1;
                 self.first[c as usize] = next;
@@ -305,6 +388,9 @@ n14 ctrl = end n13
         .unwrap();
         let live = g.live_nodes();
         let d = ControlDom::new(&g, &live);
+        let mut walked = d.clone();
+        walked.number_tree_by_walk();
+        assert_eq!((&d.first, &d.last), (&walked.first, &walked.last));
         let n = NodeId::from_index;
         assert_eq!(d.idom(n(7)), Some(n(4)));
         assert_eq!(d.idom(n(8)), Some(n(7)));

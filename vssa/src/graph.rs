@@ -19,7 +19,7 @@ use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// A node's index in its graph.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -260,6 +260,12 @@ impl UserLists {
         self.get(n.index())
     }
 
+    /// The two arrays: node `n`'s users are `users[start[n]..start[n + 1]]`
+    /// (`start` is one longer than the graph was when they were taken).
+    pub(crate) fn flat(&self) -> (&[u32], &[NodeId]) {
+        (&self.start, &self.users)
+    }
+
     fn get(&self, i: usize) -> &[NodeId] {
         match (self.start.get(i), self.start.get(i + 1)) {
             (Some(&a), Some(&b)) => &self.users[a as usize..b as usize],
@@ -304,7 +310,23 @@ pub struct Graph {
     /// input of a live node). Passes ask for the live nodes of a graph the
     /// pass before them left unchanged (each optimizer run ends with a
     /// sweep that changes nothing, after it the next pass asks again).
-    live: OnceLock<Vec<NodeId>>,
+    live: OnceLock<Live>,
+    /// [`Graph::live_users`] as last computed, until the same changes.
+    /// Passes that only read users (closed forms, control folding) often
+    /// follow one that changed nothing.
+    users: OnceLock<Arc<UserLists>>,
+}
+
+/// The live nodes (see [`Graph::live_nodes`]), as a list in order and as
+/// one bit per node.
+#[derive(Clone, Debug, Default)]
+struct Live {
+    nodes: Vec<NodeId>,
+    bits: Vec<u64>,
+    /// Per node index plus one: how many input slots of live nodes name
+    /// it (counted by the walk, which reads every one of them anyway), so
+    /// that [`Graph::live_users`] fills its lists in one pass.
+    uses: Vec<u32>,
 }
 
 impl Default for Graph {
@@ -325,6 +347,7 @@ impl Graph {
             build_requests: 0,
             signature: None,
             live: OnceLock::new(),
+            users: OnceLock::new(),
         }
     }
 
@@ -483,7 +506,7 @@ impl Graph {
 
     /// Marks `end` (an `End` node) as the sink that liveness starts from.
     pub fn set_end(&mut self, end: NodeId) {
-        self.live = OnceLock::new();
+        self.forget_live();
         self.end = Some(end);
     }
 
@@ -499,7 +522,7 @@ impl Graph {
         self.build_requests += 1;
         let inputs = self.resolve_all(inputs)?;
         if self.simplify_on_build {
-            if let Some(n) = crate::peephole::simplify(self, op, ty, &inputs)? {
+            if let Some(n) = crate::peephole::simplify_resolved(self, op, ty, &inputs)? {
                 return Ok(n);
             }
         }
@@ -672,7 +695,7 @@ impl Graph {
             });
         }
         let value = self.resolve(value);
-        self.live = OnceLock::new();
+        self.forget_live();
         self.nodes[value.index()].uses += 1;
         self.nodes[node.index()].inputs.push(value);
         Ok(())
@@ -700,23 +723,38 @@ impl Graph {
         let moved = self.nodes[old.index()].uses;
         let t = &mut self.nodes[target.index()];
         t.uses = t.uses.saturating_add(moved);
-        self.live = OnceLock::new();
+        self.forget_live();
         self.nodes[old.index()].replaced_by = Some(new);
         self.replacements.push((old, new));
         Ok(())
     }
 
+    /// Drops what was computed of the live graph: a replacement, a back
+    /// edge or the `End` may change it.
+    fn forget_live(&mut self) {
+        self.live = OnceLock::new();
+        self.users = OnceLock::new();
+    }
+
     /// The nodes reachable backwards from `End` through resolved inputs
     /// (back edges included), in construction order. Iterative: any depth.
     pub fn live_nodes(&self) -> Vec<NodeId> {
-        self.live.get_or_init(|| self.walk_live()).clone()
+        self.live.get_or_init(|| self.walk_live()).nodes.clone()
+    }
+
+    /// The live nodes as a bit set: bit `i % 64` of word `i / 64` is set
+    /// when the node of index `i` is live (words past the end: none). For
+    /// a pass that puts every live node in a set of its own.
+    pub fn live_bits(&self) -> &[u64] {
+        &self.live.get_or_init(|| self.walk_live()).bits
     }
 
     /// The walk behind [`Graph::live_nodes`].
-    fn walk_live(&self) -> Vec<NodeId> {
+    fn walk_live(&self) -> Live {
         // One bit per node, read out in order at the end: every pass asks
         // for the live nodes, some of them several times.
         let mut seen = vec![0u64; self.nodes.len().div_ceil(64)];
+        let mut uses = vec![0u32; self.nodes.len() + 1];
         let mut stack: Vec<NodeId> = Vec::with_capacity(64);
         let mut count = 0;
         if let Some(e) = self.end() {
@@ -727,6 +765,7 @@ impl Graph {
         while let Some(n) = stack.pop() {
             for &i in &self.nodes[n.index()].inputs {
                 let i = self.resolve(i);
+                uses[i.index() + 1] += 1;
                 let (w, bit) = (i.index() / 64, 1u64 << (i.index() % 64));
                 if seen[w] & bit == 0 {
                     seen[w] |= bit;
@@ -743,13 +782,29 @@ impl Graph {
                 rest &= rest - 1;
             }
         }
-        live
+        Live {
+            nodes: live,
+            bits: seen,
+            uses,
+        }
     }
 
     /// Users of every live node through resolved inputs, indexed by node id
     /// (dead nodes have none). A user appears once per input slot.
     pub fn users(&self) -> UserLists {
         self.users_of(&self.live_nodes())
+    }
+
+    /// [`Graph::users`], kept until a change to the live graph (as
+    /// [`Graph::live_nodes`] is): a pass that follows one that changed
+    /// nothing gets them without a walk.
+    pub fn live_users(&self) -> Arc<UserLists> {
+        self.users
+            .get_or_init(|| {
+                let live = self.live.get_or_init(|| self.walk_live());
+                Arc::new(self.fill_users(&live.nodes, live.uses.clone()))
+            })
+            .clone()
     }
 
     /// [`Graph::users`] for a caller that already has the live nodes
@@ -764,11 +819,20 @@ impl Graph {
                 start[self.resolve(i).index() + 1] += 1;
             }
         }
+        self.fill_users(live, start)
+    }
+
+    /// The users of `live`, given in `start[n + 1]` how many input slots
+    /// of theirs name node `n` (one entry per node and one more).
+    fn fill_users(&self, live: &[NodeId], mut start: Vec<u32>) -> UserLists {
         for k in 1..start.len() {
             start[k] += start[k - 1];
         }
         let mut fill = start.clone();
-        let mut users = vec![NodeId(0); start[self.nodes.len()] as usize];
+        // `start` may be shorter than the graph: nodes made since the walk
+        // have no live users.
+        let total = start.last().copied().unwrap_or(0);
+        let mut users = vec![NodeId(0); total as usize];
         for &n in live {
             for &i in &self.nodes[n.index()].inputs {
                 let slot = &mut fill[self.resolve(i).index()];

@@ -73,7 +73,7 @@ const VISITS_PER_NODE: u64 = 16;
 /// users.
 pub fn optimize(g: &mut Graph) -> Result<OptStats, GraphError> {
     let live = g.live_nodes();
-    let mut users = Users::of(g, &live);
+    let mut users = Users::of(g);
     let budget = VISITS_PER_NODE.saturating_mul(live.len() as u64 + 16);
     let mut stats = OptStats {
         converged: true,
@@ -87,9 +87,7 @@ pub fn optimize(g: &mut Graph) -> Result<OptStats, GraphError> {
     let mut current = IdSet::default();
     let mut numbering = Numbering::with_capacity(live.len());
     let mut readers = Readers::new(g.len(), live.len());
-    for n in live {
-        current.insert(n);
-    }
+    current.insert_all(g.live_bits());
     let mut next = IdSet::default();
     // The replacements counted when the last sweep over every live node
     // began: a rule may read past its inputs (an input's input), and a
@@ -110,9 +108,7 @@ pub fn optimize(g: &mut Graph) -> Result<OptStats, GraphError> {
             }
             at_full_sweep = stats.replaced;
             readers.sweep_begins();
-            for n in g.live_nodes() {
-                current.insert(n);
-            }
+            current.insert_all(g.live_bits());
         }
         stats.rounds += 1;
         // Whole groups of redundant phis first, so that what depends on
@@ -202,21 +198,37 @@ struct Users {
 const NIL: u32 = u32::MAX;
 
 impl Users {
-    /// The users of the `live` nodes through resolved inputs (as
-    /// [`Graph::users_of`] gives them).
-    fn of(g: &Graph, live: &[NodeId]) -> Users {
-        let mut users = Users {
-            head: vec![NIL; g.len()],
-            tail: vec![NIL; g.len()],
-            user: Vec::with_capacity(live.len() * 3),
-            next: Vec::with_capacity(live.len() * 3),
-        };
-        for &n in live {
-            for &i in g.node(n).raw_inputs() {
-                users.add(g.resolve(i), n);
+    /// The users of the live nodes through resolved inputs: the graph's
+    /// [`Graph::live_users`] (kept from a pass before that changed
+    /// nothing, or computed now), linked where they lie: each node's
+    /// entries are one run, in the same order (as adding them one by one
+    /// would link them, without following a tail per entry).
+    fn of(g: &Graph) -> Users {
+        let lists = g.live_users();
+        let (start, users) = lists.flat();
+        let len = g.len();
+        let total = users.len();
+        let mut user = Vec::with_capacity(total + total / 4 + 16);
+        user.extend_from_slice(users);
+        let mut next = Vec::with_capacity(user.capacity());
+        next.extend(1..=total as u32);
+        let mut head = vec![NIL; len];
+        let mut tail = vec![NIL; len];
+        // Nodes made since the lists were taken have no live users.
+        for (k, w) in start.windows(2).enumerate().take(len) {
+            let (a, b) = (w[0], w[1]);
+            if a < b {
+                head[k] = a;
+                tail[k] = b - 1;
+                next[b as usize - 1] = NIL;
             }
         }
-        users
+        Users {
+            head,
+            tail,
+            user,
+            next,
+        }
     }
 
     /// Room for nodes up to `len`.
@@ -416,6 +428,21 @@ impl IdSet {
         None
     }
 
+    /// Adds every node of a bit set in the same layout (as
+    /// [`Graph::live_bits`] gives it): a word at a time, where inserting
+    /// the live nodes one by one cost a tenth of a run.
+    fn insert_all(&mut self, bits: &[u64]) {
+        if self.words.len() < bits.len() {
+            self.words.resize(bits.len(), 0);
+        }
+        for (w, &b) in self.words.iter_mut().zip(bits) {
+            *w |= b;
+        }
+        if let Some(w) = bits.iter().position(|&b| b != 0) {
+            self.first = self.first.min(w);
+        }
+    }
+
     fn is_empty(&self) -> bool {
         self.words[self.first.min(self.words.len())..]
             .iter()
@@ -570,9 +597,12 @@ fn visit(
     if g.is_loop_phi(n) {
         return peephole::simplify_node(g, n);
     }
-    let found = match peephole::simplify_node(g, n)? {
+    // Resolved once for the rules and the numbering both (rules never
+    // replace a node, so they stay resolved).
+    let inputs = g.inputs(n);
+    let found = match peephole::simplify_node_with(g, n, &inputs)? {
         Some(r) => Some(r),
-        None => numbering.equal(g, n),
+        None => numbering.equal(g, n, &inputs),
     };
     Ok(found.map(|r| g.resolve(r)).filter(|&r| r != n))
 }
@@ -594,7 +624,10 @@ struct Numbering {
     /// `64 - log2(slots.len())`: a slot is the hash's top bits.
     shift: u32,
     /// Each entry's key: operation, type, resolved inputs (as inserted).
-    keys: Vec<(Op, Type, Inputs)>,
+    /// (their inputs are `key_inputs[start..start + len]`: one flat array,
+    /// where a small vector per entry cost a copy through an iterator).
+    keys: Vec<(Op, Type, u32, u32)>,
+    key_inputs: Vec<NodeId>,
     /// Each entry's node: the first seen, or what replaced it since.
     nodes: Vec<NodeId>,
 }
@@ -606,20 +639,20 @@ impl Numbering {
             slots: vec![(0, 0); len],
             shift: 64 - len.trailing_zeros(),
             keys: Vec::with_capacity(n),
+            key_inputs: Vec::with_capacity(3 * n),
             nodes: Vec::with_capacity(n),
         }
     }
 
     /// A node seen before that computes what `n` computes, if any;
-    /// otherwise `n` is now the one.
-    fn equal(&mut self, g: &Graph, n: NodeId) -> Option<NodeId> {
+    /// otherwise `n` is now the one. `inputs` are `n`'s inputs resolved.
+    fn equal(&mut self, g: &Graph, n: NodeId, inputs: &Inputs) -> Option<NodeId> {
         let (op, ty) = (g.op(n), g.ty(n));
-        let raw = g.node(n).raw_inputs();
         let mut h = WordHasher::default();
         op.hash(&mut h);
         ty.hash(&mut h);
-        for &i in raw {
-            h.write_u64(g.resolve(i).index() as u64);
+        for &i in inputs {
+            h.write_u64(i.index() as u64);
         }
         let hash = h.finish();
         let mask = self.slots.len() - 1;
@@ -631,12 +664,9 @@ impl Numbering {
             }
             let e = (e - 1) as usize;
             if sh == hash {
-                let (kop, kty, kin) = &self.keys[e];
-                if *kop == op
-                    && *kty == ty
-                    && kin.len() == raw.len()
-                    && kin.iter().zip(raw).all(|(&a, &b)| a == g.resolve(b))
-                {
+                let (kop, kty, start, len) = self.keys[e];
+                let kin = &self.key_inputs[start as usize..(start + len) as usize];
+                if kop == op && kty == ty && kin == &inputs[..] {
                     // It may have been replaced since: by an equal node.
                     let m = g.resolve(self.nodes[e]);
                     self.nodes[e] = m;
@@ -645,7 +675,9 @@ impl Numbering {
             }
             s = (s + 1) & mask;
         }
-        self.keys.push((op, ty, g.inputs(n)));
+        let start = self.key_inputs.len() as u32;
+        self.key_inputs.extend_from_slice(inputs);
+        self.keys.push((op, ty, start, inputs.len() as u32));
         self.nodes.push(n);
         self.slots[s] = (hash, self.keys.len() as u32);
         if self.keys.len() * 2 > self.slots.len() {
@@ -804,7 +836,7 @@ mod tests {
         let r = g.ret(e.ctrl, mem, l).unwrap();
         g.finish(&[r]).unwrap();
         let live = g.live_nodes();
-        let users = Users::of(&g, &live);
+        let users = Users::of(&g);
         let mut readers = Readers::new(g.len(), live.len());
         for n in g.ids() {
             readers.visiting(n);

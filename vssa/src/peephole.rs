@@ -92,6 +92,12 @@ pub fn simplify(g: &mut Graph, op: Op, ty: Type, inputs: &[NodeId]) -> R {
     simplify_at(g, op, ty, inputs, None, 0)
 }
 
+/// [`simplify`] of inputs known to be this graph's and resolved
+/// ([`Graph::build`] checked them as it resolved them).
+pub(crate) fn simplify_resolved(g: &mut Graph, op: Op, ty: Type, inputs: &[NodeId]) -> R {
+    simplify_at(g, op, ty, inputs, None, 0)
+}
+
 /// Simplifies an existing node (the worklist pass's entry point): the rules
 /// see its resolved inputs, including a loop phi's back edge, and know the
 /// node itself, which lets a phi see through itself and lets the memory rules
@@ -105,6 +111,15 @@ pub fn simplify_node(g: &mut Graph, node: NodeId) -> R {
     let ty = g.ty(node);
     let inputs = g.inputs(node);
     let found = simplify_at(g, op, ty, &inputs, Some(node), 0)?;
+    Ok(found.filter(|&n| n != node))
+}
+
+/// [`simplify_node`] given `node`'s resolved inputs (the optimizer has
+/// them already).
+pub(crate) fn simplify_node_with(g: &mut Graph, node: NodeId, inputs: &[NodeId]) -> R {
+    let op = g.op(node);
+    let ty = g.ty(node);
+    let found = simplify_at(g, op, ty, inputs, Some(node), 0)?;
     Ok(found.filter(|&n| n != node))
 }
 

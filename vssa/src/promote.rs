@@ -35,8 +35,14 @@ use crate::alias::{access, Access};
 use crate::graph::{Graph, GraphError, NodeId, UserLists, WordHasher};
 use crate::op::Op;
 use crate::types::Type;
+use smallvec::{smallvec, SmallVec};
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
+
+/// Nodes a walk of the pass keeps for a moment: most walks are short, so
+/// they stay on the stack (a vector per walk cost an allocation and a free
+/// each, most of the pass's allocations).
+type Few = SmallVec<[NodeId; 16]>;
 
 /// Loops higher than this keep their places in memory (see the module docs).
 pub const MAX_PROMOTE_HEIGHT: u32 = 16;
@@ -118,7 +124,7 @@ struct LoopInfo {
 pub fn promote(g: &mut Graph) -> Result<PromoteStats, GraphError> {
     let mut stats = PromoteStats::default();
     let live = g.live_nodes();
-    let users = g.users_of(&live);
+    let users = g.live_users();
     // Every loop with exactly one memory phi whose back edge is set.
     let mut loops: Vec<LoopInfo> = Vec::new();
     for &n in live.iter().rev() {
@@ -239,7 +245,7 @@ impl Walk {
         let me = i as u32;
         self.owner[loops[i].mem.index()] = me;
         loops[i].chain.push(loops[i].mem);
-        let mut stack = vec![loops[i].back_mem];
+        let mut stack: Few = smallvec![loops[i].back_mem];
         let mut stores = Vec::new();
         let mut children = Vec::new();
         let mut opaque = false;
@@ -328,8 +334,8 @@ impl Walk {
 
     /// Whether `base` is computed outside loop `i` (a bounded look).
     fn invariant(&mut self, g: &Graph, loops: &[LoopInfo], i: usize, base: NodeId) -> bool {
-        let mut stack = vec![base];
-        let mut seen = Vec::new();
+        let mut stack: Few = smallvec![base];
+        let mut seen: Few = Few::new();
         while let Some(n) = stack.pop() {
             if seen.contains(&n) {
                 continue;
@@ -397,7 +403,7 @@ impl Walk {
     ) -> Result<u32, GraphError> {
         let l = &loops[i];
         // The loads on the loop's own chain, by place in first-seen order.
-        let mut places: Vec<(Place, Vec<NodeId>)> = Vec::new();
+        let mut places: Vec<(Place, SmallVec<[NodeId; 2]>)> = Vec::new();
         let none = Vec::new();
         for &m in &l.chain {
             let made = self.new_loads.get(&m).unwrap_or(&none);
@@ -411,7 +417,7 @@ impl Walk {
                 match places.iter_mut().find(|(q, _)| *q == p) {
                     Some((_, v)) if !v.contains(&u) => v.push(u),
                     Some(_) => {}
-                    None => places.push((p, vec![u])),
+                    None => places.push((p, smallvec![u])),
                 }
             }
         }
@@ -515,7 +521,7 @@ impl Walk {
     ) -> Option<NodeId> {
         let none = Vec::new();
         let made = self.new_loads.get(&l.entry_mem).unwrap_or(&none);
-        let candidates: Vec<NodeId> = users[l.entry_mem.index()]
+        let candidates: Few = users[l.entry_mem.index()]
             .iter()
             .chain(made)
             .copied()
@@ -558,14 +564,14 @@ impl Walk {
         let Some(want) = place.access() else {
             return Ok(None);
         };
-        let mut stack = vec![(start, false)];
+        let mut stack: SmallVec<[(NodeId, bool); 16]> = smallvec![(start, false)];
         while let Some((m, expanded)) = stack.pop() {
             if self.memo.contains_key(&(m, place)) {
                 continue;
             }
             let op = g.op(m);
             // The states `m`'s value follows from, or the value itself.
-            let mut deps: Vec<NodeId> = Vec::new();
+            let mut deps: Few = Few::new();
             let mut known: Option<Option<NodeId>> = None;
             if op.is_store() && g.arity(m) == 4 {
                 match access(g, m) {
@@ -614,7 +620,7 @@ impl Walk {
                 }
                 continue;
             }
-            let values: Option<Vec<NodeId>> = deps
+            let values: Option<Few> = deps
                 .iter()
                 .map(|d| self.memo.get(&(*d, place)).copied().flatten())
                 .collect();

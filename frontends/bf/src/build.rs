@@ -266,6 +266,11 @@ const PHI_CELL: u64 = 3;
 /// keeps such chains short.
 const MAX_CELL_PHI_HEIGHT: u32 = 16;
 
+/// Nodes to make room for per instruction of a unit (see [`build_unit`]):
+/// the build makes 2 to 6 (hanoi 2.0, mandelbrot 4.1, factor 4.3, dbfi
+/// 6.1), the middle end adds about a third.
+const NODES_PER_INST: usize = 6;
+
 /// Steps a scan loop takes each time round (see [`Builder::scan_loop`]).
 const SCAN_UNROLL: usize = 4;
 
@@ -301,6 +306,18 @@ pub fn build_unit(
     opts: BuildOptions,
 ) -> Result<CompiledProgram, BuildError> {
     let mut g = Graph::new();
+    // Room for every node of the build and of the middle end after it (a
+    // few per instruction, the passes add a third), so that the node
+    // arena and the graph's two maps are not copied again and again as
+    // they grow.
+    let insts = match unit {
+        Unit::Program => prog.insts.len(),
+        Unit::Loop { open } => match prog.insts.get(open).map(|i| i.kind) {
+            Some(InstKind::Open { close }) => close.saturating_sub(open) + 1,
+            _ => prog.insts.len(),
+        },
+    };
+    g.reserve(insts.saturating_mul(NODES_PER_INST) + 64);
     let entry = g.entry()?;
     let ctx = g.param(entry.start, 0, Type::Ptr)?;
     let tape = g.load(entry.ctrl, entry.mem, ctx, ctx_offset::TAPE, Type::Ptr)?;

@@ -11,6 +11,11 @@ use crate::alias::{classes_may_alias, AliasClass};
 use crate::graph::{Graph, GraphError, NodeId};
 use crate::op::{BinOp, Op};
 use crate::types::Type;
+use smallvec::SmallVec;
+
+/// Nodes a rule collects along a memory chain: few, so kept on the stack
+/// (a vector per store visit cost an allocation and a free each).
+type Links = SmallVec<[NodeId; 8]>;
 
 /// A store's resolved parts and byte range `[offset, offset + width)`.
 struct StoreParts {
@@ -164,7 +169,7 @@ pub(super) fn store(
     // Uses that are no observers: they belong to nodes that are dead once the
     // answer stands in for the store. The pass's node uses its memory input,
     // and each dropped store uses its own.
-    let mut dead_uses: Vec<NodeId> = this
+    let mut dead_uses: Links = this
         .filter(|&t| g.arity(t) == 4)
         .map(|t| g.input(t, 1))
         .into_iter()
@@ -284,7 +289,7 @@ fn store_over_store(
         width,
         class,
     } = place;
-    let mut above: Vec<NodeId> = Vec::new();
+    let mut above: Links = Links::new();
     let mut cur = top;
     for _ in 0..MAX_CHAIN_WALK {
         let Some(s) = store_parts(g, cur) else {
