@@ -109,6 +109,10 @@ impl Vm {
             ..
         } = self;
         let inline_builtins = &*inline_builtins;
+        // The stack is not resized here: its address and length are taken
+        // once, not reloaded from the `Vec` at every frame switch.
+        let stack: &mut [Value] = stack;
+        let stack_len = stack.len();
         let names = &event_names[..];
         let cur_thread = *cur_thread;
         let globals = *globals;
@@ -137,7 +141,6 @@ impl Vm {
             let mut end = pc + left as usize;
             let mut seg = code.get(..end).unwrap_or(code);
             let hints = &proto.slot_hints[..];
-            let stack_len = stack.len();
             // Slots below the frame (open upvalues of enclosing functions) and
             // the frame's window, borrowed apart.
             let (below, rest) = stack.split_at_mut(base);
@@ -629,9 +632,10 @@ impl Vm {
                         // A fixed number of results to a Lua caller that wants
                         // at most that many, with no upvalue to close.
                         let frame = frames.last().expect("the running frame");
+                        // `want` as `u32`: a negative one (all results) is
+                        // above any count.
                         if frame.kind != FrameKind::Lua
-                            || frame.want < 0
-                            || frame.want as usize > b as usize - 1
+                            || frame.want as u32 > b as u32 - 1
                             || open_upvals.last().is_some_and(|&(i, _)| i >= base)
                         {
                             punt!()
