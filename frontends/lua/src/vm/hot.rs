@@ -33,6 +33,11 @@ pub(super) const WINDOW: usize = 256;
 /// back by the outer loop before any call out).
 const HOT_SLICE: i64 = 1 << 24;
 
+/// The instruction fetched past the end of the code or of the budget:
+/// one the inner loop never runs (it punts, leaving the pc where the
+/// fetch was).
+static END: Op = Op::Close(0);
+
 /// Why the inner loop stopped.
 enum Leave<'p> {
     /// At an instruction for the outer loop (pc points at it), or at the
@@ -240,9 +245,10 @@ impl Vm {
                 // of them before the jump, into five registers live across
                 // it, which pushed the loop's own state (the code's address,
                 // the register window) out to the stack.
-                let Some(op) = seg.get(pc) else {
-                    break Leave::Punt;
-                };
+                // Past the end of `seg` (the budget or the code) the fetch
+                // gives `END`, which punts: the fetch is then a select, not
+                // a branch, and one block with the jump table's jump.
+                let op = seg.get(pc).unwrap_or(&END);
                 pc += 1;
                 match *op {
                     Op::Move(a, b) => Value::copy_within(regs, b as usize, a as usize),
