@@ -2936,8 +2936,9 @@ fn push_frame(
         (base, nvar)
     } else {
         let base = func + 1;
-        for slot in &mut stack[base + nargs.min(np)..base + np] {
-            *slot = Value::Nil;
+        // Usually every parameter has its argument: one test.
+        if nargs < np {
+            stack[base + nargs..base + np].fill(Value::Nil);
         }
         (base, 0)
     };
