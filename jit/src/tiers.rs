@@ -777,7 +777,8 @@ impl<G: TieredGuest> Tiers<G> {
     fn affordable(&mut self, open: usize, ran: Duration) -> bool {
         let size = self.guest.unit_len(open);
         if self.use_thread {
-            self.budget.allows_in_background(size, ran)
+            let superseded = self.superseded_by(open);
+            self.budget.allows_in_background(size, ran, superseded)
         } else {
             self.budget.allows(size, ran)
         }
@@ -787,10 +788,35 @@ impl<G: TieredGuest> Tiers<G> {
     fn affordable_quietly(&self, open: usize, ran: Duration) -> bool {
         let size = self.guest.unit_len(open);
         if self.use_thread {
-            self.budget.allows_in_background_quietly(size, ran)
+            let superseded = self.superseded_by(open);
+            self.budget
+                .allows_in_background_quietly(size, ran, superseded)
         } else {
             self.budget.allows_quietly(size, ran)
         }
+    }
+
+    /// What is booked for first compilations under way of units nested in
+    /// the unit at `open`: the unit makes them moot
+    /// ([`CompileBudget::allows_in_background`]).
+    fn superseded_by(&self, open: usize) -> Duration {
+        let Some(parent) = self.parent.as_deref() else {
+            return Duration::ZERO;
+        };
+        // An enclosing unit opens before the units inside it: the walk up
+        // stops once it has passed `open`.
+        let inside = |mut pc: usize| loop {
+            match around(parent, pc) {
+                Some(up) if up == open => return true,
+                Some(up) if up > open => pc = up,
+                _ => return false,
+            }
+        };
+        self.pending
+            .iter()
+            .filter(|p| p.unit.is_none() && inside(p.open))
+            .map(|p| p.reserved)
+            .sum()
     }
 
     /// Compiles the wanted unit (an outer unit the budget could not pay for
