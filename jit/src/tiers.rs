@@ -455,6 +455,14 @@ impl<G: TieredGuest> Tiers<G> {
         let speculative = self.guest.is_speculation(&e);
         let verdict = self.counters.record(e.guard, speculative);
         self.report.deopts += 1;
+        tracing::debug!(
+            unit = %self.guest.unit_name(self.units[i].open),
+            exit = index,
+            speculative,
+            ?verdict,
+            ran_ms = ms(self.ran()),
+            "deoptimized"
+        );
         let u = &mut self.units[i].report;
         u.deopts += 1;
         u.speculation_failures += u64::from(speculative);
@@ -561,6 +569,15 @@ impl<G: TieredGuest> Tiers<G> {
     ) -> Result<(), Error<G>> {
         let never_entered = self.never_entered(open);
         let reserved = self.budget.reserve(self.guest.unit_len(open));
+        tracing::debug!(
+            unit = %self.guest.unit_name(open),
+            recompile = unit.is_some(),
+            size = self.guest.unit_len(open),
+            estimate_ms = ms(reserved),
+            ran_ms = ms(self.ran()),
+            speculated = never_entered.len(),
+            "compile submitted"
+        );
         if let Some(thread) = &mut self.thread {
             thread.submit(Job::Compile {
                 open,
@@ -615,6 +632,12 @@ impl<G: TieredGuest> Tiers<G> {
             self.report.jit = done.report;
             let size = self.guest.unit_len(p.open);
             self.budget.settle(p.reserved, size, done.took);
+            tracing::debug!(
+                unit = %self.guest.unit_name(p.open),
+                took_ms = ms(done.took),
+                ran_ms = ms(self.ran()),
+                "compile done"
+            );
             let Some(code) = done.code else {
                 continue;
             };
@@ -719,6 +742,15 @@ impl<G: TieredGuest> Tiers<G> {
         // time and interpreted glue made it 1.7x slower than one early unit.
         if self.hotness.unit_of[target] == 0 && !self.affordable(target, ran) {
             // Not yet: ask again when the entry has come round twice as often.
+            if self.wanted != Some(target) {
+                tracing::debug!(
+                    unit = %self.guest.unit_name(target),
+                    hot = %self.guest.unit_name(open),
+                    booked_ms = ms(self.budget.spent()),
+                    ran_ms = ms(ran),
+                    "compile deferred"
+                );
+            }
             self.wanted = Some(target);
             let next = self.hotness.entered(open).saturating_mul(2);
             self.hotness.stop_at(open, next.min(STOP_NEVER - 1));
@@ -745,7 +777,8 @@ impl<G: TieredGuest> Tiers<G> {
     fn affordable(&mut self, open: usize, ran: Duration) -> bool {
         let size = self.guest.unit_len(open);
         if self.use_thread {
-            self.budget.allows_in_background(size, ran)
+            let superseded = self.superseded_by(open);
+            self.budget.allows_in_background(size, ran, superseded)
         } else {
             self.budget.allows(size, ran)
         }
@@ -755,10 +788,35 @@ impl<G: TieredGuest> Tiers<G> {
     fn affordable_quietly(&self, open: usize, ran: Duration) -> bool {
         let size = self.guest.unit_len(open);
         if self.use_thread {
-            self.budget.allows_in_background_quietly(size, ran)
+            let superseded = self.superseded_by(open);
+            self.budget
+                .allows_in_background_quietly(size, ran, superseded)
         } else {
             self.budget.allows_quietly(size, ran)
         }
+    }
+
+    /// What is booked for first compilations under way of units nested in
+    /// the unit at `open`: the unit makes them moot
+    /// ([`CompileBudget::allows_in_background`]).
+    fn superseded_by(&self, open: usize) -> Duration {
+        let Some(parent) = self.parent.as_deref() else {
+            return Duration::ZERO;
+        };
+        // An enclosing unit opens before the units inside it: the walk up
+        // stops once it has passed `open`.
+        let inside = |mut pc: usize| loop {
+            match around(parent, pc) {
+                Some(up) if up == open => return true,
+                Some(up) if up > open => pc = up,
+                _ => return false,
+            }
+        };
+        self.pending
+            .iter()
+            .filter(|p| p.unit.is_none() && inside(p.open))
+            .map(|p| p.reserved)
+            .sum()
     }
 
     /// Compiles the wanted unit (an outer unit the budget could not pay for
@@ -784,6 +842,12 @@ impl<G: TieredGuest> Tiers<G> {
     fn compile_new(&mut self, open: usize) -> Result<usize, Error<G>> {
         let t = Instant::now();
         let code = self.compile(open)?;
+        tracing::debug!(
+            unit = %self.guest.unit_name(open),
+            took_ms = ms(t.elapsed()),
+            ran_ms = ms(self.ran()),
+            "compiled"
+        );
         Ok(self.install(open, code, t.elapsed()))
     }
 
@@ -918,6 +982,11 @@ impl<G: TieredGuest> Tiers<G> {
         report.units = self.units.into_iter().map(|u| u.report).collect();
         (report, result)
     }
+}
+
+/// Milliseconds, for the log.
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }
 
 /// The entry of the unit around the unit at `pc`, if any.
