@@ -303,8 +303,26 @@ pub fn check_table(vm: &mut Vm, base: usize, nargs: usize, i: usize, f: &str) ->
     }
 }
 
+#[inline]
 pub fn check_int(vm: &mut Vm, base: usize, nargs: usize, i: usize, f: &str) -> LResult<i64> {
-    let v = arg(vm, base, nargs, i);
+    match arg(vm, base, nargs, i) {
+        Value::Int(n) => Ok(n),
+        v => check_int_slow(vm, base, nargs, i, f, v),
+    }
+}
+
+/// [`check_int`] of anything but an integer: a conversion or an error,
+/// kept out of line so that the integer case inlines into its callers.
+#[cold]
+#[inline(never)]
+fn check_int_slow(
+    vm: &mut Vm,
+    base: usize,
+    nargs: usize,
+    i: usize,
+    f: &str,
+    v: Value,
+) -> LResult<i64> {
     match v {
         Value::Int(n) => Ok(n),
         Value::Float(x) => match float_to_int_exact(x) {
@@ -330,6 +348,7 @@ pub fn check_int(vm: &mut Vm, base: usize, nargs: usize, i: usize, f: &str) -> L
     }
 }
 
+#[inline]
 pub fn opt_int(vm: &mut Vm, base: usize, nargs: usize, i: usize, f: &str, d: i64) -> LResult<i64> {
     if matches!(arg(vm, base, nargs, i), Value::Nil) {
         Ok(d)
@@ -1556,6 +1575,16 @@ fn str_range(len: usize, i: i64, j: i64) -> (usize, usize) {
 }
 
 fn str_sub(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    // A string subject (the common case) is cut from the heap's copy.
+    if let Value::Str(s) = arg(vm, base, nargs, 0) {
+        let len = vm.heap.str_bytes(s).len();
+        vm.charge_bytes(len)?;
+        let i = opt_int(vm, base, nargs, 1, "sub", 1)?;
+        let j = opt_int(vm, base, nargs, 2, "sub", -1)?;
+        let (a, b) = str_range(len, i, j);
+        let v = Value::Str(vm.heap.intern_range(s, a..b));
+        return vm.rets(base + nargs, &[v]);
+    }
     let s = check_str_shared(vm, base, nargs, 0, "sub")?;
     let i = opt_int(vm, base, nargs, 1, "sub", 1)?;
     let j = opt_int(vm, base, nargs, 2, "sub", -1)?;
