@@ -244,6 +244,8 @@ impl Gen {
                     "tonumber",
                     "math.tointeger",
                     "string.len",
+                    "string.sub",
+                    "string.byte",
                     "string.upper",
                     "math.ult",
                     "math.max",

@@ -415,6 +415,22 @@ pub fn check_str_shared(
     check_str(vm, base, nargs, i, f).map(std::rc::Rc::from)
 }
 
+/// A string argument as the heap's own string, its length charged as
+/// [`check_str_shared`] charges it: no handle to clone and drop, for the
+/// string functions called once per character (`s:sub(i, i)`,
+/// `s:byte(i)`). `None` for any other value, which the caller hands to
+/// [`check_str_shared`] (numbers are converted there, the rest refused).
+fn str_arg(vm: &mut Vm, base: usize, nargs: usize, i: usize) -> LResult<Option<StrRef>> {
+    match arg(vm, base, nargs, i) {
+        Value::Str(s) => {
+            let len = vm.heap.str_bytes(s).len();
+            vm.charge_bytes(len)?;
+            Ok(Some(s))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// `tostring(v)`, honouring `__tostring` and `__name`.
 pub fn tostring(vm: &mut Vm, v: Value) -> LResult<Vec<u8>> {
     let mut out = Vec::new();
@@ -1574,19 +1590,21 @@ fn str_range(len: usize, i: i64, j: i64) -> (usize, usize) {
     }
 }
 
+/// `string.sub(s, i [, j])`: `i` is required, as in lua5.4 (`s:sub()` is
+/// "bad argument #2"; found by the differential fuzzer once it called
+/// `string.sub`).
 fn str_sub(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     // A string subject (the common case) is cut from the heap's copy.
-    if let Value::Str(s) = arg(vm, base, nargs, 0) {
+    if let Some(s) = str_arg(vm, base, nargs, 0)? {
         let len = vm.heap.str_bytes(s).len();
-        vm.charge_bytes(len)?;
-        let i = opt_int(vm, base, nargs, 1, "sub", 1)?;
+        let i = check_int(vm, base, nargs, 1, "sub")?;
         let j = opt_int(vm, base, nargs, 2, "sub", -1)?;
         let (a, b) = str_range(len, i, j);
         let v = Value::Str(vm.heap.intern_range(s, a..b));
         return vm.rets(base + nargs, &[v]);
     }
     let s = check_str_shared(vm, base, nargs, 0, "sub")?;
-    let i = opt_int(vm, base, nargs, 1, "sub", 1)?;
+    let i = check_int(vm, base, nargs, 1, "sub")?;
     let j = opt_int(vm, base, nargs, 2, "sub", -1)?;
     let (a, b) = str_range(s.len(), i, j);
     let v = vm.heap.str_value(&s[a..b]);
@@ -1594,6 +1612,10 @@ fn str_sub(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
 }
 
 fn str_len(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    if let Some(s) = str_arg(vm, base, nargs, 0)? {
+        let len = vm.heap.str_bytes(s).len();
+        return vm.rets(base + nargs, &[Value::Int(len as i64)]);
+    }
     let s = check_str_shared(vm, base, nargs, 0, "len")?;
     vm.rets(base + nargs, &[Value::Int(s.len() as i64)])
 }
@@ -1631,6 +1653,20 @@ fn str_rep(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
 }
 
 fn str_byte(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    // A string subject (the common case): no handle; one byte (the most
+    // common) without a vector either.
+    if let Some(s) = str_arg(vm, base, nargs, 0)? {
+        let len = vm.heap.str_bytes(s).len();
+        let i = opt_int(vm, base, nargs, 1, "byte", 1)?;
+        let j = opt_int(vm, base, nargs, 2, "byte", i)?;
+        let (a, b) = str_range(len, i, j);
+        let bytes = &vm.heap.str_bytes(s)[a..b];
+        if let [c] = *bytes {
+            return vm.rets(base + nargs, &[Value::Int(i64::from(c))]);
+        }
+        let vals: Vec<Value> = bytes.iter().map(|&c| Value::Int(i64::from(c))).collect();
+        return vm.rets(base + nargs, &vals);
+    }
     let s = check_str_shared(vm, base, nargs, 0, "byte")?;
     let i = opt_int(vm, base, nargs, 1, "byte", 1)?;
     let j = opt_int(vm, base, nargs, 2, "byte", i)?;

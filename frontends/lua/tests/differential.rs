@@ -269,6 +269,10 @@ const SNIPPETS: &[&str] = &[
     // `assert` of a true value with at most one result wanted runs inline
     // in the hot loop (vm/hot.rs); failures, more results, no argument
     // and a replaced `assert` take the ordinary call.
+    // `string.sub` needs its start (found by vssa-fuzz --target lua once
+    // it called string.sub); `sub`/`byte`/`len` of a string subject take
+    // the heap's bytes in place, of a number the converted copy.
+    "local s = 'hello' print(pcall(string.sub, s), pcall(string.sub, s, nil), pcall(string.sub, 12), pcall(string.sub, {}, 1), pcall(string.byte, nil)) print(s:sub(2), s:sub(-3, -2), s:sub(4, 2), s:byte(-1), s:byte(10), s:byte(2, 4), select('#', s:byte(4, 2)), #s, s:len(), string.sub(12345, 2, 3), string.byte(12, 2), string.len(1.5)) local n = 0 for i = 1, #s do n = n + s:byte(i) + #s:sub(i, i) end print(n, s:sub(1, 1) == 'h', s:sub(0, 0) == '')",
     "local n = 0 for i = 1, 30 do assert(i) n = n + assert(i, 'msg') local a, b = assert(i, 'two') n = n + #b + a end print(n) print(pcall(assert, false)) print(pcall(assert, nil, 'boom')) print(pcall(assert)) print(select('#', assert(1, 2, 3)), assert(0.0, nil)) for i = 1, 3 do print(pcall(function() assert(i < 3, 'small ' .. i) return assert(i) end)) end local old = assert assert = function(...) return 'mine', ... end print(assert(false)) assert = old print(assert('back'))",
 ];
 
