@@ -248,6 +248,7 @@ impl Gen {
                     "string.byte",
                     "string.lower",
                     "string.char",
+                    "table.unpack",
                     "math.ceil",
                     "math.sqrt",
                     "string.upper",

@@ -273,6 +273,11 @@ const SNIPPETS: &[&str] = &[
     // it called string.sub); `sub`/`byte`/`len` of a string subject take
     // the heap's bytes in place, of a number the converted copy.
     "local s = 'hello' print(pcall(string.sub, s), pcall(string.sub, s, nil), pcall(string.sub, 12), pcall(string.sub, {}, 1), pcall(string.byte, nil)) print(s:sub(2), s:sub(-3, -2), s:sub(4, 2), s:byte(-1), s:byte(10), s:byte(2, 4), select('#', s:byte(4, 2)), #s, s:len(), string.sub(12345, 2, 3), string.byte(12, 2), string.len(1.5)) local n = 0 for i = 1, #s do n = n + s:byte(i) + #s:sub(i, i) end print(n, s:sub(1, 1) == 'h', s:sub(0, 0) == '')",
+    // An operation inside a library function (`table.unpack` taking the
+    // length of its argument) fails without a position, as lua5.4's core
+    // errors name only a running Lua function's line; the same operation
+    // in Lua code keeps it.
+    "print(pcall(function() return table.unpack(5) end)) print(pcall(function() return table.unpack(true, 1, 2) end)) print(pcall(function() local t = setmetatable({}, {__len = function() return #nil end}) return table.unpack(t) end)) print(pcall(function() return #5 end)) print(pcall(function() return 1 // 0 end)) print(pcall(function() return {} < {} end)) print(pcall(function() return table.concat({1, {}}) end)) print(pcall(function() return rawset({}, nil, 1) end))",
     "local n = 0 for i = 1, 30 do assert(i) n = n + assert(i, 'msg') local a, b = assert(i, 'two') n = n + #b + a end print(n) print(pcall(assert, false)) print(pcall(assert, nil, 'boom')) print(pcall(assert)) print(select('#', assert(1, 2, 3)), assert(0.0, nil)) for i = 1, 3 do print(pcall(function() assert(i < 3, 'small ' .. i) return assert(i) end)) end local old = assert assert = function(...) return 'mine', ... end print(assert(false)) assert = old print(assert('back'))",
 ];
 
