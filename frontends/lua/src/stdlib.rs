@@ -487,7 +487,7 @@ fn base_next(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> 
     match vm.heap.table(t).next(k) {
         Ok(Some((k, v))) => vm.rets(base + nargs, &[k, v]),
         Ok(None) => vm.rets(base + nargs, &[Value::Nil]),
-        Err(()) => Err(vm.rt_error("invalid key to 'next'")),
+        Err(()) => Err(vm.core_error("invalid key to 'next'")),
     }
 }
 
@@ -801,12 +801,20 @@ fn base_getmetatable(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, 
 
 fn base_rawget(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     let t = check_table(vm, base, nargs, 0, "rawget")?;
+    if nargs < 2 {
+        return Err(arg_error(vm, 1, "rawget", "value expected"));
+    }
     let v = vm.heap.table(t).get(arg(vm, base, nargs, 1));
     vm.rets(base + nargs, &[v])
 }
 
 fn base_rawset(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     let t = check_table(vm, base, nargs, 0, "rawset")?;
+    for i in [1, 2] {
+        if nargs <= i {
+            return Err(arg_error(vm, i, "rawset", "value expected"));
+        }
+    }
     let (k, v) = (arg(vm, base, nargs, 1), arg(vm, base, nargs, 2));
     vm.raw_set(t, k, v)?;
     Ok((base, 1))
@@ -1939,6 +1947,11 @@ fn math_fmod(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> 
 }
 
 fn math_modf(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    // An integer is its own integral part, kept as it is (a float would
+    // round math.maxinteger), as in lua5.4.
+    if let Value::Int(n) = arg(vm, base, nargs, 0) {
+        return vm.rets(base + nargs, &[Value::Int(n), Value::Float(0.0)]);
+    }
     let x = check_float(vm, base, nargs, 0, "modf")?;
     let ip = if x.is_infinite() { x } else { x.trunc() };
     let frac = if x.is_infinite() { 0.0 } else { x - ip };

@@ -2689,7 +2689,8 @@ impl Vm {
                                 Ok(None) => self.stack[ra + 4] = Value::Nil,
                                 Err(()) => {
                                     self.save_pc(pc);
-                                    fail!(self.rt_error("invalid key to 'next'"));
+                                    // Raised inside `next`: no position.
+                                    fail!(self.plain_error("invalid key to 'next'"));
                                 }
                             }
                             for i in 2..c as usize {

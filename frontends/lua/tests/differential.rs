@@ -278,6 +278,10 @@ const SNIPPETS: &[&str] = &[
     // errors name only a running Lua function's line; the same operation
     // in Lua code keeps it.
     "print(pcall(function() return table.unpack(5) end)) print(pcall(function() return table.unpack(true, 1, 2) end)) print(pcall(function() local t = setmetatable({}, {__len = function() return #nil end}) return table.unpack(t) end)) print(pcall(function() return #5 end)) print(pcall(function() return 1 // 0 end)) print(pcall(function() return {} < {} end)) print(pcall(function() return table.concat({1, {}}) end)) print(pcall(function() return rawset({}, nil, 1) end))",
+    // Found once the fuzz target called them: `math.modf` keeps an
+    // integer; `rawget`/`rawset` need their key (and value); `next` with
+    // a key not in the table fails inside `next`, without a position.
+    "print(math.modf(5), math.modf(math.maxinteger), math.modf(math.mininteger), math.modf(-2.5), math.modf('7'), math.modf(1/0)) print(pcall(rawget, {})) print(pcall(rawget, {}, nil)) print(pcall(rawset, {}, 1)) print(pcall(rawset, {})) print(select('#', rawset({}, 1, nil))) print(pcall(function() return next({}, 'x') end)) print(pcall(next, {}, 'x')) print(pcall(function() for k in next, {}, 'x' do end end))",
     "local n = 0 for i = 1, 30 do assert(i) n = n + assert(i, 'msg') local a, b = assert(i, 'two') n = n + #b + a end print(n) print(pcall(assert, false)) print(pcall(assert, nil, 'boom')) print(pcall(assert)) print(select('#', assert(1, 2, 3)), assert(0.0, nil)) for i = 1, 3 do print(pcall(function() assert(i < 3, 'small ' .. i) return assert(i) end)) end local old = assert assert = function(...) return 'mine', ... end print(assert(false)) assert = old print(assert('back'))",
 ];
 
