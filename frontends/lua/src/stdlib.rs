@@ -272,6 +272,14 @@ pub fn arg(vm: &Vm, base: usize, nargs: usize, i: usize) -> Value {
 }
 
 pub fn arg_error(vm: &mut Vm, i: usize, fname: &str, msg: &str) -> LuaError {
+    // Called by a generic `for` as its iterator, it is "for iterator".
+    if !vm.builtin_from_rust && vm.current_op_is_for_iterator() {
+        return vm.rt_error(format!(
+            "bad argument #{} to 'for iterator' ({})",
+            i + 1,
+            msg
+        ));
+    }
     // Called by a library function (`pcall(table.insert, …)`), the
     // function has no name in Lua code: lua5.4 then names it by where
     // `package.loaded` holds it (`'table.insert'`).
@@ -514,14 +522,10 @@ fn base_pairs(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)>
         r?;
         return Ok((at, 3));
     }
-    if !matches!(v, Value::Table(_)) {
-        let got = type_name_for_arg(vm, base, nargs, 0);
-        return Err(arg_error(
-            vm,
-            0,
-            "pairs",
-            &format!("table expected, got {got}"),
-        ));
+    // Any value, as lua5.4: `next` refuses a non-table when the loop
+    // calls it ("bad argument #1 to 'for iterator'"), not `pairs`.
+    if nargs == 0 {
+        return Err(arg_error(vm, 0, "pairs", "value expected"));
     }
     vm.rets(base + nargs, &[Value::Builtin(NEXT_ID), v, Value::Nil])
 }
@@ -768,9 +772,14 @@ fn base_xpcall(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)
 fn base_setmetatable(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     let t = check_table(vm, base, nargs, 0, "setmetatable")?;
     let m = match arg(vm, base, nargs, 1) {
-        Value::Nil => None,
+        // A missing metatable is not nil to lua5.4 ("got no value").
+        Value::Nil if nargs > 1 => None,
         Value::Table(m) => Some(m),
-        _ => return Err(arg_error(vm, 1, "setmetatable", "nil or table expected")),
+        _ => {
+            let got = type_name_for_arg(vm, base, nargs, 1);
+            let msg = format!("nil or table expected, got {got}");
+            return Err(arg_error(vm, 1, "setmetatable", &msg));
+        }
     };
     if let Some(old) = vm.heap.table(t).meta {
         let k = vm.event_name(Event::Metatable);
@@ -783,6 +792,9 @@ fn base_setmetatable(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, 
 }
 
 fn base_getmetatable(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    if nargs == 0 {
+        return Err(arg_error(vm, 0, "getmetatable", "value expected"));
+    }
     let v = arg(vm, base, nargs, 0);
     let r = match vm.metatable(v) {
         None => Value::Nil,
@@ -1893,10 +1905,11 @@ math_f1!(math_rad, "rad", |x| x * (std::f64::consts::PI / 180.0));
 
 fn math_atan(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     let y = check_float(vm, base, nargs, 0, "atan")?;
-    let x = if nargs >= 2 {
-        check_float(vm, base, nargs, 1, "atan")?
-    } else {
+    // `x` is optional, nil included (lua5.4's luaL_optnumber).
+    let x = if matches!(arg(vm, base, nargs, 1), Value::Nil) {
         1.0
+    } else {
+        check_float(vm, base, nargs, 1, "atan")?
     };
     vm.rets(base + nargs, &[Value::Float(y.atan2(x))])
 }

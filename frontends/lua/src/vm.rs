@@ -991,6 +991,18 @@ impl Vm {
 
     /// Whether the running Lua frame's current instruction is a call (a
     /// library function it called may let a yield cross it).
+    /// Whether the running Lua frame's current instruction is a generic
+    /// `for`'s call of its iterator (lua5.4 names the callee "for
+    /// iterator" in argument errors).
+    pub(crate) fn current_op_is_for_iterator(&self) -> bool {
+        use crate::bytecode::Op;
+        self.frames.last().is_some_and(|fr| {
+            fr.pc
+                .checked_sub(1)
+                .is_some_and(|i| matches!(self.frame_proto(fr).code.get(i), Some(Op::TForCall(..))))
+        })
+    }
+
     pub(crate) fn current_op_is_call(&self) -> bool {
         use crate::bytecode::Op;
         self.frames.last().is_some_and(|fr| {

@@ -282,6 +282,10 @@ const SNIPPETS: &[&str] = &[
     // integer; `rawget`/`rawset` need their key (and value); `next` with
     // a key not in the table fails inside `next`, without a position.
     "print(math.modf(5), math.modf(math.maxinteger), math.modf(math.mininteger), math.modf(-2.5), math.modf('7'), math.modf(1/0)) print(pcall(rawget, {})) print(pcall(rawget, {}, nil)) print(pcall(rawset, {}, 1)) print(pcall(rawset, {})) print(select('#', rawset({}, 1, nil))) print(pcall(function() return next({}, 'x') end)) print(pcall(next, {}, 'x')) print(pcall(function() for k in next, {}, 'x' do end end))",
+    // `pairs` takes any value (the loop's `next` refuses it, named "for
+    // iterator"); `setmetatable`'s "got" and a missing metatable;
+    // `getmetatable()`; `math.atan(y, nil)`.
+    "print(select('#', pairs(5)), select(2, pairs(5))) print(pcall(pairs)) print(pcall(function() for k in pairs(5) do end end)) print(pcall(function() for k in next, true do end end)) print(pcall(function() for i in ipairs(5) do end end)) print(pcall(setmetatable, {}, true)) print(pcall(setmetatable, {})) print(pcall(getmetatable)) print(math.atan(1, nil) == math.atan(1), pcall(math.atan, 1, 'x'))",
     "local n = 0 for i = 1, 30 do assert(i) n = n + assert(i, 'msg') local a, b = assert(i, 'two') n = n + #b + a end print(n) print(pcall(assert, false)) print(pcall(assert, nil, 'boom')) print(pcall(assert)) print(select('#', assert(1, 2, 3)), assert(0.0, nil)) for i = 1, 3 do print(pcall(function() assert(i < 3, 'small ' .. i) return assert(i) end)) end local old = assert assert = function(...) return 'mine', ... end print(assert(false)) assert = old print(assert('back'))",
 ];
 
