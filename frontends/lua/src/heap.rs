@@ -214,7 +214,12 @@ pub struct Heap {
     pub upvals: Arena<UpVal>,
     pub coroutines: Arena<Coroutine>,
     pub userdata: Arena<Userdata>,
-    interned: HashMap<Rc<[u8]>, u32>,
+    /// Hashed with foldhash, seeded per process: a run-time string is
+    /// looked up here at every `string.sub`, concatenation and conversion,
+    /// and SipHash (std's default) cost a Json parse 110 M instructions
+    /// of 2.5 G; a random seed keeps keys chosen by the program's input
+    /// from colliding on purpose, as lua5.4's seeded string hash does.
+    interned: HashMap<Rc<[u8]>, u32, foldhash::fast::RandomState>,
     pub gc: GcStats,
     /// Bytes in use against the memory limit (`limits.rs`).
     pub mem: crate::limits::MemoryAccount,
@@ -250,7 +255,7 @@ impl Default for Heap {
             upvals: Arena::default(),
             coroutines: Arena::default(),
             userdata: Arena::default(),
-            interned: HashMap::new(),
+            interned: HashMap::default(),
             gc: GcStats {
                 debt: 0,
                 threshold: MIN_THRESHOLD,
@@ -287,6 +292,21 @@ impl Heap {
         let i = self.strings.alloc(LuaStr { bytes: rc.clone() });
         self.interned.insert(rc, i);
         StrRef(i, object)
+    }
+
+    /// [`Heap::intern`] of `s`'s bytes `range` (`string.sub`): looked up
+    /// from the heap's own copy, so a substring already interned (every
+    /// one-character `s:sub(i, i)` after the first) costs no copy of the
+    /// subject's handle.
+    pub fn intern_range(&mut self, s: StrRef, range: std::ops::Range<usize>) -> StrRef {
+        let bytes = &self.strings.get(s.0).bytes[range.clone()];
+        if bytes.len() <= MAX_SHORT_LEN {
+            if let Some(&i) = self.interned.get(bytes) {
+                return StrRef(i, 0);
+            }
+        }
+        let subject = self.str_rc(s);
+        self.intern(&subject[range])
     }
 
     pub fn str_value(&mut self, bytes: &[u8]) -> Value {

@@ -272,6 +272,14 @@ pub fn arg(vm: &Vm, base: usize, nargs: usize, i: usize) -> Value {
 }
 
 pub fn arg_error(vm: &mut Vm, i: usize, fname: &str, msg: &str) -> LuaError {
+    // Called by a generic `for` as its iterator, it is "for iterator".
+    if !vm.builtin_from_rust && vm.current_op_is_for_iterator() {
+        return vm.rt_error(format!(
+            "bad argument #{} to 'for iterator' ({})",
+            i + 1,
+            msg
+        ));
+    }
     // Called by a library function (`pcall(table.insert, …)`), the
     // function has no name in Lua code: lua5.4 then names it by where
     // `package.loaded` holds it (`'table.insert'`).
@@ -303,8 +311,26 @@ pub fn check_table(vm: &mut Vm, base: usize, nargs: usize, i: usize, f: &str) ->
     }
 }
 
+#[inline]
 pub fn check_int(vm: &mut Vm, base: usize, nargs: usize, i: usize, f: &str) -> LResult<i64> {
-    let v = arg(vm, base, nargs, i);
+    match arg(vm, base, nargs, i) {
+        Value::Int(n) => Ok(n),
+        v => check_int_slow(vm, base, nargs, i, f, v),
+    }
+}
+
+/// [`check_int`] of anything but an integer: a conversion or an error,
+/// kept out of line so that the integer case inlines into its callers.
+#[cold]
+#[inline(never)]
+fn check_int_slow(
+    vm: &mut Vm,
+    base: usize,
+    nargs: usize,
+    i: usize,
+    f: &str,
+    v: Value,
+) -> LResult<i64> {
     match v {
         Value::Int(n) => Ok(n),
         Value::Float(x) => match float_to_int_exact(x) {
@@ -330,6 +356,7 @@ pub fn check_int(vm: &mut Vm, base: usize, nargs: usize, i: usize, f: &str) -> L
     }
 }
 
+#[inline]
 pub fn opt_int(vm: &mut Vm, base: usize, nargs: usize, i: usize, f: &str, d: i64) -> LResult<i64> {
     if matches!(arg(vm, base, nargs, i), Value::Nil) {
         Ok(d)
@@ -396,6 +423,22 @@ pub fn check_str_shared(
     check_str(vm, base, nargs, i, f).map(std::rc::Rc::from)
 }
 
+/// A string argument as the heap's own string, its length charged as
+/// [`check_str_shared`] charges it: no handle to clone and drop, for the
+/// string functions called once per character (`s:sub(i, i)`,
+/// `s:byte(i)`). `None` for any other value, which the caller hands to
+/// [`check_str_shared`] (numbers are converted there, the rest refused).
+fn str_arg(vm: &mut Vm, base: usize, nargs: usize, i: usize) -> LResult<Option<StrRef>> {
+    match arg(vm, base, nargs, i) {
+        Value::Str(s) => {
+            let len = vm.heap.str_bytes(s).len();
+            vm.charge_bytes(len)?;
+            Ok(Some(s))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// `tostring(v)`, honouring `__tostring` and `__name`.
 pub fn tostring(vm: &mut Vm, v: Value) -> LResult<Vec<u8>> {
     let mut out = Vec::new();
@@ -452,7 +495,7 @@ fn base_next(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> 
     match vm.heap.table(t).next(k) {
         Ok(Some((k, v))) => vm.rets(base + nargs, &[k, v]),
         Ok(None) => vm.rets(base + nargs, &[Value::Nil]),
-        Err(()) => Err(vm.rt_error("invalid key to 'next'")),
+        Err(()) => Err(vm.core_error("invalid key to 'next'")),
     }
 }
 
@@ -479,14 +522,10 @@ fn base_pairs(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)>
         r?;
         return Ok((at, 3));
     }
-    if !matches!(v, Value::Table(_)) {
-        let got = type_name_for_arg(vm, base, nargs, 0);
-        return Err(arg_error(
-            vm,
-            0,
-            "pairs",
-            &format!("table expected, got {got}"),
-        ));
+    // Any value, as lua5.4: `next` refuses a non-table when the loop
+    // calls it ("bad argument #1 to 'for iterator'"), not `pairs`.
+    if nargs == 0 {
+        return Err(arg_error(vm, 0, "pairs", "value expected"));
     }
     vm.rets(base + nargs, &[Value::Builtin(NEXT_ID), v, Value::Nil])
 }
@@ -733,9 +772,14 @@ fn base_xpcall(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)
 fn base_setmetatable(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     let t = check_table(vm, base, nargs, 0, "setmetatable")?;
     let m = match arg(vm, base, nargs, 1) {
-        Value::Nil => None,
+        // A missing metatable is not nil to lua5.4 ("got no value").
+        Value::Nil if nargs > 1 => None,
         Value::Table(m) => Some(m),
-        _ => return Err(arg_error(vm, 1, "setmetatable", "nil or table expected")),
+        _ => {
+            let got = type_name_for_arg(vm, base, nargs, 1);
+            let msg = format!("nil or table expected, got {got}");
+            return Err(arg_error(vm, 1, "setmetatable", &msg));
+        }
     };
     if let Some(old) = vm.heap.table(t).meta {
         let k = vm.event_name(Event::Metatable);
@@ -748,6 +792,9 @@ fn base_setmetatable(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, 
 }
 
 fn base_getmetatable(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    if nargs == 0 {
+        return Err(arg_error(vm, 0, "getmetatable", "value expected"));
+    }
     let v = arg(vm, base, nargs, 0);
     let r = match vm.metatable(v) {
         None => Value::Nil,
@@ -766,12 +813,20 @@ fn base_getmetatable(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, 
 
 fn base_rawget(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     let t = check_table(vm, base, nargs, 0, "rawget")?;
+    if nargs < 2 {
+        return Err(arg_error(vm, 1, "rawget", "value expected"));
+    }
     let v = vm.heap.table(t).get(arg(vm, base, nargs, 1));
     vm.rets(base + nargs, &[v])
 }
 
 fn base_rawset(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     let t = check_table(vm, base, nargs, 0, "rawset")?;
+    for i in [1, 2] {
+        if nargs <= i {
+            return Err(arg_error(vm, i, "rawset", "value expected"));
+        }
+    }
     let (k, v) = (arg(vm, base, nargs, 1), arg(vm, base, nargs, 2));
     vm.raw_set(t, k, v)?;
     Ok((base, 1))
@@ -1555,9 +1610,21 @@ fn str_range(len: usize, i: i64, j: i64) -> (usize, usize) {
     }
 }
 
+/// `string.sub(s, i [, j])`: `i` is required, as in lua5.4 (`s:sub()` is
+/// "bad argument #2"; found by the differential fuzzer once it called
+/// `string.sub`).
 fn str_sub(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    // A string subject (the common case) is cut from the heap's copy.
+    if let Some(s) = str_arg(vm, base, nargs, 0)? {
+        let len = vm.heap.str_bytes(s).len();
+        let i = check_int(vm, base, nargs, 1, "sub")?;
+        let j = opt_int(vm, base, nargs, 2, "sub", -1)?;
+        let (a, b) = str_range(len, i, j);
+        let v = Value::Str(vm.heap.intern_range(s, a..b));
+        return vm.rets(base + nargs, &[v]);
+    }
     let s = check_str_shared(vm, base, nargs, 0, "sub")?;
-    let i = opt_int(vm, base, nargs, 1, "sub", 1)?;
+    let i = check_int(vm, base, nargs, 1, "sub")?;
     let j = opt_int(vm, base, nargs, 2, "sub", -1)?;
     let (a, b) = str_range(s.len(), i, j);
     let v = vm.heap.str_value(&s[a..b]);
@@ -1565,6 +1632,10 @@ fn str_sub(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
 }
 
 fn str_len(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    if let Some(s) = str_arg(vm, base, nargs, 0)? {
+        let len = vm.heap.str_bytes(s).len();
+        return vm.rets(base + nargs, &[Value::Int(len as i64)]);
+    }
     let s = check_str_shared(vm, base, nargs, 0, "len")?;
     vm.rets(base + nargs, &[Value::Int(s.len() as i64)])
 }
@@ -1602,6 +1673,20 @@ fn str_rep(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
 }
 
 fn str_byte(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    // A string subject (the common case): no handle; one byte (the most
+    // common) without a vector either.
+    if let Some(s) = str_arg(vm, base, nargs, 0)? {
+        let len = vm.heap.str_bytes(s).len();
+        let i = opt_int(vm, base, nargs, 1, "byte", 1)?;
+        let j = opt_int(vm, base, nargs, 2, "byte", i)?;
+        let (a, b) = str_range(len, i, j);
+        let bytes = &vm.heap.str_bytes(s)[a..b];
+        if let [c] = *bytes {
+            return vm.rets(base + nargs, &[Value::Int(i64::from(c))]);
+        }
+        let vals: Vec<Value> = bytes.iter().map(|&c| Value::Int(i64::from(c))).collect();
+        return vm.rets(base + nargs, &vals);
+    }
     let s = check_str_shared(vm, base, nargs, 0, "byte")?;
     let i = opt_int(vm, base, nargs, 1, "byte", 1)?;
     let j = opt_int(vm, base, nargs, 2, "byte", i)?;
@@ -1820,10 +1905,11 @@ math_f1!(math_rad, "rad", |x| x * (std::f64::consts::PI / 180.0));
 
 fn math_atan(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     let y = check_float(vm, base, nargs, 0, "atan")?;
-    let x = if nargs >= 2 {
-        check_float(vm, base, nargs, 1, "atan")?
-    } else {
+    // `x` is optional, nil included (lua5.4's luaL_optnumber).
+    let x = if matches!(arg(vm, base, nargs, 1), Value::Nil) {
         1.0
+    } else {
+        check_float(vm, base, nargs, 1, "atan")?
     };
     vm.rets(base + nargs, &[Value::Float(y.atan2(x))])
 }
@@ -1874,6 +1960,11 @@ fn math_fmod(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> 
 }
 
 fn math_modf(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    // An integer is its own integral part, kept as it is (a float would
+    // round math.maxinteger), as in lua5.4.
+    if let Value::Int(n) = arg(vm, base, nargs, 0) {
+        return vm.rets(base + nargs, &[Value::Int(n), Value::Float(0.0)]);
+    }
     let x = check_float(vm, base, nargs, 0, "modf")?;
     let ip = if x.is_infinite() { x } else { x.trunc() };
     let frac = if x.is_infinite() { 0.0 } else { x - ip };

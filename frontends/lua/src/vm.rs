@@ -362,6 +362,19 @@ impl Vm {
         }
     }
 
+    /// An error the core raises on an operation (lua5.4's `luaG_runerror`:
+    /// a type error, a comparison, a division by zero): positioned at the
+    /// running Lua line, or at none while a library function runs, whose
+    /// operations on its arguments (`table.unpack(5)` taking a length) have
+    /// no line in lua5.4.
+    pub fn core_error(&mut self, msg: impl AsRef<str>) -> LuaError {
+        if self.in_builtin {
+            self.plain_error(msg.as_ref())
+        } else {
+            self.rt_error(msg)
+        }
+    }
+
     /// An error with a plain message and no position.
     pub fn plain_error(&mut self, msg: &str) -> LuaError {
         let v = self.heap.str_value(msg.as_bytes());
@@ -509,7 +522,7 @@ impl Vm {
     fn type_error(&mut self, v: Value, what: &str, reg: Option<u8>) -> LuaError {
         let info = reg.map(|r| self.var_info(r)).unwrap_or_default();
         let tn = self.type_name_meta(v);
-        self.rt_error(format!("attempt to {what} a {tn} value{info}"))
+        self.core_error(format!("attempt to {what} a {tn} value{info}"))
     }
 
     /// A value's type name, honouring `__name` in its metatable.
@@ -794,7 +807,7 @@ impl Vm {
                                 let name =
                                     String::from_utf8_lossy(self.heap.str_bytes(s)).into_owned();
                                 let tn = self.type_name_meta(t);
-                                e = self.rt_error(format!(
+                                e = self.core_error(format!(
                                     "attempt to index a {tn} value (field '{name}')"
                                 ));
                             }
@@ -910,11 +923,7 @@ impl Vm {
             Value::Float(f) if f.is_nan() => "table index is NaN",
             _ => return self.table_set(t, k, v),
         };
-        Err(if self.in_builtin {
-            self.plain_error(msg)
-        } else {
-            self.rt_error(msg)
-        })
+        Err(self.core_error(msg))
     }
 
     // ---------- calls ----------
@@ -982,6 +991,18 @@ impl Vm {
 
     /// Whether the running Lua frame's current instruction is a call (a
     /// library function it called may let a yield cross it).
+    /// Whether the running Lua frame's current instruction is a generic
+    /// `for`'s call of its iterator (lua5.4 names the callee "for
+    /// iterator" in argument errors).
+    pub(crate) fn current_op_is_for_iterator(&self) -> bool {
+        use crate::bytecode::Op;
+        self.frames.last().is_some_and(|fr| {
+            fr.pc
+                .checked_sub(1)
+                .is_some_and(|i| matches!(self.frame_proto(fr).code.get(i), Some(Op::TForCall(..))))
+        })
+    }
+
     pub(crate) fn current_op_is_call(&self) -> bool {
         use crate::bytecode::Op;
         self.frames.last().is_some_and(|fr| {
@@ -1069,11 +1090,7 @@ impl Vm {
         self.c_depth += 1;
         if self.c_depth + self.protected > MAX_C_DEPTH {
             self.c_depth -= 1;
-            return Err(if self.in_builtin {
-                self.plain_error("C stack overflow")
-            } else {
-                self.rt_error("C stack overflow")
-            });
+            return Err(self.core_error("C stack overflow"));
         }
         let r = self.call_at_inner(func, nargs, want);
         self.c_depth -= 1;
@@ -1263,8 +1280,8 @@ impl Vm {
     fn arith_num(&mut self, ev: Event, x: Value, y: Value) -> LResult<Value> {
         match arith_numbers(ev, x, y) {
             Some(v) => Ok(v),
-            None if ev == Event::Mod => Err(self.rt_error("attempt to perform 'n%0'")),
-            None => Err(self.rt_error("attempt to divide by zero")),
+            None if ev == Event::Mod => Err(self.core_error("attempt to perform 'n%0'")),
+            None => Err(self.core_error("attempt to divide by zero")),
         }
     }
 
@@ -1413,9 +1430,9 @@ impl Vm {
         }
         let (t1, t2) = (self.type_name_meta(x), self.type_name_meta(y));
         if t1 == t2 {
-            Err(self.rt_error(format!("attempt to compare two {t1} values")))
+            Err(self.core_error(format!("attempt to compare two {t1} values")))
         } else {
-            Err(self.rt_error(format!("attempt to compare {t1} with {t2}")))
+            Err(self.core_error(format!("attempt to compare {t1} with {t2}")))
         }
     }
 
@@ -2684,7 +2701,8 @@ impl Vm {
                                 Ok(None) => self.stack[ra + 4] = Value::Nil,
                                 Err(()) => {
                                     self.save_pc(pc);
-                                    fail!(self.rt_error("invalid key to 'next'"));
+                                    // Raised inside `next`: no position.
+                                    fail!(self.plain_error("invalid key to 'next'"));
                                 }
                             }
                             for i in 2..c as usize {

@@ -269,6 +269,23 @@ const SNIPPETS: &[&str] = &[
     // `assert` of a true value with at most one result wanted runs inline
     // in the hot loop (vm/hot.rs); failures, more results, no argument
     // and a replaced `assert` take the ordinary call.
+    // `string.sub` needs its start (found by vssa-fuzz --target lua once
+    // it called string.sub); `sub`/`byte`/`len` of a string subject take
+    // the heap's bytes in place, of a number the converted copy.
+    "local s = 'hello' print(pcall(string.sub, s), pcall(string.sub, s, nil), pcall(string.sub, 12), pcall(string.sub, {}, 1), pcall(string.byte, nil)) print(s:sub(2), s:sub(-3, -2), s:sub(4, 2), s:byte(-1), s:byte(10), s:byte(2, 4), select('#', s:byte(4, 2)), #s, s:len(), string.sub(12345, 2, 3), string.byte(12, 2), string.len(1.5)) local n = 0 for i = 1, #s do n = n + s:byte(i) + #s:sub(i, i) end print(n, s:sub(1, 1) == 'h', s:sub(0, 0) == '')",
+    // An operation inside a library function (`table.unpack` taking the
+    // length of its argument) fails without a position, as lua5.4's core
+    // errors name only a running Lua function's line; the same operation
+    // in Lua code keeps it.
+    "print(pcall(function() return table.unpack(5) end)) print(pcall(function() return table.unpack(true, 1, 2) end)) print(pcall(function() local t = setmetatable({}, {__len = function() return #nil end}) return table.unpack(t) end)) print(pcall(function() return #5 end)) print(pcall(function() return 1 // 0 end)) print(pcall(function() return {} < {} end)) print(pcall(function() return table.concat({1, {}}) end)) print(pcall(function() return rawset({}, nil, 1) end))",
+    // Found once the fuzz target called them: `math.modf` keeps an
+    // integer; `rawget`/`rawset` need their key (and value); `next` with
+    // a key not in the table fails inside `next`, without a position.
+    "print(math.modf(5), math.modf(math.maxinteger), math.modf(math.mininteger), math.modf(-2.5), math.modf('7'), math.modf(1/0)) print(pcall(rawget, {})) print(pcall(rawget, {}, nil)) print(pcall(rawset, {}, 1)) print(pcall(rawset, {})) print(select('#', rawset({}, 1, nil))) print(pcall(function() return next({}, 'x') end)) print(pcall(next, {}, 'x')) print(pcall(function() for k in next, {}, 'x' do end end))",
+    // `pairs` takes any value (the loop's `next` refuses it, named "for
+    // iterator"); `setmetatable`'s "got" and a missing metatable;
+    // `getmetatable()`; `math.atan(y, nil)`.
+    "print(select('#', pairs(5)), select(2, pairs(5))) print(pcall(pairs)) print(pcall(function() for k in pairs(5) do end end)) print(pcall(function() for k in next, true do end end)) print(pcall(function() for i in ipairs(5) do end end)) print(pcall(setmetatable, {}, true)) print(pcall(setmetatable, {})) print(pcall(getmetatable)) print(math.atan(1, nil) == math.atan(1), pcall(math.atan, 1, 'x'))",
     "local n = 0 for i = 1, 30 do assert(i) n = n + assert(i, 'msg') local a, b = assert(i, 'two') n = n + #b + a end print(n) print(pcall(assert, false)) print(pcall(assert, nil, 'boom')) print(pcall(assert)) print(select('#', assert(1, 2, 3)), assert(0.0, nil)) for i = 1, 3 do print(pcall(function() assert(i < 3, 'small ' .. i) return assert(i) end)) end local old = assert assert = function(...) return 'mine', ... end print(assert(false)) assert = old print(assert('back'))",
 ];
 
