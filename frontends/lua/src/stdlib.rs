@@ -873,10 +873,32 @@ fn base_collectgarbage(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize
 }
 
 /// `load(chunk [, chunkname])` of a string.
+/// An optional string argument (`luaL_optstring`): nil or absent is
+/// `None`, a number its text, anything else an argument error.
+fn opt_str(vm: &mut Vm, base: usize, nargs: usize, i: usize, f: &str) -> LResult<Option<Vec<u8>>> {
+    let v = arg(vm, base, nargs, i);
+    if matches!(v, Value::Nil) {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    if vm.concat_piece(v, &mut out) {
+        return Ok(Some(out));
+    }
+    let got = type_name_for_arg(vm, base, nargs, i);
+    Err(arg_error(vm, i, f, &format!("string expected, got {got}")))
+}
+
 fn base_load(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     let chunk = arg(vm, base, nargs, 0);
+    // lua5.4's order: the mode (#3), the chunk name (#2), then the chunk.
+    let mode = opt_str(vm, base, nargs, 2, "load")?.unwrap_or_else(|| b"bt".to_vec());
+    let given_name = opt_str(vm, base, nargs, 1, "load")?;
+    // A string, or a number as its text (lua5.4's `lua_tolstring`), is
+    // the source; otherwise a reader function gives it.
+    let mut text = Vec::new();
+    let is_text = vm.concat_piece(chunk, &mut text);
     let src = match chunk {
-        Value::Str(s) => vm.heap.str_bytes(s).to_vec(),
+        _ if is_text => text,
         // A reader's error is load's error message.
         Value::Func(_) | Value::Builtin(_) => match read_pieces(vm, chunk) {
             Ok(src) => src,
@@ -885,32 +907,21 @@ fn base_load(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> 
         },
         _ => {
             let got = type_name_for_arg(vm, base, nargs, 0);
-            return Err(arg_error(
-                vm,
-                0,
-                "load",
-                &format!("string expected, got {got}"),
-            ));
+            let msg = format!("function expected, got {got}");
+            return Err(arg_error(vm, 0, "load", &msg));
         }
     };
     // The name shown in messages, and the chunkname as given (`source`).
-    let (name, chunk_name) = match arg(vm, base, nargs, 1) {
-        Value::Str(s) => {
-            let n = vm.heap.str_bytes(s).to_vec();
+    let (name, chunk_name) = match &given_name {
+        Some(n) => {
             let shown = match n.first() {
                 Some(b'=') | Some(b'@') => String::from_utf8_lossy(&n[1..]).into_owned(),
-                _ => chunk_id(&n),
+                _ => chunk_id(n),
             };
-            (shown, String::from_utf8_lossy(&n).into_owned())
+            (shown, String::from_utf8_lossy(n).into_owned())
         }
-        _ if matches!(chunk, Value::Str(_)) => {
-            (chunk_id(&src), String::from_utf8_lossy(&src).into_owned())
-        }
-        _ => ("(load)".to_string(), "=(load)".to_string()),
-    };
-    let mode = match arg(vm, base, nargs, 2) {
-        Value::Str(s) => vm.heap.str_bytes(s).to_vec(),
-        _ => b"bt".to_vec(),
+        None if is_text => (chunk_id(&src), String::from_utf8_lossy(&src).into_owned()),
+        None => ("(load)".to_string(), "=(load)".to_string()),
     };
     let binary = src.first() == Some(&0x1b);
     let refused = if binary && !mode.contains(&b'b') {
@@ -933,9 +944,10 @@ fn base_load(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> 
     // A fourth argument, even nil, is the chunk's environment.
     let env = (nargs >= 4).then(|| vm.stack[base + 3]);
     if binary {
-        let chunkname = match (arg(vm, base, nargs, 1), chunk) {
-            (Value::Str(s), _) | (_, Value::Str(s)) => vm.heap.str_bytes(s).to_vec(),
-            _ => b"=(load)".to_vec(),
+        let chunkname = match given_name {
+            Some(n) => n,
+            None if is_text => src.clone(),
+            None => b"=(load)".to_vec(),
         };
         let r = match crate::dump::load(vm, &src, &chunkname, env) {
             Ok(f) => Value::Func(f),
