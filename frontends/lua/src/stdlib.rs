@@ -460,7 +460,6 @@ pub fn tostring(vm: &mut Vm, v: Value) -> LResult<Vec<u8>> {
     let s = match (v, pointer_of(v)) {
         (Value::Nil, _) => "nil".to_string(),
         (Value::Bool(b), _) => b.to_string(),
-        (Value::Builtin(_), Some(p)) => format!("function: builtin: 0x{p:08x}"),
         (_, Some(p)) => format!("{}: 0x{p:08x}", vm.type_name_meta(v)),
         _ => unreachable!("handled by concat_piece"),
     };
@@ -1419,10 +1418,11 @@ fn table_move(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)>
 }
 
 fn table_pack(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
+    // The array part holds all `n` values, nils too (lua5.4's
+    // `lua_createtable(L, n, 1)`): `#table.pack(nil, x)` is then 2, as
+    // there.
     let mut t = Table::with_capacity(nargs, 1);
-    for i in 0..nargs {
-        t.set_int(i as i64 + 1, vm.stack[base + i]);
-    }
+    t.arr.extend_from_slice(&vm.stack[base..base + nargs]);
     let k = vm.heap.str_value(b"n");
     t.set(k, Value::Int(nargs as i64));
     let t = vm.heap.new_table(t);

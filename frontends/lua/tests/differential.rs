@@ -292,6 +292,9 @@ const SNIPPETS: &[&str] = &[
     // `load`'s arguments as lua5.4 checks them: the mode (#3), the
     // chunk name (#2), then the chunk; a number is a source text.
     "print(load(5)) print(pcall(load)) print(pcall(load, nil)) print(pcall(load, {})) print(pcall(load, 'return 1', {})) print(pcall(load, 'return 1', nil, {})) print(load('return 1', 7)()) print(load('x =', 7)) print(load('return 2', '=n', 5)) print(load(1.5)) print(load('return ...', nil, 't')(4)) print(pcall(load, function() return nil end, {}))",
+    // `table.pack` keeps its nils in the array part (`#` as lua5.4's);
+    // a library function prints as `function: 0x…`, like any function.
+    "print(#table.pack(nil, true), #table.pack(1, nil), #table.pack(), table.pack(nil, nil).n, #table.pack(nil, nil, 3)) local t = table.pack(nil, 2, nil) for k, v in pairs(t) do print(k, v) end print((string.format('%s', print):gsub('0x%x+', '0x?')), (tostring(next):gsub('0x%x+', '0x?')), select('#', table.unpack(table.pack(nil, nil))))",
     "local n = 0 for i = 1, 30 do assert(i) n = n + assert(i, 'msg') local a, b = assert(i, 'two') n = n + #b + a end print(n) print(pcall(assert, false)) print(pcall(assert, nil, 'boom')) print(pcall(assert)) print(select('#', assert(1, 2, 3)), assert(0.0, nil)) for i = 1, 3 do print(pcall(function() assert(i < 3, 'small ' .. i) return assert(i) end)) end local old = assert assert = function(...) return 'mine', ... end print(assert(false)) assert = old print(assert('back'))",
 ];
 
