@@ -656,6 +656,14 @@ impl Table {
     /// `Err(())` if `k` is not a key of the table.
     #[allow(clippy::result_unit_err)]
     pub fn next(&self, k: Value) -> Result<Option<(Value, Value)>, ()> {
+        // lua5.4 compares `next`'s key with the stored ones by exact type,
+        // and a float with an integer value is always stored as that
+        // integer: `next(t, 1.0)` is an invalid key there.
+        if let Value::Float(f) = k {
+            if float_to_int_exact(f).is_some() {
+                return Err(());
+            }
+        }
         let k = norm_key(k);
         let (arr_from, hash_from) = match k {
             Value::Nil => (0, 0),

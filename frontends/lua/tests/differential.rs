@@ -295,6 +295,10 @@ const SNIPPETS: &[&str] = &[
     // `table.pack` keeps its nils in the array part (`#` as lua5.4's);
     // a library function prints as `function: 0x…`, like any function.
     "print(#table.pack(nil, true), #table.pack(1, nil), #table.pack(), table.pack(nil, nil).n, #table.pack(nil, nil, 3)) local t = table.pack(nil, 2, nil) for k, v in pairs(t) do print(k, v) end print((string.format('%s', print):gsub('0x%x+', '0x?')), (tostring(next):gsub('0x%x+', '0x?')), select('#', table.unpack(table.pack(nil, nil))))",
+    // `next` with a float key of integer value is an invalid key in
+    // lua5.4 (keys compared by exact type; such a key is stored as an
+    // integer).
+    "local t = {10, 20, 30, x = 1} print(pcall(next, t, 1.0)) print(pcall(next, t, 2)) print(pcall(next, t, 1.5)) print(pcall(next, {[1.0] = 5}, 1.0)) print(pcall(next, {[1] = 5, [3] = 4}, 3.0)) print(pcall(next, {[1.5] = 2}, 1.5)) print(pcall(next, {[2^63] = 1}, 2^63))",
     "local n = 0 for i = 1, 30 do assert(i) n = n + assert(i, 'msg') local a, b = assert(i, 'two') n = n + #b + a end print(n) print(pcall(assert, false)) print(pcall(assert, nil, 'boom')) print(pcall(assert)) print(select('#', assert(1, 2, 3)), assert(0.0, nil)) for i = 1, 3 do print(pcall(function() assert(i < 3, 'small ' .. i) return assert(i) end)) end local old = assert assert = function(...) return 'mine', ... end print(assert(false)) assert = old print(assert('back'))",
 ];
 
