@@ -129,11 +129,12 @@ impl CompileBudget {
     /// new unit makes moot: units nested in it, whose code the program
     /// stops entering once the new unit's arrives. It does not count
     /// against the new unit, which otherwise would wait behind the very
-    /// compilations it replaces (factor.b: its main loop, wanted 0.3 ms
+    /// compilations it replaces (factor.b: its main loop, wanted 0.2 ms
     /// after a 5 ms loop inside it was sent, waited for that loop's
-    /// compilation and then for the budget). Each unit is superseded at
-    /// most once and by a larger one, so what is not yet repaid stays
-    /// within twice the bound above.
+    /// compilation and then for the budget). What is not yet repaid then
+    /// stays within the bound above plus the estimates of the units under
+    /// way inside the one sent: a nest's inner units, each counted again
+    /// by every enclosing unit sent while it is under way.
     pub fn allows_in_background(
         &mut self,
         size: usize,

@@ -405,6 +405,21 @@ pub fn check_str(vm: &mut Vm, base: usize, nargs: usize, i: usize, f: &str) -> L
     }
 }
 
+/// An optional string argument (`luaL_optstring`): nil or absent is
+/// `None`, a number its text, anything else an argument error.
+fn opt_str(vm: &mut Vm, base: usize, nargs: usize, i: usize, f: &str) -> LResult<Option<Vec<u8>>> {
+    let v = arg(vm, base, nargs, i);
+    if matches!(v, Value::Nil) {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    if vm.concat_piece(v, &mut out) {
+        return Ok(Some(out));
+    }
+    let got = type_name_for_arg(vm, base, nargs, i);
+    Err(arg_error(vm, i, f, &format!("string expected, got {got}")))
+}
+
 /// [`check_str`] without copying a string argument: its bytes shared with
 /// the heap (`s:sub(i, i)` on a long subject is then not a copy of the
 /// whole subject per call); a number is converted as there.
@@ -871,22 +886,8 @@ fn base_collectgarbage(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize
     }
 }
 
-/// `load(chunk [, chunkname])` of a string.
-/// An optional string argument (`luaL_optstring`): nil or absent is
-/// `None`, a number its text, anything else an argument error.
-fn opt_str(vm: &mut Vm, base: usize, nargs: usize, i: usize, f: &str) -> LResult<Option<Vec<u8>>> {
-    let v = arg(vm, base, nargs, i);
-    if matches!(v, Value::Nil) {
-        return Ok(None);
-    }
-    let mut out = Vec::new();
-    if vm.concat_piece(v, &mut out) {
-        return Ok(Some(out));
-    }
-    let got = type_name_for_arg(vm, base, nargs, i);
-    Err(arg_error(vm, i, f, &format!("string expected, got {got}")))
-}
-
+/// `load(chunk [, chunkname [, mode [, env]]])`: the chunk a string (or a
+/// number's text) or a reader function.
 fn base_load(vm: &mut Vm, base: usize, nargs: usize) -> LResult<(usize, usize)> {
     let chunk = arg(vm, base, nargs, 0);
     // lua5.4's order: the mode (#3), the chunk name (#2), then the chunk.

@@ -989,30 +989,27 @@ impl Vm {
         Ok(self.stack[at])
     }
 
+    /// The running Lua frame's current instruction (the one whose
+    /// execution called into the library or a metamethod), if any.
+    fn current_op(&self) -> Option<crate::bytecode::Op> {
+        let fr = self.frames.last()?;
+        let i = fr.pc.checked_sub(1)?;
+        self.frame_proto(fr).code.get(i).copied()
+    }
+
     /// Whether the running Lua frame's current instruction is a call (a
     /// library function it called may let a yield cross it).
+    pub(crate) fn current_op_is_call(&self) -> bool {
+        use crate::bytecode::Op;
+        matches!(self.current_op(), Some(Op::Call(..) | Op::TailCall(..)))
+    }
+
     /// Whether the running Lua frame's current instruction is a generic
     /// `for`'s call of its iterator (lua5.4 names the callee "for
     /// iterator" in argument errors).
     pub(crate) fn current_op_is_for_iterator(&self) -> bool {
         use crate::bytecode::Op;
-        self.frames.last().is_some_and(|fr| {
-            fr.pc
-                .checked_sub(1)
-                .is_some_and(|i| matches!(self.frame_proto(fr).code.get(i), Some(Op::TForCall(..))))
-        })
-    }
-
-    pub(crate) fn current_op_is_call(&self) -> bool {
-        use crate::bytecode::Op;
-        self.frames.last().is_some_and(|fr| {
-            fr.pc.checked_sub(1).is_some_and(|i| {
-                matches!(
-                    self.frame_proto(fr).code.get(i),
-                    Some(Op::Call(..) | Op::TailCall(..))
-                )
-            })
-        })
+        matches!(self.current_op(), Some(Op::TForCall(..)))
     }
 
     /// Whether a call of `f` made now is a metamethod of the running Lua
@@ -1030,14 +1027,7 @@ impl Vm {
         if self.in_builtin {
             return false;
         }
-        let Some(fr) = self.frames.last() else {
-            return false;
-        };
-        let Some(op) = fr
-            .pc
-            .checked_sub(1)
-            .and_then(|i| self.frame_proto(fr).code.get(i))
-        else {
+        let Some(op) = self.current_op() else {
             return false;
         };
         matches!(
